@@ -1,0 +1,25 @@
+"""Shared fixtures: the real files pydicom's wheel ships (never downloaded, see FACTS)."""
+
+import pathlib
+
+import pydicom
+import pytest
+
+TEST_FILES_DIR = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def bundled_dicom_files():
+    """Every file under pydicom/data/test_files, sorted by name (DICOM or not)."""
+    return sorted(p for p in TEST_FILES_DIR.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def test_files_dir():
+    return TEST_FILES_DIR
+
+
+def bundled(name):
+    """Path of one bundled test file by its name relative to test_files."""
+    path = TEST_FILES_DIR / name
+    assert path.is_file(), f"pydicom's wheel no longer ships {name}"
+    return path
