@@ -4,6 +4,7 @@ Members are stored, not deflated: DICOM pixel data compresses poorly with deflat
 keeps the archive's cost close to a plain copy. ZIP64 is used automatically past 4 GiB.
 """
 
+import os
 import shutil
 import zipfile
 
@@ -15,8 +16,9 @@ class ZipWriter:
 
     Parameters
     ----------
-    path : str
-        Where the archive is written; an existing file is replaced.
+    path : str or file-like
+        Where the archive is written (an existing file is replaced), or a writable stream such as
+        :class:`ChunkSink`, which zipfile treats as unseekable (sizes go in data descriptors).
 
     Examples
     --------
@@ -25,7 +27,6 @@ class ZipWriter:
     """
 
     def __init__(self, path):
-        self.path = path
         self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._names = set()
 
@@ -66,3 +67,56 @@ class ZipWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ChunkSink:
+    """A write-only stream that lands in numbered files, so a ZIP can leave MEMFS as it grows.
+
+    The worker moves each finished chunk to the page (which keeps them as Blob parts) and deletes
+    it, so neither the wasm heap nor MEMFS ever holds the whole archive.
+
+    Parameters
+    ----------
+    directory : str
+        Where chunk files are written; created if missing.
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self._position = 0
+        self._count = 0
+        self._pending = []
+        self._current = None
+
+    def write(self, data):
+        if self._current is None:
+            self._count += 1
+            path = os.path.join(self.directory, f"chunk-{self._count:06d}")
+            self._current = open(path, "wb")
+            self._pending.append(path)
+        self._current.write(data)
+        self._position += len(data)
+        return len(data)
+
+    def tell(self):
+        return self._position
+
+    def seek(self, *args):
+        raise OSError("a ChunkSink cannot seek")
+
+    def flush(self):
+        pass
+
+    def take_chunks(self):
+        """Close the current chunk and return the paths of all chunks not yet taken, in order."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+        taken, self._pending = self._pending, []
+        return taken
+
+    def close(self):
+        if self._current is not None:
+            self._current.close()
+            self._current = None

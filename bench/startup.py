@@ -1,0 +1,71 @@
+"""Navigation → Python ready in Chromium, cold (empty profile) and warm (same profile, reload).
+
+    python bench/startup.py [--runs 5]
+
+Serves dist/ with build.py's server and prints the median of each; no timed assertions.
+"""
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from conftest import CHROMIUM_FLAGS, chromium_path, free_port  # noqa: E402
+
+
+def ready_ms(page, url):
+    page.goto(url)
+    # wait_for_function would evaluate a string, which the page's policy rightly refuses.
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    ready, phases = page.evaluate("[window.dcmstudioReadyAt, window.dcmstudioPhaseTimings]")
+    print(f"  ready at {ready:.0f} ms; worker phases began at (ms since worker start): {phases}")
+    return ready
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", str(port)],
+                              cwd=ROOT, env={**os.environ, "DCMSTUDIO_QUIET": "1"}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    from playwright.sync_api import sync_playwright
+    cold, warm = [], []
+    try:
+        with sync_playwright() as p:
+            for _ in range(args.runs):
+                profile = tempfile.mkdtemp(prefix="dcmstudio-bench-")
+                context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(),
+                                                               args=CHROMIUM_FLAGS)
+                page = context.new_page()
+                cold.append(ready_ms(page, url))
+                page.close()
+                page = context.new_page()
+                warm.append(ready_ms(page, url))
+                context.close()
+                shutil.rmtree(profile, ignore_errors=True)
+    finally:
+        server.terminate()
+    print(f"navigation → Python ready, median of {args.runs}: cold {statistics.median(cold) / 1000:.2f} s, "
+          f"warm {statistics.median(warm) / 1000:.2f} s")
+    print("cold runs (ms):", [round(x) for x in cold])
+    print("warm runs (ms):", [round(x) for x in warm])
+
+
+if __name__ == "__main__":
+    main()

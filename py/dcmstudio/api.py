@@ -1,0 +1,183 @@
+"""The one boundary between the page's web worker and dcmstudio.
+
+The worker calls :func:`call` only, with a function name and JSON arguments, and gets JSON back:
+``{"ok": true, ...}`` or ``{"ok": false, "error": {"type", "message", "file"}}``. Nothing raises
+across the boundary. Large data never crosses it as Python objects: inputs and outputs are paths in
+the worker's in-memory file system (MEMFS), which the worker reads and writes on its side (FACTS.md:
+buffers above 2 GiB of the wasm heap come back corrupt through ``to_js``).
+
+A result may name files for the page to download:
+
+- ``"outputs": [{"path", "name", "mime"}]`` — whole files, moved to the page and deleted here;
+- ``"chunks": [{"path", "name", "mime", "final"}]`` — successive pieces of one download being
+  streamed (a ZIP written file by file), so it never sits whole in memory.
+"""
+
+import functools
+import itertools
+import json
+import os
+
+from . import catalog, inspector, jobs
+from .errors import DicomStudioError
+
+_ENDPOINTS = {}
+_TREE_CACHE_SIZE = 8
+
+
+def endpoint(function):
+    """Make ``function`` callable from the worker under its own name."""
+    _ENDPOINTS[function.__name__] = function
+    return function
+
+
+def call(name, args_json):
+    """Run the endpoint ``name`` with the JSON object ``args_json``; return a JSON result.
+
+    Parameters
+    ----------
+    name : str
+        An endpoint of this module.
+    args_json : str
+        The keyword arguments, as a JSON object.
+
+    Returns
+    -------
+    str
+        ``{"ok": true, ...}`` with the endpoint's result, or ``{"ok": false, "error": {...}}``.
+    """
+    args = {}
+    try:
+        args = json.loads(args_json) if args_json else {}
+        function = _ENDPOINTS.get(name)
+        if function is None:
+            raise DicomStudioError(f"the page asked for '{name}', which this version of dcmstudio does not have")
+        result = function(**args)
+        return json.dumps({"ok": True, **(result or {})})
+    except DicomStudioError as exc:
+        return _error(type(exc).__name__, exc.message, exc.file or args.get("name"))
+    except KeyboardInterrupt:
+        return _error("Cancelled", "Cancelled.", args.get("name"))
+    except MemoryError:
+        return _error("MemoryError", "The browser tab ran out of memory for this file; close other tabs "
+                      "or process fewer files at once.", args.get("name"))
+    except Exception as exc:  # the boundary must answer, whatever went wrong underneath
+        return _error("InternalError", f"dcmstudio failed unexpectedly in {name}: "
+                      f"{exc.__class__.__name__}: {exc}", args.get("name"))
+
+
+def _error(kind, message, file):
+    return json.dumps({"ok": False, "error": {"type": kind, "message": message, "file": file}})
+
+
+# ---- Loaded files ------------------------------------------------------------------------------
+
+@endpoint
+def describe(path, name):
+    """Header summary of one loaded file for the grouped file list (see :mod:`dcmstudio.catalog`)."""
+    try:
+        return {"dicom": True, **catalog.describe_file(path, name)}
+    except DicomStudioError as exc:
+        # A skipped file is a normal answer, not a failure: the page lists it with the reason.
+        return {"dicom": False, "name": name, "reason": exc.message, "size": os.path.getsize(path)}
+
+
+@endpoint
+def forget(paths):
+    """Drop what is cached for files the page has removed."""
+    for path in paths:
+        for key in [k for k in _trees if k[0] == path]:
+            del _trees[key]
+    return {}
+
+
+# ---- Inspect -----------------------------------------------------------------------------------
+
+_trees = {}
+
+
+def _tree(path, name):
+    """The element tree of a file, from a small cache so that searching does not re-read it."""
+    key = (path, os.path.getmtime(path))
+    if key not in _trees:
+        if len(_trees) >= _TREE_CACHE_SIZE:
+            del _trees[next(iter(_trees))]
+        _trees[key] = inspector.element_tree(path, name)
+    return _trees[key]
+
+
+@endpoint
+def tree(path, name):
+    """The full element tree of one file (see :func:`dcmstudio.inspector.element_tree`)."""
+    return {"tree": _tree(path, name)}
+
+
+@endpoint
+def search(path, name, query):
+    """Ids of the nodes matching ``query`` and of the items that must open to show them."""
+    return inspector.search(_tree(path, name), query)
+
+
+_output_counter = itertools.count(1)
+
+
+def output_path(name):
+    """A fresh MEMFS path for an output the worker will move to the page."""
+    return os.path.join("/out" if os.path.isdir("/out") else _scratch_dir(), f"{next(_output_counter)}-{name}")
+
+
+@functools.lru_cache(maxsize=1)
+def _scratch_dir():
+    import tempfile
+    return tempfile.mkdtemp(prefix="dcmstudio-out-")
+
+
+def _stem(name):
+    return os.path.splitext(os.path.basename(name))[0] or "file"
+
+
+@endpoint
+def export_text(path, name):
+    """The dump of one file as a text download."""
+    out_name = f"{_stem(name)}_dump.txt"
+    out = output_path(out_name)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(inspector.dump_text(path, name))
+    return {"outputs": [{"path": out, "name": out_name, "mime": "text/plain;charset=utf-8"}]}
+
+
+@endpoint
+def export_json(path, name):
+    """The DICOM JSON model (PS3.18 Annex F) of one file as a download."""
+    out_name = f"{_stem(name)}.json"
+    out = output_path(out_name)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(inspector.dicom_json(path, name))
+    return {"outputs": [{"path": out, "name": out_name, "mime": "application/dicom+json"}]}
+
+
+# ---- Long tasks ----------------------------------------------------------------------------------
+
+@endpoint
+def job_start(kind, options, count):
+    """Start a long task of ``kind`` (see :mod:`dcmstudio.jobs`) over ``count`` items."""
+    return {"job": jobs.start(kind, options, count, output_path)}
+
+
+@endpoint
+def job_step(job, item):
+    """Process one item of a started task."""
+    return jobs.step(job, item)
+
+
+@endpoint
+def job_finish(job):
+    """Finish a task: its last pieces of output and its report."""
+    return jobs.finish(job)
+
+
+@endpoint
+def job_cancel(job):
+    """Abandon a task and delete what it wrote."""
+    jobs.cancel(job)
+    return {}

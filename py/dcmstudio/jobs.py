@@ -1,0 +1,107 @@
+"""Long tasks run step by step, so the worker can report progress and cancel between steps.
+
+A task kind is a class registered with :func:`register`; it is created with its options, handed one
+item at a time (usually one loaded file), then finished. Its results are plain dicts; downloads
+are named by path (see :mod:`dcmstudio.api`).
+"""
+
+import itertools
+import os
+import shutil
+
+from .archive import ChunkSink, ZipWriter
+from .errors import DicomStudioError
+
+_KINDS = {}
+_running = {}
+_ids = itertools.count(1)
+
+
+def register(kind):
+    """Class decorator: make a task class available to the page under ``kind``."""
+    def decorate(cls):
+        _KINDS[kind] = cls
+        return cls
+    return decorate
+
+
+class Job:
+    """Base of task kinds: holds the options and a scratch folder for outputs.
+
+    Subclasses implement ``step(item) -> dict`` and may override ``finish() -> dict``.
+    """
+
+    def __init__(self, options, count, scratch):
+        self.options = options
+        self.count = count
+        self.scratch = scratch
+        self.index = 0
+
+    def step(self, item):
+        raise NotImplementedError
+
+    def finish(self):
+        return {}
+
+    def cancel(self):
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class ZipJob(Job):
+    """A task whose output is one ZIP, streamed to the page member by member."""
+
+    zip_name = "output.zip"
+
+    def __init__(self, options, count, scratch):
+        super().__init__(options, count, scratch)
+        self.sink = ChunkSink(os.path.join(scratch, "zip"))
+        self.zip = ZipWriter(self.sink)
+
+    def chunks(self, final=False):
+        """The ZIP's pieces written since the last call, for the worker to move to the page."""
+        paths = self.sink.take_chunks()
+        return [{"path": p, "name": self.zip_name, "mime": "application/zip",
+                 "final": final and i == len(paths) - 1} for i, p in enumerate(paths)]
+
+    def finish_zip(self):
+        self.zip.close()
+        return self.chunks(final=True)
+
+
+def start(kind, options, count, output_path):
+    """Create a task; return its id."""
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise DicomStudioError(f"there is no task called '{kind}'")
+    job_id = next(_ids)
+    scratch = output_path(f"job{job_id}")
+    os.makedirs(scratch, exist_ok=True)
+    _running[job_id] = cls(options, count, scratch)
+    return job_id
+
+
+def _job(job_id):
+    job = _running.get(job_id)
+    if job is None:
+        raise DicomStudioError(f"task {job_id} is not running (it finished or was cancelled)")
+    return job
+
+
+def step(job_id, item):
+    job = _job(job_id)
+    result = job.step(item)
+    job.index += 1
+    return result
+
+
+def finish(job_id):
+    job = _running.pop(job_id, None)
+    if job is None:
+        raise DicomStudioError(f"task {job_id} is not running (it finished or was cancelled)")
+    return job.finish()
+
+
+def cancel(job_id):
+    job = _running.pop(job_id, None)
+    if job is not None:
+        job.cancel()

@@ -1,0 +1,173 @@
+// The loaded files, grouped patient → study → series → instance, and the skipped ones with why.
+// Selecting a row makes it the scope of every workbench.
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+const byNumberThenName = (a, b) =>
+  (a.instance.number ?? Infinity) - (b.instance.number ?? Infinity) || a.name.localeCompare(b.name);
+
+function formatDate(da) {
+  return /^\d{8}$/.test(da || "") ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : da || "";
+}
+
+function formatSize(bytes) {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+}
+
+export class FileList {
+  constructor(treeRoot, skippedRoot, onSelect) {
+    this.treeRoot = treeRoot;
+    this.skippedRoot = skippedRoot;
+    this.onSelect = onSelect;
+    this.files = new Map(); // key → described DICOM file
+    this.skipped = [];
+    this.counter = 0;
+    this.selectedRow = null;
+    this.collapsed = new Set();
+  }
+
+  newKey() {
+    return `f${++this.counter}`;
+  }
+
+  count() {
+    return this.files.size;
+  }
+
+  get(key) {
+    return this.files.get(key);
+  }
+
+  add(described, batch) {
+    const sources = new Map(batch.map((b) => [b.key, b.file]));
+    for (const d of described) {
+      if (d.ok && d.dicom) {
+        this.files.set(d.key, { ...d, path: `/in/${d.key}`, file: sources.get(d.key) });
+      } else {
+        const reason = d.ok ? d.reason : d.error.message;
+        this.skipped.push({ name: d.name || sources.get(d.key)?.relpath || d.key, reason });
+      }
+    }
+    this.render();
+    if (!this.selectedRow && this.files.size) this.selectAll();
+  }
+
+  addUnreadable(file, error) {
+    this.skipped.push({ name: file.relpath || file.name, reason: `the browser could not read it (${error.message})` });
+    this.render();
+  }
+
+  // patient → study → series → [files], in a stable display order.
+  groups() {
+    const patients = new Map();
+    for (const f of this.files.values()) {
+      const pKey = `${f.patient.name}\u0000${f.patient.id}`;
+      if (!patients.has(pKey)) patients.set(pKey, { patient: f.patient, studies: new Map() });
+      const studies = patients.get(pKey).studies;
+      if (!studies.has(f.study.uid)) studies.set(f.study.uid, { study: f.study, series: new Map() });
+      const series = studies.get(f.study.uid).series;
+      if (!series.has(f.series.uid)) series.set(f.series.uid, { series: f.series, files: [] });
+      series.get(f.series.uid).files.push(f);
+    }
+    return patients;
+  }
+
+  selectAll() {
+    this.select({ level: "all", label: "everything loaded", keys: [...this.files.keys()] }, this.treeRoot.querySelector(".all"));
+  }
+
+  select(selection, row) {
+    this.selectedRow?.classList.remove("selected");
+    this.selectedRow?.setAttribute("aria-pressed", "false");
+    this.selectedRow = row;
+    row?.classList.add("selected");
+    row?.setAttribute("aria-pressed", "true");
+    this.selectionId = selection.id || selection.level;
+    selection.files = selection.keys.map((k) => this.files.get(k));
+    this.onSelect(selection);
+  }
+
+  row(level, id, text, detail, keys) {
+    const button = el("button", { className: `row ${level}`, type: "button" },
+      el("span", { className: "label", textContent: text }),
+      detail ? el("span", { className: "detail", textContent: detail }) : null);
+    button.setAttribute("aria-pressed", "false");
+    button.dataset.id = id;
+    button.addEventListener("click", () => this.select({ level, id, label: text, keys }, button));
+    if (this.selectionId === id) {
+      this.selectedRow = button;
+      button.classList.add("selected");
+      button.setAttribute("aria-pressed", "true");
+    }
+    return button;
+  }
+
+  toggle(id, children) {
+    const open = !this.collapsed.has(id);
+    const button = el("button", { className: "toggle", type: "button", textContent: open ? "▾" : "▸" });
+    button.setAttribute("aria-expanded", String(open));
+    button.setAttribute("aria-label", open ? "Collapse" : "Expand");
+    button.addEventListener("click", () => {
+      if (this.collapsed.has(id)) this.collapsed.delete(id); else this.collapsed.add(id);
+      this.render();
+    });
+    children.hidden = !open;
+    return button;
+  }
+
+  render() {
+    this.treeRoot.replaceChildren();
+    this.selectedRow = null;
+    if (this.files.size) {
+      this.treeRoot.append(this.row("all", "all", "Everything loaded", `${this.files.size} files`, [...this.files.keys()]));
+    }
+    const list = el("ul", { className: "groups" });
+    for (const [pKey, { patient, studies }] of this.groups()) {
+      const pid = `p:${pKey}`;
+      const studyList = el("ul");
+      const pKeys = [];
+      for (const [studyUid, { study, series }] of studies) {
+        const sid = `s:${studyUid}`;
+        const seriesList = el("ul");
+        const sKeys = [];
+        for (const [seriesUid, { series: se, files }] of series) {
+          files.sort(byNumberThenName);
+          const keys = files.map((f) => f.key);
+          sKeys.push(...keys);
+          const rid = `r:${seriesUid}`;
+          const instances = el("ul");
+          for (const f of files) {
+            const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
+            instances.append(el("li", {}, this.row("instance", `i:${f.key}`, f.name,
+              `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key])));
+          }
+          const title = `${se.modality || "??"} ${se.number ?? ""} ${se.description || "(no description)"}`.replace(/\s+/g, " ");
+          seriesList.append(el("li", {}, el("div", { className: "line" }, this.toggle(rid, instances),
+            this.row("series", rid, title, `${files.length} file${files.length === 1 ? "" : "s"}`, keys)), instances));
+        }
+        pKeys.push(...sKeys);
+        const title = `${formatDate(study.date)} ${study.description || "(no study description)"}`.trim();
+        studyList.append(el("li", {}, el("div", { className: "line" }, this.toggle(sid, seriesList),
+          this.row("study", sid, title, study.accession ? `Acc ${study.accession}` : "", sKeys)), seriesList));
+      }
+      const title = patient.name || "(no patient name)";
+      list.append(el("li", {}, el("div", { className: "line" }, this.toggle(pid, studyList),
+        this.row("patient", pid, title, patient.id ? `ID ${patient.id}` : "", pKeys)), studyList));
+    }
+    this.treeRoot.append(list);
+
+    this.skippedRoot.replaceChildren();
+    if (this.skipped.length) {
+      const items = this.skipped.map((s) => el("li", {}, el("strong", { textContent: s.name }), ` — ${s.reason}`));
+      this.skippedRoot.append(el("details", {},
+        el("summary", { textContent: `Skipped: ${this.skipped.length} file${this.skipped.length === 1 ? "" : "s"}` }),
+        el("ul", {}, ...items)));
+    }
+  }
+}

@@ -1,0 +1,35 @@
+// The one message protocol between the page (app.js) and the Python worker (worker.js).
+// Every request carries an id; every reply and progress event carries the same id.
+
+// Start-up phases, in order, with the share of the progress bar each one fills.
+export const PHASES = [
+  { name: "runtime", label: "Starting the Python runtime", weight: 0.5 },
+  { name: "packages", label: "Loading pydicom and numpy", weight: 0.3 },
+  { name: "code", label: "Loading dcmstudio", weight: 0.2 },
+  { name: "ready", label: "Python ready", weight: 0 },
+];
+
+// Page → worker: { id, op, args }
+export const Op = Object.freeze({
+  ADD_FILES: "add-files",     // args: { files: [{ key, name, buffer }] } — buffers are transferred
+  REMOVE_FILES: "remove-files", // args: { keys: [key] }
+  CALL: "call",               // args: { fn, args } — one api.py function
+  JOB: "job",                 // args: { kind, options, items: [...] } — a long task, step by step
+  CANCEL: "cancel",           // args: { target: id of the request to stop }
+});
+
+// Worker → page: { kind, ... }
+export const Reply = Object.freeze({
+  PHASE: "phase",       // { phase, label, fraction } during start-up
+  PROGRESS: "progress", // { id, done, total, label }
+  PART: "part",         // { id, output, buffer } a piece of a streamed download (transferred)
+  DONE: "done",         // { id, result } where result is { ok: true, ... } or { ok: false, error }
+  FATAL: "fatal",       // { message } the worker cannot go on
+});
+
+// How long start-up may take before the page says it is stuck (a wrong MIME type hangs silently).
+export const STARTUP_TIMEOUT_MS = 60000;
+
+// Where dropped files live inside the worker's in-memory file system.
+export const INPUT_DIR = "/in";
+export const OUTPUT_DIR = "/out";

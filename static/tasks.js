@@ -1,0 +1,101 @@
+// The task bar: long work with progress and Cancel, and the downloads it produced.
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+function formatSize(bytes) {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${(bytes / 1e3).toFixed(1)} kB`;
+}
+
+export class TaskBar {
+  constructor(root, python) {
+    this.python = python;
+    this.list = el("ul", { className: "task-list" });
+    this.downloads = el("ul", { className: "download-list" });
+    this.downloads.setAttribute("aria-label", "Downloads ready");
+    root.append(this.list, this.downloads);
+  }
+
+  // A visible task; returns a handle to report progress and the end.
+  start(label) {
+    const bar = el("progress", { max: 1, value: 0 });
+    bar.setAttribute("aria-label", label);
+    const text = el("span", { className: "task-text", textContent: label });
+    const cancel = el("button", { type: "button", textContent: "Cancel", className: "small" });
+    const item = el("li", { className: "task running" }, text, bar, cancel);
+    item.setAttribute("role", "status");
+    this.list.prepend(item);
+    const task = {
+      cancelled: false,
+      onCancel: null,
+      progress(done, total, detail) {
+        bar.value = total ? done / total : 0;
+        text.textContent = `${label} … ${total ? Math.floor((100 * done) / total) : 0}%${detail ? ` · ${detail}` : ""}`;
+      },
+      finish(message) {
+        item.className = "task done";
+        text.textContent = message || `${label}: done`;
+        bar.remove();
+        cancel.remove();
+        setTimeout(() => item.remove(), 8000);
+      },
+      fail(message) {
+        item.className = "task failed";
+        text.textContent = message;
+        bar.remove();
+        cancel.textContent = "Dismiss";
+        cancel.onclick = () => item.remove();
+      },
+    };
+    cancel.onclick = () => {
+      task.cancelled = true;
+      cancel.disabled = true;
+      text.textContent = `${label} … cancelling`;
+      task.onCancel?.();
+    };
+    return task;
+  }
+
+  // Offers a finished output as a download link.
+  addDownload(blob, name) {
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: name, textContent: name, className: "download" });
+    const remove = el("button", { type: "button", className: "small", textContent: "×" });
+    remove.setAttribute("aria-label", `Remove ${name} from the downloads`);
+    const item = el("li", {}, link, el("span", { className: "detail", textContent: formatSize(blob.size) }), remove);
+    remove.onclick = () => { URL.revokeObjectURL(url); item.remove(); };
+    this.downloads.prepend(item);
+    return link;
+  }
+
+  // Collects the PART messages of a request into Blobs (a streamed ZIP arrives in pieces).
+  collector() {
+    const parts = new Map();
+    const finished = [];
+    return {
+      onPart: ({ output, buffer }) => {
+        if (!parts.has(output.name)) parts.set(output.name, []);
+        parts.get(output.name).push(buffer);
+        if (output.final) {
+          const blob = new Blob(parts.get(output.name), { type: output.mime });
+          parts.delete(output.name);
+          finished.push({ name: output.name, blob });
+        }
+      },
+      finished,
+    };
+  }
+
+  // Offers every output a request produced, after the request ended.
+  offer(collected, { click = false } = {}) {
+    for (const { name, blob } of collected.finished) {
+      const link = this.addDownload(blob, name);
+      if (click) link.click();
+    }
+  }
+}

@@ -1,0 +1,224 @@
+// The Tags workbench: every element of the selected file as a foldable tree, search, copy, export.
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+export class TagsWorkbench {
+  id = "tags";
+  title = "Tags";
+
+  constructor(app) {
+    this.app = app;
+    this.file = null;
+    this.tree = null;
+    this.collapsed = new Set();
+    this.matches = [];
+    this.current = -1;
+  }
+
+  mount(panel) {
+    this.fileSelect = el("select", { id: "tags-file" });
+    this.fileSelect.addEventListener("change", () => this.show(this.app.files.get(this.fileSelect.value)));
+    this.search = el("input", { type: "search", id: "tags-search", placeholder: "Search keyword, tag (0010,0010) or value", autocomplete: "off" });
+    this.searchInfo = el("span", { className: "search-info", id: "tags-search-info" });
+    this.search.addEventListener("input", () => {
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(() => this.runSearch(), 150);
+    });
+    this.search.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); this.step(event.shiftKey ? -1 : 1); }
+      if (event.key === "Escape") { this.search.value = ""; this.runSearch(); }
+    });
+    const exportText = el("button", { type: "button", textContent: "Download text dump", id: "tags-export-text" });
+    const exportJson = el("button", { type: "button", textContent: "Download DICOM JSON", id: "tags-export-json" });
+    exportText.onclick = () => this.export("export_text");
+    exportJson.onclick = () => this.export("export_json");
+    const expand = el("button", { type: "button", textContent: "Expand all", className: "small" });
+    const collapse = el("button", { type: "button", textContent: "Collapse all", className: "small" });
+    expand.onclick = () => { this.collapsed.clear(); this.render(); };
+    collapse.onclick = () => { this.collapseAll(); this.render(); };
+    const fileLabel = el("label", { htmlFor: "tags-file", textContent: "File" });
+    const searchLabel = el("label", { htmlFor: "tags-search", textContent: "Search", className: "visually-hidden" });
+    this.header = el("div", { className: "file-header" });
+    this.body = el("div", { className: "tag-tree", role: "tree" });
+    this.body.setAttribute("aria-label", "Elements of the selected file");
+    this.empty = el("p", { className: "empty", textContent: "Open DICOM files, then pick one at left to see every element." });
+    panel.append(
+      el("div", { className: "toolbar" }, fileLabel, this.fileSelect, searchLabel, this.search, this.searchInfo,
+        el("span", { className: "spacer" }), expand, collapse, exportText, exportJson),
+      this.header, this.empty, this.body);
+    this.controls = [exportText, exportJson, this.search, this.fileSelect, expand, collapse];
+    this.enable(false);
+  }
+
+  enable(on) {
+    for (const c of this.controls) c.disabled = !on;
+  }
+
+  setSelection(selection) {
+    const files = selection.files;
+    this.fileSelect.replaceChildren(...files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+    this.enable(files.length > 0);
+    if (files.length) this.show(files[0]);
+  }
+
+  async show(file) {
+    if (!file) return;
+    this.file = file;
+    this.fileSelect.value = file.key;
+    this.header.textContent = `Loading ${file.name}…`;
+    const result = await this.app.python.call("tree", { path: file.path, name: file.name });
+    if (this.file !== file) return; // another file was picked meanwhile
+    if (!result.ok) {
+      this.tree = null;
+      this.header.replaceChildren(el("p", { className: "error", role: "alert", textContent: result.error.message }));
+      this.body.replaceChildren();
+      return;
+    }
+    this.tree = result.tree;
+    this.empty.hidden = true;
+    this.collapseAll();
+    const ts = this.tree.transfer_syntax || {};
+    this.header.replaceChildren(el("strong", { textContent: file.name }),
+      el("span", { className: "detail", textContent: ` · ${ts.name || ts.uid || "unknown transfer syntax"} · ${this.countNodes(this.tree.nodes)} elements` }));
+    this.render();
+    if (this.search.value) this.runSearch();
+  }
+
+  countNodes(nodes) {
+    let n = 0;
+    for (const node of nodes) {
+      n++;
+      for (const item of node.items || []) n += this.countNodes(item.nodes);
+    }
+    return n;
+  }
+
+  // Sequences start folded when they have many items, so a large file opens readable.
+  collapseAll() {
+    this.collapsed.clear();
+    const walk = (nodes) => {
+      for (const node of nodes) {
+        if (node.items) {
+          this.collapsed.add(node.id);
+          for (const item of node.items) walk(item.nodes);
+        }
+      }
+    };
+    if (this.tree) walk(this.tree.nodes);
+  }
+
+  render() {
+    if (!this.tree) return;
+    const rows = [];
+    const matchSet = new Set(this.matches);
+    const addNodes = (nodes, depth) => {
+      for (const node of nodes) {
+        rows.push(this.nodeRow(node, depth, matchSet.has(node.id)));
+        if (node.items && !this.collapsed.has(node.id)) {
+          for (const item of node.items) {
+            rows.push(this.itemRow(node, item, depth + 1));
+            if (!this.collapsed.has(item.id)) addNodes(item.nodes, depth + 2);
+          }
+        }
+      }
+    };
+    addNodes(this.tree.nodes, 0);
+    this.body.replaceChildren(...rows);
+  }
+
+  toggleButton(id, label) {
+    const open = !this.collapsed.has(id);
+    const button = el("button", { type: "button", className: "toggle", textContent: open ? "▾" : "▸" });
+    button.setAttribute("aria-expanded", String(open));
+    button.setAttribute("aria-label", `${open ? "Collapse" : "Expand"} ${label}`);
+    button.onclick = () => {
+      if (this.collapsed.has(id)) this.collapsed.delete(id); else this.collapsed.add(id);
+      this.render();
+      this.body.querySelector(`[data-id="${id}"] .toggle`)?.focus();
+    };
+    return button;
+  }
+
+  nodeRow(node, depth, isMatch) {
+    const name = node.private_creator && !node.keyword
+      ? `${node.name || "Private"} [${node.private_creator}]` : (node.name || node.keyword || "Unknown");
+    const copy = el("button", { type: "button", className: "copy small", textContent: "Copy" });
+    copy.setAttribute("aria-label", `Copy the value of ${node.keyword || node.tag}`);
+    copy.onclick = () => navigator.clipboard?.writeText(node.value ?? "").then(
+      () => { copy.textContent = "Copied"; setTimeout(() => { copy.textContent = "Copy"; }, 1200); },
+      () => { copy.textContent = "Copy failed"; });
+    const row = el("div", { className: `el${node.meta ? " meta" : ""}${node.private_creator ? " private" : ""}${isMatch ? " match" : ""}` },
+      el("span", { className: "indent" }, node.items ? this.toggleButton(node.id, node.keyword || node.tag) : null),
+      el("code", { className: "tag", textContent: node.tag }),
+      el("span", { className: "name", textContent: name, title: node.path || "" }),
+      el("span", { className: "vr", textContent: node.vr || "" }),
+      el("span", { className: "vm", textContent: node.vm ?? "" }),
+      el("span", { className: "len", textContent: node.length ?? "" }),
+      el("span", { className: "value", textContent: node.items ? `${node.items.length} item${node.items.length === 1 ? "" : "s"}` : (node.value ?? "") },
+        node.truncated ? el("span", { className: "detail", textContent: " (cut)" }) : null),
+      node.items ? el("span") : copy);
+    row.style.setProperty("--depth", depth);
+    row.dataset.id = node.id;
+    row.setAttribute("role", "treeitem");
+    row.setAttribute("aria-level", String(depth + 1));
+    return row;
+  }
+
+  itemRow(sequence, item, depth) {
+    const row = el("div", { className: "el item" },
+      el("span", { className: "indent" }, this.toggleButton(item.id, `${sequence.keyword || sequence.tag} ${item.label}`)),
+      el("span", { className: "name", textContent: `${item.label}` }),
+      el("span", { className: "value detail", textContent: `${item.nodes.length} element${item.nodes.length === 1 ? "" : "s"}` }));
+    row.style.setProperty("--depth", depth);
+    row.dataset.id = item.id;
+    row.setAttribute("role", "treeitem");
+    row.setAttribute("aria-level", String(depth + 1));
+    return row;
+  }
+
+  async runSearch() {
+    const query = this.search.value.trim();
+    if (!this.file || !this.tree) return;
+    if (!query) {
+      this.matches = [];
+      this.searchInfo.textContent = "";
+      this.render();
+      return;
+    }
+    const result = await this.app.python.call("search", { path: this.file.path, name: this.file.name, query });
+    if (!result.ok) {
+      this.searchInfo.textContent = result.error.message;
+      return;
+    }
+    this.matches = result.matches;
+    for (const id of result.reveal) this.collapsed.delete(id);
+    this.current = -1;
+    this.searchInfo.textContent = this.matches.length ? `${this.matches.length} match${this.matches.length === 1 ? "" : "es"} · Enter for next` : "no match";
+    this.render();
+    this.step(1);
+  }
+
+  step(direction) {
+    if (!this.matches.length) return;
+    this.current = (this.current + direction + this.matches.length) % this.matches.length;
+    for (const r of this.body.querySelectorAll(".current")) r.classList.remove("current");
+    const row = this.body.querySelector(`[data-id="${this.matches[this.current]}"]`);
+    row?.classList.add("current");
+    row?.scrollIntoView({ block: "center" });
+    this.searchInfo.textContent = `${this.current + 1} of ${this.matches.length} · Enter for next, Shift+Enter back`;
+  }
+
+  async export(fn) {
+    if (!this.file) return;
+    const task = this.app.tasks.start(`Exporting ${this.file.name}`);
+    const collected = this.app.tasks.collector();
+    const result = await this.app.python.call(fn, { path: this.file.path, name: this.file.name }, { onPart: collected.onPart });
+    if (!result.ok) return task.fail(result.error.message);
+    this.app.tasks.offer(collected, { click: true });
+    task.finish(`Exported ${collected.finished.map((f) => f.name).join(", ")}`);
+  }
+}

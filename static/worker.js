@@ -1,0 +1,177 @@
+// The Python worker: starts Pyodide in named phases, then serves the page's requests by calling
+// dcmstudio.api (the only Python it calls). No DICOM logic lives here: files go into MEMFS by path,
+// results come back as plain JSON, large outputs are read from MEMFS and transferred.
+import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
+
+const SITE_PACKAGES = "/lib/python3.12/site-packages";
+const siteRoot = new URL("../", import.meta.url);
+
+let pyodide = null;
+let apiCall = null;        // dcmstudio.api.call, kept for the worker's lifetime
+const cancelled = new Set(); // ids of requests the page asked to stop
+let interruptBuffer = null; // set when the page is cross-origin isolated: stops a long Python call
+
+function post(message, transfer = []) {
+  self.postMessage(message, transfer);
+}
+
+// Milliseconds since the worker started at which each phase began (shown by bench/startup.py).
+const timings = {};
+
+function phase(name, fraction = 0) {
+  const p = PHASES.find((x) => x.name === name);
+  timings[name] = Math.round(performance.now());
+  post({ kind: Reply.PHASE, phase: name, label: p.label, fraction });
+}
+
+async function fetchBytes(path) {
+  const response = await fetch(new URL(path, siteRoot));
+  if (!response.ok) throw new Error(`${path} could not be loaded (HTTP ${response.status}).`);
+  return response.arrayBuffer();
+}
+
+async function start() {
+  phase("runtime");
+  const runtime = await (await fetch(new URL("runtime.json", siteRoot))).json();
+  const indexURL = new URL(runtime.pyodide.index, siteRoot).href;
+  const { loadPyodide } = await import(indexURL + "pyodide.mjs");
+  // Wheels are fetched while the runtime starts; they are unpacked once it is up.
+  const wheelFetches = [...runtime.wheels, runtime.app].map(fetchBytes);
+  pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
+
+  phase("packages", 0.1);
+  const numpy = pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
+  const buffers = await Promise.all(wheelFetches);
+  const appBuffer = buffers.pop();
+  for (const buffer of buffers) pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });
+  await numpy;
+
+  phase("code", 0.5);
+  pyodide.unpackArchive(appBuffer, "zip", { extractDir: SITE_PACKAGES });
+  pyodide.FS.mkdirTree(INPUT_DIR);
+  pyodide.FS.mkdirTree(OUTPUT_DIR);
+  const api = pyodide.pyimport("dcmstudio.api");
+  apiCall = api.call;
+  api.destroy();
+  if (self.crossOriginIsolated) {
+    interruptBuffer = new Uint8Array(new SharedArrayBuffer(1));
+    pyodide.setInterruptBuffer(interruptBuffer);
+  }
+  // Tests reach Pyodide through this (e.g. to prove the policy refuses other origins).
+  self.dcmstudio = { pyodide };
+  timings.ready = Math.round(performance.now());
+  post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
+}
+
+function callPython(fn, args) {
+  if (interruptBuffer) interruptBuffer[0] = 0;
+  return JSON.parse(apiCall(fn, JSON.stringify(args)));
+}
+
+// Gives the event loop a turn so that a Cancel sent meanwhile is received.
+const yieldToMessages = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// Moves each output named in a result from MEMFS to the page, as transferred buffers.
+function sendOutputs(id, result) {
+  for (const output of result.outputs || []) {
+    const bytes = pyodide.FS.readFile(output.path);
+    pyodide.FS.unlink(output.path);
+    post({ kind: Reply.PART, id, output: { name: output.name, mime: output.mime, final: true }, buffer: bytes.buffer },
+      [bytes.buffer]);
+    delete output.path;
+  }
+}
+
+// Moves the finished pieces of a streamed output (e.g. a ZIP being written) to the page.
+function sendChunks(id, result) {
+  for (const chunk of result.chunks || []) {
+    const bytes = pyodide.FS.readFile(chunk.path);
+    pyodide.FS.unlink(chunk.path);
+    post({ kind: Reply.PART, id, output: { name: chunk.name, mime: chunk.mime, final: chunk.final }, buffer: bytes.buffer },
+      [bytes.buffer]);
+  }
+  delete result.chunks;
+}
+
+const handlers = {
+  async [Op.ADD_FILES](id, { files }) {
+    const described = [];
+    for (let i = 0; i < files.length; i++) {
+      if (cancelled.has(id)) break;
+      const { key, name, buffer } = files[i];
+      const path = `${INPUT_DIR}/${key}`;
+      pyodide.FS.writeFile(path, new Uint8Array(buffer));
+      described.push({ key, ...callPython("describe", { path, name }) });
+      post({ kind: Reply.PROGRESS, id, done: i + 1, total: files.length, label: name });
+      if (i % 20 === 19) await yieldToMessages();
+    }
+    return { ok: true, files: described };
+  },
+
+  async [Op.REMOVE_FILES](id, { keys }) {
+    for (const key of keys) {
+      try { pyodide.FS.unlink(`${INPUT_DIR}/${key}`); } catch { /* already gone */ }
+    }
+    return callPython("forget", { paths: keys.map((k) => `${INPUT_DIR}/${k}`) });
+  },
+
+  async [Op.CALL](id, { fn, args }) {
+    const result = callPython(fn, args);
+    if (result.ok) sendOutputs(id, result);
+    return result;
+  },
+
+  // A long task: start, one step per item (progress, cancel between steps), finish.
+  async [Op.JOB](id, { kind, options, items }) {
+    const started = callPython("job_start", { kind, options, count: items.length });
+    if (!started.ok) return started;
+    const job = started.job;
+    const steps = [];
+    for (let i = 0; i < items.length; i++) {
+      if (cancelled.has(id)) {
+        callPython("job_cancel", { job });
+        return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+      }
+      const step = callPython("job_step", { job, item: items[i] });
+      if (step.ok) sendChunks(id, step);
+      steps.push(step);
+      post({ kind: Reply.PROGRESS, id, done: i + 1, total: items.length, label: items[i].name || "" });
+      await yieldToMessages();
+    }
+    const finished = callPython("job_finish", { job });
+    if (finished.ok) {
+      sendChunks(id, finished);
+      sendOutputs(id, finished);
+    }
+    return { ...finished, steps };
+  },
+
+  async [Op.CANCEL](id, { target }) {
+    cancelled.add(target);
+    return { ok: true };
+  },
+};
+
+const ready = start().catch((error) => {
+  post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });
+  throw error;
+});
+
+self.onmessage = async (event) => {
+  const { id, op, args } = event.data;
+  try {
+    await ready;
+    const handler = handlers[op];
+    if (!handler) throw new Error(`unknown request '${op}'`);
+    const result = await handler(id, args || {});
+    post({ kind: Reply.DONE, id, result });
+  } catch (error) {
+    post({ kind: Reply.DONE, id, result: { ok: false, error: { type: "WorkerError", message: String(error.message || error), file: null } } });
+  } finally {
+    cancelled.delete(id);
+  }
+};
+
+self.addEventListener("unhandledrejection", (event) => {
+  post({ kind: Reply.FATAL, message: `The worker failed: ${event.reason?.message || event.reason}` });
+});

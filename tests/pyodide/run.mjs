@@ -1,0 +1,33 @@
+// Runs tests/unit inside Pyodide (Node), on the dist/ that build.py made: the page's own runtime,
+// wheels and dcmstudio archive, plus pytest and pydicom's bundled test files for the tests.
+//   node tests/pyodide/run.mjs [pytest args...]
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const dist = path.join(root, "dist");
+const cache = process.env.DCMSTUDIO_CACHE || path.join(process.env.HOME, ".cache", "dcmstudio");
+const testWheels = path.join(cache, "pyodide-test-wheels");
+const SITE = "/lib/python3.12/site-packages";
+
+const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
+const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
+const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
+await pyodide.loadPackage([...runtime.pyodide.packages, "pillow"], { messageCallback: () => {} });
+const unpack = (file) => pyodide.unpackArchive(fs.readFileSync(file), "zip", { extractDir: SITE });
+for (const wheel of [...runtime.wheels, runtime.app]) unpack(path.join(dist, wheel));
+// The page's pydicom leaves out its test files; the tests need them, from the same wheel.
+for (const wheel of fs.readdirSync(testWheels)) unpack(path.join(testWheels, wheel));
+
+pyodide.FS.mkdirTree("/repo/tests");
+pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: path.join(root, "tests") }, "/repo/tests");
+const args = process.argv.slice(2);
+pyodide.globals.set("pytest_args", pyodide.toPy(args.length ? args : ["/repo/tests/unit"]));
+const code = await pyodide.runPythonAsync(`
+import os, sys, pytest
+os.environ["DCMSTUDIO_IN_PYODIDE"] = "1"
+sys.exit_code = pytest.main(["-q", "-p", "no:cacheprovider", "-o", "addopts=", *pytest_args])
+int(sys.exit_code)
+`);
+process.exit(code);
