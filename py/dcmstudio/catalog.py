@@ -1,0 +1,253 @@
+"""What a dropped file is: DICOM or not, and where it belongs (patient → study → series → instance).
+
+``describe_file`` reads only the header of one file, so the page can group hundreds of files on load.
+``read_dicom`` is the one place that decides whether bytes are DICOM and turns pydicom's many
+failure modes into ``NotDicomError`` / ``InvalidDicomError``; the inspector reads through it too.
+"""
+
+import contextlib
+import os
+import struct
+import warnings
+
+import pydicom
+from pydicom.tag import Tag
+from pydicom.uid import UID
+from pydicom.valuerep import VR
+
+from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
+
+PREAMBLE_LENGTH = 128
+# Explicit VR codes as they appear in the file (the enum also holds ambiguous pairs like "US or SS").
+_EXPLICIT_VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
+# A preamble-less data set may start with the file meta group (always little endian) or with the
+# first group of an Information Object Definition, (0008,xxxx), in either byte order.
+_PLAUSIBLE_FIRST_GROUPS = {"<": (0x0002, 0x0008), ">": (0x0008,)}
+
+# Only what grouping needs: the reader skips every other value without reading it.
+_CATALOG_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID",
+    "PatientName", "PatientID", "PatientBirthDate",
+    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
+    "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription",
+    "InstanceNumber", "NumberOfFrames", "Rows", "Columns",
+)
+_CATALOG_TAGS = [Tag(keyword) for keyword in _CATALOG_KEYWORDS]
+
+
+def describe_file(path, name):
+    """Describe one file for the patient → study → series → instance tree, reading its header only.
+
+    Parameters
+    ----------
+    path : str
+        Where the file is (MEMFS in the page).
+    name : str
+        The name the user knows the file by, used in error messages and echoed in the result.
+
+    Returns
+    -------
+    dict
+        ``{"name", "size", "transfer_syntax": {"uid", "name"}, "sop_class": {"uid", "name"},
+        "sop_instance_uid", "patient": {"name", "id", "birth_date"},
+        "study": {"uid", "date", "time", "description", "accession"},
+        "series": {"uid", "number", "modality", "description"},
+        "instance": {"number", "frames", "rows", "columns"}, "has_file_meta"}``.
+        Missing text is ``""``, missing numbers ``None``. ``frames`` is (0028,0008) *Number of
+        Frames* when present, else 1 for an image (one with *Rows*) and 0 for anything else.
+
+    Raises
+    ------
+    NotDicomError
+        The file is neither a DICOM file nor a preamble-less DICOM data set.
+    InvalidDicomError
+        The file is DICOM but its header cannot be parsed.
+    """
+    ds = read_dicom(path, name, stop_before_pixels=True, specific_tags=_CATALOG_TAGS)
+    with as_invalid_dicom(name, "while reading its header"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = ds.file_meta
+        sop_class = _text(ds, "SOPClassUID", name) or _text(meta, "MediaStorageSOPClassUID", name)
+        rows = _number(ds, "Rows", name)
+        frames = _number(ds, "NumberOfFrames", name)
+        if frames is None:
+            frames = 0 if rows is None else 1
+        return {
+            "name": name,
+            "size": os.path.getsize(path),
+            "transfer_syntax": transfer_syntax_info(ds),
+            "sop_class": {"uid": sop_class, "name": UID(sop_class).name if sop_class else ""},
+            "sop_instance_uid": (_text(ds, "SOPInstanceUID", name)
+                                 or _text(meta, "MediaStorageSOPInstanceUID", name)),
+            "patient": {
+                "name": _text(ds, "PatientName", name),
+                "id": _text(ds, "PatientID", name),
+                "birth_date": _text(ds, "PatientBirthDate", name),
+            },
+            "study": {
+                "uid": _text(ds, "StudyInstanceUID", name),
+                "date": _text(ds, "StudyDate", name),
+                "time": _text(ds, "StudyTime", name),
+                "description": _text(ds, "StudyDescription", name),
+                "accession": _text(ds, "AccessionNumber", name),
+            },
+            "series": {
+                "uid": _text(ds, "SeriesInstanceUID", name),
+                "number": _number(ds, "SeriesNumber", name),
+                "modality": _text(ds, "Modality", name),
+                "description": _text(ds, "SeriesDescription", name),
+            },
+            "instance": {
+                "number": _number(ds, "InstanceNumber", name),
+                "frames": frames,
+                "rows": rows,
+                "columns": _number(ds, "Columns", name),
+            },
+            "has_file_meta": len(meta) > 0,
+        }
+
+
+def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
+               problems=None):
+    """Read a DICOM file, or a preamble-less data set that starts like one, with pydicom.
+
+    Parameters
+    ----------
+    path : str
+        The file to read.
+    name : str
+        The user's name for it, for error messages.
+    defer_size : int, optional
+        Values longer than this many bytes stay in the file until accessed (see ``dcmread``).
+        Ignored for deflated files, whose values live in an inflated copy, not in the file.
+    stop_before_pixels, specific_tags
+        As for ``pydicom.dcmread``.
+    problems : list, optional
+        If given, what pydicom warned about while reading (e.g. a missing delimiter at the end of
+        a truncated file) is appended to it, one sentence each.
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+
+    Raises
+    ------
+    NotDicomError
+        With the reason as a sentence, e.g. "x.txt is not DICOM: no 'DICM' prefix at byte 128
+        and no data set at byte 0."
+    InvalidDicomError
+        When pydicom cannot parse what looks like DICOM.
+    """
+    _check_looks_like_dicom(path, name)
+    with as_invalid_dicom(name, "while parsing it"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(path, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
+                             force=True, specific_tags=specific_tags)
+        if defer_size is not None and is_deflated(ds):
+            # A deferred value would be re-read from the compressed file at an inflated offset.
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True,
+                                 specific_tags=specific_tags)
+    if problems is not None:
+        problems.extend(message for message in dict.fromkeys(str(w.message) for w in caught)
+                        if message not in problems)
+    return ds
+
+
+def is_deflated(ds):
+    """Whether ``ds`` was read from a Deflated Explicit VR Little Endian file."""
+    return ds.file_meta.get("TransferSyntaxUID") == pydicom.uid.DeflatedExplicitVRLittleEndian
+
+
+def transfer_syntax_info(ds):
+    """Return ``{"uid", "name"}`` of the transfer syntax ``ds`` was read with.
+
+    Without (0002,0010) *Transfer Syntax UID* the syntax pydicom inferred from the bytes is given,
+    its name marked "(inferred: no transfer syntax in file meta)".
+    """
+    uid = ds.file_meta.get("TransferSyntaxUID")
+    if uid:
+        uid = UID(str(uid))
+        return {"uid": str(uid), "name": uid.name}
+    implicit, little_endian = ds.original_encoding
+    if implicit:
+        uid = pydicom.uid.ImplicitVRLittleEndian
+    elif little_endian:
+        uid = pydicom.uid.ExplicitVRLittleEndian
+    else:
+        uid = pydicom.uid.ExplicitVRBigEndian
+    return {"uid": str(uid), "name": f"{uid.name} (inferred: no transfer syntax in file meta)"}
+
+
+@contextlib.contextmanager
+def as_invalid_dicom(name, context):
+    """Turn any exception that bad input can cause into ``InvalidDicomError`` for file ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The file's name, put in the message.
+    context : str
+        Where it happened, finishing the sentence "<name> is not valid DICOM (<context>): …",
+        e.g. "while reading (0010,0010) PatientName".
+    """
+    try:
+        yield
+    except (DicomStudioError, MemoryError, FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 -- wasm32 raises OverflowError where CPython does not
+        detail = str(exc) or type(exc).__name__
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.",
+                                file=name) from exc
+
+
+def element_label(tag, keyword):
+    """Return "(gggg,eeee) Keyword" (or the tag alone) for naming an element in messages."""
+    return f"{Tag(tag)} {keyword}".rstrip()
+
+
+def _check_looks_like_dicom(path, name):
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(PREAMBLE_LENGTH + 4)
+    if size == 0:
+        raise NotDicomError(f"{name} is not DICOM: the file is empty.", file=name)
+    if head[PREAMBLE_LENGTH:] == b"DICM":
+        return
+    if not _starts_with_data_set(head, size):
+        raise NotDicomError(f"{name} is not DICOM: no 'DICM' prefix at byte 128 and no data set "
+                            "at byte 0.", file=name)
+
+
+def _starts_with_data_set(head, size):
+    """Whether ``head`` opens with a plausible first element, as dcmdump accepts without preamble."""
+    if len(head) < 8:
+        return False
+    for endian, groups in _PLAUSIBLE_FIRST_GROUPS.items():
+        group, _ = struct.unpack(endian + "HH", head[:4])
+        if group not in groups:
+            continue
+        if head[4:6] in _EXPLICIT_VR_CODES:
+            return True
+        implicit_length = struct.unpack("<L", head[4:8])[0]
+        if endian == "<" and implicit_length <= size - 8:
+            return True
+    return False
+
+
+def _text(ds, keyword, name):
+    with as_invalid_dicom(name, f"while reading {element_label(Tag(keyword), keyword)}"):
+        element = ds.get(Tag(keyword))
+        if element is None or element.value is None:
+            return ""
+        value = element.value
+        if element.VM > 1:
+            return "\\".join(str(v) for v in value)
+        return str(value)
+
+
+def _number(ds, keyword, name):
+    text = _text(ds, keyword, name)
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return None
