@@ -250,6 +250,53 @@ def app_archive(dest_dir):
     return name
 
 
+# ---- Precompiled bundle -------------------------------------------------------------------------
+
+# Runs in Node with the Pyodide just staged: compiles every module of the shipped wheels and of
+# dcmstudio to CPython 3.12 bytecode (the host Python may be another version) and zips the result
+# without the sources, so the page skips compiling ~200 modules at start-up (FACTS: ~0.45 s).
+PRECOMPILE_JS = r"""
+import fs from "node:fs";
+const [indexDir, outZip, ...archives] = process.argv.slice(2);
+const { loadPyodide } = await import(indexDir + "/pyodide.mjs");
+const py = await loadPyodide({ indexURL: indexDir + "/" });
+for (const a of archives) py.unpackArchive(new Uint8Array(fs.readFileSync(a)), "zip", { extractDir: "/bundle" });
+py.runPython(`
+import compileall, os, zipfile
+compileall.compile_dir("/bundle", quiet=1, legacy=True, ddir="/lib/python3.12/site-packages")
+with zipfile.ZipFile("/bundle.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for folder, dirs, files in os.walk("/bundle"):
+        dirs.sort()
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and os.path.exists(path + "c"):
+                continue
+            info = zipfile.ZipInfo(os.path.relpath(path, "/bundle"), date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(path, "rb") as f:
+                z.writestr(info, f.read())
+`);
+fs.writeFileSync(outZip, py.FS.readFile("/bundle.zip"));
+"""
+
+
+def precompiled_bundle(staging, archives):
+    """Zip of the shipped wheels and dcmstudio as .pyc only; None when Node is not available."""
+    if shutil.which("node") is None:
+        log("node not found: shipping sources (start-up compiles them; install Node.js 20 to precompile)")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        script = pathlib.Path(tmp) / "precompile.mjs"
+        script.write_text(PRECOMPILE_JS)
+        out = pathlib.Path(tmp) / "bundle.zip"
+        run(["node", str(script), str(staging / PYODIDE_DIR), str(out), *map(str, archives)], cwd=tmp)
+        data = out.read_bytes()
+    name = f"site-{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    (staging / "app" / name).write_bytes(data)
+    return f"app/{name}"
+
+
 # ---- Assembly ----------------------------------------------------------------------------------
 
 def build():
@@ -279,10 +326,14 @@ def build():
         else:
             shutil.copy2(source, staging / item)
 
+    wheel_paths = [f"wheels/{w.name}" for w in wheels]
+    bundle = precompiled_bundle(staging, [staging / p for p in wheel_paths] + [app_dir / app_name])
     runtime = {
         "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/",
                     "packages": ["numpy"]},
-        "wheels": [f"wheels/{w.name}" for w in wheels],
+        # The page loads `bundle` when there is one, else the wheels and the app archive.
+        "bundle": bundle,
+        "wheels": wheel_paths,
         "app": f"app/{app_name}",
     }
     (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))

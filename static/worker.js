@@ -35,19 +35,17 @@ async function start() {
   const runtime = await (await fetch(new URL("runtime.json", siteRoot))).json();
   const indexURL = new URL(runtime.pyodide.index, siteRoot).href;
   const { loadPyodide } = await import(indexURL + "pyodide.mjs");
-  // Wheels are fetched while the runtime starts; they are unpacked once it is up.
-  const wheelFetches = [...runtime.wheels, runtime.app].map(fetchBytes);
+  // Our Python is fetched while the runtime starts, and unpacked once it is up.
+  const archives = runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app];
+  const fetches = archives.map(fetchBytes);
   pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
 
   phase("packages", 0.1);
-  const numpy = pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
-  const buffers = await Promise.all(wheelFetches);
-  const appBuffer = buffers.pop();
-  for (const buffer of buffers) pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });
-  await numpy;
+  for (const buffer of await Promise.all(fetches)) {
+    pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });
+  }
 
   phase("code", 0.5);
-  pyodide.unpackArchive(appBuffer, "zip", { extractDir: SITE_PACKAGES });
   pyodide.FS.mkdirTree(INPUT_DIR);
   pyodide.FS.mkdirTree(OUTPUT_DIR);
   const api = pyodide.pyimport("dcmstudio.api");
@@ -61,6 +59,9 @@ async function start() {
   self.dcmstudio = { pyodide };
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
+  // Inspecting and editing need pydicom only; numpy (pixels, volumes) loads right after, before
+  // any request is served, so "ready" is not held back by it.
+  await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
 }
 
 function callPython(fn, args) {

@@ -15,10 +15,24 @@ const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf
 const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
 const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
 await pyodide.loadPackage([...runtime.pyodide.packages, "pillow"], { messageCallback: () => {} });
-const unpack = (file) => pyodide.unpackArchive(fs.readFileSync(file), "zip", { extractDir: SITE });
-for (const wheel of [...runtime.wheels, runtime.app]) unpack(path.join(dist, wheel));
-// The page's pydicom leaves out its test files; the tests need them, from the same wheel.
-for (const wheel of fs.readdirSync(testWheels)) unpack(path.join(testWheels, wheel));
+const unpack = (file) => pyodide.unpackArchive(new Uint8Array(fs.readFileSync(file)), "zip", { extractDir: SITE });
+// Exactly what the page loads: the precompiled bundle, or the wheels and the app archive.
+for (const archive of runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app]) {
+  unpack(path.join(dist, archive));
+}
+// pytest for the run, and pydicom's test files, which the page's copy of pydicom leaves out.
+for (const wheel of fs.readdirSync(testWheels)) {
+  if (wheel.startsWith("pydicom-")) {
+    pyodide.FS.writeFile("/tmp/pydicom.whl", new Uint8Array(fs.readFileSync(path.join(testWheels, wheel))));
+    pyodide.runPython(`
+import zipfile
+with zipfile.ZipFile("/tmp/pydicom.whl") as z:
+    z.extractall("${SITE}", [n for n in z.namelist() if n.startswith("pydicom/data/test_files/")])
+`);
+  } else {
+    unpack(path.join(testWheels, wheel));
+  }
+}
 
 pyodide.FS.mkdirTree("/repo/tests");
 pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: path.join(root, "tests") }, "/repo/tests");
