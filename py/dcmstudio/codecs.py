@@ -1,0 +1,851 @@
+"""Transfer syntaxes: read a file's frames one at a time, write them back compressed or not.
+
+Decoding in Python: the native syntaxes, Deflated Explicit VR Little Endian and RLE Lossless
+(pydicom's pure-Python handlers), JPEG Baseline and 8-bit JPEG Extended (Pillow). Every other
+syntax - JPEG-LS, JPEG 2000, HTJ2K, JPEG Lossless - needs a codec offered from outside, in the
+page a browser or wasm codec: :func:`register_decoder` and :func:`register_encoder` are that one
+hook. A codec is a plain function ``fn(data: bytes, params: dict) -> bytes`` (see
+:func:`register_decoder` for the exact layout), so JavaScript can offer one through Pyodide.
+
+Registered decoders become a pydicom decoding plugin, so pydicom still locates frames in the
+encapsulated data, corrects signedness and reshapes; the codec only turns one frame's codestream
+into samples.
+
+Writing (:func:`compress`, :func:`decompress`) streams frame by frame to the output file: the
+header is encoded by pydicom, the pixel data element is written here so that a 500-frame file
+never sits decoded in memory. Only lossless targets are written, and each output is decoded again
+and compared frame by frame with its source before it is reported as done.
+"""
+
+import copy
+import itertools
+import hashlib
+import math
+import os
+import struct
+import zlib
+
+import numpy as np
+import pydicom
+from pydicom import uid as uids
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO, DicomFileLike
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels.utils import as_pixel_options, pack_bits
+
+from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
+from .errors import DicomStudioError, InvalidDicomError
+
+# The label under which registered codecs appear among pydicom's plugins.
+PLUGIN_LABEL = "dcmstudio"
+
+PIXEL_DATA_TAGS = {
+    0x7FE00008: "FloatPixelData",
+    0x7FE00009: "DoubleFloatPixelData",
+    0x7FE00010: "PixelData",
+}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM_TAG = (0xFFFE, 0xE000)
+_SEQUENCE_DELIMITER_TAG = (0xFFFE, 0xE0DD)
+# Trailing elements that become wrong once the pixel data is re-encoded.
+_DROPPED_TRAILING_TAGS = {
+    0xFFFAFFFA: "Digital Signatures Sequence",
+    0xFFFCFFFC: "Data Set Trailing Padding",
+}
+_EXTENDED_OFFSET_TAGS = (0x7FE00001, 0x7FE00002)
+_CHUNK_SIZE = 1 << 20
+
+_NATIVE_SYNTAXES = {
+    uids.ImplicitVRLittleEndian,
+    uids.ExplicitVRLittleEndian,
+    uids.ExplicitVRBigEndian,
+    uids.DeflatedExplicitVRLittleEndian,
+}
+_PILLOW_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
+_LOSSY_ONLY_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
+
+# Targets compress() may write: lossless by definition, so SOP Instance UIDs stay.
+LOSSLESS_TARGETS = {
+    uids.ExplicitVRLittleEndian,
+    uids.DeflatedExplicitVRLittleEndian,
+    uids.RLELossless,
+    uids.JPEGLossless,
+    uids.JPEGLosslessSV1,
+    uids.JPEGLSLossless,
+    uids.JPEG2000Lossless,
+    uids.HTJ2KLossless,
+    uids.HTJ2KLosslessRPCL,
+}
+
+_decoders = {}
+_encoders = {}
+
+# pydicom's plugin protocol asks a module for the dependencies of unavailable plugins; a
+# registered codec is always available, so there are none to name.
+DECODER_DEPENDENCIES = {}
+ENCODER_DEPENDENCIES = {}
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_transfer_syntax(transfer_syntax_uid):
+    """Return ``{"uid": str, "name": str}`` for a transfer syntax UID."""
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    name = ts.name if ts.is_transfer_syntax else "an unknown transfer syntax"
+    return {"uid": str(ts), "name": name}
+
+
+def registered_decoders():
+    """Return the transfer syntax UIDs that have a registered decoder, sorted."""
+    return sorted(_decoders)
+
+
+def registered_encoders():
+    """Return the transfer syntax UIDs that have a registered encoder, sorted."""
+    return sorted(_encoders)
+
+
+def register_decoder(transfer_syntax_uid, fn):
+    """Offer a decoder for one encapsulated transfer syntax (a browser or wasm codec).
+
+    Parameters
+    ----------
+    transfer_syntax_uid : str
+        The syntax decoded, e.g. ``"1.2.840.10008.1.2.4.80"`` (JPEG-LS Lossless).
+    fn : callable
+        ``fn(data, params)``: `data` is one frame's codestream (``bytes``), `params` a plain
+        ``dict`` with ``transfer_syntax_uid``, ``rows``, ``columns``, ``samples_per_pixel``,
+        ``bits_allocated``, ``bits_stored``, ``pixel_representation`` (0 unsigned, 1 signed),
+        ``photometric_interpretation`` and ``number_of_frames``. It returns the frame's samples
+        as bytes-like: little endian, colour-by-pixel (RGBRGB...), each sample in the smallest
+        of 1, 2 or 4 bytes that holds the codestream's precision, as signed or unsigned as the
+        codestream says (pydicom corrects a mismatch with (0028,0103)); JPEG 2000 colour that
+        used a component transform comes back as RGB. A codec that returns something else
+        says so by returning a dict ``{"data": bytes, "planar_configuration": 1,
+        "photometric_interpretation": ..., "bits_allocated": ...}`` (any of the last three).
+
+    Raises
+    ------
+    ValueError
+        If the syntax is native or unknown to pydicom's decoding framework.
+    """
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    if not callable(fn):
+        raise TypeError("register_decoder needs a callable fn(data, params)")
+    if not ts.is_compressed:
+        raise ValueError(f"{ts} is not an encapsulated transfer syntax; nothing to register")
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError as exc:
+        raise ValueError(f"pydicom cannot host a decoder for {ts}") from exc
+    _decoders[ts] = fn
+    if PLUGIN_LABEL not in decoder.available_plugins:
+        decoder.add_plugin(PLUGIN_LABEL, (__name__, "decode_with_registered_codec"))
+
+
+def unregister_decoder(transfer_syntax_uid):
+    """Withdraw the decoder registered for `transfer_syntax_uid`, if any."""
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    if _decoders.pop(ts, None) is not None:
+        get_decoder(ts).remove_plugin(PLUGIN_LABEL)
+
+
+def register_encoder(transfer_syntax_uid, fn):
+    """Offer an encoder for one lossless encapsulated transfer syntax (a browser or wasm codec).
+
+    Parameters
+    ----------
+    transfer_syntax_uid : str
+        One of the lossless encapsulated syntaxes in :data:`LOSSLESS_TARGETS`.
+    fn : callable
+        ``fn(data, params)``: `data` is one frame's samples, little endian, colour-by-pixel,
+        ``bits_allocated // 8`` bytes each; `params` a plain ``dict`` with the keys listed in
+        :func:`register_decoder` plus ``planar_configuration`` (always 0). It returns the
+        codestream as bytes-like, or ``{"data": bytes, "photometric_interpretation": str}``
+        when the codec changed the colour space (a JPEG 2000 reversible colour transform makes
+        RGB into ``"YBR_RCT"``).
+
+    Raises
+    ------
+    ValueError
+        If the syntax is not a lossless encapsulated one.
+    """
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    if not callable(fn):
+        raise TypeError("register_encoder needs a callable fn(data, params)")
+    if ts not in LOSSLESS_TARGETS or not ts.is_compressed:
+        raise ValueError(
+            f"{ts} is not a lossless encapsulated transfer syntax; dcmstudio writes only those"
+        )
+    _encoders[ts] = fn
+
+
+def unregister_encoder(transfer_syntax_uid):
+    """Withdraw the encoder registered for `transfer_syntax_uid`, if any."""
+    _encoders.pop(pydicom.uid.UID(str(transfer_syntax_uid)), None)
+
+
+def is_available(transfer_syntax_uid):
+    """pydicom plugin protocol: whether a registered codec handles `transfer_syntax_uid`."""
+    return transfer_syntax_uid in _decoders or transfer_syntax_uid in _encoders
+
+
+def _codec_params(runner):
+    return {
+        "transfer_syntax_uid": str(runner.transfer_syntax),
+        "rows": runner.rows,
+        "columns": runner.columns,
+        "samples_per_pixel": runner.samples_per_pixel,
+        "bits_allocated": runner.bits_allocated,
+        "bits_stored": runner.bits_stored,
+        "pixel_representation": runner.pixel_representation,
+        "photometric_interpretation": str(runner.photometric_interpretation),
+        "number_of_frames": runner.number_of_frames,
+    }
+
+
+def _split_codec_result(result):
+    if isinstance(result, dict):
+        return bytes(result["data"]), {k: v for k, v in result.items() if k != "data"}
+    return bytes(result), {}
+
+
+def _container_bits(precision):
+    return 8 if precision <= 8 else 16 if precision <= 16 else 32
+
+
+def decode_with_registered_codec(src, runner):
+    """pydicom decoding plugin: hand one frame to the codec registered for its syntax."""
+    ts = runner.transfer_syntax
+    data, said = _split_codec_result(_decoders[ts](bytes(src), _codec_params(runner)))
+    if runner.samples_per_pixel > 1:
+        runner.set_option("planar_configuration", 0)
+    if ts in uids.JPEG2000TransferSyntaxes:
+        if runner.photometric_interpretation in ("YBR_ICT", "YBR_RCT"):
+            runner.set_option("photometric_interpretation", "RGB")
+        precision = runner.get_option("j2k_precision", runner.bits_stored)
+        runner.set_option("bits_allocated", _container_bits(precision))
+    elif ts in uids.JPEGLSTransferSyntaxes:
+        precision = runner.get_option("jls_precision", runner.bits_stored)
+        runner.set_option("bits_allocated", _container_bits(precision))
+    for key in ("planar_configuration", "photometric_interpretation", "bits_allocated"):
+        if key in said:
+            runner.set_option(key, said[key])
+    return data
+
+
+def why_not_decodable(transfer_syntax_uid, bits_stored=8):
+    """Return ``None`` if frames in this syntax can be decoded here, else the reason.
+
+    Parameters
+    ----------
+    transfer_syntax_uid : str
+    bits_stored : int
+        (0028,0101) *Bits Stored*: Pillow decodes JPEG Extended only at 8 bits.
+
+    Returns
+    -------
+    str or None
+        A sentence fragment completing "The pixel data ...", e.g. "is compressed with
+        JPEG 2000 (1.2.840.10008.1.2.4.91), which the page cannot decode yet".
+    """
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    if ts in _NATIVE_SYNTAXES or ts == uids.RLELossless or ts in _decoders:
+        return None
+    if not ts.is_transfer_syntax:
+        return f"uses the transfer syntax {ts}, which dcmstudio does not know"
+    if ts in _PILLOW_SYNTAXES:
+        if not _pillow_decodes_jpeg():
+            return f"is compressed with {ts.name} ({ts}), and Pillow, which decodes it, is not installed"
+        if ts == uids.JPEGExtended12Bit and bits_stored > 8:
+            return (
+                f"is compressed with {ts.name} ({ts}) at {bits_stored} bits, "
+                "which the page cannot decode yet (Pillow decodes 8-bit JPEG only)"
+            )
+        return None
+    return f"is compressed with {ts.name} ({ts}), which the page cannot decode yet"
+
+
+def _pillow_decodes_jpeg():
+    return "pillow" in get_decoder(uids.JPEGBaseline8Bit).available_plugins
+
+
+def _decoding_plugin(ts):
+    """The plugin to decode `ts` with, so that CPython and Pyodide decode alike."""
+    if ts == uids.RLELossless:
+        return "pydicom"
+    if ts in _PILLOW_SYNTAXES and _pillow_decodes_jpeg():
+        return "pillow"
+    if ts.is_compressed:
+        return PLUGIN_LABEL
+    return ""
+
+
+class PixelSource:
+    """One file's pixel data, ready to be decoded a frame at a time.
+
+    The header (everything before the pixel data) is parsed once; each frame is read from the
+    file when asked for. A deflated file is inflated whole, as pydicom does.
+
+    Parameters
+    ----------
+    path : str
+        The file on disk (MEMFS in the page).
+    name : str
+        The name the user knows the file by, for messages.
+
+    Raises
+    ------
+    NotDicomError
+        If the file is not DICOM.
+    InvalidDicomError
+        If its header cannot be parsed or is truncated.
+    """
+
+    def __init__(self, path, name):
+        self.path = path
+        self.name = name
+        self._dataset = None  # the whole dataset, for deflated files only
+        self.header = read_dicom(path, name, stop_before_pixels=True)
+        self.transfer_syntax = pydicom.uid.UID(transfer_syntax_info(self.header)["uid"])
+        with as_invalid_dicom(name, "while looking for its pixel data"):
+            if self.transfer_syntax == uids.DeflatedExplicitVRLittleEndian:
+                self._dataset = read_dicom(path, name)
+                self._locate_in_dataset()
+            else:
+                with open(path, "rb") as f:
+                    # Only the position where the header ends is wanted from this second pass.
+                    pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=[0x7FE00010])
+                    self._locate_in_file(f)
+            self.options = self._decoding_options() if self.has_pixels else {}
+
+    def _locate_in_file(self, f):
+        self.value_offset = None
+        self.pixel_tag = None
+        self.value_length = 0
+        little = self.transfer_syntax != uids.ExplicitVRBigEndian
+        head = f.read(8)
+        if len(head) < 8:
+            return
+        group, element = struct.unpack("<HH" if little else ">HH", head[:4])
+        tag = (group << 16) | element
+        if tag not in PIXEL_DATA_TAGS:
+            return
+        # Some writers encode the pixel data implicitly in an explicit file: look at the bytes.
+        if head[4:6].isalpha() and head[4:6].isupper():
+            self.pixel_vr = head[4:6].decode("ascii")
+            (self.value_length,) = struct.unpack("<L" if little else ">L", f.read(4))
+        else:
+            self.pixel_vr = None
+            (self.value_length,) = struct.unpack("<L" if little else ">L", head[4:8])
+        self.pixel_tag = tag
+        self.value_offset = f.tell()
+
+    def _locate_in_dataset(self):
+        self.value_offset = None
+        self.pixel_tag = next((t for t in PIXEL_DATA_TAGS if t in self._dataset), None)
+        if self.pixel_tag is not None:
+            element = self._dataset[self.pixel_tag]
+            self.pixel_vr = element.VR
+            self.value_length = len(element.value)
+            self.header = Dataset(
+                {t: self._dataset.get_item(t) for t in self._dataset.keys() if t < self.pixel_tag}
+            )
+            self.header.file_meta = self._dataset.file_meta
+            self.header.set_original_encoding(*self._dataset.original_encoding)
+
+    @property
+    def has_pixels(self):
+        """Whether the file holds a pixel data element."""
+        return self.pixel_tag is not None
+
+    @property
+    def keyword(self):
+        """``"PixelData"``, ``"FloatPixelData"`` or ``"DoubleFloatPixelData"``."""
+        return PIXEL_DATA_TAGS[self.pixel_tag]
+
+    @property
+    def is_native_little_endian(self):
+        """Whether the value's bytes are already what an Explicit VR LE file holds."""
+        return not self.transfer_syntax.is_compressed and self.transfer_syntax != uids.ExplicitVRBigEndian
+
+    @property
+    def frames(self):
+        """(0028,0008) *Number of Frames*, 1 when absent."""
+        return self.options["number_of_frames"]
+
+    def _decoding_options(self):
+        opts = as_pixel_options(self.header)
+        opts["transfer_syntax_uid"] = self.transfer_syntax
+        opts["pixel_keyword"] = self.keyword
+        if self.pixel_vr:
+            opts["pixel_vr"] = self.pixel_vr
+        return opts
+
+    def why_not_decodable(self):
+        """``None`` if the frames can be decoded here, else a sentence naming file and syntax."""
+        if not self.has_pixels:
+            return f"{self.name} has no (7FE0,0010) Pixel Data."
+        reason = why_not_decodable(self.transfer_syntax, self.header.get("BitsStored") or 8)
+        return f"The pixel data of {self.name} {reason}." if reason else None
+
+    def decode_frame(self, index, as_rgb=False):
+        """Return frame `index` (from 0) as ``(array, properties)``.
+
+        The array has shape (rows, columns) or (rows, columns, samples); `properties` is
+        pydicom's dict of the image pixel values that describe it (``photometric_interpretation``
+        may differ from the header's, e.g. ``"YBR_FULL"`` for native ``"YBR_FULL_422"``,
+        ``"RGB"`` for decoded ``"YBR_RCT"``). With `as_rgb` False (default) YBR samples stay
+        YBR, as stored; with True pydicom converts them to RGB.
+
+        Raises
+        ------
+        DicomStudioError
+            If there is no pixel data, the syntax cannot be decoded or `index` is out of range.
+        InvalidDicomError
+            If the frame cannot be decoded.
+        """
+        reason = self.why_not_decodable()
+        if reason:
+            raise DicomStudioError(reason, file=self.name)
+        if not 0 <= index < self.frames:
+            raise DicomStudioError(
+                f"{self.name} has {self.frames} frame(s); frame {index + 1} does not exist.",
+                file=self.name,
+            )
+        decoder = get_decoder(self.transfer_syntax)
+        plugin = _decoding_plugin(self.transfer_syntax)
+        with as_invalid_dicom(self.name, f"while decoding frame {index + 1} of (7FE0,0010) Pixel Data"):
+            if self._dataset is not None:
+                return decoder.as_array(
+                    self._dataset, index=index, raw=not as_rgb, decoding_plugin=plugin
+                )
+            with open(self.path, "rb") as f:
+                f.seek(self.value_offset)
+                return decoder.as_array(
+                    f, index=index, raw=not as_rgb, decoding_plugin=plugin, **self.options
+                )
+
+    def native_value_chunks(self):
+        """Yield the pixel data value's bytes unchanged, in chunks (native sources only)."""
+        if self._dataset is not None:
+            yield self._dataset[self.pixel_tag].value
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.value_offset)
+            remaining = self.value_length
+            while remaining:
+                chunk = f.read(min(_CHUNK_SIZE, remaining))
+                if not chunk:
+                    raise InvalidDicomError(
+                        f"{self.name} ends inside its (7FE0,0010) Pixel Data.", file=self.name
+                    )
+                remaining -= len(chunk)
+                yield chunk
+
+    def trailing_elements(self):
+        """Return the elements after the pixel data, and the names of those left out.
+
+        Returns
+        -------
+        tuple of (pydicom.dataset.Dataset, list of str)
+            The elements to write after the pixel data again; the labels of (FFFA,FFFA)
+            *Digital Signatures Sequence* and (FFFC,FFFC) *Data Set Trailing Padding*, which
+            re-encoding would make wrong, when present.
+        """
+        with as_invalid_dicom(self.name, "while reading the elements after the pixel data"):
+            if self._dataset is not None:
+                after = {t: self._dataset.get_item(t) for t in self._dataset.keys() if t > self.pixel_tag}
+                trailing = Dataset(after)
+                trailing.set_original_encoding(*self._dataset.original_encoding)
+            else:
+                little = self.transfer_syntax != uids.ExplicitVRBigEndian
+                with open(self.path, "rb") as f:
+                    f.seek(self.value_offset)
+                    if self.value_length == _UNDEFINED_LENGTH:
+                        _skip_fragments(f, little)
+                    else:
+                        f.seek(self.value_length, 1)
+                    trailing = read_dataset(
+                        f,
+                        is_implicit_VR=self.transfer_syntax == uids.ImplicitVRLittleEndian,
+                        is_little_endian=little,
+                    )
+            dropped = []
+            for tag, label in _DROPPED_TRAILING_TAGS.items():
+                if tag in trailing:
+                    del trailing[tag]
+                    dropped.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {label}")
+            return trailing, dropped
+
+
+def _skip_fragments(f, little):
+    fmt = "<HHL" if little else ">HHL"
+    while True:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("the encapsulated pixel data has no sequence delimiter")
+        group, element, length = struct.unpack(fmt, head)
+        if (group, element) == _SEQUENCE_DELIMITER_TAG:
+            return
+        if (group, element) != _ITEM_TAG:
+            raise ValueError(f"expected an item tag in the encapsulated pixel data, found ({group:04X},{element:04X})")
+        f.seek(length, 1)
+
+
+def _frame_digest(arr):
+    little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    return hashlib.sha256(np.ascontiguousarray(little).tobytes()).digest()
+
+
+def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
+    """Write `in_path` again with its pixel data in `transfer_syntax_uid`, losslessly.
+
+    Parameters
+    ----------
+    in_path, out_path : str
+        Source and destination files (MEMFS in the page); `out_path` is replaced.
+    transfer_syntax_uid : str
+        One of :data:`LOSSLESS_TARGETS`: Explicit VR Little Endian (uncompressed), Deflated
+        Explicit VR Little Endian, RLE Lossless (pydicom's pure-Python encoder), or a syntax
+        with a registered encoder.
+    name : str, optional
+        The file's name for messages; defaults to `in_path`.
+    verify : bool
+        Decode the output again and compare every frame with the source (default).
+
+    Returns
+    -------
+    dict
+        ``{"transfer_syntax": {"uid", "name"}, "source_transfer_syntax": {"uid", "name"},
+        "frames": int, "input_bytes": int, "output_bytes": int, "verified": bool,
+        "not_verified_because": str or None, "dropped": [str, ...]}``. `dropped` names the
+        elements left out: an Icon Image Sequence whose pixels were compressed, trailing
+        padding, digital signatures (which re-encoding invalidates).
+
+    Raises
+    ------
+    DicomStudioError
+        If the target is not a lossless syntax dcmstudio can write, the source cannot be
+        decoded, or the output's pixels differ from the source's (then `out_path` is removed).
+    NotDicomError, InvalidDicomError
+        If the source is not DICOM or is broken.
+    """
+    name = name or str(in_path)
+    target = pydicom.uid.UID(str(transfer_syntax_uid))
+    source = PixelSource(in_path, name)
+    _check_target(source, target)
+    with as_invalid_dicom(name, f"while writing it as {target.name}"):
+        writer = _Rewriter(source, target)
+        digests = writer.write(out_path)
+    result = {
+        "transfer_syntax": describe_transfer_syntax(target),
+        "source_transfer_syntax": transfer_syntax_info(source.header),
+        "frames": source.frames,
+        "input_bytes": os.path.getsize(in_path),
+        "output_bytes": os.path.getsize(out_path),
+        "verified": False,
+        "not_verified_because": None,
+        "dropped": writer.dropped,
+    }
+    if not verify:
+        result["not_verified_because"] = "verification was not asked for"
+        return result
+    written = PixelSource(out_path, name)
+    reason = written.why_not_decodable()
+    if reason:
+        result["not_verified_because"] = reason
+        return result
+    for index in range(written.frames):
+        expected = digests[index] if digests else _frame_digest(source.decode_frame(index)[0])
+        if _frame_digest(written.decode_frame(index)[0]) != expected:
+            os.remove(out_path)
+            raise DicomStudioError(
+                f"Writing {name} as {target.name} changed the pixels of frame {index + 1}; "
+                "the output was not kept.",
+                file=name,
+            )
+    result["verified"] = True
+    return result
+
+
+def decompress(in_path, out_path, *, name=None, verify=True):
+    """Write `in_path` again with uncompressed pixel data (Explicit VR Little Endian).
+
+    Same parameters, result and errors as :func:`compress`.
+    """
+    return compress(in_path, out_path, uids.ExplicitVRLittleEndian, name=name, verify=verify)
+
+
+def _check_target(source, target):
+    name = source.name
+    if target not in LOSSLESS_TARGETS:
+        raise DicomStudioError(
+            f"{name} cannot be written as {describe_transfer_syntax(target)['name']} ({target}): "
+            "dcmstudio writes only lossless transfer syntaxes.",
+            file=name,
+        )
+    if target.is_compressed and target != uids.RLELossless and target not in _encoders:
+        raise DicomStudioError(
+            f"{name} cannot be written as {target.name} ({target}): no encoder for it is "
+            "available in the page yet.",
+            file=name,
+        )
+    reason = source.why_not_decodable()
+    if reason:
+        raise DicomStudioError(reason, file=name)
+    if target.is_compressed and source.keyword != "PixelData":
+        raise DicomStudioError(
+            f"{name} holds ({source.pixel_tag >> 16:04X},{source.pixel_tag & 0xFFFF:04X}) "
+            f"{source.keyword}, which DICOM stores uncompressed only.",
+            file=name,
+        )
+    bits = source.header.get("BitsAllocated")
+    if target.is_compressed and bits == 1:
+        raise DicomStudioError(
+            f"{name} has (0028,0100) Bits Allocated 1; dcmstudio does not compress 1-bit pixel data.",
+            file=name,
+        )
+    if target == uids.RLELossless and bits not in (8, 16):
+        raise DicomStudioError(
+            f"{name} has (0028,0100) Bits Allocated {bits}; RLE Lossless holds 8- or 16-bit "
+            "samples only (PS3.5 Table 8.2.2-1).",
+            file=name,
+        )
+
+
+class _Rewriter:
+    """One compress() call: the source's header made right for the target, then the writing."""
+
+    def __init__(self, source, target):
+        self.source = source
+        self.target = target
+        self.dropped = []
+        # Native little-endian pixels going to a native target are copied byte for byte.
+        self.copy_value = source.is_native_little_endian and not target.is_compressed
+        # Decoding lossy JPEG colour includes its YCbCr to RGB step (as dcmdjpeg does): most
+        # IODs do not allow the full-resolution YBR_FULL that would be left otherwise.
+        self.as_rgb = source.transfer_syntax in uids.JPEGTransferSyntaxes
+        header = copy.deepcopy(source.header)
+        for tag in list(header.keys()):
+            if tag.group == 0x0002 or tag in _EXTENDED_OFFSET_TAGS:
+                del header[tag]
+        for item in header.get("IconImageSequence") or []:
+            if "PixelData" in item and item["PixelData"].is_undefined_length:
+                del header.IconImageSequence
+                self.dropped.append("(0088,0200) Icon Image Sequence (its pixel data was compressed)")
+                break
+        if source.transfer_syntax in _LOSSY_ONLY_SYNTAXES and "LossyImageCompression" not in header:
+            header.LossyImageCompression = "01"
+        self.header = header
+        self.trailing, dropped = source.trailing_elements()
+        self.dropped += dropped
+
+    def write(self, out_path):
+        """Write the output file; return each source frame's digest (``None`` when copied)."""
+        with open(out_path, "wb") as raw:
+            raw.write(b"\0" * 128 + b"DICM")
+            write_file_meta_info(DicomFileLike(raw), self._file_meta(), enforce_standard=True)
+            if self.target.is_compressed:
+                return self._write_encapsulated(raw)
+            if self.target != uids.DeflatedExplicitVRLittleEndian:
+                return self._write_native(raw)
+            body = _DeflatingWriter(raw)
+            digests = self._write_native(body)
+            body.close()
+            return digests
+
+    def _file_meta(self):
+        meta = FileMetaDataset()
+        for element in self.source.header.file_meta:
+            meta.add(copy.deepcopy(element))
+        meta.TransferSyntaxUID = self.target
+        if "MediaStorageSOPClassUID" not in meta and "SOPClassUID" in self.header:
+            meta.MediaStorageSOPClassUID = self.header.SOPClassUID
+        if "MediaStorageSOPInstanceUID" not in meta and "SOPInstanceUID" in self.header:
+            meta.MediaStorageSOPInstanceUID = self.header.SOPInstanceUID
+        return meta
+
+    def _encoded(self, dataset):
+        buffer = DicomBytesIO()
+        buffer.is_little_endian = True
+        buffer.is_implicit_VR = False
+        write_dataset(buffer, dataset, self.header.get("SpecificCharacterSet") or "iso8859")
+        return buffer.getvalue()
+
+    def _decoded_frames(self):
+        """Yield the source's frames decoded; the header takes frame 1's colour space first."""
+        for index in range(self.source.frames):
+            arr, properties = self.source.decode_frame(index, as_rgb=self.as_rgb)
+            if index == 0:
+                self._set_colour_space(properties["photometric_interpretation"])
+            yield arr
+
+    def _write_encapsulated(self, raw):
+        digests = []
+        for index, arr in enumerate(self._decoded_frames()):
+            fragment, said = self._encode(arr)
+            if index == 0:
+                if "photometric_interpretation" in said:
+                    self.header.PhotometricInterpretation = said["photometric_interpretation"]
+                raw.write(self._encoded(self.header))
+                fragments = _EncapsulatedWriter(raw, self.source.frames)
+            fragments.add(fragment)
+            digests.append(_frame_digest(arr))
+        fragments.close()
+        raw.write(self._encoded(self.trailing))
+        return digests
+
+    def _write_native(self, body):
+        if self.copy_value:
+            digests = None
+            length = self.source.value_length
+            chunks = self.source.native_value_chunks()
+        else:
+            digests = []
+            length = _native_frame_length(self.header, self.source.frames, self.source.name)
+            length *= self.source.frames
+            frames = self._decoded_frames()
+            first = next(frames)
+            chunks = self._digested_bytes(itertools.chain([first], frames), digests)
+        body.write(self._encoded(self.header))
+        self._write_native_element(body, length, chunks)
+        body.write(self._encoded(self.trailing))
+        return digests
+
+    def _digested_bytes(self, frames, digests):
+        for arr in frames:
+            digests.append(_frame_digest(arr))
+            yield self._native_bytes(arr)
+
+    def _set_colour_space(self, decoded_photometric):
+        if self.header.get("SamplesPerPixel", 1) > 1:
+            # Decoded YBR_FULL_422 is no longer subsampled; decoded samples are colour-by-pixel.
+            full = "YBR_FULL" if decoded_photometric == "YBR_FULL_422" else decoded_photometric
+            self.header.PhotometricInterpretation = full
+            self.header.PlanarConfiguration = 0
+
+    def _stored_dtype(self):
+        bits = self.header.BitsAllocated
+        if self.source.keyword != "PixelData":
+            return np.dtype(f"<f{bits // 8}")
+        kind = "i" if self.header.get("PixelRepresentation", 0) else "u"
+        return np.dtype(f"<{kind}{max(bits, 8) // 8}")
+
+    def _native_bytes(self, arr):
+        if self.header.BitsAllocated == 1:
+            return pack_bits(arr, pad=False)
+        return np.ascontiguousarray(arr.astype(self._stored_dtype())).tobytes()
+
+    def _write_native_element(self, out, length, chunks):
+        source = self.source
+        bits = self.header.BitsAllocated
+        vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(source.keyword, "OB" if bits <= 8 else "OW")
+        padded = length + (length % 2)
+        if padded >= _UNDEFINED_LENGTH:
+            raise DicomStudioError(
+                f"{source.name}: uncompressed, its pixel data would exceed the 4 GiB a DICOM "
+                "element can hold.",
+                file=source.name,
+            )
+        tag = source.pixel_tag
+        out.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, padded))
+        written = 0
+        for chunk in chunks:
+            out.write(chunk)
+            written += len(chunk)
+        if written != length:
+            raise ValueError(f"the pixel data holds {written} bytes where {length} were expected")
+        if padded != length:
+            out.write(b"\0")
+
+    def _encode(self, arr):
+        """Return ``(codestream, what the codec said)`` for one decoded frame."""
+        arr = arr.astype(self._stored_dtype(), copy=False)
+        params = {
+            "rows": self.header.Rows,
+            "columns": self.header.Columns,
+            "samples_per_pixel": self.header.get("SamplesPerPixel", 1),
+            "bits_allocated": self.header.BitsAllocated,
+            "bits_stored": self.header.BitsStored,
+            "pixel_representation": self.header.get("PixelRepresentation", 0),
+            "photometric_interpretation": str(self.header.PhotometricInterpretation),
+            "planar_configuration": 0,
+            "number_of_frames": 1,
+        }
+        try:
+            if self.target in _encoders:
+                params["transfer_syntax_uid"] = str(self.target)
+                return _split_codec_result(_encoders[self.target](arr.tobytes(), params))
+            return get_encoder(self.target).encode(arr, encoding_plugin="pydicom", **params), {}
+        except Exception as exc:
+            raise DicomStudioError(
+                f"{self.source.name} could not be encoded as {self.target.name}: {_first_line(exc)}",
+                file=self.source.name,
+            ) from exc
+
+
+def _native_frame_length(header, frames, name):
+    pixels = header.Rows * header.Columns * header.get("SamplesPerPixel", 1)
+    bits = header.BitsAllocated
+    if bits == 1 and pixels % 8 and frames > 1:
+        raise DicomStudioError(
+            f"{name} has 1-bit frames of {pixels} pixels that do not end on a byte; dcmstudio "
+            "cannot rewrite them uncompressed.",
+            file=name,
+        )
+    return math.ceil(pixels * bits / 8)
+
+
+class _EncapsulatedWriter:
+    """(7FE0,0010) as OB of undefined length: offset table, one fragment per frame, delimiter."""
+
+    def __init__(self, out, frames):
+        self._out = out
+        out.write(struct.pack("<HH2sHL", 0x7FE0, 0x0010, b"OB", 0, _UNDEFINED_LENGTH))
+        # A single frame needs no offsets; several get a table filled in once their sizes are known.
+        table_length = 4 * frames if frames > 1 else 0
+        out.write(struct.pack("<HHL", 0xFFFE, 0xE000, table_length))
+        self._table_position = out.tell()
+        out.write(b"\0" * table_length)
+        self._first_fragment = out.tell()
+        self._offsets = []
+
+    def add(self, fragment):
+        """Write one frame's codestream as one item, padded to even length."""
+        self._offsets.append(self._out.tell() - self._first_fragment)
+        padded = bytes(fragment) + b"\0" * (len(fragment) % 2)
+        self._out.write(struct.pack("<HHL", 0xFFFE, 0xE000, len(padded)))
+        self._out.write(padded)
+
+    def close(self):
+        """Write the sequence delimiter and fill in the offset table."""
+        self._out.write(struct.pack("<HHL", 0xFFFE, 0xE0DD, 0))
+        if len(self._offsets) > 1:
+            if self._offsets[-1] > 0xFFFFFFFF:
+                raise DicomStudioError("The compressed pixel data would exceed the 4 GiB an offset table can address.")
+            end = self._out.tell()
+            self._out.seek(self._table_position)
+            self._out.write(struct.pack(f"<{len(self._offsets)}L", *self._offsets))
+            self._out.seek(end)
+
+
+class _DeflatingWriter:
+    """A write-only file object that deflates (raw, no zlib header) into another file."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    def write(self, data):
+        self._raw.write(self._deflater.compress(data))
+        return len(data)
+
+    def close(self):
+        """Write what the deflater still holds."""
+        self._raw.write(self._deflater.flush())
