@@ -84,7 +84,7 @@ const app = {
       task.onCancel = () => python.cancel(request.id);
       const result = await request.done;
       if (result.ok) this.files.add(result.files, batch);
-      else task.fail(result.error.message);
+      else this.files.add(batch.map(({ key }) => ({ key, ok: false, error: result.error })), batch);
       done += batch.length;
       task.progress(done, fileEntries.length, "");
       batch = [];

@@ -48,9 +48,8 @@ async function start() {
   phase("code", 0.5);
   pyodide.FS.mkdirTree(INPUT_DIR);
   pyodide.FS.mkdirTree(OUTPUT_DIR);
-  const api = pyodide.pyimport("dcmstudio.api");
-  apiCall = api.call;
-  api.destroy();
+  // The module proxy lives as long as the worker: its `call` attribute is borrowed from it.
+  apiCall = pyodide.pyimport("dcmstudio.api").call;
   if (self.crossOriginIsolated) {
     interruptBuffer = new Uint8Array(new SharedArrayBuffer(1));
     pyodide.setInterruptBuffer(interruptBuffer);
