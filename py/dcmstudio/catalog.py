@@ -11,13 +11,18 @@ import struct
 import warnings
 
 import pydicom
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.tag import Tag
 from pydicom.uid import UID
-from pydicom.valuerep import VR
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
 
 PREAMBLE_LENGTH = 128
+UNDEFINED_LENGTH = 0xFFFFFFFF
 # Explicit VR codes as they appear in the file (the enum also holds ambiguous pairs like "US or SS").
 _EXPLICIT_VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
 # A preamble-less data set may start with the file meta group (always little endian) or with the
@@ -108,7 +113,7 @@ def describe_file(path, name):
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
-               problems=None):
+               problems=None, allow_truncated=False):
     """Read a DICOM file, or a preamble-less data set that starts like one, with pydicom.
 
     Parameters
@@ -125,6 +130,9 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
     problems : list, optional
         If given, what pydicom warned about while reading (e.g. a missing delimiter at the end of
         a truncated file) is appended to it, one sentence each.
+    allow_truncated : bool, optional
+        If true, a file that ends before its last element does is read as far as it goes and the
+        fact added to ``problems``; by default it raises ``InvalidDicomError``.
 
     Returns
     -------
@@ -136,20 +144,29 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
         With the reason as a sentence, e.g. "x.txt is not DICOM: no 'DICM' prefix at byte 128
         and no data set at byte 0."
     InvalidDicomError
-        When pydicom cannot parse what looks like DICOM.
+        When pydicom cannot parse what looks like DICOM, or the file is truncated.
     """
     _check_looks_like_dicom(path, name)
+    size = os.path.getsize(path)
     with as_invalid_dicom(name, "while parsing it"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = pydicom.dcmread(path, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
-                             force=True, specific_tags=specific_tags)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
+                                 force=True, specific_tags=specific_tags)
+            parsed_to = fp.tell()
         if defer_size is not None and is_deflated(ds):
             # A deferred value would be re-read from the compressed file at an inflated offset.
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True,
                                  specific_tags=specific_tags)
+        # pydicom reads a cut file silently as far as it goes
+        truncation = _truncation(ds, size, parsed_to)
+    if truncation and not allow_truncated:
+        raise InvalidDicomError(f"{name} is truncated: {truncation}.", file=name)
     if problems is not None:
-        problems.extend(message for message in dict.fromkeys(str(w.message) for w in caught)
-                        if message not in problems)
+        found = [str(w.message) for w in caught]
+        if truncation:
+            found.append(f"The file is truncated: {truncation}.")
+        problems.extend(message for message in dict.fromkeys(found) if message not in problems)
     return ds
 
 
@@ -166,7 +183,9 @@ def transfer_syntax_info(ds):
     """
     uid = ds.file_meta.get("TransferSyntaxUID")
     if uid:
-        uid = UID(str(uid))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a malformed UID is shown as it is
+            uid = UID(str(uid))
         return {"uid": str(uid), "name": uid.name}
     implicit, little_endian = ds.original_encoding
     if implicit:
@@ -229,9 +248,58 @@ def _starts_with_data_set(head, size):
         if head[4:6] in _EXPLICIT_VR_CODES:
             return True
         implicit_length = struct.unpack("<L", head[4:8])[0]
-        if endian == "<" and implicit_length <= size - 8:
+        if endian == "<" and (implicit_length <= size - 8 or implicit_length == UNDEFINED_LENGTH):
             return True
     return False
+
+
+def encoded_value_length(element, is_implicit_vr, is_little_endian):
+    """Return the value length pydicom would write for ``element``, in bytes.
+
+    For the elements pydicom converts while reading (group lengths, (0002,0010) *Transfer Syntax
+    UID*, (0008,0005) *Specific Character Set*): it keeps no record of their length in the file.
+    """
+    implicit = is_implicit_vr and element.tag.group != 2  # file meta is explicit little endian
+    fp = DicomBytesIO()
+    fp.is_little_endian = is_little_endian or element.tag.group == 2
+    fp.is_implicit_VR = implicit
+    write_data_element(fp, element)
+    header = 8 if implicit or element.VR not in EXPLICIT_VR_LENGTH_32 else 12
+    return len(fp.getvalue()) - header
+
+
+def _truncation(ds, size, parsed_to):
+    """Say where a file that pydicom read ends too early, or return None if it does not."""
+    if is_deflated(ds):  # offsets are in the inflated copy, and zlib notices a cut
+        return None
+    implicit, little_endian = ds.original_encoding
+    last_start = -1
+    last_end = PREAMBLE_LENGTH + 4 if ds.preamble is not None else 0
+    for dataset in (ds.file_meta, ds):
+        for tag in dataset.keys():
+            element = dataset.get_item(tag, keep_deferred=True)
+            if isinstance(element, RawDataElement):
+                start, length = element.value_tell, element.length
+            elif element.is_undefined_length:
+                start, length = element.file_tell, UNDEFINED_LENGTH
+            else:
+                start = element.file_tell
+                length = encoded_value_length(element, implicit, little_endian)
+            end = None if length == UNDEFINED_LENGTH or start is None else start + length
+            if end is not None and end > size:
+                return (f"it ends {end - size} bytes before the end of the value of "
+                        f"{element_label(tag, keyword_for_tag(tag))}")
+            if start is not None and start > last_start:
+                last_start, last_end = start, end
+        if dataset is ds.file_meta:
+            meta_end = last_end
+    if ds.preamble is not None and len(ds) == 0 and (meta_end is None or size - meta_end < 8):
+        return "it ends before its data set begins"
+    if parsed_to > size:
+        return "it ends inside the value of an element"
+    if last_end is not None and 0 < size - last_end < 8:
+        return f"its last {size - last_end} bytes are the start of an element cut short"
+    return None
 
 
 def _text(ds, keyword, name):

@@ -22,14 +22,13 @@ from pydicom.datadict import (dictionary_description, dictionary_has_tag, dictio
                               private_dictionary_description, repeater_has_tag)
 from pydicom.dataelem import RawDataElement
 from pydicom.encaps import parse_basic_offsets, parse_fragments
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
 from pydicom.hooks import raw_element_vr
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
 
-from dcmstudio.catalog import as_invalid_dicom, element_label, read_dicom, transfer_syntax_info
+from dcmstudio.catalog import (as_invalid_dicom, element_label, encoded_value_length, read_dicom,
+                               transfer_syntax_info)
 
 # Values longer than this stay in the file until needed; binary ones are never read whole.
 DEFER_SIZE = 1024
@@ -104,8 +103,10 @@ def element_tree(path, name, max_value_chars=200):
         As ``catalog.read_dicom``.
     """
     problems = []
-    ds = read_dicom(path, name, defer_size=DEFER_SIZE, problems=problems)
-    with _ValueReader(path, name, ds, max_value_chars) as reader:
+    ds = read_dicom(path, name, defer_size=DEFER_SIZE, problems=problems,
+                    allow_truncated=True)
+    with as_invalid_dicom(name, "while listing its elements"), \
+            _ValueReader(path, name, ds, max_value_chars) as reader:
         builder = _TreeBuilder(reader)
         nodes = builder.nodes(ds.file_meta, "", meta=True) + builder.nodes(ds, "", meta=False)
     return {"file": name, "transfer_syntax": transfer_syntax_info(ds), "nodes": nodes,
@@ -173,12 +174,14 @@ def dump_text(path, name):
         As ``catalog.read_dicom``.
     """
     problems = []
-    ds = read_dicom(path, name, defer_size=DEFER_SIZE, problems=problems)
+    ds = read_dicom(path, name, defer_size=DEFER_SIZE, problems=problems,
+                    allow_truncated=True)
     syntax = transfer_syntax_info(ds)
     lines = [f"# dcmstudio dump of {name}",
              f"# Transfer syntax: {syntax['name']} ({syntax['uid']})"]
     lines += [f"# Warning: {problem}" for problem in problems]
-    with _ValueReader(path, name, ds, None) as reader:
+    with as_invalid_dicom(name, "while listing its elements"), \
+            _ValueReader(path, name, ds, None) as reader:
         lines += ["", "# File meta information"]
         if len(ds.file_meta):
             _dump_dataset(reader, ds.file_meta, 0, lines)
@@ -220,7 +223,8 @@ def dicom_json(path, name):
             warnings.simplefilter("ignore")
             model[f"{tag:08X}"] = ds[tag].to_json_dict(bulk_data_element_handler=None,
                                                        bulk_data_threshold=0)
-    return json.dumps(model, indent=2, ensure_ascii=False)
+    with as_invalid_dicom(name, "while writing it as DICOM JSON"):
+        return json.dumps(model, indent=2, ensure_ascii=False)
 
 
 class _ValueReader:
@@ -250,13 +254,14 @@ class _ValueReader:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             keyword, name, creator = _names(dataset, tag)
+            as_read = dataset.get_item(tag, keep_deferred=True)
             try:
-                view = self._view(dataset, tag)
+                view = self._view(dataset, tag, as_read)
                 if tag == SPECIFIC_CHARACTER_SET:
                     # pydicom warned about unknown terms once, while reading: say it here too
                     convert_encodings(dataset[tag].value or "")
             except Exception as exc:  # noqa: BLE001 -- a bad value is shown, not raised
-                view = self._undecodable_view(dataset, tag, exc)
+                view = _undecodable_view(tag, as_read, exc)
         view.keyword, view.name, view.private_creator = keyword, name, creator
         if caught and view.warning is None:
             view.warning = str(caught[0].message)
@@ -267,11 +272,11 @@ class _ValueReader:
         explicit = view.tag.group == 2 or not self.is_implicit_vr
         return 12 if explicit and view.vr in EXPLICIT_VR_LENGTH_32 else 8
 
-    def _view(self, dataset, tag):
-        element = dataset.get_item(tag, keep_deferred=True)
+    def _view(self, dataset, tag, element):
         if not isinstance(element, RawDataElement):
             # pydicom converted it while reading (file meta, charset, undefined-length sequence)
-            length = None if element.is_undefined_length else self._encoded_length(element)
+            length = None if element.is_undefined_length else encoded_value_length(
+                element, self.is_implicit_vr, self.is_little_endian)
             return self._converted_view(element, element.VR, length)
         raw = element
         if raw.length == UNDEFINED_LENGTH:
@@ -339,27 +344,6 @@ class _ValueReader:
         return ElementView(raw.tag, vr, 1, None, f"<encapsulated: {count} {noun}, {size} bytes>",
                            truncated=True, summary=True)
 
-    def _undecodable_view(self, dataset, tag, exc):
-        raw = dataset.get_item(tag, keep_deferred=True)
-        vr, length, head = "UN", None, b""
-        if isinstance(raw, RawDataElement):
-            vr = raw.VR or "UN"
-            length = None if raw.length == UNDEFINED_LENGTH else raw.length
-            head = (raw.value or b"")[:PREVIEW_BYTES]
-        more = " …" if length and length > len(head) else ""
-        return ElementView(tag, vr, 0, length, f"<cannot decode as {vr}: {head.hex(' ')}{more}>",
-                           truncated=bool(more), summary=True,
-                           warning=f"the value cannot be decoded as {vr}: {exc}")
-
-    def _encoded_length(self, element):
-        """The value length as pydicom writes it, for elements it converted while reading."""
-        is_meta = element.tag.group == 2  # always explicit VR little endian
-        fp = DicomBytesIO()
-        fp.is_little_endian = is_meta or self.is_little_endian
-        fp.is_implicit_VR = not is_meta and self.is_implicit_vr
-        write_data_element(fp, element)
-        header = 8 if fp.is_implicit_VR or element.VR not in EXPLICIT_VR_LENGTH_32 else 12
-        return len(fp.getvalue()) - header
 
 
 class _TreeBuilder:
@@ -511,6 +495,21 @@ def _lookup_vr(dataset, raw):
         # Only implicit VR leaves a VR ambiguous, and there PS3.5 A.1 makes bulk values OW.
         return "OW"
     return vr
+
+
+def _undecodable_view(tag, as_read, exc):
+    """A marker showing the first bytes of a value that cannot be decoded, and why."""
+    if isinstance(as_read, RawDataElement):
+        vr = as_read.VR or "UN"
+        length = None if as_read.length == UNDEFINED_LENGTH else as_read.length
+        head = (as_read.value or b"")[:PREVIEW_BYTES]
+    else:
+        vr, length = as_read.VR, None
+        head = as_read.value[:PREVIEW_BYTES] if isinstance(as_read.value, bytes) else b""
+    more = " …" if length and length > len(head) else ""
+    return ElementView(tag, vr, 0, length, f"<cannot decode as {vr}: {head.hex(' ')}{more}>",
+                       truncated=bool(more), summary=True,
+                       warning=f"the value cannot be decoded as {vr}: {exc}")
 
 
 def _binary_view(tag, vr, length, head):
