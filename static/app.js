@@ -5,6 +5,8 @@ import { Op, PHASES } from "./protocol.js";
 import { FileList } from "./files.js";
 import { TaskBar } from "./tasks.js";
 import { TagsWorkbench } from "./wb-tags.js";
+import { EditWorkbench } from "./wb-edit.js";
+import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -49,6 +51,7 @@ const app = {
   python,
   tasks,
   files: null,
+  edits: new PendingEdits(),
   workbenches: [],
   active: null,
 
@@ -58,6 +61,12 @@ const app = {
 
   select(selection) {
     for (const wb of this.workbenches) wb.setSelection(selection);
+  },
+
+  // A count beside a tab's title (e.g. pending edits).
+  setBadge(id, count) {
+    const wb = this.workbenches.find((w) => w.id === id);
+    if (wb?.tab) wb.tab.textContent = count ? `${wb.title} (${count})` : wb.title;
   },
 
   activate(id) {
@@ -111,7 +120,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection));
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench]) {
+for (const Workbench of [TagsWorkbench, EditWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";
@@ -127,8 +136,8 @@ for (const Workbench of [TagsWorkbench]) {
   $("#panels").append(panel);
   wb.tab = tab;
   wb.panel = panel;
-  wb.mount(panel);
   app.workbenches.push(wb);
+  wb.mount(panel);
 }
 app.activate(app.workbenches[0].id);
 

@@ -6,6 +6,9 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
+// Values shown as a byte preview: not edited by typing.
+const BULK_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "UN"]);
+
 export class TagsWorkbench {
   id = "tags";
   title = "Tags";
@@ -20,6 +23,7 @@ export class TagsWorkbench {
   }
 
   mount(panel) {
+    this.app.edits.onChange(() => this.render());
     this.fileSelect = el("select", { id: "tags-file" });
     this.fileSelect.addEventListener("change", () => this.show(this.app.files.get(this.fileSelect.value)));
     this.search = el("input", { type: "search", id: "tags-search", placeholder: "Search keyword, tag (0010,0010) or value", autocomplete: "off" });
@@ -143,6 +147,46 @@ export class TagsWorkbench {
     return button;
   }
 
+  // The value cell: click (or Enter) to edit in place; the change waits in the pending list.
+  valueCell(node) {
+    if (node.items) {
+      return el("span", { className: "value", textContent: `${node.items.length} item${node.items.length === 1 ? "" : "s"}` });
+    }
+    const pending = this.app.edits.forPath(node.path);
+    const editable = !BULK_VRS.has(node.vr) && node.path;
+    const shown = pending?.op === "set" ? String(pending.value) : node.value ?? "";
+    const cell = el(editable ? "button" : "span", { className: `value${pending ? ` pending-${pending.op}` : ""}`, textContent: shown },
+      node.truncated && !pending ? el("span", { className: "detail", textContent: " (cut)" }) : null);
+    if (!editable) return cell;
+    cell.type = "button";
+    cell.title = "Click to edit this value";
+    cell.setAttribute("aria-label", `${node.keyword || node.tag}: ${shown}. Edit`);
+    cell.onclick = () => {
+      const input = el("input", { className: "value-input", value: shown });
+      input.setAttribute("aria-label", `New value of ${node.keyword || node.tag}`);
+      const done = (keep) => {
+        if (keep && input.value !== (node.value ?? "")) this.app.edits.add({ op: "set", path: node.path, value: input.value });
+        else this.render();
+      };
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") { e.preventDefault(); done(true); }
+        if (e.key === "Escape") { e.preventDefault(); done(false); }
+      });
+      input.addEventListener("blur", () => done(false));
+      cell.replaceWith(input);
+      input.focus();
+      input.select();
+    };
+    return cell;
+  }
+
+  deleteButton(path, label) {
+    const button = el("button", { type: "button", className: "delete small", textContent: "Delete" });
+    button.setAttribute("aria-label", `Delete ${label}`);
+    button.onclick = () => this.app.edits.add({ op: "delete", path });
+    return button;
+  }
+
   nodeRow(node, depth, isMatch) {
     const name = node.private_creator && !node.keyword
       ? `${node.name || "Private"} [${node.private_creator}]` : (node.name || node.keyword || "Unknown");
@@ -151,16 +195,17 @@ export class TagsWorkbench {
     copy.onclick = () => navigator.clipboard?.writeText(node.value ?? "").then(
       () => { copy.textContent = "Copied"; setTimeout(() => { copy.textContent = "Copy"; }, 1200); },
       () => { copy.textContent = "Copy failed"; });
-    const row = el("div", { className: `el${node.meta ? " meta" : ""}${node.private_creator ? " private" : ""}${isMatch ? " match" : ""}` },
+    const pendingDelete = this.app.edits.forPath(node.path)?.op === "delete";
+    const row = el("div", { className: `el${node.meta ? " meta" : ""}${node.private_creator ? " private" : ""}${isMatch ? " match" : ""}${pendingDelete ? " deleted" : ""}` },
       el("span", { className: "indent" }, node.items ? this.toggleButton(node.id, node.keyword || node.tag) : null),
       el("code", { className: "tag", textContent: node.tag }),
       el("span", { className: "name", textContent: name, title: node.path || "" }),
       el("span", { className: "vr", textContent: node.vr || "" }),
       el("span", { className: "vm", textContent: node.vm ?? "" }),
       el("span", { className: "len", textContent: node.length ?? "" }),
-      el("span", { className: "value", textContent: node.items ? `${node.items.length} item${node.items.length === 1 ? "" : "s"}` : (node.value ?? "") },
-        node.truncated ? el("span", { className: "detail", textContent: " (cut)" }) : null),
-      node.items ? el("span") : copy);
+      this.valueCell(node),
+      el("span", { className: "row-actions" }, node.items ? null : copy,
+        node.path ? this.deleteButton(node.path, node.keyword || node.tag) : null));
     row.style.setProperty("--depth", depth);
     row.dataset.id = node.id;
     row.setAttribute("role", "treeitem");
@@ -172,7 +217,9 @@ export class TagsWorkbench {
     const row = el("div", { className: "el item" },
       el("span", { className: "indent" }, this.toggleButton(item.id, `${sequence.keyword || sequence.tag} ${item.label}`)),
       el("span", { className: "name", textContent: `${item.label}` }),
-      el("span", { className: "value detail", textContent: `${item.nodes.length} element${item.nodes.length === 1 ? "" : "s"}` }));
+      el("span", { className: "value detail", textContent: `${item.nodes.length} element${item.nodes.length === 1 ? "" : "s"}` }),
+      sequence.path ? this.deleteButton(`${sequence.path}[${item.index}]`, `${sequence.keyword || sequence.tag} ${item.label}`) : null);
+    if (this.app.edits.forPath(`${sequence.path}[${item.index}]`)?.op === "delete") row.classList.add("deleted");
     row.style.setProperty("--depth", depth);
     row.dataset.id = item.id;
     row.setAttribute("role", "treeitem");

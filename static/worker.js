@@ -133,7 +133,10 @@ const handlers = {
         return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
       }
       const step = callPython("job_step", { job, item: items[i] });
-      if (step.ok) sendChunks(id, step);
+      if (step.ok) {
+        sendChunks(id, step);
+        sendOutputs(id, step);
+      }
       steps.push(step);
       post({ kind: Reply.PROGRESS, id, done: i + 1, total: items.length, label: items[i].name || "" });
       await yieldToMessages();

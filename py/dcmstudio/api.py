@@ -156,6 +156,57 @@ def export_json(path, name):
     return {"outputs": [{"path": out, "name": out_name, "mime": "application/dicom+json"}]}
 
 
+# ---- Edit ----------------------------------------------------------------------------------------
+
+@endpoint
+def check_edits(edits):
+    """Raise a clear EditError when an edit list is malformed; used before anything runs."""
+    from . import edit
+    edit.validate_edits(edits)
+    return {}
+
+
+@endpoint
+def preview_edits(path, name, edits):
+    """What the edits would change in one file (its report), without offering any output."""
+    from . import edit
+    out = output_path("preview.dcm")
+    try:
+        report = edit.apply_edits(path, out, edits, context={"name": name})
+    finally:
+        if os.path.exists(out):
+            os.remove(out)
+    return {"report": report}
+
+
+@endpoint
+def export_edits(edits, kind):
+    """The edit list as JSON the page can load again (``kind="json"``) or a pydicom script."""
+    from . import edit
+    edit.validate_edits(edits)
+    if kind == "json":
+        out_name, mime, text = "edits.json", "application/json", json.dumps({"dcmstudio_edits": 1, "edits": edits}, indent=1)
+    else:
+        out_name, mime, text = "apply_edits.py", "text/x-python", edit.codify(edits)
+    out = output_path(out_name)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    return {"outputs": [{"path": out, "name": out_name, "mime": mime}]}
+
+
+@endpoint
+def load_edits(text, name):
+    """Read an edit list saved by :func:`export_edits` (its text, as the page read it)."""
+    from . import edit
+    try:
+        data = json.loads(text)
+        edits = data["edits"] if isinstance(data, dict) else data
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise DicomStudioError("this is not an edit list saved by dcmstudio (JSON with \"edits\")", file=name) from None
+    edit.validate_edits(edits)
+    return {"edits": edits}
+
+
 # ---- Long tasks ----------------------------------------------------------------------------------
 
 @endpoint

@@ -105,3 +105,67 @@ def cancel(job_id):
     job = _running.pop(job_id, None)
     if job is not None:
         job.cancel()
+
+
+# ---- Task kinds ----------------------------------------------------------------------------------
+
+def _check_part10(path, name):
+    """The cheap re-read every output gets before it is offered: preamble and 'DICM' prefix."""
+    with open(path, "rb") as f:
+        head = f.read(132)
+    if len(head) < 132 or head[128:132] != b"DICM":
+        raise DicomStudioError("the edited file lost its DICM prefix; it was not offered", file=name)
+
+
+@register("edit")
+class EditJob(ZipJob):
+    """Byte-level edits over many files (see :mod:`dcmstudio.edit`), one consistent UID map.
+
+    Options: ``edits`` (list of edit dicts), ``single`` (True: the one file is offered under its
+    own name instead of a ZIP), ``zip_name``. Each item: ``{"path", "name"}`` of a loaded file.
+    """
+
+    def __init__(self, options, count, scratch):
+        from . import edit, uids
+        self._edit = edit
+        self.edits = options["edits"]
+        edit.validate_edits(self.edits)
+        self.single = bool(options.get("single")) and count == 1
+        self.zip_name = options.get("zip_name") or "edited.zip"
+        super().__init__(options, count, scratch)
+        self.uid_map = uids.UidMap()
+        self.reports = []
+        self.failures = []
+
+    def step(self, item):
+        name = item["name"]
+        out = os.path.join(self.scratch, "current.dcm")
+        context = {"index": self.index + 1, "uid_map": self.uid_map, "name": name}
+        try:
+            report = self._edit.apply_edits(item["path"], out, self.edits, context=context)
+            if self._had_prefix(item["path"]):
+                _check_part10(out, name)
+        except DicomStudioError as exc:
+            # One bad file does not stop the series: it is reported and left out.
+            self.failures.append({"file": name, "message": exc.message})
+            return {"report": None, "error": {"file": name, "message": exc.message}}
+        self.reports.append(report)
+        base = os.path.basename(name)
+        if self.single:
+            return {"report": report, "outputs": [{"path": out, "name": base, "mime": "application/dicom"}]}
+        self.zip.add_file(out, name)
+        os.remove(out)
+        return {"report": report, "chunks": self.chunks()}
+
+    @staticmethod
+    def _had_prefix(path):
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+
+    def finish(self):
+        summary = {"files": len(self.reports), "failed": self.failures,
+                   "changes": sum(len(r["changes"]) for r in self.reports)}
+        if self.single:
+            return {"summary": summary, "reports": self.reports}
+        return {"summary": summary, "reports": self.reports, "chunks": self.finish_zip()}

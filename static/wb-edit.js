@@ -1,0 +1,233 @@
+// The Edit workbench: pending changes (made here or in the Tags tree), their scope, a preview of
+// exactly what changes in one file, and the edited files as a download. Python does the editing.
+import { Op } from "./protocol.js";
+import { describeEdit } from "./edits.js";
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+const VRS = ["", "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
+  "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"];
+
+function stem(name) {
+  const base = name.split("/").pop();
+  return base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
+}
+
+export class EditWorkbench {
+  id = "edit";
+  title = "Edit";
+
+  constructor(app) {
+    this.app = app;
+    this.selection = { files: [], label: "" };
+  }
+
+  mount(panel) {
+    const edits = this.app.edits;
+    edits.onChange(() => this.renderPending());
+
+    // Scope: the file picked here, or every file selected at left.
+    this.fileSelect = el("select", { id: "edit-file" });
+    this.scopeFile = el("input", { type: "radio", name: "edit-scope", value: "file", id: "edit-scope-file", checked: true });
+    this.scopeAll = el("input", { type: "radio", name: "edit-scope", value: "all", id: "edit-scope-all" });
+    this.scopeAllLabel = el("label", { htmlFor: "edit-scope-all" });
+    for (const input of [this.scopeFile, this.scopeAll]) input.addEventListener("change", () => this.renderScope());
+    const scope = el("fieldset", { className: "scope" }, el("legend", { textContent: "Apply to" }),
+      el("div", {}, this.scopeFile, el("label", { htmlFor: "edit-scope-file", textContent: "this file: " }), this.fileSelect),
+      el("div", {}, this.scopeAll, this.scopeAllLabel));
+
+    // A new change, typed in (the Tags tree adds them too).
+    this.op = el("select", { id: "edit-op" }, ...["set", "add", "delete"].map((o) => el("option", { value: o, textContent: o })));
+    this.path = el("input", { id: "edit-path", placeholder: "PatientName, (0010,0020), RequestAttributesSequence[0].RequestedProcedureID, (0040,0275)[*].(0040,1001)", autocomplete: "off" });
+    this.value = el("input", { id: "edit-value", placeholder: "value; templates {index}, {index:04d}, {uid}, {name}", autocomplete: "off" });
+    this.vr = el("select", { id: "edit-vr" }, ...VRS.map((v) => el("option", { value: v, textContent: v || "VR (auto)" })));
+    this.vr.setAttribute("aria-label", "VR, for adding an element the dictionary does not know");
+    const add = el("button", { type: "button", textContent: "Add change", id: "edit-add" });
+    this.formError = el("p", { className: "error", role: "alert" });
+    add.onclick = () => this.addFromForm();
+    for (const input of [this.path, this.value]) {
+      input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); this.addFromForm(); } });
+    }
+    const remap = el("button", { type: "button", textContent: "New UIDs for all instances (consistent)", id: "edit-remap" });
+    remap.onclick = () => edits.add({ op: "remap_uids" });
+    const form = el("div", { className: "edit-form" },
+      el("label", { htmlFor: "edit-op", textContent: "Change" }), this.op,
+      el("label", { htmlFor: "edit-path", className: "visually-hidden", textContent: "Element path" }), this.path,
+      el("label", { htmlFor: "edit-value", className: "visually-hidden", textContent: "New value" }), this.value,
+      this.vr, add, remap);
+
+    // The pending list.
+    this.pending = el("ol", { className: "pending", id: "edit-pending" });
+    this.pendingTitle = el("h2", { textContent: "Pending changes" });
+    const undo = el("button", { type: "button", textContent: "Undo last", className: "small" });
+    const clear = el("button", { type: "button", textContent: "Clear", className: "small" });
+    undo.onclick = () => edits.undo();
+    clear.onclick = () => edits.replace([]);
+    const load = el("input", { type: "file", accept: ".json,application/json", id: "edit-load", className: "visually-hidden" });
+    load.addEventListener("change", () => this.loadList(load));
+    const exportJson = el("button", { type: "button", textContent: "Save edit list (JSON)", className: "small", id: "edit-export-json" });
+    const exportScript = el("button", { type: "button", textContent: "Export pydicom script", className: "small", id: "edit-export-script" });
+    exportJson.onclick = () => this.exportEdits("json");
+    exportScript.onclick = () => this.exportEdits("script");
+
+    this.preview = el("button", { type: "button", textContent: "Preview on this file", id: "edit-preview" });
+    this.apply = el("button", { type: "button", className: "primary", id: "edit-apply" });
+    this.preview.onclick = () => this.runPreview();
+    this.apply.onclick = () => this.runApply();
+    this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
+
+    panel.append(el("div", { className: "edit-layout" },
+      el("div", { className: "edit-main" },
+        scope,
+        el("div", { className: "pending-head" }, this.pendingTitle, undo, clear,
+          el("label", { htmlFor: "edit-load", className: "button small", textContent: "Load edit list…" }), load,
+          exportJson, exportScript),
+        this.pending, form, this.formError,
+        el("p", { className: "hint", textContent: "Edit values in place in the Tags tab too (click a value, Enter to keep, Esc to drop). " +
+          "Only the edited elements and the lengths around them change; every other byte stays identical, and each output is checked." }),
+        el("div", { className: "actions" }, this.preview, this.apply)),
+      this.report));
+    this.renderPending();
+    this.renderScope();
+  }
+
+  setSelection(selection) {
+    this.selection = selection;
+    this.fileSelect.replaceChildren(...selection.files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+    this.renderScope();
+  }
+
+  scopeFiles() {
+    if (this.scopeAll.checked) return this.selection.files;
+    const file = this.app.files.get(this.fileSelect.value);
+    return file ? [file] : [];
+  }
+
+  renderScope() {
+    const n = this.selection.files.length;
+    this.scopeAllLabel.textContent = `the selection at left: ${this.selection.label || "nothing"} (${n} file${n === 1 ? "" : "s"})`;
+    const count = this.scopeFiles().length;
+    this.apply.textContent = count > 1 ? `Apply to ${count} files and download ZIP` : "Apply and download";
+    this.updateButtons();
+  }
+
+  updateButtons() {
+    const hasEdits = this.app.edits.list.length > 0;
+    this.apply.disabled = !hasEdits || !this.scopeFiles().length;
+    this.preview.disabled = !hasEdits || !this.app.files.get(this.fileSelect.value);
+  }
+
+  renderPending() {
+    const list = this.app.edits.list;
+    this.pendingTitle.textContent = `Pending changes (${list.length})`;
+    this.pending.replaceChildren(...list.map((edit, i) => {
+      const remove = el("button", { type: "button", className: "small", textContent: "Remove" });
+      remove.setAttribute("aria-label", `Remove: ${describeEdit(edit)}`);
+      remove.onclick = () => this.app.edits.remove(i);
+      return el("li", {}, el("span", { className: `op op-${edit.op}`, textContent: edit.op }),
+        el("span", { textContent: describeEdit(edit) }), remove);
+    }));
+    if (!list.length) this.pending.append(el("li", { className: "empty", textContent: "None yet: add one below, or click a value in the Tags tab." }));
+    this.app.setBadge?.("edit", list.length);
+    this.updateButtons?.();
+  }
+
+  async addFromForm() {
+    const edit = { op: this.op.value, path: this.path.value.trim() };
+    if (edit.op !== "delete") edit.value = this.value.value;
+    if (this.vr.value) edit.vr = this.vr.value;
+    const check = await this.app.python.call("check_edits", { edits: [edit] });
+    if (!check.ok) {
+      this.formError.textContent = check.error.message;
+      return;
+    }
+    this.formError.textContent = "";
+    this.app.edits.add(edit);
+    this.path.value = "";
+    this.value.value = "";
+    this.path.focus();
+  }
+
+  async loadList(input) {
+    const file = input.files[0];
+    input.value = "";
+    if (!file) return;
+    const result = await this.app.python.call("load_edits", { text: await file.text(), name: file.name });
+    if (!result.ok) {
+      this.formError.textContent = `${file.name}: ${result.error.message}`;
+      return;
+    }
+    this.formError.textContent = "";
+    this.app.edits.replace(result.edits);
+  }
+
+  async exportEdits(kind) {
+    const collected = this.app.tasks.collector();
+    const result = await this.app.python.call("export_edits", { edits: this.app.edits.list, kind }, { onPart: collected.onPart });
+    if (!result.ok) {
+      this.formError.textContent = result.error.message;
+      return;
+    }
+    this.app.tasks.offer(collected, { click: true });
+  }
+
+  async runPreview() {
+    const file = this.app.files.get(this.fileSelect.value);
+    if (!file) return;
+    this.report.replaceChildren(el("p", { textContent: `Previewing on ${file.name}…` }));
+    const result = await this.app.python.call("preview_edits", { path: file.path, name: file.name, edits: this.app.edits.list });
+    if (!result.ok) {
+      this.report.replaceChildren(el("p", { className: "error", role: "alert", textContent: `${result.error.file || file.name}: ${result.error.message}` }));
+      return;
+    }
+    this.report.replaceChildren(this.reportView(result.report));
+  }
+
+  reportView(report) {
+    const rows = report.changes.map((c) => el("tr", {},
+      el("td", { textContent: c.op }), el("td", {}, el("code", { textContent: c.path || c.tag || "" })),
+      el("td", { className: "old", textContent: c.old ?? "" }), el("td", { className: "new", textContent: c.new ?? "" }),
+      el("td", { className: "range", textContent: c.byte_range ? `${c.byte_range[0]}–${c.byte_range[1]}` : "" })));
+    const absent = (report.absent || []).map((a) => el("li", { textContent: `${a.op} ${a.path}: not in this file, nothing done` }));
+    return el("div", {},
+      el("h2", { textContent: `${report.file}: ${report.changes.length} change${report.changes.length === 1 ? "" : "s"}` }),
+      el("p", { className: "detail", textContent: `${report.size_in} → ${report.size_out} bytes · every other byte verified identical` +
+        (report.deflated ? " · deflated again" : "") }),
+      el("table", { className: "changes" },
+        el("thead", {}, el("tr", {}, ...["Change", "Element", "Old", "New", "Output bytes"].map((h) => el("th", { textContent: h })))),
+        el("tbody", {}, ...rows)),
+      absent.length ? el("ul", { className: "absent" }, ...absent) : null);
+  }
+
+  async runApply() {
+    const files = this.scopeFiles();
+    if (!files.length || !this.app.edits.list.length) return;
+    const single = files.length === 1;
+    const zipName = `${this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_") : "dcmstudio"}_edited.zip`;
+    const task = this.app.tasks.start(single ? `Editing ${files[0].name}` : `Editing ${files.length} files`);
+    const collected = this.app.tasks.collector();
+    const request = this.app.python.request(Op.JOB, {
+      kind: "edit",
+      options: { edits: this.app.edits.list, single, zip_name: zipName },
+      items: files.map((f) => ({ path: f.path, name: f.name })),
+    }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
+    task.onCancel = () => this.app.python.cancel(request.id);
+    const result = await request.done;
+    if (!result.ok) {
+      task.fail(result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept." : result.error.message);
+      return;
+    }
+    this.app.tasks.offer(collected, { click: true });
+    const failed = result.summary.failed;
+    task.finish(`Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}` +
+      (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
+    this.report.replaceChildren(
+      el("h2", { textContent: `Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}, ${result.summary.changes} changes` }),
+      failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      result.reports.length ? this.reportView(result.reports[0]) : null);
+  }
+}
