@@ -1,0 +1,92 @@
+"""New UIDs, and one consistent mapping from old UIDs to new ones across a whole job.
+
+New UIDs are ``2.25.<the integer of a random UUID>`` (PS3.5 B.2): they need no registered root
+and cannot collide in practice. A :class:`UidMap` gives the same new UID every time it meets the
+same old one, so references between files (ReferencedSOPInstanceUID, FrameOfReferenceUID, ...)
+still point at the right instance after every file's UIDs are replaced.
+"""
+
+import uuid
+
+from pydicom.datadict import keyword_for_tag
+
+DICOM_ROOT = "1.2.840.10008."
+
+# UI elements that name a kind of thing or a party, not an instance: replacing them would break
+# the file (a SOP class, a transfer syntax) or lie about its origin (a coding scheme).
+NOT_REMAPPED_KEYWORDS = frozenset({
+    "CodingSchemeUID", "ContextGroupExtensionCreatorUID", "ContextUID", "CreatorVersionUID",
+    "HomeCommunityID", "InstanceCreatorUID", "MappingResourceUID", "PrivateInformationCreatorUID",
+    "RepositoryUniqueID", "RetrieveLocationUID", "TemplateExtensionCreatorUID",
+    "TemplateExtensionOrganizationUID",
+})
+
+
+def new_uid():
+    """A new UID: ``"2.25."`` followed by a random 128-bit UUID as a decimal integer.
+
+    Returns
+    -------
+    str
+        At most 44 characters.
+    """
+    return "2.25." + str(uuid.uuid4().int)
+
+
+def is_remappable(tag, uid):
+    """Whether ``uid`` in element ``tag`` identifies an instance that a remap should replace.
+
+    Class UIDs (any keyword with ``SOPClass``, ``ClassUID`` or ``TransferSyntax``), the names of
+    coding schemes and creators, and every UID under the DICOM root ``1.2.840.10008.`` (SOP
+    classes, transfer syntaxes, well-known frames of reference) stay as they are.
+
+    Parameters
+    ----------
+    tag : int
+    uid : str
+    """
+    if not uid or uid.startswith(DICOM_ROOT):
+        return False
+    keyword = keyword_for_tag(tag)
+    if not keyword:
+        return True  # private or unknown UI: an instance UID is the safer guess
+    return not ("SOPClass" in keyword or "ClassUID" in keyword or "TransferSyntax" in keyword
+                or keyword in NOT_REMAPPED_KEYWORDS)
+
+
+class UidMap:
+    """Old UID → new UID, the same answer every time, for one job across many files.
+
+    Parameters
+    ----------
+    mapping : dict of str to str, optional
+        Pairs to start from (e.g. a map saved from an earlier job with :meth:`to_dict`).
+    generate : callable, optional
+        Makes a new UID; :func:`new_uid` by default (tests pass a deterministic one).
+
+    Examples
+    --------
+    >>> uid_map = UidMap()
+    >>> uid_map["1.2.3"] == uid_map["1.2.3"] != uid_map["1.2.4"]
+    True
+    """
+
+    def __init__(self, mapping=None, *, generate=new_uid):
+        self._map = dict(mapping or {})
+        self._generate = generate
+
+    def __getitem__(self, old):
+        new = self._map.get(old)
+        if new is None:
+            new = self._map[old] = self._generate()
+        return new
+
+    def __contains__(self, old):
+        return old in self._map
+
+    def __len__(self):
+        return len(self._map)
+
+    def to_dict(self):
+        """The pairs made so far, as a plain dict (it travels as JSON)."""
+        return dict(self._map)
