@@ -207,7 +207,7 @@ export class EditWorkbench {
     const files = this.scopeFiles();
     if (!files.length || !this.app.edits.list.length) return;
     const single = files.length === 1;
-    const zipName = `${this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_") : "dcmstudio"}_edited.zip`;
+    const zipName = `${this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "dcmstudio"}_edited.zip`;
     const task = this.app.tasks.start(single ? `Editing ${files[0].name}` : `Editing ${files.length} files`);
     const collected = this.app.tasks.collector();
     const request = this.app.python.request(Op.JOB, {
@@ -225,9 +225,9 @@ export class EditWorkbench {
     const failed = result.summary.failed;
     task.finish(`Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}` +
       (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
-    this.report.replaceChildren(
+    this.report.replaceChildren(...[
       el("h2", { textContent: `Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}, ${result.summary.changes} changes` }),
       failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
-      result.reports.length ? this.reportView(result.reports[0]) : null);
+      result.reports.length ? this.reportView(result.reports[0]) : null].filter(Boolean));
   }
 }
