@@ -437,9 +437,11 @@ def edit_bytes(data, edits, *, context=None):
     changes = renderer.changes
     if changes:
         verify_unchanged(emap.data, output, changes, name)
-        _verify_structure(output[:renderer.head_chunks], name, limit)
         if emap.deflated:
             output = _deflate_dataset(output, renderer.dataset_out_offset)
+            _verify_structure(output, name, None)
+        else:
+            _verify_structure(output[:renderer.head_chunks], name, limit)
     else:
         output = [data]  # nothing changed: the input's own bytes, deflated stream included
     report = {
@@ -456,7 +458,11 @@ def edit_bytes(data, edits, *, context=None):
 
 
 def _verify_structure(head_chunks, name, limit):
-    """Walk the edited part again: its new lengths must lead a reader exactly to its end."""
+    """Walk the edited part again: its new lengths must lead a reader exactly to its end.
+
+    ``head_chunks`` are the output's first pieces, up to where the input's walk stopped (the
+    rest is the input's own bytes), or the whole output of a deflated file.
+    """
     head = b"".join(head_chunks)
     try:
         complete = walk(head, name, stop_after=limit).complete
@@ -1179,6 +1185,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
 UID_MAP = {{}}  # old UID -> new UID, shared by every file so references between files follow
+BINARY_VRS = ("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT")
 
 
 def new_uid():
@@ -1194,21 +1201,25 @@ def fill(value, fields):
 
 def coerce(vr, value):
     """Numbers written as text become numbers for binary VRs; tags given as text become tags."""
-    if isinstance(value, str) and vr in ("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT"):
+    if isinstance(value, str) and "\\\\" in value and vr in BINARY_VRS:
         value = value.split("\\\\")
-    if isinstance(value, list):
-        value = [coerce(vr, v) for v in value]
-        return value[0] if len(value) == 1 else value
-    if isinstance(value, str) and vr in ("US", "SS", "UL", "SL", "UV", "SV"):
-        return int(value)
-    if isinstance(value, str) and vr in ("FL", "FD"):
-        return float(value)
-    if isinstance(value, str) and vr == "AT":
-        text = value.strip("() ").replace(",", "")
-        return int(text, 16) if len(text) == 8 else pydicom.datadict.tag_for_keyword(value)
     if isinstance(value, list) and vr in ("OB", "UN"):
         return bytes(value)
-    return value
+    if isinstance(value, list):
+        value = [coerce_one(vr, v) for v in value]
+        return value[0] if len(value) == 1 else value
+    return coerce_one(vr, value)
+
+
+def coerce_one(vr, value):
+    if not isinstance(value, str) or vr not in BINARY_VRS:
+        return value
+    if vr in ("FL", "FD"):
+        return float(value)
+    if vr == "AT":
+        text = value.strip("() ").replace(",", "")
+        return int(text, 16) if len(text) == 8 else pydicom.datadict.tag_for_keyword(value)
+    return int(value)
 
 
 def private_tag(dataset, group, creator, element, create):
