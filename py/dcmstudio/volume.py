@@ -1,0 +1,356 @@
+"""A 3-D image volume with its place in the patient, read from any of the formats we accept.
+
+One value, :class:`Volume`, whatever the source: NIfTI-1/2, NRRD, MetaImage, VTK legacy
+STRUCTURED_POINTS, or an existing DICOM series. Its conventions are ITK's (so SimpleITK, the
+judge in our tests, reads our output the same way):
+
+- ``voxels`` is indexed ``[k, j, i]`` (slice, row, column), with a last axis of colour
+  components when there is more than one; the real value of a voxel is
+  ``voxels * slope + intercept``.
+- ``spacing`` is ``(i, j, k)`` in mm; ``origin`` is the LPS position of voxel ``[0, 0, 0]`` in mm.
+- ``direction`` is 3×3; column ``n`` is the LPS unit vector along index axis ``n`` (i, j, k).
+  It may be left-handed; the position of voxel ``[k, j, i]`` is always
+  ``origin + direction @ (spacing * (i, j, k))``.
+
+:func:`read_volume` picks the reader from the file names (and magic bytes), and takes a
+two-file format's companion from the same folder. The readers live in ``dcmstudio.readers``;
+they are imported on demand, since nibabel alone takes seconds to import in Pyodide.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DicomStudioError, InvalidDicomError, VolumeError
+
+# Files whose name ends so are read by the reader named; anything else is tried as DICOM.
+VOLUME_SUFFIXES = {
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+    ".mha": "metaimage",
+    ".mhd": "metaimage",
+    ".vtk": "vtk",
+}
+
+# How far two direction columns may be from perpendicular (cosine of their angle), and a
+# column from unit length: NIfTI stores its matrices in float32, so exact zeros are rare.
+ORTHOGONALITY_TOLERANCE = 1e-4
+
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+_SUPPORTED_DTYPES = {np.dtype(t) for t in (
+    "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+    "float32", "float64", "bool")}
+
+
+@dataclass
+class Volume:
+    """A 3-D volume: voxel array, geometry in LPS, and where it came from.
+
+    Parameters
+    ----------
+    voxels : numpy.ndarray
+        ``[k, j, i]`` or ``[k, j, i, c]`` (``c`` = 3 for RGB), C-contiguous, native byte order.
+    spacing : tuple of float
+        Voxel size along ``i``, ``j``, ``k`` in mm, each > 0.
+    origin : tuple of float
+        LPS position of voxel ``[0, 0, 0]`` in mm.
+    direction : numpy.ndarray
+        3×3; column ``n`` is the LPS unit vector of index axis ``n``. Orthonormal.
+    slope, intercept : float
+        Real value = ``voxels * slope + intercept`` (NIfTI scl_*, DICOM Rescale *).
+    source_format : str
+        ``"nifti"``, ``"nrrd"``, ``"metaimage"``, ``"vtk"`` or ``"dicom"``.
+    source_name : str
+        Name of the file read (the first file for a DICOM series).
+    dicom : dict
+        For a DICOM source, the attributes a re-export keeps (UIDs, patient, study); else empty.
+    notes : list of str
+        Sentences about choices a reader made that the user should know (e.g. units assumed).
+    """
+
+    voxels: np.ndarray
+    spacing: tuple
+    origin: tuple
+    direction: np.ndarray
+    slope: float = 1.0
+    intercept: float = 0.0
+    source_format: str = ""
+    source_name: str = ""
+    dicom: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        name = self.source_name or None
+        voxels = self.voxels
+        if voxels.ndim not in (3, 4) or (voxels.ndim == 4 and voxels.shape[3] != 3):
+            raise VolumeError(
+                f"The voxel array has shape {voxels.shape}; a volume is [slices, rows, columns]"
+                " with an optional last axis of 3 colour components.", file=name)
+        if voxels.dtype not in _SUPPORTED_DTYPES:
+            raise VolumeError(f"Voxels of type {voxels.dtype} are not supported.", file=name)
+        if not voxels.dtype.isnative:
+            voxels = voxels.astype(voxels.dtype.newbyteorder("="))
+        self.voxels = np.ascontiguousarray(voxels)
+        self.spacing = tuple(float(s) for s in self.spacing)
+        self.origin = tuple(float(o) for o in self.origin)
+        self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        if not all(np.isfinite(s) and s > 0 for s in self.spacing):
+            raise VolumeError(f"Voxel spacing {self.spacing} is not positive and finite.", file=name)
+        if not all(np.isfinite(self.origin)):
+            raise VolumeError(f"Origin {self.origin} is not finite.", file=name)
+        check_orthonormal(self.direction, name)
+        if not (np.isfinite(self.slope) and np.isfinite(self.intercept) and self.slope != 0):
+            raise VolumeError(
+                f"Value scaling (slope {self.slope}, intercept {self.intercept}) is not usable.",
+                file=name)
+        self.slope = float(self.slope)
+        self.intercept = float(self.intercept)
+
+    @property
+    def shape(self):
+        """``(i, j, k)`` sizes: columns, rows, slices."""
+        k, j, i = self.voxels.shape[:3]
+        return (i, j, k)
+
+    @property
+    def components(self):
+        """Values per voxel: 1 (grey) or 3 (RGB)."""
+        return 1 if self.voxels.ndim == 3 else self.voxels.shape[3]
+
+    @property
+    def right_handed(self):
+        """Whether ``k`` runs along ``i × j`` (True) or against it (left-handed)."""
+        return bool(np.linalg.det(self.direction) > 0)
+
+    def slice_position(self, k):
+        """LPS position (mm) of voxel ``[k, 0, 0]``: origin + k · spacing_k · direction[:, 2]."""
+        return np.asarray(self.origin) + k * self.spacing[2] * self.direction[:, 2]
+
+    def affine_lps(self):
+        """4×4 matrix from ``(i, j, k, 1)`` to LPS mm."""
+        affine = np.eye(4)
+        affine[:3, :3] = self.direction * np.asarray(self.spacing)
+        affine[:3, 3] = self.origin
+        return affine
+
+    def summary(self):
+        """JSON-plain description for the page: size, type, geometry, source and notes."""
+        return {
+            "shape": list(self.shape),
+            "components": self.components,
+            "dtype": str(self.voxels.dtype),
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "direction": self.direction.T.reshape(-1).tolist(),
+            "right_handed": self.right_handed,
+            "source_format": self.source_format,
+            "source_name": self.source_name,
+            "dicom": dict(self.dicom),
+            "notes": list(self.notes),
+            "bytes": int(self.voxels.nbytes),
+        }
+
+
+def check_orthonormal(direction, file=None):
+    """Raise VolumeError unless the columns of ``direction`` are unit length and perpendicular.
+
+    DICOM describes a slice by two perpendicular unit vectors and places slices along a third:
+    a sheared grid (a tilted gantry, an affine with skew) cannot be written without resampling,
+    and we do not resample behind the user's back.
+    """
+    if not np.all(np.isfinite(direction)):
+        raise VolumeError("The orientation matrix holds values that are not finite.", file=file)
+    lengths = np.linalg.norm(direction, axis=0)
+    if np.any(np.abs(lengths - 1) > ORTHOGONALITY_TOLERANCE):
+        raise VolumeError(f"The orientation vectors are not of unit length: {lengths.tolist()}.",
+                          file=file)
+    gram = direction.T @ direction
+    skew = np.max(np.abs(gram - np.diag(np.diag(gram))))
+    if skew > ORTHOGONALITY_TOLERANCE:
+        raise VolumeError(
+            f"The voxel axes are not perpendicular (largest cosine between them {skew:.4g}): a"
+            " sheared grid, e.g. from a tilted gantry, cannot be written as DICOM slices without"
+            " resampling it first.", file=file)
+
+
+def split_affine(matrix, file=None):
+    """Split a 3×3 index-to-mm matrix (LPS) into ``(spacing, direction)``; refuse a sheared one."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    spacing = np.linalg.norm(matrix, axis=0)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing == 0):
+        raise VolumeError(
+            f"The voxel-to-position matrix has an axis of zero or undefined length: {matrix.tolist()}.",
+            file=file)
+    direction = matrix / spacing
+    check_orthonormal(direction, file)
+    return tuple(spacing), direction
+
+
+def require_3d(shape, file):
+    """Refuse shapes (i, j, k, …) that are not a 3-D volume of two or more slices."""
+    if len(shape) < 3 or shape[2] < 2:
+        raise VolumeError(
+            f"This is a 2-D image (size {' × '.join(str(s) for s in shape)}); a series needs a"
+            " 3-D volume of two or more slices.", file=file)
+    extra = [s for s in shape[3:] if s != 1]
+    if extra:
+        raise VolumeError(
+            f"This is a {len(shape)}-D image (size {' × '.join(str(s) for s in shape)}); only 3-D"
+            " volumes can be written as a series: extract one volume first.", file=file)
+
+
+def volume_format(path):
+    """The reader name for ``path`` by its suffix, or None (then it is tried as DICOM)."""
+    lower = os.path.basename(path).lower()
+    for suffix, reader in VOLUME_SUFFIXES.items():
+        if lower.endswith(suffix):
+            return reader
+    return None
+
+
+def read_volume(paths):
+    """Read one volume from the files of one drop.
+
+    Parameters
+    ----------
+    paths : list of str
+        Every file dropped together (in MEMFS in the page). One volume file (.nii, .nii.gz,
+        .nrrd, .nhdr, .mha, .mhd, .vtk) with, for .nhdr/.mhd, its data file beside it; or the
+        files of one DICOM series (files that are not DICOM are skipped and named in ``notes``).
+
+    Returns
+    -------
+    Volume
+
+    Raises
+    ------
+    VolumeError
+        With a sentence naming the file: a companion is missing, the variant is not supported,
+        the data is truncated or its header lies, the image is 2-D or 4-D, ...
+    InvalidDicomError
+        A file of a DICOM series is broken.
+    """
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise VolumeError("No files were given.")
+    primaries = [p for p in paths if volume_format(p)]
+    if len(primaries) > 1:
+        names = ", ".join(os.path.basename(p) for p in primaries)
+        raise VolumeError(f"These files are each a volume: {names}. Open one volume at a time.")
+    if primaries:
+        path = primaries[0]
+        kind = volume_format(path)
+    else:
+        kind, path = "dicom", None
+    name = os.path.basename(path) if path else None
+    try:
+        return _read(kind, path, paths)
+    except DicomStudioError:
+        raise
+    except MemoryError:
+        raise VolumeError("The volume does not fit in memory.", file=name) from None
+    except Exception as exc:  # a reader library's own error on bad input
+        error = InvalidDicomError if kind == "dicom" else VolumeError
+        raise error(f"This cannot be read as {kind.upper()}: {exc}.", file=name) from exc
+
+
+def _read(kind, path, paths):
+    if kind == "nifti":
+        from .readers import nifti
+        return nifti.read(path)
+    if kind == "nrrd":
+        from .readers import nrrd
+        return nrrd.read(path)
+    if kind == "metaimage":
+        from .readers import metaimage
+        return metaimage.read(path)
+    if kind == "vtk":
+        from .readers import vtk
+        return vtk.read(path)
+    from .readers import dicom_series
+    return dicom_series.read(paths)
+
+
+def _anatomical_axes(direction):
+    """For L, P, S: the index axis (i=0, j=1, k=2) closest to it, and whether it runs along it."""
+    remaining = [0, 1, 2]
+    axes, signs = [None] * 3, [1] * 3
+    cosines = np.abs(direction)
+    for _ in range(3):
+        candidates = np.full((3, 3), -1.0)
+        for anatomical in range(3):
+            if axes[anatomical] is None:
+                candidates[anatomical, remaining] = cosines[anatomical, remaining]
+        anatomical, index_axis = np.unravel_index(np.argmax(candidates), candidates.shape)
+        axes[anatomical] = int(index_axis)
+        signs[anatomical] = 1 if direction[anatomical, index_axis] > 0 else -1
+        remaining.remove(index_axis)
+    return axes, signs
+
+
+def preview_slices(volume):
+    """The middle slice across each anatomical axis, windowed to 8 bits for display.
+
+    The volume is turned (flips and axis swaps only, no resampling) to the nearest L-P-S
+    ordering, then shown the radiological way: axial from the feet (the patient's right on the
+    left of the screen, anterior at the top), coronal from the front, sagittal from the
+    patient's left (anterior on the left), head at the top.
+
+    Returns
+    -------
+    dict
+        ``"axial"``, ``"coronal"``, ``"sagittal"``: 2-D uint8 arrays (rows, columns), or
+        (rows, columns, 3) for RGB; ``"pixel_spacing"``: for each, [row, column] spacing in mm,
+        so the page can keep the aspect ratio; ``"window"``: the [low, high] real values shown
+        as 0 and 255.
+    """
+    axes, signs = _anatomical_axes(volume.direction)
+    array_axis = [2 - a for a in axes]  # index axis n (i, j, k) is array axis 2 - n
+    spacing = [volume.spacing[a] for a in axes]
+    voxels = volume.voxels
+    middle = [voxels.shape[array_axis[n]] // 2 for n in range(3)]
+
+    def plane(normal_axis, row_axis, column_axis, head_up):
+        index = [slice(None)] * 3
+        index[array_axis[normal_axis]] = middle[normal_axis]
+        picture = voxels[tuple(index)]
+        remaining = [a for a in range(3) if a != array_axis[normal_axis]]
+        order = [remaining.index(array_axis[row_axis]), remaining.index(array_axis[column_axis])]
+        picture = np.transpose(picture, order + ([2] if picture.ndim == 3 else []))
+        if signs[row_axis] * (-1 if head_up else 1) < 0:
+            picture = picture[::-1]
+        if signs[column_axis] < 0:
+            picture = picture[:, ::-1]
+        return picture, [spacing[row_axis], spacing[column_axis]]
+
+    left, posterior, superior = 0, 1, 2
+    pictures = {"axial": plane(superior, posterior, left, False),
+                "coronal": plane(posterior, superior, left, True),
+                "sagittal": plane(left, superior, posterior, True)}
+    if volume.components == 3:
+        low, high = 0.0, 255.0
+    else:
+        # A sparse sample of the whole volume sets the window: robust to a few hot voxels.
+        step = max(1, round((voxels.size / 1e6) ** (1 / 3)))
+        sample = voxels[::step, ::step, ::step].astype(np.float64) * volume.slope \
+            + volume.intercept
+        sample = sample[np.isfinite(sample)]
+        low, high = (float(v) for v in np.percentile(sample, [0.5, 99.5])) if sample.size \
+            else (0.0, 1.0)
+        if high <= low:
+            high = low + 1
+    result = {"pixel_spacing": {}, "window": [low, high]}
+    for view, (picture, pixel_spacing) in pictures.items():
+        real = picture.astype(np.float64)
+        if volume.components == 1:
+            real = real * volume.slope + volume.intercept
+        scaled = np.clip((np.nan_to_num(real, nan=low) - low) * (255.0 / (high - low)), 0, 255)
+        result[view] = np.ascontiguousarray(np.rint(scaled).astype(np.uint8))
+        result["pixel_spacing"][view] = [float(s) for s in pixel_spacing]
+    return result
