@@ -439,7 +439,7 @@ def edit_bytes(data, edits, *, context=None):
         verify_unchanged(emap.data, output, changes, name)
         if emap.deflated:
             output = _deflate_dataset(output, renderer.dataset_out_offset)
-            _verify_structure(output, name, None)
+            _verify_structure(output, name, limit, whole=emap.complete)
         else:
             _verify_structure(output[:renderer.head_chunks], name, limit)
     else:
@@ -457,15 +457,16 @@ def edit_bytes(data, edits, *, context=None):
     return output, report
 
 
-def _verify_structure(head_chunks, name, limit):
+def _verify_structure(head_chunks, name, limit, whole=True):
     """Walk the edited part again: its new lengths must lead a reader exactly to its end.
 
     ``head_chunks`` are the output's first pieces, up to where the input's walk stopped (the
-    rest is the input's own bytes), or the whole output of a deflated file.
+    rest is the input's own bytes), or the whole output of a deflated file; then ``whole``
+    says whether the input's walk went to the end.
     """
     head = b"".join(head_chunks)
     try:
-        complete = walk(head, name, stop_after=limit).complete
+        complete = walk(head, name, stop_after=limit).complete or not whole
     except DicomStudioError as exc:
         complete = False
         detail = exc.message

@@ -386,9 +386,12 @@ class _Walker:
     def inflate(self, compressed):
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            return inflater.decompress(compressed) + inflater.flush()
+            inflated = inflater.decompress(compressed) + inflater.flush()
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")
+        if not inflater.eof:
+            self.fail("the deflated dataset is cut short: its stream has no end.")
+        return inflated
 
     def dataset_encoding(self, mv, pos, ts):
         if len(mv) - pos < 8:
