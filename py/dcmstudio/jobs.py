@@ -59,7 +59,7 @@ class ZipJob(Job):
 
     def chunks(self, final=False):
         """The ZIP's pieces written since the last call, for the worker to move to the page."""
-        paths = self.sink.take_chunks()
+        paths = self.sink.take_chunks(final=final)
         return [{"path": p, "name": self.zip_name, "mime": "application/zip",
                  "final": final and i == len(paths) - 1} for i, p in enumerate(paths)]
 
@@ -109,11 +109,14 @@ def cancel(job_id):
 
 # ---- Task kinds ----------------------------------------------------------------------------------
 
-def _check_part10(path, name):
+def _check_part10(pieces, name):
     """The cheap re-read every output gets before it is offered: preamble and 'DICM' prefix."""
-    with open(path, "rb") as f:
-        head = f.read(132)
-    if len(head) < 132 or head[128:132] != b"DICM":
+    head = bytearray()
+    for piece in pieces:
+        head += piece[:132 - len(head)]
+        if len(head) >= 132:
+            break
+    if head[128:132] != b"DICM":
         raise DicomStudioError("the edited file lost its DICM prefix; it was not offered", file=name)
 
 
@@ -139,29 +142,25 @@ class EditJob(ZipJob):
 
     def step(self, item):
         name = item["name"]
-        out = os.path.join(self.scratch, "current.dcm")
         context = {"index": self.index + 1, "uid_map": self.uid_map, "name": name}
         try:
-            report = self._edit.apply_edits(item["path"], out, self.edits, context=context)
-            if self._had_prefix(item["path"]):
-                _check_part10(out, name)
+            with open(item["path"], "rb") as f:
+                data = f.read()
+            pieces, report = self._edit.edit_bytes(data, self.edits, context=context)
+            if data[128:132] == b"DICM":
+                _check_part10(pieces, name)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message})
             return {"report": None, "error": {"file": name, "message": exc.message}}
         self.reports.append(report)
-        base = os.path.basename(name)
         if self.single:
-            return {"report": report, "outputs": [{"path": out, "name": base, "mime": "application/dicom"}]}
-        self.zip.add_file(out, name)
-        os.remove(out)
+            out = os.path.join(self.scratch, os.path.basename(name))
+            with open(out, "wb") as f:
+                f.writelines(pieces)
+            return {"report": report, "outputs": [{"path": out, "name": os.path.basename(name), "mime": "application/dicom"}]}
+        self.zip.add_pieces(pieces, name)
         return {"report": report, "chunks": self.chunks()}
-
-    @staticmethod
-    def _had_prefix(path):
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
 
     def finish(self):
         summary = {"files": len(self.reports), "failed": self.failures,

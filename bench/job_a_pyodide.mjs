@@ -1,0 +1,33 @@
+// Job A (shared/peers) in the page's runtime once started: the series is already in MEMFS (the
+// page put it there when the files were opened); timed: the edit job over every file and its
+// streamed ZIP, moved out of MEMFS as the worker does.   node bench/job_a_pyodide.mjs IN_DIR OUT_ZIP
+import fs from "node:fs";
+import path from "node:path";
+import { startRuntime } from "./pyodide_runtime.mjs";
+
+const [inDir, outZip] = process.argv.slice(2);
+const EDITS = [
+  { op: "set", path: "PatientName", value: "Anonymous^Edited" },
+  { op: "set", path: "PatientID", value: "ANON-000123-EDITED" },
+  { op: "set", path: "StudyDescription", value: "CT CHEST WITH CONTRAST - RESEARCH EDIT (BENCH)" },
+  { op: "delete", path: "(0009,1002)" },
+  { op: "set", path: "(0040,0275)[0].(0040,1001)", value: "RP-EDITED-42" },
+];
+
+const { pyodide, call, take, heapBytes } = await startRuntime();
+const names = fs.readdirSync(inDir).sort();
+let largest = 0;
+for (const name of names) {
+  const data = fs.readFileSync(path.join(inDir, name));
+  largest = Math.max(largest, data.length);
+  pyodide.FS.writeFile(`/in/${name}`, new Uint8Array(data.buffer, data.byteOffset, data.length));
+}
+const heapBefore = heapBytes();
+const t0 = performance.now();
+const { job } = call("job_start", { kind: "edit", options: { edits: EDITS, zip_name: "a.zip" }, count: names.length });
+const parts = [];
+for (const name of names) parts.push(...take(call("job_step", { job, item: { path: `/in/${name}`, name } })));
+parts.push(...take(call("job_finish", { job })));
+const seconds = (performance.now() - t0) / 1000;
+fs.writeFileSync(outZip, Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length))));
+console.log(JSON.stringify({ seconds, files: names.length, heap_before: heapBefore, heap_after: heapBytes(), largest_file: largest }));

@@ -1,0 +1,38 @@
+// The page's Python runtime in Node: dist/'s Pyodide, its bundle and dcmstudio.api, nothing else.
+// Shared by the benchmarks that run "in the page's runtime once started".
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export async function startRuntime() {
+  const dist = path.join(root, "dist");
+  const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
+  const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
+  const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
+  await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
+  for (const archive of runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app]) {
+    pyodide.unpackArchive(new Uint8Array(fs.readFileSync(path.join(dist, archive))), "zip",
+      { extractDir: "/lib/python3.12/site-packages" });
+  }
+  pyodide.FS.mkdirTree("/in");
+  pyodide.FS.mkdirTree("/out");
+  const apiCall = pyodide.pyimport("dcmstudio.api").call;
+  const call = (fn, args) => {
+    const result = JSON.parse(apiCall(fn, JSON.stringify(args)));
+    if (!result.ok) throw new Error(`${fn}: ${result.error.message}`);
+    return result;
+  };
+  // As worker.js does: move named outputs and chunks out of MEMFS.
+  const take = (result) => {
+    const pieces = [];
+    for (const part of [...(result.chunks || []), ...(result.outputs || [])]) {
+      pieces.push(pyodide.FS.readFile(part.path));
+      pyodide.FS.unlink(part.path);
+    }
+    return pieces;
+  };
+  const heapBytes = () => pyodide._module.HEAP8.length;
+  return { pyodide, call, take, heapBytes };
+}
