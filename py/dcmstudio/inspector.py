@@ -106,7 +106,7 @@ def element_tree(path, name, max_value_chars=200):
     ds = read_dicom(path, name, defer_size=DEFER_SIZE, problems=problems,
                     allow_truncated=True)
     with as_invalid_dicom(name, "while listing its elements"), \
-            _ValueReader(path, name, ds, max_value_chars) as reader:
+            _ValueReader(path, ds, max_value_chars) as reader:
         builder = _TreeBuilder(reader)
         nodes = builder.nodes(ds.file_meta, "", meta=True) + builder.nodes(ds, "", meta=False)
     return {"file": name, "transfer_syntax": transfer_syntax_info(ds), "nodes": nodes,
@@ -181,7 +181,7 @@ def dump_text(path, name):
              f"# Transfer syntax: {syntax['name']} ({syntax['uid']})"]
     lines += [f"# Warning: {problem}" for problem in problems]
     with as_invalid_dicom(name, "while listing its elements"), \
-            _ValueReader(path, name, ds, None) as reader:
+            _ValueReader(path, ds, None) as reader:
         lines += ["", "# File meta information"]
         if len(ds.file_meta):
             _dump_dataset(reader, ds.file_meta, 0, lines)
@@ -233,9 +233,8 @@ class _ValueReader:
     Keeps the file open while a tree or dump is built, to preview deferred binary values.
     """
 
-    def __init__(self, path, name, ds, max_value_chars):
+    def __init__(self, path, ds, max_value_chars):
         self.path = path
-        self.name = name
         self.max_value_chars = max_value_chars
         self.file_size = os.path.getsize(path)
         self.is_implicit_vr, self.is_little_endian = ds.original_encoding
@@ -282,9 +281,10 @@ class _ValueReader:
         if raw.length == UNDEFINED_LENGTH:
             # pydicom parses undefined-length sequences itself: what is left is encapsulated.
             return self._encapsulated_view(raw)
-        in_file = raw.length if raw.value is None else len(raw.value)
-        if raw.value is None:
+        if raw.value is None:  # deferred: still in the file, which may end before it does
             in_file = max(0, min(raw.length, self.file_size - raw.value_tell))
+        else:
+            in_file = len(raw.value)
         shortfall = None
         if in_file < raw.length:
             shortfall = (f"the file ends {in_file} bytes into this {raw.length}-byte value, "
