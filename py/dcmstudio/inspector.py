@@ -16,7 +16,6 @@ import re
 import struct
 import warnings
 
-import numpy
 from pydicom.charset import convert_encodings
 from pydicom.datadict import (dictionary_description, dictionary_has_tag, dictionary_keyword,
                               private_dictionary_description, repeater_has_tag)
@@ -543,10 +542,23 @@ def _scalar_text(value, vr):
         return str(Tag(value))
     if type(value) is float:  # FL or FD; DS values keep the text they were written with
         # FL holds a float32: its shortest text is "0.3" where the float64 reads 0.30000001192…
-        return str(numpy.float32(value)) if vr == "FL" else repr(value)
+        return _float32_text(value) if vr == "FL" else repr(value)
     if isinstance(value, bytes):
         return value.hex(" ")
     return "" if value is None else str(value)
+
+
+def _float32_text(value):
+    """The shortest text that reads back as the same float32 (numpy's float32 repr, without
+    importing numpy: the Tags view must work before numpy has loaded in the page)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return repr(value)
+    stored = struct.pack("<f", value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.pack("<f", float(text)) == stored:
+            return repr(float(text))
+    return repr(value)
 
 
 def _tag_prefix(text):
