@@ -90,7 +90,7 @@ class Volume:
             raise VolumeError(
                 f"The voxel array has shape {voxels.shape}; a volume is [slices, rows, columns]"
                 " with an optional last axis of 3 colour components.", file=name)
-        if voxels.dtype not in _SUPPORTED_DTYPES:
+        if voxels.dtype.newbyteorder("=") not in _SUPPORTED_DTYPES:
             raise VolumeError(f"Voxels of type {voxels.dtype} are not supported.", file=name)
         if not voxels.dtype.isnative:
             voxels = voxels.astype(voxels.dtype.newbyteorder("="))

@@ -38,6 +38,9 @@ def read(path):
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise VolumeError(f"The file is truncated or corrupt: {exc}.", file=name) from exc
     except nibabel.filebasedimages.ImageFileError as exc:
+        if magic == GZIP_MAGIC and _gzip_is_cut(path):
+            raise VolumeError("The file is truncated: its gzip stream ends early.",
+                              file=name) from exc
         raise VolumeError("This is not a NIfTI-1 or NIfTI-2 file (no valid header).",
                           file=name) from exc
     if not isinstance(image, (nibabel.Nifti1Image, nibabel.Nifti2Image)):
@@ -49,6 +52,18 @@ def read(path):
     voxels, slope, intercept = _voxels(image, path, name)
     return Volume(voxels, spacing, origin, direction, slope, intercept,
                   source_format="nifti", source_name=name, notes=notes)
+
+
+def _gzip_is_cut(path):
+    """Whether the gzip stream at ``path`` ends before its end (nibabel then says only that it
+    cannot tell the file type)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        return True
+    return False
 
 
 def _geometry(header, name):
