@@ -37,6 +37,8 @@ _PATIENT_SEXES = ("M", "F", "O")
 YES_NO = ("YES", "NO")
 _HTML_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _HTML_TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?$")
+# The only control characters text VRs allow (PS3.5 6.1.3; ESC is for ISO 2022, not UTF-8).
+_TEXT_CONTROLS = "\t\n\f\r"
 # TM may stop after the hours or the minutes (PS3.5 6.2).
 _TIME_FORMATS = {2: "%H", 4: "%H%M", 6: "%H%M%S"}
 
@@ -80,6 +82,11 @@ def checked_text(keyword, value, file):
     if "\\" in text:
         raise EditError(f"{label} '{text}' contains a backslash, which DICOM reserves for "
                         "separating values: remove it.", file=file)
+    allowed_controls = _TEXT_CONTROLS if vr in ("ST", "LT", "UT") else ""
+    control = next((c for c in text if ord(c) < 0x20 and c not in allowed_controls), None)
+    if control is not None:
+        raise EditError(f"{label} contains the control character {ord(control):#04x}, which "
+                        f"{vr} does not allow: remove it.", file=file)
     if vr == "DA":
         text = _dicom_date(text, label, file)
     elif vr == "TM":
@@ -277,6 +284,32 @@ def checked_integer(keyword, value, file, minimum=0):
         raise EditError(f"{element_name(keyword)} {number} is out of range (at least {minimum}).",
                         file=file)
     return number
+
+
+_REFERENCED_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+
+
+def check_referable(image, name, what):
+    """Check that ``image`` has the valid UIDs a reference to it needs, or raise ``EditError``.
+
+    Parameters
+    ----------
+    image : pydicom.dataset.Dataset
+        The header of the referenced file.
+    name : str
+        The user's name for the file.
+    what : str
+        What is being made, finishing "so <what> cannot refer to it".
+    """
+    for keyword in _REFERENCED_UIDS:
+        with as_invalid_dicom(name, f"while reading {element_name(keyword)}"):
+            value = str(image.get(keyword) or "").strip()
+        if not value:
+            raise EditError(f"{name} has no {element_name(keyword)}, so {what} cannot refer to it.",
+                            file=name)
+        if not UID(value).is_valid:
+            raise EditError(f"{name} has an invalid {element_name(keyword)} '{value}', so {what} "
+                            "cannot refer to it.", file=name)
 
 
 def sop_reference(image):

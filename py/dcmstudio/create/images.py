@@ -2,14 +2,15 @@
 
 Pillow decodes (in Pyodide too). ``SourceImage`` reads only the header when constructed, so a
 multi-frame object can be planned from many files before any of them is decoded, and then decoded
-one at a time.
+one at a time. Pillow is imported on first use: the page loads it only for this workbench.
 """
 
+import importlib
 import os
+import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dcmstudio.errors import DicomStudioError
 
@@ -27,6 +28,9 @@ _QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
 _EXIF_ORIENTATION = 0x0112
 _MAX_DIMENSION = 65535  # (0028,0010) Rows and (0028,0011) Columns are US
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+# What Pillow's plugins raise on damaged files; wasm32 raises OverflowError where CPython does not.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, OverflowError, IndexError, KeyError,
+                  TypeError, ZeroDivisionError, struct.error)
 
 
 class SourceImage:
@@ -64,8 +68,11 @@ class SourceImage:
             self.format = img.format
             self.mode = img.mode
             self.has_alpha = img.mode in _ALPHA_MODES or "transparency" in img.info
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if img.format == "JPEG" else 1
             width, height = img.size
+            try:
+                orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if img.format == "JPEG" else 1
+            except _DECODE_ERRORS:
+                orientation = 1  # damaged EXIF: show the picture as stored
         if self.format not in FORMATS:
             raise DicomStudioError(f"{self.name} is a {self.format} image; a Secondary Capture can "
                                    "be made from a PNG or a JPEG.", file=self.name)
@@ -74,6 +81,7 @@ class SourceImage:
             raise DicomStudioError(f"{self.name} has pixel mode {self.mode}, which cannot be stored "
                                    "as DICOM pixels: save it as 8- or 16-bit grayscale or RGB.",
                                    file=self.name)
+        self.orientation = orientation
         if orientation in _QUARTER_TURN_ORIENTATIONS:
             width, height = height, width
         if not (0 < width <= _MAX_DIMENSION and 0 < height <= _MAX_DIMENSION):
@@ -87,6 +95,7 @@ class SourceImage:
         return self.format == "JPEG"
 
     def _open(self):
+        Image = _pillow("Image")
         try:
             with warnings.catch_warnings():
                 # Pillow only warns about decompression bombs below twice its limit: refuse them all.
@@ -95,7 +104,7 @@ class SourceImage:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise DicomStudioError(f"{self.name} is too large to decode safely in the page ({exc}).",
                                    file=self.name) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (_pillow().UnidentifiedImageError, *_DECODE_ERRORS) as exc:
             raise DicomStudioError(f"{self.name} is not an image Pillow can read (PNG or JPEG "
                                    "expected).", file=self.name) from exc
 
@@ -124,9 +133,9 @@ class SourceImage:
                                    "without losing values.", file=self.name)
         with self._open() as img:
             try:
-                img = ImageOps.exif_transpose(img) if self.format == "JPEG" else img
+                img = _pillow("ImageOps").exif_transpose(img) if self.orientation != 1 else img
                 array = _to_array(_without_alpha(img), self.kind)
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            except _DECODE_ERRORS as exc:
                 raise DicomStudioError(f"{self.name} could not be decoded (truncated or corrupt: "
                                        f"{exc}).", file=self.name) from exc
         if self.kind == GRAY16 and array.dtype != np.uint16:
@@ -148,6 +157,7 @@ def _without_alpha(img):
     if img.mode not in _ALPHA_MODES and not (img.mode in ("L", "P", "RGB") and "transparency" in img.info):
         return img
     flat_mode = "L" if img.mode in ("L", "LA", "La") else "RGB"
+    Image = _pillow("Image")
     black = Image.new("RGBA", img.size, (0, 0, 0, 255))
     return Image.alpha_composite(black, img.convert("RGBA")).convert(flat_mode)
 
@@ -158,3 +168,12 @@ def _to_array(img, kind):
     if kind == COLOR:
         return np.asarray(img.convert("RGB"))
     return np.asarray(img)
+
+
+def _pillow(module=None):
+    """Import Pillow (or one of its modules) now, saying plainly if the page has not loaded it."""
+    try:
+        return importlib.import_module(f"PIL.{module}" if module else "PIL")
+    except ImportError as exc:
+        raise DicomStudioError("Pillow, which decodes PNG and JPEG, is not loaded: images cannot "
+                               "be read here.") from exc

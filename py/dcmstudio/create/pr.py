@@ -104,11 +104,8 @@ class GrayscalePresentationState:
 def _image_geometry(image, name):
     with as_invalid_dicom(name, "while reading its image attributes"):
         photometric = str(image.get("PhotometricInterpretation", "")).strip()
-        rows, columns = image.get("Rows"), image.get("Columns")
-        for keyword in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
-            if not str(image.get(keyword, "")).strip():
-                raise EditError(f"{name} has no {base.element_name(keyword)}, so a presentation "
-                                "state cannot refer to it.", file=name)
+        rows, columns = int(image.get("Rows") or 0), int(image.get("Columns") or 0)
+    base.check_referable(image, name, "a presentation state")
     if not rows or not columns:
         raise EditError(f"{name} is not an image (no (0028,0010) Rows / (0028,0011) Columns): a "
                         "presentation state needs one.", file=name)
@@ -116,7 +113,7 @@ def _image_geometry(image, name):
         raise EditError(f"{name} has (0028,0004) Photometric Interpretation '{photometric}'; a "
                         "grayscale presentation state applies to MONOCHROME1 or MONOCHROME2 "
                         "images only.", file=name)
-    return int(rows), int(columns), photometric
+    return rows, columns, photometric
 
 
 def _series_reference(image):

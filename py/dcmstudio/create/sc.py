@@ -296,9 +296,9 @@ def _append_pixel_data(out_path, source):
         f.write(struct.pack("<HH2sHL", *_PIXEL_DATA_TAG, vr, 0, total + padding))
         count = 0
         for frame in source.frames():
-            data = np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("<")).tobytes()
-            if len(data) != source.frame_bytes:
-                raise DicomStudioError(f"Frame {count + 1} has {len(data)} bytes, not the "
+            data = np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("<"))
+            if data.nbytes != source.frame_bytes:
+                raise DicomStudioError(f"Frame {count + 1} has {data.nbytes} bytes, not the "
                                        f"{source.frame_bytes} planned.", file=os.path.basename(out_path))
             f.write(data)
             count += 1

@@ -419,9 +419,6 @@ def create_measurement_report(form, out_path, patient=None, study=None, options=
     evidence = [read_dicom(path, name, stop_before_pixels=True)
                 for path, name in zip(evidence_paths, names)]
     for image, name in zip(evidence, names):
-        for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-            if not str(image.get(keyword, "")).strip():
-                raise EditError(f"{name} has no {base.element_name(keyword)}, so the report "
-                                "cannot refer to it.", file=name)
+        base.check_referable(image, name, "the report")
     report = MeasurementReport(form, patient_study, series, evidence, file=file)
     return report.save(out_path)
