@@ -6,6 +6,7 @@ import { FileList } from "./files.js";
 import { TaskBar } from "./tasks.js";
 import { TagsWorkbench } from "./wb-tags.js";
 import { EditWorkbench } from "./wb-edit.js";
+import { ImageWorkbench } from "./wb-image.js";
 import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -120,7 +121,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection));
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, EditWorkbench]) {
+for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

@@ -41,9 +41,13 @@ async function start() {
   pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
 
   phase("packages", 0.1);
+  // numpy before pydicom: pydicom decides at import time whether numpy is there.
+  const numpy = pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
   for (const buffer of await Promise.all(fetches)) {
     pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });
   }
+
+  await numpy;
 
   phase("code", 0.5);
   pyodide.FS.mkdirTree(INPUT_DIR);
@@ -58,9 +62,6 @@ async function start() {
   self.dcmstudio = { pyodide };
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
-  // Inspecting and editing need pydicom only; numpy (pixels, volumes) loads right after, before
-  // any request is served, so "ready" is not held back by it.
-  await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
 }
 
 function callPython(fn, args) {

@@ -17,6 +17,7 @@ import functools
 import itertools
 import json
 import os
+import sys
 
 from . import catalog, inspector, jobs
 from .errors import DicomStudioError
@@ -88,6 +89,9 @@ def forget(paths):
     for path in paths:
         for key in [k for k in _trees if k[0] == path]:
             del _trees[key]
+    if "dcmstudio.pixels" in sys.modules:
+        for path in paths:
+            sys.modules["dcmstudio.pixels"].forget(path)
     return {}
 
 
@@ -154,6 +158,33 @@ def export_json(path, name):
     with open(out, "w", encoding="utf-8") as f:
         f.write(inspector.dicom_json(path, name))
     return {"outputs": [{"path": out, "name": out_name, "mime": "application/dicom+json"}]}
+
+
+# ---- View ----------------------------------------------------------------------------------------
+
+@endpoint
+def frame_info(path, name):
+    """What the viewer needs to know of a file's pixels (see :func:`dcmstudio.pixels.frame_info`)."""
+    from . import pixels
+    return {"info": pixels.frame_info(path, name)}
+
+
+@endpoint
+def render_frame(path, name, frame=0, window=None):
+    """One frame as RGBA bytes (an output the worker moves to the page) and how it was drawn."""
+    from . import pixels
+    rgba, info = pixels.render_frame(path, name, frame, window)
+    out = output_path("frame.rgba")
+    with open(out, "wb") as f:
+        f.write(rgba)
+    return {"render": info, "outputs": [{"path": out, "name": "frame.rgba", "mime": "application/octet-stream"}]}
+
+
+@endpoint
+def pixel_value(path, name, frame, row, col):
+    """The stored and rescaled value under the cursor."""
+    from . import pixels
+    return {"pixel": pixels.pixel_value(path, name, frame, row, col)}
 
 
 # ---- Edit ----------------------------------------------------------------------------------------
