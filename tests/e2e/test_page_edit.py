@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from conftest import ARTIFACTS, open_files
-from test_inspect import CT, assert_same_origin_only, wait_for_files
+from test_page_inspect import CT, assert_same_origin_only, wait_for_files
 
 SERIES_SIZE = 5
 
