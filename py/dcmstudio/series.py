@@ -125,32 +125,35 @@ def file_name_formatter(pattern, name=None):
     VolumeError
         No placeholder or more than one, a stray ``%`` or brace, or a path separator.
     """
-    pieces, numbers, position = [], 0, 0
+    template, between, numbers, position = "", [], 0, 0
     for match in PLACEHOLDER.finditer(pattern):
-        pieces.append(pattern[position:match.start()])
+        between.append(pattern[position:match.start()])
+        template += _escape_braces(between[-1])
         position = match.end()
         if match.group() == "%%":
-            pieces.append("%")
+            template += "%"
             continue
         numbers += 1
         spec = match.group("printf") if match.group("printf") is not None else match.group("brace")
-        pieces.append("{:" + (spec or "") + "d}")
-    pieces.append(pattern[position:])
-    literal = [p for p in pieces if not p.startswith("{:")]
+        template += "{:" + (spec or "") + "d}"
+    between.append(pattern[position:])
+    template += _escape_braces(between[-1])
     if numbers != 1:
         raise VolumeError(
             f"The file name pattern '{pattern}' must hold exactly one number (%04d, %d or"
-            f" {{index}}), not {numbers}: file names must differ and follow the Instance Number.",
+            f" {{index}}), not {numbers}: names must differ and follow the Instance Number.",
             file=name)
-    if any("%" in p or "{" in p or "}" in p for p in literal):
+    if any("%" in text or "{" in text or "}" in text for text in between):
         raise VolumeError(f"The file name pattern '{pattern}' has a '%' or brace that is not a"
                           " number placeholder (write %% for a percent sign).", file=name)
     if any(c in pattern for c in "/\\\0") or pattern.strip() in (".", ".."):
         raise VolumeError(f"The file name pattern '{pattern}' may not hold a folder separator.",
                           file=name)
-    template = "".join(p if p.startswith("{:") else p.replace("{", "{{").replace("}", "}}")
-                       for p in pieces)
     return template.format
+
+
+def _escape_braces(text):
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _options(volume, options):
