@@ -24,8 +24,8 @@ from typing import NamedTuple
 from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_VR, tag_for_keyword
 
 from dcmstudio import uids, values
-from dcmstudio.elements import (ALL_VRS, EXPLICIT_LE, IMPLICIT_LE, ITEM, LONG_LENGTH_VRS, Element, tag_name,
-                                tag_text, walk)
+from dcmstudio.elements import (ALL_VRS, EXPLICIT_LE, IMPLICIT_LE, ITEM, LONG_LENGTH_VRS, Element,
+                                KeepOnly, tag_name, tag_text, walk)
 from dcmstudio.errors import DicomStudioError, EditError, InvalidDicomError
 
 OPS = ("set", "add", "delete", "remap_uids")
@@ -335,18 +335,37 @@ def expand_template(value, fields):
     return _TEMPLATE.sub(replace, value)
 
 
-def _walk_limit(compiled):
-    """The last top-level tag any edit can reach; ``None`` when the whole file must be walked."""
+def _walk_plan(compiled):
+    """What a walk must list for these edits: ``(stop_after, keep)``, or ``(None, None)``.
+
+    The walk can stop after the last top-level element an edit can reach, and list only the
+    top-level elements the edits name, plus what decides how values are encoded (character
+    set, pixel representation), what must follow (SOP Instance UID), private creators, and the
+    element after each addition (where it goes). ``remap_uids`` needs everything.
+    """
     limit = _ALWAYS_WALKED
+    tags = {SPECIFIC_CHARACTER_SET, PIXEL_REPRESENTATION, SOP_INSTANCE_UID}
+    groups, successors = set(), set()
     for edit in compiled:
         if edit.op == "remap_uids":
-            return None
+            return None, None
         first = edit.steps[0]
-        top = first.tag if first.tag is not None else first.group << 16 | 0xFFFF
+        if first.tag is None:
+            groups.add(first.group)
+            top = first.group << 16 | 0xFFFF
+            if edit.op == "add":
+                successors.update((first.group << 16, top))
+        else:
+            top = first.tag
+            tags.add(top)
+            if top >> 16 & 1 and top & 0xFFFF >= 0x1000:
+                tags.add(top & 0xFFFF0000 | top >> 8 & 0xFF)  # its private creator
+            if edit.op == "add":
+                successors.add(top)
         if top in (SOP_INSTANCE_UID, MEDIA_STORAGE_SOP_INSTANCE_UID):
             top = SOP_INSTANCE_UID  # the other one is kept equal to it
         limit = max(limit, top)
-    return limit
+    return limit, KeepOnly(tags, groups, successors)
 
 
 def apply_edits(in_path, out_path, edits, *, context=None):
@@ -419,8 +438,8 @@ def edit_bytes(data, edits, *, context=None):
     context = context or {}
     name = context.get("name") or "file"
     compiled = _compile(edits, name)
-    limit = _walk_limit(compiled)
-    emap = walk(data, name, stop_after=limit)
+    limit, keep = _walk_plan(compiled)
+    emap = walk(data, name, stop_after=limit, keep=keep)
     try:
         session = _Session(emap, name, context)
         for edit in compiled:
@@ -436,12 +455,9 @@ def edit_bytes(data, edits, *, context=None):
                                 f"headers say ({type(exc).__name__}: {exc}).", file=name) from None
     changes = renderer.changes
     if changes:
-        verify_unchanged(emap.data, output, changes, name)
+        verify_unchanged(emap.data, output, changes, name, origins=renderer.origins)
         if emap.deflated:
             output = _deflate_dataset(output, renderer.dataset_out_offset)
-            _verify_structure(output, name, limit, whole=emap.complete)
-        else:
-            _verify_structure(output[:renderer.head_chunks], name, limit)
     else:
         output = [data]  # nothing changed: the input's own bytes, deflated stream included
     report = {
@@ -455,26 +471,6 @@ def edit_bytes(data, edits, *, context=None):
         "deflated": emap.deflated,
     }
     return output, report
-
-
-def _verify_structure(head_chunks, name, limit, whole=True):
-    """Walk the edited part again: its new lengths must lead a reader exactly to its end.
-
-    ``head_chunks`` are the output's first pieces, up to where the input's walk stopped (the
-    rest is the input's own bytes), or the whole output of a deflated file; then ``whole``
-    says whether the input's walk went to the end.
-    """
-    head = b"".join(head_chunks)
-    try:
-        complete = walk(head, name, stop_after=limit).complete or not whole
-    except DicomStudioError as exc:
-        complete = False
-        detail = exc.message
-    else:
-        detail = "the walk stopped early"
-    if not complete:
-        raise DicomStudioError(f"the edited file does not walk cleanly ({detail}); nothing was "
-                               f"written. This is a bug in dcmstudio.", file=name)
 
 
 def _deflate_dataset(output, dataset_offset):
@@ -495,8 +491,15 @@ def _deflate_dataset(output, dataset_offset):
     return result
 
 
-def verify_unchanged(original, output, changes, name):
+def verify_unchanged(original, output, changes, name, origins=None):
     """Raise unless ``output`` equals ``original`` everywhere outside the changes' byte ranges.
+
+    The changes' ranges say, for every output byte outside them, which input byte it must be
+    (their shifts accumulate). Bytes the editor wrote anew are compared with the input byte for
+    byte. A piece copied from the input needs no comparison when ``origins`` says it was cut
+    from exactly the input offset the changes imply: the two were computed independently, and
+    a slice of the input at that offset cannot differ from it. This keeps the check from
+    comparing a whole series' pixel data with itself.
 
     Parameters
     ----------
@@ -506,6 +509,9 @@ def verify_unchanged(original, output, changes, name):
     changes : list of dict
         Each with ``input_range`` and ``byte_range`` (see :func:`apply_edits`).
     name : str
+    origins : list of (int or None), optional
+        Per piece, the input offset it was sliced from (``None`` for new bytes). Without it
+        every byte is compared.
 
     Raises
     ------
@@ -524,15 +530,19 @@ def verify_unchanged(original, output, changes, name):
     if len(original) - i != total - o:
         _mismatch(original, output, i, o, name)
     spans.append((i, o, len(original) - i))
-    pieces = iter(memoryview(piece) for piece in output)
-    piece, piece_start = memoryview(b""), 0
+    origins = origins or [None] * len(output)
+    index, piece, piece_start = -1, memoryview(b""), 0
     for in_start, out_start, length in spans:
         while length:
             while out_start >= piece_start + len(piece):
                 piece_start += len(piece)
-                piece = next(pieces)
-            part = piece[out_start - piece_start:out_start - piece_start + length]
-            if not original.startswith(part, in_start):
+                index += 1
+                piece = memoryview(output[index])
+            offset = out_start - piece_start
+            part = piece[offset:offset + length]
+            origin = origins[index]
+            if (origin is None or origin + offset != in_start) and \
+                    not original.startswith(part, in_start):
                 _mismatch(original, output, in_start, out_start, name)
             in_start += len(part)
             out_start += len(part)
@@ -908,30 +918,32 @@ class _Session:
 
 
 class _Renderer:
-    """Write the edited file as slices of the input and new bytes, recording every change."""
+    """Write the edited file as slices of the input and new bytes, recording every change.
+
+    Untouched elements cost nothing here: a cursor remembers where the input was last copied
+    from, and each stretch between touched elements is emitted as one slice (merged with its
+    neighbours when they are contiguous), so pixel data and untouched headers are never copied
+    before the final write.
+    """
 
     def __init__(self, session):
         self.session = session
         self.data = session.data
         self.chunks = []
+        self.origins = []  # per chunk: its offset in the input, or None for new bytes
         self.pos = 0
         self.run_start = self.run_end = None
         self.changes = []
         self.inside_new = 0
         self.dataset_out_offset = None
-        self.head_chunks = 0
         self.touched = session.dirty | set(session.cause)
 
     def render(self):
         emap = self.session.emap
-        root = emap.root
         first = emap.meta_offset if emap.meta_offset is not None else emap.dataset_offset
         self.original(0, first)
-        self.children(root, emap.walk_end)
-        if self.dataset_out_offset is None:
-            self.dataset_out_offset = self.pos
-        self.flush()
-        self.head_chunks = len(self.chunks)  # the part that was walked, and may have changed
+        size_change = self.children(emap.root, first, emap.walk_end)
+        self.dataset_out_offset = emap.dataset_offset + size_change.get(2, 0)
         self.original(emap.walk_end, len(self.data))
         self.flush()
         return self.chunks
@@ -951,52 +963,67 @@ class _Renderer:
     def flush(self):
         if self.run_start is not None:
             self.chunks.append(memoryview(self.data)[self.run_start:self.run_end])
+            self.origins.append(self.run_start)
             self.run_start = self.run_end = None
 
     def new_bytes(self, data):
         self.flush()
         self.chunks.append(data)
+        self.origins.append(None)
         self.pos += len(data)
 
     def placeholder(self, size):
         self.flush()
         self.chunks.append(None)
+        self.origins.append(None)
         self.pos += size
         return len(self.chunks) - 1
 
     # --- structure -------------------------------------------------------------------------------
 
-    def children(self, container, content_end):
-        """Render a dataset (root or item); group lengths follow their group's size change."""
+    def children(self, container, content_start, content_end):
+        """Render a container's content: the elements of a dataset, or a sequence's items.
+
+        Returns the size change per group; a dataset's group lengths follow their group's.
+        """
         session = self.session
         touched = self.touched
-        is_root = container.tag is None
+        nodes = container.children
+        changed_groups = {node.tag >> 16 for node in nodes if node in touched}
+        if not changed_groups:
+            self.original(content_start, content_end)
+            return {}
+        cursor = content_start
         group_lengths = []
         size_change = {}
-        nodes = container.children
         for position, node in enumerate(nodes):
             group = node.tag >> 16
-            if is_root and group > 2 and self.dataset_out_offset is None:
-                self.dataset_out_offset = self.pos
-            if node not in touched and node.tag & 0xFFFF:
-                # the common case, inlined: an untouched element extends the run of input bytes
-                if self.run_end == node.offset:
-                    self.run_end = node.end
-                else:
-                    self.flush()
-                    self.run_start, self.run_end = node.offset, node.end
-                self.pos += node.end - node.offset
-                continue
-            if (node.tag & 0xFFFF == 0 and node.offset is not None and node.length == 4
-                    and node.children is None and node not in session.deleted
-                    and node not in session.new_values):
+            is_group_length = (not node.tag & 0xFFFF and group in changed_groups
+                               and node.offset is not None and node.length == 4
+                               and node.children is None and node not in session.deleted
+                               and node not in session.new_values)
+            if node not in touched and not is_group_length:
+                continue  # copied with the stretch it belongs to
+            if node.offset is None:
+                start_in = next((s.offset for s in nodes[position + 1:] if s.offset is not None),
+                                content_end)
+            else:
+                start_in = node.offset
+            self.original(cursor, start_in)
+            cursor = start_in
+            if is_group_length:
                 self.original(node.offset, node.value_offset)
                 group_lengths.append((node, self.placeholder(4), self.pos - 4))
+                cursor = node.end
                 continue
-            size_before = 0 if node.offset is None else node.end - node.offset
             start = self.pos
-            self.node(node, nodes, position, content_end)
+            self.node(node, start_in)
+            size_before = 0
+            if node.offset is not None:
+                size_before = node.end - node.offset
+                cursor = node.end
             size_change[group] = size_change.get(group, 0) + self.pos - start - size_before
+        self.original(cursor, content_end)
         for node, slot, out_start in group_lengths:
             raw = self.data[node.value_offset:node.value_offset + 4]
             old = node.encoding.u32.unpack(raw)[0]
@@ -1005,23 +1032,18 @@ class _Renderer:
             if new != old:
                 self.record("group_length", node, (node.value_offset, node.value_offset + 4),
                             (out_start, out_start + 4), old, new)
+        return size_change
 
-    def node(self, node, siblings, position, content_end):
+    def node(self, node, start_in):
         session = self.session
         if node in session.deleted:
             if node.offset is not None and not self.inside_new:
                 self.record("delete", node, (node.offset, node.end), (self.pos, self.pos),
                             self.describe_old(node), None)
-            return
-        if node.offset is None:
-            self.new_node(node, siblings, position, content_end)
+        elif node.offset is None:
+            self.new_node(node, start_in)
         elif node.children is None:
-            if node in session.new_values:
-                self.changed_leaf(node)
-            else:
-                self.original(node.offset, node.end)
-        elif node not in session.dirty:
-            self.original(node.offset, node.end)
+            self.changed_leaf(node)
         else:
             self.container(node)
 
@@ -1046,14 +1068,10 @@ class _Renderer:
             slot = self.placeholder(header_length)
         else:
             self.original(node.offset, node.value_offset)
-        if node.tag == ITEM:
-            content_end = node.end - (0 if defined else 8)
-            self.children(node, content_end)
-        else:
-            for position, child in enumerate(node.children):
-                self.node(child, node.children, position, node.end - (0 if defined else 8))
+        content_end = node.end - (0 if defined else 8)
+        self.children(node, node.value_offset, content_end)
         if not defined:
-            self.original(node.end - 8, node.end)
+            self.original(content_end, node.end)
             return
         new_length = self.pos - start - header_length
         header = bytearray(self.data[node.offset:node.value_offset])
@@ -1064,10 +1082,8 @@ class _Renderer:
             self.record("length", node, field, (start + header_length - 4, start + header_length),
                         node.length, new_length)
 
-    def new_node(self, node, siblings, position, content_end):
-        """An element or item an edit created; its input position is where it is inserted."""
-        following = next((s.offset for s in siblings[position + 1:] if s.offset is not None),
-                         content_end)
+    def new_node(self, node, start_in):
+        """An element or item an edit created, inserted at input offset ``start_in``."""
         start = self.pos
         self.inside_new += 1
         if node.children is None:
@@ -1076,16 +1092,12 @@ class _Renderer:
             shown = self.decode(node, value)
         else:
             slot = self.placeholder(_header_length(node))
-            if node.tag == ITEM:
-                self.children(node, following)
-            else:
-                for index, child in enumerate(node.children):
-                    self.node(child, node.children, index, following)
+            self.children(node, start_in, start_in)
             self.chunks[slot] = _header(node, self.pos - start - _header_length(node))
             shown = self.describe_new(node)
         self.inside_new -= 1
         if not self.inside_new:
-            self.record("add", node, (following, following), (start, self.pos), None, shown)
+            self.record("add", node, (start_in, start_in), (start, self.pos), None, shown)
 
     # --- report ----------------------------------------------------------------------------------
 

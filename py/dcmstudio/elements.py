@@ -39,6 +39,7 @@ ALL_VRS = frozenset(
 ) | LONG_LENGTH_VRS
 _VR_NAMES = {vr.encode("ascii"): vr for vr in ALL_VRS}
 _VR_BYTES = frozenset(_VR_NAMES)
+_LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
@@ -223,6 +224,9 @@ class ElementMap:
     complete : bool
         ``False`` when :func:`walk` was asked to stop early; the bytes from ``walk_end`` on were
         not examined.
+    sparse : bool
+        ``True`` when :func:`walk` was asked to list only some top-level elements (``keep``):
+        ``root.children`` then has gaps between elements.
     """
 
     def __init__(self, name, data):
@@ -239,6 +243,7 @@ class ElementMap:
         self.elements = []
         self.walk_end = 0
         self.complete = False
+        self.sparse = False
 
     def __iter__(self):
         return iter(self.elements)
@@ -258,7 +263,31 @@ class ElementMap:
         return memoryview(self.data)[element.value_offset:element.value_offset + element.length]
 
 
-def walk(data, name, *, stop_after=None):
+class KeepOnly:
+    """Which top-level elements a sparse :func:`walk` lists; the others are skipped by length.
+
+    An editor that knows which elements its edits reach needs no node for the rest: skipping
+    them costs one header read each. The meta group, group lengths and sequences are always
+    listed.
+
+    Parameters
+    ----------
+    tags : iterable of int
+        Elements to list.
+    groups : iterable of int
+        Groups whose every element is listed (private groups addressed by creator).
+    successors_of : iterable of int
+        For each tag, the first element after it is listed: where a new element with that tag
+        would be inserted.
+    """
+
+    def __init__(self, tags=(), groups=(), successors_of=()):
+        self.tags = frozenset(tags)
+        self.groups = frozenset(groups)
+        self.successors_of = sorted(set(successors_of))
+
+
+def walk(data, name, *, stop_after=None, keep=None):
     """Find every element of an encoded DICOM file, without decoding any value.
 
     Parameters
@@ -270,6 +299,9 @@ def walk(data, name, *, stop_after=None):
     stop_after : int, optional
         Stop before the first top-level element whose tag is greater than this one; the rest
         of the file is neither checked nor listed (``ElementMap.complete`` is then ``False``).
+    keep : KeepOnly, optional
+        List only these top-level elements (``ElementMap.sparse`` is then ``True``); the
+        others are still read and checked, but get no :class:`Element`.
 
     Returns
     -------
@@ -284,7 +316,7 @@ def walk(data, name, *, stop_after=None):
         DICOM defines, the deflated stream is corrupt, ...
     """
     try:
-        return _Walker(data, name, stop_after).run()
+        return _Walker(data, name, stop_after, keep).run()
     except (NotDicomError, InvalidDicomError):
         raise
     except (struct.error, IndexError, ValueError, OverflowError, TypeError, zlib.error,
@@ -327,10 +359,12 @@ def _frame_state(frame):
 
 
 class _Walker:
-    def __init__(self, data, name, stop_after):
+    def __init__(self, data, name, stop_after, keep):
         self.name = name
         self.map = ElementMap(name, data)
         self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
+        self.keep = None
+        self.keep_param = keep
 
     def fail(self, message):
         raise InvalidDicomError(message, file=self.name)
@@ -365,6 +399,8 @@ class _Walker:
             mv = memoryview(data)
             n = len(data)
         emap.encoding = self.dataset_encoding(mv, pos, ts)
+        self.keep = self.keep_param  # the meta group is always listed whole
+        emap.sparse = self.keep is not None
         if pos < n:
             pos = self.walk_level(mv, pos, emap.encoding, 0, self.stop_after)
         emap.walk_end = pos
@@ -418,6 +454,11 @@ class _Walker:
         # frame: (kind, container, end or None for undefined length, bound, encoding)
         stack = [(_DATASET, root, n, n, encoding)]
         kind, parent, end, bound, enc, implicit, header, siblings = _frame_state(stack[0])
+        keep = self.keep
+        if keep is not None:
+            keep_tags, keep_groups = keep.tags, keep.groups
+            successors = iter(keep.successors_of)
+            threshold = next(successors, 0x100000000)
         while True:
             if end is not None and pos >= end:
                 if pos != end:
@@ -433,6 +474,11 @@ class _Walker:
                     self.fail(f"{self.describe(parent)} has no closing delimiter: the file ends first.")
                 self.fail(f"the file ends inside an element header at offset {pos}.")
             if kind == _DATASET:
+                if keep is not None and parent is root:
+                    pos = self.skip_unlisted(mv, pos, enc, top_max, keep_tags, keep_groups,
+                                             threshold)
+                    if pos + 8 > n:
+                        continue
                 if implicit:
                     group, number, length = header.unpack_from(mv, pos)
                 else:
@@ -463,6 +509,17 @@ class _Walker:
                         value_offset = pos + 12
                     else:
                         value_offset = pos + 8
+                if keep is not None and parent is root:
+                    if tag <= threshold and tag not in keep_tags and tag & 0xFFFF and \
+                            tag >> 16 not in keep_groups and length != UNDEFINED_LENGTH and \
+                            vr != "SQ":
+                        pos = value_offset + length
+                        if pos > bound:
+                            self.fail(f"element {tag_text(tag)} (length {length}) runs past the "
+                                      f"end of the file.")
+                        continue
+                    while threshold < tag:  # listed: where new elements up to here would go
+                        threshold = next(successors, 0x100000000)
                 element = Element(tag, vr, pos, value_offset, length, parent, enc)
                 elements.append(element)
                 siblings.append(element)
@@ -529,6 +586,48 @@ class _Walker:
             stack.append((_DATASET, item, child_end, child_bound, enc))
             kind, parent, end, bound, enc, implicit, header, siblings = _frame_state(stack[-1])
             pos += 8
+
+    def skip_unlisted(self, mv, pos, enc, top_max, keep_tags, keep_groups, threshold):
+        """Skip top-level leaves a sparse walk does not list; return where the next one starts.
+
+        A tight loop for the common case; anything unusual (a listed tag, a sequence, an
+        undefined length, a bad VR, a length past the end) is left to the main loop.
+        """
+        n = len(mv)
+        stop = min(top_max, threshold)
+        if enc.implicit_vr:
+            unpack = enc.implicit_header.unpack_from
+            while pos + 8 <= n:
+                group, number, length = unpack(mv, pos)
+                tag = group << 16 | number
+                if tag > stop or tag in keep_tags or group in keep_groups or not number or \
+                        length == UNDEFINED_LENGTH or group == 0xFFFE or _implicit_vr(tag) == "SQ":
+                    return pos
+                if pos + 8 + length > n:
+                    return pos
+                pos += 8 + length
+            return pos
+        unpack = enc.short_header.unpack_from
+        long_length = enc.u32.unpack_from
+        while pos + 8 <= n:
+            group, number, vr, length = unpack(mv, pos)
+            tag = group << 16 | number
+            if tag > stop or tag in keep_tags or group in keep_groups or not number or \
+                    vr == b"SQ" or group == 0xFFFE:
+                return pos
+            if vr in _LONG_LENGTH_VR_BYTES:
+                if pos + 12 > n:
+                    return pos
+                length = long_length(mv, pos + 8)[0]
+                end = pos + 12 + length
+            elif vr in _VR_BYTES:
+                end = pos + 8 + length
+            else:
+                return pos
+            if length == UNDEFINED_LENGTH or end > n:
+                return pos
+            pos = end
+        return pos
 
     def describe(self, element):
         if element.tag is None:

@@ -185,6 +185,28 @@ def test_no_op_edits_give_the_input_bytes(tmp_path):
             assert report["changes"] == [] and report["unchanged_bytes_verified"]
 
 
+def test_sparse_walk_edits_equal_full_walk_edits(tmp_path, monkeypatch):
+    """The walk lists only what the edits reach; the bytes written must not depend on it."""
+    source = tmp_path / "in.dcm"
+    make_ct_file(source, 1, undefined_lengths=False)
+    lists = [JOB_A,
+             [{"op": "add", "path": "InstitutionAddress", "value": "1 Main St"},
+              {"op": "add", "path": '(0009,"ACME 1.0",02)', "value": "x", "vr": "LO"},
+              {"op": "add", "path": "(0009,1005)", "value": "y", "vr": "LO"},
+              {"op": "add", "path": "OtherPatientIDsSequence[0].PatientID", "value": "O"},
+              {"op": "set", "path": "SOPInstanceUID", "value": "1.2.3.4"},
+              {"op": "delete", "path": "KVP"}]]
+    for path in [source, bundled("CT_small.dcm"), bundled("MR_small_implicit.dcm")]:
+        data = path.read_bytes()
+        for edits in lists:
+            sparse, sparse_report = edit_bytes(data, edits)
+            with monkeypatch.context() as patch:
+                patch.setattr(edit, "_walk_plan", lambda compiled: (None, None))
+                full, full_report = edit_bytes(data, edits)
+            assert b"".join(sparse) == b"".join(full), path.name
+            assert sparse_report["changes"] == full_report["changes"]
+
+
 def test_self_check_catches_a_byte_changed_outside_the_report():
     data = bundled("CT_small.dcm").read_bytes()
     output, report = edit_bytes(data, [{"op": "set", "path": "PatientID", "value": "X1"}])

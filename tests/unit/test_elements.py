@@ -187,6 +187,22 @@ def test_stop_after_leaves_the_rest_unexamined():
     assert partial.walk_end == first_skipped.offset
 
 
+def test_sparse_walk_lists_only_what_is_kept():
+    path = bundled("CT_small.dcm")
+    full = walk_file(path)
+    keep = elements.KeepOnly(tags={0x00100020}, groups={0x0009}, successors_of={0x00100011})
+    sparse = walk_file(path, keep=keep)
+    assert sparse.sparse and sparse.complete
+    listed = [e.tag for e in sparse.root.children if e.tag >> 16 != 2]
+    after_0010_0011 = min(e.tag for e in full.root.children if e.tag > 0x00100011)
+    sequences = [e.tag for e in full.root.children if e.children is not None]
+    assert set(listed) == {0x00100020, after_0010_0011, *sequences} | \
+        {e.tag for e in full.root.children if e.tag >> 16 == 0x0009}
+    for element in sparse.root.children:  # the same places as in the full walk
+        twin = full.top_level(element.tag)
+        assert (element.offset, element.end) == (twin.offset, twin.end)
+
+
 def test_charset_files_walk():
     for path in sorted(CHARSET_FILES_DIR.glob("*.dcm")):
         assert walk_file(path).complete, path.name
