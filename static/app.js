@@ -7,6 +7,7 @@ import { TaskBar } from "./tasks.js";
 import { TagsWorkbench } from "./wb-tags.js";
 import { EditWorkbench } from "./wb-edit.js";
 import { ImageWorkbench } from "./wb-image.js";
+import { VolumeWorkbench } from "./wb-volume.js";
 import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -121,7 +122,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection));
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench]) {
+for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, VolumeWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

@@ -13,6 +13,7 @@ export const PHASES = [
 export const Op = Object.freeze({
   ADD_FILES: "add-files",     // args: { files: [{ key, name, buffer }] } — buffers are transferred
   REMOVE_FILES: "remove-files", // args: { keys: [key] }
+  PUT_FILES: "put-files",     // args: { dir, files: [{ name, buffer }] } — inputs that are not opened as DICOM
   CALL: "call",               // args: { fn, args } — one api.py function
   JOB: "job",                 // args: { kind, options, items: [...] } — a long task, step by step
   CANCEL: "cancel",           // args: { target: id of the request to stop }

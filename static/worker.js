@@ -109,6 +109,16 @@ const handlers = {
     return { ok: true, files: described };
   },
 
+  async [Op.PUT_FILES](id, { dir, files }) {
+    try { pyodide.FS.rmdir(dir); } catch { /* not there, or not empty: unlink below */ }
+    pyodide.FS.mkdirTree(dir);
+    for (const name of pyodide.FS.readdir(dir)) {
+      if (name !== "." && name !== "..") pyodide.FS.unlink(`${dir}/${name}`);
+    }
+    for (const { name, buffer } of files) pyodide.FS.writeFile(`${dir}/${name}`, new Uint8Array(buffer));
+    return { ok: true, paths: files.map(({ name }) => `${dir}/${name}`) };
+  },
+
   async [Op.REMOVE_FILES](id, { keys }) {
     for (const key of keys) {
       try { pyodide.FS.unlink(`${INPUT_DIR}/${key}`); } catch { /* already gone */ }

@@ -187,6 +187,53 @@ def pixel_value(path, name, frame, row, col):
     return {"pixel": pixels.pixel_value(path, name, frame, row, col)}
 
 
+# ---- Volume → DICOM --------------------------------------------------------------------------
+
+_volume = {}
+
+
+def _opened_volume():
+    if "volume" not in _volume:
+        raise DicomStudioError("open a volume first (a NIfTI, NRRD, MetaImage or VTK file, or a DICOM series)")
+    return _volume["volume"]
+
+
+@endpoint
+def volume_open(paths):
+    """Read one volume (see :func:`dcmstudio.volume.read_volume`); keep it for planning and writing.
+
+    Returns its summary and the middle slice across each axis as 8-bit grey RGBA outputs.
+    """
+    import numpy as np
+
+    from . import volume
+    _volume.clear()
+    opened = volume.read_volume(paths)
+    _volume["volume"] = opened
+    previews, outputs = {}, []
+    slices = volume.preview_slices(opened)
+    for plane in ("axial", "coronal", "sagittal"):
+        picture = slices[plane]
+        rgba = np.empty(picture.shape[:2] + (4,), np.uint8)
+        rgba[..., :3] = picture[..., None] if picture.ndim == 2 else picture
+        rgba[..., 3] = 255
+        out = output_path(f"{plane}.rgba")
+        with open(out, "wb") as f:
+            f.write(rgba.tobytes())
+        outputs.append({"path": out, "name": f"{plane}.rgba", "mime": "application/octet-stream"})
+        previews[plane] = {"rows": picture.shape[0], "columns": picture.shape[1],
+                           "pixel_spacing": [float(v) for v in slices["pixel_spacing"][plane]]}
+    return {"volume": opened.summary(), "previews": previews, "window": [float(v) for v in slices["window"]],
+            "outputs": outputs}
+
+
+@endpoint
+def volume_plan(options):
+    """What writing the opened volume with ``options`` will give (see :func:`dcmstudio.series.plan_series`)."""
+    from . import series
+    return {"plan": series.plan_series(_opened_volume(), options)}
+
+
 # ---- Edit ----------------------------------------------------------------------------------------
 
 @endpoint
@@ -243,6 +290,8 @@ def load_edits(text, name):
 @endpoint
 def job_start(kind, options, count):
     """Start a long task of ``kind`` (see :mod:`dcmstudio.jobs`) over ``count`` items."""
+    if kind == "write_series":
+        options = {**options, "volume": _opened_volume()}
     return {"job": jobs.start(kind, options, count, output_path)}
 
 

@@ -168,3 +168,46 @@ class EditJob(ZipJob):
         if self.single:
             return {"summary": summary, "reports": self.reports}
         return {"summary": summary, "reports": self.reports, "chunks": self.finish_zip()}
+
+
+@register("write_series")
+class WriteSeriesJob(ZipJob):
+    """The volume opened in :mod:`dcmstudio.api` written as a DICOM series, streamed as a ZIP.
+
+    Options: ``options`` for :func:`dcmstudio.series.plan_series`, ``volume`` (the opened
+    :class:`dcmstudio.volume.Volume`, passed by the api), ``zip_name``. One step per file (or per
+    frame of one multi-frame file); items carry nothing but their position.
+    """
+
+    def __init__(self, options, count, scratch):
+        from . import series
+        self.zip_name = options.get("zip_name") or "series.zip"
+        super().__init__(options, count, scratch)
+        folder = os.path.splitext(os.path.basename(self.zip_name))[0]
+        multiframe = bool(options["options"].get("multiframe"))
+        self.writer = series.SeriesWriter(options["volume"], options["options"], os.path.join(scratch, folder),
+                                          zip_to=None if multiframe else self.sink, keep_files=multiframe)
+        self.multiframe_name = self.writer.plan.names[0] if multiframe else None
+
+    def step(self, item):
+        if not self.writer.done:
+            self.writer.step()
+        return {"chunks": self.chunks()}
+
+    def finish(self):
+        result = self.writer.finish()
+        if self.multiframe_name:
+            # One multi-frame file is offered as itself, not inside a ZIP.
+            path = result["paths"][0]
+            return {"result": _plain(result), "outputs": [{"path": path, "name": self.multiframe_name,
+                                                            "mime": "application/dicom"}]}
+        return {"result": _plain(result), "chunks": self.chunks(final=True)}
+
+    def cancel(self):
+        self.writer.cancel()
+        super().cancel()
+
+
+def _plain(result):
+    """The writer's result without MEMFS paths, which mean nothing to the page."""
+    return {k: v for k, v in result.items() if k not in ("paths", "zip_path")}
