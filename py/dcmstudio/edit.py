@@ -39,6 +39,8 @@ PIXEL_REPRESENTATION = 0x00280103
 PIXEL_DATA = 0x7FE00010
 # Always walked, whatever the edits: they decide how values are encoded.
 _ALWAYS_WALKED = PIXEL_REPRESENTATION
+# Output pieces smaller than this are joined into one; larger ones stay views of the input.
+SMALL_PIECE = 1 << 16
 
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{(\w*)(?::([^{}]*))?\}|[{}]")
 
@@ -262,10 +264,19 @@ def _compile_one(index, edit, file):
         raise EditError(f"{where} sets (7FE0,0010) PixelData: pixel data is never re-encoded "
                         f"here; delete it or leave it.", file=file)
     value = edit.get("value")
+    if not _plain_value(value):
+        raise EditError(f"{where} ({path}) has a value of type {type(value).__name__}; a value is "
+                        f"text, a number, bytes, or a list of them.", file=file)
     templated = _has_template(value, where, path, file)
     if op in ("set", "add") and not templated and last.tag is not None and last.item is None:
         _precheck_value(value, last.tag, vr, where, path, file)
     return _Edit(index, op, path, steps, value, vr, templated)
+
+
+def _plain_value(value):
+    if isinstance(value, (list, tuple)):
+        return all(_plain_value(v) and not isinstance(v, (list, tuple)) for v in value)
+    return value is None or isinstance(value, (str, int, float, bytes, bytearray))
 
 
 def _is_sequence_tag(tag, vr):
@@ -826,6 +837,10 @@ class _Session:
                             f"Information group to add {tag_text(tag)} to.", file=self.name)
         vr = self.vr_for(container, tag, edit.vr, edit)
         if vr == "SQ":
+            if edit.value not in (None, "", [], ()):
+                raise EditError(f"edit {edit.index + 1} ({edit.path}): a sequence is added "
+                                f"empty; add its items' elements with paths such as "
+                                f"{edit.path}[0].Keyword.", file=self.name)
             self.create_sequence(container, tag, edit)
             return
         node = self.create_leaf(container, tag, vr, self.value_for(edit), edit)
@@ -946,7 +961,27 @@ class _Renderer:
         self.dataset_out_offset = emap.dataset_offset + size_change.get(2, 0)
         self.original(emap.walk_end, len(self.data))
         self.flush()
+        self.coalesce()
         return self.chunks
+
+    def coalesce(self):
+        """Join the small pieces of the header into one, so a file is written in few writes;
+        large stretches of the input stay views (never copied)."""
+        chunks, origins, small = [], [], []
+        for chunk, origin in zip(self.chunks, self.origins):
+            if len(chunk) < SMALL_PIECE:
+                small.append(chunk)
+                continue
+            if small:
+                chunks.append(b"".join(small))
+                origins.append(None)
+                small = []
+            chunks.append(chunk)
+            origins.append(origin)
+        if small:
+            chunks.append(b"".join(small))
+            origins.append(None)
+        self.chunks, self.origins = chunks, origins
 
     # --- output ----------------------------------------------------------------------------------
 

@@ -112,6 +112,8 @@ def test_parse_path_errors(text, message):
     ([{"op": "set", "path": "PixelData", "value": b"\x00"}], "pixel data"),
     ([{"op": "set", "path": "StudyDescription", "value": "x" * 65}], "maximum length of 64"),
     ([{"op": "set", "path": "Rows", "value": "big"}], "not a number"),
+    ([{"op": "set", "path": "PatientID", "value": {"a": 1}}], "type dict"),
+    ([{"op": "set", "path": "PatientID", "value": [["a"]]}], "type list"),
     ("PatientName", "must be a list"),
     (["PatientName"], "edit 1 is not"),
 ])
@@ -616,6 +618,7 @@ def test_edit_errors_name_the_file_and_the_element(tmp_path):
         ([{"op": "set", "path": "RequestAttributesSequence", "value": "x"}], "is a sequence"),
         ([{"op": "add", "path": "RequestAttributesSequence[3].PatientID", "value": "x"}], None),
         ([{"op": "add", "path": "RequestAttributesSequence[5]"}], "at the end"),
+        ([{"op": "add", "path": "OtherPatientIDsSequence", "value": "x"}], "added empty"),
         ([{"op": "set", "path": "PatientName[0].PatientID", "value": "x"}], "not a sequence"),
         ([{"op": "set", "path": "Rows", "value": 70000}], "between 0 and 65535"),
     ]
