@@ -33,6 +33,8 @@ def test_a_new_study_gets_a_2_25_uid_and_todays_date():
     ({"PatientID": "a\\b"}, None, ["(0010,0020) Patient ID", "backslash"]),
     ({"PatientName": "Doe^J\x06"}, None, ["(0010,0010) Patient's Name", "control character 0x06"]),
     (None, {"StudyTime": "25:00"}, ["(0008,0030) Study Time", "not a time"]),
+    (None, {"StudyDate": "30040826"}, ["(0008,0020) Study Date", "1000–2999"]),
+    (None, {"StudyInstanceUID": "102.840.1"}, ["(0020,000D) Study Instance UID", "not a valid UID"]),
     (None, {"StudyInstanceUID": "1.2.03"}, ["(0020,000D) Study Instance UID"]),
     (None, {"AccessionNumber": "12345678901234567"}, ["(0008,0050) Accession Number", "16"]),
     ({"PatientAge": "40Y"}, None, ["'PatientAge' is not one of the attributes"]),

@@ -33,7 +33,8 @@ def test_odd_length_pdf_is_padded_and_its_true_length_kept(tmp_path, pdf):
     odd = tmp_path / "odd.pdf"
     odd.write_bytes(data if len(data) % 2 else data + b"\n")
     report = create_encapsulated_pdf(str(odd), str(tmp_path / "o.dcm"),
-                                     options={"DocumentTitle": "Übersicht", "BurnedInAnnotation": "no"})
+                                     options={"DocumentTitle": "Übersicht",
+                                              "BurnedInAnnotation": "no"})
     ds = pydicom.dcmread(report["path"])
     assert os.path.getsize(odd) % 2 == 1
     assert len(ds.EncapsulatedDocument) == os.path.getsize(odd) + 1

@@ -136,3 +136,18 @@ def test_a_latin1_patient_name_is_carried_over_into_utf8(tmp_path):
     report, pr = make(tmp_path, latin1)
     assert (pr.SpecificCharacterSet, pr.PatientName) == ("ISO_IR 192", "Müller^Jörg")
     assert "Müller".encode("utf-8") in open(report["path"], "rb").read()
+
+
+@pytest.mark.parametrize("keyword, value, words", [
+    ("SOPClassUID", "1.2.840.10008.5.1.4.1.1.2.999", "no SOP class of the standard"),
+    ("SOPInstanceUID", "102.840.1.2", "invalid (0008,0018) SOP Instance UID"),
+    ("SeriesInstanceUID", "", "has no (0020,000E) Series Instance UID"),
+])
+def test_an_image_whose_uids_cannot_be_referred_to_is_refused(tmp_path, keyword, value, words):
+    ds = pydicom.dcmread(bundled("MR_small.dcm"))
+    setattr(ds, keyword, value)
+    bad = tmp_path / "bad.dcm"
+    ds.save_as(bad)
+    with pytest.raises(EditError) as caught:
+        make(tmp_path, bad)
+    assert words in caught.value.message

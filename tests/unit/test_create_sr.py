@@ -1,6 +1,7 @@
 """TID 1500 measurement reports: the content tree, the form checks, and a second reader's view."""
 
 import copy
+import json
 
 import pydicom
 import pytest
@@ -8,6 +9,7 @@ from conftest import bundled
 from test_create_judges import PATIENT, SR_FORM, STUDY
 
 from dcmstudio.create import create_measurement_report, measurement_report_choices, patient_study_from
+from dcmstudio.create import sr_codes
 from dcmstudio.create.sr import coded
 from dcmstudio.errors import EditError, NotDicomError
 
@@ -128,7 +130,7 @@ def form_with(path, value):
     (("groups", 0, "measurements", 1, "value"), "twelve",
      "measurement group 1, measurement 2: the value 'twelve' is not a finite number"),
     (("groups", 0, "measurements", 0, "name"), "SCT.NoSuchThing",
-     "'SCT.NoSuchThing' for measurement group 1, measurement 1, name is not in"),
+     "'SCT.NoSuchThing' for measurement group 1, measurement 1, name is not one of the codes"),
     (("groups", 0, "finding"), {"value": "1", "scheme": "SCT"},
      "measurement group 1, finding lacks its meaning"),
     (("groups", 0, "tracking_uid"), "1.02", "(0040,A124) UID '1.02'"),
@@ -159,7 +161,8 @@ def test_evidence_that_is_not_dicom_is_refused_by_name(tmp_path):
 
 def test_every_offered_choice_is_accepted_by_the_form():
     choices = measurement_report_choices()
-    assert {"procedures", "measurements", "units", "finding_sites", "findings"} <= set(choices)
+    assert choices.pop("source") == "pydicom 3.0.2 concept dictionary, DICOM 2024c"
+    assert set(choices) == {"procedures", "measurements", "units", "finding_sites", "findings"}
     for field, entries in choices.items():
         assert entries, field
         for entry in entries:
@@ -172,3 +175,8 @@ def test_units_may_be_bare_ucum_expressions():
     assert coded("mm3", "unit", "x.dcm", unit=True).meaning == "cubic millimeter"
     custom = coded("mg/dL", "unit", "x.dcm", unit=True)
     assert (custom.value, custom.scheme_designator) == ("mg/dL", "UCUM")
+
+
+def test_code_table_is_what_pydicoms_dictionary_gives():
+    """Fails when pydicom is upgraded without regenerating sr_codes.json (see sr_codes.py)."""
+    assert sr_codes.generate() == json.loads(sr_codes.TABLE.read_text(encoding="utf-8"))

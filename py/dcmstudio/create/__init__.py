@@ -13,7 +13,11 @@ Every object is UTF-8 (ISO_IR 192), Explicit VR Little Endian, with UIDs ``2.25.
 from dcmstudio.create.base import PATIENT_KEYWORDS, STUDY_KEYWORDS, PatientStudy, patient_study_from
 from dcmstudio.create.document import create_encapsulated_pdf
 from dcmstudio.create.pr import create_gsps
-from dcmstudio.create.sc import create_multiframe, create_multiframe_from_volume, create_secondary_capture
+from dcmstudio.create.sc import (
+    create_multiframe,
+    create_multiframe_from_volume,
+    create_secondary_capture,
+)
 from dcmstudio.create.sr import create_measurement_report, measurement_report_choices
 
 __all__ = [

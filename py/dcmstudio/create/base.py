@@ -16,12 +16,13 @@ from pydicom import config
 from pydicom.datadict import dictionary_description, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, UID, generate_uid
-from pydicom.valuerep import validate_value
+from pydicom.uid import ExplicitVRLittleEndian, UID
+from pydicom.valuerep import format_number_as_ds, validate_value
 
 from dcmstudio import __version__
 from dcmstudio.catalog import as_invalid_dicom, read_dicom
 from dcmstudio.errors import DicomStudioError, EditError
+from dcmstudio.uids import new_uid
 
 # Every created object is UTF-8: typed-in names may be in any script.
 CHARACTER_SET = "ISO_IR 192"
@@ -39,13 +40,12 @@ _HTML_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _HTML_TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?$")
 # The only control characters text VRs allow (PS3.5 6.1.3; ESC is for ISO 2022, not UTF-8).
 _TEXT_CONTROLS = "\t\n\f\r"
+# Validators (dciodvfy) refuse DA years outside these; UIDs are ISO object identifiers.
+_PLAUSIBLE_YEARS = (1000, 2999)
+_UID_ROOT_ARCS = ("0", "1", "2")
+_DICOM_ROOT = "1.2.840.10008."
 # TM may stop after the hours or the minutes (PS3.5 6.2).
 _TIME_FORMATS = {2: "%H", 4: "%H%M", 6: "%H%M%S"}
-
-
-def new_uid():
-    """Return a fresh UID of the form ``2.25.<uuid4 as an integer>`` (PS3.5 B.2)."""
-    return generate_uid(prefix=None)
 
 
 def element_name(keyword):
@@ -97,10 +97,15 @@ def checked_text(keyword, value, file):
         validate_value(vr, text, config.RAISE)
     except ValueError as exc:
         raise EditError(f"{label} '{text}' is not valid for its VR {vr}: {exc}", file=file) from exc
-    if vr == "UI" and not UID(text).is_valid:
+    if vr == "UI" and not is_valid_uid(text):
         raise EditError(f"{label} '{text}' is not a valid UID (digits and dots, no leading zeros, "
                         "at most 64 characters).", file=file)
     return text
+
+
+def is_valid_uid(text):
+    """Whether ``text`` is a valid UID: PS3.5 9.1 form, and a root arc of 0, 1 or 2 (ISO 9834)."""
+    return UID(text).is_valid and text.split(".")[0] in _UID_ROOT_ARCS
 
 
 def _dicom_date(text, label, file):
@@ -108,10 +113,13 @@ def _dicom_date(text, label, file):
     if match:
         text = "".join(match.groups())
     try:
-        datetime.datetime.strptime(text, "%Y%m%d")
+        year = datetime.datetime.strptime(text, "%Y%m%d").year
     except ValueError:
         raise EditError(f"{label} '{text}' is not a date: give it as YYYYMMDD or YYYY-MM-DD.",
                         file=file) from None
+    if not _PLAUSIBLE_YEARS[0] <= year <= _PLAUSIBLE_YEARS[1]:
+        raise EditError(f"{label} '{text}' has the year {year}; dates must fall in "
+                        f"{_PLAUSIBLE_YEARS[0]}–{_PLAUSIBLE_YEARS[1]}.", file=file)
     return text
 
 
@@ -279,7 +287,8 @@ def checked_integer(keyword, value, file, minimum=0):
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
-        raise EditError(f"{element_name(keyword)} '{value}' is not a whole number.", file=file) from None
+        raise EditError(f"{element_name(keyword)} '{value}' is not a whole number.",
+                        file=file) from None
     if not minimum <= number <= 2**31 - 1:
         raise EditError(f"{element_name(keyword)} {number} is out of range (at least {minimum}).",
                         file=file)
@@ -307,9 +316,12 @@ def check_referable(image, name, what):
         if not value:
             raise EditError(f"{name} has no {element_name(keyword)}, so {what} cannot refer to it.",
                             file=name)
-        if not UID(value).is_valid:
+        if not is_valid_uid(value):
             raise EditError(f"{name} has an invalid {element_name(keyword)} '{value}', so {what} "
                             "cannot refer to it.", file=name)
+        if keyword == "SOPClassUID" and value.startswith(_DICOM_ROOT) and UID(value).name == value:
+            raise EditError(f"{name} has {element_name(keyword)} '{value}', which is no SOP class "
+                            f"of the standard, so {what} cannot refer to it.", file=name)
 
 
 def sop_reference(image):
@@ -336,11 +348,11 @@ def checked_window(center, width, file):
 
 
 def decimal_string(number):
-    """Format ``number`` for a DS element: at most 16 characters."""
-    return f"{number:.10g}"[:16]
+    """Format ``number`` for a DS element: as many digits as 16 characters hold."""
+    return format_number_as_ds(float(number))
 
 
-def new_dataset(sop_class_uid, modality, patient_study, series, *, now=None, content_date=True):
+def new_dataset(sop_class_uid, modality, patient_study, series, *, content_date=True):
     """Start a data set with SOP Common, Patient, General Study, series and equipment attributes.
 
     Parameters
@@ -351,8 +363,6 @@ def new_dataset(sop_class_uid, modality, patient_study, series, *, now=None, con
         (0008,0060) *Modality* of its series (OT, SR, PR, DOC, ...).
     patient_study : PatientStudy
     series : SeriesOptions
-    now : datetime.datetime, optional
-        Creation time (default: now), used for instance creation and content date and time.
     content_date : bool
         Whether the IOD has (0008,0023) *Content Date* and (0008,0033) *Content Time*.
 
@@ -361,7 +371,7 @@ def new_dataset(sop_class_uid, modality, patient_study, series, *, now=None, con
     pydicom.dataset.Dataset
         With file meta (Explicit VR Little Endian) ready for :func:`save`.
     """
-    now = now or datetime.datetime.now()
+    now = datetime.datetime.now()
     ds = Dataset()
     ds.SpecificCharacterSet = CHARACTER_SET
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
@@ -386,7 +396,6 @@ def new_dataset(sop_class_uid, modality, patient_study, series, *, now=None, con
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationVersionName = f"DCMSTUDIO_{__version__}"[:16]
     ds.file_meta = meta
     return ds
 

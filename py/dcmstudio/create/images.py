@@ -154,7 +154,8 @@ class SourceImage:
 
 def _without_alpha(img):
     """Flatten the transparency of an 8-bit image onto black, as a dark DICOM viewer would show it."""
-    if img.mode not in _ALPHA_MODES and not (img.mode in ("L", "P", "RGB") and "transparency" in img.info):
+    has_transparency = img.mode in ("L", "P", "RGB") and "transparency" in img.info
+    if img.mode not in _ALPHA_MODES and not has_transparency:
         return img
     flat_mode = "L" if img.mode in ("L", "LA", "La") else "RGB"
     Image = _pillow("Image")

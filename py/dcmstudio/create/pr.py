@@ -97,7 +97,8 @@ class GrayscalePresentationState:
         base.save(self.dataset, out_path)
         written = base.check_written(out_path, os.path.basename(out_path))
         ref = self.dataset.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
-        return base.report(written, out_path, referenced_sop_instance_uid=str(ref.ReferencedSOPInstanceUID),
+        return base.report(written, out_path,
+                           referenced_sop_instance_uid=str(ref.ReferencedSOPInstanceUID),
                            window_center=self.window[0], window_width=self.window[1])
 
 
@@ -150,7 +151,8 @@ def _copy_modality_lut(image, ds, name):
             return
         ds.RescaleIntercept = image.RescaleIntercept
         ds.RescaleSlope = image.RescaleSlope
-        ds.RescaleType = str(image.get("RescaleType") or ("HU" if image.get("Modality") == "CT" else "US"))
+        default_type = "HU" if image.get("Modality") == "CT" else "US"
+        ds.RescaleType = str(image.get("RescaleType") or default_type)
 
 
 def _graphic_layer():

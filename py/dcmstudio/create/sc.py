@@ -194,9 +194,10 @@ class SecondaryCaptureImage:
         otherwise the multi-frame Grayscale Byte, Grayscale Word or True Color SC Image.
     patient_study : base.PatientStudy
     options : base.SeriesOptions
-        With the SC keys: ``ConversionType`` (default "WSD", workstation), ``BurnedInAnnotation``
-        (YES/NO; default YES from pictures, NO from volumes), ``ImageComments``, ``PixelSpacing`` ([row, column] mm), ``WindowCenter`` and
-        ``WindowWidth`` (stored values, or rescaled ones where a rescale applies).
+        With the SC keys: ``ConversionType`` (default "WSD", workstation),
+        ``BurnedInAnnotation`` (YES/NO; default YES from pictures, NO from volumes),
+        ``ImageComments``, ``PixelSpacing`` ([row, column] mm), ``WindowCenter`` and
+        ``WindowWidth`` (in rescaled values where a rescale applies).
     multiframe : bool
         Whether to make a multi-frame SC even from one frame.
     file : str
@@ -299,7 +300,8 @@ def _append_pixel_data(out_path, source):
             data = np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("<"))
             if data.nbytes != source.frame_bytes:
                 raise DicomStudioError(f"Frame {count + 1} has {data.nbytes} bytes, not the "
-                                       f"{source.frame_bytes} planned.", file=os.path.basename(out_path))
+                                       f"{source.frame_bytes} planned.",
+                                       file=os.path.basename(out_path))
             f.write(data)
             count += 1
         if count != source.count:
@@ -354,7 +356,8 @@ def create_secondary_capture(image_path, out_path, patient=None, study=None, opt
     patient_study = base.PatientStudy(patient, study, file=file)
     series = base.SeriesOptions(options, SC_OPTIONS, file=file)
     source = images_source([image_path], [image_name], file=file)
-    return SecondaryCaptureImage(source, patient_study, series, multiframe=False, file=file).save(out_path)
+    image = SecondaryCaptureImage(source, patient_study, series, multiframe=False, file=file)
+    return image.save(out_path)
 
 
 def create_multiframe(image_paths, out_path, patient=None, study=None, options=None, *,
@@ -368,7 +371,8 @@ def create_multiframe(image_paths, out_path, patient=None, study=None, options=N
     patient_study = base.PatientStudy(patient, study, file=file)
     series = base.SeriesOptions(options, SC_OPTIONS, file=file)
     source = images_source(list(image_paths), image_names, file=file)
-    return SecondaryCaptureImage(source, patient_study, series, multiframe=True, file=file).save(out_path)
+    image = SecondaryCaptureImage(source, patient_study, series, multiframe=True, file=file)
+    return image.save(out_path)
 
 
 def create_multiframe_from_volume(volume, out_path, patient=None, study=None, options=None):
@@ -394,4 +398,5 @@ def create_multiframe_from_volume(volume, out_path, patient=None, study=None, op
     patient_study = base.PatientStudy(patient, study, file=file)
     series = base.SeriesOptions(options, VOLUME_OPTIONS, file=file)
     source = volume_source(volume, spacing_between_slices=series.get("SpacingBetweenSlices"), file=file)
-    return SecondaryCaptureImage(source, patient_study, series, multiframe=True, file=file).save(out_path)
+    image = SecondaryCaptureImage(source, patient_study, series, multiframe=True, file=file)
+    return image.save(out_path)

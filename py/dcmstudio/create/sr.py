@@ -16,7 +16,7 @@ The content tree (PS3.16 TID 1500, 1501, 300, 1600, 1001):
           HAS CONCEPT MOD  CODE   Finding Site            (optional)
           CONTAINS         NUM    <measurement> = value unit   (1-n)
 
-Codes come from pydicom's dictionary of the standard's concepts (``pydicom.sr.codedict``).
+Codes come from ``sr_codes.json``, generated from pydicom's dictionary of the standard's concepts.
 ``MeasurementReport`` checks the whole form at construction, naming the field at fault.
 """
 
@@ -24,14 +24,15 @@ import math
 import os
 
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import Collection, codes
 from pydicom.sr.coding import Code
 from pydicom.uid import ComprehensiveSRStorage
 from pydicom.valuerep import DSfloat
 
 from dcmstudio.catalog import read_dicom
 from dcmstudio.create import base
+from dcmstudio.create.sr_codes import CHOICES, CODES, SOURCE, UCUM_BY_VALUE
 from dcmstudio.errors import EditError
+from dcmstudio.uids import new_uid
 
 # Language of the report's text: what the form is typed in (RFC 5646 tag).
 ENGLISH_US = Code("en-US", "RFC5646", "English (United States)")
@@ -41,15 +42,6 @@ _MEANING_MAX = 64
 _TEXT_VALUE_MAX = 1024 * 64
 SR_OPTIONS = ("CompletionFlag",)
 _COMPLETION_FLAGS = ("COMPLETE", "PARTIAL")
-# Context groups that offer the page sensible choices (PS3.16), and a few findings.
-_CHOICE_GROUPS = {
-    "procedures": ("CID100",),
-    "measurements": ("CID7470", "CID7472", "CID7473"),
-    "units": ("CID7181",),
-    "finding_sites": ("CID4031",),
-}
-_FINDINGS = ("Lesion", "Nodule", "Mass", "Neoplasm", "Cyst", "Lymphadenopathy", "Stenosis",
-             "Aneurysm")
 
 
 def coded(value, field, file, *, unit=False):
@@ -71,7 +63,8 @@ def coded(value, field, file, *, unit=False):
     if isinstance(value, Code):
         code = value
     elif isinstance(value, dict):
-        missing = [key for key in ("value", "scheme", "meaning") if not str(value.get(key) or "").strip()]
+        missing = [key for key in ("value", "scheme", "meaning")
+                   if not str(value.get(key) or "").strip()]
         if missing:
             raise EditError(f"The code for {field} lacks its {' and '.join(missing)}.", file=file)
         code = Code(str(value["value"]).strip(), str(value["scheme"]).strip(),
@@ -91,20 +84,14 @@ def coded(value, field, file, *, unit=False):
 
 
 def _code_for_keyword(text, field, file, unit):
-    scheme, _, keyword = text.partition(".")
-    if keyword:
-        try:
-            return getattr(getattr(codes, scheme), keyword)
-        except AttributeError:
-            pass
+    found = CODES.get(text)
+    if found:
+        return found
     if unit:
-        return _UCUM_BY_VALUE.get(text) or Code(text, "UCUM", text)
-    raise EditError(f"'{text}' for {field} is not in pydicom's dictionary of DICOM concepts "
-                    "(keywords look like 'SCT.Diameter'); give the code as {value, scheme, "
-                    "meaning} instead.", file=file)
-
-
-_UCUM_BY_VALUE = {code.value: code for code in Collection("UCUM").concepts.values()}
+        return UCUM_BY_VALUE.get(text) or Code(text, "UCUM", text)
+    raise EditError(f"'{text}' for {field} is not one of the codes offered (keywords look like "
+                    "'SCT.Diameter'); give the code as {value, scheme, meaning} instead.",
+                    file=file)
 
 
 def code_item(code):
@@ -196,7 +183,7 @@ class MeasurementGroup:
             raise EditError(f"{where}: the tracking identifier must be at most {_MEANING_MAX} "
                             "characters.", file=file)
         self.tracking_uid = (base.checked_text("UID", form.get("tracking_uid"), file)
-                             or base.new_uid())
+                             or new_uid())
         self.finding = (coded(form["finding"], f"{where}, finding", file)
                         if form.get("finding") else None)
         self.finding_site = (coded(form["finding_site"], f"{where}, finding site", file)
@@ -209,17 +196,18 @@ class MeasurementGroup:
 
     def content(self):
         children = [
-            content_item("HAS OBS CONTEXT", "TEXT", codes.DCM.TrackingIdentifier,
+            content_item("HAS OBS CONTEXT", "TEXT", CODES["DCM.TrackingIdentifier"],
                          TextValue=self.tracking_id),
-            content_item("HAS OBS CONTEXT", "UIDREF", codes.DCM.TrackingUniqueIdentifier,
+            content_item("HAS OBS CONTEXT", "UIDREF", CODES["DCM.TrackingUniqueIdentifier"],
                          UID=self.tracking_uid),
         ]
         if self.finding:
-            children.append(code_content("CONTAINS", codes.DCM.Finding, self.finding))
+            children.append(code_content("CONTAINS", CODES["DCM.Finding"], self.finding))
         if self.finding_site:
-            children.append(code_content("HAS CONCEPT MOD", codes.SCT.FindingSite, self.finding_site))
+            children.append(code_content("HAS CONCEPT MOD", CODES["SCT.FindingSite"],
+                                         self.finding_site))
         children.extend(m.content() for m in self.measurements)
-        return container("CONTAINS", codes.DCM.MeasurementGroup, children, template="1501")
+        return container("CONTAINS", CODES["DCM.MeasurementGroup"], children, template="1501")
 
 
 class MeasurementReport:
@@ -281,28 +269,29 @@ class MeasurementReport:
 
     def _add_content(self, ds):
         ds.ValueType = "CONTAINER"
-        ds.ConceptNameCodeSequence = [code_item(codes.DCM.ImagingMeasurementReport)]
+        ds.ConceptNameCodeSequence = [code_item(CODES["DCM.ImagingMeasurementReport"])]
         ds.ContinuityOfContent = "SEPARATE"
         ds.ContentTemplateSequence = [_template("1500")]
         children = [
-            code_content("HAS CONCEPT MOD", codes.DCM.LanguageOfContentItemAndDescendants, ENGLISH_US),
-            code_content("HAS OBS CONTEXT", codes.DCM.ObserverType, codes.DCM.Person),
-            content_item("HAS OBS CONTEXT", "PNAME", codes.DCM.PersonObserverName,
+            code_content("HAS CONCEPT MOD", CODES["DCM.LanguageOfContentItemAndDescendants"],
+                         ENGLISH_US),
+            code_content("HAS OBS CONTEXT", CODES["DCM.ObserverType"], CODES["DCM.Person"]),
+            content_item("HAS OBS CONTEXT", "PNAME", CODES["DCM.PersonObserverName"],
                          PersonName=self.observer_name),
         ]
         if self.organization:
             children.append(content_item("HAS OBS CONTEXT", "TEXT",
-                                         codes.DCM.PersonObserverOrganizationName,
+                                         CODES["DCM.PersonObserverOrganizationName"],
                                          TextValue=self.organization))
-        children.extend(code_content("HAS CONCEPT MOD", codes.DCM.ProcedureReported, p)
+        children.extend(code_content("HAS CONCEPT MOD", CODES["DCM.ProcedureReported"], p)
                         for p in self.procedures)
         if self.evidence:
-            images = [content_item("CONTAINS", "IMAGE", codes.SCT.Source,
+            images = [content_item("CONTAINS", "IMAGE", CODES["SCT.Source"],
                                    ReferencedSOPSequence=[base.sop_reference(ds_)])
                       for ds_ in self.evidence]
-            group = container("CONTAINS", codes.DCM.ImageLibraryGroup, images)
-            children.append(container("CONTAINS", codes.DCM.ImageLibrary, [group]))
-        children.append(container("CONTAINS", codes.DCM.ImagingMeasurements,
+            group = container("CONTAINS", CODES["DCM.ImageLibraryGroup"], images)
+            children.append(container("CONTAINS", CODES["DCM.ImageLibrary"], [group]))
+        children.append(container("CONTAINS", CODES["DCM.ImagingMeasurements"],
                                   [g.content() for g in self.groups]))
         ds.ContentSequence = children
 
@@ -365,22 +354,15 @@ def measurement_report_choices():
     Returns
     -------
     dict
-        ``{"procedures", "measurements", "units", "finding_sites", "findings"}``, each a list of
-        ``{"keyword", "value", "scheme", "meaning"}`` sorted by meaning; ``keyword`` is the
-        ``"SCHEME.Keyword"`` form that the form accepts.
+        ``{"source", "procedures", "measurements", "units", "finding_sites", "findings"}``:
+        ``source`` names the edition of the standard; the others are lists of
+        ``{"keyword", "value", "scheme", "meaning"}`` sorted by meaning, where ``keyword`` is the
+        ``"SCHEME.Keyword"`` form the form accepts.
     """
-    def entry(keyword, code):
-        return {"keyword": f"{code.scheme_designator}.{keyword}", "value": code.value,
-                "scheme": code.scheme_designator, "meaning": code.meaning}
-
-    choices = {}
-    for field, groups in _CHOICE_GROUPS.items():
-        entries = {}
-        for cid in groups:
-            for keyword, code in Collection(cid).concepts.items():
-                entries[(code.scheme_designator, code.value)] = entry(keyword, code)
-        choices[field] = sorted(entries.values(), key=lambda e: e["meaning"].lower())
-    choices["findings"] = [entry(k, getattr(codes.SCT, k)) for k in _FINDINGS]
+    choices = {"source": SOURCE}
+    for field, keywords in CHOICES.items():
+        choices[field] = [{"keyword": k, "value": CODES[k].value, "scheme": CODES[k].scheme_designator,
+                           "meaning": CODES[k].meaning} for k in keywords]
     return choices
 
 
