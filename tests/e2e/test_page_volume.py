@@ -1,0 +1,100 @@
+"""Volume → DICOM in Chromium: an oblique NIfTI written as a CT series, judged by pydicom and
+dicom3tools; a broken volume is refused with a sentence and nothing is written."""
+
+import gzip
+import shutil
+import subprocess
+import time
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pydicom
+
+from conftest import ARTIFACTS
+from test_page_inspect import assert_same_origin_only
+
+
+def oblique_nifti(path):
+    rng = np.random.default_rng(7)
+    voxels = rng.integers(-1024, 3000, size=(24, 20, 9), dtype=np.int16)
+    angle = np.deg2rad(20)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    rotation = rotation @ np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * [0.7, 0.8, 2.5]
+    affine[:3, 3] = [12.5, -40.0, 33.0]
+    image = nib.Nifti1Image(voxels, affine)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    nib.save(image, path)
+    return voxels, affine
+
+
+def test_oblique_nifti_to_ct_series(page, server, tmp_path):
+    source = tmp_path / "oblique.nii.gz"
+    voxels, affine = oblique_nifti(source)
+    page.click("#tab-volume")
+    page.set_input_files("#volume-files", [str(source)])
+    page.wait_for_selector("#volume-plan dl", timeout=30000)
+    assert "24 × 20 × 9" in page.inner_text("#volume-info")
+    page.select_option("#volume-modality", "CT")
+    page.fill("#volume-series-description", "Série oblique")
+    page.fill("#volume-patient-name", "Müller^Jürgen")
+    page.click("#volume-check")
+    page.wait_for_selector("#volume-plan dd:has-text('CT Image Storage')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "volume-plan.png"))
+    with page.expect_download(timeout=60000) as download_info:
+        page.click("#volume-write")
+    zip_path = tmp_path / "series.zip"
+    download_info.value.save_as(zip_path)
+    out = tmp_path / "series"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(out)
+    files = sorted(out.rglob("*.dcm"))
+    assert len(files) == 9
+
+    # RAS (NIfTI) → LPS (DICOM): flip the first two rows of the affine.
+    lps = np.diag([-1, -1, 1, 1]) @ affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    direction = lps[:3, :3] / spacing
+    for k, path in enumerate(sorted(files, key=lambda p: pydicom.dcmread(p).InstanceNumber)):
+        ds = pydicom.dcmread(path)
+        assert ds.SOPClassUID == pydicom.uid.CTImageStorage
+        assert ds.SpecificCharacterSet == "ISO_IR 192" and str(ds.PatientName) == "Müller^Jürgen"
+        expected = lps[:3, 3] + k * spacing[2] * direction[:, 2]
+        assert np.allclose([float(v) for v in ds.ImagePositionPatient], expected, atol=1e-4)
+        assert np.allclose([float(v) for v in ds.ImageOrientationPatient],
+                           np.concatenate([direction[:, 0], direction[:, 1]]), atol=1e-6)
+        assert np.allclose([float(v) for v in ds.PixelSpacing], [spacing[1], spacing[0]], atol=1e-6)
+        real = ds.pixel_array * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+        assert np.array_equal(real, voxels[:, :, k].T)
+
+    if shutil.which("dciodvfy"):
+        for path in files:
+            result = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True)
+            errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+            assert not errors, f"{path.name}: {errors}"
+    if shutil.which("dcentvfy"):
+        result = subprocess.run(["dcentvfy", *map(str, files)], capture_output=True, text=True)
+        assert not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+def test_truncated_volume_is_refused_with_a_sentence(page, server, tmp_path):
+    good = tmp_path / "good.nii.gz"
+    oblique_nifti(good)
+    data = gzip.decompress(good.read_bytes())
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(gzip.compress(data[: len(data) // 2]))
+    page.click("#tab-volume")
+    page.set_input_files("#volume-files", [str(broken)])
+    deadline = time.time() + 30
+    while time.time() < deadline and not page.inner_text("#volume-error"):
+        time.sleep(0.1)
+    message = page.inner_text("#volume-error")
+    assert "broken.nii.gz" in message and len(message) > 30, message
+    assert page.is_disabled("#volume-write")
+    assert_same_origin_only(page, server)
