@@ -333,17 +333,19 @@ def _new_uids(plan):
     }
 
 
-def _check_written(path, head, expected_size):
-    """Re-read a written file: its size, and its header bytes as they were meant to be."""
-    name = os.path.basename(path)
-    size = os.path.getsize(path)
+def _check_written(f, head, expected_size):
+    """Re-read a file just written through ``f`` (opened "w+b" or "r+b"): its size, and its
+    header bytes as they were meant to be. (One open per file: in Pyodide a system call costs.)"""
+    name = os.path.basename(f.name)
+    f.flush()
+    size = os.fstat(f.fileno()).st_size
     if size != expected_size:
         raise VolumeError(f"The written file has {size} bytes instead of {expected_size}.",
                           file=name)
-    with open(path, "rb") as f:
-        if f.read(len(head)) != head:
-            raise VolumeError("The written file reads back different from what was written.",
-                              file=name)
+    f.seek(0)
+    if f.read(len(head)) != head:
+        raise VolumeError("The written file reads back different from what was written.",
+                          file=name)
 
 
 def _check_parsed(path, sop_instance, frame):
@@ -426,13 +428,17 @@ class SeriesWriter:
         self.zip_path = zip_to if isinstance(zip_to, (str, os.PathLike)) else None
         self.keep_files = keep_files
         self.paths = [os.path.join(self.out_dir, n) for n in plan.names]
-        existing = [p for p in self.paths + [self.zip_path] if p and os.path.exists(p)]
+        # One listing rather than a stat per file: in Pyodide each system call costs.
+        present = set(os.listdir(self.out_dir)) if os.path.isdir(self.out_dir) else set()
+        existing = [p for p in self.paths if os.path.basename(p) in present]
+        existing += [self.zip_path] if self.zip_path and os.path.exists(self.zip_path) else []
         if existing:
             raise VolumeError(f"{existing[0]} exists already; choose another folder.",
                               file=os.path.basename(existing[0]))
         self.total = volume.shape[2]
         self.count = 0
         self.written = []
+        self.bytes_written = 0
         self._made_dir = not os.path.isdir(self.out_dir)
         self._zip = None
         self._multiframe_file = None
@@ -494,9 +500,10 @@ class SeriesWriter:
         data = b"".join((head, pixels.data if pixels.flags.c_contiguous else pixels.tobytes(),
                          b"\0" * (self._length - pixels.nbytes)))
         self.written.append(path)
-        with open(path, "wb") as f:
+        with open(path, "w+b") as f:
             f.write(data)
-        _check_written(path, head, len(data))
+            _check_written(f, head, len(data))
+        self.bytes_written += len(data)
         if k in (0, self.total - 1):
             _check_parsed(path, self.uids["sop"][k], pixels)
         if self._zip is not None:
@@ -518,7 +525,7 @@ class SeriesWriter:
                       + pixel_data_header(encoding.bits, self._length))
         path = self.paths[0]
         self.written.append(path)
-        self._multiframe_file = open(path, "wb")
+        self._multiframe_file = open(path, "w+b")
         self._multiframe_file.write(self._head)
 
     def _write_frame(self, k):
@@ -528,10 +535,11 @@ class SeriesWriter:
         if k == self.total - 1:
             if self._length % 2:
                 self._multiframe_file.write(b"\0")
+            _check_written(self._multiframe_file, self._head, len(self._head) + self._length)
             self._multiframe_file.close()
             self._multiframe_file = None
+            self.bytes_written = len(self._head) + self._length
             path = self.paths[0]
-            _check_written(path, self._head, len(self._head) + self._length)
             _check_parsed(path, self.uids["sop"][0],
                           self.plan.encoding.stored_slice(self.plan.volume, 0))
             if self._zip is not None:
@@ -563,7 +571,7 @@ class SeriesWriter:
                 self._zip = None
                 if self.zip_path and not _ends_with_end_record(self.zip_path):
                     _trim_after_end_record(self.zip_path)
-        kept = [p for p in self.written if os.path.exists(p)]
+        kept = list(self.written) if self.keep_files else []
         result = self.plan.summary()
         result.update({
             "study_instance_uid": self.uids["study"],
@@ -572,7 +580,7 @@ class SeriesWriter:
             "cancelled": False,
             "paths": kept,
             "zip_path": self.zip_path,
-            "bytes_written": sum(os.path.getsize(p) for p in kept),
+            "bytes_written": self.bytes_written if self.keep_files else 0,
             "seconds": time.perf_counter() - self.started,
         })
         return result

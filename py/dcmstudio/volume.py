@@ -12,12 +12,13 @@ judge in our tests, reads our output the same way):
   It may be left-handed; the position of voxel ``[k, j, i]`` is always
   ``origin + direction @ (spacing * (i, j, k))``.
 
-:func:`read_volume` picks the reader from the file names (and magic bytes), and takes a
+:func:`read_volume` picks the reader from the file names (else their first bytes), and takes a
 two-file format's companion from the same folder. The readers live in ``dcmstudio.readers``;
 they are imported on demand, since nibabel alone takes seconds to import in Pyodide.
 """
 
 import os
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,8 @@ VOLUME_SUFFIXES = {
     ".mhd": "metaimage",
     ".vtk": "vtk",
 }
+
+SNIFF_BYTES = 4096
 
 # How far two direction columns may be from perpendicular (cosine of their angle), and a
 # column from unit length: NIfTI stores its matrices in float32, so exact zeros are rare.
@@ -214,6 +217,26 @@ def volume_format(path):
     return None
 
 
+def sniff_format(path):
+    """The reader name for ``path`` by its first bytes, whatever its name; None if unknown."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if head.startswith(b"NRRD000"):
+        return "nrrd"
+    if head.startswith(b"# vtk DataFile"):
+        return "vtk"
+    if b"NDims" in head and b"ElementDataFile" in head and head[:1].isalpha():
+        return "metaimage"
+    for order in "<>":
+        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] in (348, 540) and \
+                (head[344:347] in (b"n+1", b"ni1") or head[4:7] in (b"n+2", b"ni2")):
+            return "nifti"
+    return None
+
+
 def read_volume(paths):
     """Read one volume from the files of one drop.
 
@@ -240,12 +263,20 @@ def read_volume(paths):
     if not paths:
         raise VolumeError("No files were given.")
     primaries = [p for p in paths if volume_format(p)]
+    if not primaries:
+        for path in paths:
+            sniffed = sniff_format(path)
+            if sniffed == "nifti":
+                raise VolumeError("This is a NIfTI file without a .nii or .nii.gz name, which"
+                                  " nibabel needs: rename it.", file=os.path.basename(path))
+            if sniffed:
+                primaries.append(path)
     if len(primaries) > 1:
         names = ", ".join(os.path.basename(p) for p in primaries)
         raise VolumeError(f"These files are each a volume: {names}. Open one volume at a time.")
     if primaries:
         path = primaries[0]
-        kind = volume_format(path)
+        kind = volume_format(path) or sniff_format(path)
     else:
         kind, path = "dicom", None
     name = os.path.basename(path) if path else None

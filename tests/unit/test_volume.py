@@ -586,6 +586,19 @@ def test_two_volumes_in_one_drop_are_refused(tmp_path):
     refused([a, b], "a.nii", "b.nrrd", "one volume at a time")
 
 
+def test_formats_are_recognised_by_content_when_the_name_says_nothing(tmp_path):
+    voxels = sample_voxels()
+    for name, write in (("scan_a", lambda p: write_nrrd(p, voxels, np.eye(3))),
+                        ("scan_b", lambda p: write_metaimage(p, voxels, np.eye(3))),
+                        ("scan_c", lambda p: write_vtk(p, voxels))):
+        path = write(tmp_path / (name + ".tmp"))
+        os.rename(path, tmp_path / name)
+        np.testing.assert_array_equal(read_volume([str(tmp_path / name)]).voxels, voxels)
+    path = write_nifti(tmp_path / "n.nii", voxels, np.eye(3))
+    os.rename(path, tmp_path / "scan_d")
+    refused([tmp_path / "scan_d"], "rename it")
+
+
 def test_misnamed_gzip_nifti(tmp_path):
     path = write_nifti(tmp_path / "v.nii.gz", sample_voxels(), np.eye(3))
     os.rename(path, tmp_path / "v.nii")
