@@ -192,8 +192,10 @@ def validate_edits(edits):
     Parameters
     ----------
     edits : list of dict
-        ``{"op", "path", "value", "vr"}`` dicts (see the module docstring). Other keys are
-        ignored, so a page may keep its own notes in them.
+        ``{"op", "path", "value", "vr"}`` dicts (see the module docstring). ``"vr"`` is used
+        where the file cannot say: a new element, or a UN or implicit-VR private element;
+        an element's VR written in the file always wins. Other keys are ignored, so a page may
+        keep its own notes in them.
 
     Raises
     ------
@@ -804,9 +806,7 @@ class _Session:
                     vr = vr_given or "UN"
                 else:
                     vr = self.vr_for(container, node.tag, None, edit)
-        elif vr_given and vr_given != vr:
-            raise EditError(f"edit {edit.index + 1} ({edit.path}) gives VR {vr_given}, but the "
-                            f"file has {tag_name(node.tag)} as {vr}.", file=self.name)
+        # otherwise the VR written in the file wins over one the edit gives
         encoded = self.encode(node, container, value, vr, edit)
         self.change(node, encoded, edit, cause)
 
