@@ -43,6 +43,8 @@ _LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
+# One Python object stays well under Pyodide's 2 GiB limit (FACTS: the 2 GiB trap).
+MAX_INFLATED_SIZE = 1 << 30
 # Real files nest sequences a handful of levels deep; the cap keeps a corrupt file from
 # building an unbounded stack.
 MAX_SEQUENCE_DEPTH = 64
@@ -422,9 +424,11 @@ class _Walker:
     def inflate(self, compressed):
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            inflated = inflater.decompress(compressed) + inflater.flush()
+            inflated = inflater.decompress(compressed, MAX_INFLATED_SIZE)
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")
+        if inflater.unconsumed_tail:
+            self.fail(f"the deflated dataset inflates to more than {MAX_INFLATED_SIZE:,} bytes.")
         if not inflater.eof:
             self.fail("the deflated dataset is cut short: its stream has no end.")
         return inflated

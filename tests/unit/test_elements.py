@@ -177,6 +177,15 @@ def test_deflated_dataset_is_inflated():
         str(pydicom.dcmread(bundled("image_dfl.dcm")).PatientName).encode()
 
 
+def test_deflated_stream_cut_short_or_too_large_is_refused(monkeypatch):
+    data = bundled("image_dfl.dcm").read_bytes()
+    with pytest.raises(InvalidDicomError, match="cut short"):
+        walk(data[:-100], "cut.dcm")
+    monkeypatch.setattr(elements, "MAX_INFLATED_SIZE", 1000)
+    with pytest.raises(InvalidDicomError, match="inflates to more than"):
+        walk(data, "big.dcm")
+
+
 def test_stop_after_leaves_the_rest_unexamined():
     path = bundled("CT_small.dcm")
     full = walk_file(path)
