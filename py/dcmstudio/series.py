@@ -288,8 +288,9 @@ def plan_series(volume, options=None):
     ----------
     volume : Volume
     options : dict, optional
-        Keys (all optional): ``pattern`` (default ``"IM%04d.dcm"``), ``series_description``,
-        ``series_number``, ``modality`` (default the DICOM source's, else ``"OT"``),
+        Keys (all optional): ``pattern`` (default ``"IM%04d.dcm"``), ``series_description``
+        (default the DICOM source's, else "From <file name>"), ``series_number`` (default the
+        DICOM source's + 1000, else 1), ``modality`` (default the DICOM source's, else "OT"),
         ``first_instance_number`` (default 1), ``patient_name``, ``patient_id``,
         ``study_description`` (defaults: the DICOM source's, else empty),
         ``study_instance_uid`` and ``series_instance_uid`` (``""`` = default: the study UID is

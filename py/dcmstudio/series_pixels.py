@@ -115,6 +115,13 @@ def choose_encoding(volume, sixteen_bit, exact, unsigned=False):
         NaN or infinite values; RGB that is not 8-bit; values that cannot be stored exactly
         when ``exact`` is asked.
     """
+    key = ("encoding", sixteen_bit, exact, unsigned)
+    if key not in volume.memo:
+        volume.memo[key] = _choose_encoding(volume, sixteen_bit, exact, unsigned)
+    return volume.memo[key]
+
+
+def _choose_encoding(volume, sixteen_bit, exact, unsigned):
     name = volume.source_name
     dtype = volume.voxels.dtype
     if volume.components == 3:

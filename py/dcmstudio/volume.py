@@ -73,6 +73,10 @@ class Volume:
         For a DICOM source, the attributes a re-export keeps (UIDs, patient, study); else empty.
     notes : list of str
         Sentences about choices a reader made that the user should know (e.g. units assumed).
+    memo : dict
+        Results derived from the voxels (e.g. their range), computed once: a plan and then the
+        write that follows it need not scan a large volume twice. The voxels must therefore not
+        be changed in place after construction.
     """
 
     voxels: np.ndarray
@@ -85,6 +89,7 @@ class Volume:
     source_name: str = ""
     dicom: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         name = self.source_name or None

@@ -5,6 +5,7 @@ Each write-dicom failure FACTS.md lists has a test named after it (``test_seed_.
 external judges (dciodvfy, dcentvfy) skip in Pyodide and where they are not installed.
 """
 
+import json
 import os
 import subprocess
 import zipfile
@@ -64,6 +65,26 @@ def test_defaults_for_a_file_source():
     assert plan["options"]["series_description"] == "From v.nii"
     assert plan["study_uid_source"] == plan["series_uid_source"] == "new"
     assert plan["study_instance_uid"] is None and plan["exact"] is True
+
+
+def test_plan_result_and_volume_summary_are_json_plain(tmp_path):
+    volume = volume_of("float32", case="oblique")
+    plan = plan_series(volume, {"modality": "MR"})
+    result = write_series(volume, {"modality": "MR", "pattern": "{index}.dcm"},
+                          str(tmp_path / "out"))
+    for value in (plan, result, volume.summary()):
+        assert json.loads(json.dumps(value, allow_nan=False)) == value
+
+
+def test_a_plan_then_a_write_scan_the_values_once(monkeypatch, tmp_path):
+    import dcmstudio.series_pixels as series_pixels
+    volume = volume_of("float32")
+    calls = []
+    original = series_pixels._scan
+    monkeypatch.setattr(series_pixels, "_scan", lambda v: calls.append(1) or original(v))
+    plan = plan_series(volume, {"modality": "MR"})
+    result = write_series(volume, {"modality": "MR"}, str(tmp_path / "out"))
+    assert len(calls) == 1 and plan["max_abs_error"] == result["max_abs_error"]
 
 
 def test_defaults_for_a_dicom_source_keep_patient_and_study(tmp_path):
