@@ -244,7 +244,9 @@ def test_nifti_sform_wins_over_a_different_qform(tmp_path):
     image.set_qform(np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps(np.eye(3)), code=1)
     image.set_sform(np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps(DIRECTIONS["sagittal"]), code=2)
     nibabel.save(image, path)
-    assert_geometry(read_volume([path]), DIRECTIONS["sagittal"])
+    volume = read_volume([path])
+    assert_geometry(volume, DIRECTIONS["sagittal"])
+    assert any("qform and the sform differ" in note for note in volume.notes)
 
 
 def test_nifti_scaling_is_kept_beside_integer_voxels(tmp_path):

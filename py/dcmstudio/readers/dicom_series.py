@@ -269,7 +269,9 @@ def _read_multiframe(path, header, notes):
     if pixels.shape[:3] != (frames, rows, columns):
         raise InvalidDicomError(f"Its pixel data has shape {pixels.shape}.", file=name)
     if len(set(rescales)) == 1:
-        voxels = np.ascontiguousarray(pixels[order])
+        # Frames stored in position order (the usual case) need no reordered copy.
+        in_order = np.array_equal(order, np.arange(frames))
+        voxels = pixels if in_order else np.ascontiguousarray(pixels[order])
         slope, intercept = rescales[0]
     else:
         voxels = np.empty(pixels.shape, dtype=np.float64)

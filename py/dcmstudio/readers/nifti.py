@@ -79,6 +79,9 @@ def _geometry(header, name):
             " in the patient; set a qform or an sform (e.g. with nibabel or fslorient) first.",
             file=name)
     notes = []
+    if sform_code > 0 and qform_code > 0 and np.max(np.abs(sform - qform)) > 1e-3:
+        notes.append(f"{name}: the qform and the sform differ; the sform was used, as the NIfTI"
+                     " convention (and nibabel, FSL) has it.")
     unit = header.get_xyzt_units()[0]
     if unit == "unknown":
         notes.append(f"{name}: no spatial unit in the header; millimetres assumed, as ITK does.")
