@@ -56,7 +56,7 @@ _DROPPED_TRAILING_TAGS = {
 }
 _EXTENDED_OFFSET_TAGS = (0x7FE00001, 0x7FE00002)
 _CHUNK_SIZE = 1 << 20
-_RLE_BLOCK_BYTES = 1 << 14
+_RLE_BLOCK_BYTES = 1 << 16
 
 _NATIVE_SYNTAXES = {
     uids.ImplicitVRLittleEndian,
@@ -909,7 +909,7 @@ def _rle_encode_segment(plane):
     """PackBits one byte plane row by row, padded to even length.
 
     Rows are independent in RLE, so a large plane is encoded in blocks of rows: the run
-    arrays then stay near 16 K entries whatever the frame's size.
+    arrays then stay near 64 K entries whatever the frame's size.
     """
     rows_per_block = max(1, _RLE_BLOCK_BYTES // plane.shape[1])
     encoded = b"".join(

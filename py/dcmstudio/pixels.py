@@ -303,8 +303,6 @@ def _render(source, stored, photometric, frame, window):
     name = source.name
     header = source.header
     rows, columns = stored.shape[:2]
-    rgba = np.empty((rows, columns, 4), dtype=np.uint8)
-    rgba[..., 3] = 255
     info = {
         "rows": rows,
         "columns": columns,
@@ -317,17 +315,34 @@ def _render(source, stored, photometric, frame, window):
     }
     with as_invalid_dicom(name, f"while rendering frame {frame + 1}"):
         if stored.ndim == 2 and photometric in ("MONOCHROME1", "MONOCHROME2"):
-            grey, voi = _grey(source, stored, frame, window, invert=photometric == "MONOCHROME1")
-            rgba[..., :3] = grey[..., None]
+            rgba, voi = _grey(source, stored, frame, window, invert=photometric == "MONOCHROME1")
             info.update(voi)
+        elif stored.ndim == 2 and photometric == "PALETTE COLOR":
+            table_lo, values = _value_table(stored)
+            palette = apply_color_lut(values, header)
+            palette = _to_8_bits(palette, int(header.RedPaletteColorLookupTableDescriptor[2]))
+            rgba = _look_up(_as_rgba_words(palette, rgb=True), stored, table_lo)
         else:
-            rgba[..., :3] = _colour(header, stored, photometric, name)
+            rgba = _as_rgba_words(_colour(header, stored, photometric, name), rgb=True)
+        rgba = rgba.view(np.uint8).reshape(rows, columns, 4)
         info["overlays"], info["overlay_problems"] = _burn_overlays(rgba, source, frame)
     return rgba, info
 
 
+def _as_rgba_words(colours, rgb):
+    """Opaque RGBA as one little-endian 32-bit word per pixel, from 8-bit grey or RGB (..., 3)."""
+    if rgb:
+        words = colours[..., 0].astype("<u4")
+        words |= colours[..., 1].astype("<u4") << 8
+        words |= colours[..., 2].astype("<u4") << 16
+    else:
+        words = colours.astype("<u4") * 0x010101
+    words |= 0xFF000000
+    return words
+
+
 def _grey(source, stored, frame, window, invert):
-    """Map a monochrome frame to 8 bits; return it and what was applied."""
+    """Map a monochrome frame through modality LUT, VOI and inversion to RGBA words."""
     header = source.header
     table_lo, values = _value_table(stored)
     modality = _modality(header, values, frame)
@@ -339,9 +354,10 @@ def _grey(source, stored, frame, window, invert):
         mapped = _apply_window(modality, w["center"], w["width"], w["function"])
     if invert:
         mapped = 255 - mapped
-    grey = _look_up(mapped, stored, table_lo)
+    # One gather from a table of finished words: the cheapest pass over the frame in wasm.
+    rgba = _look_up(_as_rgba_words(mapped, rgb=False), stored, table_lo)
     choice["range"] = [float(np.min(modality)), float(np.max(modality))]
-    return grey, choice
+    return rgba, choice
 
 
 def _value_table(stored):
@@ -363,7 +379,13 @@ def _look_up(table, stored, table_lo):
     """`table` indexed by each stored value (`table` is already per pixel when no table was made)."""
     if table_lo is None:
         return table
-    return table[stored.astype(np.int64) - table_lo]
+    if stored.dtype.itemsize <= 2:
+        # The offset from the lowest value fits the unsigned type of the same size, even where
+        # the signed subtraction wraps: no wider copy of the frame is needed.
+        index = (stored - stored.dtype.type(table_lo)).view(f"u{stored.dtype.itemsize}")
+    else:
+        index = stored.astype(np.int64) - table_lo
+    return table[index]
 
 
 def _modality(header, values, frame):
@@ -455,10 +477,6 @@ def _apply_voi_lut(header, modality, index):
 
 def _colour(header, stored, photometric, name):
     """8-bit RGB of a colour frame."""
-    if photometric == "PALETTE COLOR":
-        table_lo, values = _value_table(stored)
-        palette = _to_8_bits(apply_color_lut(values, header), int(header.RedPaletteColorLookupTableDescriptor[2]))
-        return _look_up(palette, stored, table_lo)
     if stored.ndim != 3 or stored.shape[2] != 3:
         raise DicomStudioError(
             f"{name} has (0028,0004) Photometric Interpretation {photometric} with "

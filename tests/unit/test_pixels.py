@@ -192,6 +192,16 @@ def test_window_functions_follow_ps3_3_like_pydicom(tmp_path, function):
     assert np.abs(ours[..., 0].astype(int) - expected).max() <= 1
 
 
+@pytest.mark.parametrize("dtype, low, high", [(np.int16, -30000, 30000), (np.uint16, 7, 65535), (np.int32, -5, 900), (np.uint8, 0, 1)])
+def test_min_max_window_spans_any_stored_range(tmp_path, dtype, low, high):
+    stored = np.linspace(low, high, 40 * 50).reshape(40, 50).astype(dtype)
+    ours, info = rgba_of(write_image(tmp_path / "span.dcm", stored))
+    assert info["range"] == [float(low), float(high)]
+    expected = np.rint((stored.astype(float) - low) / (high - low) * 255)
+    assert np.abs(ours[..., 0].astype(int) - expected).max() <= 1
+    assert (ours[..., 0] == ours[..., 1]).all() and (ours[..., 3] == 255).all()
+
+
 def test_rescale_reaches_the_readout_and_the_range():
     value = pixels.pixel_value(str(bundled("CT_small.dcm")), "CT_small.dcm", 0, 64, 64)
     ds = pydicom.dcmread(bundled("CT_small.dcm"))
