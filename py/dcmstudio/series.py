@@ -397,10 +397,11 @@ class SeriesWriter:
         As for :func:`plan_series`.
     out_dir : str
         Folder for the files (created if needed); none of the files may exist yet.
-    zip_to : str, file-like or None
+    zip_to : str, file-like, ZipWriter or None
         Where the series is zipped, its files under a folder named like ``out_dir``: by default
         ``out_dir + ".zip"`` for a series and no ZIP for one multi-frame file; a path; a
-        writable stream (e.g. :class:`dcmstudio.archive.ChunkSink`); or None for no ZIP.
+        writable stream (e.g. :class:`dcmstudio.archive.ChunkSink`); an open
+        :class:`~dcmstudio.archive.ZipWriter`, which the caller closes; or None for no ZIP.
     keep_files : bool
         False: each file is deleted once it is in the ZIP (only the ZIP stays in MEMFS).
 
@@ -422,7 +423,7 @@ class SeriesWriter:
         self.plan = plan = make_plan(volume, options)
         self.uids = _new_uids(plan)
         self.out_dir = os.path.normpath(os.fspath(out_dir))
-        if zip_to == BESIDE:
+        if isinstance(zip_to, str) and zip_to == BESIDE:
             zip_to = None if plan.multiframe else self.out_dir + ".zip"
         if not keep_files and zip_to is None:
             raise VolumeError("Files can only be dropped once they are in a ZIP.")
@@ -441,7 +442,9 @@ class SeriesWriter:
         self.written = []
         self.bytes_written = 0
         self._made_dir = not os.path.isdir(self.out_dir)
-        self._zip = None
+        # A ZipWriter given is the caller's to close; one made here from a path or stream is ours.
+        self._zip = zip_to if isinstance(zip_to, ZipWriter) else None
+        self._owns_zip = self._zip is None and zip_to is not None
         self._multiframe_file = None
         with self._guard():
             os.makedirs(self.out_dir, exist_ok=True)
@@ -451,7 +454,7 @@ class SeriesWriter:
                 self._start_multiframe()
             else:
                 self._start_slices()
-            if zip_to is not None:
+            if self._owns_zip:
                 self._zip = ZipWriter(zip_to)
                 if self.zip_path and not plan.multiframe:
                     self._reserve_zip([len(head) + self._length for head in self._heads])
@@ -567,7 +570,7 @@ class SeriesWriter:
         while not self.done:
             self.step()
         with self._guard():
-            if self._zip is not None:
+            if self._owns_zip and self._zip is not None:
                 self._zip.close()
                 self._zip = None
                 if self.zip_path and not _ends_with_end_record(self.zip_path):
@@ -591,7 +594,7 @@ class SeriesWriter:
         if self._multiframe_file is not None:
             self._multiframe_file.close()
             self._multiframe_file = None
-        if self._zip is not None:
+        if self._owns_zip and self._zip is not None:
             self._zip.close()
             self._zip = None
         for path in self.written + ([self.zip_path] if self.zip_path else []):

@@ -19,7 +19,7 @@ from pydicom.filewriter import write_file_meta_info
 from test_create_judges import needs, tool
 from test_volume import DIRECTIONS, ORIGIN, SPACING, sample_voxels, write_dicom_series
 
-from dcmstudio.archive import ChunkSink
+from dcmstudio.archive import ChunkSink, ZipWriter
 from dcmstudio.errors import VolumeError
 from dcmstudio.series import SeriesWriter, file_name_formatter, make_plan, plan_series, write_series
 from dcmstudio.series_header import (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME,
@@ -426,6 +426,19 @@ def test_zip_to_a_stream_and_without_keeping_files(tmp_path):
     with zipfile.ZipFile(tmp_path / "joined.zip") as archive:
         assert archive.testzip() is None and len(archive.namelist()) == 6
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_zip_to_the_callers_zip_writer(tmp_path):
+    with ZipWriter(str(tmp_path / "job.zip")) as archive:
+        archive.add_bytes(b"first", "readme.txt")
+        result = write_series(volume_of(), {}, str(tmp_path / "out"), zip_to=archive,
+                              keep_files=False)
+        archive.add_bytes(b"last", "notes.txt")
+    assert result["zip_path"] is None
+    with zipfile.ZipFile(tmp_path / "job.zip") as archive:
+        names = archive.namelist()
+        assert names[0] == "readme.txt" and names[-1] == "notes.txt" and len(names) == 8
+        assert archive.testzip() is None
 
 
 def test_progress_and_cancel_leave_nothing_behind(tmp_path):
