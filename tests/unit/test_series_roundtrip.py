@@ -152,6 +152,13 @@ def test_floats_within_the_reported_bound(tmp_path, case, dtype):
     assert 0 < result["max_abs_error"] < 0.01
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_secondary_capture_series_round_trip(tmp_path, dtype):
+    paths = [write_nifti(tmp_path / "pet.nii", sample_voxels(dtype), DIRECTIONS["coronal"])]
+    result = round_trip(tmp_path, paths, {"modality": "PT"})
+    assert result["sop_class_name"] == "Secondary Capture Image Storage"
+
+
 def test_wide_int32_within_the_reported_bound(tmp_path):
     voxels = sample_voxels("int32") * 997 - 123_456
     result = round_trip(tmp_path, [write_nrrd(tmp_path / "w.nrrd", voxels, DIRECTIONS["coronal"])],
