@@ -17,10 +17,12 @@ What the seed (write-dicom's writeImageAsDicomSeriesWithDcmjs) got wrong, and th
 Writing streams, one file per :meth:`SeriesWriter.step`: the header shared by all slices is
 encoded once by pydicom, each file gets its few per-slice elements and its slice's pixels, is
 written, re-read as a check (size and header bytes; the first and last files are also parsed by
-pydicom, pixels included) and added to the ZIP before the next slice is touched. Memory beyond
-the volume stays at about one slice.
+pydicom, pixels included) and added to the ZIP before the next slice is touched; with
+``keep_files=False`` the bytes go to the ZIP only. Memory beyond the volume stays at about one
+slice.
 """
 
+import io
 import os
 import re
 import shutil
@@ -349,11 +351,11 @@ def _check_written(f, head, expected_size):
                           file=name)
 
 
-def _check_parsed(path, sop_instance, frame):
-    """Parse a written file with pydicom: its SOP Instance UID and its first frame's pixels."""
-    name = os.path.basename(path)
+def _check_parsed(source, name, sop_instance, frame):
+    """Parse a written file (a path or bytes in a file-like) with pydicom: its SOP Instance UID
+    and its first frame's pixels."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(source)
         pixels = ds.pixel_array
     except Exception as exc:  # any failure to parse our own output is our bug: say so plainly
         raise VolumeError(f"The written file does not parse as DICOM: {exc}.", file=name) from exc
@@ -403,7 +405,9 @@ class SeriesWriter:
         writable stream (e.g. :class:`dcmstudio.archive.ChunkSink`); an open
         :class:`~dcmstudio.archive.ZipWriter`, which the caller closes; or None for no ZIP.
     keep_files : bool
-        False: each file is deleted once it is in the ZIP (only the ZIP stays in MEMFS).
+        False: only the ZIP is written. A slice's bytes go straight into it, checked in memory
+        (the first and last parsed by pydicom); one multi-frame file is written, checked, zipped
+        and deleted. MEMFS then never holds the files besides the ZIP.
 
     Raises
     ------
@@ -447,7 +451,8 @@ class SeriesWriter:
         self._owns_zip = self._zip is None and zip_to is not None
         self._multiframe_file = None
         with self._guard():
-            os.makedirs(self.out_dir, exist_ok=True)
+            if keep_files or plan.multiframe:
+                os.makedirs(self.out_dir, exist_ok=True)
             folder = os.path.basename(self.out_dir)
             self._members = [f"{folder}/{n}" for n in plan.names]
             if plan.multiframe:
@@ -503,17 +508,17 @@ class SeriesWriter:
         # One buffer for the file and its ZIP member: one write each, no read-back of pixels.
         data = b"".join((head, pixels.data if pixels.flags.c_contiguous else pixels.tobytes(),
                          b"\0" * (self._length - pixels.nbytes)))
-        self.written.append(path)
-        with open(path, "w+b") as f:
-            f.write(data)
-            _check_written(f, head, len(data))
-        self.bytes_written += len(data)
+        if self.keep_files:
+            self.written.append(path)
+            with open(path, "w+b") as f:
+                f.write(data)
+                _check_written(f, head, len(data))
+            self.bytes_written += len(data)
         if k in (0, self.total - 1):
-            _check_parsed(path, self.uids["sop"][k], pixels)
+            _check_parsed(path if self.keep_files else io.BytesIO(data), os.path.basename(path),
+                          self.uids["sop"][k], pixels)
         if self._zip is not None:
             self._zip.add_bytes(data, self._members[k])
-            if not self.keep_files:
-                os.remove(path)
 
     # -- one multi-frame file
 
@@ -544,7 +549,7 @@ class SeriesWriter:
             self._multiframe_file = None
             self.bytes_written = len(self._head) + self._length
             path = self.paths[0]
-            _check_parsed(path, self.uids["sop"][0],
+            _check_parsed(path, os.path.basename(path), self.uids["sop"][0],
                           self.plan.encoding.stored_slice(self.plan.volume, 0))
             if self._zip is not None:
                 self._zip.add_file(path, self._members[0])
@@ -576,6 +581,9 @@ class SeriesWriter:
                 if self.zip_path and not _ends_with_end_record(self.zip_path):
                     _trim_after_end_record(self.zip_path)
         kept = list(self.written) if self.keep_files else []
+        if not kept and self._made_dir and os.path.isdir(self.out_dir) \
+                and not os.listdir(self.out_dir):
+            os.rmdir(self.out_dir)
         result = self.plan.summary()
         result.update({
             "study_instance_uid": self.uids["study"],

@@ -425,7 +425,8 @@ def test_zip_to_a_stream_and_without_keeping_files(tmp_path):
     (tmp_path / "joined.zip").write_bytes(data)
     with zipfile.ZipFile(tmp_path / "joined.zip") as archive:
         assert archive.testzip() is None and len(archive.namelist()) == 6
-    assert os.listdir(tmp_path / "out") == []
+        assert archive.read("out/IM0002.dcm")[128:132] == b"DICM"
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_zip_to_the_callers_zip_writer(tmp_path):
@@ -439,6 +440,15 @@ def test_zip_to_the_callers_zip_writer(tmp_path):
         names = archive.namelist()
         assert names[0] == "readme.txt" and names[-1] == "notes.txt" and len(names) == 8
         assert archive.testzip() is None
+
+
+def test_multiframe_zipped_without_keeping_the_file(tmp_path):
+    result = write_series(volume_of(), {"multiframe": True}, str(tmp_path / "mf"),
+                          zip_to=str(tmp_path / "mf.zip"), keep_files=False)
+    assert result["paths"] == [] and sorted(os.listdir(tmp_path)) == ["mf.zip"]
+    with zipfile.ZipFile(tmp_path / "mf.zip") as archive:
+        assert archive.namelist() == ["mf/IM0001.dcm"]
+        assert pydicom.dcmread(archive.open("mf/IM0001.dcm")).NumberOfFrames == 6
 
 
 def test_progress_and_cancel_leave_nothing_behind(tmp_path):
