@@ -234,6 +234,126 @@ def volume_plan(options):
     return {"plan": series.plan_series(_opened_volume(), options)}
 
 
+# ---- Create --------------------------------------------------------------------------------------
+
+def _created_path(name):
+    """A fresh MEMFS path whose last part is ``name`` itself: the builders name it in messages."""
+    folder = output_path("create")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)
+
+
+def _created(report):
+    """A builder's report as the page gets it: the file as an output, its MEMFS path left out."""
+    path = report.pop("path")
+    name = os.path.basename(path)
+    return {"created": {**report, "name": name},
+            "outputs": [{"path": path, "name": name, "mime": "application/dicom"}]}
+
+
+def _remove_inputs(paths):
+    """Pictures and PDFs put in MEMFS for one object are not needed once it is written or refused."""
+    for path in paths:
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+@endpoint
+def create_choices():
+    """The codes the measurement report form offers (see :func:`dcmstudio.create.measurement_report_choices`)."""
+    from . import create
+    return {"sr": create.measurement_report_choices()}
+
+
+@endpoint
+def create_patient_study(path, name):
+    """``{"patient", "study"}`` of a loaded file, for a new object to join (see :func:`dcmstudio.create.patient_study_from`)."""
+    from . import create
+    return create.patient_study_from(path, name)
+
+
+@endpoint
+def create_image(image_paths, image_names, patient=None, study=None, options=None, multiframe=False):
+    """A Secondary Capture from one PNG or JPEG, or a multi-frame SC from several (frames in order).
+
+    Returns ``{"created": report, "outputs": [the DICOM file]}``; the report is that of
+    :func:`dcmstudio.create.create_secondary_capture` with ``name`` instead of ``path``.
+    """
+    from . import create
+    try:
+        if not image_paths:
+            raise DicomStudioError("Choose a PNG or JPEG picture first.")
+        if multiframe:
+            out = _created_path(f"{_stem(image_names[0])}_multiframe.dcm")
+            report = create.create_multiframe(image_paths, out, patient, study, options, image_names=image_names)
+        elif len(image_paths) == 1:
+            out = _created_path(f"{_stem(image_names[0])}_SC.dcm")
+            report = create.create_secondary_capture(image_paths[0], out, patient, study, options,
+                                                     image_name=image_names[0])
+        else:
+            raise DicomStudioError(f"A Secondary Capture holds one picture and {len(image_paths)} were "
+                                   "chosen: make a multi-frame one instead.")
+    finally:
+        _remove_inputs(image_paths)
+    return _created(report)
+
+
+@endpoint
+def create_pdf(pdf_path, pdf_name, patient=None, study=None, options=None):
+    """An Encapsulated PDF object (see :func:`dcmstudio.create.create_encapsulated_pdf`), as a download."""
+    from . import create
+    try:
+        out = _created_path(f"{_stem(pdf_name)}_pdf.dcm")
+        report = create.create_encapsulated_pdf(pdf_path, out, patient, study, options, pdf_name=pdf_name)
+    finally:
+        _remove_inputs([pdf_path])
+    return _created(report)
+
+
+@endpoint
+def create_report(form, patient=None, study=None, options=None, evidence=()):
+    """A Comprehensive SR measurement report (TID 1500) filled from the page's form, as a download.
+
+    ``evidence`` lists the loaded images the measurements were made on, as ``{"path", "name"}``
+    (see :func:`dcmstudio.create.create_measurement_report`).
+    """
+    from . import create
+    out = _created_path("measurement_report.dcm")
+    report = create.create_measurement_report(form, out, patient, study, options,
+                                              evidence_paths=[e["path"] for e in evidence],
+                                              evidence_names=[e["name"] for e in evidence])
+    return _created(report)
+
+
+@endpoint
+def create_presentation_state(path, name, text, window_center, window_width, options=None):
+    """A GSPS for one loaded grayscale image, with a text note and a window (see :func:`dcmstudio.create.create_gsps`)."""
+    from . import create
+    out = _created_path(f"{_stem(name)}_GSPS.dcm")
+    report = create.create_gsps(path, out, text, window_center, window_width, options, image_name=name)
+    return _created(report)
+
+
+# ---- Compress ------------------------------------------------------------------------------------
+
+@endpoint
+def compress_choices():
+    """The transfer syntaxes the Compress workbench can write now, all lossless.
+
+    Returns ``{"targets": [{"uid", "name", "compressed"}]}``: RLE Lossless, Deflated Explicit VR
+    Little Endian and Explicit VR Little Endian (uncompressed) always, then every lossless syntax
+    a codec registered with :func:`dcmstudio.codecs.register_encoder` writes.
+    """
+    from pydicom import uid
+
+    from . import codecs
+    always = [uid.RLELossless, uid.DeflatedExplicitVRLittleEndian, uid.ExplicitVRLittleEndian]
+    registered = [uid.UID(ts) for ts in codecs.registered_encoders()
+                  if ts in codecs.LOSSLESS_TARGETS and ts not in always]
+    return {"targets": [{**codecs.describe_transfer_syntax(ts), "compressed": ts.is_compressed or ts.is_deflated}
+                        for ts in always + registered]}
+
+
 # ---- Edit ----------------------------------------------------------------------------------------
 
 @endpoint

@@ -211,3 +211,75 @@ class WriteSeriesJob(ZipJob):
 def _plain(result):
     """The writer's result without MEMFS paths, which mean nothing to the page."""
     return {k: v for k, v in result.items() if k not in ("paths", "zip_path")}
+
+
+@register("compress")
+class CompressJob(ZipJob):
+    """Loaded files written again in another transfer syntax, losslessly (see :mod:`dcmstudio.codecs`).
+
+    Options: ``transfer_syntax`` (a UID :func:`dcmstudio.api.compress_choices` offers),
+    ``verify`` (decode each output and compare every frame with its source; default True),
+    ``single`` (True: the one file is offered as itself, not in a ZIP), ``zip_stem`` (the ZIP is
+    ``<zip_stem>_<syntax>.zip``). Each item: ``{"path", "name"}`` of a loaded file. A file that
+    cannot be written is reported and left out; the others go on.
+    """
+
+    def __init__(self, options, count, scratch):
+        import pydicom
+
+        from . import codecs
+        self._codecs = codecs
+        target = pydicom.uid.UID(str(options.get("transfer_syntax") or ""))
+        if target not in codecs.LOSSLESS_TARGETS:
+            raise DicomStudioError(f"'{target}' is not a lossless transfer syntax dcmstudio writes; "
+                                   "choose RLE Lossless, Deflated or Explicit VR Little Endian.")
+        self.target = target
+        self.suffix = _SYNTAX_SUFFIXES.get(target, target.keyword or "converted")
+        self.verify = bool(options.get("verify", True))
+        self.single = bool(options.get("single")) and count == 1
+        self.zip_name = f"{options.get('zip_stem') or 'dcmstudio'}_{self.suffix}.zip"
+        super().__init__(options, count, scratch)
+        self.reports = []
+        self.failures = []
+
+    def step(self, item):
+        name = item["name"]
+        out = os.path.join(self.scratch, f"{self.index}.dcm")
+        try:
+            report = self._codecs.compress(item["path"], out, self.target, name=name, verify=self.verify)
+            with open(out, "rb") as f:
+                if f.read(132)[128:] != b"DICM":
+                    raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
+                                           "not offered.", file=name)
+        except DicomStudioError as exc:
+            if os.path.exists(out):
+                os.remove(out)
+            self.failures.append({"file": name, "message": exc.message})
+            return {"report": None, "error": {"file": name, "message": exc.message}}
+        report = {"file": name, **report}
+        self.reports.append(report)
+        if self.single:
+            stem = os.path.splitext(os.path.basename(name))[0] or "file"
+            out_name = f"{stem}_{self.suffix}.dcm"
+            return {"report": report, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
+        self.zip.add_file(out, name)
+        os.remove(out)
+        return {"report": report, "chunks": self.chunks()}
+
+    def finish(self):
+        summary = {"files": len(self.reports), "failed": self.failures,
+                   "input_bytes": sum(r["input_bytes"] for r in self.reports),
+                   "output_bytes": sum(r["output_bytes"] for r in self.reports),
+                   "verified": sum(1 for r in self.reports if r["verified"]),
+                   "transfer_syntax": self._codecs.describe_transfer_syntax(self.target)}
+        if self.single:
+            return {"summary": summary, "reports": self.reports}
+        return {"summary": summary, "reports": self.reports, "chunks": self.finish_zip()}
+
+
+# Short names for output files, by target transfer syntax.
+_SYNTAX_SUFFIXES = {
+    "1.2.840.10008.1.2.5": "rle",
+    "1.2.840.10008.1.2.1.99": "deflated",
+    "1.2.840.10008.1.2.1": "uncompressed",
+}
