@@ -6,8 +6,7 @@ implicit VR little endian, explicit VR big endian and deflated datasets (inflate
 and undefined-length sequences and items, sequences hidden in UN elements, encapsulated pixel
 data, and files with or without a File Meta Information group and preamble.
 
-``dcmstudio.edit`` splices new bytes using the offsets found here; ``dcmstudio.inspect`` can
-show them.
+``dcmstudio.edit`` splices new bytes using the offsets found here; an inspector can show them.
 """
 
 import functools
@@ -220,7 +219,7 @@ class ElementMap:
     root : Element
         Holds the top-level elements (meta group first) as ``root.children``.
     elements : list of Element
-        Every element and item in file order, at every depth.
+        Every element and item in file order, at every depth (of a sparse walk: those listed).
     walk_end : int
         Where the walk stopped; equal to ``len(data)`` when ``complete``.
     complete : bool
