@@ -128,9 +128,9 @@ def _choose_encoding(volume, sixteen_bit, exact, unsigned):
         if dtype != np.uint8:
             raise VolumeError(f"RGB volumes must hold 8-bit values, not {dtype}.", file=name)
         return _integer_encoding(volume, "u1", 3)
-    if dtype == np.bool_ or (dtype == np.uint8 and not sixteen_bit):
+    if dtype in (np.bool_, np.uint8) and not sixteen_bit:
         return _integer_encoding(volume, "u1")
-    if dtype in (np.uint8, np.uint16):
+    if dtype in (np.bool_, np.uint8, np.uint16):
         return _integer_encoding(volume, "<u2")
     if dtype in (np.int8, np.int16):
         if unsigned:

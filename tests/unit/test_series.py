@@ -227,9 +227,10 @@ def decoded(files):
                      + float(ds.get("RescaleIntercept", 0)) for ds in files])
 
 
-@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8", "int8"])
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8", "int8", "bool"])
 def test_small_integers_are_stored_as_they_are(tmp_path, dtype):
-    volume = volume_of(dtype)
+    voxels = sample_voxels("int16") % 2 == 1 if dtype == "bool" else sample_voxels(dtype)
+    volume = Volume(voxels, SPACING, ORIGIN, np.eye(3), source_name="v.nii")
     result, files = written(tmp_path, volume, {"modality": "CT", "exact": True})
     assert result["exact"] and result["max_abs_error"] == 0.0
     np.testing.assert_array_equal(decoded(files), volume.voxels)
