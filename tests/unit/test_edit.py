@@ -357,6 +357,27 @@ def test_deflated_input_stays_deflated(tmp_path):
     assert_dcmdump_parses(out)
 
 
+@pytest.mark.parametrize("option, syntax", [("+ti", "1.2.840.10008.1.2"),
+                                            ("+tb", "1.2.840.10008.1.2.2"),
+                                            ("+td", "1.2.840.10008.1.2.1.99"),
+                                            ("-e", "1.2.840.10008.1.2.1")])
+def test_job_a_on_dcmconv_variants(tmp_path, option, syntax):
+    """dcmconv writes the same CT as implicit VR, big endian, deflated, undefined lengths."""
+    source = make_ct_file(tmp_path / "in.dcm", 1, undefined_lengths=False)
+    variant = tmp_path / "variant.dcm"
+    subprocess.run([tool("dcmconv"), option, str(source), str(variant)], check=True)
+    out, report = run_edits(variant, JOB_A + [{"op": "set", "path": "Rows", "value": 16}],
+                            tmp_path)
+    before, after = pydicom.dcmread(variant), pydicom.dcmread(out)
+    assert after.file_meta.TransferSyntaxUID == syntax
+    assert str(after.PatientName) == "Anonymous^Edited" and after.Rows == 16
+    assert after.RequestAttributesSequence[0].RequestedProcedureID == "RP-EDITED-42"
+    assert 0x00091002 not in after and after.PixelData == before.PixelData
+    assert_dcmdump_parses(out)
+    if option != "+td":  # dciodvfy cannot inflate: it reads deflated input as garbage too
+        assert set(dciodvfy_errors(out)) <= set(dciodvfy_errors(variant))
+
+
 def test_nested_edits_update_every_enclosing_defined_length(tmp_path):
     source = tmp_path / "in.dcm"
     make_ct_file(source, 1, undefined_lengths=False)
