@@ -42,7 +42,7 @@ def read(path):
             header = nrrd.read_header(fh)
         except (nrrd.NRRDError, ValueError) as exc:
             raise VolumeError(f"The NRRD header cannot be read: {exc}.", file=name) from exc
-        data_offset = fh.tell()
+        header_end = fh.tell()
     sizes = [int(s) for s in header["sizes"]]
     colour_axis = _colour_axis(header, name)
     spatial_sizes = sizes[1:] if colour_axis else sizes
@@ -53,11 +53,11 @@ def read(path):
         raise VolumeError(
             f"Only RGB colour (3 components of uint8) is supported on a non-spatial axis; this"
             f" file has {sizes[0]} components of {dtype}.", file=name)
-    voxels = _voxels(header, path, data_offset, dtype, sizes, name)
-    # pynrrd's sizes run fastest first; the array is C-ordered, slowest first: [k, j, i(, c)].
-    voxels = voxels.reshape(sizes[::-1])
-    if colour_axis:
-        voxels = voxels.reshape(voxels.shape[:3] + (3,))
+    voxels = _voxels(header, path, header_end, dtype, sizes, name)
+    # NRRD's sizes run fastest first; the array is C-ordered, slowest first: [k, j, i(, c)].
+    # (Trailing axes of size 1, which require_3d let through, are dropped.)
+    spatial = spatial_sizes[:3]
+    voxels = voxels.reshape(tuple(reversed(spatial)) + ((3,) if colour_axis else ()))
     return Volume(voxels, spacing, origin, direction, source_format="nrrd", source_name=name,
                   notes=notes)
 
@@ -129,7 +129,8 @@ def _dtype(header, name):
     return dtype
 
 
-def _voxels(header, path, data_offset, dtype, sizes, name):
+def _voxels(header, path, header_end, dtype, sizes, name):
+    """The flat voxel data, from after the header or from the detached data file."""
     import nrrd
 
     count = int(np.prod(sizes, dtype=np.int64))
@@ -144,14 +145,14 @@ def _voxels(header, path, data_offset, dtype, sizes, name):
             raise VolumeError(
                 f"Its voxel data is in a separate file, '{data_file}', which was not given:"
                 " drop both files together.", file=name)
-        data_name, data_offset = os.path.basename(data_path), 0
+        data_name, start = os.path.basename(data_path), 0
     else:
-        data_path, data_name = path, name
+        data_path, data_name, start = path, name, header_end
     line_skip = int(header.get("line skip", header.get("lineskip", 0)))
     byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
     if encoding in ("raw", "gzip", "gz") and byte_skip >= 0:
         with open(data_path, "rb") as fh:
-            fh.seek(data_offset)
+            fh.seek(start)
             for _ in range(line_skip):
                 fh.readline()
             if encoding == "raw":
@@ -164,8 +165,9 @@ def _voxels(header, path, data_offset, dtype, sizes, name):
         if flat is not None:
             return flat
     try:
+        # pynrrd reads attached data from the header's handle, and opens a detached file itself.
         with open(path, "rb") as fh:
-            fh.seek(data_offset)
+            fh.seek(header_end)
             flat = nrrd.read_data(header, fh, path, index_order="C")
     except nrrd.NRRDError as exc:
         raise VolumeError(f"The voxel data cannot be read: {exc}.", file=data_name) from exc
