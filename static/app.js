@@ -8,6 +8,8 @@ import { TagsWorkbench } from "./wb-tags.js";
 import { EditWorkbench } from "./wb-edit.js";
 import { ImageWorkbench } from "./wb-image.js";
 import { VolumeWorkbench } from "./wb-volume.js";
+import { CreateWorkbench } from "./wb-create.js";
+import { CompressWorkbench } from "./wb-compress.js";
 import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -16,6 +18,7 @@ const $ = (selector) => document.querySelector(selector);
 const BATCH_FILES = 24;
 const BATCH_BYTES = 64 * 1024 * 1024;
 
+document.body.dataset.python = "loading"; // hides the pure-CSS "scripts never ran" notice
 const status = $("#python-status");
 const statusBar = $("#python-progress");
 
@@ -39,6 +42,7 @@ function showPhase({ phase, label, fraction, timings }) {
 
 function showFatal(message) {
   document.body.dataset.python = "failed";
+  $("#drop-hint .waiting").hidden = true;
   status.textContent = "Python failed";
   statusBar.hidden = true;
   const box = $("#fatal");
@@ -122,7 +126,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection));
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, VolumeWorkbench]) {
+for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

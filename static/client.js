@@ -32,7 +32,8 @@ export class PythonWorker {
       worker.onmessage = (event) => this.receive(event.data);
       worker.onerror = (event) => {
         event.preventDefault();
-        this.fail(`The Python worker failed to load: ${event.message || "its script could not be run"}.`);
+        this.fail(`The Python worker failed to load: ${event.message || "its script could not be run"}. Reload; if it ` +
+          "happens again, the server may send static/worker.js or the .mjs/.wasm files with a wrong MIME type (see the README, Hosting).");
       };
       worker.onmessageerror = () => this.fail("The Python worker sent a message the page could not read.");
     }, (error) => this.fail(`The Python worker could not be created: ${error.message}`));

@@ -191,3 +191,44 @@ def test_policy_binds_the_worker_where_the_host_sends_no_headers(browser, tmp_pa
         context.close()
     finally:
         proc.terminate()
+
+
+def static_server(directory, script_mime):
+    """A plain static server (no policy header) that sends static/worker.js as ``script_mime``."""
+    port = free_port()
+    script = (
+        "import functools, http.server, sys\n"
+        "class H(http.server.SimpleHTTPRequestHandler):\n"
+        "    def guess_type(self, path):\n"
+        f"        if path.endswith('worker.js'): return {script_mime!r}\n"
+        "        return {'.wasm': 'application/wasm', '.mjs': 'text/javascript', '.js': 'text/javascript'}.get(\n"
+        "            path[path.rfind('.'):], super().guess_type(path))\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), functools.partial(H, directory=sys.argv[1])).serve_forever()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(directory)])
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, url
+
+
+def test_a_worker_that_cannot_load_is_reported_not_a_silent_hang(browser):
+    proc, url = static_server(ROOT / "dist", "text/plain")
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#fatal:not([hidden])", timeout=30000)
+        message = page.inner_text("#fatal")
+        assert "could not start" in message or "failed" in message, message
+        assert page.inner_text("#python-status") == "Python failed"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "worker-failed.png"))
+        context.close()
+    finally:
+        proc.terminate()
