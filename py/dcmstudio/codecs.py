@@ -18,8 +18,8 @@ and compared frame by frame with its source before it is reported as done.
 """
 
 import copy
-import itertools
 import hashlib
+import itertools
 import math
 import os
 import struct
@@ -64,8 +64,8 @@ _NATIVE_SYNTAXES = {
     uids.ExplicitVRBigEndian,
     uids.DeflatedExplicitVRLittleEndian,
 }
-_PILLOW_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
-_LOSSY_ONLY_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
+# Decoded by Pillow; lossy by definition (JPEG processes 1, 2 and 4).
+_LOSSY_JPEG_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
 
 # Targets compress() may write: lossless by definition, so SOP Instance UIDs stay.
 LOSSLESS_TARGETS = {
@@ -86,7 +86,6 @@ _encoders = {}
 # pydicom's plugin protocol asks a module for the dependencies of unavailable plugins; a
 # registered codec is always available, so there are none to name.
 DECODER_DEPENDENCIES = {}
-ENCODER_DEPENDENCIES = {}
 
 
 def _first_line(exc):
@@ -192,8 +191,8 @@ def unregister_encoder(transfer_syntax_uid):
 
 
 def is_available(transfer_syntax_uid):
-    """pydicom plugin protocol: whether a registered codec handles `transfer_syntax_uid`."""
-    return transfer_syntax_uid in _decoders or transfer_syntax_uid in _encoders
+    """pydicom plugin protocol: whether a registered decoder handles `transfer_syntax_uid`."""
+    return transfer_syntax_uid in _decoders
 
 
 def _codec_params(runner):
@@ -260,7 +259,7 @@ def why_not_decodable(transfer_syntax_uid, bits_stored=8):
         return None
     if not ts.is_transfer_syntax:
         return f"uses the transfer syntax {ts}, which dcmstudio does not know"
-    if ts in _PILLOW_SYNTAXES:
+    if ts in _LOSSY_JPEG_SYNTAXES:
         if not _pillow_decodes_jpeg():
             return f"is compressed with {ts.name} ({ts}), and Pillow, which decodes it, is not installed"
         if ts == uids.JPEGExtended12Bit and bits_stored > 8:
@@ -280,7 +279,7 @@ def _decoding_plugin(ts):
     """The plugin to decode `ts` with, so that CPython and Pyodide decode alike."""
     if ts == uids.RLELossless:
         return "pydicom"
-    if ts in _PILLOW_SYNTAXES and _pillow_decodes_jpeg():
+    if ts in _LOSSY_JPEG_SYNTAXES and _pillow_decodes_jpeg():
         return "pillow"
     if ts.is_compressed:
         return PLUGIN_LABEL
@@ -513,8 +512,8 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
         Source and destination files (MEMFS in the page); `out_path` is replaced.
     transfer_syntax_uid : str
         One of :data:`LOSSLESS_TARGETS`: Explicit VR Little Endian (uncompressed), Deflated
-        Explicit VR Little Endian, RLE Lossless (pydicom's pure-Python encoder), or a syntax
-        with a registered encoder.
+        Explicit VR Little Endian, RLE Lossless (:func:`rle_encode_frame`), or a syntax with a
+        registered encoder.
     name : str, optional
         The file's name for messages; defaults to `in_path`.
     verify : bool
@@ -533,7 +532,8 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
     ------
     DicomStudioError
         If the target is not a lossless syntax dcmstudio can write, the source cannot be
-        decoded, or the output's pixels differ from the source's (then `out_path` is removed).
+        decoded or encoded, or the output's pixels differ from the source's. Whatever fails,
+        no partial `out_path` is left behind.
     NotDicomError, InvalidDicomError
         If the source is not DICOM or is broken.
     """
@@ -541,38 +541,45 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
     target = pydicom.uid.UID(str(transfer_syntax_uid))
     source = PixelSource(in_path, name)
     _check_target(source, target)
-    with as_invalid_dicom(name, f"while writing it as {target.name}"):
-        writer = _Rewriter(source, target)
-        digests = writer.write(out_path)
-    result = {
-        "transfer_syntax": describe_transfer_syntax(target),
-        "source_transfer_syntax": transfer_syntax_info(source.header),
-        "frames": source.frames,
-        "input_bytes": os.path.getsize(in_path),
-        "output_bytes": os.path.getsize(out_path),
-        "verified": False,
-        "not_verified_because": None,
-        "dropped": writer.dropped,
-    }
-    if not verify:
-        result["not_verified_because"] = "verification was not asked for"
-        return result
-    written = PixelSource(out_path, name)
+    try:
+        with as_invalid_dicom(name, f"while writing it as {target.name}"):
+            writer = _Rewriter(source, target)
+            digests = writer.write(out_path)
+        result = {
+            "transfer_syntax": describe_transfer_syntax(target),
+            "source_transfer_syntax": transfer_syntax_info(source.header),
+            "frames": source.frames,
+            "input_bytes": os.path.getsize(in_path),
+            "output_bytes": os.path.getsize(out_path),
+            "verified": False,
+            "not_verified_because": "verification was not asked for" if not verify else None,
+            "dropped": writer.dropped,
+        }
+        if verify:
+            _verify(source, out_path, target, digests, result)
+    except BaseException:
+        if os.path.exists(out_path):
+            os.remove(out_path)
+        raise
+    return result
+
+
+def _verify(source, out_path, target, digests, result):
+    """Decode `out_path` and compare each frame with the source's (`digests`, or decoded again)."""
+    written = PixelSource(out_path, source.name)
     reason = written.why_not_decodable()
     if reason:
         result["not_verified_because"] = reason
-        return result
+        return
     for index in range(written.frames):
-        expected = digests[index] if digests else _frame_digest(source.decode_frame(index)[0])
+        expected = digests[index] if digests is not None else _frame_digest(source.decode_frame(index)[0])
         if _frame_digest(written.decode_frame(index)[0]) != expected:
-            os.remove(out_path)
             raise DicomStudioError(
-                f"Writing {name} as {target.name} changed the pixels of frame {index + 1}; "
+                f"Writing {source.name} as {target.name} changed the pixels of frame {index + 1}; "
                 "the output was not kept.",
-                file=name,
+                file=source.name,
             )
     result["verified"] = True
-    return result
 
 
 def decompress(in_path, out_path, *, name=None, verify=True):
@@ -641,7 +648,7 @@ class _Rewriter:
                 del header.IconImageSequence
                 self.dropped.append("(0088,0200) Icon Image Sequence (its pixel data was compressed)")
                 break
-        if source.transfer_syntax in _LOSSY_ONLY_SYNTAXES and "LossyImageCompression" not in header:
+        if source.transfer_syntax in _LOSSY_JPEG_SYNTAXES and "LossyImageCompression" not in header:
             header.LossyImageCompression = "01"
         self.header = header
         self.trailing, dropped = source.trailing_elements()
@@ -786,6 +793,8 @@ class _Rewriter:
                 params["transfer_syntax_uid"] = str(self.target)
                 return _split_codec_result(_encoders[self.target](arr.tobytes(), params))
             return rle_encode_frame(arr), {}
+        except MemoryError:
+            raise
         except Exception as exc:
             raise DicomStudioError(
                 f"{self.source.name} could not be encoded as {self.target.name}: {_first_line(exc)}",

@@ -251,9 +251,9 @@ def frame_info(path, name):
                 "overlays": [
                     {
                         "group": f"{g:04X}",
-                        "rows": _overlay_value(header, g, 0x0010),
-                        "columns": _overlay_value(header, g, 0x0011),
-                        "frames": int(_overlay_value(header, g, 0x0015, 1)),
+                        "rows": int(_number(_overlay_value(header, g, 0x0010)) or 0),
+                        "columns": int(_number(_overlay_value(header, g, 0x0011)) or 0),
+                        "frames": int(_number(_overlay_value(header, g, 0x0015, 1))),
                         "type": str(_overlay_value(header, g, 0x0040, "G")),
                         "label": str(_overlay_value(header, g, 0x1500, "")),
                     }

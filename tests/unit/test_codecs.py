@@ -286,9 +286,11 @@ def test_impossible_requests_are_refused_with_a_sentence(tmp_path, name, target,
     assert raised.value.file == name and name in raised.value.message
 
 
-def test_broken_pixel_data_is_invalid_dicom(tmp_path):
-    with pytest.raises(InvalidDicomError, match="MR_truncated.dcm"):
-        codecs.compress(str(bundled("MR_truncated.dcm")), str(tmp_path / "o.dcm"), RLE, name="MR_truncated.dcm")
+def test_broken_pixel_data_is_invalid_dicom_and_leaves_no_output(tmp_path):
+    for target in (RLE, DEFLATED):
+        with pytest.raises(InvalidDicomError, match="MR_truncated.dcm"):
+            codecs.compress(str(bundled("MR_truncated.dcm")), str(tmp_path / "o.dcm"), target, name="MR_truncated.dcm")
+        assert not (tmp_path / "o.dcm").exists()
 
 
 FUZZ_CASES = int(os.environ.get("DCMSTUDIO_FUZZ_CASES", "40"))

@@ -5,8 +5,8 @@ by one level of rounding, nothing more. Files with features the bundled set lack
 VOI LUT sequences, enhanced functional groups, MONOCHROME1, long multi-frames) are generated.
 """
 
+import json
 import os
-import shutil
 import subprocess
 import tracemalloc
 
@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from conftest import bundled
+from conftest import TEST_FILES_DIR, bundled, bundled_dicom_files
 from dcmstudio import pixels
 from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
 from test_create_judges import needs, tool
@@ -370,6 +370,34 @@ def test_thumbnail_keeps_the_aspect_and_averages(tmp_path):
     assert (small[..., 3] == 255).all()
     data, width, height = pixels.thumbnail(str(bundled("MR_small.dcm")), "MR_small.dcm", size=100)
     assert (width, height) == (64, 64) and len(data) == 64 * 64 * 4
+
+
+# Their pixel data is cut short: the header is fine, the frame cannot be read.
+BROKEN_PIXELS = {"MR_truncated.dcm"}
+
+
+@pytest.mark.parametrize("path", bundled_dicom_files(), ids=lambda p: str(p.relative_to(TEST_FILES_DIR)))
+def test_every_bundled_file_renders_or_says_why_in_plain_values(path):
+    name = path.name
+    try:
+        info = pixels.frame_info(str(path), name)
+    except DicomStudioError as error:
+        assert error.file == name
+        return
+    json.dumps(info)
+    if not info["decodable"]:
+        assert name in info["why_not"]
+        return
+    if name in BROKEN_PIXELS:
+        with pytest.raises(InvalidDicomError, match=name):
+            pixels.render_frame(str(path), name)
+        return
+    data, rendered = pixels.render_frame(str(path), name, info["frames"] - 1)
+    json.dumps(rendered)
+    assert len(data) == info["rows"] * info["columns"] * 4
+    thumb, width, height = pixels.thumbnail(str(path), name)
+    assert len(thumb) == width * height * 4 and max(width, height) <= 64
+    json.dumps(pixels.pixel_value(str(path), name, 0, info["rows"] - 1, info["columns"] - 1))
 
 
 # --- errors ------------------------------------------------------------------------------------
