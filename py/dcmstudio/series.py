@@ -430,7 +430,7 @@ class SeriesWriter:
         if isinstance(zip_to, str) and zip_to == BESIDE:
             zip_to = None if plan.multiframe else self.out_dir + ".zip"
         if not keep_files and zip_to is None:
-            raise VolumeError("Files can only be dropped once they are in a ZIP.")
+            raise VolumeError("keep_files=False needs a ZIP to write the series into.")
         self.zip_path = zip_to if isinstance(zip_to, (str, os.PathLike)) else None
         self.keep_files = keep_files
         self.paths = [os.path.join(self.out_dir, n) for n in plan.names]
