@@ -330,7 +330,7 @@ def build():
     bundle = precompiled_bundle(staging, [staging / p for p in wheel_paths] + [app_dir / app_name])
     runtime = {
         "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/",
-                    "packages": ["numpy", "packaging"]},
+                    "packages": ["numpy", "packaging", "pillow"]},
         # The page loads `bundle` when there is one, else the wheels and the app archive.
         "bundle": bundle,
         "wheels": wheel_paths,

@@ -41,7 +41,7 @@ async function start() {
   pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
 
   phase("packages", 0.1);
-  // numpy before pydicom: pydicom decides at import time whether numpy is there.
+  // numpy and Pillow before pydicom: pydicom decides at import time which decoders exist.
   const numpy = pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
   for (const buffer of await Promise.all(fetches)) {
     pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });

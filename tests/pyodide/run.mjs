@@ -14,7 +14,7 @@ const SITE = "/lib/python3.12/site-packages";
 const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
 const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
 const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
-await pyodide.loadPackage([...runtime.pyodide.packages, "pillow"], { messageCallback: () => {} });
+await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
 const unpack = (file) => pyodide.unpackArchive(new Uint8Array(fs.readFileSync(file)), "zip", { extractDir: SITE });
 // Exactly what the page loads: the precompiled bundle, or the wheels and the app archive.
 for (const archive of runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app]) {
