@@ -2,6 +2,10 @@
 
 import copy
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pydicom
 import pytest
@@ -180,3 +184,22 @@ def test_units_may_be_bare_ucum_expressions():
 def test_code_table_is_what_pydicoms_dictionary_gives():
     """Fails when pydicom is upgraded without regenerating sr_codes.json (see sr_codes.py)."""
     assert sr_codes.generate() == json.loads(sr_codes.TABLE.read_text(encoding="utf-8"))
+
+
+@pytest.mark.skipif(sys.platform == "emscripten", reason="needs a fresh interpreter (subprocess)")
+def test_making_a_report_does_not_load_pydicoms_concept_dictionary(tmp_path):
+    """pydicom.sr.codedict costs 1.8–4 s in Pyodide; the generated table replaces it."""
+    script = (
+        "import sys\n"
+        "from dcmstudio.create import create_measurement_report, measurement_report_choices\n"
+        "from test_create_judges import SR_FORM\n"
+        f"create_measurement_report(SR_FORM, {str(tmp_path / 'sr.dcm')!r})\n"
+        "measurement_report_choices()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pydicom.sr')))\n"
+    )
+    here = pathlib.Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent.parent / "py"), str(here)])}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -24,13 +24,12 @@ import math
 import os
 
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 from pydicom.uid import ComprehensiveSRStorage
 from pydicom.valuerep import DSfloat
 
 from dcmstudio.catalog import read_dicom
 from dcmstudio.create import base
-from dcmstudio.create.sr_codes import CHOICES, CODES, SOURCE, UCUM_BY_VALUE
+from dcmstudio.create.sr_codes import CHOICES, CODES, SOURCE, UCUM_BY_VALUE, Code
 from dcmstudio.errors import EditError
 from dcmstudio.uids import new_uid
 

@@ -13,8 +13,7 @@ Regenerate after upgrading pydicom (a test fails when the file and pydicom disag
 import json
 import pathlib
 import sys
-
-from pydicom.sr.coding import Code
+from typing import NamedTuple
 
 TABLE = pathlib.Path(__file__).with_name("sr_codes.json")
 
@@ -36,6 +35,15 @@ CHOICE_GROUPS = {
 # TID 1501 gives no context group for Finding: a few common ones.
 FINDINGS = ("SCT.Lesion", "SCT.Nodule", "SCT.Mass", "SCT.Neoplasm", "SCT.Cyst",
             "SCT.Lymphadenopathy", "SCT.Stenosis", "SCT.Aneurysm")
+
+
+class Code(NamedTuple):
+    """A coded concept, as pydicom's ``Code`` has it: importing that loads pydicom's dictionary."""
+
+    value: str
+    scheme_designator: str
+    meaning: str
+    scheme_version: str = ""
 
 
 def generate():
