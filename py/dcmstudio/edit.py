@@ -434,7 +434,7 @@ def edit_bytes(data, edits, *, context=None):
 
     Parameters
     ----------
-    data : bytes
+    data : bytes, bytearray or memoryview
         The whole input file.
     edits : list of dict
     context : dict, optional
@@ -450,6 +450,8 @@ def edit_bytes(data, edits, *, context=None):
     """
     context = context or {}
     name = context.get("name") or "file"
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)  # the self-check compares with bytes.startswith
     compiled = _compile(edits, name)
     limit, keep = _walk_plan(compiled)
     emap = walk(data, name, stop_after=limit, keep=keep)

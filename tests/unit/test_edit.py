@@ -260,6 +260,15 @@ def test_self_check_catches_a_byte_changed_outside_the_report():
         edit.verify_unchanged(data, [bytes(edited[:-2])], report["changes"], "CT_small.dcm")
 
 
+def test_edit_bytes_takes_any_buffer():
+    data = bundled("CT_small.dcm").read_bytes()
+    edits = [{"op": "set", "path": "PatientID", "value": "BUFFER"}]
+    expected = b"".join(edit_bytes(data, edits)[0])
+    for buffer in (bytearray(data), memoryview(data)):
+        output, report = edit_bytes(buffer, edits, context={"name": "buffer.dcm"})
+        assert b"".join(output) == expected and report["file"] == "buffer.dcm"
+
+
 def test_report_byte_ranges_hold_the_new_bytes(tmp_path):
     source = bundled("CT_small.dcm")
     out, report = run_edits(source, [{"op": "set", "path": "PatientID", "value": "NEW-ID"}],
