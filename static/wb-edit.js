@@ -221,13 +221,15 @@ export class EditWorkbench {
       task.fail(result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept." : result.error.message);
       return;
     }
-    this.app.tasks.offer(collected, { click: true });
+    // The edited file or ZIP starts downloading; the per-file report waits in the task bar.
+    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".jsonl")) }, { click: true });
+    this.app.tasks.offer({ finished: collected.finished.filter((f) => f.name.endsWith(".jsonl")) });
     const failed = result.summary.failed;
     task.finish(`Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}` +
       (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
     this.report.replaceChildren(...[
       el("h2", { textContent: `Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}, ${result.summary.changes} changes` }),
       failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
-      result.reports.length ? this.reportView(result.reports[0]) : null].filter(Boolean));
+      result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }
 }

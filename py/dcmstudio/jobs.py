@@ -6,6 +6,7 @@ are named by path (see :mod:`dcmstudio.api`).
 """
 
 import itertools
+import json
 import os
 import shutil
 
@@ -126,6 +127,8 @@ class EditJob(ZipJob):
 
     Options: ``edits`` (list of edit dicts), ``single`` (True: the one file is offered under its
     own name instead of a ZIP), ``zip_name``. Each item: ``{"path", "name"}`` of a loaded file.
+    Every file's full report goes to a JSON-lines file offered beside the ZIP, so nothing held in
+    memory grows with the series.
     """
 
     def __init__(self, options, count, scratch):
@@ -137,8 +140,12 @@ class EditJob(ZipJob):
         self.zip_name = options.get("zip_name") or "edited.zip"
         super().__init__(options, count, scratch)
         self.uid_map = uids.UidMap()
-        self.reports = []
+        self.first_report = None
+        self.edited = 0
+        self.changes = 0
         self.failures = []
+        self.report_path = os.path.join(scratch, "report.jsonl")
+        self.report_file = open(self.report_path, "w", encoding="utf-8")
 
     def step(self, item):
         name = item["name"]
@@ -152,22 +159,34 @@ class EditJob(ZipJob):
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message})
-            return {"report": None, "error": {"file": name, "message": exc.message}}
-        self.reports.append(report)
+            self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
+            return {"changes": 0, "error": {"file": name, "message": exc.message}}
+        self.edited += 1
+        self.changes += len(report["changes"])
+        self.first_report = self.first_report or report
+        self.report_file.write(json.dumps(report) + "\n")
         if self.single:
             out = os.path.join(self.scratch, os.path.basename(name))
             with open(out, "wb") as f:
                 f.writelines(pieces)
-            return {"report": report, "outputs": [{"path": out, "name": os.path.basename(name), "mime": "application/dicom"}]}
+            return {"changes": len(report["changes"]),
+                    "outputs": [{"path": out, "name": os.path.basename(name), "mime": "application/dicom"}]}
         self.zip.add_pieces(pieces, name)
-        return {"report": report, "chunks": self.chunks()}
+        return {"changes": len(report["changes"]), "chunks": self.chunks()}
 
     def finish(self):
-        summary = {"files": len(self.reports), "failed": self.failures,
-                   "changes": sum(len(r["changes"]) for r in self.reports)}
+        self.report_file.close()
+        summary = {"files": self.edited, "failed": self.failures, "changes": self.changes}
+        result = {"summary": summary, "first_report": self.first_report}
         if self.single:
-            return {"summary": summary, "reports": self.reports}
-        return {"summary": summary, "reports": self.reports, "chunks": self.finish_zip()}
+            return result
+        stem = os.path.splitext(self.zip_name)[0]
+        report = {"path": self.report_path, "name": f"{stem}_report.jsonl", "mime": "application/x-ndjson"}
+        return {**result, "chunks": self.finish_zip(), "outputs": [report]}
+
+    def cancel(self):
+        self.report_file.close()
+        super().cancel()
 
 
 @register("write_series")
@@ -283,3 +302,40 @@ _SYNTAX_SUFFIXES = {
     "1.2.840.10008.1.2.1.99": "deflated",
     "1.2.840.10008.1.2.1": "uncompressed",
 }
+
+
+@register("deid")
+class DeidJob(ZipJob):
+    """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
+
+    Options: those of :class:`dcmstudio.deid.DeidOptions` and ``zip_name``. Each item:
+    ``{"path", "name"}`` of a loaded file. Each step returns the file's report (with its
+    residual-scan hits); finishing offers the mapping as CSV and JSON (their names say they are
+    identifying) beside the ZIP.
+    """
+
+    def __init__(self, options, count, scratch):
+        from . import deid
+        super().__init__(options, count, scratch)
+        self.zip_name = options.get("zip_name") or "deidentified.zip"
+        self.deidentifier = deid.Deidentifier(options, scratch=scratch)
+
+    def step(self, item):
+        name = item["name"]
+        try:
+            with open(item["path"], "rb") as f:
+                data = f.read()
+            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1)
+            if data[128:132] == b"DICM":
+                _check_part10(pieces, name)
+        except DicomStudioError as exc:
+            # One bad file does not stop the series: it is reported and left out.
+            self.deidentifier.failures.append({"file": name, "message": exc.message})
+            return {"report": None, "error": {"file": name, "message": exc.message}}
+        self.zip.add_pieces(pieces, report["output"])
+        return {"report": report, "chunks": self.chunks()}
+
+    def finish(self):
+        outputs = self.deidentifier.write_mapping(self.scratch)
+        return {"summary": self.deidentifier.summary(), "outputs": outputs,
+                "chunks": self.finish_zip()}
