@@ -123,7 +123,7 @@ const app = {
   },
 };
 
-app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection));
+app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
 for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench]) {

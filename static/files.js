@@ -20,8 +20,59 @@ function formatSize(bytes) {
   return `${Math.max(1, Math.round(bytes / 1e3))} kB`;
 }
 
+// Small pictures of the first frame beside each file, made by Python only for rows in view, one
+// at a time, so a user's own request never waits behind hundreds of them.
+class Thumbnails {
+  constructor(python) {
+    this.python = python;
+    this.cache = new Map(); // key → ImageData, or null where there is nothing to show
+    this.queue = [];
+    this.busy = false;
+    this.observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        this.observer.unobserve(entry.target);
+        this.queue.push(entry.target);
+      }
+      this.pump();
+    }, { rootMargin: "200px" });
+  }
+
+  attach(canvas, file) {
+    canvas.file = file;
+    if (this.cache.has(file.key)) this.draw(canvas, this.cache.get(file.key));
+    else this.observer.observe(canvas);
+  }
+
+  draw(canvas, image) {
+    if (!image) { canvas.classList.add("none"); return; }
+    canvas.width = image.width;
+    canvas.height = image.height;
+    canvas.getContext("2d").putImageData(image, 0, 0);
+  }
+
+  async pump() {
+    if (this.busy) return;
+    this.busy = true;
+    while (this.queue.length) {
+      const canvas = this.queue.shift();
+      const file = canvas.file;
+      if (!this.cache.has(file.key)) {
+        let buffer = null;
+        const result = await this.python.call("thumbnail", { path: file.path, name: file.name, size: 40 },
+          { onPart: (part) => { buffer = part.buffer; } });
+        this.cache.set(file.key, result.ok && buffer
+          ? new ImageData(new Uint8ClampedArray(buffer), result.width, result.height) : null);
+      }
+      if (canvas.isConnected) this.draw(canvas, this.cache.get(file.key));
+    }
+    this.busy = false;
+  }
+}
+
 export class FileList {
-  constructor(treeRoot, skippedRoot, onSelect) {
+  constructor(treeRoot, skippedRoot, onSelect, python) {
+    this.thumbnails = python ? new Thumbnails(python) : null;
     this.treeRoot = treeRoot;
     this.skippedRoot = skippedRoot;
     this.onSelect = onSelect;
@@ -144,8 +195,15 @@ export class FileList {
           const instances = el("ul");
           for (const f of files) {
             const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
-            instances.append(el("li", {}, this.row("instance", `i:${f.key}`, f.name,
-              `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key])));
+            const row = this.row("instance", `i:${f.key}`, f.name, `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key]);
+            if (this.thumbnails && f.instance.rows) {
+              const thumb = el("canvas", { className: "thumb", width: 40, height: 40 });
+              thumb.setAttribute("aria-hidden", "true");
+              row.prepend(thumb);
+              row.classList.add("with-thumb");
+              this.thumbnails.attach(thumb, f);
+            }
+            instances.append(el("li", {}, row));
           }
           const title = `${se.modality || "??"} ${se.number ?? ""} ${se.description || "(no description)"}`.replace(/\s+/g, " ");
           seriesList.append(el("li", {}, el("div", { className: "line" }, this.toggle(rid, instances),

@@ -181,6 +181,18 @@ def render_frame(path, name, frame=0, window=None):
 
 
 @endpoint
+def thumbnail(path, name, size=40):
+    """A small RGBA picture of the first frame, for the file list."""
+    from . import pixels
+    rgba, width, height = pixels.thumbnail(path, name, size)
+    out = output_path("thumb.rgba")
+    with open(out, "wb") as f:
+        f.write(rgba)
+    return {"width": width, "height": height,
+            "outputs": [{"path": out, "name": "thumb.rgba", "mime": "application/octet-stream"}]}
+
+
+@endpoint
 def pixel_value(path, name, frame, row, col):
     """The stored and rescaled value under the cursor."""
     from . import pixels
