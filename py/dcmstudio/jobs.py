@@ -309,9 +309,10 @@ class DeidJob(ZipJob):
     """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
 
     Options: those of :class:`dcmstudio.deid.DeidOptions` and ``zip_name``. Each item:
-    ``{"path", "name"}`` of a loaded file. Each step returns the file's report (with its
-    residual-scan hits); finishing offers the mapping as CSV and JSON (their names say they are
-    identifying) beside the ZIP.
+    ``{"path", "name"}`` of a loaded file. Each step returns the file's report without its
+    per-element list (residual-scan hits and burned-in flags included); every full report goes
+    to a JSON-lines download. Finishing offers that file and the mapping as CSV and JSON
+    (their names say they are identifying) beside the ZIP.
     """
 
     def __init__(self, options, count, scratch):
@@ -319,6 +320,8 @@ class DeidJob(ZipJob):
         super().__init__(options, count, scratch)
         self.zip_name = options.get("zip_name") or "deidentified.zip"
         self.deidentifier = deid.Deidentifier(options, scratch=scratch)
+        self.report_path = os.path.join(scratch, "deid_report.jsonl")
+        self.report_file = open(self.report_path, "w", encoding="utf-8")
 
     def step(self, item):
         name = item["name"]
@@ -331,11 +334,22 @@ class DeidJob(ZipJob):
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.deidentifier.failures.append({"file": name, "message": exc.message})
+            self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
             return {"report": None, "error": {"file": name, "message": exc.message}}
         self.zip.add_pieces(pieces, report["output"])
-        return {"report": report, "chunks": self.chunks()}
+        self.report_file.write(json.dumps(report) + "\n")
+        return {"report": {k: v for k, v in report.items() if k != "elements"},
+                "chunks": self.chunks()}
 
     def finish(self):
-        outputs = self.deidentifier.write_mapping(self.scratch)
+        self.report_file.close()
+        stem = os.path.splitext(self.zip_name)[0]
+        report = {"path": self.report_path, "name": f"{stem}_report.jsonl",
+                  "mime": "application/x-ndjson"}
+        outputs = self.deidentifier.write_mapping(self.scratch) + [report]
         return {"summary": self.deidentifier.summary(), "outputs": outputs,
                 "chunks": self.finish_zip()}
+
+    def cancel(self):
+        self.report_file.close()
+        super().cancel()
