@@ -417,6 +417,26 @@ def load_edits(text, name):
     return {"edits": edits}
 
 
+# ---- De-identify ---------------------------------------------------------------------------------
+
+@endpoint
+def deid_profile_info():
+    """The pinned PS3.15 Table E.1-1 edition, its source, and the options with their codes
+    (see :func:`dcmstudio.deid.profile_info`). The work itself is ``job_start("deid", ...)``."""
+    from . import deid
+    return {"profile": deid.profile_info()}
+
+
+@endpoint
+def deid_preview(path, name, options):
+    """What de-identifying one loaded file would do: each element's action, burned-in flags,
+    residual hits; nothing is written (see :func:`dcmstudio.deid.preview`)."""
+    from . import deid
+    with open(path, "rb") as f:
+        data = f.read()
+    return {"report": deid.preview(data, name, options)}
+
+
 # ---- Long tasks ----------------------------------------------------------------------------------
 
 @endpoint

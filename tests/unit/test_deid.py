@@ -885,3 +885,16 @@ def test_every_bundled_file_is_deidentified_or_refused_with_a_sentence():
         done += 1
     assert done > 60
 
+
+
+def test_api_endpoints_answer_in_plain_json(corpus):
+    from dcmstudio import api
+    info = json.loads(api.call("deid_profile_info", "{}"))
+    assert info["ok"] and info["profile"]["edition"] == "2026c"
+    args = {"path": str(corpus["paths"]["ct2.dcm"]), "name": "ct2.dcm",
+            "options": {"retain_patient_characteristics": True}}
+    preview = json.loads(api.call("deid_preview", json.dumps(args)))
+    assert preview["ok"] and preview["report"]["actions"]["K"] >= 1
+    args["options"] = {"retain_long_full_dates": True, "retain_long_modified_dates": True}
+    refused = json.loads(api.call("deid_preview", json.dumps(args)))
+    assert not refused["ok"] and refused["error"]["type"] == "DicomStudioError"
