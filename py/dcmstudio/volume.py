@@ -107,7 +107,8 @@ class Volume:
         self.origin = tuple(float(o) for o in self.origin)
         self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
         if not all(np.isfinite(s) and s > 0 for s in self.spacing):
-            raise VolumeError(f"Voxel spacing {self.spacing} is not positive and finite.", file=name)
+            raise VolumeError(f"Voxel spacing {self.spacing} is not positive and finite.",
+                              file=name)
         if not all(np.isfinite(self.origin)):
             raise VolumeError(f"Origin {self.origin} is not finite.", file=name)
         check_orthonormal(self.direction, name)
@@ -193,7 +194,8 @@ def split_affine(matrix, file=None):
     spacing = np.linalg.norm(matrix, axis=0)
     if not np.all(np.isfinite(spacing)) or np.any(spacing == 0):
         raise VolumeError(
-            f"The voxel-to-position matrix has an axis of zero or undefined length: {matrix.tolist()}.",
+            "The voxel-to-position matrix has an axis of zero or undefined length:"
+            f" {matrix.tolist()}.",
             file=file)
     direction = matrix / spacing
     check_orthonormal(direction, file)

@@ -352,7 +352,8 @@ def test_given_uids_are_used(tmp_path):
 
 
 def test_seed_non_ascii_text_gets_iso_ir_192(tmp_path):
-    options = {"patient_name": "Müller^Jürgen=山田^太郎", "series_description": "Coupe sagittale",
+    options = {"patient_name": "Müller^Jürgen=山田^太郎",
+               "series_description": "Coupe sagittale",
                "study_description": "Крупный план"}
     result, files = written(tmp_path, volume_of(), options)
     assert result["specific_character_set"] == "ISO_IR 192"

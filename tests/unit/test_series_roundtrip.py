@@ -11,6 +11,7 @@ that ran is checked by ``test_the_independent_judges_are_here_in_cpython``.
 """
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -83,11 +84,7 @@ def judge_dcm2niix(result, tmp_path):
 
 
 def _has_simpleitk():
-    try:
-        import SimpleITK  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("SimpleITK") is not None
 
 
 # Our reader judges everywhere; SimpleITK and dcm2niix only where they exist (not in Pyodide).
@@ -135,7 +132,8 @@ def test_every_reader_every_direction_int16(tmp_path, reader, case):
 
 
 def test_vtk_round_trip(tmp_path):
-    round_trip(tmp_path, [write_vtk(tmp_path / "v.vtk", sample_voxels("int16"))], {"modality": "MR"})
+    round_trip(tmp_path, [write_vtk(tmp_path / "v.vtk", sample_voxels("int16"))],
+               {"modality": "MR"})
 
 
 @pytest.mark.parametrize("case", ["axial", "oblique", "left_handed"])

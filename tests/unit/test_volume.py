@@ -647,7 +647,8 @@ def test_fuzzed_files_raise_only_dicomstudio_errors(tmp_path, kind):
     damaged_path = os.path.join(os.path.dirname(source),
                                 "damaged" + os.path.basename(source)[1:])
     outcomes = {"read": 0, "refused": 0}
-    for n, damaged in enumerate(_damaged_copies(source, FUZZ_COUNT, seed=zlib.crc32(kind.encode()))):
+    copies = _damaged_copies(source, FUZZ_COUNT, seed=zlib.crc32(kind.encode()))
+    for n, damaged in enumerate(copies):
         with open(damaged_path, "wb") as f:
             f.write(damaged)
         try:

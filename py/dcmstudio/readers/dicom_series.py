@@ -37,7 +37,7 @@ KEPT_ATTRIBUTES = (
 
 
 def read(paths):
-    """Read the DICOM files among ``paths`` as one volume; see :func:`dcmstudio.volume.read_volume`."""
+    """Read the DICOM files among ``paths`` as one volume (see ``volume.read_volume``)."""
     headers, skipped = _read_headers(paths)
     if not headers:
         names = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
@@ -71,7 +71,8 @@ def _read_headers(paths):
             skipped.append(name)
             continue
         sop_class = ds.get("SOPClassUID", ds.file_meta.get("MediaStorageSOPClassUID", ""))
-        if sop_class == pydicom.uid.MediaStorageDirectoryStorage or "Rows" not in ds or "Columns" not in ds:
+        is_directory = sop_class == pydicom.uid.MediaStorageDirectoryStorage
+        if is_directory or "Rows" not in ds or "Columns" not in ds:
             skipped.append(name)
             continue
         headers.append((path, ds))
@@ -120,7 +121,8 @@ def _image_format(ds, name):
 def _rescale(item):
     """(slope, intercept) of a dataset or functional-group item; (1, 0) when absent."""
     try:
-        return (float(item.get("RescaleSlope", 1) or 1), float(item.get("RescaleIntercept", 0) or 0))
+        return (float(item.get("RescaleSlope", 1) or 1),
+                float(item.get("RescaleIntercept", 0) or 0))
     except (TypeError, ValueError):
         return None
 

@@ -60,7 +60,7 @@ def read(path):
 
 
 def _header(path, name):
-    """Parse ``Key = Value`` lines up to ElementDataFile (always last); return fields, data offset."""
+    """Parse ``Key = Value`` lines up to ElementDataFile (always last): (fields, data offset)."""
     with open(path, "rb") as f:
         head = f.read(MAX_HEADER)
     fields, offset = {}, 0

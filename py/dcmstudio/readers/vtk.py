@@ -61,7 +61,8 @@ def read(path):
         require_3d(sizes, name)
         count = int(np.prod(sizes, dtype=np.int64))
         if int(_numbers(words[1:2], name, "POINT_DATA")[0]) != count:
-            raise VolumeError(f"POINT_DATA {words[1]} does not match DIMENSIONS {sizes}.", file=name)
+            raise VolumeError(f"POINT_DATA {words[1]} does not match DIMENSIONS {sizes}.",
+                              file=name)
         dtype, components, ascii_scale = _attribute(header, mode, name)
         if mode == "BINARY":
             flat = read_exact(header.data(), dtype.newbyteorder(">"), count * components, name)
