@@ -204,8 +204,9 @@ class WriteSeriesJob(ZipJob):
         super().__init__(options, count, scratch)
         folder = os.path.splitext(os.path.basename(self.zip_name))[0]
         multiframe = bool(options["options"].get("multiframe"))
+        # The series goes into this job's own ZipWriter (one archive, closed by finish_zip).
         self.writer = series.SeriesWriter(options["volume"], options["options"], os.path.join(scratch, folder),
-                                          zip_to=None if multiframe else self.sink, keep_files=multiframe)
+                                          zip_to=None if multiframe else self.zip, keep_files=multiframe)
         self.multiframe_name = self.writer.plan.names[0] if multiframe else None
 
     def step(self, item):
@@ -220,7 +221,7 @@ class WriteSeriesJob(ZipJob):
             path = result["paths"][0]
             return {"result": _plain(result), "outputs": [{"path": path, "name": self.multiframe_name,
                                                             "mime": "application/dicom"}]}
-        return {"result": _plain(result), "chunks": self.chunks(final=True)}
+        return {"result": _plain(result), "chunks": self.finish_zip()}
 
     def cancel(self):
         self.writer.cancel()
