@@ -8,6 +8,7 @@ import { TagsWorkbench } from "./wb-tags.js";
 import { EditWorkbench } from "./wb-edit.js";
 import { ImageWorkbench } from "./wb-image.js";
 import { VolumeWorkbench } from "./wb-volume.js";
+import { DeidWorkbench } from "./wb-deid.js";
 import { CreateWorkbench } from "./wb-create.js";
 import { CompressWorkbench } from "./wb-compress.js";
 import { PendingEdits } from "./edits.js";
@@ -126,7 +127,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench]) {
+for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, DeidWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

@@ -1,0 +1,202 @@
+// The De-identify workbench: the pinned PS3.15 profile and its options, a secret for mappings
+// that agree across sessions, a preview of every action on one file, optional pixel masks drawn
+// on the frame, and the de-identified files as a ZIP with the mapping and a residual-PHI report.
+import { Op } from "./protocol.js";
+
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+
+// Options other than dates, which are one choice of three (PS3.15 allows one longitudinal option).
+const DATE_KEYS = ["retain_long_full_dates", "retain_long_modified_dates"];
+
+export class DeidWorkbench {
+  id = "deid";
+  title = "De-identify";
+
+  constructor(app) {
+    this.app = app;
+    this.selection = { files: [] };
+    this.profile = null;
+    this.masks = [];
+  }
+
+  mount(panel) {
+    this.edition = el("p", { className: "hint", id: "deid-edition", textContent: "Loading the profile…" });
+    this.optionBoxes = el("div", { className: "deid-options", id: "deid-options" });
+    this.dates = el("fieldset", { className: "deid-dates" }, el("legend", { textContent: "Dates and times" }),
+      ...[["", "Replace with dummies or remove (Basic Profile)"], ["retain_long_modified_dates", "Shift by a per-patient offset that keeps intervals"],
+        ["retain_long_full_dates", "Keep full dates"]].map(([value, label], i) => el("div", {},
+        el("input", { type: "radio", name: "deid-dates", value, id: `deid-dates-${i}`, checked: i === 0 }),
+        el("label", { htmlFor: `deid-dates-${i}`, textContent: ` ${label}` }))));
+    this.secret = el("input", { type: "password", id: "deid-secret", autocomplete: "off" });
+    const show = el("button", { type: "button", className: "small", textContent: "Show" });
+    show.onclick = () => { this.secret.type = this.secret.type === "password" ? "text" : "password"; show.textContent = this.secret.type === "password" ? "Show" : "Hide"; };
+    this.prefix = el("input", { type: "text", id: "deid-prefix", value: "DEID", autocomplete: "off", maxLength: 16 });
+    this.keepNames = el("input", { type: "checkbox", id: "deid-keep-names" });
+    this.cleanPixels = el("input", { type: "checkbox", id: "deid-clean-pixels" });
+    this.cleanPixels.addEventListener("change", () => this.renderMasks());
+    this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
+    this.preview = el("button", { type: "button", id: "deid-preview", textContent: "Preview on the first file" });
+    this.run = el("button", { type: "button", className: "primary", id: "deid-run" });
+    this.preview.onclick = () => this.runPreview();
+    this.run.onclick = () => this.runJob();
+    this.error = el("p", { className: "error", role: "alert", id: "deid-error" });
+    this.report = el("div", { className: "report", id: "deid-report", "aria-live": "polite" });
+    panel.append(el("div", { className: "edit-layout" },
+      el("div", { className: "edit-main" },
+        el("h2", { textContent: "De-identify to DICOM PS3.15" }), this.edition,
+        el("fieldset", {}, el("legend", { textContent: "Options (each keeps or cleans more than the Basic Profile)" }), this.optionBoxes),
+        this.dates,
+        el("div", { className: "deid-secret" },
+          el("label", { htmlFor: "deid-secret", textContent: "Secret" }), this.secret, show,
+          el("label", { htmlFor: "deid-prefix", textContent: "Pseudonym prefix" }), this.prefix),
+        el("p", { className: "hint", textContent: "With a secret, the same patient gets the same pseudonym and date offset and the same UID the same new UID, in any session on any day. Without one, the mapping holds for this run only." }),
+        el("div", {}, this.keepNames, el("label", { htmlFor: "deid-keep-names", textContent: " Keep file names (otherwise pseudonym/00001.dcm …)" })),
+        el("div", {}, this.cleanPixels, el("label", { htmlFor: "deid-clean-pixels", textContent: " Clean Pixel Data: black out rectangles drawn on the frame below" })),
+        this.maskArea, this.error,
+        el("div", { className: "actions" }, this.preview, this.run)),
+      this.report));
+    this.app.python.ready.then(() => this.loadProfile(), () => {});
+    this.renderMasks();
+  }
+
+  async loadProfile() {
+    const result = await this.app.python.call("deid_profile_info", {});
+    if (!result.ok) { this.edition.textContent = result.error.message; return; }
+    const p = result.profile;
+    this.profile = p;
+    this.edition.textContent = `${p.title}, edition ${p.edition} (${p.rows} rows). Source: ${p.source}.`;
+    const boxes = p.options.filter((o) => !DATE_KEYS.includes(o.key) && o.key !== "clean_pixel_data").map((o) => el("div", {},
+      el("input", { type: "checkbox", id: `deid-${o.key}`, value: o.key }),
+      el("label", { htmlFor: `deid-${o.key}`, textContent: ` ${o.meaning.replace(/ Option$/, "")} (${o.code})` })));
+    this.optionBoxes.replaceChildren(...boxes);
+  }
+
+  setSelection(selection) {
+    this.selection = selection;
+    const n = selection.files.length;
+    this.run.textContent = n > 1 ? `De-identify ${n} files` : "De-identify";
+    this.run.disabled = !n;
+    this.preview.disabled = !n;
+    this.masks = [];
+    this.renderMasks();
+  }
+
+  options() {
+    const options = {};
+    for (const box of this.optionBoxes.querySelectorAll("input[type=checkbox]")) options[box.value] = box.checked;
+    const dates = this.dates.querySelector("input:checked").value;
+    for (const key of DATE_KEYS) options[key] = dates === key;
+    options.secret = this.secret.value;
+    options.pseudonym_prefix = this.prefix.value.trim().toUpperCase();
+    options.keep_names = this.keepNames.checked;
+    options.clean_pixel_data = this.cleanPixels.checked;
+    if (this.cleanPixels.checked) options.pixel_masks = this.masks.map(({ x, y, width, height }) => ({ x, y, width, height }));
+    return options;
+  }
+
+  // Mask rectangles are drawn by dragging on the first selected file's frame.
+  async renderMasks() {
+    if (!this.cleanPixels.checked || !this.selection.files.length) { this.maskArea.replaceChildren(); return; }
+    const file = this.selection.files[0];
+    const collected = this.app.tasks.collector();
+    const result = await this.app.python.call("render_frame", { path: file.path, name: file.name, frame: 0 }, { onPart: collected.onPart });
+    if (!result.ok) { this.maskArea.replaceChildren(el("p", { className: "error", textContent: result.error.message })); return; }
+    const r = result.render;
+    const frame = new ImageData(new Uint8ClampedArray(await collected.finished[0].blob.arrayBuffer()), r.columns, r.rows);
+    const canvas = el("canvas", { width: r.columns, height: r.rows, className: "deid-mask-canvas", id: "deid-mask-canvas" });
+    canvas.setAttribute("aria-label", "Drag to add a rectangle to black out");
+    const list = el("ul", { className: "deid-mask-list" });
+    const draw = (extra) => {
+      const g = canvas.getContext("2d");
+      g.putImageData(frame, 0, 0);
+      g.fillStyle = "rgba(220, 20, 60, 0.55)";
+      for (const m of [...this.masks, ...(extra ? [extra] : [])]) g.fillRect(m.x, m.y, m.width, m.height);
+      list.replaceChildren(...this.masks.map((m, i) => {
+        const remove = el("button", { type: "button", className: "small", textContent: "Remove" });
+        remove.onclick = () => { this.masks.splice(i, 1); draw(); };
+        return el("li", {}, `x ${m.x}, y ${m.y}, ${m.width} × ${m.height} px `, remove);
+      }));
+    };
+    const at = (event) => {
+      const rect = canvas.getBoundingClientRect();
+      return { x: Math.round(((event.clientX - rect.left) / rect.width) * r.columns), y: Math.round(((event.clientY - rect.top) / rect.height) * r.rows) };
+    };
+    let start = null;
+    const box = (a, b) => ({ x: Math.max(0, Math.min(a.x, b.x)), y: Math.max(0, Math.min(a.y, b.y)), width: Math.abs(a.x - b.x), height: Math.abs(a.y - b.y) });
+    canvas.addEventListener("pointerdown", (e) => { start = at(e); canvas.setPointerCapture(e.pointerId); });
+    canvas.addEventListener("pointermove", (e) => { if (start) draw(box(start, at(e))); });
+    canvas.addEventListener("pointerup", (e) => {
+      const m = box(start, at(e));
+      start = null;
+      if (m.width > 0 && m.height > 0) this.masks.push(m);
+      draw();
+    });
+    draw();
+    this.maskArea.replaceChildren(el("p", { className: "hint", textContent: `${file.name}: drag to add a rectangle; it is blacked out in every frame of every file.` }), canvas, list);
+  }
+
+  async runPreview() {
+    const file = this.selection.files[0];
+    if (!file) return;
+    const result = await this.app.python.call("deid_preview", { path: file.path, name: file.name, options: this.options() });
+    if (!result.ok) { this.error.textContent = `${result.error.file || file.name}: ${result.error.message}`; return; }
+    this.error.textContent = "";
+    const r = result.report;
+    const rows = r.elements.map((e) => el("tr", {}, el("td", {}, el("code", { textContent: e.tag })), el("td", { textContent: e.name }),
+      el("td", { className: `action action-${e.action[0]}`, textContent: e.action }), el("td", { className: "detail", textContent: e.by })));
+    this.report.replaceChildren(
+      el("h2", { textContent: `${r.file} → ${r.output}` }),
+      el("p", { textContent: Object.entries(r.actions).map(([a, n]) => `${a}: ${n}`).join(" · ") + ` · ${r.changes} byte-level changes` }),
+      this.burnedInNote(r), this.residualList([r]),
+      el("table", { className: "changes" }, el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "By"].map((h) => el("th", { textContent: h })))),
+        el("tbody", {}, ...rows)));
+  }
+
+  burnedInNote(report) {
+    if (!report.burned_in?.flag) return null;
+    return el("p", { className: "error", textContent: `${report.file}: may have text burned into its pixels (${report.burned_in.reasons.join("; ")}). ` +
+      "Check the image, and use Clean Pixel Data to black it out." });
+  }
+
+  residualList(reports) {
+    const hits = reports.flatMap((r) => (r.residual || []).map((h) => ({ file: r.file, ...h })));
+    if (!hits.length) return el("p", { className: "ok", textContent: "Residual scan: none of the original identifying values is left." });
+    return el("div", { className: "error" }, el("strong", { textContent: `Residual scan: ${hits.length} hit${hits.length === 1 ? "" : "s"}` }),
+      el("ul", {}, ...hits.slice(0, 200).map((h) => el("li", { textContent: `${h.file}: ${h.where === "file name" ? "the file name" : `${h.path}${h.tag ? ` ${h.tag}` : ""}`} still holds the original ${h.kind || "value"}` }))));
+  }
+
+  async runJob() {
+    const files = this.selection.files;
+    if (!files.length) return;
+    const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
+    const collected = this.app.tasks.collector();
+    const reports = [];
+    const request = this.app.python.request(Op.JOB, {
+      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" },
+      items: files.map((f) => ({ path: f.path, name: f.name })),
+    }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
+    task.onCancel = () => this.app.python.cancel(request.id);
+    const result = await request.done;
+    if (!result.ok) {
+      this.error.textContent = result.error.message;
+      return task.fail(result.error.type === "Cancelled" ? "De-identification cancelled: nothing was kept." : result.error.message);
+    }
+    this.error.textContent = "";
+    for (const step of result.steps || []) if (step.report) reports.push(step.report);
+    this.app.tasks.offer({ finished: collected.finished.filter((f) => f.name.endsWith(".zip")) }, { click: true });
+    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
+    const s = result.summary;
+    task.finish(`De-identified ${s.files} file${s.files === 1 ? "" : "s"} of ${s.patients} patient${s.patients === 1 ? "" : "s"}`);
+    this.report.replaceChildren(
+      el("h2", { textContent: `De-identified ${s.files} files (${s.profile})` }),
+      el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ${s.deterministic ? "reproducible with this secret" : "random mapping (no secret)"}` }),
+      el("p", { className: "hint", textContent: "The mapping (original → new IDs, UIDs, date offsets) is in the task bar as CSV and JSON: it identifies patients, keep it safe." }),
+      ...(s.failed || []).map((f) => el("p", { className: "error", textContent: `${f.file}: ${f.message}` })),
+      ...reports.map((r) => this.burnedInNote(r)).filter(Boolean),
+      this.residualList(reports));
+  }
+}
