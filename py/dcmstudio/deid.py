@@ -27,6 +27,7 @@ import bisect
 import csv
 import dataclasses
 import datetime
+import functools
 import hashlib
 import hmac
 import io
@@ -226,7 +227,9 @@ def derive_key(secret):
     return _stretched_key(secret), True
 
 
+@functools.lru_cache(maxsize=4)
 def _stretched_key(secret):
+    # cached: a second task with the same secret in one page session skips ~1 s in Pyodide
     password = secret.encode("utf-8")
     if hasattr(hashlib, "pbkdf2_hmac"):
         return hashlib.pbkdf2_hmac("sha256", password, KEY_SALT, KEY_ITERATIONS)
