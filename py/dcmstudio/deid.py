@@ -93,6 +93,9 @@ TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 CLEANABLE_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 BULK_VRS = frozenset({"OB", "OW", "OL", "OF", "OD", "OV", "UN"})
+# The dictionary lookup is slow next to everything else done per element, and a series repeats
+# the same few hundred tags in every file.
+_keyword = functools.lru_cache(maxsize=4096)(keyword_for_tag)
 _NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 OPTION_DEFAULTS = {
@@ -388,7 +391,8 @@ class Deidentifier:
             if plan.masks:
                 pieces = self._clean_pixels(pieces, name, plan.masks, notes)
             output = self._output_name(name, plan.patient, index)
-            residual = self.residual_scan(pieces, name, output)
+            pixels = None if plan.masks else _pixels_in_output(emap, pieces, edit_report)
+            residual = self.residual_scan(pieces, name, output, pixel_range=pixels)
         counts = {}
         for element in plan.elements:
             counts[element["action"]] = counts.get(element["action"], 0) + 1
@@ -467,7 +471,7 @@ class Deidentifier:
         with as_invalid_dicom(name, "while reading its identifying values"):
             _FilePlan(self, walk(data, name), name, collect_only=True)
 
-    def residual_scan(self, pieces, name, output_name=None):
+    def residual_scan(self, pieces, name, output_name=None, *, pixel_range=None):
         """Look for the identifying values met so far in a de-identified file and its name.
 
         Every value is searched (text, private and nested elements, binary values read as
@@ -482,6 +486,9 @@ class Deidentifier:
             The input's name (for messages).
         output_name : str, optional
             The output's file name, searched too.
+        pixel_range : (int, int), optional
+            Where the pixel data's value lies in the output, when the caller knows: the file is
+            then walked only to name the elements of hits (and pixels are never copied).
 
         Returns
         -------
@@ -489,20 +496,28 @@ class Deidentifier:
             ``{"where": "value" or "file name", "path", "tag", "private", "kind", "found"}``
             per hit; ``found`` is the identifying value found (the report stays on the page).
         """
-        data = pieces if isinstance(pieces, (bytes, bytearray)) else bytearray().join(pieces)
+        if isinstance(pieces, (bytes, bytearray, memoryview)):
+            pieces = [pieces]
         with as_invalid_dicom(name, "while scanning the output"):
-            emap = walk(data, output_name or name)
-            hits, index = [], None
             finder = self.identifiers.finder()
-            for start, end in _scanned_ranges(emap):
-                for offset, kind, found in finder(emap.data, start, end):
-                    index = index or _ElementIndex(emap)
-                    element = index.at(offset)
-                    hits.append({"where": "value",
-                                 "path": element.path if element else f"offset {offset}",
-                                 "tag": tag_text(element.tag) if element else None,
-                                 "private": bool(element and _in_private(element)),
-                                 "kind": kind, "found": found})
+            if pixel_range is not None:
+                head = _cut(pieces, 0, pixel_range[0])
+                tail = _cut(pieces, pixel_range[1], None)
+                if not finder(head, 0, len(head)) and not finder(tail, 0, len(tail)):
+                    pieces = None  # nothing found: no need to walk the file to name elements
+            hits, index = [], None
+            if pieces is not None:
+                data = bytearray().join(pieces)
+                emap = walk(data, output_name or name)
+                for start, end in _scanned_ranges(emap):
+                    for offset, kind, found in finder(emap.data, start, end):
+                        index = index or _ElementIndex(emap)
+                        element = index.at(offset)
+                        hits.append({"where": "value",
+                                     "path": element.path if element else f"offset {offset}",
+                                     "tag": tag_text(element.tag) if element else None,
+                                     "private": bool(element and _in_private(element)),
+                                     "kind": kind, "found": found})
             if output_name:
                 encoded = output_name.encode("utf-8", "surrogatepass")
                 for _, kind, found in finder(encoded, 0, len(encoded)):
@@ -666,6 +681,39 @@ def _make_text_pattern(texts, as_bytes=True, dates=()):
                       re.IGNORECASE)
 
 
+def _pixels_in_output(emap, pieces, edit_report):
+    """``(start, end)`` of the pixel data's value in the output, from where it was in the input
+    and the editor's changes; ``None`` when it cannot be known this way (deflated, absent)."""
+    pixels = emap.top_level(PIXEL_DATA)
+    if pixels is None or emap.deflated:
+        return None
+    shift = 0
+    for change in edit_report["changes"]:
+        (a, b), (c, d) = change["input_range"], change["byte_range"]
+        if b <= pixels.offset:
+            shift += (d - c) - (b - a)
+        elif a < pixels.end:
+            return None  # the pixel data element itself changed
+    start = pixels.offset + shift
+    header = bytes(emap.data[pixels.offset:pixels.value_offset])
+    if _cut(pieces, start, start + len(header)) != header:
+        return None
+    return start + len(header), pixels.end + shift
+
+
+def _cut(pieces, start, end):
+    """Bytes ``[start, end)`` of a file given in pieces (``end`` ``None``: to the end)."""
+    out, position = bytearray(), 0
+    for piece in pieces:
+        size = len(piece)
+        if end is not None and position >= end:
+            break
+        if position + size > start:
+            out += piece[max(0, start - position):None if end is None else end - position]
+        position += size
+    return bytes(out)
+
+
 def _scanned_ranges(emap):
     """Byte ranges of a walked file to scan: everything but the pixel data values."""
     ranges, start = [], 0
@@ -799,7 +847,7 @@ class _FilePlan:
             if rule is None:
                 continue
             action = self.profile.action(rule, self.chosen)[0]
-            kind = _identifier_kind(rule.keyword or keyword_for_tag(node.tag), self._vr(node))
+            kind = _identifier_kind(rule.keyword or _keyword(node.tag), self._vr(node))
             if kind is None or action == "K" or (action == "C" and kind != "date"):
                 continue  # kept, or cleaned text that stays by design
             for text in self._texts(node):
@@ -903,7 +951,7 @@ class _FilePlan:
         if vr == "UI":
             if "retain_uids" not in self.chosen:
                 self._replace_uids(node, "beyond-table", "U", only_instances=True)
-        elif not keyword_for_tag(node.tag):
+        elif not _keyword(node.tag):
             self._delete(node, "beyond-table")
         elif clean and vr in CLEANABLE_TEXT_VRS:
             self._scrub(node, "beyond-table")
@@ -912,7 +960,7 @@ class _FilePlan:
 
     def _record(self, node, action, by):
         self.elements.append({"path": node.path, "tag": tag_text(node.tag),
-                              "name": keyword_for_tag(node.tag) or "", "action": action,
+                              "name": _keyword(node.tag) or "", "action": action,
                               "by": by})
 
     def _edit(self, op, node, value=None, suffix=""):
@@ -952,7 +1000,7 @@ class _FilePlan:
     def _dummy(self, node, by, action):
         if node.is_sequence:
             self._record(node, "D", by)
-            if (keyword_for_tag(node.tag) or "").endswith("CodeSequence"):
+            if (_keyword(node.tag) or "").endswith("CodeSequence"):
                 self._dummy_codes(node, by)
             else:
                 self._items(node, clean=True)

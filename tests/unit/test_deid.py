@@ -910,3 +910,15 @@ def test_api_endpoints_answer_in_plain_json(corpus):
     args["options"] = {"retain_long_full_dates": True, "retain_long_modified_dates": True}
     refused = json.loads(api.call("deid_preview", json.dumps(args)))
     assert not refused["ok"] and refused["error"]["type"] == "DicomStudioError"
+
+
+@pytest.mark.parametrize("name", ["ct1.dcm", "ct2.dcm"])
+def test_pixel_range_from_the_edit_report_matches_a_walk_of_the_output(corpus, name):
+    # The residual scan skips pixel data without walking the output when it finds nothing.
+    from dcmstudio import edit
+    data = corpus["paths"][name].read_bytes()
+    emap = walk(data, name)
+    plan = deid._FilePlan(Deidentifier({}), emap, name)
+    pieces, report = edit.edit_bytes(data, plan.edits)
+    pixels = walk(b"".join(pieces), name).top_level(0x7FE00010)
+    assert deid._pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)

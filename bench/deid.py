@@ -1,0 +1,285 @@
+"""De-identify a 300-file CT series in the page's runtime, beside dicognito and gdcmanon.
+
+    python3 build.py                                   # dist/ holds the current dcmstudio
+    python bench/deid.py [DATA_DIR] [--rounds 3]
+
+DATA_DIR defaults to ~/.cache/dcmstudio/bench-data/D1 (made by shared/peers/gen_data.py when
+absent). Needs Node 20 (the page's Pyodide, from dist/), dicognito in a venv under
+~/.cache/dcmstudio/deid-peers-venv (created with pip when missing), gdcmanon (Debian
+libgdcm-tools) and openssl (gdcmanon's Basic Profile encrypts the original values for a
+certificate: a throwaway one is made).
+
+Timed, interleaved over the rounds, median reported:
+- dcmstudio in Pyodide once started (as job_a_pyodide.mjs: the files already in MEMFS, the deid
+  task over every file and its streamed ZIP moved out of MEMFS), and its start-up apart;
+- dcmstudio in CPython (the same library in-process), for reference;
+- dicognito and gdcmanon, whole process.
+Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
+values, and checked for what it kept: private elements, dates, UIDs, (0012,0062).
+Results: printed, and written to bench/results/deid.json.
+"""
+
+import argparse
+import io
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "py"))
+
+import pydicom  # noqa: E402
+
+from dcmstudio.deid import Deidentifier  # noqa: E402
+
+CACHE = pathlib.Path(os.environ.get("DCMSTUDIO_CACHE", pathlib.Path.home() / ".cache" / "dcmstudio"))
+DEFAULT_DATA = CACHE / "bench-data" / "D1"
+PEERS = ROOT.parent / "shared" / "peers"
+DICOGNITO_VENV = CACHE / "deid-peers-venv"
+SECRET = "bench secret"
+
+NODE_JOB = """
+import fs from "node:fs";
+import path from "node:path";
+import { startRuntime } from "%(runtime)s";
+const [inDir, outZip] = process.argv.slice(2);
+const started = performance.now();
+const { pyodide, call, take } = await startRuntime();
+const startup = (performance.now() - started) / 1000;
+const names = fs.readdirSync(inDir).sort();
+for (const name of names) {
+  const data = fs.readFileSync(path.join(inDir, name));
+  pyodide.FS.writeFile(`/in/${name}`, new Uint8Array(data.buffer, data.byteOffset, data.length));
+}
+const t0 = performance.now();
+const { job } = call("job_start", { kind: "deid", options: %(options)s, count: names.length });
+const zipParts = [], others = {};
+let hits = 0;
+for (const name of names) {
+  const result = call("job_step", { job, item: { path: `/in/${name}`, name } });
+  hits += result.report ? result.report.residual.length : 0;
+  zipParts.push(...take(result));
+}
+const final = call("job_finish", { job });
+for (const part of final.chunks) { zipParts.push(pyodide.FS.readFile(part.path)); pyodide.FS.unlink(part.path); }
+for (const part of final.outputs) { others[part.name] = pyodide.FS.readFile(part.path).length; pyodide.FS.unlink(part.path); }
+const seconds = (performance.now() - t0) / 1000;
+fs.writeFileSync(outZip, Buffer.concat(zipParts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length))));
+console.log(JSON.stringify({ seconds, startup, files: names.length, hits, summary: final.summary, outputs: others }));
+"""
+
+
+def ensure_data(data_dir):
+    if data_dir.is_dir() and any(data_dir.iterdir()):
+        return data_dir
+    peers_python = pathlib.Path.home() / ".cache" / "dcmstudio-peers" / "venv" / "bin" / "python"
+    target = data_dir.parent
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(peers_python), str(PEERS / "gen_data.py"), str(target)], check=True)
+    return data_dir
+
+
+def ensure_dicognito():
+    python = DICOGNITO_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(DICOGNITO_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "dicognito"], check=True)
+    version = subprocess.run([str(python), "-m", "pip", "show", "dicognito"], capture_output=True,
+                             text=True).stdout.split("Version: ")[1].split()[0]
+    return python, version
+
+
+def run_pyodide(data_dir, out_zip, script):
+    result = subprocess.run(["node", str(script), str(data_dir), str(out_zip)], check=True,
+                            capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_cpython(data_dir, out_dir):
+    job = Deidentifier({"secret": SECRET})
+    started = time.perf_counter()
+    for index, path in enumerate(sorted(data_dir.iterdir()), start=1):
+        report = job.deidentify_file(str(path), str(out_dir / f"{index:05d}.dcm"), path.name,
+                                     index=index)
+        assert report["file"] == path.name
+    return time.perf_counter() - started
+
+
+def timed(command, **kwargs):
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, **kwargs)
+    return time.perf_counter() - started
+
+
+def left_behind(data_dir, out_files):
+    """What a tool's outputs still hold, judged by dcmstudio's residual scan and by pydicom."""
+    scanner = Deidentifier({})
+    originals = sorted(data_dir.iterdir())
+    for path in originals:
+        scanner.learn_identifiers(path.read_bytes(), path.name)
+    source = pydicom.dcmread(originals[0], stop_before_pixels=True)
+    hits_by = {}
+    files_with_hits = 0
+    private, same_dates, same_uids, marked, names = 0, 0, 0, 0, set()
+    for relative, data in out_files:
+        hits = scanner.residual_scan(data, relative, relative)
+        files_with_hits += bool(hits)
+        for hit in hits:
+            key = f"{hit['kind']} in {hit['path'] if hit['where'] == 'value' else 'file name'}"
+            hits_by[key] = hits_by.get(key, 0) + 1
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        private += sum(1 for e in ds.iterall() if e.tag.is_private)
+        same_dates += ds.get("StudyDate", "") == source.get("StudyDate")
+        same_uids += ds.get("StudyInstanceUID") == source.StudyInstanceUID
+        marked += ds.get("PatientIdentityRemoved") == "YES"
+        names.add(str(ds.get("PatientName", "")))
+    count = len(out_files)
+    return {
+        "files": count,
+        "files_with_residual_hits": files_with_hits,
+        "residual_hits": dict(sorted(hits_by.items(), key=lambda kv: -kv[1])),
+        "private_elements_kept": private,
+        "files_with_original_study_date": same_dates,
+        "files_with_original_study_uid": same_uids,
+        "files_marked_patient_identity_removed": marked,
+        "patient_names": sorted(names),
+    }
+
+
+def make_probe(data_dir, folder, count=20):
+    """The first files of the series with identifying values planted where profiles differ: a
+    private element, an element the table removes, a nested one, one the table does not list."""
+    folder.mkdir()
+    for path in sorted(data_dir.iterdir())[:count]:
+        ds = pydicom.dcmread(path)
+        who = f"{ds.PatientName} {ds.PatientID}"
+        block = ds.private_block(0x0011, "PROBE 1.0", create=True)
+        block.add_new(0x10, "LO", who)
+        ds.IdentifyingComments = f"scanned for {who}"
+        ds.OtherPatientIDsSequence = [pydicom.Dataset()]
+        ds.OtherPatientIDsSequence[0].PatientID = f"{ds.PatientID}-OLD"
+        ds.ManufacturerModelName = f"Synth 9000 (owner {ds.PatientName})"  # not in the table
+        ds.save_as(folder / path.name)
+    return folder
+
+
+def run_tools_once(data_dir, out, dicognito, certificate, script):
+    """Each tool over ``data_dir`` once, untimed; returns {tool: [(name, bytes)]}."""
+    out.mkdir()
+    run_pyodide(data_dir, out / "ours.zip", script)
+    subprocess.run([str(dicognito), "-m", "dicognito", "--quiet", "-o", str(out / "dicognito"),
+                    str(data_dir)], check=True, capture_output=True)
+    subprocess.run(["gdcmanon", "-e", "-c", str(certificate), "-i", str(data_dir), "-o",
+                    str(out / "gdcmanon")], check=True, capture_output=True)
+    return {"dcmstudio": read_zip(out / "ours.zip"),
+            "dicognito": read_folder(out / "dicognito"),
+            "gdcmanon": read_folder(out / "gdcmanon")}
+
+
+def read_folder(folder):
+    return [(str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file()]
+
+
+def read_zip(path):
+    with zipfile.ZipFile(path) as archive:
+        return [(name, archive.read(name)) for name in sorted(archive.namelist())]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", nargs="?", type=pathlib.Path, default=DEFAULT_DATA)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    data_dir = ensure_data(args.data)
+    dicognito, dicognito_version = ensure_dicognito()
+    for tool in ("node", "gdcmanon", "openssl"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (see the docstring)")
+    gdcm_version = subprocess.run(["gdcmanon", "--version"], capture_output=True,
+                                  text=True).stdout.strip()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="deid-bench-"))
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=dcmstudio-bench", "-keyout", str(work / "key.pem"),
+                        "-out", str(work / "cert.pem")], check=True, capture_output=True)
+        script = work / "deid_job.mjs"
+        script.write_text(NODE_JOB % {
+            "runtime": (ROOT / "bench" / "pyodide_runtime.mjs").as_posix(),
+            "options": json.dumps({"secret": SECRET, "zip_name": "deid.zip"})})
+        times = {"dcmstudio (Pyodide, started)": [], "dcmstudio start-up (Pyodide)": [],
+                 "dcmstudio (CPython)": [], "dicognito": [], "gdcmanon": []}
+        pyodide_result = None
+        for round_ in range(args.rounds):
+            for tool in ("pyodide", "cpython", "dicognito", "gdcmanon"):
+                out = work / f"{tool}-{round_}"
+                if tool == "pyodide":
+                    pyodide_result = run_pyodide(data_dir, work / f"ours-{round_}.zip", script)
+                    times["dcmstudio (Pyodide, started)"].append(pyodide_result["seconds"])
+                    times["dcmstudio start-up (Pyodide)"].append(pyodide_result["startup"])
+                elif tool == "cpython":
+                    out.mkdir()
+                    times["dcmstudio (CPython)"].append(run_cpython(data_dir, out))
+                elif tool == "dicognito":
+                    times["dicognito"].append(timed([str(dicognito), "-m", "dicognito", "--quiet",
+                                                     "-o", str(out), str(data_dir)]))
+                else:
+                    times["gdcmanon"].append(timed(["gdcmanon", "-e", "-c", str(work / "cert.pem"),
+                                                    "-i", str(data_dir), "-o", str(out)]))
+        medians = {tool: statistics.median(values) for tool, values in times.items()}
+        ours = medians["dcmstudio (Pyodide, started)"]
+        last = args.rounds - 1
+        outputs = {
+            "dcmstudio": read_zip(work / f"ours-{last}.zip"),
+            "dicognito": read_folder(work / f"dicognito-{last}"),
+            "gdcmanon": read_folder(work / f"gdcmanon-{last}"),
+        }
+        results = {
+            "data": str(data_dir),
+            "files": len(list(data_dir.iterdir())),
+            "bytes": sum(p.stat().st_size for p in data_dir.iterdir()),
+            "versions": {"dicognito": dicognito_version, "gdcmanon": gdcm_version},
+            "rounds": args.rounds,
+            "seconds_median": medians,
+            "seconds_all": times,
+            "ratio_to_dcmstudio_pyodide": {tool: seconds / ours for tool, seconds in medians.items()},
+            "dcmstudio_job_summary": pyodide_result["summary"],
+            "left_behind": {tool: left_behind(data_dir, files) for tool, files in outputs.items()},
+        }
+        probe = make_probe(data_dir, work / "probe")
+        probe_outputs = run_tools_once(probe, work / "probe-out", dicognito, work / "cert.pem",
+                                       script)
+        results["probe_left_behind"] = {tool: left_behind(probe, files)
+                                        for tool, files in probe_outputs.items()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "deid.json").write_text(json.dumps(results, indent=1))
+    print(f"{results['files']} files, {results['bytes'] / 1e6:.1f} MB, {args.rounds} rounds "
+          f"(median seconds; ratio = tool / dcmstudio in Pyodide once started)")
+    for tool, seconds in medians.items():
+        print(f"  {tool:32s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}")
+    for title, key in (("the series", "left_behind"),
+                       ("the probe (planted values, first 20 files)", "probe_left_behind")):
+        print(f"\nWhat each left behind in {title}:")
+        for tool, found in results[key].items():
+            print(f"  {tool}: {found['files_with_residual_hits']}/{found['files']} files with "
+                  f"residual hits; {found['private_elements_kept']} private elements kept; "
+                  f"original study date in {found['files_with_original_study_date']}, original "
+                  f"study UID in {found['files_with_original_study_uid']}; (0012,0062)=YES in "
+                  f"{found['files_marked_patient_identity_removed']}; names "
+                  f"{found['patient_names']}")
+            for what, count in list(found["residual_hits"].items())[:8]:
+                print(f"      {count:5d}  {what}")
+
+
+if __name__ == "__main__":
+    main()
