@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { takeFile } from "../static/memfs.js";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -24,15 +25,13 @@ export async function startRuntime() {
     if (!result.ok) throw new Error(`${fn}: ${result.error.message}`);
     return result;
   };
-  // As worker.js does: move named outputs and chunks out of MEMFS.
+  // As worker.js does: move a result's streamed chunks (one download) and its whole-file outputs
+  // out of MEMFS. Returns the chunks' bytes in order; `outputs` collects the other files by name.
+  const outputs = {};
   const take = (result) => {
-    const pieces = [];
-    for (const part of [...(result.chunks || []), ...(result.outputs || [])]) {
-      pieces.push(pyodide.FS.readFile(part.path));
-      pyodide.FS.unlink(part.path);
-    }
-    return pieces;
+    for (const output of result.outputs || []) outputs[output.name] = takeFile(pyodide.FS, output.path);
+    return (result.chunks || []).map((chunk) => takeFile(pyodide.FS, chunk.path));
   };
   const heapBytes = () => pyodide._module.HEAP8.length;
-  return { pyodide, call, take, heapBytes };
+  return { pyodide, call, take, outputs, heapBytes };
 }

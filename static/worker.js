@@ -2,6 +2,7 @@
 // dcmstudio.api (the only Python it calls). No DICOM logic lives here: files go into MEMFS by path,
 // results come back as plain JSON, large outputs are read from MEMFS and transferred.
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
+import { takeFile } from "./memfs.js";
 
 const SITE_PACKAGES = "/lib/python3.12/site-packages";
 const siteRoot = new URL("../", import.meta.url);
@@ -75,8 +76,7 @@ const yieldToMessages = () => new Promise((resolve) => setTimeout(resolve, 0));
 // Moves each output named in a result from MEMFS to the page, as transferred buffers.
 function sendOutputs(id, result) {
   for (const output of result.outputs || []) {
-    const bytes = pyodide.FS.readFile(output.path);
-    pyodide.FS.unlink(output.path);
+    const bytes = takeFile(pyodide.FS, output.path);
     post({ kind: Reply.PART, id, output: { name: output.name, mime: output.mime, final: true }, buffer: bytes.buffer },
       [bytes.buffer]);
     delete output.path;
@@ -86,8 +86,7 @@ function sendOutputs(id, result) {
 // Moves the finished pieces of a streamed output (e.g. a ZIP being written) to the page.
 function sendChunks(id, result) {
   for (const chunk of result.chunks || []) {
-    const bytes = pyodide.FS.readFile(chunk.path);
-    pyodide.FS.unlink(chunk.path);
+    const bytes = takeFile(pyodide.FS, chunk.path);
     post({ kind: Reply.PART, id, output: { name: chunk.name, mime: chunk.mime, final: chunk.final }, buffer: bytes.buffer },
       [bytes.buffer]);
   }
