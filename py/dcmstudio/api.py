@@ -248,19 +248,24 @@ def volume_plan(options):
 
 # ---- Create --------------------------------------------------------------------------------------
 
-def _created_path(name):
-    """A fresh MEMFS path whose last part is ``name`` itself: the builders name it in messages."""
+def _create(out_name, build):
+    """Run ``build(out_path)`` for a new object called ``out_name``; return what the page gets.
+
+    Returns ``{"created": the builder's report with "name" instead of "path", "outputs": [the
+    file]}``. The builders name the object being made in their errors; the person has not seen
+    that name yet, so such an error names no file (its sentence says which field is at fault).
+    """
     folder = output_path("create")
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, name)
-
-
-def _created(report):
-    """A builder's report as the page gets it: the file as an output, its MEMFS path left out."""
+    try:
+        report = build(os.path.join(folder, out_name))
+    except DicomStudioError as exc:
+        if exc.file == out_name:
+            exc.file = None
+        raise
     path = report.pop("path")
-    name = os.path.basename(path)
-    return {"created": {**report, "name": name},
-            "outputs": [{"path": path, "name": name, "mime": "application/dicom"}]}
+    return {"created": {**report, "name": out_name},
+            "outputs": [{"path": path, "name": out_name, "mime": "application/dicom"}]}
 
 
 def _remove_inputs(paths):
@@ -296,18 +301,15 @@ def create_image(image_paths, image_names, patient=None, study=None, options=Non
         if not image_paths:
             raise DicomStudioError("Choose a PNG or JPEG picture first.")
         if multiframe:
-            out = _created_path(f"{_stem(image_names[0])}_multiframe.dcm")
-            report = create.create_multiframe(image_paths, out, patient, study, options, image_names=image_names)
-        elif len(image_paths) == 1:
-            out = _created_path(f"{_stem(image_names[0])}_SC.dcm")
-            report = create.create_secondary_capture(image_paths[0], out, patient, study, options,
-                                                     image_name=image_names[0])
-        else:
+            return _create(f"{_stem(image_names[0])}_multiframe.dcm", lambda out: create.create_multiframe(
+                image_paths, out, patient, study, options, image_names=image_names))
+        if len(image_paths) > 1:
             raise DicomStudioError(f"A Secondary Capture holds one picture and {len(image_paths)} were "
                                    "chosen: make a multi-frame one instead.")
+        return _create(f"{_stem(image_names[0])}_SC.dcm", lambda out: create.create_secondary_capture(
+            image_paths[0], out, patient, study, options, image_name=image_names[0]))
     finally:
         _remove_inputs(image_paths)
-    return _created(report)
 
 
 @endpoint
@@ -315,11 +317,10 @@ def create_pdf(pdf_path, pdf_name, patient=None, study=None, options=None):
     """An Encapsulated PDF object (see :func:`dcmstudio.create.create_encapsulated_pdf`), as a download."""
     from . import create
     try:
-        out = _created_path(f"{_stem(pdf_name)}_pdf.dcm")
-        report = create.create_encapsulated_pdf(pdf_path, out, patient, study, options, pdf_name=pdf_name)
+        return _create(f"{_stem(pdf_name)}_pdf.dcm", lambda out: create.create_encapsulated_pdf(
+            pdf_path, out, patient, study, options, pdf_name=pdf_name))
     finally:
         _remove_inputs([pdf_path])
-    return _created(report)
 
 
 @endpoint
@@ -330,20 +331,17 @@ def create_report(form, patient=None, study=None, options=None, evidence=()):
     (see :func:`dcmstudio.create.create_measurement_report`).
     """
     from . import create
-    out = _created_path("measurement_report.dcm")
-    report = create.create_measurement_report(form, out, patient, study, options,
-                                              evidence_paths=[e["path"] for e in evidence],
-                                              evidence_names=[e["name"] for e in evidence])
-    return _created(report)
+    return _create("measurement_report.dcm", lambda out: create.create_measurement_report(
+        form, out, patient, study, options, evidence_paths=[e["path"] for e in evidence],
+        evidence_names=[e["name"] for e in evidence]))
 
 
 @endpoint
 def create_presentation_state(path, name, text, window_center, window_width, options=None):
     """A GSPS for one loaded grayscale image, with a text note and a window (see :func:`dcmstudio.create.create_gsps`)."""
     from . import create
-    out = _created_path(f"{_stem(name)}_GSPS.dcm")
-    report = create.create_gsps(path, out, text, window_center, window_width, options, image_name=name)
-    return _created(report)
+    return _create(f"{_stem(name)}_GSPS.dcm", lambda out: create.create_gsps(
+        path, out, text, window_center, window_width, options, image_name=name))
 
 
 # ---- Compress ------------------------------------------------------------------------------------

@@ -284,3 +284,9 @@ def test_dcmdump_parses_what_the_job_wrote(tmp_path):
         (tmp_path / name).write_bytes(data)
         code, output = run(shutil.which("dcmdump"), str(tmp_path / name))
         assert code == 0 and "PixelData" in output, output
+
+
+def test_a_form_error_names_no_file_the_person_has_not_seen():
+    result = call("create_report", form={**SR_FORM, "observer": ""})
+    assert not result["ok"] and result["error"]["file"] is None
+    assert "observer" in result["error"]["message"]
