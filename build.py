@@ -35,6 +35,11 @@ PYODIDE_DIR = f"pyodide-{PYODIDE_VERSION}"
 PYODIDE_CORE_FILES = ["pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
 # Packages of Pyodide's own distribution that the page ships, by their name in pyodide-lock.json.
 PYODIDE_PACKAGES = ["numpy", "micropip", "packaging", "pillow"]
+# Start-up loads only what opening and inspecting a file needs; the rest is loaded right after
+# Python is ready. numpy must come first: pydicom decides at import time whether numpy exists.
+STARTUP_PACKAGES = ["numpy"]
+LATER_PACKAGES = ["pillow", "packaging"]  # JPEG decoding and image creation; nibabel's dependency
+STARTUP_WHEELS = ("pydicom",)             # the other wheels (volume readers) come later
 # The official full distribution of the release, one file per package.
 PYODIDE_OFFICIAL_BASE = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
 OFFICIAL_TIMEOUT_S = 4
@@ -281,20 +286,22 @@ fs.writeFileSync(outZip, py.FS.readFile("/bundle.zip"));
 """
 
 
-def precompiled_bundle(staging, archives):
-    """Zip of the shipped wheels and dcmstudio as .pyc only; None when Node is not available."""
+def precompiled_bundle(staging, label, archives):
+    """Return the archives one stage of the page loads: `archives` (paths relative to `staging`)
+    merged into one zip of .pyc files, or `archives` as they are when Node is not available."""
     if shutil.which("node") is None:
         log("node not found: shipping sources (start-up compiles them; install Node.js 20 to precompile)")
-        return None
+        return archives
     with tempfile.TemporaryDirectory() as tmp:
         script = pathlib.Path(tmp) / "precompile.mjs"
         script.write_text(PRECOMPILE_JS)
         out = pathlib.Path(tmp) / "bundle.zip"
-        run(["node", str(script), str(staging / PYODIDE_DIR), str(out), *map(str, archives)], cwd=tmp)
+        run(["node", str(script), str(staging / PYODIDE_DIR), str(out),
+             *(str(staging / a) for a in archives)], cwd=tmp)
         data = out.read_bytes()
-    name = f"site-{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    name = f"site-{label}-{hashlib.sha256(data).hexdigest()[:12]}.zip"
     (staging / "app" / name).write_bytes(data)
-    return f"app/{name}"
+    return [f"app/{name}"]
 
 
 # ---- Assembly ----------------------------------------------------------------------------------
@@ -326,15 +333,16 @@ def build():
         else:
             shutil.copy2(source, staging / item)
 
-    wheel_paths = [f"wheels/{w.name}" for w in wheels]
-    bundle = precompiled_bundle(staging, [staging / p for p in wheel_paths] + [app_dir / app_name])
+    startup = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] in STARTUP_WHEELS]
+    startup.append(f"app/{app_name}")
+    later = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] not in STARTUP_WHEELS]
+    startup = precompiled_bundle(staging, "core", startup)
+    later = precompiled_bundle(staging, "later", later)
     runtime = {
-        "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/",
-                    "packages": ["numpy", "packaging", "pillow"]},
-        # The page loads `bundle` when there is one, else the wheels and the app archive.
-        "bundle": bundle,
-        "wheels": wheel_paths,
-        "app": f"app/{app_name}",
+        "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/"},
+        # The page loads `startup`, imports dcmstudio.api, says it is ready, then loads `later`.
+        "startup": {"packages": STARTUP_PACKAGES, "archives": startup},
+        "later": {"packages": LATER_PACKAGES, "archives": later},
     }
     (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))
     files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}

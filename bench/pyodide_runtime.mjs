@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { takeFile } from "../static/memfs.js";
+import { loadStage, announceLaterStage } from "../static/stages.js";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -12,14 +13,14 @@ export async function startRuntime() {
   const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
   const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
   const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
-  await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
-  for (const archive of runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app]) {
-    pyodide.unpackArchive(new Uint8Array(fs.readFileSync(path.join(dist, archive))), "zip",
-      { extractDir: "/lib/python3.12/site-packages" });
-  }
+  // Both stages, in the page's order (see static/stages.js).
+  const archives = (stage) => stage.archives.map((a) => new Uint8Array(fs.readFileSync(path.join(dist, a))));
+  await loadStage(pyodide, runtime.startup, archives(runtime.startup));
   pyodide.FS.mkdirTree("/in");
   pyodide.FS.mkdirTree("/out");
   const apiCall = pyodide.pyimport("dcmstudio.api").call;
+  await loadStage(pyodide, runtime.later, archives(runtime.later));
+  announceLaterStage(apiCall);
   const call = (fn, args) => {
     const result = JSON.parse(apiCall(fn, JSON.stringify(args)));
     if (!result.ok) throw new Error(`${fn}: ${result.error.message}`);

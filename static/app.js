@@ -51,7 +51,14 @@ function showFatal(message) {
   box.querySelector("p").textContent = message;
 }
 
-const python = new PythonWorker({ onPhase: showPhase, onFatal: showFatal });
+// A failure that leaves the worker working (e.g. the packages loaded after start-up).
+function showNotice(message) {
+  const box = $("#notice");
+  box.hidden = false;
+  box.querySelector("p").textContent = message;
+}
+
+const python = new PythonWorker({ onPhase: showPhase, onFatal: showFatal, onNotice: showNotice });
 const tasks = new TaskBar($("#tasks"), python);
 
 const app = {
@@ -120,7 +127,7 @@ const app = {
       if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) await flush();
     }
     await flush();
-    task.finish(task.cancelled ? "Opening cancelled" : `Opened ${this.files.count()} DICOM files`);
+    task.finish(task.cancelled ? "Opening cancelled" : `Opened ${this.files.count()} DICOM file${this.files.count() === 1 ? "" : "s"}`);
   },
 };
 

@@ -16,9 +16,10 @@ async function createWorker() {
 }
 
 export class PythonWorker {
-  constructor({ onPhase, onFatal }) {
+  constructor({ onPhase, onFatal, onNotice }) {
     this.onPhase = onPhase;
     this.onFatal = onFatal;
+    this.onNotice = onNotice;
     this.pending = new Map();
     this.nextId = 1;
     this.isReady = false;
@@ -62,6 +63,9 @@ export class PythonWorker {
         break;
       case Reply.FATAL:
         this.fail(message.message);
+        break;
+      case Reply.NOTICE:
+        this.onNotice(message.message);
         break;
       case Reply.PROGRESS:
         this.pending.get(message.id)?.onProgress?.(message);

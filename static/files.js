@@ -176,7 +176,7 @@ export class FileList {
     this.treeRoot.replaceChildren();
     this.selectedRow = null;
     if (this.files.size) {
-      this.treeRoot.append(this.row("all", "all", "Everything loaded", `${this.files.size} files`, [...this.files.keys()]));
+      this.treeRoot.append(this.row("all", "all", "Everything loaded", `${this.files.size} file${this.files.size === 1 ? "" : "s"}`, [...this.files.keys()]));
     }
     const list = el("ul", { className: "groups" });
     for (const [pKey, { patient, studies }] of this.groups()) {

@@ -26,6 +26,7 @@ export const Reply = Object.freeze({
   PART: "part",         // { id, output, buffer } a piece of a streamed download (transferred)
   DONE: "done",         // { id, result } where result is { ok: true, ... } or { ok: false, error }
   FATAL: "fatal",       // { message } the worker cannot go on
+  NOTICE: "notice",     // { message } something failed that some features need; the worker goes on
 });
 
 // How long start-up may take before the page says it is stuck (a wrong MIME type hangs silently).

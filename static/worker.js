@@ -3,8 +3,8 @@
 // results come back as plain JSON, large outputs are read from MEMFS and transferred.
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
+import { loadStage, announceLaterStage } from "./stages.js";
 
-const SITE_PACKAGES = "/lib/python3.12/site-packages";
 const siteRoot = new URL("../", import.meta.url);
 
 let pyodide = null;
@@ -31,24 +31,21 @@ async function fetchBytes(path) {
   return response.arrayBuffer();
 }
 
+// Settles once the `later` stage (Pillow, the volume readers...) is loaded; requests other than
+// opening and inspecting files wait for it. Its failure is reported, and inspection still works.
+let later = null;
+
 async function start() {
   phase("runtime");
   const runtime = await (await fetch(new URL("runtime.json", siteRoot))).json();
   const indexURL = new URL(runtime.pyodide.index, siteRoot).href;
   const { loadPyodide } = await import(indexURL + "pyodide.mjs");
   // Our Python is fetched while the runtime starts, and unpacked once it is up.
-  const archives = runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app];
-  const fetches = archives.map(fetchBytes);
+  const startupArchives = runtime.startup.archives.map(fetchBytes);
   pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
 
   phase("packages", 0.1);
-  // numpy and Pillow before pydicom: pydicom decides at import time which decoders exist.
-  const numpy = pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
-  for (const buffer of await Promise.all(fetches)) {
-    pyodide.unpackArchive(buffer, "zip", { extractDir: SITE_PACKAGES });
-  }
-
-  await numpy;
+  await loadStage(pyodide, runtime.startup, startupArchives);
 
   phase("code", 0.5);
   pyodide.FS.mkdirTree(INPUT_DIR);
@@ -63,6 +60,14 @@ async function start() {
   self.dcmstudio = { pyodide };
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
+
+  later = loadStage(pyodide, runtime.later, runtime.later.archives.map(fetchBytes))
+    .then(() => announceLaterStage(apiCall))
+    .then(() => { timings.later = Math.round(performance.now()); })
+    .catch((error) => {
+      post({ kind: Reply.NOTICE, message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
+        + "inspecting and editing still work; JPEG images, image creation and volumes do not. Reload the page to try again." });
+    });
 }
 
 function callPython(fn, args) {
@@ -165,6 +170,9 @@ const handlers = {
   },
 };
 
+// Opening files needs only the start-up stage; everything else waits for the later one.
+const OPS_BEFORE_LATER_STAGE = new Set([Op.ADD_FILES, Op.REMOVE_FILES, Op.CANCEL]);
+
 const ready = start().catch((error) => {
   post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });
   throw error;
@@ -174,6 +182,7 @@ self.onmessage = async (event) => {
   const { id, op, args } = event.data;
   try {
     await ready;
+    if (!OPS_BEFORE_LATER_STAGE.has(op)) await later;
     const handler = handlers[op];
     if (!handler) throw new Error(`unknown request '${op}'`);
     const result = await handler(id, args || {});

@@ -160,6 +160,13 @@ def export_json(path, name):
     return {"outputs": [{"path": out, "name": out_name, "mime": "application/dicom+json"}]}
 
 
+@endpoint
+def later_stage_loaded():
+    """The page has loaded the packages it loads after start-up (Pillow): put them to use."""
+    from . import codecs
+    return {"pillow_decodes": codecs.adopt_late_pillow()}
+
+
 # ---- View ----------------------------------------------------------------------------------------
 
 @endpoint

@@ -19,6 +19,7 @@ and compared frame by frame with its source before it is reported as done.
 
 import copy
 import hashlib
+import importlib
 import itertools
 import math
 import os
@@ -269,6 +270,35 @@ def why_not_decodable(transfer_syntax_uid, bits_stored=8):
             )
         return None
     return f"is compressed with {ts.name} ({ts}), which the page cannot decode yet"
+
+
+def adopt_late_pillow():
+    """Let pydicom decode with Pillow when Pillow was installed after pydicom was imported.
+
+    pydicom decides which decoding plugins exist when it is imported. The page loads Pillow only
+    once Python is ready (so that start-up is shorter), by which time pydicom has marked its
+    Pillow plugin unavailable; this looks again.
+
+    Returns
+    -------
+    list of str
+        The transfer syntax UIDs that Pillow now decodes.
+    """
+    module = importlib.import_module("pydicom.pixels.decoders.pillow")
+    if not hasattr(module, "Image"):  # imported while Pillow was missing
+        module = importlib.reload(module)
+    adopted = []
+    for ts in module.DECODER_DEPENDENCIES:
+        decoder = get_decoder(ts)
+        if "pillow" not in decoder.available_plugins and module.is_available(ts):
+            try:
+                decoder.remove_plugin("pillow")  # listed as unavailable
+            except ValueError:
+                pass
+            decoder.add_plugin("pillow", (module.__name__, "_decode_frame"))
+        if "pillow" in decoder.available_plugins:
+            adopted.append(str(ts))
+    return adopted
 
 
 def _pillow_decodes_jpeg():

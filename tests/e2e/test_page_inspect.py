@@ -111,6 +111,27 @@ def test_open_inspect_search_and_export(page, server, tmp_path):
     assert_same_origin_only(page, server)
 
 
+def test_a_package_loaded_after_start_up_that_fails_leaves_inspection_working(browser, server):
+    # Pillow arrives after "Python ready"; if it cannot be loaded, the page says what no longer
+    # works and goes on inspecting.
+    context = browser.new_context()
+    context.route("**/pillow-*.whl", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    page.wait_for_selector("#notice:not([hidden])", timeout=60000)
+    notice = page.inner_text("#notice")
+    assert "could not be loaded" in notice and "inspecting and editing still work" in notice, notice
+    open_files(page, [CT])
+    wait_for_files(page, 1)
+    page.get_by_role("button", name="CT_small.dcm").click()
+    page.wait_for_selector(".tag-tree .el")
+    assert "CompressedSamples^CT1" in page.inner_text(".tag-tree")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "later-stage-failed.png"))
+    context.close()
+
+
 def test_every_bundled_file_opens_or_explains_itself(page, server):
     files = sorted(p for p in TEST_FILES.rglob("*") if p.is_file())
     open_files(page, files)

@@ -4,22 +4,25 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadStage, announceLaterStage, SITE_PACKAGES as SITE } from "../../static/stages.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = path.join(root, "dist");
 const cache = process.env.DCMSTUDIO_CACHE || path.join(process.env.HOME, ".cache", "dcmstudio");
 const testWheels = path.join(cache, "pyodide-test-wheels");
-const SITE = "/lib/python3.12/site-packages";
 
 const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
 const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
 const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
-await pyodide.loadPackage(runtime.pyodide.packages, { messageCallback: () => {} });
 const unpack = (file) => pyodide.unpackArchive(new Uint8Array(fs.readFileSync(file)), "zip", { extractDir: SITE });
-// Exactly what the page loads: the precompiled bundle, or the wheels and the app archive.
-for (const archive of runtime.bundle ? [runtime.bundle] : [...runtime.wheels, runtime.app]) {
-  unpack(path.join(dist, archive));
-}
+// Exactly what the page loads, in its order: the start-up stage, dcmstudio.api imported, then the
+// later stage (Pillow arrives after pydicom's import, as in the page).
+const archives = (stage) => stage.archives.map((a) => new Uint8Array(fs.readFileSync(path.join(dist, a))));
+await loadStage(pyodide, runtime.startup, archives(runtime.startup));
+const apiCall = pyodide.pyimport("dcmstudio.api").call;
+await loadStage(pyodide, runtime.later, archives(runtime.later));
+const announced = announceLaterStage(apiCall);
+if (!announced.ok) throw new Error(`later stage: ${announced.error.message}`);
 // pytest for the run, and pydicom's test files, which the page's copy of pydicom leaves out.
 for (const wheel of fs.readdirSync(testWheels)) {
   if (wheel.startsWith("pydicom-")) {

@@ -1,0 +1,26 @@
+// Loading the page's Python in the two stages runtime.json names (see build.py): `startup`, what
+// opening and inspecting a file needs, and `later`, loaded once Python is ready. Shared by the
+// worker and by the Node runners in tests/ and bench/, so they load exactly what the page loads.
+
+export const SITE_PACKAGES = "/lib/python3.12/site-packages";
+
+// Loads one stage: its Pyodide packages, and its archives (zips of Python files) unpacked into
+// site-packages. `archives` holds the archives' bytes or promises of them, so that the caller can
+// start fetching before Pyodide is up.
+export async function loadStage(pyodide, stage, archives) {
+  // loadPackage does not reject when a package fails: it reports through errorCallback.
+  const errors = [];
+  const packages = pyodide.loadPackage(stage.packages, { messageCallback: () => {}, errorCallback: (e) => errors.push(e) });
+  for (const bytes of await Promise.all(archives)) {
+    pyodide.unpackArchive(bytes, "zip", { extractDir: SITE_PACKAGES });
+  }
+  await packages;
+  const missing = stage.packages.filter((name) => !(name in pyodide.loadedPackages));
+  if (missing.length) throw new Error(`${missing.join(", ")} did not load: ${errors.join(" ") || "no reason given"}`);
+}
+
+// After the `later` stage: tells dcmstudio what has arrived (pydicom chose its decoders at import,
+// before Pillow was there). Returns the api's plain answer.
+export function announceLaterStage(apiCall) {
+  return JSON.parse(apiCall("later_stage_loaded", "{}"));
+}

