@@ -238,6 +238,92 @@ def slim_wheel(source, dest):
                 out.writestr(info, src.read(info))
 
 
+# ---- Wasm codecs (npm) -------------------------------------------------------------------------
+
+# Emscripten builds that decode and encode JPEG-LS (CharLS), JPEG 2000 (OpenJPEG) and HTJ2K
+# (OpenJPH) in the page; static/codecs.js offers them to Python. Each tarball is pinned by sha256.
+CODEC_PACKAGES = {
+    # short name: (npm package, version, sha256 of `npm pack`'s tarball, loader in its dist/, the
+    # loader's factory variable)
+    "charls": ("@cornerstonejs/codec-charls", "1.2.7",
+               "0383755533c104b171b3c0e2bcc45c3c5e9c317e7e6f35ffef38a74371bfa93f", "charlswasm", "CharLSWASM"),
+    "openjpeg": ("@cornerstonejs/codec-openjpeg", "1.3.6",
+                 "e81b0597fbd58d4b3b55b2f06dbca58b83d82b644ac799871324de7da46ce04b", "openjpegwasm", "OpenJPEGWASM"),
+    "openjph": ("@cornerstonejs/codec-openjph", "2.4.11",
+                "b47e4f675a778765b3a45ec3524588269b630b7a5e3106d6c9796ddad105e15e", "openjphjs", "Module"),
+}
+CODEC_DIR = "codecs"
+
+
+def fetch_codec_tarball(package, version, expected):
+    """Return the cached `npm pack` tarball of package@version, after checking its sha256."""
+    folder = CACHE / "npm-codecs"
+    folder.mkdir(parents=True, exist_ok=True)
+    tgz = folder / f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if not tgz.is_file():
+        if shutil.which("npm") is None:
+            raise BuildError(f"npm is needed once to fetch the wasm codecs (`npm pack {package}@{version}`); "
+                             "install Node.js 20 with npm and build again.")
+        log(f"fetching {package}@{version} with npm pack")
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            run(["npm", "pack", f"{package}@{version}", "--silent"], cwd=tmp)
+            packed = list(pathlib.Path(tmp).glob("*.tgz"))
+            if len(packed) != 1:
+                raise BuildError(f"npm pack {package}@{version} produced no tarball; check that npm can reach its registry.")
+            shutil.move(packed[0], tgz)
+    actual = sha256_of(tgz)
+    if actual != expected:
+        raise BuildError(f"{tgz} has sha256 {actual}, but build.py pins {expected} for {package}@{version}: it is "
+                         "not the package that was reviewed. Delete the file and build again; if npm serves the "
+                         "same bytes again, do not ship them before the package has been checked anew.")
+    return tgz
+
+
+def codec_module_source(loader_js, factory_name, tgz_name):
+    """The emscripten loader as an ES module: its UMD text plus a default export of its factory.
+
+    A module worker cannot use importScripts, and the loader sets no global an ES import could see.
+    """
+    text = loader_js.decode("utf-8")
+    if f"var {factory_name} = (" not in text:
+        raise BuildError(f"the loader in {tgz_name} no longer defines `var {factory_name}`; "
+                         "update codec_module_source in build.py for the new release.")
+    return f"{text}\nexport default {factory_name};\n".encode("utf-8")
+
+
+def stage_codecs(staging):
+    """Copy each codec's wasm and its loader (as an ES module) into dist/codecs/.
+
+    Returns
+    -------
+    tuple of (dict, dict)
+        ``{short name: {"module": path, "wasm": path}}`` for runtime.json (paths relative to dist/,
+        each carrying the version and, for the module made here, a content hash), and
+        ``{"package@version": tarball sha256}`` for the build manifest.
+    """
+    folder = staging / CODEC_DIR
+    folder.mkdir()
+    files, tarballs = {}, {}
+    for short, (package, version, sha, loader, factory) in CODEC_PACKAGES.items():
+        tgz = fetch_codec_tarball(package, version, sha)
+        tarballs[f"{package}@{version}"] = sha
+        with tarfile.open(tgz) as tar:
+            def member(name):
+                try:
+                    return tar.extractfile(f"package/{name}").read()
+                except KeyError:
+                    raise BuildError(f"{tgz.name} has no {name}; the package's layout changed.") from None
+            module = codec_module_source(member(f"dist/{loader}.js"), factory, tgz.name)
+            wasm_name = f"{loader}-{version}.wasm"
+            module_name = f"{loader}-{version}-{hashlib.sha256(module).hexdigest()[:12]}.mjs"
+            (folder / wasm_name).write_bytes(member(f"dist/{loader}.wasm"))
+            (folder / module_name).write_bytes(module)
+            if "package/LICENSE" in tar.getnames():
+                (folder / f"{short}-{version}-LICENSE.txt").write_bytes(member("LICENSE"))
+        files[short] = {"module": f"{CODEC_DIR}/{module_name}", "wasm": f"{CODEC_DIR}/{wasm_name}"}
+    return files, tarballs
+
+
 # ---- Our code ----------------------------------------------------------------------------------
 
 def app_archive(dest_dir):
@@ -344,10 +430,11 @@ def build():
         "startup": {"packages": STARTUP_PACKAGES, "archives": startup},
         "later": {"packages": LATER_PACKAGES, "archives": later},
     }
+    runtime["codecs"], codec_tarballs = stage_codecs(staging)
     (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))
     files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     (staging / "build-manifest.json").write_text(json.dumps(
-        {"pyodide_version": PYODIDE_VERSION, "sha256": files}, indent=1))
+        {"pyodide_version": PYODIDE_VERSION, "npm_codecs": codec_tarballs, "sha256": files}, indent=1))
 
     shutil.rmtree(DIST, ignore_errors=True)
     staging.rename(DIST)
@@ -372,7 +459,7 @@ def needs_build():
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
                            "connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
                            "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-IMMUTABLE_PREFIXES = (f"/{PYODIDE_DIR}/", "/wheels/", "/app/")
+IMMUTABLE_PREFIXES = (f"/{PYODIDE_DIR}/", "/wheels/", "/app/", f"/{CODEC_DIR}/")
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):

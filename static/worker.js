@@ -3,6 +3,7 @@
 // results come back as plain JSON, large outputs are read from MEMFS and transferred.
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
+import { installCodecs } from "./codecs.js";
 import { loadStage, announceLaterStage } from "./stages.js";
 
 const siteRoot = new URL("../", import.meta.url);
@@ -177,11 +178,14 @@ const ready = start().catch((error) => {
   post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });
   throw error;
 });
+// The wasm codecs (JPEG-LS, JPEG 2000, HTJ2K) load once Python is ready; calls that may decode wait.
+const codecs = ready.then(() => installCodecs(pyodide, siteRoot), () => {});
 
 self.onmessage = async (event) => {
   const { id, op, args } = event.data;
   try {
     await ready;
+    if (op === Op.CALL || op === Op.JOB) await codecs;
     if (!OPS_BEFORE_LATER_STAGE.has(op)) await later;
     const handler = handlers[op];
     if (!handler) throw new Error(`unknown request '${op}'`);

@@ -5,7 +5,9 @@ Decoding in Python: the native syntaxes, Deflated Explicit VR Little Endian and 
 syntax - JPEG-LS, JPEG 2000, HTJ2K, JPEG Lossless - needs a codec offered from outside, in the
 page a browser or wasm codec: :func:`register_decoder` and :func:`register_encoder` are that one
 hook. A codec is a plain function ``fn(data: bytes, params: dict) -> bytes`` (see
-:func:`register_decoder` for the exact layout), so JavaScript can offer one through Pyodide.
+:func:`register_decoder` for the exact layout), so JavaScript can offer one through Pyodide
+(the page's static/codecs.js offers CharLS, OpenJPEG and OpenJPH so); :func:`register_unavailable`
+records why a codec that was meant to be there is not.
 
 Registered decoders become a pydicom decoding plugin, so pydicom still locates frames in the
 encapsulated data, corrects signedness and reshapes; the codec only turns one frame's codestream
@@ -83,6 +85,7 @@ LOSSLESS_TARGETS = {
 
 _decoders = {}
 _encoders = {}
+_unavailable = {}  # syntax -> why its codec is missing (e.g. the page's wasm did not load)
 
 # pydicom's plugin protocol asks a module for the dependencies of unavailable plugins; a
 # registered codec is always available, so there are none to name.
@@ -90,7 +93,8 @@ DECODER_DEPENDENCIES = {}
 
 
 def _first_line(exc):
-    text = str(exc).strip()
+    # A JavaScript codec's Error arrives as a JsException whose text starts "Error: ".
+    text = str(exc).strip().removeprefix("Error: ")
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -129,6 +133,8 @@ def register_decoder(transfer_syntax_uid, fn):
         used a component transform comes back as RGB. A codec that returns something else
         says so by returning a dict ``{"data": bytes, "planar_configuration": 1,
         "photometric_interpretation": ..., "bits_allocated": ...}`` (any of the last three).
+        A JavaScript result (a typed array or an object, a JsProxy in Python) is taken through
+        its ``to_py()``.
 
     Raises
     ------
@@ -145,13 +151,32 @@ def register_decoder(transfer_syntax_uid, fn):
     except NotImplementedError as exc:
         raise ValueError(f"pydicom cannot host a decoder for {ts}") from exc
     _decoders[ts] = fn
+    _unavailable.pop(ts, None)
     if PLUGIN_LABEL not in decoder.available_plugins:
         decoder.add_plugin(PLUGIN_LABEL, (__name__, "decode_with_registered_codec"))
 
 
-def unregister_decoder(transfer_syntax_uid):
-    """Withdraw the decoder registered for `transfer_syntax_uid`, if any."""
+def register_unavailable(transfer_syntax_uid, reason):
+    """Say why a syntax that was meant to have a decoder has none, e.g. its codec did not load.
+
+    :func:`why_not_decodable` then gives this reason instead of "cannot decode yet".
+
+    Parameters
+    ----------
+    transfer_syntax_uid : str
+    reason : str
+        Completes "... which could not be decoded: ", e.g. "the JPEG 2000 codec did not load
+        (HTTP 404)".
+    """
     ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    if ts not in _decoders:
+        _unavailable[ts] = str(reason)
+
+
+def unregister_decoder(transfer_syntax_uid):
+    """Withdraw the decoder registered for `transfer_syntax_uid`, or the note that it is unavailable."""
+    ts = pydicom.uid.UID(str(transfer_syntax_uid))
+    _unavailable.pop(ts, None)
     if _decoders.pop(ts, None) is not None:
         get_decoder(ts).remove_plugin(PLUGIN_LABEL)
 
@@ -211,6 +236,9 @@ def _codec_params(runner):
 
 
 def _split_codec_result(result):
+    # A JavaScript codec's result arrives as a JsProxy: an object becomes a dict, bytes a memoryview.
+    if hasattr(result, "to_py"):
+        result = result.to_py()
     if isinstance(result, dict):
         return bytes(result["data"]), {k: v for k, v in result.items() if k != "data"}
     return bytes(result), {}
@@ -260,6 +288,8 @@ def why_not_decodable(transfer_syntax_uid, bits_stored=8):
         return None
     if not ts.is_transfer_syntax:
         return f"uses the transfer syntax {ts}, which dcmstudio does not know"
+    if ts in _unavailable:
+        return f"is compressed with {ts.name} ({ts}), which could not be decoded: {_unavailable[ts]}"
     if ts in _LOSSY_JPEG_SYNTAXES:
         if not _pillow_decodes_jpeg():
             return f"is compressed with {ts.name} ({ts}), and Pillow, which decodes it, is not installed"

@@ -456,6 +456,52 @@ def test_a_decoder_can_say_its_output_is_planar(registry, tmp_path):
     assert np.array_equal(arr, rgb)
 
 
+def test_a_codec_that_did_not_load_is_named_until_one_is_registered(registry):
+    path, name = str(bundled("MR_small_jp2klossless.dcm")), "jp2k.dcm"
+    codecs.register_unavailable(J2K_LOSSLESS, "the JPEG 2000 codec did not load (HTTP 404)")
+    try:
+        pixels.forget()
+        why = pixels.frame_info(path, name)["why_not"]
+        assert why == (f"The pixel data of {name} is compressed with {J2K_LOSSLESS.name} ({J2K_LOSSLESS}), which "
+                       "could not be decoded: the JPEG 2000 codec did not load (HTTP 404).")
+        with pytest.raises(DicomStudioError, match="codec did not load"):
+            codecs.compress(path, "/nonexistent/out.dcm", EXPLICIT, name=name)
+        codecs.register_decoder(J2K_LOSSLESS, lambda data, params: bytes(64 * 64 * 2))
+        pixels.forget()
+        assert pixels.frame_info(path, name)["decodable"]
+    finally:
+        codecs.unregister_decoder(J2K_LOSSLESS)
+    pixels.forget()
+    assert "cannot decode yet" in pixels.frame_info(path, name)["why_not"]
+
+
+class JsProxyStandIn:
+    """What a JavaScript codec's result is in Pyodide: an object whose to_py() gives a dict."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def to_py(self):
+        return self.value
+
+
+def test_a_javascript_codec_result_and_error_are_understood(registry, tmp_path):
+    rgb = decoded(bundled("examples_rgb_color.dcm"))[0]
+    planar = memoryview(np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes())
+    codecs.register_encoder(J2K_LOSSLESS, lambda data, params: JsProxyStandIn(memoryview(b"\xff\x4f\xff\x51")))
+    out = tmp_path / "js.dcm"
+    codecs.compress(str(bundled("examples_rgb_color.dcm")), str(out), J2K_LOSSLESS, verify=False)
+    codecs.register_decoder(J2K_LOSSLESS, lambda data, params: JsProxyStandIn({"data": planar, "planar_configuration": 1}))
+    assert np.array_equal(codecs.PixelSource(str(out), "js.dcm").decode_frame(0)[0], rgb)
+
+    def refusing(data, params):
+        raise RuntimeError("Error: HTJ2K is written here for greyscale only")  # a JsException's text
+
+    codecs.register_encoder(J2K_LOSSLESS, refusing)
+    with pytest.raises(DicomStudioError, match=r"Lossless Only\): HTJ2K is written here for greyscale only$"):
+        codecs.compress(str(bundled("MR_small.dcm")), str(tmp_path / "no.dcm"), J2K_LOSSLESS)
+
+
 def test_registration_refuses_what_it_cannot_host():
     with pytest.raises(ValueError):
         codecs.register_decoder(EXPLICIT, j2k_decoder)
