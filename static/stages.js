@@ -15,7 +15,9 @@ export async function loadStage(pyodide, stage, archives) {
     pyodide.unpackArchive(bytes, "zip", { extractDir: SITE_PACKAGES });
   }
   await packages;
-  const missing = stage.packages.filter((name) => !(name in pyodide.loadedPackages));
+  // loadedPackages is keyed by the lock file's spelling ("Pillow"), runtime.json by the file's.
+  const loaded = new Set(Object.keys(pyodide.loadedPackages).map((name) => name.toLowerCase()));
+  const missing = stage.packages.filter((name) => !loaded.has(name.toLowerCase()));
   if (missing.length) throw new Error(`${missing.join(", ")} did not load: ${errors.join(" ") || "no reason given"}`);
 }
 

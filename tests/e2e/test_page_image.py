@@ -13,6 +13,7 @@ from test_page_inspect import CT, TEST_FILES, assert_same_origin_only, wait_for_
 RGB = TEST_FILES / "examples_rgb_color.dcm"
 PALETTE = TEST_FILES / "examples_palette.dcm"
 MULTIFRAME = TEST_FILES / "rtdose.dcm"
+JPEG = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"  # JPEG baseline, YBR_FULL
 
 
 def canvas_rgba(page):
@@ -40,8 +41,8 @@ def test_viewer_renders_each_photometric_like_pydicom(page, server, tmp_path):
     mono1.PhotometricInterpretation = "MONOCHROME1"
     mono1_path = tmp_path / "ct_mono1.dcm"
     mono1.save_as(mono1_path)
-    open_files(page, [CT, mono1_path, RGB, PALETTE, MULTIFRAME])
-    wait_for_files(page, 5)
+    open_files(page, [CT, mono1_path, RGB, PALETTE, MULTIFRAME, JPEG])
+    wait_for_files(page, 6)
     page.click("#tab-image")
 
     # MONOCHROME2 and MONOCHROME1 of the same pixels: the darkest and brightest pixels swap.
@@ -66,6 +67,14 @@ def test_viewer_renders_each_photometric_like_pydicom(page, server, tmp_path):
     assert np.array_equal(canvas_rgba(page)[..., :3], expected)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "image-palette.png"))
+
+    # JPEG baseline: decoded by Pillow, which the page loads after start-up (pydicom takes it up
+    # late); decoders may round differently by a level or two.
+    show(page, "SC_rgb_jpeg_dcmtk.dcm", "YBR_FULL")
+    jpeg = pydicom.dcmread(JPEG).pixel_array  # pydicom converts to RGB
+    difference = np.abs(canvas_rgba(page)[..., :3].astype(int) - jpeg.astype(int))
+    assert difference.max() <= 3, difference.max()
+    assert page.locator("#notice").is_hidden()
 
     # Multi-frame: keys move through the frames and each frame is its own picture.
     show(page, "rtdose.dcm", "frame 1 of 15")
