@@ -227,10 +227,13 @@ function encoderFor(codec, holder) {
  *
  * @param {object} pyodide  the worker's Pyodide, with dcmstudio importable
  * @param {URL} siteRoot    the folder holding runtime.json (dist/)
+ * @param {object} [registry]  what to register with, by default the dcmstudio.codecs module
+ *   (tests/pyodide/run.mjs collects the functions instead, for the tests that ask for them)
  * @returns {Promise<string[]>} the labels of the codecs that loaded
  */
-export async function installCodecs(pyodide, siteRoot) {
-  const registry = pyodide.pyimport("dcmstudio.codecs");
+export async function installCodecs(pyodide, siteRoot, registry = null) {
+  const ownsRegistry = !registry;
+  registry ||= pyodide.pyimport("dcmstudio.codecs");
   let files = {};
   try {
     files = (await (await fetch(new URL("runtime.json", siteRoot))).json()).codecs || {};
@@ -252,6 +255,6 @@ export async function installCodecs(pyodide, siteRoot) {
       return null;
     }
   }));
-  registry.destroy();
+  if (ownsRegistry) registry.destroy();
   return loaded.filter(Boolean);
 }

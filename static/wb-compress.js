@@ -1,6 +1,6 @@
 // The Compress workbench: the selection at left written again in another transfer syntax, losslessly
-// (RLE Lossless, Deflated, or uncompressed Explicit VR Little Endian), as one file or a ZIP, with a
-// report per file. Python does the work (the "compress" job over dcmstudio.codecs) and decodes each
+// (RLE Lossless, Deflated, uncompressed Explicit VR Little Endian, and whatever the wasm codecs write:
+// compress_choices lists them), as one file or a ZIP, with a report per file. Python does the work (the "compress" job over dcmstudio.codecs) and decodes each
 // output again to compare it with its source before it is offered.
 import { Op } from "./protocol.js";
 

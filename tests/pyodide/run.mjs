@@ -3,8 +3,10 @@
 //   node tests/pyodide/run.mjs [pytest args...]
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { loadStage, announceLaterStage, SITE_PACKAGES as SITE } from "../../static/stages.js";
+import { installCodecs } from "../../static/codecs.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = path.join(root, "dist");
@@ -23,6 +25,25 @@ const apiCall = pyodide.pyimport("dcmstudio.api").call;
 await loadStage(pyodide, runtime.later, archives(runtime.later));
 const announced = announceLaterStage(apiCall);
 if (!announced.ok) throw new Error(`later stage: ${announced.error.message}`);
+// The page's wasm codecs, kept aside as Python module `page_wasm_codecs` for the tests that
+// register them (test_codecs.py's `wasm_codecs`); registered for all, they would change what the
+// other tests expect. Their emscripten loaders take the Node branch here, which wants CommonJS's
+// require and __dirname, and Node's fetch reads no files.
+globalThis.require = createRequire(import.meta.url);
+globalThis.__dirname = path.join(dist, "codecs");
+const webFetch = globalThis.fetch;
+globalThis.fetch = async (url, ...rest) => {
+  if (new URL(url).protocol !== "file:") return webFetch(url, ...rest);
+  const type = String(url).endsWith(".wasm") ? "application/wasm" : "application/json";
+  return new Response(fs.readFileSync(new URL(url)), { headers: { "content-type": type } });
+};
+const wasm = { decoders: new Map(), encoders: new Map(), unavailable: new Map() };
+await installCodecs(pyodide, pathToFileURL(dist + "/"), {
+  register_decoder: (ts, fn) => wasm.decoders.set(ts, fn),
+  register_encoder: (ts, fn) => wasm.encoders.set(ts, fn),
+  register_unavailable: (ts, reason) => wasm.unavailable.set(ts, reason),
+});
+pyodide.registerJsModule("page_wasm_codecs", wasm);
 // pytest for the run, and pydicom's test files, which the page's copy of pydicom leaves out.
 for (const wheel of fs.readdirSync(testWheels)) {
   if (wheel.startsWith("pydicom-")) {

@@ -502,6 +502,68 @@ def test_a_javascript_codec_result_and_error_are_understood(registry, tmp_path):
         codecs.compress(str(bundled("MR_small.dcm")), str(tmp_path / "no.dcm"), J2K_LOSSLESS)
 
 
+# --- the page's wasm codecs (static/codecs.js), inside Pyodide only -------------------------------
+
+JPEG_LS_LOSSLESS = uids.JPEGLSLossless
+HTJ2K_LOSSLESS = uids.UID("1.2.840.10008.1.2.4.201")
+# What the wasm encoders refuse, by design, with a sentence naming it, and which sources.
+WASM_REFUSALS = ("1-bit pixel data", "up to 16 bits stored", "greyscale only", "colour of up to 8 bits",
+                 "RGB colour transform")
+_COLOUR_SOURCES = {name for name in SOURCES if name.startswith(("SC_", "examples_rgb", "examples_ybr"))}
+WASM_REFUSED = {
+    JPEG_LS_LOSSLESS: NATIVE_ONLY,
+    J2K_LOSSLESS: NATIVE_ONLY | {"SC_rgb_rle_16bit_2frame.dcm", "SC_ybr_full_422_uncompressed.dcm"},
+    HTJ2K_LOSSLESS: NATIVE_ONLY | _COLOUR_SOURCES,
+}
+
+
+@pytest.fixture
+def wasm_codecs(registry):
+    """The page's wasm codecs registered for one test (tests/pyodide/run.mjs loads them)."""
+    wasm = pytest.importorskip("page_wasm_codecs", reason="the page's wasm codecs load in the Pyodide run only")
+    assert not wasm.unavailable.to_py(), f"wasm codecs did not load: {wasm.unavailable.to_py()}"
+    for ts, fn in wasm.decoders.to_py().items():
+        codecs.register_decoder(ts, fn)
+    for ts, fn in wasm.encoders.to_py().items():
+        codecs.register_encoder(ts, fn)
+
+
+@pytest.mark.parametrize("target", [JPEG_LS_LOSSLESS, J2K_LOSSLESS, HTJ2K_LOSSLESS], ids=lambda t: t.name)
+def test_wasm_codecs_write_every_source_losslessly_or_say_why(wasm_codecs, tmp_path, target):
+    refused = set()
+    for name in SOURCES:
+        out = tmp_path / f"{name}.dcm"
+        try:
+            result = codecs.compress(str(bundled(name)), str(out), target, name=name)
+        except DicomStudioError as error:
+            assert any(reason in str(error) for reason in WASM_REFUSALS), str(error)
+            refused.add(name)
+            continue
+        assert result["verified"], name
+        assert np.array_equal(decoded(out), decoded(bundled(name))), name
+    assert refused == WASM_REFUSED[target]
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"])
+def test_wasm_decoders_give_the_uncompressed_pixels(wasm_codecs, name):
+    ours, _ = codecs.PixelSource(str(bundled(name)), name).decode_frame(0)
+    assert np.array_equal(ours, pydicom.dcmread(bundled("MR_small.dcm"), force=True).pixel_array)
+
+
+@pytest.mark.parametrize("name, syntax, said", [
+    ("MR_small_jp2klossless.dcm", J2K_LOSSLESS, "JPEG 2000 could not decode this frame"),
+    ("MR_small_jpeg_ls_lossless.dcm", JPEG_LS_LOSSLESS, "JPEG-LS could not decode this frame"),
+])
+def test_a_broken_codestream_is_named_and_the_codec_goes_on(wasm_codecs, tmp_path, name, syntax, said):
+    ds = pydicom.dcmread(bundled(name))
+    ds.PixelData = encapsulate([ds.PixelData[20:40] + bytes(100)])  # a codestream without its header
+    broken = tmp_path / "broken.dcm"
+    ds.save_as(broken)
+    with pytest.raises(InvalidDicomError, match=said):
+        codecs.PixelSource(str(broken), "broken.dcm").decode_frame(0)
+    assert codecs.PixelSource(str(bundled(name)), name).decode_frame(0)[0].shape == (64, 64)
+
+
 def test_registration_refuses_what_it_cannot_host():
     with pytest.raises(ValueError):
         codecs.register_decoder(EXPLICIT, j2k_decoder)
