@@ -348,46 +348,67 @@ def app_archive(dest_dir):
 # without the sources, so the page skips compiling ~200 modules at start-up (FACTS: ~0.45 s).
 PRECOMPILE_JS = r"""
 import fs from "node:fs";
-const [indexDir, outZip, ...archives] = process.argv.slice(2);
+const [indexDir, specFile] = process.argv.slice(2);
 const { loadPyodide } = await import(indexDir + "/pyodide.mjs");
 const py = await loadPyodide({ indexURL: indexDir + "/" });
-for (const a of archives) py.unpackArchive(new Uint8Array(fs.readFileSync(a)), "zip", { extractDir: "/bundle" });
-py.runPython(`
+// One Pyodide start for every bundle: [{ out, archives }].
+for (const [i, { out, archives }] of JSON.parse(fs.readFileSync(specFile, "utf8")).entries()) {
+  const dir = `/bundle${i}`;
+  for (const a of archives) py.unpackArchive(new Uint8Array(fs.readFileSync(a)), "zip", { extractDir: dir });
+  py.runPython(`
 import compileall, os, zipfile
-compileall.compile_dir("/bundle", quiet=1, legacy=True, ddir="/lib/python3.12/site-packages")
-with zipfile.ZipFile("/bundle.zip", "w", zipfile.ZIP_DEFLATED) as z:
-    for folder, dirs, files in os.walk("/bundle"):
+compileall.compile_dir("${dir}", quiet=1, legacy=True, ddir="/lib/python3.12/site-packages")
+with zipfile.ZipFile("${dir}.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for folder, dirs, files in os.walk("${dir}"):
         dirs.sort()
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in sorted(files):
             path = os.path.join(folder, name)
             if name.endswith(".py") and os.path.exists(path + "c"):
                 continue
-            info = zipfile.ZipInfo(os.path.relpath(path, "/bundle"), date_time=(2020, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(os.path.relpath(path, "${dir}"), date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             with open(path, "rb") as f:
                 z.writestr(info, f.read())
 `);
-fs.writeFileSync(outZip, py.FS.readFile("/bundle.zip"));
+  fs.writeFileSync(out, py.FS.readFile(`${dir}.zip`));
+}
 """
 
 
-def precompiled_bundle(staging, label, archives):
-    """Return the archives one stage of the page loads: `archives` (paths relative to `staging`)
-    merged into one zip of .pyc files, or `archives` as they are when Node is not available."""
+def precompiled_bundles(staging, stages):
+    """Return the archives each stage of the page loads.
+
+    Parameters
+    ----------
+    staging : pathlib.Path
+        The dist folder being assembled.
+    stages : dict
+        ``{label: [archive paths relative to staging]}``.
+
+    Returns
+    -------
+    dict
+        ``{label: [paths]}``: each stage's archives merged into one zip of .pyc files
+        (``app/site-<label>-<hash>.zip``), or the archives as they are when Node is missing.
+    """
     if shutil.which("node") is None:
         log("node not found: shipping sources (start-up compiles them; install Node.js 20 to precompile)")
-        return archives
+        return stages
+    bundles = {}
     with tempfile.TemporaryDirectory() as tmp:
-        script = pathlib.Path(tmp) / "precompile.mjs"
-        script.write_text(PRECOMPILE_JS)
-        out = pathlib.Path(tmp) / "bundle.zip"
-        run(["node", str(script), str(staging / PYODIDE_DIR), str(out),
-             *(str(staging / a) for a in archives)], cwd=tmp)
-        data = out.read_bytes()
-    name = f"site-{label}-{hashlib.sha256(data).hexdigest()[:12]}.zip"
-    (staging / "app" / name).write_bytes(data)
-    return [f"app/{name}"]
+        tmp = pathlib.Path(tmp)
+        (tmp / "precompile.mjs").write_text(PRECOMPILE_JS)
+        spec = [{"out": str(tmp / f"{label}.zip"), "archives": [str(staging / a) for a in archives]}
+                for label, archives in stages.items()]
+        (tmp / "spec.json").write_text(json.dumps(spec))
+        run(["node", str(tmp / "precompile.mjs"), str(staging / PYODIDE_DIR), str(tmp / "spec.json")], cwd=tmp)
+        for label in stages:
+            data = (tmp / f"{label}.zip").read_bytes()
+            name = f"site-{label}-{hashlib.sha256(data).hexdigest()[:12]}.zip"
+            (staging / "app" / name).write_bytes(data)
+            bundles[label] = [f"app/{name}"]
+    return bundles
 
 
 # ---- Assembly ----------------------------------------------------------------------------------
@@ -422,13 +443,12 @@ def build():
     startup = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] in STARTUP_WHEELS]
     startup.append(f"app/{app_name}")
     later = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] not in STARTUP_WHEELS]
-    startup = precompiled_bundle(staging, "core", startup)
-    later = precompiled_bundle(staging, "later", later)
+    bundles = precompiled_bundles(staging, {"core": startup, "later": later})
     runtime = {
         "pyodide": {"version": PYODIDE_VERSION, "index": f"{PYODIDE_DIR}/"},
         # The page loads `startup`, imports dcmstudio.api, says it is ready, then loads `later`.
-        "startup": {"packages": STARTUP_PACKAGES, "archives": startup},
-        "later": {"packages": LATER_PACKAGES, "archives": later},
+        "startup": {"packages": STARTUP_PACKAGES, "archives": bundles["core"]},
+        "later": {"packages": LATER_PACKAGES, "archives": bundles["later"]},
     }
     runtime["codecs"], codec_tarballs = stage_codecs(staging)
     (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))
