@@ -420,8 +420,22 @@ def build():
     packages = fetch_pyodide_packages(entries)
     wheels = fetch_pure_wheels()
 
-    staging = DIST.with_name("dist.partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    # A staging folder of its own, so that two builds at once cannot trip over each other.
+    staging = pathlib.Path(tempfile.mkdtemp(prefix="dist.partial-", dir=DIST.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; dist/ is a site to copy and serve
+    try:
+        assemble(staging, core, packages, wheels)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(DIST, ignore_errors=True)
+    staging.rename(DIST)
+    total = sum(p.stat().st_size for p in DIST.rglob("*") if p.is_file())
+    log(f"dist/ ready: {sum(1 for p in DIST.rglob('*') if p.is_file())} files, {total / 1e6:.1f} MB")
+
+
+def assemble(staging, core, packages, wheels):
+    """Write the whole site into `staging`: Pyodide, wheels, our code and page, manifest."""
     (staging / PYODIDE_DIR).mkdir(parents=True)
     for name in PYODIDE_CORE_FILES:
         shutil.copy2(core / name, staging / PYODIDE_DIR / name)
@@ -455,11 +469,6 @@ def build():
     files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     (staging / "build-manifest.json").write_text(json.dumps(
         {"pyodide_version": PYODIDE_VERSION, "npm_codecs": codec_tarballs, "sha256": files}, indent=1))
-
-    shutil.rmtree(DIST, ignore_errors=True)
-    staging.rename(DIST)
-    total = sum(p.stat().st_size for p in DIST.rglob("*") if p.is_file())
-    log(f"dist/ ready: {len(files) + 1} files, {total / 1e6:.1f} MB")
 
 
 def needs_build():
