@@ -1,7 +1,7 @@
-// The app shell: start-up status, opening files, the grouped file list, the workbench tabs and
+// The app shell: opening files, the grouped file list, the workbench tabs and
 // the task bar. DICOM work happens in Python (worker.js → dcmstudio.api); this file is UI only.
-import { PythonWorker } from "./client.js";
-import { Op, PHASES } from "./protocol.js";
+import { python } from "./boot.js";
+import { Op } from "./protocol.js";
 import { FileList } from "./files.js";
 import { TaskBar } from "./tasks.js";
 import { TagsWorkbench } from "./wb-tags.js";
@@ -19,46 +19,6 @@ const $ = (selector) => document.querySelector(selector);
 const BATCH_FILES = 24;
 const BATCH_BYTES = 64 * 1024 * 1024;
 
-document.body.dataset.python = "loading"; // hides the pure-CSS "scripts never ran" notice
-const status = $("#python-status");
-const statusBar = $("#python-progress");
-
-function showPhase({ phase, label, fraction, timings }) {
-  let done = 0;
-  for (const p of PHASES) {
-    if (p.name === phase) break;
-    done += p.weight;
-  }
-  const weight = PHASES.find((p) => p.name === phase)?.weight || 0;
-  statusBar.value = Math.min(1, done + weight * (fraction || 0));
-  status.textContent = phase === "ready" ? "Python ready" : `${label}…`;
-  document.body.dataset.python = phase;
-  if (phase === "ready") {
-    window.dcmstudioReadyAt = performance.now(); // read by bench/startup.py
-    window.dcmstudioPhaseTimings = timings;
-    statusBar.hidden = true;
-    app.onReady();
-  }
-}
-
-function showFatal(message) {
-  document.body.dataset.python = "failed";
-  $("#drop-hint .waiting").hidden = true;
-  status.textContent = "Python failed";
-  statusBar.hidden = true;
-  const box = $("#fatal");
-  box.hidden = false;
-  box.querySelector("p").textContent = message;
-}
-
-// A failure that leaves the worker working (e.g. the packages loaded after start-up).
-function showNotice(message) {
-  const box = $("#notice");
-  box.hidden = false;
-  box.querySelector("p").textContent = message;
-}
-
-const python = new PythonWorker({ onPhase: showPhase, onFatal: showFatal, onNotice: showNotice });
 const tasks = new TaskBar($("#tasks"), python);
 
 const app = {
@@ -68,10 +28,6 @@ const app = {
   edits: new PendingEdits(),
   workbenches: [],
   active: null,
-
-  onReady() {
-    $("#drop-hint .waiting").hidden = true;
-  },
 
   select(selection) {
     for (const wb of this.workbenches) wb.setSelection(selection);

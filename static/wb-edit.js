@@ -147,9 +147,12 @@ export class EditWorkbench {
     }
     this.formError.textContent = "";
     this.app.edits.add(edit);
-    this.path.value = "";
-    this.value.value = "";
-    this.path.focus();
+    // The next change may have been typed while this one was checked: clear only what was sent.
+    if (this.path.value.trim() === edit.path && (edit.value === undefined || this.value.value === edit.value)) {
+      this.path.value = "";
+      this.value.value = "";
+      this.path.focus();
+    }
   }
 
   async loadList(input) {

@@ -171,8 +171,10 @@ const handlers = {
   },
 };
 
-// Opening files needs only the start-up stage; everything else waits for the later one.
+// Opening and inspecting files need only the start-up stage; everything else (pixels, Pillow,
+// volumes, the wasm codecs) waits until the later stage and the codecs are loaded.
 const OPS_BEFORE_LATER_STAGE = new Set([Op.ADD_FILES, Op.REMOVE_FILES, Op.CANCEL]);
+const CALLS_BEFORE_LATER_STAGE = new Set(["tree", "search", "export_text", "export_json", "forget"]);
 
 const ready = start().catch((error) => {
   post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });
@@ -185,8 +187,10 @@ self.onmessage = async (event) => {
   const { id, op, args } = event.data;
   try {
     await ready;
-    if (op === Op.CALL || op === Op.JOB) await codecs;
-    if (!OPS_BEFORE_LATER_STAGE.has(op)) await later;
+    if (!OPS_BEFORE_LATER_STAGE.has(op) && !(op === Op.CALL && CALLS_BEFORE_LATER_STAGE.has(args?.fn))) {
+      await codecs;
+      await later;
+    }
     const handler = handlers[op];
     if (!handler) throw new Error(`unknown request '${op}'`);
     const result = await handler(id, args || {});
