@@ -266,6 +266,7 @@ def test_lossy_jpeg_source_stays_marked_lossy(tmp_path):
     codecs.decompress(str(path), str(out))
     assert pydicom.dcmread(out).LossyImageCompression == "01"
 
+
 def test_pillow_installed_after_pydicom_decodes_jpeg(tmp_path, monkeypatch):
     # The page loads Pillow after pydicom's import, which had found Pillow missing: stand that in
     # by withdrawing the plugin and Pillow from pydicom's module, then adopt it as the page does.
@@ -284,7 +285,6 @@ def test_pillow_installed_after_pydicom_decodes_jpeg(tmp_path, monkeypatch):
     codecs.decompress(bundled("SC_rgb_jpeg_dcmtk.dcm"), str(out))
     assert pydicom.dcmread(out).pixel_array.shape == (100, 100, 3)
     assert codecs.adopt_late_pillow() == codecs.adopt_late_pillow()  # a second call changes nothing
-
 
 
 # --- refusals ----------------------------------------------------------------------------------
