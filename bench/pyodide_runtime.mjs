@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { takeFile } from "../static/memfs.js";
-import { loadStage, announceLaterStage } from "../static/stages.js";
+import { loadStage, announceLaterStage, pyodideOptions } from "../static/stages.js";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -12,7 +12,7 @@ export async function startRuntime() {
   const dist = path.join(root, "dist");
   const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
   const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
-  const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
+  const pyodide = await loadPyodide(pyodideOptions(runtime, (p) => path.join(dist, p) + (p.endsWith("/") ? "/" : "")));
   // Both stages, in the page's order (see static/stages.js).
   const archives = (stage) => stage.archives.map((a) => new Uint8Array(fs.readFileSync(path.join(dist, a))));
   await loadStage(pyodide, runtime.startup, archives(runtime.startup));

@@ -4,6 +4,15 @@
 
 export const SITE_PACKAGES = "/lib/python3.12/site-packages";
 
+// loadPyodide's options for this build. `resolve` turns a path relative to dist/ into a URL (or a
+// file path in Node). Pyodide ships its standard library as sources, which it would compile at
+// every start: build.py compiles it once, and the page loads that copy.
+export function pyodideOptions(runtime, resolve) {
+  const options = { indexURL: resolve(runtime.pyodide.index) };
+  if (runtime.pyodide.stdlib) options.stdLibURL = resolve(runtime.pyodide.stdlib);
+  return options;
+}
+
 // Loads one stage: its Pyodide packages, and its archives (zips of Python files) unpacked into
 // site-packages. `archives` holds the archives' bytes or promises of them, so that the caller can
 // start fetching before Pyodide is up.

@@ -4,7 +4,7 @@
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
 import { installCodecs } from "./codecs.js";
-import { loadStage, announceLaterStage } from "./stages.js";
+import { loadStage, announceLaterStage, pyodideOptions } from "./stages.js";
 
 const siteRoot = new URL("../", import.meta.url);
 
@@ -39,11 +39,11 @@ let later = null;
 async function start() {
   phase("runtime");
   const runtime = await (await fetch(new URL("runtime.json", siteRoot))).json();
-  const indexURL = new URL(runtime.pyodide.index, siteRoot).href;
-  const { loadPyodide } = await import(indexURL + "pyodide.mjs");
+  const options = pyodideOptions(runtime, (path) => new URL(path, siteRoot).href);
+  const { loadPyodide } = await import(options.indexURL + "pyodide.mjs");
   // Our Python is fetched while the runtime starts, and unpacked once it is up.
   const startupArchives = runtime.startup.archives.map(fetchBytes);
-  pyodide = await loadPyodide({ indexURL, stdout: () => {}, stderr: (s) => console.warn(s) });
+  pyodide = await loadPyodide({ ...options, stdout: () => {}, stderr: (s) => console.warn(s) });
 
   phase("packages", 0.1);
   await loadStage(pyodide, runtime.startup, startupArchives);

@@ -79,3 +79,20 @@ def test_the_built_runtime_loads_pydicom_at_start_up_and_the_volume_readers_late
     with zipfile.ZipFile(ROOT / "dist" / runtime["startup"]["archives"][0]) as z:
         names = z.namelist()
     assert any(n.startswith("pydicom/") for n in names) and not any(n.startswith("nibabel/") for n in names)
+
+
+def test_python_is_shipped_compiled_so_start_up_compiles_nothing():
+    # Pyodide ships its standard library and numpy as sources: compiled at every start, they
+    # cost seconds. build.py compiles them (and our code) once; tests/run.sh builds with Node.
+    runtime = json.loads((ROOT / "dist" / "runtime.json").read_text())
+    with zipfile.ZipFile(ROOT / "dist" / runtime["pyodide"]["stdlib"]) as z:
+        stdlib = z.namelist()
+    assert "json/__init__.pyc" in stdlib and "zipfile/__init__.pyc" in stdlib
+    assert not [n for n in stdlib if n.endswith(".py")]
+    with zipfile.ZipFile(ROOT / "dist" / runtime["startup"]["archives"][0]) as z:
+        core = z.namelist()
+    assert "numpy/__pycache__/__init__.cpython-312.pyc" in core  # beside the sources Pyodide installs
+    assert "pydicom/dataset.pyc" in core and "dcmstudio/api.pyc" in core
+    assert not [n for n in core if n.endswith(".py")]
+    with zipfile.ZipFile(ROOT / "dist" / runtime["later"]["archives"][0]) as z:
+        assert "PIL/__pycache__/Image.cpython-312.pyc" in z.namelist()

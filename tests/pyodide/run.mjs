@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { loadStage, announceLaterStage, SITE_PACKAGES as SITE } from "../../static/stages.js";
+import { loadStage, announceLaterStage, pyodideOptions, SITE_PACKAGES as SITE } from "../../static/stages.js";
 import { installCodecs } from "../../static/codecs.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -15,7 +15,7 @@ const testWheels = path.join(cache, "pyodide-test-wheels");
 
 const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
 const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
-const pyodide = await loadPyodide({ indexURL: path.join(dist, runtime.pyodide.index) + "/" });
+const pyodide = await loadPyodide(pyodideOptions(runtime, (p) => path.join(dist, p) + (p.endsWith("/") ? "/" : "")));
 const unpack = (file) => pyodide.unpackArchive(new Uint8Array(fs.readFileSync(file)), "zip", { extractDir: SITE });
 // Exactly what the page loads, in its order: the start-up stage, dcmstudio.api imported, then the
 // later stage (Pillow arrives after pydicom's import, as in the page).
