@@ -56,16 +56,21 @@ const app = {
     let done = 0;
     let batch = [];
     let bytes = 0;
-    const flush = async () => {
-      if (!batch.length) return;
-      const files = batch.map(({ key, file, buffer }) => ({ key, name: file.relpath || file.name, buffer }));
+    // One batch is read while Python describes the one before: at most two batches in memory.
+    let inPython = Promise.resolve();
+    const send = async (sent) => {
+      const files = sent.map(({ key, file, buffer }) => ({ key, name: file.relpath || file.name, buffer }));
       const request = python.request(Op.ADD_FILES, { files }, { transfer: files.map((f) => f.buffer) });
       task.onCancel = () => python.cancel(request.id);
       const result = await request.done;
-      if (result.ok) this.files.add(result.files, batch);
-      else this.files.add(batch.map(({ key }) => ({ key, ok: false, error: result.error })), batch);
-      done += batch.length;
+      if (result.ok) this.files.add(result.files, sent);
+      else this.files.add(sent.map(({ key }) => ({ key, ok: false, error: result.error })), sent);
+      done += sent.length;
       task.progress(done, fileEntries.length, "");
+    };
+    const flush = async () => {
+      await inPython;
+      if (batch.length) inPython = send(batch);
       batch = [];
       bytes = 0;
     };
@@ -83,6 +88,7 @@ const app = {
       if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) await flush();
     }
     await flush();
+    await inPython;
     task.finish(task.cancelled ? "Opening cancelled" : `Opened ${this.files.count()} DICOM file${this.files.count() === 1 ? "" : "s"}`);
   },
 };

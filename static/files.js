@@ -7,6 +7,9 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
+// While files are opening, the file tree is redrawn at most this often.
+const RENDER_EVERY_MS = 500;
+
 const byNumberThenName = (a, b) =>
   (a.instance.number ?? Infinity) - (b.instance.number ?? Infinity) || a.name.localeCompare(b.name);
 
@@ -81,6 +84,21 @@ export class FileList {
     this.counter = 0;
     this.selectedRow = null;
     this.collapsed = new Set();
+    this.renderTimer = null;
+    this.lastRender = 0;
+  }
+
+  // The whole tree is drawn anew, at a cost that grows with the files loaded: while a folder of
+  // thousands of files opens batch by batch, draw at most every RENDER_EVERY_MS.
+  requestRender() {
+    if (this.renderTimer) return;
+    const wait = Math.max(0, this.lastRender + RENDER_EVERY_MS - performance.now());
+    this.renderTimer = setTimeout(() => {
+      this.renderTimer = null;
+      this.lastRender = performance.now();
+      this.render();
+      if (!this.selectedRow && this.files.size) this.selectAll();
+    }, wait);
   }
 
   newKey() {
@@ -105,13 +123,12 @@ export class FileList {
         this.skipped.push({ name: d.name || sources.get(d.key)?.relpath || d.key, reason });
       }
     }
-    this.render();
-    if (!this.selectedRow && this.files.size) this.selectAll();
+    this.requestRender();
   }
 
   addUnreadable(file, error) {
     this.skipped.push({ name: file.relpath || file.name, reason: `the browser could not read it (${error.message})` });
-    this.render();
+    this.requestRender();
   }
 
   // patient → study → series → [files], in a stable display order.
