@@ -12,18 +12,16 @@ import argparse
 import io
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zipfile
 
 import pydicom
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from conftest import CHROMIUM_FLAGS, chromium_path, free_port  # noqa: E402
+from conftest import CHROMIUM_FLAGS, chromium_path, start_site_server  # noqa: E402
 
 DATA = pathlib.Path(os.environ.get("DCMSTUDIO_CACHE", pathlib.Path.home() / ".cache" / "dcmstudio")) / "bench-data" / "D1"
 EDITS = [
@@ -53,16 +51,7 @@ def main():
         os.link(sources[i % len(sources)], path)
         paths.append(path)
     total = sum(p.stat().st_size for p in paths)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", str(port)], cwd=ROOT,
-                              env={**os.environ, "DCMSTUDIO_QUIET": "1"}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    server, url = start_site_server()
     from playwright.sync_api import sync_playwright
     try:
         with sync_playwright() as p:

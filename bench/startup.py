@@ -6,19 +6,15 @@ Serves dist/ with build.py's server and prints the median of each; no timed asse
 """
 
 import argparse
-import os
 import pathlib
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from conftest import CHROMIUM_FLAGS, chromium_path, free_port  # noqa: E402
+from conftest import CHROMIUM_FLAGS, chromium_path, start_site_server  # noqa: E402
 
 
 def ready_ms(page, url):
@@ -34,16 +30,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", str(port)],
-                              cwd=ROOT, env={**os.environ, "DCMSTUDIO_QUIET": "1"}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    server, url = start_site_server()
     from playwright.sync_api import sync_playwright
     cold, warm = [], []
     try:

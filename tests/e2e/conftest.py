@@ -35,26 +35,40 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server():
-    """`python build.py serve` on a free port; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "DCMSTUDIO_QUIET": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 300
+def wait_until_serving(proc, url, seconds):
+    """Wait until the server `proc` answers at `url`; return the answer's headers.
+
+    Raises RuntimeError with what the server printed if it exits, or after `seconds`.
+    """
+    deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.headers
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"build.py serve exited: {proc.stdout.read()}")
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("build.py serve did not answer within 300 s")
+                said = proc.stdout.read() if proc.stdout else f"exit status {proc.returncode}"
+                raise RuntimeError(f"the server for {url} exited: {said}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def start_site_server():
+    """`python build.py serve` (which builds dist/ if needed) on a free port: (process, base URL)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "serve", "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, "DCMSTUDIO_QUIET": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until_serving(proc, url, 300)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The served dist/; yields its base URL."""
+    proc, url = start_site_server()
     yield url
     proc.terminate()
     proc.wait(10)

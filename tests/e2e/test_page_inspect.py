@@ -9,12 +9,11 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pydicom
 import pytest
 
-from conftest import ARTIFACTS, ROOT, free_port, open_files
+from conftest import ARTIFACTS, ROOT, free_port, open_files, wait_until_serving
 
 TEST_FILES = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
 CT = TEST_FILES / "CT_small.dcm"
@@ -199,12 +198,7 @@ def test_policy_binds_the_worker_where_the_host_sends_no_headers(browser, tmp_pa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"
-        for _ in range(100):
-            try:
-                headers = urllib.request.urlopen(url, timeout=1).headers
-                break
-            except OSError:
-                time.sleep(0.1)
+        headers = wait_until_serving(proc, url, 10)
         assert "Content-Security-Policy" not in headers
         context = browser.new_context()
         page = context.new_page()
@@ -231,12 +225,7 @@ def static_server(directory, script_mime):
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(directory)])
     url = f"http://127.0.0.1:{port}/"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until_serving(proc, url, 10)
     return proc, url
 
 
