@@ -1,26 +1,14 @@
 // The page's Python runtime in Node: dist/'s Pyodide, its bundle and dcmstudio.api, nothing else.
 // Shared by the benchmarks that run "in the page's runtime once started".
-import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { takeFile } from "../static/memfs.js";
-import { loadStage, announceLaterStage, pyodideOptions } from "../static/stages.js";
+import { loadPageRuntime } from "../tests/pyodide/page_runtime.mjs";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 export async function startRuntime() {
-  const dist = path.join(root, "dist");
-  const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
-  const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
-  const pyodide = await loadPyodide(pyodideOptions(runtime, (p) => path.join(dist, p) + (p.endsWith("/") ? "/" : "")));
-  // Both stages, in the page's order (see static/stages.js).
-  const archives = (stage) => stage.archives.map((a) => new Uint8Array(fs.readFileSync(path.join(dist, a))));
-  await loadStage(pyodide, runtime.startup, archives(runtime.startup));
-  pyodide.FS.mkdirTree("/in");
-  pyodide.FS.mkdirTree("/out");
-  const apiCall = pyodide.pyimport("dcmstudio.api").call;
-  await loadStage(pyodide, runtime.later, archives(runtime.later));
-  announceLaterStage(apiCall);
+  const { pyodide, apiCall } = await loadPageRuntime(path.join(root, "dist"));
   const call = (fn, args) => {
     const result = JSON.parse(apiCall(fn, JSON.stringify(args)));
     if (!result.ok) throw new Error(`${fn}: ${result.error.message}`);

@@ -221,25 +221,20 @@ function encoderFor(codec, holder) {
 }
 
 /**
- * Instantiates the codecs named in runtime.json and registers them with dcmstudio.codecs.
+ * Instantiates the codecs runtime.json names and registers them with dcmstudio.codecs.
  * A codec that does not load is registered as unavailable, with the reason, so that the viewer
  * and Compress say why instead of failing later. Never rejects.
  *
  * @param {object} pyodide  the worker's Pyodide, with dcmstudio importable
  * @param {URL} siteRoot    the folder holding runtime.json (dist/)
+ * @param {object} files    runtime.json's `codecs`: { name: { module, wasm } }, paths in dist/
  * @param {object} [registry]  what to register with, by default the dcmstudio.codecs module
  *   (tests/pyodide/run.mjs collects the functions instead, for the tests that ask for them)
  * @returns {Promise<string[]>} the labels of the codecs that loaded
  */
-export async function installCodecs(pyodide, siteRoot, registry = null) {
+export async function installCodecs(pyodide, siteRoot, files = {}, registry = null) {
   const ownsRegistry = !registry;
   registry ||= pyodide.pyimport("dcmstudio.codecs");
-  let files = {};
-  try {
-    files = (await (await fetch(new URL("runtime.json", siteRoot))).json()).codecs || {};
-  } catch (error) {
-    console.warn("runtime.json could not be read for the codecs:", error);
-  }
   const loaded = await Promise.all(Object.entries(CODECS).map(async ([name, codec]) => {
     try {
       if (!files[name]) throw new Error("this build does not include it");

@@ -33,9 +33,11 @@ async function fetchBytes(path) {
   return response.arrayBuffer();
 }
 
-// Settles once the `later` stage (Pillow, the volume readers...) is loaded; requests other than
-// opening and inspecting files wait for it. Its failure is reported, and inspection still works.
+// Settle once the `later` stage (Pillow, the volume readers...) and the wasm codecs (JPEG-LS,
+// JPEG 2000, HTJ2K) are loaded, which starts when Python is ready; requests other than opening
+// and inspecting files wait for them. Their failures are reported, and inspection still works.
 let later = null;
+let codecs = null;
 
 async function start() {
   phase("runtime");
@@ -63,6 +65,7 @@ async function start() {
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
 
+  codecs = installCodecs(pyodide, siteRoot, runtime.codecs);
   later = loadStage(pyodide, runtime.later, runtime.later.archives.map(fetchBytes))
     .then(() => announceLaterStage(apiCall))
     .then(() => { timings.later = Math.round(performance.now()); })
@@ -196,8 +199,6 @@ const ready = start().catch((error) => {
   post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });
   throw error;
 });
-// The wasm codecs (JPEG-LS, JPEG 2000, HTJ2K) load once Python is ready; calls that may decode wait.
-const codecs = ready.then(() => installCodecs(pyodide, siteRoot), () => {});
 
 self.onmessage = async (event) => {
   const { id, op, args } = event.data;

@@ -5,7 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { loadStage, announceLaterStage, pyodideOptions, SITE_PACKAGES as SITE } from "../../static/stages.js";
+import { SITE_PACKAGES as SITE } from "../../static/stages.js";
+import { loadPageRuntime } from "./page_runtime.mjs";
 import { installCodecs } from "../../static/codecs.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -13,18 +14,9 @@ const dist = path.join(root, "dist");
 const cache = process.env.DCMSTUDIO_CACHE || path.join(process.env.HOME, ".cache", "dcmstudio");
 const testWheels = path.join(cache, "pyodide-test-wheels");
 
-const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
-const { loadPyodide } = await import(path.join(dist, runtime.pyodide.index, "pyodide.mjs"));
-const pyodide = await loadPyodide(pyodideOptions(runtime, (p) => path.join(dist, p) + (p.endsWith("/") ? "/" : "")));
+// Exactly what the page loads, in its order.
+const { pyodide, runtime } = await loadPageRuntime(dist);
 const unpack = (file) => pyodide.unpackArchive(new Uint8Array(fs.readFileSync(file)), "zip", { extractDir: SITE });
-// Exactly what the page loads, in its order: the start-up stage, dcmstudio.api imported, then the
-// later stage (Pillow arrives after pydicom's import, as in the page).
-const archives = (stage) => stage.archives.map((a) => new Uint8Array(fs.readFileSync(path.join(dist, a))));
-await loadStage(pyodide, runtime.startup, archives(runtime.startup));
-const apiCall = pyodide.pyimport("dcmstudio.api").call;
-await loadStage(pyodide, runtime.later, archives(runtime.later));
-const announced = announceLaterStage(apiCall);
-if (!announced.ok) throw new Error(`later stage: ${announced.error.message}`);
 // The page's wasm codecs, kept aside as Python module `page_wasm_codecs` for the tests that
 // register them (test_codecs.py's `wasm_codecs`); registered for all, they would change what the
 // other tests expect. Their emscripten loaders take the Node branch here, which wants CommonJS's
@@ -34,11 +26,10 @@ globalThis.__dirname = path.join(dist, "codecs");
 const webFetch = globalThis.fetch;
 globalThis.fetch = async (url, ...rest) => {
   if (new URL(url).protocol !== "file:") return webFetch(url, ...rest);
-  const type = String(url).endsWith(".wasm") ? "application/wasm" : "application/json";
-  return new Response(fs.readFileSync(new URL(url)), { headers: { "content-type": type } });
+  return new Response(fs.readFileSync(new URL(url)), { headers: { "content-type": "application/wasm" } });
 };
 const wasm = { decoders: new Map(), encoders: new Map(), unavailable: new Map() };
-await installCodecs(pyodide, pathToFileURL(dist + "/"), {
+await installCodecs(pyodide, pathToFileURL(dist + "/"), runtime.codecs, {
   register_decoder: (ts, fn) => wasm.decoders.set(ts, fn),
   register_encoder: (ts, fn) => wasm.encoders.set(ts, fn),
   register_unavailable: (ts, reason) => wasm.unavailable.set(ts, reason),
