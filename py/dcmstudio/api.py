@@ -136,6 +136,18 @@ def _scratch_dir():
     return tempfile.mkdtemp(prefix="dcmstudio-out-")
 
 
+def offer(out_name, data, mime):
+    """Write ``data`` (text as UTF-8, or bytes) to a fresh output; return its ``outputs`` entry."""
+    out = output_path(out_name)
+    if isinstance(data, str):
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(data)
+    else:
+        with open(out, "wb") as f:
+            f.write(data)
+    return {"path": out, "name": out_name, "mime": mime}
+
+
 def _stem(name):
     return os.path.splitext(os.path.basename(name))[0] or "file"
 
@@ -143,21 +155,15 @@ def _stem(name):
 @endpoint
 def export_text(path, name):
     """The dump of one file as a text download."""
-    out_name = f"{_stem(name)}_dump.txt"
-    out = output_path(out_name)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(inspector.dump_text(path, name))
-    return {"outputs": [{"path": out, "name": out_name, "mime": "text/plain;charset=utf-8"}]}
+    text = inspector.dump_text(path, name)
+    return {"outputs": [offer(f"{_stem(name)}_dump.txt", text, "text/plain;charset=utf-8")]}
 
 
 @endpoint
 def export_json(path, name):
     """The DICOM JSON model (PS3.18 Annex F) of one file as a download."""
-    out_name = f"{_stem(name)}.json"
-    out = output_path(out_name)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(inspector.dicom_json(path, name))
-    return {"outputs": [{"path": out, "name": out_name, "mime": "application/dicom+json"}]}
+    text = inspector.dicom_json(path, name)
+    return {"outputs": [offer(f"{_stem(name)}.json", text, "application/dicom+json")]}
 
 
 @endpoint
@@ -181,10 +187,7 @@ def render_frame(path, name, frame=0, window=None):
     """One frame as RGBA bytes (an output the worker moves to the page) and how it was drawn."""
     from . import pixels
     rgba, info = pixels.render_frame(path, name, frame, window)
-    out = output_path("frame.rgba")
-    with open(out, "wb") as f:
-        f.write(rgba)
-    return {"render": info, "outputs": [{"path": out, "name": "frame.rgba", "mime": "application/octet-stream"}]}
+    return {"render": info, "outputs": [offer("frame.rgba", rgba, "application/octet-stream")]}
 
 
 @endpoint
@@ -192,11 +195,7 @@ def thumbnail(path, name, size=40):
     """A small RGBA picture of the first frame, for the file list."""
     from . import pixels
     rgba, width, height = pixels.thumbnail(path, name, size)
-    out = output_path("thumb.rgba")
-    with open(out, "wb") as f:
-        f.write(rgba)
-    return {"width": width, "height": height,
-            "outputs": [{"path": out, "name": "thumb.rgba", "mime": "application/octet-stream"}]}
+    return {"width": width, "height": height, "outputs": [offer("thumb.rgba", rgba, "application/octet-stream")]}
 
 
 @endpoint
@@ -236,10 +235,7 @@ def volume_open(paths):
         rgba = np.empty(picture.shape[:2] + (4,), np.uint8)
         rgba[..., :3] = picture[..., None] if picture.ndim == 2 else picture
         rgba[..., 3] = 255
-        out = output_path(f"{plane}.rgba")
-        with open(out, "wb") as f:
-            f.write(rgba.tobytes())
-        outputs.append({"path": out, "name": f"{plane}.rgba", "mime": "application/octet-stream"})
+        outputs.append(offer(f"{plane}.rgba", rgba.tobytes(), "application/octet-stream"))
         previews[plane] = {"rows": picture.shape[0], "columns": picture.shape[1],
                            "pixel_spacing": [float(v) for v in slices["pixel_spacing"][plane]]}
     return {"volume": opened.summary(), "previews": previews, "window": [float(v) for v in slices["window"]],
@@ -403,10 +399,7 @@ def export_edits(edits, kind):
         out_name, mime, text = "edits.json", "application/json", json.dumps({"dcmstudio_edits": 1, "edits": edits}, indent=1)
     else:
         out_name, mime, text = "apply_edits.py", "text/x-python", edit.codify(edits)
-    out = output_path(out_name)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    return {"outputs": [{"path": out, "name": out_name, "mime": mime}]}
+    return {"outputs": [offer(out_name, text, mime)]}
 
 
 @endpoint
