@@ -42,7 +42,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_
 
 from dcmstudio import __version__, deid_profile, edit, uids, values
 from dcmstudio.catalog import as_invalid_dicom
-from dcmstudio.elements import ITEM, tag_text, walk
+from dcmstudio.elements import ITEM, in_force, tag_text, walk
 from dcmstudio.errors import DicomStudioError, EditError
 
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
@@ -795,18 +795,12 @@ class _FilePlan:
         return vr
 
     def _encodings_in(self, container):
-        known = self._encodings.get(container)
-        if known is None:
-            charset = next((c for c in container.children or ()
-                            if c.tag == SPECIFIC_CHARACTER_SET), None)
-            if charset is not None:
-                known = values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
-            elif container.parent is not None:
-                known = self._encodings_in(container.parent)
-            else:
-                known = values.DEFAULT_ENCODINGS
-            self._encodings[container] = known
-        return known
+        def own(dataset):
+            charset = next((c for c in dataset.children or () if c.tag == SPECIFIC_CHARACTER_SET), None)
+            if charset is None:
+                return None
+            return values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
+        return in_force(container, self._encodings, own, values.DEFAULT_ENCODINGS)
 
     def _texts(self, node, encodings=None):
         """A plain element's values as a list of text (numbers as their text)."""
@@ -964,7 +958,7 @@ class _FilePlan:
                               "by": by})
 
     def _edit(self, op, node, value=None, suffix=""):
-        item = {"op": op, "path": _edit_path(node) + suffix}
+        item = {"op": op, "path": node.tag_path + suffix}
         if op != "delete":
             item["value"] = value
         self.edits.append(item)
@@ -1189,20 +1183,6 @@ def _identifier_kind(keyword, vr):
                  keyword):
         return "id"
     return None
-
-
-def _edit_path(node):
-    """The path :mod:`dcmstudio.edit` reads, by tags only (keywords of repeating groups are
-    ambiguous)."""
-    parts = []
-    while node is not None and node.tag is not None:
-        if node.tag == ITEM:
-            index = next(i for i, sibling in enumerate(node.parent.children) if sibling is node)
-            parts.append(f"[{index}]")
-        else:
-            parts.append("." + tag_text(node.tag))
-        node = node.parent
-    return "".join(reversed(parts)).lstrip(".")
 
 
 _DATE_PARTS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(.*)", re.DOTALL)

@@ -25,7 +25,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_
 
 from dcmstudio import uids, values
 from dcmstudio.elements import (ALL_VRS, EXPLICIT_LE, IMPLICIT_LE, ITEM, LONG_LENGTH_VRS, Element,
-                                KeepOnly, tag_name, tag_text, walk)
+                                KeepOnly, in_force, tag_name, tag_text, walk)
 from dcmstudio.errors import DicomStudioError, EditError, InvalidDicomError
 
 OPS = ("set", "add", "delete", "remap_uids")
@@ -613,17 +613,10 @@ class _Session:
 
     def encodings(self, container):
         """The character set in force in ``container``: its own (0008,0005) or inherited."""
-        known = self.charsets.get(container)
-        if known is None:
-            charset = self.find(container, SPECIFIC_CHARACTER_SET)
-            if charset is not None:
-                known = values.encodings_for(self.text_values(charset))
-            elif container.parent is not None:
-                known = self.encodings(container.parent)
-            else:
-                known = values.DEFAULT_ENCODINGS
-            self.charsets[container] = known
-        return known
+        def own(dataset):
+            charset = self.find(dataset, SPECIFIC_CHARACTER_SET)
+            return None if charset is None else values.encodings_for(self.text_values(charset))
+        return in_force(container, self.charsets, own, values.DEFAULT_ENCODINGS)
 
     def pixel_representation(self):
         node = self.find(self.emap.root, PIXEL_REPRESENTATION)

@@ -171,13 +171,22 @@ class Element:
     @property
     def path(self):
         """Where the element sits, e.g. ``RequestAttributesSequence[0].RequestedProcedureID``."""
+        return self._path(tag_name)
+
+    @property
+    def tag_path(self):
+        """The same by tags only, e.g. ``(0040,0275)[0].(0040,1001)``, as :mod:`dcmstudio.edit`
+        reads it: unambiguous where keywords (of repeating groups) are not."""
+        return self._path(tag_text)
+
+    def _path(self, name):
         parts, node = [], self
         while node is not None and node.tag is not None:
             if node.tag == ITEM:
                 index = next(i for i, sibling in enumerate(node.parent.children) if sibling is node)
                 parts.append(f"[{index}]")
             else:
-                parts.append("." + tag_name(node.tag))
+                parts.append("." + name(node.tag))
             node = node.parent
         return "".join(reversed(parts)).lstrip(".")
 
@@ -191,6 +200,32 @@ def tag_text(tag):
 def tag_name(tag):
     """The keyword of a standard tag, else its ``(gggg,eeee)`` form (private, unknown)."""
     return keyword_for_tag(tag) or tag_text(tag)
+
+
+def in_force(container, cache, own, default):
+    """What an inherited data set attribute (e.g. the character set) is in ``container``.
+
+    Parameters
+    ----------
+    container : Node or None
+        A data set: the top level or an item.
+    cache : dict
+        Results by container, kept by the caller for as long as the values cannot change.
+    own : callable
+        ``own(container)``: the container's own value, or None where it has none (then the
+        enclosing data set's value holds, as PS3.5 7.5.3 says of (0008,0005) in items).
+    default
+        The value where no enclosing data set has one.
+    """
+    if container is None:
+        return default
+    known = cache.get(container)
+    if known is None:
+        known = own(container)
+        if known is None:
+            known = in_force(container.parent, cache, own, default)
+        cache[container] = known
+    return known
 
 
 class ElementMap:
