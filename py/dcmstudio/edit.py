@@ -27,6 +27,7 @@ from dcmstudio import uids, values
 from dcmstudio.elements import (ALL_VRS, EXPLICIT_LE, IMPLICIT_LE, ITEM, LONG_LENGTH_VRS, Element,
                                 KeepOnly, in_force, tag_name, tag_text, walk)
 from dcmstudio.errors import DicomStudioError, EditError, InvalidDicomError
+from dcmstudio.replay import Rendered, coalesce
 
 OPS = ("set", "add", "delete", "remap_uids")
 TEMPLATE_FIELDS = ("index", "uid", "name")
@@ -39,8 +40,6 @@ PIXEL_REPRESENTATION = 0x00280103
 PIXEL_DATA = 0x7FE00010
 # Always walked, whatever the edits: they decide how values are encoded.
 _ALWAYS_WALKED = PIXEL_REPRESENTATION
-# Output pieces smaller than this are joined into one; larger ones stay views of the input.
-SMALL_PIECE = 1 << 16
 
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{(\w*)(?::([^{}]*))?\}|[{}]")
 
@@ -438,7 +437,9 @@ def edit_bytes(data, edits, *, context=None):
         The whole input file.
     edits : list of dict
     context : dict, optional
-        As for :func:`apply_edits` (``"name"`` defaults to ``"file"``).
+        As for :func:`apply_edits` (``"name"`` defaults to ``"file"``), and ``"replay"``: a
+        :class:`dcmstudio.replay.SeriesReplay` shared by the files of one task, so that a file
+        whose header agrees with the previous one's is edited without being walked again.
 
     Returns
     -------
@@ -453,39 +454,64 @@ def edit_bytes(data, edits, *, context=None):
     if not isinstance(data, (bytes, bytearray)):
         data = bytes(data)  # the self-check compares with bytes.startswith
     compiled = _compile(edits, name)
+    replay = context.get("replay") if _replayable(compiled) else None
+    result = replay.replay(data, compiled) if replay is not None else None
+    if result is None:
+        result = _edit_walked(data, compiled, name, context, replay)
+    changes = result.changes
+    output = result.chunks
+    deflated = result.dataset_out_offset is not None
+    if changes:
+        verify_unchanged(result.data, output, changes, name, origins=result.origins)
+        if deflated:
+            output = _deflate_dataset(output, result.dataset_out_offset)
+    else:
+        output = [data]  # nothing changed: the input's own bytes, deflated stream included
+    report = {
+        "file": name,
+        "changes": changes,
+        "absent": result.absent,
+        "unchanged_bytes_verified": True,
+        "size_in": len(data),
+        "size_out": sum(len(piece) for piece in output),
+        "transfer_syntax": result.transfer_syntax,
+        "deflated": deflated,
+    }
+    return output, report
+
+
+def _replayable(compiled):
+    """Whether these edits give every file of one layout the same new bytes (no per-file values)."""
+    return all(edit.op != "remap_uids" and not edit.templated for edit in compiled)
+
+
+def _edit_walked(data, compiled, name, context, replay):
+    """Walk ``data``, apply the edits, render the output (see :func:`edit_bytes`).
+
+    Returns a :class:`dcmstudio.replay.Rendered`; ``replay`` (a
+    :class:`dcmstudio.replay.SeriesReplay` or ``None``) remembers it for the next file.
+    """
     limit, keep = _walk_plan(compiled)
-    emap = walk(data, name, stop_after=limit, keep=keep)
+    emap = walk(data, name, stop_after=limit, keep=keep, record_skipped=replay is not None)
     try:
         session = _Session(emap, name, context)
         for edit in compiled:
             session.apply(edit)
         session.keep_instance_uids_equal()
         renderer = _Renderer(session)
-        output = renderer.render()
+        renderer.render()
     except (EditError, InvalidDicomError):
         raise
     except (ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError, TypeError,
             struct.error) as exc:
         raise InvalidDicomError(f"the file could not be edited: its bytes do not hold what their "
                                 f"headers say ({type(exc).__name__}: {exc}).", file=name) from None
-    changes = renderer.changes
-    if changes:
-        verify_unchanged(emap.data, output, changes, name, origins=renderer.origins)
-        if emap.deflated:
-            output = _deflate_dataset(output, renderer.dataset_out_offset)
-    else:
-        output = [data]  # nothing changed: the input's own bytes, deflated stream included
-    report = {
-        "file": name,
-        "changes": changes,
-        "absent": session.absent,
-        "unchanged_bytes_verified": True,
-        "size_in": len(data),
-        "size_out": sum(len(piece) for piece in output),
-        "transfer_syntax": emap.transfer_syntax,
-        "deflated": emap.deflated,
-    }
-    return output, report
+    if replay is not None:
+        replay.remember(compiled, emap, session.reads, *renderer.uncoalesced, renderer.changes,
+                        renderer.redecode, session.absent)
+    return Rendered(renderer.chunks, renderer.origins, renderer.changes, session.absent,
+                    emap.transfer_syntax, emap.data,
+                    renderer.dataset_out_offset if emap.deflated else None)
 
 
 def _deflate_dataset(output, dataset_offset):
@@ -590,6 +616,7 @@ class _Session:
         self.cause = {}  # Element → (edit index, cause text or None)
         self.absent = []
         self.charsets = {}  # dataset → codecs in force there
+        self.reads = []  # [start, end) of every input value read (what a replay must compare)
 
     # --- reading the current state -------------------------------------------------------
 
@@ -606,7 +633,9 @@ class _Session:
         new = self.new_values.get(node)
         if new is not None:
             return new
-        return bytes(self.data[node.value_offset:node.value_offset + node.length])
+        end = node.value_offset + node.length
+        self.reads.append((node.value_offset, end))
+        return bytes(self.data[node.value_offset:end])
 
     def text_values(self, node):
         return values.split_values(self.raw_value(node).decode("latin-1"))
@@ -944,6 +973,7 @@ class _Renderer:
         self.pos = 0
         self.run_start = self.run_end = None
         self.changes = []
+        self.redecode = []  # (change index, start, end, decode): an old value read for the report
         self.inside_new = 0
         self.dataset_out_offset = None
         self.touched = session.dirty | set(session.cause)
@@ -956,27 +986,10 @@ class _Renderer:
         self.dataset_out_offset = emap.dataset_offset + size_change.get(2, 0)
         self.original(emap.walk_end, len(self.data))
         self.flush()
-        self.coalesce()
+        # the pieces as cut (what a replay reuses), then joined for writing
+        self.uncoalesced = (self.chunks, self.origins)
+        self.chunks, self.origins = coalesce(self.chunks, self.origins)
         return self.chunks
-
-    def coalesce(self):
-        """Join the small pieces of the header into one, so a file is written in few writes;
-        large stretches of the input stay views (never copied)."""
-        chunks, origins, small = [], [], []
-        for chunk, origin in zip(self.chunks, self.origins):
-            if len(chunk) < SMALL_PIECE:
-                small.append(chunk)
-                continue
-            if small:
-                chunks.append(b"".join(small))
-                origins.append(None)
-                small = []
-            chunks.append(chunk)
-            origins.append(origin)
-        if small:
-            chunks.append(b"".join(small))
-            origins.append(None)
-        self.chunks, self.origins = chunks, origins
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -1055,6 +1068,7 @@ class _Renderer:
             size_change[group] = size_change.get(group, 0) + self.pos - start - size_before
         self.original(cursor, content_end)
         for node, slot, out_start in group_lengths:
+            session.reads.append((node.value_offset, node.value_offset + 4))
             raw = self.data[node.value_offset:node.value_offset + 4]
             old = node.encoding.u32.unpack(raw)[0]
             new = old + size_change.get(node.tag >> 16, 0)
@@ -1070,6 +1084,8 @@ class _Renderer:
             if node.offset is not None and not self.inside_new:
                 self.record("delete", node, (node.offset, node.end), (self.pos, self.pos),
                             self.describe_old(node), None)
+                if node.children is None and node.tag != ITEM:
+                    self.note_old_value(node)
         elif node.offset is None:
             self.new_node(node, start_in)
         elif node.children is None:
@@ -1088,6 +1104,7 @@ class _Renderer:
         old_raw = self.data[node.value_offset:node.value_offset + node.length]
         self.record("set", node, (node.offset, node.end), (start, self.pos),
                     self.decode(node, old_raw), self.decode(node, value))
+        self.note_old_value(node)
 
     def container(self, node):
         """A sequence or item with a change inside: re-render it, fixing a defined length."""
@@ -1164,17 +1181,27 @@ class _Renderer:
             node = node.parent
         return "".join(reversed(parts)).lstrip(".")
 
-    def decode(self, node, raw):
+    def decoder(self, node):
+        """``decode(raw)`` for values of ``node``: a function that holds nothing of the file."""
         vr = node.vr
         if vr == "UN" or node.encoding.implicit_vr:
             try:
                 vr = dictionary_VR(node.tag)
             except KeyError:
                 vr = "UN"
-        return values.decode_value(raw, vr, tag=node.tag,
-                                   encodings=self.session.encodings(node.parent),
-                                   little_endian=node.encoding.little_endian,
-                                   implicit_vr=node.encoding.implicit_vr)
+        return functools.partial(values.decode_value, vr=vr, tag=node.tag,
+                                 encodings=self.session.encodings(node.parent),
+                                 little_endian=node.encoding.little_endian,
+                                 implicit_vr=node.encoding.implicit_vr)
+
+    def decode(self, node, raw):
+        return self.decoder(node)(raw)
+
+    def note_old_value(self, node):
+        """The last change's ``old`` was decoded from ``node``'s input value: a replay on
+        another file decodes that file's value instead."""
+        self.redecode.append((len(self.changes) - 1, node.value_offset,
+                              node.value_offset + node.length, self.decoder(node)))
 
     def describe_old(self, node):
         if node.tag == ITEM:

@@ -263,6 +263,9 @@ class ElementMap:
     sparse : bool
         ``True`` when :func:`walk` was asked to list only some top-level elements (``keep``):
         ``root.children`` then has gaps between elements.
+    skipped : list of (int, int) or None
+        The ``[start, end)`` value ranges of the elements a sparse walk left out, when
+        :func:`walk` was asked to record them.
     """
 
     def __init__(self, name, data):
@@ -280,6 +283,7 @@ class ElementMap:
         self.walk_end = 0
         self.complete = False
         self.sparse = False
+        self.skipped = None
 
     def __iter__(self):
         return iter(self.elements)
@@ -323,7 +327,7 @@ class KeepOnly:
         self.successors_of = sorted(set(successors_of))
 
 
-def walk(data, name, *, stop_after=None, keep=None):
+def walk(data, name, *, stop_after=None, keep=None, record_skipped=False):
     """Find every element of an encoded DICOM file, without decoding any value.
 
     Parameters
@@ -338,6 +342,9 @@ def walk(data, name, *, stop_after=None, keep=None):
     keep : KeepOnly, optional
         List only these top-level elements (``ElementMap.sparse`` is then ``True``); the
         others are still read and checked, but get no :class:`Element`.
+    record_skipped : bool
+        Note the value ranges of the elements ``keep`` left out in ``ElementMap.skipped``
+        (what an editor never reads, see :mod:`dcmstudio.replay`).
 
     Returns
     -------
@@ -352,7 +359,7 @@ def walk(data, name, *, stop_after=None, keep=None):
         DICOM defines, the deflated stream is corrupt, ...
     """
     try:
-        return _Walker(data, name, stop_after, keep).run()
+        return _Walker(data, name, stop_after, keep, record_skipped).run()
     except (NotDicomError, InvalidDicomError):
         raise
     except (struct.error, IndexError, ValueError, OverflowError, TypeError, zlib.error,
@@ -395,9 +402,10 @@ def _frame_state(frame):
 
 
 class _Walker:
-    def __init__(self, data, name, stop_after, keep):
+    def __init__(self, data, name, stop_after, keep, record_skipped=False):
         self.name = name
         self.map = ElementMap(name, data)
+        self.map.skipped = [] if record_skipped else None
         self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
         self.keep = None
         self.keep_param = keep
@@ -493,6 +501,7 @@ class _Walker:
         stack = [(_DATASET, root, n, n, encoding)]
         kind, parent, end, bound, enc, implicit, header, siblings = _frame_state(stack[0])
         keep = self.keep
+        skipped = self.map.skipped
         if keep is not None:
             keep_tags, keep_groups = keep.tags, keep.groups
             successors = iter(keep.successors_of)
@@ -514,7 +523,7 @@ class _Walker:
             if kind == _DATASET:
                 if keep is not None and parent is root:
                     pos = self.skip_unlisted(mv, pos, enc, top_max, keep_tags, keep_groups,
-                                             threshold)
+                                             threshold, skipped)
                     if pos + 8 > n:
                         continue
                 if implicit:
@@ -552,6 +561,8 @@ class _Walker:
                             tag >> 16 not in keep_groups and length != UNDEFINED_LENGTH and \
                             vr != "SQ":
                         pos = value_offset + length
+                        if skipped is not None:
+                            skipped.append((value_offset, pos))
                         if pos > bound:
                             self.fail(f"element {tag_text(tag)} (length {length}) runs past the "
                                       f"end of the file.")
@@ -625,11 +636,12 @@ class _Walker:
             kind, parent, end, bound, enc, implicit, header, siblings = _frame_state(stack[-1])
             pos += 8
 
-    def skip_unlisted(self, mv, pos, enc, top_max, keep_tags, keep_groups, threshold):
+    def skip_unlisted(self, mv, pos, enc, top_max, keep_tags, keep_groups, threshold, skipped):
         """Skip top-level leaves a sparse walk does not list; return where the next one starts.
 
         A tight loop for the common case; anything unusual (a listed tag, a sequence, an
-        undefined length, a bad VR, a length past the end) is left to the main loop.
+        undefined length, a bad VR, a length past the end) is left to the main loop. Value
+        ranges go to ``skipped`` unless it is ``None``.
         """
         n = len(mv)
         stop = min(top_max, threshold)
@@ -643,6 +655,8 @@ class _Walker:
                     return pos
                 if pos + 8 + length > n:
                     return pos
+                if skipped is not None:
+                    skipped.append((pos + 8, pos + 8 + length))
                 pos += 8 + length
             return pos
         unpack = enc.short_header.unpack_from
@@ -664,6 +678,8 @@ class _Walker:
                 return pos
             if length == UNDEFINED_LENGTH or end > n:
                 return pos
+            if skipped is not None:
+                skipped.append((end - length, end))
             pos = end
         return pos
 

@@ -132,7 +132,7 @@ class EditJob(ZipJob):
     """
 
     def __init__(self, options, count, scratch):
-        from . import edit, uids
+        from . import edit, replay, uids
         self._edit = edit
         self.edits = options["edits"]
         edit.validate_edits(self.edits)
@@ -140,6 +140,7 @@ class EditJob(ZipJob):
         self.zip_name = options.get("zip_name") or "edited.zip"
         super().__init__(options, count, scratch)
         self.uid_map = uids.UidMap()
+        self.replay = replay.SeriesReplay()
         self.first_report = None
         self.edited = 0
         self.changes = 0
@@ -149,7 +150,8 @@ class EditJob(ZipJob):
 
     def step(self, item):
         name = item["name"]
-        context = {"index": self.index + 1, "uid_map": self.uid_map, "name": name}
+        context = {"index": self.index + 1, "uid_map": self.uid_map, "name": name,
+                   "replay": self.replay}
         try:
             with open(item["path"], "rb") as f:
                 data = f.read()
