@@ -94,7 +94,7 @@ class Rendered:
 class _Recipe:
     """One edited file, reduced to what its successor needs to be edited the same way."""
 
-    __slots__ = ("compiled", "compared", "key", "walk_end", "tail", "pieces", "changes",
+    __slots__ = ("compiled", "check_end", "mask", "key", "walk_end", "tail", "pieces", "changes",
                  "redecode", "absent", "transfer_syntax")
 
 
@@ -132,7 +132,7 @@ class SeriesReplay:
         if rest < recipe.tail or (recipe.tail < _NEXT_HEADER and rest != recipe.tail):
             return None
         view = memoryview(data)
-        if b"".join([view[start:end] for start, end in recipe.compared]) != recipe.key:
+        if int.from_bytes(view[:recipe.check_end], "little") & recipe.mask != recipe.key:
             return None
         chunks, origins = [], []
         for piece in recipe.pieces:
@@ -190,9 +190,13 @@ class SeriesReplay:
         recipe.compiled = compiled
         recipe.walk_end = emap.walk_end
         recipe.tail = min(size - emap.walk_end, _NEXT_HEADER)
-        recipe.compared = _complement(free, emap.walk_end + recipe.tail)
-        view = memoryview(data)
-        recipe.key = b"".join([view[start:end] for start, end in recipe.compared])
+        # The header as one integer, masked to the compared bytes: one AND tells a match.
+        recipe.check_end = emap.walk_end + recipe.tail
+        mask = bytearray(b"\xff") * recipe.check_end
+        for start, end in free:
+            mask[start:end] = bytes(end - start)
+        recipe.mask = int.from_bytes(mask, "little")
+        recipe.key = int.from_bytes(memoryview(data)[:recipe.check_end], "little") & recipe.mask
         recipe.pieces = [chunk if origin is None else
                          (origin, None if origin + len(chunk) == size else origin + len(chunk))
                          for chunk, origin in zip(chunks, origins)]
@@ -206,15 +210,3 @@ class SeriesReplay:
 def _overlaps(span, sorted_spans):
     start, end = span
     return any(s < end and start < e for s, e in sorted_spans)
-
-
-def _complement(free, end):
-    """The ``[start, end)`` ranges of ``[0, end)`` outside the sorted, disjoint ``free`` ones."""
-    compared, cursor = [], 0
-    for start, stop in free:
-        if start > cursor:
-            compared.append((cursor, start))
-        cursor = max(cursor, stop)
-    if cursor < end:
-        compared.append((cursor, end))
-    return compared
