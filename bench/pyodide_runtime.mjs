@@ -16,10 +16,14 @@ export async function startRuntime() {
   };
   // As worker.js does: move a result's streamed chunks (one download) and its whole-file outputs
   // out of MEMFS. Returns the chunks' bytes in order; `outputs` collects the other files by name.
+  // A part that refers to a stretch of an opened file is, as the page's File.slice, a view of
+  // that file's bytes (here: its MEMFS copy), not a copy.
   const outputs = {};
   const take = (result) => {
     for (const output of result.outputs || []) outputs[output.name] = takeFile(pyodide.FS, output.path);
-    return (result.chunks || []).map((chunk) => takeFile(pyodide.FS, chunk.path));
+    return (result.chunks || []).map((chunk) => (chunk.source !== undefined
+      ? pyodide.FS.lookupPath(chunk.source).node.contents.subarray(chunk.offset, chunk.offset + chunk.length)
+      : takeFile(pyodide.FS, chunk.path)));
   };
   const heapBytes = () => pyodide._module.HEAP8.length;
   return { pyodide, call, take, outputs, heapBytes };

@@ -23,7 +23,8 @@ export const Op = Object.freeze({
 export const Reply = Object.freeze({
   PHASE: "phase",       // { phase, label, fraction } during start-up
   PROGRESS: "progress", // { id, done, total, label }
-  PART: "part",         // { id, output, buffer } a piece of a streamed download (transferred)
+  PART: "part",         // { id, output, buffer | ref } a piece of a streamed download: bytes
+                        // (transferred), or ref { key, offset, length }, a stretch of an opened file
   DONE: "done",         // { id, result } where result is { ok: true, ... } or { ok: false, error }
   FATAL: "fatal",       // { message } the worker cannot go on
   NOTICE: "notice",     // { message } something failed that some features need; the worker goes on

@@ -74,13 +74,21 @@ export class TaskBar {
   }
 
   // Collects the PART messages of a request into Blobs (a streamed ZIP arrives in pieces).
-  collector() {
+  // `sources` maps the keys of the files the request reads to their File objects: a part that
+  // refers to a stretch of one becomes a slice of that File (no copy is made or held).
+  collector(sources = new Map()) {
     const parts = new Map();
     const finished = [];
     return {
-      onPart: ({ output, buffer }) => {
+      onPart: ({ output, buffer, ref }) => {
         if (!parts.has(output.name)) parts.set(output.name, []);
-        parts.get(output.name).push(buffer);
+        if (ref) {
+          const file = sources.get(ref.key);
+          if (!file) throw new Error(`${output.name} refers to a file this task was not given (${ref.key})`);
+          parts.get(output.name).push(file.slice(ref.offset, ref.offset + ref.length));
+        } else {
+          parts.get(output.name).push(buffer);
+        }
         if (output.final) {
           const blob = new Blob(parts.get(output.name), { type: output.mime });
           parts.delete(output.name);

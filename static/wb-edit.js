@@ -212,7 +212,8 @@ export class EditWorkbench {
     const single = files.length === 1;
     const zipName = `${this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "dcmstudio"}_edited.zip`;
     const task = this.app.tasks.start(single ? `Editing ${files[0].name}` : `Editing ${files.length} files`);
-    const collected = this.app.tasks.collector();
+    // The ZIP takes the files' unchanged stretches (pixel data) from the files the user opened.
+    const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
     const request = this.app.python.request(Op.JOB, {
       kind: "edit",
       options: { edits: this.app.edits.list, single, zip_name: zipName },

@@ -108,12 +108,24 @@ function sendOutputs(id, result) {
   }
 }
 
-// Moves the finished pieces of a streamed output (e.g. a ZIP being written) to the page.
+// Moves the finished parts of a streamed output (e.g. a ZIP being written) to the page. A part
+// that is a stretch of a file the page opened goes as a reference ({ key, offset, length }):
+// the page takes those bytes from its own File, so they are never copied here.
 function sendChunks(id, result) {
   for (const chunk of result.chunks || []) {
+    const output = { name: chunk.name, mime: chunk.mime, final: chunk.final };
+    if (chunk.source !== undefined) {
+      const { source, offset, length } = chunk;
+      if (source.startsWith(`${INPUT_DIR}/`)) {
+        post({ kind: Reply.PART, id, output, ref: { key: source.slice(INPUT_DIR.length + 1), offset, length } });
+      } else {
+        const bytes = pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length);
+        post({ kind: Reply.PART, id, output, buffer: bytes.buffer }, [bytes.buffer]);
+      }
+      continue;
+    }
     const bytes = takeFile(pyodide.FS, chunk.path);
-    post({ kind: Reply.PART, id, output: { name: chunk.name, mime: chunk.mime, final: chunk.final }, buffer: bytes.buffer },
-      [bytes.buffer]);
+    post({ kind: Reply.PART, id, output, buffer: bytes.buffer }, [bytes.buffer]);
   }
   delete result.chunks;
 }

@@ -31,6 +31,8 @@ class ZipWriter:
     def __init__(self, path):
         self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._names = set()
+        # a sink that can stand a stretch of a loaded file for its bytes (see ChunkSink)
+        self._refer = getattr(path, "expect_reference", None)
 
     def unique_name(self, name):
         """Return ``name``, or ``name`` with ``_2``, ``_3``… before its suffix if already used."""
@@ -58,15 +60,27 @@ class ZipWriter:
         """Write ``data`` into the archive as ``name``; return the name used."""
         return self.add_pieces([data], name)
 
-    def add_pieces(self, pieces, name):
+    def add_pieces(self, pieces, name, sources=None):
         """Write the bytes-like ``pieces``, in order, as one member ``name``; return the name used.
 
         Lets an edited file go straight from its slices into the archive, never joined in memory.
+
+        Parameters
+        ----------
+        pieces : list of bytes-like
+        name : str
+        sources : list of (tuple or None), optional
+            Per piece, ``(path, offset)`` when the piece is exactly the bytes of the file at
+            ``path`` from ``offset`` on. A :class:`ChunkSink` then hands the page a reference to
+            those bytes instead of a copy (the CRC is still computed from the piece).
         """
         name = self.unique_name(name)
         self._names.add(name)
+        refer = self._refer if sources else None
         with self._zip.open(name, "w", force_zip64=True) as dst:
-            for piece in pieces:
+            for index, piece in enumerate(pieces):
+                if refer is not None and sources[index] is not None:
+                    refer(*sources[index], len(piece))
                 dst.write(piece)
         return name
 
@@ -81,14 +95,20 @@ class ZipWriter:
 
 
 class ChunkSink:
-    """A write-only stream that lands in numbered files, so a ZIP can leave MEMFS as it grows.
+    """A write-only stream that lands in parts the page assembles, so a ZIP can leave MEMFS as
+    it grows.
 
-    The worker moves each finished chunk to the page (which keeps them as Blob parts) and deletes
-    it, so neither the wasm heap nor MEMFS ever holds the whole archive. Written pieces are kept
-    (by reference) until they add up to ``chunk_size``, then written to a new file sized first
-    and filled with one ``writev``: each byte is copied once, from the wasm heap into the file.
-    MEMFS would grow a file written piecemeal by 12.5 % at a time, copying it each time, and
-    gathering the pieces in a buffer first would copy every byte twice.
+    A part is either a numbered file of the bytes written, or a reference to a stretch of a
+    loaded file: an edited DICOM file's pixel data is the input's own bytes, and the page can
+    take them from the file the user opened (``File.slice``) instead of from a copy. The worker
+    moves each finished part to the page (which keeps them as Blob parts) and deletes the file,
+    so neither the wasm heap nor MEMFS ever holds the whole archive.
+
+    Written pieces are kept (by reference) until they add up to ``chunk_size``, then written to
+    a new file sized first and filled with one ``writev``: each byte is copied once, from the
+    wasm heap into the file. MEMFS would grow a file written piecemeal by 12.5 % at a time,
+    copying it each time, and gathering the pieces in a buffer first would copy every byte
+    twice.
 
     Parameters
     ----------
@@ -112,9 +132,21 @@ class ChunkSink:
         self._finished = []
         self._pieces = []
         self._gathered = 0
+        self._expected = None
+
+    def expect_reference(self, path, offset, length):
+        """The next write is ``length`` bytes of the file at ``path`` from ``offset``: it becomes
+        a reference part ``{"source", "offset", "length"}`` instead of bytes."""
+        self._expected = (path, offset, length)
 
     def write(self, data):
         size = len(data)
+        expected, self._expected = self._expected, None
+        if expected is not None and expected[2] == size:
+            self._flush_chunk()  # parts stay in stream order
+            self._finished.append({"source": expected[0], "offset": expected[1], "length": size})
+            self._position += size
+            return size
         if not size:
             return 0
         if not isinstance(data, bytes) and not (isinstance(data, memoryview) and data.readonly):
@@ -142,7 +174,7 @@ class ChunkSink:
                               f"{self._gathered} bytes)")
         finally:
             os.close(fd)
-        self._finished.append(path)
+        self._finished.append({"path": path})
         self._pieces = []
         self._gathered = 0
 
@@ -156,7 +188,11 @@ class ChunkSink:
         pass
 
     def take_chunks(self, final=False):
-        """Paths of the finished chunks not yet taken, in order; ``final`` also writes the rest."""
+        """The finished parts not yet taken, in order; ``final`` also writes the rest.
+
+        Each is ``{"path"}`` (a chunk file, for the taker to delete) or ``{"source", "offset",
+        "length"}`` (a stretch of a loaded file).
+        """
         if final:
             self._flush_chunk()
         taken, self._finished = self._finished, []
@@ -164,3 +200,18 @@ class ChunkSink:
 
     def close(self):
         self._flush_chunk()
+
+
+def read_parts(parts):
+    """The bytes of :meth:`ChunkSink.take_chunks` parts, joined (for scripts and tests; the
+    page assembles them as Blob parts)."""
+    joined = bytearray()
+    for part in parts:
+        if "path" in part:
+            with open(part["path"], "rb") as f:
+                joined += f.read()
+        else:
+            with open(part["source"], "rb") as f:
+                f.seek(part["offset"])
+                joined += f.read(part["length"])
+    return bytes(joined)

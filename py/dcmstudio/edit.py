@@ -449,6 +449,21 @@ def edit_bytes(data, edits, *, context=None):
     report : dict
         As returned by :func:`apply_edits`.
     """
+    output, _, report = edit_output(data, edits, context=context)
+    return output, report
+
+
+def edit_output(data, edits, *, context=None):
+    """:func:`edit_bytes`, also saying where in ``data`` each output piece was cut from.
+
+    Returns
+    -------
+    output : list of bytes-like
+    origins : list of (int or None)
+        Per piece, its offset in ``data`` when it is ``data``'s own bytes from there, ``None``
+        for new bytes (and for every piece of a deflated file, whose output is deflated anew).
+    report : dict
+    """
     context = context or {}
     name = context.get("name") or "file"
     if not isinstance(data, (bytes, bytearray)):
@@ -459,14 +474,16 @@ def edit_bytes(data, edits, *, context=None):
     if result is None:
         result = _edit_walked(data, compiled, name, context, replay)
     changes = result.changes
-    output = result.chunks
+    output, origins = result.chunks, result.origins
     deflated = result.dataset_out_offset is not None
     if changes:
-        verify_unchanged(result.data, output, changes, name, origins=result.origins)
+        verify_unchanged(result.data, output, changes, name, origins=origins)
         if deflated:
             output = _deflate_dataset(output, result.dataset_out_offset)
+            origins = [None] * len(output)
     else:
-        output = [data]  # nothing changed: the input's own bytes, deflated stream included
+        # nothing changed: the input's own bytes, deflated stream included
+        output, origins = [data], [0]
     report = {
         "file": name,
         "changes": changes,
@@ -477,7 +494,7 @@ def edit_bytes(data, edits, *, context=None):
         "transfer_syntax": result.transfer_syntax,
         "deflated": deflated,
     }
-    return output, report
+    return output, origins, report
 
 
 def _replayable(compiled):

@@ -13,6 +13,9 @@ import shutil
 from .archive import ChunkSink, ZipWriter
 from .errors import DicomStudioError
 
+# Input stretches at least this long reach the page as references, not copies.
+REFERENCED_PIECE = 1 << 16
+
 _KINDS = {}
 _running = {}
 _ids = itertools.count(1)
@@ -59,10 +62,12 @@ class ZipJob(Job):
         self.zip = ZipWriter(self.sink)
 
     def chunks(self, final=False):
-        """The ZIP's pieces written since the last call, for the worker to move to the page."""
-        paths = self.sink.take_chunks(final=final)
-        return [{"path": p, "name": self.zip_name, "mime": "application/zip",
-                 "final": final and i == len(paths) - 1} for i, p in enumerate(paths)]
+        """The ZIP's parts written since the last call, for the worker to move to the page:
+        chunk files (``path``) and stretches of loaded files (``source``, ``offset``,
+        ``length``; see :class:`dcmstudio.archive.ChunkSink`)."""
+        parts = self.sink.take_chunks(final=final)
+        return [{**part, "name": self.zip_name, "mime": "application/zip",
+                 "final": final and i == len(parts) - 1} for i, part in enumerate(parts)]
 
     def finish_zip(self):
         self.zip.close()
@@ -172,7 +177,7 @@ class EditJob(ZipJob):
                    "replay": self.replay}
         try:
             data = read_file(item["path"])
-            pieces, report = self._edit.edit_bytes(data, self.edits, context=context)
+            pieces, origins, report = self._edit.edit_output(data, self.edits, context=context)
             if data[128:132] == b"DICM":
                 _check_part10(pieces, name)
         except DicomStudioError as exc:
@@ -190,7 +195,10 @@ class EditJob(ZipJob):
                 f.writelines(pieces)
             return {"changes": len(report["changes"]),
                     "outputs": [{"path": out, "name": os.path.basename(name), "mime": "application/dicom"}]}
-        self.zip.add_pieces(pieces, name)
+        # Large stretches of the input go to the page as references to the file it opened.
+        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+                   else None for piece, origin in zip(pieces, origins)]
+        self.zip.add_pieces(pieces, name, sources)
         return {"changes": len(report["changes"]), "chunks": self.chunks()}
 
     def finish(self):

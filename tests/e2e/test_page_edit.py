@@ -20,6 +20,9 @@ SERIES_SIZE = 5
 def make_series(folder):
     """Five CT files of one series; each refers to the one before (to prove UID remapping follows)."""
     base = pydicom.dcmread(CT)
+    # 128 KB of pixels: large enough to reach the ZIP as slices of the opened files
+    base.Rows = base.Columns = 256
+    base.PixelData = bytes(range(256)) * 512
     series_uid = pydicom.uid.generate_uid()
     uids = [pydicom.uid.generate_uid() for _ in range(SERIES_SIZE)]
     paths = []

@@ -10,6 +10,7 @@ from conftest import bundled
 from test_edit import CHARSET_FILES_DIR, JOB_A
 
 from dcmstudio import jobs, replay
+from dcmstudio.archive import read_parts
 from dcmstudio.edit import edit_bytes
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
@@ -143,6 +144,8 @@ def test_a_recipe_holds_none_of_the_file():
 def test_an_edit_job_over_a_series_replays_and_gives_what_each_file_alone_gives(tmp_path):
     """A series whose InstanceNumber and ImagePositionPatient change length now and then."""
     source = pydicom.dcmread(bundled("CT_small.dcm"))
+    source.Rows = source.Columns = 256  # pixel data past REFERENCED_PIECE
+    source.PixelData = bytes(range(256)) * 512
     paths = []
     for index in range(1, 41):
         source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.{index}"
@@ -155,21 +158,20 @@ def test_an_edit_job_over_a_series_replays_and_gives_what_each_file_alone_gives(
     job = jobs.start("edit", {"edits": JOB_A, "zip_name": "a.zip"}, len(paths),
                      lambda name: str(scratch / name))
     running = jobs._running[job]
+    parts = []
     for path in paths:
         result = jobs.step(job, {"path": str(path), "name": path.name})
         assert "error" not in result
+        parts += result["chunks"]
     replayed = running.replay.replayed
-    jobs.finish(job)
+    parts += jobs.finish(job)["chunks"]
     assert replayed >= 30, replayed
-    with zipfile.ZipFile(_zip_of(scratch, job)) as z:
+    # every file's pixel data reaches the page as a reference to the file it opened
+    assert sum(1 for part in parts if "source" in part) == len(paths)
+    joined = tmp_path / "joined.zip"
+    joined.write_bytes(read_parts(parts))
+    with zipfile.ZipFile(joined) as z:
+        assert z.testzip() is None
         for path in paths:
             expected, _ = edit_bytes(path.read_bytes(), JOB_A, context={"name": path.name})
             assert z.read(path.name) == b"".join(expected)
-
-
-def _zip_of(scratch, job):
-    """Join the job's streamed chunks (as the page does) into one ZIP file."""
-    chunks = sorted((scratch / f"job{job}" / "zip").iterdir())
-    joined = scratch / "joined.zip"
-    joined.write_bytes(b"".join(c.read_bytes() for c in chunks))
-    return joined

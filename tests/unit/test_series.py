@@ -19,7 +19,7 @@ from pydicom.filewriter import write_file_meta_info
 from test_create_judges import needs, tool
 from test_volume import DIRECTIONS, ORIGIN, SPACING, sample_voxels, write_dicom_series
 
-from dcmstudio.archive import ChunkSink, ZipWriter
+from dcmstudio.archive import ChunkSink, ZipWriter, read_parts
 from dcmstudio.errors import VolumeError
 from dcmstudio.series import SeriesWriter, file_name_formatter, make_plan, plan_series, write_series
 from dcmstudio.series_header import (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME,
@@ -422,8 +422,7 @@ def test_zip_to_a_stream_and_without_keeping_files(tmp_path):
     result = write_series(volume_of(), {}, str(tmp_path / "out"), zip_to=sink, keep_files=False)
     sink.close()
     assert result["paths"] == [] and result["zip_path"] is None
-    chunks = sink.take_chunks()
-    data = b"".join(open(p, "rb").read() for p in chunks)
+    data = read_parts(sink.take_chunks())
     (tmp_path / "joined.zip").write_bytes(data)
     with zipfile.ZipFile(tmp_path / "joined.zip") as archive:
         assert archive.testzip() is None and len(archive.namelist()) == 6
