@@ -4,7 +4,9 @@
 
 Runs, interleaved in the same rounds on the same data: DCMTK dcmodify (a1_dcmodify.sh), pydicom in
 CPython (a2_pydicom.py), a bare copy (the floor) and dcmstudio's edit job in the page's runtime
-(Pyodide in Node, dist/ as build.py made it, series already in MEMFS, output a streamed ZIP).
+(Pyodide in Node, dist/ as build.py made it, series already in MEMFS and described and the edits
+checked, as the page does when files are opened and edits added; output a streamed ZIP whose
+pixel data parts are stretches of the opened files, as the page's File.slice parts are).
 Prints medians and ratios, checks every output with the peers' verify_a.py. Needs
 ../shared/peers/setup.sh to have run; data is generated once into the cache.
 """
