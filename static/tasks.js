@@ -76,26 +76,29 @@ export class TaskBar {
   // Collects the PART messages of a request into Blobs (a streamed ZIP arrives in pieces).
   // `sources` maps the keys of the files the request reads to their File objects: a part that
   // refers to a stretch of one becomes a slice of that File (no copy is made or held).
+  // An output with a part that cannot be resolved is never offered; `errors` says why.
   collector(sources = new Map()) {
     const parts = new Map();
     const finished = [];
+    const errors = [];
+    const broken = new Set();
     return {
       onPart: ({ output, buffer, ref }) => {
         if (!parts.has(output.name)) parts.set(output.name, []);
-        if (ref) {
-          const file = sources.get(ref.key);
-          if (!file) throw new Error(`${output.name} refers to a file this task was not given (${ref.key})`);
-          parts.get(output.name).push(file.slice(ref.offset, ref.offset + ref.length));
+        if (ref && !sources.has(ref.key)) {
+          broken.add(output.name);
+          errors.push(`${output.name} was not offered: it needs a file this task was not given.`);
         } else {
-          parts.get(output.name).push(buffer);
+          parts.get(output.name).push(ref ? sources.get(ref.key).slice(ref.offset, ref.offset + ref.length) : buffer);
         }
         if (output.final) {
           const blob = new Blob(parts.get(output.name), { type: output.mime });
           parts.delete(output.name);
-          finished.push({ name: output.name, blob });
+          if (!broken.has(output.name)) finished.push({ name: output.name, blob });
         }
       },
       finished,
+      errors,
     };
   }
 

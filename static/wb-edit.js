@@ -221,8 +221,9 @@ export class EditWorkbench {
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;
-    if (!result.ok) {
-      task.fail(result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept." : result.error.message);
+    if (!result.ok || collected.errors.length) {
+      task.fail(!result.ok && result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept."
+        : result.ok ? collected.errors[0] : result.error.message);
       return;
     }
     // The edited file or ZIP starts downloading; the per-file report waits in the task bar.
