@@ -1119,9 +1119,10 @@ class _Renderer:
         start = self.pos
         self.new_bytes(bytes(header) + value)
         old_raw = self.data[node.value_offset:node.value_offset + node.length]
+        decode = self.decoder(node)
         self.record("set", node, (node.offset, node.end), (start, self.pos),
-                    self.decode(node, old_raw), self.decode(node, value))
-        self.note_old_value(node)
+                    decode(old_raw), decode(value))
+        self.note_old_value(node, decode)
 
     def container(self, node):
         """A sequence or item with a change inside: re-render it, fixing a defined length."""
@@ -1214,11 +1215,11 @@ class _Renderer:
     def decode(self, node, raw):
         return self.decoder(node)(raw)
 
-    def note_old_value(self, node):
+    def note_old_value(self, node, decode=None):
         """The last change's ``old`` was decoded from ``node``'s input value: a replay on
-        another file decodes that file's value instead."""
+        another file decodes that file's value instead (with ``decode``, if already made)."""
         self.redecode.append((len(self.changes) - 1, node.value_offset,
-                              node.value_offset + node.length, self.decoder(node)))
+                              node.value_offset + node.length, decode or self.decoder(node)))
 
     def describe_old(self, node):
         if node.tag == ITEM:
