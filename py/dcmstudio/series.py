@@ -527,8 +527,8 @@ class SeriesWriter:
         header = build_multiframe_header(plan, self.uids)
         frame_bytes = volume.shape[0] * volume.shape[1] * encoding.samples \
             * encoding.stored_dtype.itemsize
-        length = self.total * frame_bytes
-        self._length = length + (length & 1)
+        self._pixel_bytes = self.total * frame_bytes
+        self._length = self._pixel_bytes + (self._pixel_bytes & 1)
         self._head = (FileStart(plan.sop_class).encode(self.uids["sop"][0])
                       + encode_dataset(header, plan.character_set)
                       + pixel_data_header(encoding.bits, self._length))
@@ -542,8 +542,8 @@ class SeriesWriter:
         self._multiframe_file.write(pixels.data if pixels.flags.c_contiguous
                                     else pixels.tobytes())
         if k == self.total - 1:
-            if self._length % 2:
-                self._multiframe_file.write(b"\0")
+            # An odd count of pixel bytes gets the pad byte that _length already counts.
+            self._multiframe_file.write(b"\0" * (self._length - self._pixel_bytes))
             _check_written(self._multiframe_file, self._head, len(self._head) + self._length)
             self._multiframe_file.close()
             self._multiframe_file = None

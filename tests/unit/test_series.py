@@ -487,3 +487,24 @@ def test_multiframe_file_reads_back_as_the_same_volume(tmp_path):
     np.testing.assert_allclose(back.origin, ORIGIN, atol=1e-4)
     np.testing.assert_allclose(back.spacing, SPACING, atol=1e-6)
     np.testing.assert_array_equal(back.voxels * back.slope + back.intercept, volume.voxels)
+
+
+@pytest.mark.parametrize("components", [1, 3])
+def test_multiframe_with_an_odd_count_of_pixel_bytes_gets_its_pad_byte(tmp_path, components):
+    # 35 × 29 × 5 bytes (× 3 for RGB) is odd: Pixel Data's value is padded to an even length.
+    rng = np.random.default_rng(3)
+    voxels = rng.integers(0, 256, size=(5, 29, 35) + ((3,) if components == 3 else ()),
+                          dtype=np.uint8)
+    volume = Volume(voxels, SPACING, ORIGIN, DIRECTIONS["oblique"], source_name="odd.mha")
+    result, (ds,) = written(tmp_path, volume, {"multiframe": True})
+    pixel_bytes = voxels.size
+    assert pixel_bytes % 2 == 1
+    assert len(ds.PixelData) == pixel_bytes + 1 and ds.PixelData[-1:] == b"\0"
+    assert os.path.getsize(result["paths"][0]) == result["bytes_written"]
+    np.testing.assert_array_equal(ds.pixel_array, voxels)
+    back = read_volume(result["paths"])
+    np.testing.assert_array_equal(back.voxels, voxels)
+    if tool("dciodvfy"):
+        errors = [line for line in judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+                  if line.startswith("Error")]
+        assert errors == []
