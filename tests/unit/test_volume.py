@@ -9,6 +9,7 @@ Run the long fuzz with ``DCMSTUDIO_FUZZ=2000 python -m pytest tests/unit/test_vo
 (default: 30 damaged files per format).
 """
 
+import importlib.util
 import os
 import random
 import sys
@@ -330,6 +331,32 @@ def test_metaimage_geometry_and_layouts(tmp_path, case, layout):
     volume = read_volume(paths)
     assert_geometry(volume, DIRECTIONS[case])
     np.testing.assert_array_equal(volume.voxels, voxels)
+
+
+@pytest.mark.parametrize("size_first", [True, False])
+def test_metaimage_element_spacing_wins_over_element_size(tmp_path, size_first):
+    # ITK: ElementSize is the voxel's physical extent; the spacing is ElementSpacing when given.
+    path = write_metaimage(tmp_path / "v.mha", sample_voxels(), np.eye(3))
+    spacing_line = "ElementSpacing = " + " ".join(repr(float(v)) for v in SPACING)
+    size_line = "ElementSize = 0.5 0.5 1.0"
+    both = [size_line, spacing_line] if size_first else [spacing_line, size_line]
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data.replace(spacing_line.encode(), "\n".join(both).encode(), 1))
+    assert_geometry(read_volume([path]), np.eye(3))
+    if not IN_PYODIDE and importlib.util.find_spec("SimpleITK"):
+        import SimpleITK
+        np.testing.assert_allclose(SimpleITK.ReadImage(path).GetSpacing(), SPACING)
+
+
+def test_metaimage_element_size_alone_is_the_spacing(tmp_path):
+    path = write_metaimage(tmp_path / "v.mha", sample_voxels(), np.eye(3))
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data.replace(b"ElementSpacing", b"ElementSize", 1))
+    assert_geometry(read_volume([path]), np.eye(3))
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -18,9 +18,10 @@ ELEMENT_TYPES = {
     "MET_INT": "i4", "MET_UINT": "u4", "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8",
     "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
 }
-# Synonyms MetaIO accepts for the same field.
+# Synonyms MetaIO accepts for the same field. (ElementSize is not one: it is the voxel's physical
+# extent, which ITK takes as the spacing only when ElementSpacing is absent.)
 ALIASES = {"Position": "Offset", "Origin": "Offset", "Rotation": "TransformMatrix",
-           "Orientation": "TransformMatrix", "ElementSize": "ElementSpacing"}
+           "Orientation": "TransformMatrix"}
 MAX_HEADER = 1 << 16
 
 
@@ -104,13 +105,14 @@ def _floats(fields, key, count, name, default):
 
 
 def _geometry(fields, name):
-    spacing = _floats(fields, "ElementSpacing", 3, name, [1.0, 1.0, 1.0])
+    spacing_key = "ElementSpacing" if "ElementSpacing" in fields else "ElementSize"
+    spacing = _floats(fields, spacing_key, 3, name, [1.0, 1.0, 1.0])
     origin = _floats(fields, "Offset", 3, name, [0.0, 0.0, 0.0])
     # Row n of TransformMatrix is the direction of index axis n (see the module docstring).
     axes = _floats(fields, "TransformMatrix", 9, name, np.eye(3).ravel()).reshape(3, 3)
     _, direction = split_affine(axes.T, name)
     if np.any(spacing <= 0):
-        raise VolumeError(f"ElementSpacing {spacing.tolist()} is not positive.", file=name)
+        raise VolumeError(f"{spacing_key} {spacing.tolist()} is not positive.", file=name)
     return spacing, direction, origin
 
 
