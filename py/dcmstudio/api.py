@@ -217,8 +217,10 @@ def _opened_volume():
 
 
 @endpoint
-def volume_open(paths):
+def volume_open(paths, names=None):
     """Read one volume (see :func:`dcmstudio.volume.read_volume`); keep it for planning and writing.
+
+    ``names`` are the user's names of the files, for messages (default: the paths' base names).
 
     Returns its summary and the middle slice across each axis as 8-bit grey RGBA outputs.
     """
@@ -226,7 +228,7 @@ def volume_open(paths):
 
     from . import volume
     _volume.clear()
-    opened = volume.read_volume(paths)
+    opened = volume.read_volume(paths, names)
     _volume["volume"] = opened
     previews, outputs = {}, []
     slices = volume.preview_slices(opened)

@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
@@ -35,8 +35,8 @@ import pydicom
 from .archive import ZipWriter
 from .errors import VolumeError
 from .series_header import (PER_SLICE, SOP_CLASS_NAMES, FileStart, Template, build_header,
-                            build_multiframe_header, encode_dataset, pixel_data_header,
-                            slice_normal, sop_class_for)
+                            build_multiframe_header, carried_attributes, encode_dataset,
+                            pixel_data_header, slice_normal, sop_class_for)
 from .series_pixels import choose_encoding, format_ds
 from .uids import new_uid
 
@@ -209,6 +209,8 @@ class SeriesPlan:
     names: list
     numbers: list
     character_set: str
+    carried: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     @property
     def multiframe(self):
@@ -246,6 +248,7 @@ class SeriesPlan:
             "first_position": [float(v) for v in positions[0]],
             "last_position": [float(v) for v in positions[1]],
             "right_handed": volume.right_handed,
+            "max_position_error": volume.max_position_error,
             "specific_character_set": self.character_set,
             "study_instance_uid": options["study_instance_uid"],
             "study_uid_source": options["study_uid_source"],
@@ -253,7 +256,8 @@ class SeriesPlan:
             "series_uid_source": options["series_uid_source"],
             "options": {k: options[k] for k in OPTION_KEYS},
             "estimated_bytes": pixel_bytes + 2048 * len(self.names),
-            "notes": list(volume.notes),
+            "carried_attributes": sorted(self.carried),
+            "notes": list(volume.notes) + list(self.notes),
         }
 
 
@@ -279,8 +283,9 @@ def make_plan(volume, options):
     first = options["first_instance_number"]
     numbers = list(range(first, first + (1 if multiframe else volume.shape[2])))
     names = [formatter(n) for n in numbers]
+    carried, notes = carried_attributes(volume, sop_class, encoding)
     return SeriesPlan(volume, options, sop_class, encoding, names, numbers,
-                      _character_set(volume, options))
+                      _character_set(volume, options), carried, notes)
 
 
 def plan_series(volume, options=None):
@@ -308,7 +313,10 @@ def plan_series(volume, options=None):
         ``bits_allocated``, ``pixel_representation``, ``rescale_slope`` and
         ``rescale_intercept`` (DS strings), ``exact``, ``max_abs_error`` (0.0 when exact),
         ``value_range``, ``pixel_spacing``, ``slice_spacing``, ``image_orientation``,
-        ``first_position``, ``last_position``, ``right_handed``, ``specific_character_set``,
+        ``first_position``, ``last_position``, ``right_handed``, ``max_position_error`` (mm
+        the voxels moved when a nearly orthonormal direction was made orthonormal; 0.0 when
+        none), ``carried_attributes`` (keywords carried from a DICOM source's acquisition),
+        ``specific_character_set``,
         ``study_instance_uid`` / ``series_instance_uid`` (None: new, made when writing) with
         ``study_uid_source`` / ``series_uid_source`` ("kept", "new", "given"), ``options``
         (as filled in), ``estimated_bytes``, ``notes``.
