@@ -57,7 +57,8 @@ SOP_CLASS_NAMES = {
 CARRIED_FOR_ANY = (
     "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "InstitutionName",
     "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "BodyPartExamined",
-    "ProtocolName", "PatientPosition", "SliceThickness", "AcquisitionDate", "AcquisitionTime",
+    "ProtocolName", "PatientPosition", "Laterality", "SliceThickness", "AcquisitionDate",
+    "AcquisitionTime",
 )
 CARRIED_FOR_GREY = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
                     "VOILUTFunction")
@@ -247,6 +248,9 @@ def build_header(plan, uids):
             ds.add_new(PIXEL_PADDING_VALUE, "SS" if encoding.signed else "US", value)
         else:
             setattr(ds, keyword, value)
+    if "BodyPartExamined" in plan.carried and "Laterality" not in plan.carried:
+        # Type 2C: with a known body part, a source without laterality had an unpaired one.
+        del ds.Laterality
     return ds
 
 

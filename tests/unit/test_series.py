@@ -508,3 +508,103 @@ def test_multiframe_with_an_odd_count_of_pixel_bytes_gets_its_pad_byte(tmp_path,
         errors = [line for line in judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
                   if line.startswith("Error")]
         assert errors == []
+
+
+# ---- a DICOM source's acquisition is carried into its re-export ------------------------------
+
+CT_ACQUISITION = {
+    "SliceThickness": "1.0", "PatientPosition": "FFS", "KVP": "120", "Manufacturer": "ACME",
+    "ManufacturerModelName": "Scanner 9", "InstitutionName": "Hôpital", "StationName": "CT1",
+    "BodyPartExamined": "CHEST", "ConvolutionKernel": "B30f", "GantryDetectorTilt": "0",
+    "WindowCenter": ["40", "-600"], "WindowWidth": ["400", "1500"], "CTDIvol": 12.5,
+    "PixelPaddingValue": -2000,
+}
+
+
+def ct_source(tmp_path, **extra):
+    voxels = sample_voxels("int16")
+    acquisition = dict(CT_ACQUISITION, **extra)
+    # Dose modulation: the tube current differs from slice to slice, so no one value is right.
+    acquisition["XRayTubeCurrent"] = lambda k: 100 + k
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["oblique"],
+                               extra=acquisition)
+    return read_volume(paths), voxels
+
+
+def carried_values(ds, keywords):
+    return {k: ds[k].value for k in keywords if k in ds}
+
+
+def test_re_export_keeps_the_source_acquisition(tmp_path):
+    volume, _ = ct_source(tmp_path)
+    plan = plan_series(volume)
+    assert plan["modality"] == "CT" and plan["sop_class_name"] == "CT Image Storage"
+    assert "KVP" in plan["carried_attributes"] and "XRayTubeCurrent" not in plan["carried_attributes"]
+    result, files = written(tmp_path, volume)
+    for ds in files:
+        assert ds.SliceThickness == 1.0 and ds.SpacingBetweenSlices == pytest.approx(SPACING[2])
+        assert ds.PatientPosition == "FFS" and ds.KVP == 120 and ds.Manufacturer == "ACME"
+        assert ds.ManufacturerModelName == "Scanner 9" and ds.InstitutionName == "Hôpital"
+        assert ds.StationName == "CT1" and ds.BodyPartExamined == "CHEST"
+        assert ds.ConvolutionKernel == "B30f" and ds.CTDIvol == 12.5
+        assert list(ds.WindowCenter) == [40, -600] and list(ds.WindowWidth) == [400, 1500]
+        # Stored as it was (int16, rescale kept), so the padding value is the source's.
+        assert ds["PixelPaddingValue"].VR == "SS" and ds.PixelPaddingValue == -2000
+        assert "XRayTubeCurrent" not in ds
+    if tool("dciodvfy"):
+        lines = judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+        assert [line for line in lines if line.startswith("Error")] == [], "\n".join(lines)
+
+
+def test_re_export_as_another_modality_keeps_equipment_not_technique(tmp_path):
+    volume, _ = ct_source(tmp_path)
+    result, files = written(tmp_path, volume, {"modality": "OT"})
+    ds = files[0]
+    assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+    assert ds.Manufacturer == "ACME" and ds.SliceThickness == 1.0 and ds.PatientPosition == "FFS"
+    assert "KVP" not in ds and "ConvolutionKernel" not in ds and "CTDIvol" not in ds
+    if tool("dciodvfy"):
+        lines = judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+        assert [line for line in lines if line.startswith("Error")] == [], "\n".join(lines)
+
+
+def test_multiframe_re_export_maps_the_padding_value_into_its_stored_values(tmp_path):
+    volume, voxels = ct_source(tmp_path)
+    result, (ds,) = written(tmp_path, volume, {"multiframe": True})
+    # Multi-frame grey SC stores unsigned values: int16 is shifted by 32768, and so is the pad.
+    assert ds.PixelRepresentation == 0 and ds["PixelPaddingValue"].VR == "US"
+    assert ds.PixelPaddingValue == -2000 + 32768
+    measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert measures.SliceThickness == 1.0
+    if tool("dciodvfy"):
+        lines = judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+        assert [line for line in lines if line.startswith("Error")] == [], "\n".join(lines)
+
+
+def test_padding_value_is_not_carried_into_rescaled_values(tmp_path):
+    voxels = sample_voxels("int16")
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["axial"],
+                               slopes=[1.0 + k / 10 for k in range(voxels.shape[0])],
+                               extra={"PixelPaddingValue": -2000})
+    volume = read_volume(paths)
+    plan = plan_series(volume, {"modality": "CT"})
+    assert "PixelPaddingValue" not in plan["carried_attributes"]
+
+
+def test_mr_re_export_keeps_the_mr_technique(tmp_path):
+    voxels = sample_voxels("uint16")
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["sagittal"],
+                               modality="MR", extra={
+                                   "ScanningSequence": "SE", "SequenceVariant": "SK",
+                                   "MRAcquisitionType": "2D", "RepetitionTime": "500",
+                                   "EchoTime": "15", "MagneticFieldStrength": "3",
+                                   "FlipAngle": "90", "SliceThickness": "3"})
+    result, files = written(tmp_path, read_volume(paths))
+    ds = files[0]
+    assert ds.SOPClassUID == pydicom.uid.MRImageStorage
+    assert (ds.ScanningSequence, ds.SequenceVariant, ds.MRAcquisitionType) == ("SE", "SK", "2D")
+    assert (ds.RepetitionTime, ds.EchoTime, ds.MagneticFieldStrength) == (500, 15, 3)
+    assert ds.SliceThickness == 3
+    if tool("dciodvfy"):
+        lines = judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+        assert [line for line in lines if line.startswith("Error")] == [], "\n".join(lines)

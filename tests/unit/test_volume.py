@@ -172,8 +172,10 @@ def write_vtk(path, voxels, *, binary=True, spacing=SPACING):
 
 
 def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1.0,
-                       intercept=0.0, slopes=None):
-    """A plain CT series written with pydicom; file names deliberately not in slice order."""
+                       intercept=0.0, slopes=None, extra=None, modality="CT"):
+    """A plain CT series written with pydicom; file names deliberately not in slice order.
+
+    ``extra`` maps keywords to a value for every file, or to a function of the slice index."""
     os.makedirs(folder, exist_ok=True)
     direction = np.asarray(direction)
     slices = voxels.shape[0]
@@ -191,7 +193,7 @@ def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality, ds.SeriesNumber, ds.SeriesDescription = "CT", 3, "Axial source"
+        ds.Modality, ds.SeriesNumber, ds.SeriesDescription = modality, 3, "Axial source"
         ds.PatientName, ds.PatientID, ds.StudyDescription = "Doe^Jane", "P-1", "Source study"
         ds.InstanceNumber = k + 1
         position = np.asarray(ORIGIN) + k * SPACING[2] * direction[:, 2]
@@ -206,6 +208,8 @@ def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1
         ds.RescaleSlope = slopes[k] if slopes is not None else slope
         ds.RescaleIntercept = intercept
         ds.PixelData = np.ascontiguousarray(voxels[k]).tobytes()
+        for keyword, value in (extra or {}).items():
+            setattr(ds, keyword, value(k) if callable(value) else value)
         path = os.path.join(folder, f"file{name_index:03d}.dcm")
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
