@@ -47,7 +47,7 @@ ORTHOGONALITY_TOLERANCE = 1e-4
 # are; others within the tolerance above are made orthonormal, and the move is measured.
 EXACTLY_ORTHONORMAL = 1e-12
 # A move from that of at least this much (mm) gets a note; any move is in the summary.
-NOTED_POSITION_ERROR_MM = 1e-3
+NOTED_POSITION_ERROR_MM = 1e-4
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 

@@ -608,3 +608,42 @@ def test_mr_re_export_keeps_the_mr_technique(tmp_path):
     if tool("dciodvfy"):
         lines = judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
         assert [line for line in lines if line.startswith("Error")] == [], "\n".join(lines)
+
+
+# ---- a shear under the tolerance is removed, and how far it moves voxels is said ---------------
+
+def sheared_volume(cosine):
+    """An oblique volume whose k axis leans towards i by ``cosine`` (under the tolerance)."""
+    direction = DIRECTIONS["oblique"].copy()
+    leaned = direction[:, 2] + cosine * direction[:, 0]
+    direction[:, 2] = leaned / np.linalg.norm(leaned)
+    return Volume(sample_voxels(), SPACING, ORIGIN, direction, source_name="lean.nii"), direction
+
+
+def test_a_slight_shear_is_made_orthonormal_and_its_position_error_reported(tmp_path):
+    volume, sheared = sheared_volume(8e-5)
+    np.testing.assert_allclose(volume.direction.T @ volume.direction, np.eye(3), atol=1e-12)
+    # The largest move over every voxel, computed the long way: old and new affine everywhere.
+    k, j, i = np.meshgrid(*[np.arange(n) for n in volume.voxels.shape], indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()]) * np.asarray(SPACING)[:, None]
+    expected = np.max(np.linalg.norm((sheared - volume.direction) @ index, axis=0))
+    assert expected > 1e-4
+    assert volume.max_position_error == pytest.approx(expected, rel=1e-9)
+    assert any("not exactly perpendicular" in note for note in volume.notes)
+    plan = plan_series(volume, {"modality": "CT"})
+    assert plan["max_position_error"] == pytest.approx(expected, rel=1e-9)
+    result, files = written(tmp_path, volume, {"modality": "CT"})
+    # What a DICOM reader places, from what was written, is within the reported error.
+    for n, ds in enumerate(sorted(files, key=lambda ds: ds.InstanceNumber)):
+        position = np.asarray(ORIGIN) + n * SPACING[2] * sheared[:, 2]
+        written_at = np.array([float(v) for v in ds.ImagePositionPatient])
+        assert np.linalg.norm(written_at - position) <= result["max_position_error"] + 1e-5
+        orientation = np.array([float(v) for v in ds.ImageOrientationPatient]).reshape(2, 3)
+        assert abs(orientation[0] @ orientation[1]) < 1e-6
+
+
+def test_an_orthonormal_direction_moves_nothing():
+    volume = volume_of(case="oblique_left_handed")
+    assert volume.max_position_error == 0.0 and not volume.notes
+    assert plan_series(volume)["max_position_error"] == 0.0
+    np.testing.assert_array_equal(volume.direction, DIRECTIONS["oblique_left_handed"])

@@ -6,8 +6,8 @@ its code is above 0; with both codes 0 the file says nothing about where the pat
 refuse it rather than guess. NIfTI is RAS; the volume is converted to LPS.
 
 An Analyze 7.5 header has no orientation at all. Its pair is read with nibabel's convention
-(SPM's): voxels stored radiologically (the first axis running to the patient's right, i.e. the
-x axis flipped) and the origin from SPM's origin field, else the volume's centre. The volume's
+(SPM's): voxels stored radiologically (the first axis running from the patient's right to
+left, the second to anterior, the third to superior) and the origin from SPM's origin field, else the volume's centre. The volume's
 notes say so, since left and right rest on that convention.
 """
 
@@ -93,7 +93,7 @@ def _read_pair(path, opened):
         spacing, direction = split_affine(lps[:, :3], name)
         origin = lps[:, 3]
         notes = [f"{name}: Analyze 7.5 stores no orientation; the voxels were taken as stored"
-                 " radiologically (the first axis running to the patient's right) with the origin"
+                 " radiologically (the first axis running to the patient's left) with the origin"
                  " from SPM's origin field or else the centre, as nibabel and SPM do: check left"
                  " and right before use."]
     voxels, slope, intercept = _voxels(image, image_path, opened.name(image_path))
