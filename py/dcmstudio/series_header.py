@@ -53,12 +53,13 @@ SOP_CLASS_NAMES = {
 # What a DICOM source's re-export carries, when every source file holds the same value:
 # equipment, series and display attributes into any output (display ones into grey outputs);
 # the acquisition's technique only into an output of the source's own kind (CT into CT Image,
-# MR into MR Image), whose IOD has a place for it.
+# MR into MR Image), whose IOD has a place for it. (CTDIvol is left out: without its phantom
+# type, a sequence, it cannot be interpreted.)
 CARRIED_FOR_ANY = (
     "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "InstitutionName",
     "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "BodyPartExamined",
-    "ProtocolName", "PatientPosition", "Laterality", "SliceThickness", "AcquisitionDate",
-    "AcquisitionTime",
+    "ProtocolName", "PatientPosition", "Laterality", "SliceThickness", "AcquisitionNumber",
+    "AcquisitionDate", "AcquisitionTime", "PatientAge", "PatientSize", "PatientWeight",
 )
 CARRIED_FOR_GREY = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
                     "VOILUTFunction")
@@ -67,8 +68,7 @@ CARRIED_FOR_FAMILY = {
            "DistanceSourceToPatient", "GantryDetectorTilt", "TableHeight", "RotationDirection",
            "ExposureTime", "XRayTubeCurrent", "Exposure", "FilterType", "GeneratorPower",
            "FocalSpots", "ConvolutionKernel", "RevolutionTime", "SingleCollimationWidth",
-           "TotalCollimationWidth", "SpiralPitchFactor", "CTDIvol", "ScanOptions",
-           "ContrastBolusAgent"),
+           "TotalCollimationWidth", "SpiralPitchFactor", "ScanOptions", "ContrastBolusAgent"),
     "MR": ("ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType",
            "SequenceName", "RepetitionTime", "EchoTime", "EchoTrainLength", "InversionTime",
            "NumberOfAverages", "ImagingFrequency", "ImagedNucleus", "MagneticFieldStrength",
