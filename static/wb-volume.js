@@ -77,7 +77,7 @@ export class VolumeWorkbench {
       el("div", { className: "volume-source" },
         el("div", { className: "toolbar-inline" },
           el("label", { htmlFor: "volume-files", className: "button primary", textContent: "Open a volume…" }), input, this.useSeries),
-        el("p", { className: "hint", textContent: "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd with its .raw/.zraw), VTK legacy structured points (.vtk). Pick both files of a two-file format together." }),
+        el("p", { className: "hint", textContent: "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd with its .raw/.zraw), Analyze or NIfTI pairs (.hdr with its .img), VTK legacy structured points (.vtk). Pick both files of a two-file format together: a header's data file is only ever one of the files picked with it." }),
         this.error, this.sourceInfo, this.previews),
       el("div", { className: "volume-options" }, el("h2", { textContent: "The series to write" }), this.form, this.planView)));
     this.renderPlan();

@@ -396,18 +396,18 @@ class OpenedFiles:
         header_name = self.name(header_path)
         declared = str(declared).strip()
         wanted = declared.replace("\\", "/").rsplit("/", 1)[-1]
+        bare = wanted == declared.removeprefix("./")
         folder = os.path.dirname(header_path)
         for path in self.paths:
             if path != header_path and os.path.dirname(path) == folder \
                     and os.path.basename(path) == wanted and wanted not in ("", ".", ".."):
-                note = None
-                if wanted != declared.removeprefix("./"):
-                    note = (f"{header_name}: its {what} file is given as '{declared}'; the file"
-                            f" '{self.name(path)}' opened with it was read instead (a header"
-                            " may name only a file opened together with it).")
+                note = None if bare else (
+                    f"{header_name}: its {what} file is given as '{declared}'; the file"
+                    f" '{self.name(path)}' opened with it was read instead (a header may name"
+                    " only a file opened together with it).")
                 return path, note
-        where = "" if wanted == declared.removeprefix("./") else \
-            f" (named '{wanted}'; a header may not reach other files by a path such as '{declared}')"
+        where = "" if bare else (f" (named '{wanted}'; a header may not reach other files by a"
+                                 f" path such as '{declared}')")
         raise VolumeError(
             f"Its {what} is in a separate file, '{declared}', which was not opened with it{where}:"
             f" open both files together.", file=header_name)

@@ -7,8 +7,9 @@ refuse it rather than guess. NIfTI is RAS; the volume is converted to LPS.
 
 An Analyze 7.5 header has no orientation at all. Its pair is read with nibabel's convention
 (SPM's): voxels stored radiologically (the first axis running from the patient's right to
-left, the second to anterior, the third to superior) and the origin from SPM's origin field, else the volume's centre. The volume's
-notes say so, since left and right rest on that convention.
+left, the second to anterior, the third to superior) and the origin from SPM's origin field,
+else the volume's centre. The volume's notes say so, since left and right rest on that
+convention.
 """
 
 import gzip
