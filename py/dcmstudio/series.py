@@ -447,7 +447,8 @@ class SeriesWriter:
         existing = [p for p in self.paths if os.path.basename(p) in present]
         existing += [self.zip_path] if self.zip_path and os.path.exists(self.zip_path) else []
         if existing:
-            raise VolumeError(f"{existing[0]} exists already; choose another folder.",
+            raise VolumeError(f"{os.path.basename(existing[0])} exists already; choose another"
+                              " folder.",
                               file=os.path.basename(existing[0]))
         self.total = volume.shape[2]
         self.count = 0
@@ -640,7 +641,11 @@ class _CleanUpOnError:
         if isinstance(exc, MemoryError):
             raise VolumeError("Out of memory while writing the series.", file=name) from None
         if isinstance(exc, OSError):
-            raise VolumeError(f"Writing into {self.writer.out_dir} failed: {exc}.",
+            # The folder by its own name: where it lives (in the page, a scratch folder in
+            # the worker) means nothing to the user.
+            folder = os.path.basename(self.writer.out_dir)
+            reason = exc.strerror or type(exc).__name__
+            raise VolumeError(f"Writing the series into '{folder}' failed: {reason}.",
                               file=name) from exc
         return False
 

@@ -650,3 +650,11 @@ def test_an_orthonormal_direction_moves_nothing():
     assert volume.max_position_error == 0.0 and not volume.notes
     assert plan_series(volume)["max_position_error"] == 0.0
     np.testing.assert_array_equal(volume.direction, DIRECTIONS["oblique_left_handed"])
+
+
+def test_a_failed_write_names_the_series_folder_not_where_it_lives(tmp_path):
+    (tmp_path / "blocked").write_bytes(b"a file, not a folder")
+    with pytest.raises(VolumeError) as caught:
+        write_series(volume_of(), {}, str(tmp_path / "blocked" / "series"))
+    message = str(caught.value)
+    assert "'series'" in message and "failed" in message and str(tmp_path) not in message
