@@ -195,3 +195,33 @@ def test_slight_shear_shows_its_position_error(page, server, tmp_path):
     error = float(re.search(r"error ([0-9.e-]+) mm", shown).group(1))
     assert 1e-4 < error < 0.01
     assert "not exactly perpendicular" in page.inner_text("#volume-info")
+
+
+def wait_for_text(page, selector, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not page.inner_text(selector):
+        time.sleep(0.1)
+    return page.inner_text(selector)
+
+
+def test_hdr_img_pair_opens_and_a_header_cannot_reach_other_files(page, server, tmp_path):
+    voxels = np.arange(12 * 10 * 6, dtype=np.int16).reshape(12, 10, 6)
+    pair = nib.Nifti1Pair(voxels, np.diag([0.8, 0.8, 2.0, 1.0]))
+    pair.set_sform(pair.affine, code=1)
+    nib.save(pair, tmp_path / "pair.hdr")
+    page.click("#tab-volume")
+    page.set_input_files("#volume-files", [str(tmp_path / "pair.hdr"), str(tmp_path / "pair.img")])
+    page.wait_for_selector("#volume-plan dl", timeout=30000)
+    assert "12 × 10 × 6" in page.inner_text("#volume-info")
+    assert "pair.hdr" in page.inner_text("#volume-info")
+
+    header = ("ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\n"
+              "ElementDataFile = /etc/passwd\n")
+    (tmp_path / "evil.mhd").write_text(header)
+    (tmp_path / "data.raw").write_bytes(bytes(64))
+    page.set_input_files("#volume-files", [str(tmp_path / "evil.mhd"), str(tmp_path / "data.raw")])
+    message = wait_for_text(page, "#volume-error")
+    assert "evil.mhd" in message and "'/etc/passwd'" in message and "not opened with it" in message, message
+    assert page.is_disabled("#volume-write")
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
