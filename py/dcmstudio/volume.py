@@ -1,7 +1,7 @@
 """A 3-D image volume with its place in the patient, read from any of the formats we accept.
 
-One value, :class:`Volume`, whatever the source: NIfTI-1/2, NRRD, MetaImage, VTK legacy
-STRUCTURED_POINTS, or an existing DICOM series. Its conventions are ITK's (so SimpleITK, the
+One value, :class:`Volume`, whatever the source: NIfTI-1/2, Analyze 7.5, NRRD, MetaImage, VTK
+legacy STRUCTURED_POINTS, or an existing DICOM series. Its conventions are ITK's (so SimpleITK, the
 judge in our tests, reads our output the same way):
 
 - ``voxels`` is indexed ``[k, j, i]`` (slice, row, column), with a last axis of colour
@@ -10,10 +10,12 @@ judge in our tests, reads our output the same way):
 - ``spacing`` is ``(i, j, k)`` in mm; ``origin`` is the LPS position of voxel ``[0, 0, 0]`` in mm.
 - ``direction`` is 3×3; column ``n`` is the LPS unit vector along index axis ``n`` (i, j, k).
   It may be left-handed; the position of voxel ``[k, j, i]`` is always
-  ``origin + direction @ (spacing * (i, j, k))``.
+  ``origin + direction @ (spacing * (i, j, k))``. A direction within the tolerance of
+  orthonormal is made exactly so, and the largest move of a voxel that causes is kept
+  (``max_position_error``), as the rescale's largest value error is.
 
 :func:`read_volume` picks the reader from the file names (else their first bytes), and takes a
-two-file format's companion from the same folder. The readers live in ``dcmstudio.readers``;
+two-file format's data file only from the files opened with it (:class:`OpenedFiles`). The readers live in ``dcmstudio.readers``;
 they are imported on demand, since nibabel alone takes seconds to import in Pyodide.
 """
 
@@ -73,11 +75,12 @@ class Volume:
     slope, intercept : float
         Real value = ``voxels * slope + intercept`` (NIfTI scl_*, DICOM Rescale *).
     source_format : str
-        ``"nifti"``, ``"nrrd"``, ``"metaimage"``, ``"vtk"`` or ``"dicom"``.
+        ``"nifti"``, ``"analyze"``, ``"nrrd"``, ``"metaimage"``, ``"vtk"`` or ``"dicom"``.
     source_name : str
         Name of the file read (the first file for a DICOM series).
     dicom : dict
-        For a DICOM source, the attributes a re-export keeps (UIDs, patient, study); else empty.
+        For a DICOM source, the attributes a re-export keeps (UIDs, patient, study, and the
+        acquisition's attributes every file agrees on); else empty. JSON-plain values.
     notes : list of str
         Sentences about choices a reader made that the user should know (e.g. units assumed).
     memo : dict
