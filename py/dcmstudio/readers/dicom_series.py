@@ -207,7 +207,7 @@ def _plain_value(ds, keyword):
     value = element.value
     try:
         if isinstance(value, (MultiValue, list, tuple)):
-            return [convert(v) for v in value]
+            return [convert(v) for v in value] or None
         return convert(value)
     except (TypeError, ValueError):
         return None
