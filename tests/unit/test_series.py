@@ -550,6 +550,8 @@ def test_re_export_keeps_the_source_acquisition(tmp_path):
     plan = plan_series(volume)
     assert plan["modality"] == "CT" and plan["sop_class_name"] == "CT Image Storage"
     assert "KVP" in plan["carried_attributes"] and "XRayTubeCurrent" not in plan["carried_attributes"]
+    assert any("differ from file to file" in note and "XRayTubeCurrent" in note
+               for note in plan["notes"])
     result, files = written(tmp_path, volume)
     for ds in files:
         assert ds.SliceThickness == 1.0 and ds.SpacingBetweenSlices == pytest.approx(SPACING[2])

@@ -164,11 +164,12 @@ def _sorted_geometry(positions, row, column, spacing_rc, names):
     return order, positions[0], spacing, direction
 
 
-def _kept(datasets, voxels_are_stored):
+def _kept(datasets, voxels_are_stored, notes, name):
     """What a re-export keeps of the source: patient, study and series (from the first file),
     and the acquisition attributes of ``series_header.CARRIED_ATTRIBUTES`` on which every file
-    agrees. (0028,0120) *Pixel Padding Value* is a stored value, so it is kept only when the
-    volume holds the stored values (``voxels_are_stored``)."""
+    agrees (those that differ are named in ``notes``). (0028,0120) *Pixel Padding Value* is a
+    stored value, so it is kept only when the volume holds the stored values
+    (``voxels_are_stored``)."""
     from ..series_header import CARRIED_ATTRIBUTES
 
     first = datasets[0]
@@ -179,10 +180,17 @@ def _kept(datasets, voxels_are_stored):
             continue
         kept[keyword] = int(value) if keyword == "SeriesNumber" else str(value)
     carried = CARRIED_ATTRIBUTES + (("PixelPaddingValue",) if voxels_are_stored else ())
+    varying = []
     for keyword in carried:
         values = [_plain_value(ds, keyword) for ds in datasets]
-        if values[0] is not None and all(v == values[0] for v in values[1:]):
-            kept[keyword] = values[0]
+        if all(v == values[0] for v in values[1:]):
+            if values[0] is not None:
+                kept[keyword] = values[0]
+        else:
+            varying.append(keyword)
+    if varying:
+        notes.append(f"{name}: not carried, since their values differ from file to file and no"
+                     f" one value is right for the series: {', '.join(varying)}.")
     return kept
 
 
@@ -262,7 +270,7 @@ def _read_single_frames(headers, notes, names):
                      " values are kept, so the display is inverted back to normal grey.")
     return Volume(voxels, spacing, origin, direction, slope, intercept, source_format="dicom",
                   source_name=names[order[0]],
-                  dicom=_kept([ds for _, ds in headers], same_rescale),
+                  dicom=_kept([ds for _, ds in headers], same_rescale, notes, names[0]),
                   notes=notes)
 
 
@@ -331,4 +339,4 @@ def _read_multiframe(path, header, notes, name):
         slope, intercept = 1.0, 0.0
     del pixels
     return Volume(voxels, spacing, origin, direction, slope, intercept, source_format="dicom",
-                  source_name=name, dicom=_kept([header], same_rescale), notes=notes)
+                  source_name=name, dicom=_kept([header], same_rescale, notes, name), notes=notes)
