@@ -132,7 +132,8 @@ def test_latin_text_with_iso_2022_ir_100_declared_is_escaped(tmp_path):
     ds = pydicom.dcmread(out)
     assert list(ds.SpecificCharacterSet) == terms and str(ds.PatientName) == name
     assert report["changes"][-1]["new"] == name
-    assert_dcmdump_parses(out)
+    if not tool_missing("dcmdump"):
+        assert_dcmdump_parses(out)
 
 
 def test_value_1s_g1_set_is_in_force_again_before_each_delimiter():
@@ -190,7 +191,8 @@ def test_setting_utf_8_on_a_latin_1_file_re_encodes_its_names(tmp_path):
     assert recoded and all(not raw_value(source, int(c["tag"][1:5] + c["tag"][6:10], 16)).isascii()
                            for c in recoded)
     assert {c["op"] for c in report["changes"]} <= {"set", "group_length"}
-    assert_dcmdump_parses(out)
+    if not tool_missing("dcmdump"):
+        assert_dcmdump_parses(out)
     if not tool_missing("dciodvfy"):
         assert set(dciodvfy_errors(out)) <= set(dciodvfy_errors(source))
 
@@ -291,7 +293,8 @@ def test_japanese_items_follow_their_root_into_utf_8(tmp_path):
     (name,) = item_values(out.read_bytes(), PATIENT_NAME)
     expected = str(pydicom.dcmread(source).RequestedProcedureCodeSequence[0].PatientName)
     assert name.rstrip(b" ").decode("utf-8") == expected
-    assert_dcmdump_parses(out)
+    if not tool_missing("dcmdump"):
+        assert_dcmdump_parses(out)
 
 
 # --- item 10: the old value in the input's character set --------------------------------------
