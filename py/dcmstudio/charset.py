@@ -295,8 +295,12 @@ def _extension_terms():
 
 @functools.lru_cache(maxsize=256)
 def character_set(terms):
-    """The :class:`CharacterSet` for the values of (0008,0005) (``()`` or ``None`` when absent)."""
-    return CharacterSet(tuple(terms or ()))
+    """The :class:`CharacterSet` for the values of (0008,0005) (``()`` or ``None`` when absent).
+
+    An empty (0008,0005) is the default repertoire, as an absent one is.
+    """
+    terms = tuple(terms or ())
+    return CharacterSet(terms if any(terms) else ())
 
 
 def _short(value):

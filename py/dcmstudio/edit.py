@@ -890,7 +890,8 @@ class _Session:
         if self.new_values.get(node) == encoded:
             return
         self.new_values[node] = encoded
-        self.cause[node] = (edit.index, cause)
+        if node.offset is not None or node not in self.cause:  # an added one keeps its adder
+            self.cause[node] = (edit.index, cause)
         self.mark_dirty(node.parent)
 
     def same_as_input(self, node, encoded, vr):

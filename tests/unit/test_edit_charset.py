@@ -199,9 +199,11 @@ def test_setting_utf_8_on_a_latin_1_file_re_encodes_its_names(tmp_path):
 
 def test_a_value_set_before_the_change_is_re_encoded_and_one_set_after_is_not(tmp_path):
     source = CHARSET_FILES_DIR / "chrFren.dcm"
-    out, _ = run_edits(source, [{"op": "add", "path": "StudyDescription", "value": "Étude"},
-                                set_charset("ISO_IR 192"),
-                                set_name("Dvořák^Antonín")], tmp_path)
+    out, report = run_edits(source, [{"op": "add", "path": "StudyDescription", "value": "Étude"},
+                                     set_charset("ISO_IR 192"),
+                                     set_name("Dvořák^Antonín")], tmp_path)
+    (added,) = [c for c in report["changes"] if c["op"] == "add"]
+    assert added["edit"] == 0 and added["new"] == "Étude"  # still the edit that added it
     ds = pydicom.dcmread(out)
     assert ds.StudyDescription == "Étude" and str(ds.PatientName) == "Dvořák^Antonín"
     assert raw_value(out, 0x00081030).rstrip(b" ").decode("utf-8") == "Étude"
