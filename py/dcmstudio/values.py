@@ -1,10 +1,11 @@
 """Typed values ↔ encoded bytes for one VR, byte order and character set.
 
 Encoding goes through pydicom (its value classes check each VR's form and maximum length, its
-writers produce the bytes; text in a character set is encoded by :mod:`dcmstudio.charset`,
-which writes ISO 2022 code extensions as strictly as PS3.5 asks); this module adds what an editor of raw bytes needs around it: values
-that arrive as JSON (numbers as strings, lists, tags as text), the Value Multiplicity check,
-padding to even length, and errors that name the file and the element.
+writers produce the bytes) except for text in a character set, which :mod:`dcmstudio.charset`
+encodes (ISO 2022 code extensions as strictly as PS3.5 asks). This module adds what an editor
+of raw bytes needs around it: values that arrive as JSON (numbers as strings, lists, tags as
+text), the Value Multiplicity check, padding to even length, and errors that name the file and
+the element.
 """
 
 import functools
