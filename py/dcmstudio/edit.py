@@ -299,8 +299,7 @@ def _precheck_value(value, tag, vr, where, path, file):
         return
     # UTF-8 encodes any text, so only the value's form, length and multiplicity are judged here.
     values.encode_value(value, vr, tag=tag, charset=character_set((UNIVERSAL_TERM,)),
-                        where=f"{where} ({path})",
-                        file=file)
+                        where=f"{where} ({path})", file=file)
 
 
 def _has_template(value, where, path, file):
@@ -951,7 +950,7 @@ class _Session:
 
     def recode(self, node, old, new, edit):
         """Re-encode one text value from character set ``old`` into ``new``."""
-        vr = self.text_vr(node)
+        vr = self.text_vr(node, edit)
         if vr is None or node.tag == SPECIFIC_CHARACTER_SET:
             return
         raw = self.raw_value(node)
@@ -974,19 +973,18 @@ class _Session:
                             file=self.name) from None
         self.change(node, encoded, edit, f"re-encoded for (0008,0005) {new.text()}", vr)
 
-    def text_vr(self, node):
+    def text_vr(self, node, edit):
         """The VR of ``node`` if its value is text in the character set, else ``None``."""
         if node.children is not None or node.tag == ITEM:
             return None
         vr = node.vr
         if node.encoding.implicit_vr or vr == "UN":
             vr = values.resolve_vr(vr)
-            if vr == "UN" and node.tag >> 16 & 1:
-                creator = self.creator_of(node.parent, node.tag)
+            if vr == "UN":
                 try:
-                    vr = private_dictionary_VR(node.tag, creator) if creator else "UN"
-                except KeyError:
-                    vr = "UN"
+                    vr = self.vr_for(node.parent, node.tag, None, edit)
+                except EditError:
+                    return None  # a private element of unknown VR: not known to be text
         return vr if vr in values.CHARSET_VRS else None
 
     def mark_dirty(self, container):

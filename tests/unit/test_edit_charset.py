@@ -10,7 +10,7 @@ import pytest
 from conftest import bundled
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, SecondaryCaptureImageStorage
 from test_edit import (CHARSET_FILES_DIR, PATIENT_NAME, assert_dcmdump_parses, dciodvfy_errors,
                        raw_value, run_edits, tool)
 
@@ -255,6 +255,26 @@ def test_items_inherit_the_change_unless_they_have_their_own_character_set(tmp_p
         "ConceptNameCodeSequence[1].SpecificCharacterSet", "ConceptNameCodeSequence[1].CodeMeaning"}
     assert item_values(out.read_bytes(), 0x00080104)[1].rstrip(b" ").decode("utf-8") == "Иванов"
     assert pydicom.dcmread(out).ConceptNameCodeSequence[1].CodeMeaning == "Иванов"
+
+
+@pytest.mark.parametrize("implicit, vr", [(False, "UN"), (True, "PN")])
+def test_text_whose_vr_the_file_does_not_write_is_re_encoded_too(tmp_path, implicit, vr):
+    """Implicit VR, and explicit UN: the dictionary says the value is text (PN)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.add_new(PATIENT_NAME, vr, "Müller^Jörg".encode("latin-1") if vr == "UN" else "Müller^Jörg")
+    ds.PatientID = "ID-1"
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.2"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    source = tmp_path / "in.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    out, _ = run_edits(source, [set_charset("ISO_IR 192")], tmp_path)
+    assert raw_value(out, PATIENT_NAME).rstrip(b" ").decode("utf-8") == "Müller^Jörg"
+    assert str(pydicom.dcmread(out).PatientName) == "Müller^Jörg"
 
 
 def test_deleting_the_character_set_refuses_when_text_needs_it(tmp_path):
