@@ -143,7 +143,10 @@ class CharacterSet:
         self.unknown = tuple(t for t, c in zip(self.terms, corrected) if c and c not in python_encoding)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.codecs = tuple(convert_encodings(list(self.terms))) if self.terms else ("iso8859",)
+            try:
+                self.codecs = tuple(convert_encodings(list(self.terms) or [""]))
+            except LookupError:  # pydicom refuses unknown terms when reading strictly
+                self.codecs = tuple(python_encoding.get(c, "iso8859") for c in corrected)
         first = python_encoding.get(corrected[0])
         # UTF-8, GB18030 and GBK stand alone: no code extensions (PS3.3 C.12.1.1.2)
         self.stand_alone = first if corrected[0] in STAND_ALONE_ENCODINGS else None

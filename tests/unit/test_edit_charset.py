@@ -358,6 +358,12 @@ def test_an_unknown_term_is_named(tmp_path):
         run_edits(CHARSET_FILES_DIR / "chrFren.dcm", [set_charset("ISO_IR 999")], tmp_path)
 
 
+def test_an_unknown_term_is_named_when_pydicom_reads_strictly(monkeypatch):
+    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", pydicom.config.RAISE)
+    with pytest.raises(EditError, match="'ISO_IR 998', which is not a defined term"):
+        character_set(("ISO_IR 998",)).encode("Müller", "PN")
+
+
 # --- item 12: a value set to what it is is no change ---------------------------------------------
 
 @pytest.mark.parametrize("source", [bundled("image_dfl.dcm"), bundled("CT_small.dcm"),
@@ -425,3 +431,4 @@ def test_a_replay_tells_an_equal_value_from_a_different_one():
     third, third_report = edit_bytes(other, edits, context={"replay": replayer})
     assert replayer.replayed == 1 and third_report["changes"][0]["old"] == "Z" * name.length
     assert third == edit_bytes(other, edits)[0]
+
