@@ -6,6 +6,7 @@ keeps the archive's cost close to a plain copy. ZIP64 is used automatically past
 
 import os
 import shutil
+import struct
 import zipfile
 
 CHUNK_SIZE = 1 << 20
@@ -215,3 +216,118 @@ def read_parts(parts):
                 f.seek(part["offset"])
                 joined += f.read(part["length"])
     return bytes(joined)
+
+
+# ---- A ZIP written by several workers ------------------------------------------------------------
+# When a job is spread over several workers, each worker makes whole members (a local header and
+# the file's bytes, with its CRC) without knowing where in the archive they will land, and the
+# page puts them in order; the central directory, which needs every member's offset, is made last
+# from the list. zipfile cannot split its work this way, so the few records are written here, as
+# APPNOTE.TXT 6.3 lays them out: stored members, UTF-8 names, ZIP64 wherever a field overflows.
+
+_ZIP64_LIMIT = 0xFFFFFFFF
+_UTF8_NAMES = 1 << 11
+_DOS_DATE_1980 = (0 << 11, (0 << 9) | (1 << 5) | 1)  # 00:00:00, 1980-01-01: outputs are reproducible
+
+
+def member_header(name, size, crc):
+    """The local file header of a stored member: what precedes its bytes in the archive.
+
+    Parameters
+    ----------
+    name : str
+        The member's name (relative, ``/``-separated).
+    size : int
+        The member's length in bytes.
+    crc : int
+        Its CRC-32.
+
+    Returns
+    -------
+    bytes
+    """
+    encoded = name.encode("utf-8")
+    extra = b""
+    sizes = (size, size)
+    version = 20
+    if size >= _ZIP64_LIMIT:
+        extra = struct.pack("<HHQQ", 1, 16, size, size)
+        sizes = (_ZIP64_LIMIT, _ZIP64_LIMIT)
+        version = 45
+    time, date = _DOS_DATE_1980
+    return struct.pack("<IHHHHHIIIHH", 0x04034B50, version, _UTF8_NAMES, 0, time, date, crc & 0xFFFFFFFF,
+                       *sizes, len(encoded), len(extra)) + encoded + extra
+
+
+def central_directory(members, start):
+    """The central directory and end records of an archive whose members are all written.
+
+    Parameters
+    ----------
+    members : list of dict
+        In archive order, each ``{"name", "size", "crc", "offset"}``: the offset of its local
+        header from the start of the archive.
+    start : int
+        Where the central directory begins (the archive's length so far).
+
+    Returns
+    -------
+    bytes
+        Everything that follows the last member, ZIP64 records included where needed.
+    """
+    records = []
+    for member in members:
+        encoded = member["name"].encode("utf-8")
+        size, offset = member["size"], member["offset"]
+        wide = [v for v in (size, size, offset) if v >= _ZIP64_LIMIT]
+        # The ZIP64 field holds, in this order, only those of the sizes and offset that overflow.
+        extra = struct.pack("<HH", 1, 8 * len(wide)) + b"".join(struct.pack("<Q", v) for v in wide) if wide else b""
+        version = 45 if wide else 20
+        time, date = _DOS_DATE_1980
+        records.append(struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | version, version, _UTF8_NAMES, 0, time, date,
+            member["crc"] & 0xFFFFFFFF, min(size, _ZIP64_LIMIT), min(size, _ZIP64_LIMIT), len(encoded), len(extra),
+            0, 0, 0, 0o100644 << 16, min(offset, _ZIP64_LIMIT)) + encoded + extra)
+    directory = b"".join(records)
+    count, length = len(members), len(directory)
+    tail = b""
+    if count >= 0xFFFF or length >= _ZIP64_LIMIT or start >= _ZIP64_LIMIT:
+        end64 = start + length
+        tail = (struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, length, start)
+                + struct.pack("<IIQI", 0x07064B50, 0, end64, 1))
+    tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+                        min(length, _ZIP64_LIMIT), min(start, _ZIP64_LIMIT), 0)
+    return directory + tail
+
+
+def member_names(names):
+    """Names for the members of one archive, one per input name, each unique.
+
+    Parameters
+    ----------
+    names : list of str
+        The user's names for the files (relative paths from a folder, or bare names).
+
+    Returns
+    -------
+    list of str
+        Relative, ``/``-separated names without empty, ``.`` or ``..`` parts, leading slashes or
+        drive letters, control characters; a repeated name gets ``_2``, ``_3``… before its suffix.
+    """
+    taken = set()
+    result = []
+    for name in names:
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+        if parts and len(parts[0]) == 2 and parts[0][1] == ":":
+            parts = parts[1:]  # a drive letter
+        clean = "/".join("".join(c for c in p if c >= " " and c != "\x7f") for p in parts).strip("/") or "file"
+        candidate, n = clean, 2
+        stem, dot, suffix = clean.rpartition(".")
+        if not dot or "/" in suffix:
+            stem, suffix = clean, ""
+        while candidate in taken:
+            candidate = f"{stem}_{n}.{suffix}" if suffix else f"{stem}_{n}"
+            n += 1
+        taken.add(candidate)
+        result.append(candidate)
+    return result

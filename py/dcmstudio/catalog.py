@@ -6,6 +6,7 @@ failure modes into ``NotDicomError`` / ``InvalidDicomError``; the inspector read
 """
 
 import contextlib
+import errno
 import os
 import struct
 import warnings
@@ -19,7 +20,8 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
+from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
+                              unreadable_message)
 
 PREAMBLE_LENGTH = 128
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -213,6 +215,10 @@ def as_invalid_dicom(name, context):
         yield
     except (DicomStudioError, MemoryError, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except OSError as exc:
+        if exc.errno == errno.EIO:
+            raise UnreadableFileError(unreadable_message(name), file=name) from exc
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {exc}.", file=name) from exc
     except Exception as exc:  # noqa: BLE001 -- wasm32 raises OverflowError where CPython does not
         detail = str(exc) or type(exc).__name__
         raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.",

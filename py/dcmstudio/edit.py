@@ -813,7 +813,8 @@ class _Session:
         if not edit.templated:
             return edit.value
         if self.fields is None:
-            self.fields = {"index": self.index, "uid": uids.new_uid(), "name": self.name}
+            uid = self.uid_map.new_for(f"file:{self.index}") if self.uid_map is not None else uids.new_uid()
+            self.fields = {"index": self.index, "uid": uid, "name": self.name}
         return expand_template(edit.value, self.fields)
 
     def vr_for(self, container, tag, vr_given, edit):
