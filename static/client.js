@@ -143,6 +143,13 @@ export class WorkerPool {
   call(fn, args, options) { return this.primary.call(fn, args, options); }
   cancel(id) { this.primary.cancel(id); }
 
+  // A call that needs no state of the primary's (e.g. a thumbnail): the last helper that is
+  // ready takes it, so the primary stays free for what the person asked for.
+  callAny(fn, args, options) {
+    const workers = this.available();
+    return workers[workers.length - 1].call(fn, args, options);
+  }
+
   startHelpers() {
     for (let i = 1; i < this.size; i++) {
       const helper = new PythonWorker({
@@ -224,22 +231,25 @@ export class WorkerPool {
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
     let cancelled = false;
-    const running = new Map();
+    const running = new Set();  // { worker, id } of the requests sent
     let failure = null;
     const share = async (worker) => {
       const opened = await worker.request(Op.JOB_OPEN, { kind, options, count: items.length }).done;
       if (!opened.ok) { failure ??= opened; return null; }
       const job = opened.job;
       const part = (message) => onPart(message, byMember.get(message.output.name));
-      while (queue.length && !cancelled && !failure) {
-        const chunk = queue.splice(0, STEP_CHUNK);
-        const request = worker.request(Op.JOB_STEPS, { job, items: chunk }, { onPart: part });
-        running.set(worker, request.id);
-        const result = await request.done;
-        running.delete(worker);
-        if (!result.ok) { failure ??= result; break; }
-        result.steps.forEach((step, i) => onStep(step, chunk[i]));
-      }
+      // Two requests in flight per worker: the files of one are read while the other is processed.
+      const pump = async () => {
+        while (queue.length && !cancelled && !failure) {
+          const chunk = queue.splice(0, STEP_CHUNK);
+          const request = worker.request(Op.JOB_STEPS, { job, items: chunk }, { onPart: part });
+          running.add({ worker, id: request.id });
+          const result = await request.done;
+          if (!result.ok) { failure ??= result; break; }
+          result.steps.forEach((step, i) => onStep(step, chunk[i]));
+        }
+      };
+      await Promise.all([pump(), pump()]);
       if (cancelled || failure) {
         await worker.request(Op.JOB_CLOSE, { job, cancel: true }).done;
         return null;
@@ -256,7 +266,7 @@ export class WorkerPool {
       done,
       cancel: () => {
         cancelled = true;
-        for (const [worker, id] of running) worker.cancel(id);
+        for (const { worker, id } of running) worker.cancel(id);
       },
     };
   }

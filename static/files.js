@@ -57,12 +57,14 @@ class Thumbnails {
   async pump() {
     if (this.busy) return;
     this.busy = true;
+    // Pictures wait until the files being opened are described: opening is what a person waits for.
+    await this.settled?.();
     while (this.queue.length) {
       const canvas = this.queue.shift();
       const file = canvas.file;
       if (!this.cache.has(file.key)) {
         let buffer = null;
-        const result = await this.python.call("thumbnail", { path: file.path, name: file.name, size: 40 },
+        const result = await this.python.callAny("thumbnail", { path: file.path, name: file.name, size: 40 },
           { onPart: (part) => { buffer = part.buffer; } });
         this.cache.set(file.key, result.ok && buffer
           ? new ImageData(new Uint8ClampedArray(buffer), result.width, result.height) : null);
@@ -76,6 +78,7 @@ class Thumbnails {
 export class FileList {
   constructor(treeRoot, skippedRoot, onSelect, python) {
     this.thumbnails = python ? new Thumbnails(python) : null;
+    if (this.thumbnails) this.thumbnails.settled = () => this.whenSettled();
     this.treeRoot = treeRoot;
     this.skippedRoot = skippedRoot;
     this.onSelect = onSelect;

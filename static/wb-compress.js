@@ -110,7 +110,8 @@ export class CompressWorkbench {
   }
 
   async start() {
-    const files = this.selection.files;
+    // what the selection holds now, files still being described included
+    const files = await this.app.files.resolve();
     const target = this.target();
     if (!files.length || !target) return;
     this.error.textContent = "";

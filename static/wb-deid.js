@@ -170,7 +170,8 @@ export class DeidWorkbench {
   }
 
   async runJob() {
-    const files = this.selection.files;
+    // what the selection holds now, files still being described included
+    const files = await this.app.files.resolve();
     if (!files.length) return;
     const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
     const collected = this.app.tasks.collector();

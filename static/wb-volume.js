@@ -109,7 +109,8 @@ export class VolumeWorkbench {
   }
 
   async openSeries() {
-    const files = this.selection.files;
+    // what the selection holds now, files still being described included
+    const files = await this.app.files.resolve();
     if (!files.length) return;
     await this.open(files.map((f) => f.path), `${files.length} DICOM file${files.length === 1 ? "" : "s"} (${this.selection.label})`,
       files.map((f) => f.name));

@@ -56,6 +56,7 @@ async function start() {
   pyodide.FS.mkdirTree(INPUT_DIR);
   reportUnreadableFiles(pyodide.FS);
   pyodide.FS.mkdirTree(OUTPUT_DIR);
+  pyodide.FS.mkdirTree(PREFETCH_DIR);
   // The module proxy lives as long as the worker: its `call` attribute is borrowed from it.
   apiCall = pyodide.pyimport("dcmstudio.api").call;
   if (self.crossOriginIsolated) {
@@ -102,6 +103,28 @@ function mount(batch, files) {
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs: files.map(({ key, file }) => ({ name: key, data: file })) }, dir);
   mounted.add(batch);
   return dir;
+}
+
+// Every read of an opened file is a request to the browser, about a millisecond whatever its size;
+// many requests at once overlap. So the worker fetches what Python will read for several files
+// concurrently (the head of each file to describe, the whole of each file to edit) into MEMFS
+// scratch files, and tells Python where they are. A read that fails is left to Python, which
+// then names the file.
+const HEAD_BYTES = 64 * 1024;
+const PREFETCH_DIR = "/prefetch";
+let prefetched = 0;
+function prefetch(paths, length = 0) {
+  return Promise.all(paths.map(async (path) => {
+    try {
+      const file = pyodide.FS.lookupPath(path).node.contents;
+      const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
+      const local = `${PREFETCH_DIR}/${++prefetched}`;
+      pyodide.FS.writeFile(local, bytes, { canOwn: true });
+      return local;
+    } catch {
+      return null;
+    }
+  }));
 }
 
 function callPython(fn, args) {
@@ -167,12 +190,13 @@ const handlers = {
 
   async [Op.ADD_FILES](id, { batch, files, describe }) {
     const dir = mount(batch, files);
+    const heads = await prefetch(describe.map(({ key }) => `${dir}/${key}`), HEAD_BYTES);
     const described = [];
     for (let i = 0; i < describe.length; i++) {
       if (cancelled.has(id)) break;
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
-      described.push({ key, path, ...callPython("describe", { path, name }) });
+      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
       post({ kind: Reply.PROGRESS, id, done: i + 1, total: describe.length, label: name });
       await yieldToMessages();
     }
@@ -236,9 +260,11 @@ const handlers = {
   },
 
   async [Op.JOB_STEPS](id, { job, items }) {
+    const locals = await prefetch(items.map((item) => item.path));
     const steps = [];
-    for (const item of items) {
-      const step = callPython("job_step", { job, item });
+    for (const [i, item] of items.entries()) {
+      if (cancelled.has(id)) break;
+      const step = callPython("job_step", { job, item: locals[i] ? { ...item, local: locals[i] } : item });
       if (step.ok) {
         sendChunks(id, step);
         sendOutputs(id, step);

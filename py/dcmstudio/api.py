@@ -80,10 +80,19 @@ def _error(kind, message, file):
 # ---- Loaded files ------------------------------------------------------------------------------
 
 @endpoint
-def describe(path, name):
-    """Header summary of one loaded file for the grouped file list (see :mod:`dcmstudio.catalog`)."""
+def describe(path, name, head=None):
+    """Header summary of one loaded file for the grouped file list (see :mod:`dcmstudio.catalog`).
+
+    ``head``, if given, is a scratch file holding the file's first bytes, fetched ahead by the
+    worker; it is read and deleted.
+    """
+    head_bytes = None
+    if head:
+        with open(head, "rb") as f:
+            head_bytes = f.read()
+        os.remove(head)
     try:
-        return {"dicom": True, **catalog.describe_file(path, name)}
+        return {"dicom": True, **catalog.describe_file(path, name, head=head_bytes)}
     except DicomStudioError as exc:
         # A skipped file is a normal answer, not a failure: the page lists it with the reason.
         return {"dicom": False, "name": name, "reason": exc.message, "size": os.path.getsize(path)}

@@ -20,6 +20,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from dcmstudio.readahead import HeadFile
 from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
                               unreadable_message)
 
@@ -42,7 +43,7 @@ _CATALOG_KEYWORDS = (
 _CATALOG_TAGS = [Tag(keyword) for keyword in _CATALOG_KEYWORDS]
 
 
-def describe_file(path, name):
+def describe_file(path, name, head=None):
     """Describe one file for the patient → study → series → instance tree, reading its header only.
 
     Parameters
@@ -51,6 +52,8 @@ def describe_file(path, name):
         Where the file is (MEMFS in the page).
     name : str
         The name the user knows the file by, used in error messages and echoed in the result.
+    head : bytes, optional
+        The file's first bytes, already fetched (see :mod:`dcmstudio.readahead`).
 
     Returns
     -------
@@ -70,7 +73,7 @@ def describe_file(path, name):
     InvalidDicomError
         The file is DICOM but its header cannot be parsed.
     """
-    ds = read_dicom(path, name, stop_before_pixels=True, specific_tags=_CATALOG_TAGS)
+    ds = read_dicom(path, name, stop_before_pixels=True, specific_tags=_CATALOG_TAGS, head=head)
     with as_invalid_dicom(name, "while reading its header"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         meta = ds.file_meta
@@ -115,7 +118,7 @@ def describe_file(path, name):
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
-               problems=None, allow_truncated=False):
+               problems=None, allow_truncated=False, head=None):
     """Read a DICOM file, or a preamble-less data set that starts like one, with pydicom.
 
     Parameters
@@ -135,6 +138,8 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
     allow_truncated : bool, optional
         If true, a file that ends before its last element does is read as far as it goes and the
         fact added to ``problems``; by default it raises ``InvalidDicomError``.
+    head : bytes, optional
+        The file's first bytes, already fetched: reads within them do not touch the file.
 
     Returns
     -------
@@ -148,11 +153,11 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
     InvalidDicomError
         When pydicom cannot parse what looks like DICOM, or the file is truncated.
     """
-    _check_looks_like_dicom(path, name)
     size = os.path.getsize(path)
+    _check_looks_like_dicom(path, name, head, size)
     with as_invalid_dicom(name, "while parsing it"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with open(path, "rb") as fp:
+        with (open(path, "rb") if head is None else HeadFile(path, head, size)) as fp:
             ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
                                  force=True, specific_tags=specific_tags)
             parsed_to = fp.tell()
@@ -230,10 +235,12 @@ def element_label(tag, keyword):
     return f"{Tag(tag)} {keyword}".rstrip()
 
 
-def _check_looks_like_dicom(path, name):
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(PREAMBLE_LENGTH + 4)
+def _check_looks_like_dicom(path, name, head=None, size=None):
+    size = os.path.getsize(path) if size is None else size
+    if head is None or len(head) < min(size, PREAMBLE_LENGTH + 4):
+        with open(path, "rb") as f:
+            head = f.read(PREAMBLE_LENGTH + 4)
+    head = head[:PREAMBLE_LENGTH + 4]
     if size == 0:
         raise NotDicomError(f"{name} is not DICOM: the file is empty.", file=name)
     if head[PREAMBLE_LENGTH:] == b"DICM":

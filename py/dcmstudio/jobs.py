@@ -130,6 +130,19 @@ def read_file(path, name=None):
         return _read_whole(path)
 
 
+def read_item(item):
+    """The bytes of a job item's file: from ``item["local"]`` when the worker fetched them ahead
+    (a scratch copy, deleted here), else from ``item["path"]``. Offsets into them are offsets
+    into ``item["path"]`` either way."""
+    local = item.get("local")
+    if local:
+        try:
+            return _read_whole(local)
+        finally:
+            os.remove(local)
+    return read_file(item["path"], item.get("name"))
+
+
 def _read_whole(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -203,7 +216,7 @@ class EditJob(ZipJob):
         index = item.get("index", self.index + 1)
         context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         try:
-            data = read_file(item["path"], name)
+            data = read_item(item)
             pieces, origins, report = self._edit.edit_output(data, self.edits, context=context)
             if data[128:132] == b"DICM":
                 _check_part10(pieces, name)

@@ -1,0 +1,251 @@
+"""What a person waits for in the page, beside DCMTK on the same files in the same run.
+
+    python bench/e2e.py [--files 300] [--rounds 3] [--workers N]
+
+Chromium (Debian's, headless) on the page that `build.py serve` serves; a fresh browser context
+(profile) every round. Each case is timed from handing the files to the file input to the last
+byte of the output on disk:
+
+- (a) zip: Job A's five edits (../shared/peers/edits.py), saved as a ZIP download;
+- (b) folder: the same, written into a folder (the origin-private file system stands in for the
+  folder picker, which a headless browser cannot answer);
+- (c) deid: de-identification with the default options, saved as a ZIP download;
+- dcmodify: ../shared/peers/a1_dcmodify.sh (copy the series, then dcmodify in place).
+
+Prints the medians, each case's ratio to dcmodify, and the peak memory of all the browser's
+processes (proportional set size, summed) above the same page before any file was opened. Every
+output is checked: N files, each read back by pydicom with the edits in place. Job A's data is
+made by bench/job_a.py (../shared/peers/gen_data.py); --files other than 300 hard-links those
+files under new names.
+"""
+
+import argparse
+import base64
+import io
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+import pydicom
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "bench"))
+from conftest import CHROMIUM_FLAGS, chromium_path, start_site_server  # noqa: E402
+from job_a import PEERS, ensure_data, timed  # noqa: E402
+
+EDITS = [
+    {"op": "set", "path": "PatientName", "value": "Anonymous^Edited"},
+    {"op": "set", "path": "PatientID", "value": "ANON-000123-EDITED"},
+    {"op": "set", "path": "StudyDescription", "value": "CT CHEST WITH CONTRAST - RESEARCH EDIT (BENCH)"},
+    {"op": "delete", "path": "(0009,1002)"},
+    {"op": "set", "path": "(0040,0275)[0].(0040,1001)", "value": "RP-EDITED-42"},
+]
+
+OPFS_FOLDER = """async () => {
+    const outputs = await import('./static/outputs.js');
+    const root = await navigator.storage.getDirectory();
+    outputs.pickers.folder = async () => root.getDirectoryHandle('bench-out', { create: true });
+    return outputs.pickers.available;
+}"""
+
+READ_OPFS = """async (name) => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('bench-out');
+    const bytes = new Uint8Array(await (await (await dir.getFileHandle(name)).getFile()).arrayBuffer());
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+}"""
+
+LIST_OPFS = """async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('bench-out');
+    const names = [];
+    for await (const name of dir.keys()) names.push(name);
+    return names;
+}"""
+
+
+def browser_memory(pid):
+    """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
+    total = 0
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            with open(f"/proc/{current}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class PeakMemory:
+    """Samples browser_memory every 0.1 s in a thread; `.peak` is the largest seen."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.running = pid, 0, False
+
+    def __enter__(self):
+        self.running = True
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def sample(self):
+        while self.running:
+            self.peak = max(self.peak, browser_memory(self.pid))
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+def browser_pid():
+    """The pid of the Chromium that playwright launched last (the newest chromium process)."""
+    newest = None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                start = int(f.read().rsplit(")", 1)[1].split()[19])
+        except OSError:
+            continue
+        if cmd and b"chromium" in cmd[0] and not any(a.startswith(b"--type=") for a in cmd):
+            if newest is None or start > newest[0]:
+                newest = (start, int(entry))
+    return newest[1]
+
+
+def fresh_page(browser, url, workers):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{url}?workers={workers}" if workers else url)
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    size = page.evaluate("window.dcmstudio.python.size")
+    page.wait_for_function("(n) => window.dcmstudio.python.available().length === n", arg=size, timeout=120000)
+    return context, page, size
+
+
+def check_edited(named_bytes, count):
+    assert len(named_bytes) == count, f"{len(named_bytes)} outputs, expected {count}"
+    for name, data in named_bytes.items():
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert ds.PatientName == "Anonymous^Edited" and ds.PatientID == "ANON-000123-EDITED", name
+        assert ds.RequestAttributesSequence[0].RequestedProcedureID == "RP-EDITED-42", name
+        assert (0x0009, 0x1002) not in ds, name
+
+
+def run_case(page, case, paths, downloads):
+    """One timed case in an open page; returns (seconds, outputs by name)."""
+    if case == "folder":
+        assert page.evaluate(OPFS_FOLDER), "no File System Access in this Chromium"
+    page.evaluate("(edits) => window.dcmstudio.edits.replace(edits)", EDITS)
+    page.click("#tab-deid" if case == "deid" else "#tab-edit")
+    start = time.perf_counter()
+    page.set_input_files("#open-files", [str(p) for p in paths])
+    page.wait_for_selector(".file-tree .row.all")
+    if case == "deid":
+        page.wait_for_selector("#deid-run:not([disabled])")
+        with page.expect_download(timeout=1800000) as info:
+            page.click("#deid-run")
+        path = info.value.path()
+        seconds = time.perf_counter() - start
+        with zipfile.ZipFile(path) as z:
+            outputs = {n: z.read(n) for n in z.namelist()}
+        return seconds, outputs
+    page.check("#edit-scope-all")
+    if case == "folder":
+        page.select_option("#edit-save-to", "folder")
+        page.click("#edit-apply")
+        page.wait_for_selector(".task.done:has-text('Edited')", timeout=1800000)
+        seconds = time.perf_counter() - start
+        names = page.evaluate(LIST_OPFS)
+        return seconds, {n: base64.b64decode(page.evaluate(READ_OPFS, n)) for n in names}
+    with page.expect_download(timeout=1800000) as info:
+        page.click("#edit-apply")
+    path = info.value.path()  # returns once the browser has written the whole file
+    seconds = time.perf_counter() - start
+    with zipfile.ZipFile(path) as z:
+        return seconds, {n: z.read(n) for n in z.namelist()}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=0, help="pool size (default: the page's own choice)")
+    parser.add_argument("--cases", default="zip,folder,deid")
+    args = parser.parse_args()
+    source = sorted(ensure_data().iterdir())
+    work = pathlib.Path(tempfile.mkdtemp(prefix="dcmstudio-e2e-"))
+    data = work / "in"
+    data.mkdir()
+    for i in range(args.files):
+        os.link(source[i % len(source)], data / f"im{i:05d}.dcm")
+    paths = sorted(data.iterdir())
+    size = sum(p.stat().st_size for p in paths)
+    cases = args.cases.split(",")
+    times = {c: [] for c in ["dcmodify", *cases]}
+    memory = {c: [] for c in cases}
+    server, url = start_site_server()
+    from playwright.sync_api import sync_playwright
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+            pid = browser_pid()
+            for _ in range(args.rounds):
+                times["dcmodify"].append(timed(["sh", str(PEERS / "a1_dcmodify.sh"), str(data), str(work / "a1")])[0])
+                for case in cases:
+                    context, page, workers = fresh_page(browser, url, args.workers)
+                    time.sleep(1)  # let the helpers' start-up settle before the baseline
+                    empty = browser_memory(pid)
+                    with PeakMemory(pid) as peak:
+                        seconds, outputs = run_case(page, case, paths, [])
+                    context.close()
+                    times[case].append(seconds)
+                    memory[case].append(peak.peak - empty)
+                    if case == "deid":
+                        assert len(outputs) == args.files, f"deid wrote {len(outputs)} of {args.files}"
+                        for data_bytes in outputs.values():
+                            assert pydicom.dcmread(io.BytesIO(data_bytes)).PatientName != "Anonymous^Edited"
+                    else:
+                        check_edited(outputs, args.files)
+            browser.close()
+    finally:
+        server.terminate()
+    base = statistics.median(times["dcmodify"])
+    print(f"{args.files} files, {size / 1e6:.1f} MB, {workers} worker(s), median of {args.rounds} rounds, "
+          "files handed over → output on disk")
+    print(f"  {'dcmodify (copy + edit)':28s} {base:7.3f} s")
+    for case in cases:
+        median = statistics.median(times[case])
+        print(f"  {'page: ' + case:28s} {median:7.3f} s  {median / base:5.2f}x dcmodify  "
+              f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page")
+    print("  every output: all files present, each read back by pydicom with the edits in place")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
