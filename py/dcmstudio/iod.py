@@ -185,8 +185,8 @@ def attribute_type(sop_class_uid, tag, parent_path=()):
     str or None
         ``"1"``, ``"1C"``, ``"2"``, ``"2C"`` or ``"3"``; None when the IOD does not define the
         attribute there, the SOP Class is unknown, or PS3.3 gives no Type. Where several modules
-        of the IOD define it, the mandatory modules decide; among those (or, if none is
-        mandatory, among all) the strictest Type wins, in the order of ``TYPES``.
+        of the IOD define it, the mandatory modules decide, and among those (or, if none is
+        mandatory, among all) the most specific module (see :func:`governing_type`).
 
     Examples
     --------
@@ -196,9 +196,41 @@ def attribute_type(sop_class_uid, tag, parent_path=()):
     '2'
     """
     places = attribute_requirements(sop_class_uid, tag, parent_path)
-    mandatory = [kind for module, kind in places if module.usage == "M"]
-    kinds = [kind for kind in (mandatory if mandatory else [kind for _, kind in places]) if kind]
-    return min(kinds, key=TYPES.index) if kinds else None
+    mandatory = [(module, kind) for module, kind in places if module.usage == "M"]
+    return governing_type(mandatory or places)
+
+
+def governing_type(places):
+    """The Type that holds where several modules define one attribute.
+
+    PS3.3 lets a specific module override a general one (the SC Equipment module makes
+    Modality Type 3 over the General Series module's Type 1; the CT Image module makes Image
+    Type Type 1 over the General Image module's Type 3), so the module fewest IODs use decides;
+    between equally specific modules, the strictest Type.
+
+    Parameters
+    ----------
+    places : list of (Module, str or None)
+        As :func:`attribute_requirements` returns them.
+
+    Returns
+    -------
+    str or None
+    """
+    typed = [(module, kind) for module, kind in places if kind]
+    if not typed:
+        return None
+    uses = _module_use_counts()
+    return min(typed, key=lambda place: (uses[place[0].key], TYPES.index(place[1])))[1]
+
+
+@functools.cache
+def _module_use_counts():
+    counts = {}
+    for modules in _tables()[1].values():
+        for module in modules:
+            counts[module.key] = counts.get(module.key, 0) + 1
+    return counts
 
 
 @functools.cache

@@ -79,7 +79,9 @@ def test_every_attribute_row_of_every_module_matches_the_source():
     (CT, "PatientName", ("ReferencedImageSequence",), None),  # not defined inside that sequence
     (CT, "EncapsulatedDocument", (), None),             # not in the CT IOD
     (SC, "ConversionType", (), "1"),
-    (SC, "Modality", (), "1"),                          # General Series
+    (SC, "Modality", (), "3"),                          # SC Equipment overrides General Series' Type 1
+    (CT, "Modality", (), "1"),
+    (CT, "ImageType", (), "1"),                         # CT Image overrides General Image's Type 3
     (CT, 0x60020010, (), "1"),                          # Overlay Rows of group 6002 (Overlay Plane, U)
     (CT, "OverlayRows", (), "1"),
     ("1.2.3.4", "PatientName", (), None),               # unknown SOP Class
