@@ -131,13 +131,12 @@ class _Check:
         self.findings = []
         self.seen = set()
         self.charsets = {}
+        self.present = {}
 
-    def add(self, severity, element, rule, message, module="", path=None):
+    def add(self, severity, element, rule, message, module="", path=None, tag=""):
         if element is not None and element.tag is not None:
             path = element.path if path is None else path
             tag = elements.tag_text(element.tag if element.tag != elements.ITEM else element.parent.tag)
-        else:
-            tag = ""
         key = (rule, path or "", module)
         if key not in self.seen:
             self.seen.add(key)
@@ -211,78 +210,14 @@ class _Check:
 
     def check_vm(self, element, allowed, count):
         if count and not _vm_allows(allowed, count):
-            self.add(ERROR, element, "vm", f"the element holds {count} values, but the dictionary allows "
-                     f"VM {allowed}; remove the extra values or split them into the right elements.")
+            self.add(ERROR, element, "vm", _vm_message(count, allowed))
 
     def check_text(self, element, vr, raw, entry):
-        if raw.endswith(b"\x00") and vr != "UI":
-            self.add(ERROR, element, "padding", f"the {vr} value ends with a NUL byte; text is padded "
-                     "with a space (only UI values are padded with NUL).")
-        elif raw.endswith(b" ") and vr == "UI":
-            self.add(ERROR, element, "padding", "the UID is padded with a space; UIDs are padded with a "
-                     "NUL byte.")
-        stripped = raw.rstrip(b"\x00 ") if vr != "UI" else raw.rstrip(b"\x00")
-        if vr in SINGLE_VALUED_TEXT_VRS:
-            parts = [stripped]
-        else:
-            parts = stripped.split(b"\\")
-        if entry is not None and stripped and vr not in SINGLE_VALUED_TEXT_VRS:
-            self.check_vm(element, entry[1], len(parts))
-        decode = None
-        if vr in CHARSET_VRS:
-            decode = self.check_repertoire(element, vr, raw)
-        for part in parts:
-            if vr in LEADING_SPACE_VRS:
-                part = part.lstrip(b" ")
-            if part:
-                self.check_value(element, vr, part, decode)
-
-    def check_value(self, element, vr, part, decode=None):
-        limit = MAX_VALUE_LENGTH.get(vr)
-        if limit is not None:
-            # Text VRs' limits count characters: one byte each unless the character set is multi-byte.
-            count = len(part) if decode is None else len(decode(part))
-            if vr == "PN":
-                count, limit = max(len(group) for group in part.split(b"=")), 64
-            if count > limit:
-                self.add(ERROR, element, "value-length", f"a {vr} value may be at most {limit} characters, "
-                         f"but {_show(part)} has {count}.")
-        problem = _format_problem(vr, part)
-        if problem:
-            self.add(ERROR, element, "value-format", f"{_show(part)} is not a valid {vr} value: {problem}.")
-        elif vr in ("DA", "DT") and not _is_calendar_day(part):
-            # The format is right; dciodvfy accepts it, but no reader can turn it into a date.
-            self.add(WARNING, element, "value-format", f"{_show(part)} has the form of a date, but that day does "
-                     "not exist in the calendar.")
-
-    def check_repertoire(self, element, vr, raw):
-        """Report bytes outside the repertoire; return how to decode the value to count its characters
-        (None: one byte per character)."""
-        charset = self.character_set(element.parent)
-        text = raw.rstrip(b"\x00 ")
-        control = (_TEXT_CONTROL if vr in TEXT_CONTROLS else _CONTROL).search(text)
-        if control is not None:
-            self.add(ERROR, element, "repertoire", f"the value holds the control character "
-                     f"0x{control.group()[0]:02X}; "
-                     f"{vr} text may hold no control characters" + (" other than CR, LF, FF and ESC"
-                                                                    if vr in TEXT_CONTROLS else "") + ".")
-        if not charset:
-            bad = _NON_ASCII.search(text)
-            if bad is not None:
-                self.add(ERROR, element, "repertoire", f"the value holds byte 0x{bad.group()[0]:02X}, outside the default "
-                         "character repertoire (ASCII); add (0008,0005) Specific Character Set naming the "
-                         "character set used, e.g. ISO_IR 192 for UTF-8.")
-            return None
-        encodings = encodings_for(charset)
-        if len(encodings) == 1 and not any(term.startswith("ISO 2022") for term in charset):
-            try:
-                text.decode(encodings[0])
-            except (UnicodeDecodeError, LookupError):
-                self.add(ERROR, element, "repertoire", f"the value is not valid text in {charset[0]}, the "
-                         "character set (0008,0005) names; correct the value or the character set.")
-                return None
-            return lambda part: part.decode(encodings[0])
-        return None
+        charset = self.character_set(element.parent) if vr in CHARSET_VRS else ()
+        vm = entry[1] if entry is not None else None
+        problems = (_text_problems_cached if len(raw) <= 256 else _text_problems)(vr, raw, vm, charset)
+        for severity, rule, message in problems:
+            self.add(severity, element, rule, message)
 
     def character_set(self, container):
         def own(node):
@@ -359,28 +294,12 @@ class _Check:
             return None
         root = self.layout.root
         top = {c.tag: c for c in root.children if c.tag >> 16 != 2}
-        trees = [(module, iod.module_attributes(module.key)) for module in modules]
-        owners = {}
-        for module, tree in trees:
-            for tag in tree:
-                owners.setdefault(tag, set()).add(module.key)
-        applicable = [(module, tree) for module, tree in trees if module.usage == "M" or any(
-            tag in top and owners[tag] == {module.key} for tag in tree)]
-        # A top-level attribute several applicable modules define is checked against the one whose
-        # Type governs (a specific module overrides a general one, see iod.governing_type).
-        places = {}
-        for module, tree in applicable:
-            for tag, (kind, _) in tree.items():
-                places.setdefault(tag, []).append((module, kind))
-        governing = {}
-        for tag, found in places.items():
-            kind = iod.governing_type(found)
-            governing[tag] = next((module.key for module, k in found if k == kind), found[0][0].key)
-        for module, tree in applicable:
+        owners, markers = _iod_plan(sop_class)
+        applicable = tuple(key for key, tags in markers if tags is None or not tags.isdisjoint(top))
+        for module, tree, only in _modules_to_check(sop_class, applicable):
             # A conditional or optional module is known to be there, but whether PS3.3's condition
             # requires the rest of it is not decided here: only what it holds is checked.
-            self.check_level(root, tree, module.title, only={tag for tag in tree if governing[tag] == module.key},
-                             require=module.usage == "M")
+            self.check_level(root, tree, module.title, only=only, require=module.usage == "M")
         for tag, element in top.items():
             if tag >> 16 & 1 or not tag & 0xFFFF or tag == _TRAILING_PADDING or iod.normalized_tag(tag) in owners \
                     or _dictionary(tag) is None:
@@ -399,11 +318,13 @@ class _Check:
         # frame). There only present sequences are followed, nothing is required.
         conditional_macros = _VALUE_TYPE in tree or container.parent is not None and container.parent.tag in \
             _FUNCTIONAL_GROUPS
-        present = {}
-        for child in container.children or ():
-            present.setdefault(iod.normalized_tag(child.tag) if child.tag >> 16 in _REPEATING else child.tag, child)
+        present = self.present.get(id(container))
+        if present is None:
+            present = self.present[id(container)] = {}
+            for child in container.children or ():
+                present.setdefault(iod.normalized_tag(child.tag) if child.tag >> 16 in _REPEATING else child.tag, child)
         prefix = container.path + "." if container.tag is not None else ""
-        for tag, (kind, subtree) in tree.items():
+        for tag, kind, subtree in _relevant(tree):
             if only is not None and tag not in only:
                 continue
             element = present.get(tag)
@@ -411,8 +332,7 @@ class _Check:
                 if kind in ("1", "2") and require and not conditional_macros:
                     keyword = _dictionary(tag)[2] if _dictionary(tag) else elements.tag_text(tag)
                     self.add(ERROR, None, f"type{kind}-missing", _missing_message(kind, keyword, module),
-                             module=module, path=prefix + keyword)
-                    self.findings[-1] = self.findings[-1]._replace(tag=elements.tag_text(tag))
+                             module=module, path=prefix + keyword, tag=elements.tag_text(tag))
                 continue
             if kind == "1" and not conditional_macros and self.is_empty(element):
                 self.add(ERROR, element, "type1-empty", f"the attribute is Type 1 in the {module} module: it "
@@ -432,6 +352,18 @@ class _Check:
         return element.vr in TEXT_VRS and not self.value(element).strip(b"\x00 ")
 
 
+_RELEVANT = {}
+
+
+def _relevant(tree):
+    """The entries of a module tree a check can act on: Type 1 or 2 attributes, and sequences."""
+    found = _RELEVANT.get(id(tree))
+    if found is None:
+        found = _RELEVANT[id(tree)] = (tree, tuple((tag, kind, subtree) for tag, (kind, subtree) in tree.items()
+                                                   if kind in ("1", "2") or subtree is not None))
+    return found[1]
+
+
 _VALUE_TYPE = 0x0040A040
 _TRAILING_PADDING = 0xFFFCFFFC  # (FFFC,FFFC) Data Set Trailing Padding may end any dataset (PS3.10 7.2)
 _FUNCTIONAL_GROUPS = frozenset({0x52009229, 0x52009230})
@@ -448,6 +380,92 @@ def _missing_message(kind, keyword, module):
 def _show(raw):
     text = raw.decode("latin-1")
     return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _text_problems(vr, raw, vm, charset):
+    """What is wrong with one encoded text value: ``[(severity, rule, message)]``.
+
+    Parameters
+    ----------
+    vr : str
+        Its VR. raw : bytes, the value as encoded (padding included).
+    vm : str or None
+        The dictionary's VM for the element (None: not checked).
+    charset : tuple of str
+        (0008,0005) in force for text VRs; ``()`` for the default repertoire.
+    """
+    problems = []
+    if raw.endswith(b"\x00") and vr != "UI":
+        problems.append((ERROR, "padding", f"the {vr} value ends with a NUL byte; text is padded with a space "
+                         "(only UI values are padded with NUL)."))
+    elif raw.endswith(b" ") and vr == "UI":
+        problems.append((ERROR, "padding", "the UID is padded with a space; UIDs are padded with a NUL byte."))
+    stripped = raw.rstrip(b"\x00 ") if vr != "UI" else raw.rstrip(b"\x00")
+    parts = [stripped] if vr in SINGLE_VALUED_TEXT_VRS else stripped.split(b"\\")
+    if vm is not None and stripped and vr not in SINGLE_VALUED_TEXT_VRS and not _vm_allows(vm, len(parts)):
+        problems.append((ERROR, "vm", _vm_message(len(parts), vm)))
+    decode = _repertoire_problems(vr, stripped, charset, problems) if vr in CHARSET_VRS else None
+    for part in parts:
+        if vr in LEADING_SPACE_VRS:
+            part = part.lstrip(b" ")
+        if part:
+            _value_problems(vr, part, decode, problems)
+    return problems
+
+
+_text_problems_cached = functools.lru_cache(maxsize=16384)(_text_problems)
+
+
+def _vm_message(count, allowed):
+    return (f"the element holds {count} values, but the dictionary allows VM {allowed}; remove the extra "
+            "values or split them into the right elements.")
+
+
+def _value_problems(vr, part, decode, problems):
+    limit = MAX_VALUE_LENGTH.get(vr)
+    if limit is not None:
+        # Text VRs' limits count characters: one byte each unless the character set is multi-byte.
+        count = len(part) if decode is None else len(decode(part))
+        if count > limit:
+            problems.append((ERROR, "value-length", f"a {vr} value may be at most {limit} characters, "
+                             f"but {_show(part)} has {count}."))
+    if vr == "PN" and max(len(group) for group in part.split(b"=")) > 64:
+        problems.append((ERROR, "value-length", f"each component group of a person name may be at most 64 "
+                         f"characters, and {_show(part)} has a longer one."))
+    problem = _format_problem(vr, part)
+    if problem:
+        problems.append((ERROR, "value-format", f"{_show(part)} is not a valid {vr} value: {problem}."))
+    elif vr in ("DA", "DT") and not _is_calendar_day(part):
+        # The format is right (dciodvfy accepts it), but no reader can turn it into a date.
+        problems.append((WARNING, "value-format", f"{_show(part)} has the form of a date, but that day does "
+                         "not exist in the calendar."))
+
+
+def _repertoire_problems(vr, text, charset, problems):
+    """Report bytes outside the repertoire; return how to decode a value to count its characters
+    (None: one byte per character)."""
+    control = (_TEXT_CONTROL if vr in TEXT_CONTROLS else _CONTROL).search(text)
+    if control is not None:
+        problems.append((ERROR, "repertoire", f"the value holds the control character 0x{control.group()[0]:02X}; "
+                         f"{vr} text may hold no control characters"
+                         + (" other than CR, LF, FF and ESC" if vr in TEXT_CONTROLS else "") + "."))
+    if not charset:
+        bad = _NON_ASCII.search(text)
+        if bad is not None:
+            problems.append((ERROR, "repertoire", f"the value holds byte 0x{bad.group()[0]:02X}, outside the "
+                             "default character repertoire (ASCII); add (0008,0005) Specific Character Set "
+                             "naming the character set used, e.g. ISO_IR 192 for UTF-8."))
+        return None
+    encodings = encodings_for(charset)
+    if len(encodings) == 1 and not any(term.startswith("ISO 2022") for term in charset):
+        try:
+            text.decode(encodings[0])
+        except (UnicodeDecodeError, LookupError):
+            problems.append((ERROR, "repertoire", f"the value is not valid text in {charset[0]}, the character "
+                             "set (0008,0005) names; correct the value or the character set."))
+            return None
+        return lambda part: part.decode(encodings[0])
+    return None
 
 
 def _is_calendar_day(part):
@@ -514,6 +532,42 @@ def validate_bytes(data, name):
     iod_key = check.check_iod()
     check.check_elements()
     return _report(name, check.top_text(0x00080016), iod_key, check.findings)
+
+
+@functools.lru_cache(maxsize=64)
+def _iod_plan(sop_class):
+    """For the IOD of ``sop_class``: ``{tag: module keys defining it at the top level}``, and per
+    module ``(key, marker tags)``: None for a mandatory module, else the tags only it defines
+    (one of them present shows the module is there)."""
+    modules = iod.iod_modules(sop_class)
+    owners = {}
+    for module in modules:
+        for tag in iod.module_attributes(module.key):
+            owners.setdefault(tag, set()).add(module.key)
+    markers = tuple((module.key, None if module.usage == "M" else frozenset(
+        tag for tag in iod.module_attributes(module.key) if owners[tag] == {module.key})) for module in modules)
+    return owners, markers
+
+
+@functools.lru_cache(maxsize=256)
+def _modules_to_check(sop_class, applicable):
+    """``(module, tree, tags it governs)`` for the modules ``applicable`` (keys) of the IOD.
+
+    A top-level attribute several applicable modules define is checked against the one whose
+    Type governs (a specific module overrides a general one, see :func:`iod.governing_type`).
+    """
+    chosen = [(module, iod.module_attributes(module.key)) for module in iod.iod_modules(sop_class)
+              if module.key in applicable]
+    places = {}
+    for module, tree in chosen:
+        for tag, (kind, _) in tree.items():
+            places.setdefault(tag, []).append((module, kind))
+    governing = {}
+    for tag, found in places.items():
+        kind = iod.governing_type(found)
+        governing[tag] = next((module.key for module, k in found if k == kind), found[0][0].key)
+    return tuple((module, tree, frozenset(tag for tag in tree if governing[tag] == module.key))
+                 for module, tree in chosen)
 
 
 def _expand_un_sequences(layout, name):
