@@ -44,9 +44,9 @@ BINARY_VALUE_SIZE = {"AT": 4, "FL": 4, "FD": 8, "SL": 4, "SS": 2, "UL": 4, "US":
 STREAM_WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 # Stored values of DA, TM and DT are single points; the range forms exist only in queries.
 DATE_TIME_FORMATS = {
-    "DA": re.compile(rb"\d{8}"),
+    "DA": re.compile(rb"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"),
     "TM": re.compile(rb"([01]\d|2[0-3])([0-5]\d((60|[0-5]\d)(\.\d{1,6})?)?)?"),
-    "DT": re.compile(rb"\d{4}((0[1-9]|1[0-2])(([0-2]\d|3[01])(([01]\d|2[0-3])"
+    "DT": re.compile(rb"\d{4}((0[1-9]|1[0-2])((0[1-9]|[12]\d|3[01])(([01]\d|2[0-3])"
                      rb"([0-5]\d((60|[0-5]\d)(\.\d{1,6})?)?)?)?)?)?([+-][01]\d[0-5]\d)?"),
 }
 FORMAT_HINTS = {
@@ -422,6 +422,10 @@ def _vm_message(count, allowed):
 
 
 def _value_problems(vr, part, decode, problems):
+    problem = _format_problem(vr, part)
+    if problem:  # one finding per value: a malformed value is usually too long as well
+        problems.append((ERROR, "value-format", f"{_show(part)} is not a valid {vr} value: {problem}."))
+        return
     limit = MAX_VALUE_LENGTH.get(vr)
     if limit is not None:
         # Text VRs' limits count characters: one byte each unless the character set is multi-byte.
@@ -432,10 +436,7 @@ def _value_problems(vr, part, decode, problems):
     if vr == "PN" and max(len(group) for group in part.split(b"=")) > 64:
         problems.append((ERROR, "value-length", f"each component group of a person name may be at most 64 "
                          f"characters, and {_show(part)} has a longer one."))
-    problem = _format_problem(vr, part)
-    if problem:
-        problems.append((ERROR, "value-format", f"{_show(part)} is not a valid {vr} value: {problem}."))
-    elif vr in ("DA", "DT") and not _is_calendar_day(part):
+    if vr in ("DA", "DT") and not _is_calendar_day(part):
         # The format is right (dciodvfy accepts it), but no reader can turn it into a date.
         problems.append((WARNING, "value-format", f"{_show(part)} has the form of a date, but that day does "
                          "not exist in the calendar."))
