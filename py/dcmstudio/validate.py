@@ -43,11 +43,12 @@ BINARY_VALUE_SIZE = {"AT": 4, "FL": 4, "FD": 8, "SL": 4, "SS": 2, "UL": 4, "US":
 # Byte streams: their length must be a multiple of the word size.
 STREAM_WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 # Stored values of DA, TM and DT are single points; the range forms exist only in queries.
+# The form only; whether the digits make a real date or time is a separate, milder check
+# (dciodvfy accepts month 13 and hour 25, so calling them errors would disagree with it).
 DATE_TIME_FORMATS = {
-    "DA": re.compile(rb"\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"),
-    "TM": re.compile(rb"([01]\d|2[0-3])([0-5]\d((60|[0-5]\d)(\.\d{1,6})?)?)?"),
-    "DT": re.compile(rb"\d{4}((0[1-9]|1[0-2])((0[1-9]|[12]\d|3[01])(([01]\d|2[0-3])"
-                     rb"([0-5]\d((60|[0-5]\d)(\.\d{1,6})?)?)?)?)?)?([+-][01]\d[0-5]\d)?"),
+    "DA": re.compile(rb"\d{8}"),
+    "TM": re.compile(rb"\d\d(\d\d(\d\d(\.\d{1,6})?)?)?"),
+    "DT": re.compile(rb"\d{4}(\d\d(\d\d(\d\d(\d\d(\d\d(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?"),
 }
 FORMAT_HINTS = {
     "DA": "a date is written YYYYMMDD, e.g. 20240131",
@@ -436,10 +437,9 @@ def _value_problems(vr, part, decode, problems):
     if vr == "PN" and max(len(group) for group in part.split(b"=")) > 64:
         problems.append((ERROR, "value-length", f"each component group of a person name may be at most 64 "
                          f"characters, and {_show(part)} has a longer one."))
-    if vr in ("DA", "DT") and not _is_calendar_day(part):
-        # The format is right (dciodvfy accepts it), but no reader can turn it into a date.
-        problems.append((WARNING, "value-format", f"{_show(part)} has the form of a date, but that day does "
-                         "not exist in the calendar."))
+    if vr in DATE_TIME_FORMATS and not _is_real_date_time(vr, part):
+        problems.append((WARNING, "value-format", f"{_show(part)} has the form of a {_KIND[vr]}, but no such "
+                         f"{_KIND[vr]} exists (month, day, hour, minute or second out of range)."))
 
 
 def _repertoire_problems(vr, text, charset, problems):
@@ -469,14 +469,26 @@ def _repertoire_problems(vr, text, charset, problems):
     return None
 
 
-def _is_calendar_day(part):
-    if len(part) < 8:
-        return True
-    try:
-        datetime.date(int(part[:4]), int(part[4:6]), int(part[6:8]))
-    except ValueError:
+_KIND = {"DA": "date", "TM": "time", "DT": "date-time"}
+
+
+def _is_real_date_time(vr, part):
+    """Whether a DA, TM or DT value of the right form names a date or time that exists."""
+    text = part.decode("ascii")
+    if vr == "DT":
+        text, _, offset = text.partition("+") if "+" in text else text.partition("-")
+        if offset and not (int(offset[:2]) <= 14 and int(offset[2:]) < 60):
+            return False
+    date, time = (text, "") if vr == "DA" else ("", text) if vr == "TM" else (text[:8], text[8:])
+    if len(date) >= 6 and not 1 <= int(date[4:6]) <= 12:
         return False
-    return True
+    if len(date) == 8:
+        try:
+            datetime.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+        except ValueError:
+            return False
+    limits = (24, 60, 61)  # a leap second may be 60
+    return all(int(time[2 * i:2 * i + 2]) < limit for i, limit in enumerate(limits) if len(time) >= 2 * i + 2)
 
 
 def _format_problem(vr, part):

@@ -118,10 +118,9 @@ def test_attribute_of_a_module_the_iod_lacks_is_a_warning_naming_that_module():
 
 @pytest.mark.parametrize("keyword, vr, raw", [
     ("StudyDate", "DA", b"2024-01-31"),
-    ("StudyDate", "DA", b"20241301"),
     ("StudyDate", "DA", b"20240101-20240201 "),    # a range is for queries, not objects
     ("StudyTime", "TM", b"25:00 "),
-    ("StudyTime", "TM", b"126000"),
+    ("StudyTime", "TM", b"12:60 "),                # ACR-NEMA's form
     ("AcquisitionDateTime", "DT", b"2024-01-31T10 "),
     ("PatientAge", "AS", b"45"),
     ("PatientSex", "CS", b"male"),
@@ -136,9 +135,19 @@ def test_value_format(keyword, vr, raw):
     assert errors(encoded(ct(**{keyword: (vr, raw)}))) == [("value-format", keyword)]
 
 
-def test_a_day_not_in_the_calendar_is_a_warning():
-    found = findings(encoded(ct(StudyDate=("DA", b"20240230"))))
-    assert [(f["severity"], f["rule"]) for f in found if f["path"] == "StudyDate"] == [("warning", "value-format")]
+@pytest.mark.parametrize("keyword, vr, raw", [
+    ("StudyDate", "DA", b"20240230"), ("StudyDate", "DA", b"20241301"), ("StudyDate", "DA", b"20240100"),
+    ("StudyTime", "TM", b"250000"), ("StudyTime", "TM", b"126000"),
+    ("AcquisitionDateTime", "DT", b"20240101120000+2500 "), ("AcquisitionDateTime", "DT", b"202413"),
+])
+def test_a_date_or_time_that_does_not_exist_is_a_warning(keyword, vr, raw):
+    found = findings(encoded(ct(**{keyword: (vr, raw)})))
+    assert [(f["severity"], f["rule"]) for f in found if f["path"] == keyword] == [("warning", "value-format")]
+
+
+def test_real_dates_and_times_pass():
+    assert errors(encoded(ct(StudyDate=("DA", b"20240229"), StudyTime=("TM", b"235960.123456 "),
+                             AcquisitionDateTime=("DT", b"20240101120000.5-0500 ")))) == []
 
 
 def test_value_length_counts_characters():
