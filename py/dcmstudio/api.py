@@ -267,8 +267,22 @@ def _create(out_name, build):
             exc.file = None
         raise
     path = report.pop("path")
+    _refuse_if_invalid(path, out_name)
     return {"created": {**report, "name": out_name},
             "outputs": [{"path": path, "name": out_name, "mime": "application/dicom"}]}
+
+
+def _refuse_if_invalid(path, out_name):
+    """A created object with any validation error is deleted, and the error says why (nothing offered
+    that does not pass :mod:`dcmstudio.validate`)."""
+    from . import validate
+    problems = validate.new_errors(None, path)
+    if problems:
+        os.remove(path)
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DicomStudioError(f"{out_name} was not offered: it fails validation at {first['path'] or 'the file'} "
+                               f"({first['rule']}): {first['message']}{more}")
 
 
 def _remove_inputs(paths):
@@ -433,6 +447,19 @@ def deid_preview(path, name, options):
     with open(path, "rb") as f:
         data = f.read()
     return {"report": deid.preview(data, name, options)}
+
+
+# ---- Validate ------------------------------------------------------------------------------------
+
+@endpoint
+def validate(files):
+    """Check loaded files against their IODs and PS3.5 (see :func:`dcmstudio.validate.validate_bytes`).
+
+    ``files`` lists ``{"path", "name"}``; the answer is ``{"reports": [one per file]}``. Many files
+    go through ``job_start("validate", ...)`` instead, with progress and both reports as downloads.
+    """
+    from . import validate as checks
+    return {"reports": [checks.validate_file(f["path"], f["name"]) for f in files]}
 
 
 # ---- Long tasks ----------------------------------------------------------------------------------
