@@ -54,6 +54,7 @@ _ACRONYMS = {"ct", "mr", "pet", "rt", "sr", "voi", "lut", "us", "xa", "xrf", "sc
 _SMALL_WORDS = {"of", "and", "for", "in", "to", "or"}
 
 
+@functools.lru_cache(maxsize=1024)
 def module_title(key):
     """Return PS3.3's name of the module ``key``: ``sop-common`` → ``SOP Common``."""
     words = key.split("-")

@@ -399,7 +399,7 @@ class ValidateJob(Job):
         self.reports = []
 
     def step(self, item):
-        report = self._validate.validate_bytes(read_file(item["path"]), item["name"])
+        report = self._validate.validate_file(item["path"], item["name"])
         self.reports.append(report)
         return {"report": report}
 

@@ -112,14 +112,18 @@ class Finding(NamedTuple):
 
 @functools.lru_cache(maxsize=8192)
 def _dictionary(tag):
-    """(VR, VM, keyword) of a standard tag, repeating groups included; None when unknown."""
+    """(VR, VM, keyword, the VRs it may have) of a standard tag, repeating groups included; None
+    when unknown."""
     entry = DicomDictionary.get(tag)
     if entry is None:
         try:
             entry = get_entry(tag)
         except KeyError:
             return None
-    return entry[0], entry[1], entry[4]
+    return entry[0], entry[1], entry[4], frozenset(entry[0].split(" or "))
+
+
+_PRIVATE_CREATOR = ("LO", "1", "PrivateCreator", frozenset({"LO"}))
 
 
 class _Check:
@@ -144,7 +148,8 @@ class _Check:
             self.findings.append(Finding(severity, path or "", tag, module, rule, message))
 
     def value(self, element):
-        return bytes(self.layout.value_bytes(element)) if element.length else b""
+        start = element.value_offset
+        return bytes(self.data[start:start + element.length]) if element.length else b""
 
     # ---- elements ------------------------------------------------------------------------------
 
@@ -175,8 +180,8 @@ class _Check:
         if tag & 0xFFFF == 0:
             return  # group lengths are checked per container
         if private and 0x0010 <= tag & 0xFFFF <= 0x00FF:
-            entry = ("LO", "1", "PrivateCreator")
-        if entry is not None and not element.encoding.implicit_vr:
+            entry = _PRIVATE_CREATOR
+        if entry is not None and vr not in entry[3] and not element.encoding.implicit_vr:
             self.check_vr(element, entry[0])
         if element.children is not None or length is None:
             return
@@ -247,6 +252,26 @@ class _Check:
                 self.add(WARNING, element, "group-length", f"the group length says {declared} bytes, but "
                          f"group {group:04X}'s elements take {actual}; {advice}.")
 
+    def check_pixel_data_header(self, header):
+        """(7FE0,0010) *Pixel Data* from its header alone (its value was not read)."""
+        encoding = self.layout.encoding
+        if len(header) < 8:
+            return
+        group, element = encoding.tag.unpack_from(header)
+        if group << 16 | element != PIXEL_DATA:
+            return
+        if encoding.implicit_vr:
+            length = encoding.u32.unpack_from(header, 4)[0]
+        else:
+            vr = header[4:6].decode("latin-1")
+            if vr not in ("OB", "OW"):
+                self.add(ERROR, None, "vr", f"Pixel Data is encoded with VR {vr}; it must be OB or OW.",
+                         path="PixelData", tag="(7FE0,0010)")
+            length = encoding.u32.unpack_from(header, 8)[0] if len(header) >= 12 else 0
+        if length != elements.UNDEFINED_LENGTH and length & 1:
+            self.add(ERROR, None, "odd-length", f"the value's length {length} is odd; DICOM pads every value to "
+                     "an even length.", path="PixelData", tag="(7FE0,0010)")
+
     # ---- file meta -----------------------------------------------------------------------------
 
     def top_text(self, tag, node=None):
@@ -302,7 +327,9 @@ class _Check:
             # requires the rest of it is not decided here: only what it holds is checked.
             self.check_level(root, tree, module.title, only=only, require=module.usage == "M")
         for tag, element in top.items():
-            if tag >> 16 & 1 or not tag & 0xFFFF or tag == _TRAILING_PADDING or iod.normalized_tag(tag) in owners \
+            if tag >> 16 in _REPEATING:
+                tag = iod.normalized_tag(tag)
+            if tag >> 16 & 1 or not tag & 0xFFFF or tag == _TRAILING_PADDING or tag in owners \
                     or _dictionary(tag) is None:
                 continue
             elsewhere = [iod.module_title(key) for key in iod.modules_defining(tag)]
@@ -539,11 +566,17 @@ def validate_bytes(data, name):
     except DicomStudioError as exc:
         finding = Finding(ERROR, "", "", "", "unreadable", exc.message)
         return _report(name, None, None, [finding])
+    return _validate_layout(layout, name)
+
+
+def _validate_layout(layout, name, pixel_header=None):
     _expand_un_sequences(layout, name)
     check = _Check(layout, name)
     check.check_file_meta()
     iod_key = check.check_iod()
     check.check_elements()
+    if pixel_header is not None:
+        check.check_pixel_data_header(pixel_header)
     return _report(name, check.top_text(0x00080016), iod_key, check.findings)
 
 
@@ -624,8 +657,17 @@ def _report(name, sop_class, iod_key, findings):
             "findings": [f.as_dict() for f in findings]}
 
 
+# Headers are read in pieces of this size, growing fourfold, until the walk reaches Pixel Data: a
+# series is validated without reading its pixels (in the page, reading them cost more than checking).
+HEAD_BYTES = 1 << 16
+PIXEL_DATA = 0x7FE00010
+
+
 def validate_file(path, name=None):
     """Check the DICOM file at ``path``; see :func:`validate_bytes` for the report.
+
+    Only the bytes before (7FE0,0010) *Pixel Data* and its header are read when the file has
+    one; elements after the pixel data (trailing padding, signatures) are then not checked.
 
     Parameters
     ----------
@@ -636,6 +678,19 @@ def validate_file(path, name=None):
     """
     name = name or os.path.basename(path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        want = HEAD_BYTES
+        while want < size:
+            f.seek(0)
+            head = f.read(want)
+            try:
+                layout = elements.walk(head, name, stop_after=PIXEL_DATA - 1)
+            except DicomStudioError:
+                layout = None  # the header goes on past these bytes (or is broken: read it all)
+            if layout is not None and not layout.complete and not layout.deflated:
+                return _validate_layout(layout, name, pixel_header=head[layout.walk_end:layout.walk_end + 12])
+            want *= 4
+        f.seek(0)
         return validate_bytes(f.read(), name)
 
 

@@ -256,3 +256,52 @@ def test_new_errors_counts_only_what_the_output_gained(tmp_path):
     assert [(f["rule"], f["path"]) for f in validate.new_errors(str(source), str(worse))] == [
         ("type1-empty", "StudyInstanceUID")]
     assert [f["rule"] for f in validate.new_errors(None, str(worse))] == ["type2-missing", "type1-empty"]
+
+
+def big_ct(tmp_path, **changes):
+    """A CT of 512 x 512 pixels (half a megabyte of pixel data) with ``changes``, written to a file."""
+    ds = ct(**changes)
+    ds.Rows = ds.Columns = 512
+    ds.PixelData = bytes(512 * 512 * 2)
+    path = tmp_path / "big.dcm"
+    path.write_bytes(encoded(ds))
+    return path
+
+
+def test_a_file_is_judged_by_its_header_alone_as_by_all_its_bytes(tmp_path, monkeypatch):
+    path = big_ct(tmp_path, PatientID=None, StudyDate=("DA", b"2024-01-31"))
+    whole = validate.validate_bytes(path.read_bytes(), "big.dcm")
+    assert [(f["rule"], f["path"]) for f in whole["findings"]] == [
+        ("type2-missing", "PatientID"), ("value-format", "StudyDate")]
+    opened = []
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        handle = real_open(file, *args, **kwargs)
+        if str(file) == str(path):
+            real_read = handle.read
+            handle.read = lambda n=-1: opened.append(n) or real_read(n)
+        return handle
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    monkeypatch.setattr(validate, "HEAD_BYTES", 256)  # too short for the header: the read must grow
+    assert validate.validate_file(str(path), "big.dcm") == whole
+    assert opened[:2] == [256, 1024] and max(opened) <= 16384  # growing, but never the 512 kB of pixels
+
+
+def test_pixel_data_of_odd_length_is_found_from_its_header(tmp_path):
+    path = big_ct(tmp_path)
+    data = bytearray(path.read_bytes())
+    from dcmstudio import elements
+    pixels = elements.walk(bytes(data), "x").top_level(validate.PIXEL_DATA)
+    data[pixels.offset + 8:pixels.offset + 12] = struct.pack("<L", pixels.length - 1)
+    path.write_bytes(bytes(data[:-1]))
+    assert ("odd-length", "PixelData") in [(f["rule"], f["path"]) for f in validate.validate_file(str(path))["findings"]]
+
+
+def test_what_a_series_shares_is_worked_out_once():
+    """The IOD plan of a SOP Class is cached: a series pays for it once, not per file."""
+    validate._iod_plan.cache_clear()
+    for _ in range(3):
+        validate.validate_file(str(bundled("CT_small.dcm")))
+    assert validate._iod_plan.cache_info().misses == 1
