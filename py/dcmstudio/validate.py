@@ -70,6 +70,7 @@ TEXT_CONTROLS = frozenset({"LT", "ST", "UT"})
 _CONTROL = re.compile(rb"[\x00-\x1a\x1c-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(rb"[\x00-\x09\x0b\x0e-\x1a\x1c-\x1f\x7f]")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
+PIXEL_DATA = 0x7FE00010
 FILE_META_TYPE_1 = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012)
 
 
@@ -137,6 +138,7 @@ class _Check:
         self.seen = set()
         self.charsets = {}
         self.present = {}
+        self.pixel_data = None
 
     def add(self, severity, element, rule, message, module="", path=None, tag=""):
         if element is not None and element.tag is not None:
@@ -260,6 +262,7 @@ class _Check:
         group, element = encoding.tag.unpack_from(header)
         if group << 16 | element != PIXEL_DATA:
             return
+        self.pixel_data = header
         if encoding.implicit_vr:
             length = encoding.u32.unpack_from(header, 4)[0]
         else:
@@ -320,12 +323,16 @@ class _Check:
             return None
         root = self.layout.root
         top = {c.tag: c for c in root.children if c.tag >> 16 != 2}
+        if self.pixel_data is not None:
+            top[PIXEL_DATA] = self.pixel_data  # its header was read; the walk stopped before it
         owners, markers = _iod_plan(sop_class)
         applicable = tuple(key for key, tags in markers if tags is None or not tags.isdisjoint(top))
         for module, tree, only in _modules_to_check(sop_class, applicable):
             # A conditional or optional module is known to be there, but whether PS3.3's condition
             # requires the rest of it is not decided here: only what it holds is checked.
             self.check_level(root, tree, module.title, only=only, require=module.usage == "M")
+            if module.usage == "M":
+                self.check_decidable_conditions(tree, only, top, module.title)
         for tag, element in top.items():
             if tag >> 16 in _REPEATING:
                 tag = iod.normalized_tag(tag)
@@ -338,6 +345,22 @@ class _Check:
             self.add(WARNING, element, "not-in-iod", f"no module of the {iod.module_title(iod.iod_name(sop_class))} "
                      f"IOD defines this attribute{where}; receivers may ignore or drop it.")
         return iod.iod_name(sop_class)
+
+    def check_decidable_conditions(self, tree, only, top, module):
+        """Type 1C attributes whose condition the file's own values decide (``DECIDABLE_1C``)."""
+        for tag, (condition, holds) in DECIDABLE_1C.items():
+            if tag in only and tree[tag][0] == "1C" and tag not in top and holds(self):
+                keyword = _dictionary(tag)[2]
+                self.add(ERROR, None, "type1c-missing", f"{keyword} is Type 1C in the {module} module, required "
+                         f"because {condition}, and it is missing.", module=module, path=keyword,
+                         tag=elements.tag_text(tag))
+
+    def top_number(self, tag):
+        """The first value of a top-level US element, or None."""
+        for child in self.layout.root.children:
+            if child.tag == tag and child.length and child.length >= 2:
+                return child.encoding.u16.unpack(self.value(child)[:2])[0]
+        return None
 
     def check_level(self, container, tree, module, only=None, require=True):
         # Where PS3.3 includes macros conditionally, the table lists their attributes with the
@@ -380,6 +403,31 @@ class _Check:
         return element.vr in TEXT_VRS and not self.value(element).strip(b"\x00 ")
 
 
+# Type 1C attributes whose condition the file's own values decide: {tag: (the condition in words,
+# whether it holds for a check)}. Every other condition is left alone: a condition that is not
+# decided must not produce an error.
+def _several_samples(check):
+    return (check.top_number(0x00280002) or 1) > 1
+
+
+def _top_equals(tag, value):
+    return lambda check: check.top_text(tag) == value
+
+
+def _no_pixel_data_provider(check):
+    return check.top_text(0x00287FE0) is None
+
+
+_PALETTE = ("Photometric Interpretation (0028,0004) is PALETTE COLOR", _top_equals(0x00280004, "PALETTE COLOR"))
+_IDENTITY_REMOVED = ("Patient Identity Removed (0012,0062) is YES", _top_equals(0x00120062, "YES"))
+DECIDABLE_1C = {
+    0x00280006: ("Samples per Pixel (0028,0002) is more than 1", _several_samples),        # PS3.3 C.7.6.3
+    **{tag: _PALETTE for tag in (0x00281101, 0x00281102, 0x00281103, 0x00281201, 0x00281202, 0x00281203)},
+    PIXEL_DATA: ("Pixel Data Provider URL (0028,7FE0) is absent", _no_pixel_data_provider),
+    0x00120063: _IDENTITY_REMOVED,                                                          # PS3.3 C.7.1.1
+    0x00120064: _IDENTITY_REMOVED,
+    0x300C0060: ("RT Plan Geometry (300A,000C) is PATIENT", _top_equals(0x300A000C, "PATIENT")),  # C.8.8.9
+}
 _RELEVANT = {}
 
 
@@ -572,11 +620,11 @@ def validate_bytes(data, name):
 def _validate_layout(layout, name, pixel_header=None):
     _expand_un_sequences(layout, name)
     check = _Check(layout, name)
+    if pixel_header is not None:
+        check.check_pixel_data_header(pixel_header)
     check.check_file_meta()
     iod_key = check.check_iod()
     check.check_elements()
-    if pixel_header is not None:
-        check.check_pixel_data_header(pixel_header)
     return _report(name, check.top_text(0x00080016), iod_key, check.findings)
 
 
@@ -660,7 +708,6 @@ def _report(name, sop_class, iod_key, findings):
 # Headers are read in pieces of this size, growing fourfold, until the walk reaches Pixel Data: a
 # series is validated without reading its pixels (in the page, reading them cost more than checking).
 HEAD_BYTES = 1 << 16
-PIXEL_DATA = 0x7FE00010
 
 
 def validate_file(path, name=None):

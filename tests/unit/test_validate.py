@@ -92,10 +92,27 @@ def test_conditional_types_are_never_guessed():
     ds = pydicom.dcmread(bundled("CT_small.dcm"))
     sop = ds.SOPClassUID
     conditional = [e.tag for e in ds if iod.attribute_type(sop, e.tag) in ("1C", "2C")]
-    assert conditional  # CT_small has some, e.g. Rescale Type
-    for tag in conditional:
+    undecided = [tag for tag in conditional if tag not in validate.DECIDABLE_1C]
+    assert undecided  # CT_small has some, e.g. Rescale Type
+    for tag in undecided:
         del ds[tag]
     assert errors(encoded(ds)) == []
+    del ds.PixelData  # 1C, and decided: required unless a Pixel Data Provider URL stands in
+    assert errors(encoded(ds)) == [("type1c-missing", "PixelData")]
+
+
+def test_conditions_the_file_decides_are_checked():
+    """Planar Configuration is required when there are several samples per pixel (dciodvfy agrees)."""
+    ds = pydicom.dcmread(bundled("SC_rgb_small_odd.dcm"))
+    del ds.PlanarConfiguration
+    found = [f for f in findings(encoded(ds), "error") if f["rule"] == "type1c-missing"]
+    assert [(f["path"], f["module"]) for f in found] == [("PlanarConfiguration", "Image Pixel")]
+    assert "Samples per Pixel (0028,0002) is more than 1" in found[0]["message"]
+    palette = pydicom.dcmread(bundled("examples_palette.dcm"))
+    del palette.RedPaletteColorLookupTableDescriptor
+    assert ("type1c-missing", "RedPaletteColorLookupTableDescriptor") in errors(encoded(palette))
+    mono = ct()
+    assert "PlanarConfiguration" not in mono and errors(encoded(mono)) == []
 
 
 def test_a_specific_module_overrides_a_general_one():

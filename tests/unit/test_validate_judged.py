@@ -30,13 +30,14 @@ SEGMENT = re.compile(r"^(?P<name>[A-Za-z0-9]+|\([0-9a-fA-F]{4},[0-9a-fA-F]{4}[^)
 # dciodvfy's messages, by the category of ours they correspond to.
 CATEGORIES = (
     ("type12", re.compile(r"Missing attribute for Type [12] Required|Empty attribute \(no value\) for Type 1")),
+    ("type1c", re.compile(r"Missing attribute for Type 1C Conditional")),
     ("value", re.compile(r"Value invalid for this VR|Illegal root for UID")),
     ("vm", re.compile(r"Bad attribute Value Multiplicity = ")),
 )
 FILE_LEVEL_RULES = ("encoding", "unreadable", "sop-class", "file-meta")
-OURS = {"type12": {"type1-missing", "type2-missing", "type1-empty"},
+OURS = {"type12": {"type1-missing", "type2-missing", "type1-empty", "type1c-missing"},
         "value": {"value-format", "value-length", "padding", "repertoire"},
-        "vm": {"vm"}}
+        "vm": {"vm"}, "type1c": {"type1c-missing"}}
 
 
 def dciodvfy_path(raw):
@@ -149,6 +150,7 @@ def broken_files(folder):
     make("bad_as.dcm", lambda ds: set_raw(ds, "PatientAge", "AS", b"45"))
     make("bad_ui.dcm", lambda ds: set_raw(ds, "SeriesInstanceUID", "UI", b"1.2.03.4"))
     make("long_sh.dcm", lambda ds: set_raw(ds, "StudyID", "SH", b"12345678901234567890"))
+    make("planar_configuration_removed.dcm", lambda ds: delattr(ds, "PlanarConfiguration"), "SC_rgb_small_odd.dcm")
     make("vm_too_high.dcm", lambda ds: setattr(ds, "PixelSpacing", [0.5, 0.5, 0.5]))
     make("vm_too_high_cs.dcm", lambda ds: set_raw(ds, "Modality", "CS", b"CT\\MR "))
     # (0002,0000) off by 8: both judges call it a warning, so no error may appear
@@ -177,7 +179,8 @@ def test_no_false_errors_and_high_recall_on_pydicoms_files():
     assert [f for f in false_errors if not f[1]] == []  # none at all on files dciodvfy passes
     assert {(name, f["path"], f["rule"]) for name, _, f in false_errors} == KNOWN_EXTRA
     assert len(unjudged) <= 5
-    for category, (hit, total) in found.items():
+    for category in ("type12", "value", "vm"):  # 1C: only the few conditions a file decides are judged
+        hit, total = found[category]
         assert total == 0 or hit / total >= 0.9, (category, hit, total, missed)
 
 
