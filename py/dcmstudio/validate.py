@@ -5,9 +5,10 @@ Two kinds of check, each finding named by a rule a user can look up:
 - **IOD** (tables of :mod:`dcmstudio.iod`): for the file's SOP Class, every mandatory module's
   Type 1 attributes present and not empty and its Type 2 attributes present, at every depth of
   nested sequences; the same for a conditional or optional module the file shows it has (one of
-  the attributes only that module defines is present). Type 1C and 2C conditions are not
-  evaluated (a condition we cannot decide must not produce a false error). Top-level attributes
-  that no module of the IOD defines are warnings.
+  the attributes only that module defines is present), without requiring what it lacks. Type 1C
+  and 2C conditions are evaluated only where the file's own values decide them
+  (``DECIDABLE_1C``): a condition not decided must not produce a false error. Top-level
+  attributes that no module of the IOD defines are warnings.
 - **Elements** (the bytes, walked by :mod:`dcmstudio.elements`, no value trusted to a parser):
   VR against the dictionary, VM against the dictionary's range, value length per VR, the value
   format of AE, AS, CS, DA, DS, DT, IS, TM, UI, UR and PN, the character repertoire of
@@ -42,8 +43,8 @@ MAX_VALUE_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "I
 BINARY_VALUE_SIZE = {"AT": 4, "FL": 4, "FD": 8, "SL": 4, "SS": 2, "UL": 4, "US": 2, "SV": 8, "UV": 8}
 # Byte streams: their length must be a multiple of the word size.
 STREAM_WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-# Stored values of DA, TM and DT are single points; the range forms exist only in queries.
-# The form only; whether the digits make a real date or time is a separate, milder check
+# Stored values of DA, TM and DT are single points (the range forms exist only in queries). These
+# check the form; whether the digits make a real date or time is a separate, milder check
 # (dciodvfy accepts month 13 and hour 25, so calling them errors would disagree with it).
 DATE_TIME_FORMATS = {
     "DA": re.compile(rb"\d{8}"),
@@ -64,8 +65,8 @@ FORMAT_HINTS = {
 }
 # Text VRs whose leading spaces carry no meaning (PS3.5 Table 6.2-1).
 LEADING_SPACE_VRS = frozenset({"AE", "CS", "DS", "IS", "LO", "SH", "PN", "UC"})
-# Characters other than printable ones that the default repertoire allows in text (PS3.5 6.1.3).
-# (PS3.5 6.1.2.3 and Table 6.2-1: ESC begins ISO 2022 escape sequences; LT, ST and UT may hold CR, LF, FF).
+# Control characters text may hold (PS3.5 6.1.2.3, Table 6.2-1): ESC (it begins ISO 2022 escape
+# sequences) everywhere, and CR, LF and FF in the VRs of free text.
 TEXT_CONTROLS = frozenset({"LT", "ST", "UT"})
 _CONTROL = re.compile(rb"[\x00-\x1a\x1c-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(rb"[\x00-\x09\x0b\x0e-\x1a\x1c-\x1f\x7f]")
@@ -89,8 +90,9 @@ class Finding(NamedTuple):
         The PS3.3 module that requires the attribute (``General Series``), else empty.
     rule : str
         A short name of the rule: ``type1-missing``, ``type1-empty``, ``type2-missing``,
-        ``not-in-iod``, ``vr``, ``vm``, ``value-length``, ``value-format``, ``repertoire``,
-        ``group-length``, ``odd-length``, ``padding``, ``file-meta``, ``sop-class``, ``unreadable``.
+        ``type1c-missing``, ``not-in-iod``, ``vr``, ``vm``, ``value-length``, ``value-format``, ``repertoire``,
+        ``group-length``, ``odd-length``, ``padding``, ``file-meta``, ``encoding``, ``sop-class``,
+        ``unreadable``.
     message : str
         What is wrong and what to do, in a sentence.
     """
@@ -464,7 +466,9 @@ def _text_problems(vr, raw, vm, charset):
     Parameters
     ----------
     vr : str
-        Its VR. raw : bytes, the value as encoded (padding included).
+        Its VR.
+    raw : bytes
+        The value as encoded (padding included).
     vm : str or None
         The dictionary's VM for the element (None: not checked).
     charset : tuple of str
