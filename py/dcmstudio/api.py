@@ -251,7 +251,7 @@ def volume_plan(options):
 
 # ---- Create --------------------------------------------------------------------------------------
 
-def _create(out_name, build):
+def _create(out_name, build, source=None):
     """Run ``build(out_path)`` for a new object called ``out_name``; return what the page gets.
 
     Returns ``{"created": the builder's report with "name" instead of "path", "outputs": [the
@@ -267,16 +267,17 @@ def _create(out_name, build):
             exc.file = None
         raise
     path = report.pop("path")
-    _refuse_if_invalid(path, out_name)
+    _refuse_if_invalid(path, out_name, source)
     return {"created": {**report, "name": out_name},
             "outputs": [{"path": path, "name": out_name, "mime": "application/dicom"}]}
 
 
-def _refuse_if_invalid(path, out_name):
-    """A created object with any validation error is deleted, and the error says why (nothing offered
-    that does not pass :mod:`dcmstudio.validate`)."""
+def _refuse_if_invalid(path, out_name, source=None):
+    """A created object with a validation error is deleted, and the error says why: nothing is offered
+    that fails :mod:`dcmstudio.validate`, except errors copied from ``source`` (the loaded file the
+    object was made from), which the person already has."""
     from . import validate
-    problems = validate.new_errors(None, path)
+    problems = validate.new_errors(source, path)
     if problems:
         os.remove(path)
         first = problems[0]
@@ -358,7 +359,7 @@ def create_presentation_state(path, name, text, window_center, window_width, opt
     """A GSPS for one loaded grayscale image, with a text note and a window (see :func:`dcmstudio.create.create_gsps`)."""
     from . import create
     return _create(f"{_stem(name)}_GSPS.dcm", lambda out: create.create_gsps(
-        path, out, text, window_center, window_width, options, image_name=name))
+        path, out, text, window_center, window_width, options, image_name=name), source=path)
 
 
 # ---- Compress ------------------------------------------------------------------------------------

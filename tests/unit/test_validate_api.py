@@ -78,3 +78,31 @@ def test_create_offers_an_object_that_passes():
                   text="look here", window_center=40, window_width=400)
     assert result["ok"], result
     assert os.path.isfile(result["outputs"][0]["path"])
+
+
+def test_an_object_made_from_a_loaded_file_is_refused_only_for_errors_of_its_own(monkeypatch, tmp_path):
+    """The presentation state's image lacks Patient ID (Type 2); an object that carries the same gap
+    is offered (the person already has that error), one that adds an error is not."""
+    source = tmp_path / "ct.dcm"
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    del ds.PatientID
+    ds.save_as(source)
+
+    def builder(extra_fault):
+        def build(image_path, out, *args, **kwargs):
+            made = pydicom.dcmread(image_path)
+            if extra_fault:
+                made.StudyInstanceUID = ""
+            made.save_as(out)
+            return {"path": out}
+        return build
+
+    monkeypatch.setattr(create, "create_gsps", builder(extra_fault=False))
+    same = call("create_presentation_state", path=str(source), name="ct.dcm", text="x", window_center=40,
+                window_width=400)
+    assert same["ok"], same
+    monkeypatch.setattr(create, "create_gsps", builder(extra_fault=True))
+    worse = call("create_presentation_state", path=str(source), name="ct.dcm", text="x", window_center=40,
+                 window_width=400)
+    assert not worse["ok"] and "StudyInstanceUID" in worse["error"]["message"]
+    assert "PatientID" not in worse["error"]["message"]
