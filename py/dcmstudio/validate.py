@@ -7,8 +7,9 @@ Two kinds of check, each finding named by a rule a user can look up:
   nested sequences; the same for a conditional or optional module the file shows it has (one of
   the attributes only that module defines is present), without requiring what it lacks. Type 1C
   and 2C conditions are evaluated only where the file's own values decide them
-  (``DECIDABLE_1C``): a condition not decided must not produce a false error. Top-level
-  attributes that no module of the IOD defines are warnings.
+  (``DECIDABLE_1C``): a condition not decided must not produce a false error. Attributes that
+  no module of the IOD defines (at the top level, or in the items of a sequence the module
+  defines) are warnings.
 - **Elements** (the bytes, walked by :mod:`dcmstudio.elements`, no value trusted to a parser):
   VR against the dictionary, VM against the dictionary's range, value length per VR, the value
   format of AE, AS, CS, DA, DS, DT, IS, TM, UI, UR and PN, the character repertoire of
@@ -394,6 +395,18 @@ class _Check:
                 for item in element.children:
                     if item.children is not None:
                         self.check_level(item, subtree, module)
+        if container.tag == elements.ITEM and not conditional_macros:
+            self.check_item_attributes(container, tree, present, module)
+
+    def check_item_attributes(self, item, tree, present, module):
+        """Warn of standard attributes in a sequence item that the module does not define there."""
+        sequence = item.parent
+        for tag, element in present.items():
+            if tag in tree or tag >> 16 & 1 or not tag & 0xFFFF or _dictionary(tag) is None:
+                continue
+            self.add(WARNING, element, "not-in-iod", f"the {module} module does not define this attribute in "
+                     f"the items of {elements.tag_name(sequence.tag)}; receivers may ignore or drop it.",
+                     module=module)
 
     def is_empty(self, element):
         if element.is_sequence:

@@ -74,6 +74,19 @@ def test_type2_removed():
         ("type2-missing", "PatientID"), ("type2-missing", "AccessionNumber")]
 
 
+def test_attribute_a_sequence_item_should_not_hold_is_a_warning():
+    ds = ct()
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    item.ReferencedSOPInstanceUID = "1.2.3"
+    item.PatientName = "Doe^Jane"
+    ds.ReferencedImageSequence = [item]
+    found = findings(encoded(ds))
+    assert [(f["severity"], f["rule"], f["path"]) for f in found] == [
+        ("warning", "not-in-iod", "ReferencedImageSequence[0].PatientName")]
+    assert "items of ReferencedImageSequence" in found[0]["message"]
+
+
 def test_type2_present_and_empty_is_fine():
     assert errors(encoded(ct(PatientID=("LO", b"")))) == []
 
