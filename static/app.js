@@ -10,6 +10,7 @@ import { VolumeWorkbench } from "./wb-volume.js";
 import { DeidWorkbench } from "./wb-deid.js";
 import { CreateWorkbench } from "./wb-create.js";
 import { CompressWorkbench } from "./wb-compress.js";
+import { ValidateWorkbench } from "./wb-validate.js";
 import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -71,7 +72,7 @@ const app = {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, DeidWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench]) {
+for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, DeidWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench, ValidateWorkbench]) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

@@ -268,7 +268,7 @@ def volume_plan(options):
 
 # ---- Create --------------------------------------------------------------------------------------
 
-def _create(out_name, build):
+def _create(out_name, build, source=None):
     """Run ``build(out_path)`` for a new object called ``out_name``; return what the page gets.
 
     Returns ``{"created": the builder's report with "name" instead of "path", "outputs": [the
@@ -284,8 +284,23 @@ def _create(out_name, build):
             exc.file = None
         raise
     path = report.pop("path")
+    _refuse_if_invalid(path, out_name, source)
     return {"created": {**report, "name": out_name},
             "outputs": [{"path": path, "name": out_name, "mime": "application/dicom"}]}
+
+
+def _refuse_if_invalid(path, out_name, source=None):
+    """A created object with a validation error is deleted, and the error says why: nothing is offered
+    that fails :mod:`dcmstudio.validate`, except errors copied from ``source`` (the loaded file the
+    object was made from), which the person already has."""
+    from . import validate
+    problems = validate.new_errors(source, path)
+    if problems:
+        os.remove(path)
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DicomStudioError(f"{out_name} was not offered: it fails validation at {first['path'] or 'the file'} "
+                               f"({first['rule']}): {first['message']}{more}")
 
 
 def _remove_inputs(paths):
@@ -361,7 +376,7 @@ def create_presentation_state(path, name, text, window_center, window_width, opt
     """A GSPS for one loaded grayscale image, with a text note and a window (see :func:`dcmstudio.create.create_gsps`)."""
     from . import create
     return _create(f"{_stem(name)}_GSPS.dcm", lambda out: create.create_gsps(
-        path, out, text, window_center, window_width, options, image_name=name))
+        path, out, text, window_center, window_width, options, image_name=name), source=path)
 
 
 # ---- Compress ------------------------------------------------------------------------------------
@@ -450,6 +465,19 @@ def deid_preview(path, name, options):
     with open(path, "rb") as f:
         data = f.read()
     return {"report": deid.preview(data, name, options)}
+
+
+# ---- Validate ------------------------------------------------------------------------------------
+
+@endpoint
+def validate(files):
+    """Check loaded files against their IODs and PS3.5 (see :func:`dcmstudio.validate.validate_bytes`).
+
+    ``files`` lists ``{"path", "name"}``; the answer is ``{"reports": [one per file]}``. Many files
+    go through ``job_start("validate", ...)`` instead, with progress and both reports as downloads.
+    """
+    from . import validate as checks
+    return {"reports": [checks.validate_file(f["path"], f["name"]) for f in files]}
 
 
 # ---- Long tasks ----------------------------------------------------------------------------------

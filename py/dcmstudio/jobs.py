@@ -441,3 +441,38 @@ class DeidJob(ZipJob):
     def cancel(self):
         self.report_file.close()
         super().cancel()
+
+
+@register("validate")
+class ValidateJob(Job):
+    """Loaded files checked against their IODs and PS3.5 (see :mod:`dcmstudio.validate`).
+
+    Options: ``report_stem`` (the reports are ``<report_stem>_validation.json`` and ``.txt``).
+    Each item: ``{"path", "name"}`` of a loaded file; each step answers ``{"report"}``. Finishing
+    offers both reports as downloads and answers ``{"summary"}``.
+    """
+
+    def __init__(self, options, count, scratch):
+        from . import validate
+        self._validate = validate
+        super().__init__(options, count, scratch)
+        self.stem = options.get("report_stem") or "dcmstudio"
+        self.reports = []
+
+    def step(self, item):
+        report = self._validate.validate_file(item["path"], item["name"])
+        self.reports.append(report)
+        return {"report": report}
+
+    def finish(self):
+        outputs = []
+        for suffix, mime, text in (("json", "application/json", self._validate.report_json(self.reports)),
+                                   ("txt", "text/plain;charset=utf-8", self._validate.report_text(self.reports))):
+            path = os.path.join(self.scratch, f"validation.{suffix}")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            outputs.append({"path": path, "name": f"{self.stem}_validation.{suffix}", "mime": mime})
+        summary = {"files": len(self.reports), "errors": sum(r["errors"] for r in self.reports),
+                   "warnings": sum(r["warnings"] for r in self.reports),
+                   "files_with_errors": sum(1 for r in self.reports if r["errors"])}
+        return {"summary": summary, "outputs": outputs}
