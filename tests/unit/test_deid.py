@@ -24,7 +24,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from test_edit import assert_dcmdump_parses, tool
 
-from dcmstudio import deid, deid_profile, jobs
+from dcmstudio import deid, jobs
+from dcmstudio.deid import keys, plan, residual
+from dcmstudio.deid import profile as deid_profile
 from dcmstudio.deid import Deidentifier
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
@@ -647,7 +649,7 @@ def test_pseudonyms_and_offsets_differ_between_patients():
 ])
 def test_key_stretching_without_openssl_gives_the_published_pbkdf2_vectors(iterations, key):
     # PBKDF2-HMAC-SHA256 of "password" with salt "salt" (RFC 7914 section 11 style vectors)
-    assert deid._pbkdf2_sha256(b"password", b"salt", iterations).hex() == key
+    assert keys.pbkdf2_sha256(b"password", b"salt", iterations).hex() == key
 
 
 def test_a_secret_gives_the_same_values_in_every_runtime_and_session():
@@ -918,7 +920,7 @@ def test_pixel_range_from_the_edit_report_matches_a_walk_of_the_output(corpus, n
     from dcmstudio import edit
     data = corpus["paths"][name].read_bytes()
     emap = walk(data, name)
-    plan = deid._FilePlan(Deidentifier({}), emap, name)
-    pieces, report = edit.edit_bytes(data, plan.edits)
+    file_plan = plan.FilePlan(Deidentifier({}), emap, name)
+    pieces, report = edit.edit_bytes(data, file_plan.edits)
     pixels = walk(b"".join(pieces), name).top_level(0x7FE00010)
-    assert deid._pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)
+    assert residual.pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)

@@ -2,7 +2,7 @@
 
 The table lives in ``data/deid_profile_2026c.json`` (its README names the source, the edition and
 how the option columns were made). This module reads it once and answers two questions for
-:mod:`dcmstudio.deid`: which row governs a tag, and which action that row asks for when some
+:mod:`dcmstudio.deid.plan`: which row governs a tag, and which action that row asks for when some
 options are chosen.
 
 Actions (PS3.15 E.1.1): ``D`` dummy value, ``Z`` empty (or dummy) value, ``X`` remove, ``K``
@@ -15,7 +15,7 @@ import json
 import os
 from typing import NamedTuple
 
-PROFILE_FILE = os.path.join(os.path.dirname(__file__), "data", "deid_profile_2026c.json")
+PROFILE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "deid_profile_2026c.json")
 
 BASIC_PROFILE = ("113100", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_DATA = ("113101", "Clean Pixel Data Option")

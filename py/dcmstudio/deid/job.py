@@ -1,0 +1,273 @@
+"""One de-identification job: the key, the patients and UIDs met, each file planned, edited, scanned."""
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import os
+
+from dcmstudio import edit
+from dcmstudio.catalog import as_invalid_dicom
+from dcmstudio.deid import mapping, pixels, profile as deid_profile, residual
+from dcmstudio.deid.identifiers import Identifiers
+from dcmstudio.deid.keys import derive_key
+from dcmstudio.deid.options import DeidOptions
+from dcmstudio.deid.plan import FilePlan
+from dcmstudio.elements import walk
+
+
+@dataclasses.dataclass
+class Patient:
+    """One patient as the job knows them: original identity, pseudonym, date offset."""
+
+    key: str
+    original_id: str
+    issuer: str
+    original_name: str
+    birth_date: str
+    pseudonym: str
+    date_offset_days: int
+    files: int = 0
+
+
+class Deidentifier:
+    """One de-identification job over many files, with one consistent mapping.
+
+    Parameters
+    ----------
+    options : dict
+        See :class:`dcmstudio.deid.options.DeidOptions`.
+    scratch : str, optional
+        A folder for temporary files (only pixel cleaning of compressed files needs one);
+        a new temporary folder by default.
+
+    Examples
+    --------
+    >>> job = Deidentifier({"secret": "s3cret", "retain_long_modified_dates": True})  # doctest: +SKIP
+    >>> pieces, report = job.deidentify(open("in.dcm", "rb").read(), "in.dcm")       # doctest: +SKIP
+    """
+
+    def __init__(self, options=None, scratch=None):
+        self.options = DeidOptions(options)
+        self.profile = deid_profile.load()
+        self._key, self.deterministic = derive_key(self.options.secret)
+        self.scratch = scratch
+        self.patients = {}
+        self.uid_map = {}
+        self.identifiers = Identifiers()
+        # Totals only: the reports themselves go to the caller, so memory does not grow with
+        # the series.
+        self.totals = {"files": 0, "residual_hits": 0, "burned_in_flagged": 0,
+                       "pixels_cleaned": 0}
+        self.failures = []
+
+    # --- keyed values ------------------------------------------------------------------------
+
+    def _digest(self, purpose, text):
+        message = purpose.encode("ascii") + b"\x00" + text.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def new_uid(self, old):
+        """The UID that replaces ``old`` in this job: ``2.25.`` and a keyed 128-bit number.
+
+        The number has the layout of a version 8 UUID (RFC 9562), as PS3.5 B.2 asks of
+        ``2.25`` UIDs; at most 44 characters.
+        """
+        new = self.uid_map.get(old)
+        if new is None:
+            number = int.from_bytes(self._digest("uid", old)[:16], "big")
+            number = number & ~(0xF << 76) | 0x8 << 76
+            number = number & ~(0x3 << 62) | 0x2 << 62
+            new = self.uid_map[old] = "2.25." + str(number)
+        return new
+
+    def patient(self, original_id, issuer="", original_name="", birth_date=""):
+        """The job's record of a patient (created on first sight): pseudonym and date offset."""
+        key = f"id:{original_id}\x00{issuer}" if original_id else \
+            f"name:{original_name}\x00{birth_date}"
+        patient = self.patients.get(key)
+        if patient is None:
+            code = base64.b32encode(self._digest("patient", key)).decode("ascii")[:10]
+            offset = self.options.date_offset_days
+            if offset is None:
+                low, high = self.options.date_offset_range
+                number = int.from_bytes(self._digest("date", key)[:8], "big")
+                offset = low + number % (high - low + 1)
+            patient = Patient(key, original_id, issuer, original_name, birth_date,
+                              self.options.pseudonym_prefix + code, offset)
+            self.patients[key] = patient
+        return patient
+
+    def pseudonym_for_id(self, original_id):
+        """A keyed stand-in for a patient ID met somewhere other than the top level."""
+        code = base64.b32encode(self._digest("patient", f"id:{original_id}\x00")).decode()[:10]
+        return self.options.pseudonym_prefix + code
+
+    # --- one file ------------------------------------------------------------------------------
+
+    def deidentify(self, data, name, *, index=1):
+        """De-identify one file held in memory.
+
+        Parameters
+        ----------
+        data : bytes
+            The whole input file.
+        name : str
+            Its name (for messages and, with ``keep_names``, the output name).
+        index : int
+            Its 1-based position in the job (output names are numbered by it).
+
+        Returns
+        -------
+        pieces : list of bytes-like
+            The output file (write them in order).
+        report : dict
+            ``{"file", "output", "patient", "actions", "elements", "changes", "burned_in",
+            "pixels_cleaned", "residual", "notes"}``: ``elements`` lists
+            ``{"path", "tag", "name", "action", "by"}`` for every element acted on (``by`` is
+            ``basic``, an option key, or ``beyond-table``); ``actions`` counts them per
+            action; ``changes`` counts the byte-level changes; ``burned_in`` is
+            ``{"flag": bool, "reasons": [...]}``; ``residual`` lists the hits of the
+            residual scan (see :meth:`residual_scan`). No original value is in the report.
+
+        Raises
+        ------
+        NotDicomError, InvalidDicomError
+            The file cannot be read.
+        EditError, DicomStudioError
+            A change cannot be made (e.g. compressed pixels that cannot be decoded here).
+        """
+        with as_invalid_dicom(name, "while de-identifying it"):
+            emap = walk(data, name)
+            plan = FilePlan(self, emap, name)
+            pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
+            notes = list(plan.notes)
+            if plan.masks:
+                pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)
+            output = self._output_name(name, plan.patient, index)
+            pixel_range = None if plan.masks else residual.pixels_in_output(emap, pieces, edit_report)
+            hits = self.residual_scan(pieces, name, output, pixel_range=pixel_range)
+        counts = {}
+        for element in plan.elements:
+            counts[element["action"]] = counts.get(element["action"], 0) + 1
+        plan.patient.files += 1
+        report = {
+            "file": name,
+            "output": output,
+            "patient": plan.patient.pseudonym,
+            "actions": counts,
+            "elements": plan.elements,
+            "changes": len(edit_report["changes"]),
+            "burned_in": plan.burned_in,
+            "pixels_cleaned": bool(plan.masks),
+            "residual": hits,
+            "notes": notes,
+        }
+        self.totals["files"] += 1
+        self.totals["residual_hits"] += len(hits)
+        self.totals["burned_in_flagged"] += plan.burned_in["flag"]
+        self.totals["pixels_cleaned"] += bool(plan.masks)
+        return pieces, report
+
+    def deidentify_file(self, in_path, out_path, name=None, *, index=1):
+        """:meth:`deidentify` from a path to a path; returns the report."""
+        name = name or os.path.basename(in_path)
+        with open(in_path, "rb") as f:
+            data = f.read()
+        pieces, report = self.deidentify(data, name, index=index)
+        with open(out_path, "wb") as f:
+            f.writelines(pieces)
+        return report
+
+    def _output_name(self, name, patient, index):
+        if self.options.keep_names:
+            return name
+        return f"{patient.pseudonym}/{index:05d}.dcm"
+
+    # --- pixels ------------------------------------------------------------------------------
+
+    # --- residual scan -----------------------------------------------------------------------
+
+    def learn_identifiers(self, data, name):
+        """Remember one original file's identifying values for later scans, without changing it.
+
+        What :meth:`deidentify` does before de-identifying; lets a benchmark scan other tools'
+        outputs with the same needles.
+        """
+        with as_invalid_dicom(name, "while reading its identifying values"):
+            FilePlan(self, walk(data, name), name, collect_only=True)
+
+    def residual_scan(self, pieces, name, output_name=None, *, pixel_range=None):
+        """Look for the identifying values met so far in a de-identified file and its name.
+
+        Every value is searched (text, private and nested elements, binary values read as
+        bytes), except pixel data; UIDs and dates are matched as whole tokens, names, IDs
+        and addresses case-insensitively between non-alphanumeric characters.
+
+        Parameters
+        ----------
+        pieces : bytes-like or list of bytes-like
+            The output file.
+        name : str
+            The input's name (for messages).
+        output_name : str, optional
+            The output's file name, searched too.
+        pixel_range : (int, int), optional
+            Where the pixel data's value lies in the output, when the caller knows: the file is
+            then walked only to name the elements of hits (and pixels are never copied).
+
+        Returns
+        -------
+        list of dict
+            ``{"where": "value" or "file name", "path", "tag", "private", "kind", "found"}``
+            per hit; ``found`` is the identifying value found (the report stays on the page).
+        """
+        return residual.scan(self.identifiers.finder(), pieces, name, output_name,
+                             pixel_range=pixel_range)
+
+    # --- the mapping ---------------------------------------------------------------------------
+
+    def mapping(self):
+        """Original → new identities of this job (see :func:`dcmstudio.deid.mapping.as_dict`)."""
+        return mapping.as_dict(self)
+
+    def mapping_csv(self):
+        """The mapping as CSV (see :func:`dcmstudio.deid.mapping.as_csv`)."""
+        return mapping.as_csv(self)
+
+    def write_mapping(self, folder):
+        """Write the mapping's downloads into ``folder`` (see :func:`dcmstudio.deid.mapping.write`)."""
+        return mapping.write(self, folder)
+
+    def summary(self):
+        """Totals of the job for the page's report."""
+        return {
+            **self.totals,
+            "failed": self.failures,
+            "patients": len(self.patients),
+            "uids_replaced": len(self.uid_map),
+            "deterministic": self.deterministic,
+            "profile": f"PS3.15-{self.profile.edition} Table E.1-1",
+            "options": sorted(self.options.chosen),
+        }
+
+
+
+def profile_info():
+    """The pinned table's edition, source and options, for the page (see
+    :meth:`dcmstudio.deid_profile.Profile.describe`)."""
+    return deid_profile.load().describe()
+
+
+def preview(data, name, options):
+    """What de-identifying one file would do, without keeping any output.
+
+    Returns
+    -------
+    dict
+        The report of :meth:`Deidentifier.deidentify` (with a throwaway key, so its UIDs and
+        pseudonyms are not those a job with a secret would give).
+    """
+    options = {**(options or {}), "secret": ""}
+    _, report = Deidentifier(options).deidentify(data, name)
+    return report

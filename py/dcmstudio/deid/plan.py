@@ -1,0 +1,417 @@
+"""The plan for one file: every element's action under the chosen options, as byte-level edits."""
+
+import re
+
+from pydicom.datadict import dictionary_VR, private_dictionary_VR
+
+from dcmstudio import __version__, uids, values
+from dcmstudio.deid import burned_in, dates
+from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
+from dcmstudio.deid.identifiers import identifier_kind
+from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODING_SCHEME_DESIGNATOR,
+                                 DEIDENTIFICATION_METHOD_CODES, ISSUER_OF_PATIENT_ID,
+                                 MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT, PATIENT_BIRTH_DATE, PATIENT_ID,
+                                 PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS, PIXEL_REPRESENTATION,
+                                 SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+from dcmstudio.elements import ITEM, in_force, tag_text
+
+
+class FilePlan:
+    """The decisions for one walked file: identifying values first, then the edits."""
+
+    def __init__(self, job, emap, name, collect_only=False):
+        self.job = job
+        self.emap = emap
+        self.name = name
+        self.data = emap.data
+        self.options = job.options
+        self.chosen = job.options.chosen
+        self.profile = job.profile
+        self.edits = []
+        self.elements = []
+        self.notes = []
+        self._deleted = set()
+        self._encodings = {}
+        top = {node.tag: node for node in emap.root.children}
+        self.top = top
+        self.pixel_representation = 0
+        self.pixel_representation = self._number(top.get(PIXEL_REPRESENTATION)) or 0
+        self.patient = job.patient(self._text(top.get(PATIENT_ID)),
+                                   self._text(top.get(ISSUER_OF_PATIENT_ID)),
+                                   self._text(top.get(PATIENT_NAME)),
+                                   self._text(top.get(PATIENT_BIRTH_DATE)))
+        self._collect_identifiers()
+        if collect_only:
+            return
+        self.burned_in = burned_in.assess(self._text, self.top)
+        self.masks = self.options.masks_for(name) if PIXEL_DATA in top else []
+        self._visit(emap.root, clean=False)
+        self._add_deidentification_attributes()
+
+    # --- reading values ------------------------------------------------------------------------
+
+    def _vr(self, node):
+        vr = node.vr
+        if node.encoding.implicit_vr or vr in (None, "UN") or " or " in vr:
+            try:
+                vr = dictionary_VR(node.tag)
+            except KeyError:
+                return vr or "UN"
+            vr = values.resolve_vr(vr, self.pixel_representation)
+        return vr
+
+    def _encodings_in(self, container):
+        def own(dataset):
+            charset = next((c for c in dataset.children or () if c.tag == SPECIFIC_CHARACTER_SET), None)
+            if charset is None:
+                return None
+            return values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
+        return in_force(container, self._encodings, own, values.DEFAULT_ENCODINGS)
+
+    def _texts(self, node, encodings=None):
+        """A plain element's values as a list of text (numbers as their text)."""
+        if node is None or node.children is not None or not node.length:
+            return []
+        raw = self.data[node.value_offset:node.value_offset + node.length]
+        vr = self._vr(node)
+        if vr in BULK_VRS or vr == "SQ":
+            return []
+        decoded = values.decode_value(raw, vr, tag=node.tag,
+                                      encodings=encodings or self._encodings_in(node.parent),
+                                      little_endian=node.encoding.little_endian,
+                                      implicit_vr=node.encoding.implicit_vr)
+        if decoded is None:
+            return []
+        items = decoded if isinstance(decoded, list) else [decoded]
+        return [str(v) for v in items if v is not None]
+
+    def _text(self, node):
+        return "\\".join(self._texts(node))
+
+    def _number(self, node):
+        texts = self._texts(node)
+        try:
+            return int(float(texts[0])) if texts else None
+        except ValueError:
+            return None
+
+    # --- identifying values --------------------------------------------------------------------
+
+    def _collect_identifiers(self):
+        """Remember the values the profile changes that could name someone, at every depth."""
+        identifiers = self.job.identifiers
+        for node in self.emap.elements:
+            if node.children is not None or node.tag in (None, ITEM) or node.tag >> 16 & 1:
+                continue
+            rule = self.profile.rule_for(node.tag)
+            if rule is None:
+                continue
+            action = self.profile.action(rule, self.chosen)[0]
+            kind = identifier_kind(rule.keyword or keyword(node.tag), self._vr(node))
+            if kind is None or action == "K" or (action == "C" and kind != "date"):
+                continue  # kept, or cleaned text that stays by design
+            for text in self._texts(node):
+                identifiers.add(kind, text)
+                if kind == "name":
+                    for part in re.split(r"[\^=]", text):
+                        identifiers.add("name", part)
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def _visit(self, container, clean):
+        """Decide every element of a dataset (the root or an item); ``clean``: scrub free text."""
+        blocks_kept, creators = set(), []
+        deleted_before = len(self._deleted)
+        for node in container.children:
+            tag = node.tag
+            group = tag >> 16
+            if not tag & 0xFFFF or tag in PIXEL_DATA_TAGS:
+                continue  # group lengths follow their group; pixels change only by masks
+            if group == 0x0002 and tag != MEDIA_STORAGE_SOP_INSTANCE_UID:
+                continue
+            if group & 1:
+                self._private(node, blocks_kept, creators)
+                continue
+            rule = self.profile.rule_for(tag)
+            if rule is None:
+                self._unlisted(node, clean)
+                continue
+            action, by = self.profile.action(rule, self.chosen)
+            self._apply(node, rule, action, by, clean)
+        for creator in creators:
+            block = (creator.tag >> 16, creator.tag & 0xFF)
+            if block not in blocks_kept:
+                self._delete(node=creator, by="basic")
+        if len(self._deleted) > deleted_before:
+            self._remove_orphaned_overlays(container)
+
+    def _remove_orphaned_overlays(self, container):
+        """An Overlay Plane whose (60xx,3000) Overlay Data went cannot stand: its group goes."""
+        groups = {node.tag >> 16 for node in container.children
+                  if node.tag & 0xFF00FFFF == 0x60003000 and node in self._deleted}
+        for node in container.children:
+            if node.tag >> 16 in groups and node.tag & 0xFFFF and node not in self._deleted:
+                self._delete(node, "beyond-table")
+
+    def _apply(self, node, rule, action, by, clean):
+        sequence = node.is_sequence
+        if action == "K":
+            self._record(node, "K", by)
+            if sequence:
+                self._items(node, clean)
+        elif action == "X":
+            self._delete(node, by)
+        elif action in ("Z", "X/Z"):
+            self._empty(node, by)
+        elif action == "U":
+            self._replace_uids(node, by, action)
+        elif action == "X/Z/U*":
+            if sequence:
+                self._record(node, action, by)
+                self._items(node, clean)
+            elif self._vr(node) == "UI":
+                self._replace_uids(node, by, action)
+            else:
+                self._empty(node, by)
+        elif action == "C":
+            self._clean(node, by)
+        else:  # D, Z/D, X/D, X/Z/D: a dummy keeps the IOD valid whether or not it is Type 1
+            self._dummy(node, by, action)
+
+    def _items(self, sequence, clean):
+        for item in sequence.children:
+            if item.children is not None:
+                self._visit(item, clean)
+
+    def _unlisted(self, node, clean):
+        """An element Table E.1-1 does not list: kept, except as the module docstring says."""
+        if node.is_sequence:
+            self._items(node, clean)
+            return
+        if node.children is not None:
+            return
+        vr = self._vr(node)
+        if vr == "UI":
+            if "retain_uids" not in self.chosen:
+                self._replace_uids(node, "beyond-table", "U", only_instances=True)
+        elif not keyword(node.tag):
+            self._delete(node, "beyond-table")
+        elif clean and vr in CLEANABLE_TEXT_VRS:
+            self._scrub(node, "beyond-table")
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def _record(self, node, action, by):
+        self.elements.append({"path": node.path, "tag": tag_text(node.tag),
+                              "name": keyword(node.tag) or "", "action": action,
+                              "by": by})
+
+    def _edit(self, op, node, value=None, suffix=""):
+        item = {"op": op, "path": node.tag_path + suffix}
+        if op != "delete":
+            item["value"] = value
+        self.edits.append(item)
+
+    def _delete(self, node, by):
+        self._deleted.add(node)
+        self._record(node, "X", by)
+        self._edit("delete", node)
+
+    def _empty(self, node, by):
+        if node.is_sequence:
+            self._record(node, "Z", by)
+            if node.children:
+                self._edit("delete", node, suffix="[*]")
+            return
+        if node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "Z")  # Z allows a dummy value: the pseudonym
+            return
+        self._record(node, "Z", by)
+        if node.length:
+            self._edit("set", node, "")
+
+    def _pseudonym(self, node, by, action):
+        self._record(node, action, by)
+        original = self._text(node)
+        if node.tag == PATIENT_ID and original and original != self.patient.original_id:
+            value = self.job.pseudonym_for_id(original)
+        else:
+            value = self.patient.pseudonym
+        if original != value:
+            self._edit("set", node, value)
+
+    def _dummy(self, node, by, action):
+        if node.is_sequence:
+            self._record(node, "D", by)
+            if (keyword(node.tag) or "").endswith("CodeSequence"):
+                self._dummy_codes(node, by)
+            else:
+                self._items(node, clean=True)
+            return
+        vr = self._vr(node)
+        if vr == "UI":
+            self._replace_uids(node, by, "D")
+        elif node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "D")
+        else:
+            self._set_dummy(node, by, vr)
+
+    def _set_dummy(self, node, by, vr):
+        self._record(node, "D", by)
+        if vr not in DUMMY_VALUES:
+            self._deleted.add(node)
+            self._edit("delete", node)  # no dummy can be written for it: removing is safer
+            return
+        self._edit("set", node, DUMMY_VALUES[vr])
+
+    def _dummy_codes(self, sequence, by):
+        """Every text of a code sequence's items becomes a dummy (codes for people, places)."""
+        for item in sequence.children:
+            for node in item.children or ():
+                if node.is_sequence:
+                    self._dummy_codes(node, by)
+                elif node.children is None and self._vr(node) in TEXT_VRS and node.length:
+                    self._edit("set", node, "99DEID" if node.tag == CODING_SCHEME_DESIGNATOR
+                               else DUMMY_TEXT)
+
+    def _replace_uids(self, node, by, action, only_instances=False):
+        old = self._texts(node)
+        new = []
+        for uid in old:
+            keep = not uid or uid.startswith(uids.DICOM_ROOT) or \
+                (only_instances and not uids.is_remappable(node.tag, uid))
+            new.append(uid if keep else self.job.new_uid(uid))
+            if not keep and uids.is_remappable(node.tag, uid):
+                self.job.identifiers.instance_uids.add(uid)
+        if new != old:
+            self._record(node, action, by)
+            self._edit("set", node, new if len(new) > 1 else new[0])
+
+    def _clean(self, node, by):
+        """C: keep what the option retains, without the identifying parts."""
+        if node.is_sequence:
+            self._record(node, "C", by)
+            self._items(node, clean=True)
+            return
+        vr = self._vr(node)
+        if vr in ("DA", "DT", "TM"):
+            self._clean_date(node, by, vr)
+        elif vr == "UI":
+            self._replace_uids(node, by, "C")
+        elif node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "C")
+        elif vr == "PN":
+            self._set_dummy(node, by, vr)
+        elif vr in TEXT_VRS:
+            self._scrub(node, by, record=True)
+        else:  # overlay bitmaps and other bulk data cannot be cleaned here: removed
+            self._delete(node, by)
+
+    def _clean_date(self, node, by, vr):
+        if "retain_long_full_dates" in self.chosen:
+            self._record(node, "K", by)
+        elif "retain_long_modified_dates" in self.chosen:
+            self._record(node, "C", by)
+            if vr == "TM":
+                return  # whole-day offsets leave times as they are
+            old = self._texts(node)
+            offset = self.patient.date_offset_days
+            new = [dates.shift(v, offset, vr) for v in old]
+            if None in new:
+                self.notes.append(f"{node.path}: a {vr} value that is not a date was replaced "
+                                  f"by a dummy.")
+                new = [DUMMY_VALUES[vr] if v is None else v for v in new]
+            if new != old:
+                self._edit("set", node, new if len(new) > 1 else new[0])
+        else:
+            self._set_dummy(node, by, vr)
+
+    def _scrub(self, node, by, record=False):
+        old = self._texts(node)
+        # a value that was nothing but identifying becomes a dummy: it may be Type 1
+        new = [self.job.identifiers.scrub(v) or DUMMY_TEXT for v in old]
+        if record or new != old:
+            self._record(node, "C", by)
+        if new != old:
+            self._edit("set", node, new if len(new) > 1 else new[0])
+
+    # --- private elements ----------------------------------------------------------------------
+
+    def _private(self, node, blocks_kept, creators):
+        if "retain_safe_private" not in self.chosen:
+            self._delete(node, "basic")
+            return
+        element = node.tag & 0xFFFF
+        if 0x10 <= element <= 0xFF:
+            creators.append(node)
+            return
+        if element < 0x1000:
+            self._delete(node, "basic")  # reserved private range: no creator, not safe
+            return
+        creator = self._creator(node)
+        if creator is not None and self._is_safe(node, creator):
+            blocks_kept.add((node.tag >> 16, element >> 8))
+            self._record(node, "C", "retain_safe_private")
+            if node.is_sequence:
+                self._items(node, clean=False)
+        else:
+            self._delete(node, "retain_safe_private")
+
+    def _creator(self, node):
+        tag = node.tag & 0xFFFF0000 | node.tag >> 8 & 0xFF
+        creator = next((c for c in node.parent.children if c.tag == tag), None)
+        texts = self._texts(creator) if creator is not None else []
+        return texts[0] if texts else None
+
+    def _is_safe(self, node, creator):
+        """Declared safe by the user, or holding numbers only (PS3.15 E.3.10, note 2)."""
+        group, element = node.tag >> 16, node.tag & 0xFF
+        if (group, creator, element) in self.options.safe_private:
+            return True
+        if node.children is not None:
+            return False
+        vr = node.vr if not node.encoding.implicit_vr else None
+        if vr in (None, "UN"):
+            try:
+                vr = private_dictionary_VR(node.tag, creator)
+            except KeyError:
+                return False
+        if vr in BINARY_NUMBER_VRS:
+            return True
+        if vr in ("IS", "DS"):
+            raw = bytes(self.data[node.value_offset:node.value_offset + node.length])
+            try:
+                parts = raw.decode("ascii").split("\\")
+            except UnicodeDecodeError:
+                return False
+            return all(NUMERIC_TEXT.fullmatch(p) for p in parts)
+        return False
+
+    # --- what de-identification adds -----------------------------------------------------------
+
+    def _add_deidentification_attributes(self):
+        codes = self.options.codes(pixels_cleaned=bool(self.masks))
+        self.edits.append({"op": "add", "path": "(0012,0062)", "value": "YES"})
+        method = [f"dcmstudio {__version__} PS3.15-{self.profile.edition} Table E.1-1"]
+        method += [meaning for _, meaning in codes]
+        self.edits.append({"op": "add", "path": "(0012,0063)", "value": method})
+        existing = self.top.get(DEIDENTIFICATION_METHOD_CODES)
+        if existing is not None and existing.children:
+            self.edits.append({"op": "delete", "path": "(0012,0064)[*]"})
+        for i, (code, meaning) in enumerate(codes):
+            item = f"(0012,0064)[{i}]"
+            self.edits.append({"op": "add", "path": item})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0100)", "value": code})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0102)", "value": "DCM"})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0104)", "value": meaning})
+        if PIXEL_DATA in self.top:
+            if "retain_long_full_dates" in self.chosen:
+                longitudinal = "UNMODIFIED"
+            elif "retain_long_modified_dates" in self.chosen:
+                longitudinal = "MODIFIED"
+            else:
+                longitudinal = "REMOVED"
+            self.edits.append({"op": "add", "path": "(0028,0303)", "value": longitudinal})
+        if self.masks:
+            self.edits.append({"op": "add", "path": "(0028,0301)", "value": "NO"})
+
