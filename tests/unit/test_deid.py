@@ -459,10 +459,15 @@ def test_sequences_follow_their_action(corpus):
     assert text == "ANONYMIZED"
 
 
-def test_sr_text_is_cleaned_inside_a_kept_content_sequence(corpus):
+def test_content_sequence_text_is_a_dummy_under_basic_and_cleaned_under_the_option(corpus):
+    # (0040,A730) is D: the action covers the whole content, free text in items included
     _, outputs, _ = run_job(corpus, {})
     sr = read(outputs["sr.dcm"])
-    text = sr.ContentSequence[0].TextValue
+    assert sr.ContentSequence[0].TextValue == "ANONYMIZED"
+    assert sr.ContentSequence[0].ValueType == "TEXT"  # coded structure stays readable
+    assert sr.ContentSequence[0].ConceptNameCodeSequence[0].CodeValue == "121071"
+    _, outputs, _ = run_job(corpus, {"clean_structured_content": True})
+    text = read(outputs["sr.dcm"]).ContentSequence[0].TextValue
     assert text.startswith("Nodule seen; patient") and "DOE" not in text.upper()
     assert PATIENT_ID not in text and "20240301" not in text
 
@@ -492,7 +497,7 @@ def test_deidentification_attributes(corpus):
     assert codes == [("113100", "DCM"), ("113110", "DCM"), ("113105", "DCM")]
     assert out.LongitudinalTemporalInformationModified == "REMOVED"
     sr = read(outputs["sr.dcm"])
-    assert "LongitudinalTemporalInformationModified" not in sr  # an image attribute only
+    assert sr.LongitudinalTemporalInformationModified == "REMOVED"  # SOP Common: every object
 
 
 # --- each option ---------------------------------------------------------------------------------

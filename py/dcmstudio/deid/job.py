@@ -8,7 +8,7 @@ import os
 
 from dcmstudio import edit
 from dcmstudio.catalog import as_invalid_dicom
-from dcmstudio.deid import mapping, pixels, profile as deid_profile, residual
+from dcmstudio.deid import mapping, pixels, preamble, profile as deid_profile, residual
 from dcmstudio.deid.identifiers import Identifiers
 from dcmstudio.deid.keys import derive_key
 from dcmstudio.deid.options import DeidOptions
@@ -138,9 +138,11 @@ class Deidentifier:
             A change cannot be made (e.g. compressed pixels that cannot be decoded here).
         """
         with as_invalid_dicom(name, "while de-identifying it"):
+            preamble.check(data, name)
             emap = walk(data, name)
             plan = FilePlan(self, emap, name)
             pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
+            pieces = preamble.zeroed(pieces)
             notes = list(plan.notes)
             if plan.masks:
                 pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)

@@ -1,5 +1,6 @@
 """The plan for one file: every element's action under the chosen options, as byte-level edits."""
 
+import collections
 import re
 
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
@@ -8,7 +9,8 @@ from dcmstudio import __version__, uids, values
 from dcmstudio.deid import burned_in, dates
 from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
 from dcmstudio.deid.identifiers import identifier_kind
-from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODING_SCHEME_DESIGNATOR,
+from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS, CODING_SCHEME_DESIGNATOR,
+                                 FILE_META_REMOVED,
                                  DEIDENTIFICATION_METHOD_CODES, ISSUER_OF_PATIENT_ID,
                                  MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT, PATIENT_BIRTH_DATE, PATIENT_ID,
                                  PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS, PIXEL_REPRESENTATION,
@@ -45,7 +47,7 @@ class FilePlan:
             return
         self.burned_in = burned_in.assess(self._text, self.top)
         self.masks = self.options.masks_for(name) if PIXEL_DATA in top else []
-        self._visit(emap.root, clean=False)
+        self._visit(emap.root, None)
         self._add_deidentification_attributes()
 
     # --- reading values ------------------------------------------------------------------------
@@ -56,7 +58,9 @@ class FilePlan:
             try:
                 vr = dictionary_VR(node.tag)
             except KeyError:
-                return vr or "UN"
+                # newer than pydicom's dictionary: the table itself knows its VR
+                rule = self.profile.rule_for(node.tag) if not node.tag >> 16 & 1 else None
+                return (rule.vr if rule is not None and rule.vr else None) or vr or "UN"
             vr = values.resolve_vr(vr, self.pixel_representation)
         return vr
 
@@ -118,26 +122,45 @@ class FilePlan:
 
     # --- decisions -------------------------------------------------------------------------------
 
-    def _visit(self, container, clean):
-        """Decide every element of a dataset (the root or an item); ``clean``: scrub free text."""
+    def _visit(self, container, mode):
+        """Decide every element of a dataset (the root or an item).
+
+        ``mode`` says what happens to the free text the table does not list: ``None`` kept,
+        ``"clean"`` scrubbed of the identifying values learned (C), ``"dummy"`` replaced (the
+        content of a sequence whose action is D: the action covers all of it).
+        """
         blocks_kept, creators = set(), []
         deleted_before = len(self._deleted)
+        occurrences = collections.Counter(node.tag for node in container.children)
         for node in container.children:
             tag = node.tag
             group = tag >> 16
+            if occurrences[tag] > 1:
+                # A repeated tag: the earlier copies go, the last (the one readers keep) is
+                # acted on. The editor deletes the first live copy a path names, so these
+                # deletes, made first, leave the paths of the last copy as they are.
+                occurrences[tag] -= 1
+                self._deleted.add(node)
+                self._record(node, "X", "duplicate")
+                self._edit("delete", node)
+                self.notes.append(f"{node.path} {tag_text(tag)} occurs more than once in "
+                                  f"{'the file' if node.parent.tag is None else 'its item'}: "
+                                  f"only the last copy is kept, de-identified.")
+                continue
             if not tag & 0xFFFF or tag in PIXEL_DATA_TAGS:
                 continue  # group lengths follow their group; pixels change only by masks
-            if group == 0x0002 and tag != MEDIA_STORAGE_SOP_INSTANCE_UID:
+            if group == 0x0002:
+                self._file_meta(node)
                 continue
             if group & 1:
                 self._private(node, blocks_kept, creators)
                 continue
             rule = self.profile.rule_for(tag)
             if rule is None:
-                self._unlisted(node, clean)
+                self._unlisted(node, mode)
                 continue
             action, by = self.profile.action(rule, self.chosen)
-            self._apply(node, rule, action, by, clean)
+            self._apply(node, rule, action, by, mode)
         for creator in creators:
             block = (creator.tag >> 16, creator.tag & 0xFF)
             if block not in blocks_kept:
@@ -153,12 +176,22 @@ class FilePlan:
             if node.tag >> 16 in groups and node.tag & 0xFFFF and node not in self._deleted:
                 self._delete(node, "beyond-table")
 
-    def _apply(self, node, rule, action, by, clean):
+    def _file_meta(self, node):
+        """The File Meta Information (PS3.15 E.1.1 item 7): the instance UID follows the new
+        SOP Instance UID; the AE titles and the private information go; the rest describes the
+        encoding and stays."""
+        if node.tag == MEDIA_STORAGE_SOP_INSTANCE_UID:
+            if "retain_uids" not in self.chosen:
+                self._replace_uids(node, "basic", "U")
+        elif node.tag in FILE_META_REMOVED:
+            self._delete(node, "file-meta")
+
+    def _apply(self, node, rule, action, by, mode):
         sequence = node.is_sequence
         if action == "K":
             self._record(node, "K", by)
             if sequence:
-                self._items(node, clean)
+                self._items(node, mode)
         elif action == "X":
             self._delete(node, by)
         elif action in ("Z", "X/Z"):
@@ -168,7 +201,7 @@ class FilePlan:
         elif action == "X/Z/U*":
             if sequence:
                 self._record(node, action, by)
-                self._items(node, clean)
+                self._items(node, mode or "clean")
             elif self._vr(node) == "UI":
                 self._replace_uids(node, by, action)
             else:
@@ -178,15 +211,15 @@ class FilePlan:
         else:  # D, Z/D, X/D, X/Z/D: a dummy keeps the IOD valid whether or not it is Type 1
             self._dummy(node, by, action)
 
-    def _items(self, sequence, clean):
+    def _items(self, sequence, mode):
         for item in sequence.children:
             if item.children is not None:
-                self._visit(item, clean)
+                self._visit(item, mode)
 
-    def _unlisted(self, node, clean):
+    def _unlisted(self, node, mode):
         """An element Table E.1-1 does not list: kept, except as the module docstring says."""
         if node.is_sequence:
-            self._items(node, clean)
+            self._items(node, mode)
             return
         if node.children is not None:
             return
@@ -196,8 +229,21 @@ class FilePlan:
                 self._replace_uids(node, "beyond-table", "U", only_instances=True)
         elif not keyword(node.tag):
             self._delete(node, "beyond-table")
-        elif clean and vr in CLEANABLE_TEXT_VRS:
+        elif mode == "dummy":
+            self._dummy_content(node, vr)
+        elif mode == "clean" and vr in CLEANABLE_TEXT_VRS:
             self._scrub(node, "beyond-table")
+
+    def _dummy_content(self, node, vr):
+        """A value inside a sequence whose action is D: text, dates and opaque bytes become
+        dummies (or follow a longitudinal option); coded values, numbers and UIDs (replaced
+        above) keep the content readable."""
+        if vr in ("DA", "DT", "TM"):
+            self._clean_date(node, "in-dummied-sequence", vr)
+        elif vr == "UN":
+            self._delete(node, "in-dummied-sequence")
+        elif (vr in CLEANABLE_TEXT_VRS or vr == "UR") and node.tag not in CODE_TERMS and node.length:
+            self._set_dummy(node, "in-dummied-sequence", vr)
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -246,7 +292,7 @@ class FilePlan:
             if (keyword(node.tag) or "").endswith("CodeSequence"):
                 self._dummy_codes(node, by)
             else:
-                self._items(node, clean=True)
+                self._items(node, "dummy")
             return
         vr = self._vr(node)
         if vr == "UI":
@@ -291,7 +337,7 @@ class FilePlan:
         """C: keep what the option retains, without the identifying parts."""
         if node.is_sequence:
             self._record(node, "C", by)
-            self._items(node, clean=True)
+            self._items(node, "clean")
             return
         vr = self._vr(node)
         if vr in ("DA", "DT", "TM"):
@@ -353,7 +399,7 @@ class FilePlan:
             blocks_kept.add((node.tag >> 16, element >> 8))
             self._record(node, "C", "retain_safe_private")
             if node.is_sequence:
-                self._items(node, clean=False)
+                self._items(node, None)
         else:
             self._delete(node, "retain_safe_private")
 
@@ -404,14 +450,14 @@ class FilePlan:
             self.edits.append({"op": "add", "path": f"{item}.(0008,0100)", "value": code})
             self.edits.append({"op": "add", "path": f"{item}.(0008,0102)", "value": "DCM"})
             self.edits.append({"op": "add", "path": f"{item}.(0008,0104)", "value": meaning})
-        if PIXEL_DATA in self.top:
-            if "retain_long_full_dates" in self.chosen:
-                longitudinal = "UNMODIFIED"
-            elif "retain_long_modified_dates" in self.chosen:
-                longitudinal = "MODIFIED"
-            else:
-                longitudinal = "REMOVED"
-            self.edits.append({"op": "add", "path": "(0028,0303)", "value": longitudinal})
+        # (0028,0303) belongs to the SOP Common Module: every object says what became of dates.
+        if "retain_long_full_dates" in self.chosen:
+            longitudinal = "UNMODIFIED"
+        elif "retain_long_modified_dates" in self.chosen:
+            longitudinal = "MODIFIED"
+        else:
+            longitudinal = "REMOVED"
+        self.edits.append({"op": "add", "path": "(0028,0303)", "value": longitudinal})
         if self.masks:
             self.edits.append({"op": "add", "path": "(0028,0301)", "value": "NO"})
 

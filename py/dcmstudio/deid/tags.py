@@ -27,7 +27,14 @@ BURNED_IN_ANNOTATION = 0x00280301
 LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED = 0x00280303
 PIXEL_DATA = 0x7FE00010
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, PIXEL_DATA})
+# File Meta Information that names a sender, a receiver or holds private data (PS3.15 E.1.1
+# item 7): Source, Sending and Receiving AE Titles, Private Information Creator UID and
+# Private Information.
+FILE_META_REMOVED = frozenset({0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102})
 CODE_VALUE, CODING_SCHEME_DESIGNATOR, CODE_MEANING = 0x00080100, 0x00080102, 0x00080104
+# What names a concept in a code (not a person): Code Value, Coding Scheme Designator and
+# Version, Long Code Value, URN Code Value.
+CODE_TERMS = frozenset({CODE_VALUE, CODING_SCHEME_DESIGNATOR, 0x00080103, 0x00080119, 0x00080120})
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 CLEANABLE_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 BINARY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
