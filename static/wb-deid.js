@@ -175,9 +175,10 @@ export class DeidWorkbench {
     const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
     const collected = this.app.tasks.collector();
     const reports = [];
+    const items = files.map((f) => ({ path: f.path, name: f.name }));
+    // learn_from: every file's identifiers are learned before the first output is written
     const request = this.app.python.request(Op.JOB, {
-      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" },
-      items: files.map((f) => ({ path: f.path, name: f.name })),
+      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip", learn_from: items }, items,
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;

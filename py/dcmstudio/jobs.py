@@ -336,8 +336,10 @@ _SYNTAX_SUFFIXES = {
 class DeidJob(ZipJob):
     """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
 
-    Options: those of :class:`dcmstudio.deid.DeidOptions` and ``zip_name``. Each item:
-    ``{"path", "name"}`` of a loaded file. Each step returns the file's report without its
+    Options: those of :class:`dcmstudio.deid.DeidOptions`, ``zip_name`` and ``learn_from``
+    (the items the steps will get, in order: their identifying values are all learned from
+    their headers when the task starts, so a name first met in a later file is scrubbed from
+    earlier ones too). Each item: ``{"path", "name"}`` of a loaded file. Each step returns the file's report without its
     per-element list (residual-scan hits and burned-in flags included); every full report goes
     to a JSON-lines download. Finishing offers that file and the mapping as CSV and JSON
     (their names say they are identifying) beside the ZIP.
@@ -347,7 +349,12 @@ class DeidJob(ZipJob):
         from . import deid
         super().__init__(options, count, scratch)
         self.zip_name = options.get("zip_name") or "deidentified.zip"
-        self.deidentifier = deid.Deidentifier(options, scratch=scratch)
+        learn_from = options.get("learn_from") or []
+        self.deidentifier = deid.Deidentifier({k: v for k, v in options.items() if k != "learn_from"},
+                                              scratch=scratch)
+        # the first pass: every file's identifiers before the first output
+        self.learned = {(item["path"], item["name"]) for item in learn_from
+                        if self.deidentifier.learn_file(item["path"], item["name"])}
         self.report_path = os.path.join(scratch, "deid_report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
 
@@ -355,7 +362,8 @@ class DeidJob(ZipJob):
         name = item["name"]
         try:
             data = read_file(item["path"])
-            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1)
+            learned = (item["path"], name) in self.learned
+            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1, learned=learned)
             if data[128:132] == b"DICM":
                 _check_part10(pieces, name)
         except DicomStudioError as exc:

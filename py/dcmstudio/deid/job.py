@@ -14,6 +14,11 @@ from dcmstudio.deid.keys import derive_key
 from dcmstudio.deid.options import DeidOptions
 from dcmstudio.deid.plan import FilePlan
 from dcmstudio.elements import walk
+from dcmstudio.errors import DicomStudioError
+
+# The learning pass reads this much of a file first: the header of nearly every image.
+HEADER_READ = 1 << 18
+HEADER_END = 0x7FDFFFFF  # the last tag before (7FE0,0008) Float Pixel Data
 
 
 @dataclasses.dataclass
@@ -105,7 +110,7 @@ class Deidentifier:
 
     # --- one file ------------------------------------------------------------------------------
 
-    def deidentify(self, data, name, *, index=1):
+    def deidentify(self, data, name, *, index=1, learned=False):
         """De-identify one file held in memory.
 
         Parameters
@@ -116,6 +121,9 @@ class Deidentifier:
             Its name (for messages and, with ``keep_names``, the output name).
         index : int
             Its 1-based position in the job (output names are numbered by it).
+        learned : bool
+            Its identifying values were learned already (:meth:`learn_file` over every file of
+            the job before the first output): they are not read again.
 
         Returns
         -------
@@ -140,7 +148,7 @@ class Deidentifier:
         with as_invalid_dicom(name, "while de-identifying it"):
             preamble.check(data, name)
             emap = walk(data, name)
-            plan = FilePlan(self, emap, name)
+            plan = FilePlan(self, emap, name, learn=not learned)
             pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
             pieces = preamble.zeroed(pieces)
             notes = list(plan.notes)
@@ -148,7 +156,8 @@ class Deidentifier:
                 pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)
             output = self._output_name(name, plan.patient, index)
             pixel_range = None if plan.masks else residual.pixels_in_output(emap, pieces, edit_report)
-            hits = self.residual_scan(pieces, name, output, pixel_range=pixel_range)
+            hits = residual.scan(self.identifiers, pieces, name, output, pixel_range=pixel_range,
+                                 plain_charset=plan.plain_charset)
         counts = {}
         for element in plan.elements:
             counts[element["action"]] = counts.get(element["action"], 0) + 1
@@ -186,46 +195,45 @@ class Deidentifier:
             return name
         return f"{patient.pseudonym}/{index:05d}.dcm"
 
-    # --- pixels ------------------------------------------------------------------------------
-
-    # --- residual scan -----------------------------------------------------------------------
+    # --- identifying values and the residual scan ---------------------------------------------
 
     def learn_identifiers(self, data, name):
         """Remember one original file's identifying values for later scans, without changing it.
 
-        What :meth:`deidentify` does before de-identifying; lets a benchmark scan other tools'
-        outputs with the same needles.
+        ``data`` may stop anywhere after the last element before the pixel data.
         """
         with as_invalid_dicom(name, "while reading its identifying values"):
-            FilePlan(self, walk(data, name), name, collect_only=True)
+            FilePlan(self, walk(data, name, stop_after=HEADER_END), name, collect_only=True)
 
-    def residual_scan(self, pieces, name, output_name=None, *, pixel_range=None):
-        """Look for the identifying values met so far in a de-identified file and its name.
+    def learn_file(self, path, name):
+        """:meth:`learn_identifiers` from a file, reading its header only where it can.
 
-        Every value is searched (text, private and nested elements, binary values read as
-        bytes), except pixel data; UIDs and dates are matched as whole tokens, names, IDs
-        and addresses case-insensitively between non-alphanumeric characters.
-
-        Parameters
-        ----------
-        pieces : bytes-like or list of bytes-like
-            The output file.
-        name : str
-            The input's name (for messages).
-        output_name : str, optional
-            The output's file name, searched too.
-        pixel_range : (int, int), optional
-            Where the pixel data's value lies in the output, when the caller knows: the file is
-            then walked only to name the elements of hits (and pixels are never copied).
+        A file that cannot be read is passed over here: its own step reports it.
 
         Returns
         -------
-        list of dict
-            ``{"where": "value" or "file name", "path", "tag", "private", "kind", "found"}``
-            per hit; ``found`` is the identifying value found (the report stays on the page).
+        bool
+            Whether the file's values were learned.
         """
-        return residual.scan(self.identifiers.finder(), pieces, name, output_name,
-                             pixel_range=pixel_range)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEADER_READ)
+                try:
+                    self.learn_identifiers(head, name)
+                    return True
+                except DicomStudioError:
+                    rest = f.read()
+                    if not rest:
+                        raise
+            self.learn_identifiers(head + rest, name)  # a longer header, or a deflated file
+            return True
+        except (DicomStudioError, OSError):
+            return False
+
+    def residual_scan(self, pieces, name, output_name=None, *, pixel_range=None):
+        """Where the identifying values learned so far are still found in a file and its name
+        (see :func:`dcmstudio.deid.residual.scan`: its parameters and the hits it returns)."""
+        return residual.scan(self.identifiers, pieces, name, output_name, pixel_range=pixel_range)
 
     # --- the mapping ---------------------------------------------------------------------------
 

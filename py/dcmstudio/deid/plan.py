@@ -1,7 +1,6 @@
 """The plan for one file: every element's action under the chosen options, as byte-level edits."""
 
 import collections
-import re
 
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 
@@ -18,10 +17,27 @@ from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS
 from dcmstudio.elements import ITEM, in_force, tag_text
 
 
-class FilePlan:
-    """The decisions for one walked file: identifying values first, then the edits."""
+# Character sets whose text the residual scan may search as bytes (see residual.scan).
+PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
 
-    def __init__(self, job, emap, name, collect_only=False):
+
+class FilePlan:
+    """The decisions for one walked file: identifying values first, then the edits.
+
+    Parameters
+    ----------
+    job : dcmstudio.deid.Deidentifier
+    emap : dcmstudio.elements.ElementMap
+        The walked input.
+    name : str
+    collect_only : bool
+        Learn the file's identifying values and its patient, plan nothing.
+    learn : bool
+        Learn its identifying values first (``False`` when a first pass over every file of
+        the job already did).
+    """
+
+    def __init__(self, job, emap, name, collect_only=False, learn=True):
         self.job = job
         self.emap = emap
         self.name = name
@@ -42,7 +58,11 @@ class FilePlan:
                                    self._text(top.get(ISSUER_OF_PATIENT_ID)),
                                    self._text(top.get(PATIENT_NAME)),
                                    self._text(top.get(PATIENT_BIRTH_DATE)))
-        self._collect_identifiers()
+        self.plain_charset = all(
+            term.strip() in PLAIN_CHARSETS for node in emap.elements
+            if node.tag == SPECIFIC_CHARACTER_SET for term in self._texts(node, values.DEFAULT_ENCODINGS))
+        if learn:
+            self._collect_identifiers()
         if collect_only:
             return
         self.burned_in = burned_in.assess(self._text, self.top)
@@ -102,23 +122,43 @@ class FilePlan:
     # --- identifying values --------------------------------------------------------------------
 
     def _collect_identifiers(self):
-        """Remember the values the profile changes that could name someone, at every depth."""
+        """Learn the values that could name someone, at every depth, the file meta included:
+        every person name (private ones too), and the IDs, addresses, dates and instance UIDs
+        the profile does not keep."""
         identifiers = self.job.identifiers
+        retain_uids = "retain_uids" in self.chosen
         for node in self.emap.elements:
-            if node.children is not None or node.tag in (None, ITEM) or node.tag >> 16 & 1:
+            if node.children is not None or node.tag in (None, ITEM):
                 continue
-            rule = self.profile.rule_for(node.tag)
+            tag = node.tag
+            vr = self._vr(node)
+            if tag >> 16 & 1:
+                if vr == "PN":
+                    for text in self._texts(node):
+                        identifiers.add_name(text)
+                continue
+            rule = self.profile.rule_for(tag)
+            action = self.profile.action(rule, self.chosen)[0] if rule is not None else None
+            if action == "K":
+                continue
+            if vr == "UI":
+                if rule is None and retain_uids:
+                    continue
+                for uid in self._texts(node):
+                    if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
+                        identifiers.instance_uids.add(uid)
+                continue
+            if vr == "PN":
+                for text in self._texts(node):
+                    identifiers.add_name(text)
+                continue
             if rule is None:
                 continue
-            action = self.profile.action(rule, self.chosen)[0]
-            kind = identifier_kind(rule.keyword or keyword(node.tag), self._vr(node))
-            if kind is None or action == "K" or (action == "C" and kind != "date"):
-                continue  # kept, or cleaned text that stays by design
+            kind = identifier_kind(rule.keyword or keyword(tag), vr)
+            if kind is None or (action == "C" and kind != "date"):
+                continue  # cleaned text stays by design
             for text in self._texts(node):
                 identifiers.add(kind, text)
-                if kind == "name":
-                    for part in re.split(r"[\^=]", text):
-                        identifiers.add("name", part)
 
     # --- decisions -------------------------------------------------------------------------------
 
@@ -256,6 +296,8 @@ class FilePlan:
         item = {"op": op, "path": node.tag_path + suffix}
         if op != "delete":
             item["value"] = value
+            if node.encoding.implicit_vr and not node.tag >> 16 & 1 and not keyword(node.tag):
+                item["vr"] = self._vr(node)  # the editor's dictionary lacks it; the table has it
         self.edits.append(item)
 
     def _delete(self, node, by):
