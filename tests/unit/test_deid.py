@@ -10,6 +10,7 @@ Basic Profile no marker is left; each option keeps exactly the markers its colum
 import datetime
 import io
 import json
+import pathlib
 import re
 import subprocess
 import zipfile
@@ -363,14 +364,44 @@ def surviving_markers(corpus, data):
 
 def test_table_is_the_pinned_edition_with_its_source():
     info = deid.profile_info()
-    assert info["edition"] == "2026c" and info["rows"] == 656
+    assert info["edition"] == "2026c" and info["rows"] == 656 and info["options_edition"] == "2024e"
     assert "dicom-anonymizer" in info["source"] and "BSD-3-Clause" in info["source"]
+    assert "2024e" in info["source"] and "innolitics" in info["source"]
     readme = (deid_profile.PROFILE_FILE.rsplit("/", 1)[0] + "/README.md")
     text = open(readme, encoding="utf-8").read()
     assert "2026c" in text and "BSD-3-Clause" in text and "dicom-anonymizer" in text
     codes = {o["key"]: o["code"] for o in info["options"]}
     assert codes["retain_uids"] == "113110" and codes["clean_pixel_data"] == "113101"
     assert all(o["rows"] > 0 for o in info["options"] if o["key"] != "clean_pixel_data")
+
+
+STANDARD_2024E = pathlib.Path(__file__).parent / "data" / "ps315_table_e1-1_2024e.json"
+COLUMNS_2024E = {"rtnSafePrivOpt": "retain_safe_private", "rtnUIDsOpt": "retain_uids",
+                 "rtnDevIdOpt": "retain_device_identity", "rtnInstIdOpt": "retain_institution_identity",
+                 "rtnPatCharsOpt": "retain_patient_characteristics",
+                 "rtnLongFullDatesOpt": "retain_long_full_dates",
+                 "rtnLongModifDatesOpt": "retain_long_modified_dates", "cleanDescOpt": "clean_descriptors",
+                 "cleanStructContOpt": "clean_structured_content", "cleanGraphOpt": "clean_graphics"}
+
+
+def test_every_column_matches_the_standards_2024e_table_row_by_row():
+    standard = {}
+    for row in json.loads(STANDARD_2024E.read_text()):
+        tag = "private" if row["tag"].startswith("(GGGG,EEEE)") else row["tag"].replace("X", "x")
+        standard[tag] = row
+    shipped = {rule.tag: rule for rule in PROFILE.rules}
+    assert len(standard) == 621 and set(standard) <= set(shipped)  # no 2024e row is missing
+    for tag, row in standard.items():
+        rule = shipped[tag]
+        assert rule.basic == row["basicProfile"], tag
+        columns = {COLUMNS_2024E[k]: v for k, v in row.items() if k in COLUMNS_2024E}
+        assert rule.options == columns, (tag, rule.options, columns)
+        assert rule.options_from == "2024e", tag
+    new = sorted(set(shipped) - set(standard))
+    # the rows new since 2024e, named as such, with option columns by rule
+    assert len(new) == 35 and "(0010,0041)" in new and "(0040,A034)" in new
+    assert all(shipped[tag].options_from == "rule (row new since 2024e)" for tag in new)
+    assert PROFILE.describe()["rows_new_since_options_edition"] == 35
 
 
 def test_every_action_of_the_table_appears_and_resolves():
@@ -517,9 +548,11 @@ def expected_survivors(corpus, option):
             continue
         action, _ = PROFILE.action(rule, {option})
         if action == "K":
-            keep.add(marker)
+            # a sequence kept for its UIDs keeps its codes (SH Code Value), not its free text
+            if not (rule.vr == "SQ" and option == "retain_uids" and vr != "SH"):
+                keep.add(marker)
         elif action == "C":
-            cleaned_text = vr in ("LO", "SH", "ST", "LT", "UT", "UC") and rule.vr != "SQ"
+            cleaned_text = vr in ("AE", "CS", "LO", "SH", "ST", "LT", "UT", "UC") and rule.vr != "SQ"
             code_inside = rule.vr == "SQ"
             time_kept = vr == "TM" and option == "retain_long_modified_dates"
             if cleaned_text or code_inside or time_kept:

@@ -231,7 +231,9 @@ class FilePlan:
         if action == "K":
             self._record(node, "K", by)
             if sequence:
-                self._items(node, mode)
+                # Retain UIDs keeps a reference sequence for its UIDs: other free text in its
+                # items still goes, as the Basic Profile's action for the sequence says.
+                self._items(node, "dummy" if by == "retain_uids" else mode)
         elif action == "X":
             self._delete(node, by)
         elif action in ("Z", "X/Z"):

@@ -54,6 +54,9 @@ class Rule(NamedTuple):
         The Basic Profile's action.
     options : dict
         ``{option key: "K" or "C"}`` for the option columns that name this row.
+    options_from : str
+        ``"2024e"`` (the standard's table of that edition) or the rule that gave the option
+        columns of a row new since.
     """
 
     tag: str
@@ -62,6 +65,7 @@ class Rule(NamedTuple):
     vr: str
     basic: str
     options: dict
+    options_from: str
 
 
 class Profile:
@@ -76,6 +80,7 @@ class Profile:
     def __init__(self, table):
         self.title = table["title"]
         self.edition = table["edition"]
+        self.options_edition = table["options_edition"]
         self.source = table["source"]
         self.rules = []
         self._by_tag = {}
@@ -83,7 +88,8 @@ class Profile:
         self.private_rule = None
         for row in table["rows"]:
             options = {k: row[k] for k in OPTION_KEYS if k in row}
-            rule = Rule(row["tag"], row["name"], row["keyword"], row["vr"], row["basic"], options)
+            rule = Rule(row["tag"], row["name"], row["keyword"], row["vr"], row["basic"], options,
+                        row["options_from"])
             if rule.basic not in ACTIONS or any(v not in ("K", "C") for v in options.values()):
                 raise ValueError(f"{PROFILE_FILE}: row {rule.tag} has an unknown action")
             self.rules.append(rule)
@@ -144,8 +150,11 @@ class Profile:
         return {
             "title": self.title,
             "edition": self.edition,
+            "options_edition": self.options_edition,
             "source": self.source,
             "rows": len(self.rules),
+            "rows_new_since_options_edition": sum(r.options_from != self.options_edition
+                                                  for r in self.rules),
             "basic": {"code": BASIC_PROFILE[0], "meaning": BASIC_PROFILE[1]},
             "options": [{"key": key, "code": code, "meaning": meaning, "rows": counts[key]}
                         for key, code, meaning in OPTIONS]
