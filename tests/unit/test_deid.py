@@ -25,7 +25,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from test_edit import assert_dcmdump_parses, tool
 
-from dcmstudio import deid, jobs
+from dcmstudio import deid, iod, jobs
 from dcmstudio.deid import keys, plan, residual
 from dcmstudio.deid import profile as deid_profile
 from dcmstudio.deid import Deidentifier
@@ -445,6 +445,36 @@ def test_basic_profile_leaves_no_marker(corpus):
         assert reports[name]["residual"] == [], (name, reports[name]["residual"])
 
 
+# PS3.15 E.1.1's combinations, by the attribute's Type in the IOD (first character; none: 3).
+BY_TYPE = {"X/Z": {"1": "X", "2": "Z", "3": "X"}, "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
+           "X/D": {"1": "D", "2": "D", "3": "X"}, "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+
+
+def chosen(rule, options=(), sop_class=CT_CLASS):
+    """The one action a row resolves to in a top-level element of a CT image."""
+    action = PROFILE.action(rule, set(options))[0]
+    if action not in BY_TYPE:
+        return action
+    kind = iod.attribute_type(sop_class, pydicom.tag.Tag(rule.keyword)) or "3"
+    return BY_TYPE[action][kind[0]]
+
+
+def test_combined_actions_follow_the_type_in_the_iod(corpus):
+    _, outputs, reports = run_job(corpus, {})
+    ct, sr = read(outputs["ct1.dcm"]), read(outputs["sr.dcm"])
+    # X/Z on a Type 3 sequence: removed, not left empty (an empty one is a dciodvfy error)
+    assert RULES[row_of("ReferencedStudySequence")].basic == "X/Z"
+    assert "ReferencedStudySequence" not in ct
+    # X/Z/D: Type 2 in an SR document (SR Document General): present and empty
+    assert RULES[row_of("ReferencedPerformedProcedureStepSequence")].basic == "X/Z/D"
+    assert iod.attribute_type(SR_CLASS, "ReferencedPerformedProcedureStepSequence") == "2"
+    assert "ReferencedPerformedProcedureStepSequence" in sr
+    # X/D, Type 3 in a CT image: removed
+    assert "InstanceCreationDate" not in ct
+    by_tag = {e["tag"]: e for e in reports["ct1.dcm"]["elements"] if e["path"] == e["name"]}
+    assert by_tag["(0008,1110)"]["action"] == "X" and by_tag["(0008,0012)"]["action"] == "X"
+
+
 def test_basic_profile_actions_row_by_row(corpus):
     job, outputs, reports = run_job(corpus, {})
     source = corpus["datasets"]["ct1.dcm"]
@@ -453,14 +483,14 @@ def test_basic_profile_actions_row_by_row(corpus):
     for rule in PROFILE.rules:
         if not rule.keyword or "x" in rule.tag or rule.keyword not in source or rule.vr == "SQ":
             continue
-        action = rule.basic
+        action = chosen(rule)
         present = rule.keyword in out
         value = out[rule.keyword].value if present else None
         if action == "X":
             assert not present, rule.keyword
-        elif action in ("Z", "X/Z") and rule.keyword not in ("PatientName", "PatientID"):
+        elif action == "Z" and rule.keyword not in ("PatientName", "PatientID"):
             assert present and value in ("", None, b""), (rule.keyword, value)
-        elif action in ("D", "Z/D", "X/D", "X/Z/D"):
+        elif action == "D":
             assert present and value not in ("", None, b""), rule.keyword
             assert str(value) != str(source[rule.keyword].value), rule.keyword
         elif action == "U":
@@ -479,9 +509,11 @@ def test_sequences_follow_their_action(corpus):
     assert "OtherPatientIDsSequence" not in out  # X
     assert "IssuerOfTheContainerIdentifierSequence" in out  # Z: present and empty
     assert len(out.IssuerOfTheContainerIdentifierSequence) == 0
-    operator = out.OperatorIdentificationSequence[0]  # X/D: kept, its items de-identified
-    assert operator.InstitutionName == "ANONYMIZED" and "InstitutionAddress" not in operator
-    code = operator.PersonIdentificationCodeSequence[0]  # D code sequence: dummy codes
+    assert "OperatorIdentificationSequence" not in out  # X/D, Type 3 in a CT image: X
+    verifying = out.VerifyingObserverSequence[0]  # D: kept, its items de-identified
+    assert verifying.VerifyingObserverName == "ANONYMIZED"
+    assert verifying.VerifyingOrganization == "ANONYMIZED"
+    code = out.PersonIdentificationCodeSequence[0]  # D code sequence: dummy codes
     assert code.CodeValue == "ANONYMIZED" and code.CodingSchemeDesignator == "99DEID"
     content = out.ContentSequence
     assert content[0].PersonName == "ANONYMIZED" and content[1].Date == "19000101"
@@ -564,12 +596,12 @@ def container_survives(row, option):
     """Whether a sequence's items stay (K, C, the D family, X/Z/U*): not for D code
     sequences, whose codes become dummies."""
     rule = RULES[row]
-    action = PROFILE.action(rule, {option})[0]
+    action = chosen(rule, {option})
     if rule.vr != "SQ":
         return action == "K"  # overlay data: only kept as is, never cleaned
-    if action in ("D", "X/D", "X/Z/D") and rule.keyword.endswith("CodeSequence"):
+    if action == "D" and rule.keyword.endswith("CodeSequence"):
         return False
-    return action in ("K", "C", "D", "X/D", "X/Z/D", "X/Z/U*")
+    return action in ("K", "C", "D", "X/Z/U*")
 
 
 @pytest.mark.parametrize("option", deid_profile.OPTION_KEYS)

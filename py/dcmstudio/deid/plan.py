@@ -4,7 +4,7 @@ import collections
 
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 
-from dcmstudio import __version__, uids, values
+from dcmstudio import __version__, iod, uids, values
 from dcmstudio.deid import burned_in, dates
 from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
 from dcmstudio.deid.identifiers import identifier_kind
@@ -13,10 +13,15 @@ from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS
                                  DEIDENTIFICATION_METHOD_CODES, ISSUER_OF_PATIENT_ID,
                                  MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT, PATIENT_BIRTH_DATE, PATIENT_ID,
                                  PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS, PIXEL_REPRESENTATION,
-                                 SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+                                 SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
 from dcmstudio.elements import ITEM, in_force, tag_text
 
 
+# The action a combination resolves to, by the first character of the attribute's Type.
+TYPE_CHOSEN = {"X/Z": {"1": "X", "2": "Z", "3": "X"},
+               "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
+               "X/D": {"1": "D", "2": "D", "3": "X"},
+               "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
 # Character sets whose text the residual scan may search as bytes (see residual.scan).
 PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
 
@@ -49,6 +54,7 @@ class FilePlan:
         self.elements = []
         self.notes = []
         self._deleted = set()
+        self._sop_class = None
         self._encodings = {}
         top = {node.tag: node for node in emap.root.children}
         self.top = top
@@ -226,7 +232,29 @@ class FilePlan:
         elif node.tag in FILE_META_REMOVED:
             self._delete(node, "file-meta")
 
+    def _choose(self, node, action):
+        """One action of a combination, by the attribute's Type in the object's IOD (PS3.15
+        E.1.1: the dummy only where the IOD needs a value, the empty value only where it needs
+        the attribute): X/Z is Z for Type 2 and X otherwise; X/Z/D is D for Type 1, Z for 2, X
+        otherwise; X/D is D for Type 1 or 2; Z/D is D for Type 1. Conditional types count as
+        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D."""
+        if action not in TYPE_CHOSEN:
+            return action
+        if self._sop_class is None:
+            self._sop_class = self._text(self.top.get(SOP_CLASS_UID))
+        parents, up = [], node.parent
+        while up is not None and up.tag is not None:
+            if up.tag != ITEM:
+                parents.append(up.tag)
+            up = up.parent
+        try:
+            kind = iod.attribute_type(self._sop_class, node.tag, tuple(reversed(parents)))
+        except (KeyError, ValueError):
+            kind = None
+        return TYPE_CHOSEN[action].get((kind or "3")[0], TYPE_CHOSEN[action]["3"])
+
     def _apply(self, node, rule, action, by, mode):
+        action = self._choose(node, action)
         sequence = node.is_sequence
         if action == "K":
             self._record(node, "K", by)
@@ -236,7 +264,7 @@ class FilePlan:
                 self._items(node, "dummy" if by == "retain_uids" else mode)
         elif action == "X":
             self._delete(node, by)
-        elif action in ("Z", "X/Z"):
+        elif action == "Z":
             self._empty(node, by)
         elif action == "U":
             self._replace_uids(node, by, action)
@@ -250,7 +278,7 @@ class FilePlan:
                 self._empty(node, by)
         elif action == "C":
             self._clean(node, by)
-        else:  # D, Z/D, X/D, X/Z/D: a dummy keeps the IOD valid whether or not it is Type 1
+        else:  # D (combinations were resolved by the IOD above)
             self._dummy(node, by, action)
 
     def _items(self, sequence, mode):
