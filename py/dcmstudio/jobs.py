@@ -351,7 +351,7 @@ class DeidJob(ZipJob):
         self.zip_name = options.get("zip_name") or "deidentified.zip"
         learn_from = options.get("learn_from") or []
         self.deidentifier = deid.Deidentifier({k: v for k, v in options.items() if k != "learn_from"},
-                                              scratch=scratch)
+                                              scratch=scratch, session=True)
         # the first pass: every file's identifiers before the first output
         self.learned = {(item["path"], item["name"]) for item in learn_from
                         if self.deidentifier.learn_file(item["path"], item["name"])}
@@ -379,7 +379,8 @@ class DeidJob(ZipJob):
     def finish(self):
         self.report_file.close()
         stem = os.path.splitext(self.zip_name)[0]
-        report = {"path": self.report_path, "name": f"{stem}_report.jsonl",
+        # identifying: input file names and the values the residual scan found
+        report = {"path": self.report_path, "name": f"IDENTIFYING-{stem}_report.jsonl",
                   "mime": "application/x-ndjson"}
         outputs = self.deidentifier.write_mapping(self.scratch) + [report]
         return {"summary": self.deidentifier.summary(), "outputs": outputs,

@@ -746,7 +746,14 @@ def test_mapping_is_downloadable_and_marked_identifying(corpus, tmp_path):
     job, _, _ = run_job(corpus, {"retain_long_modified_dates": True})
     outputs = job.write_mapping(str(tmp_path))
     names = [o["name"] for o in outputs]
-    assert names == ["IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"]
+    assert names == ["IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json",
+                     "IDENTIFYING-uid_mapping.csv", "IDENTIFYING-patient_id_mapping.csv"]
+    # the MIDI-B scorer's form: a header line id_old,id_new, then one pair per line
+    uid_rows = (tmp_path / names[2]).read_text().splitlines()
+    assert uid_rows[0] == "id_old,id_new" and f"1.2.999.7.4,{job.new_uid('1.2.999.7.4')}" in uid_rows
+    assert len(uid_rows) == len(job.uid_map) + 1
+    patient_rows = (tmp_path / names[3]).read_text().splitlines()
+    assert patient_rows == ["id_old,id_new", f"{PATIENT_ID},{job.mapping()['patients'][0]['pseudonym']}"]
     csv_text = (tmp_path / names[0]).read_text()
     assert csv_text.startswith("# IDENTIFYING")
     assert f"patient_id,{PATIENT_ID}," in csv_text and "uid,1.2.999.7.4,2.25." in csv_text
@@ -925,8 +932,9 @@ def test_deid_job_streams_a_zip_and_offers_the_mapping(corpus, tmp_path):
     assert final["summary"]["files"] == 3 and final["summary"]["patients"] == 1
     assert final["summary"]["residual_hits"] == 0
     assert [o["name"] for o in final["outputs"]] == [
-        "IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json", "deid_report.jsonl"]
-    lines = open(final["outputs"][2]["path"]).read().splitlines()
+        "IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json", "IDENTIFYING-uid_mapping.csv",
+        "IDENTIFYING-patient_id_mapping.csv", "IDENTIFYING-deid_report.jsonl"]
+    lines = open(final["outputs"][4]["path"]).read().splitlines()
     assert [json.loads(line)["file"] for line in lines] == ["ct1.dcm", "ct2.dcm", "sr.dcm"]
     assert json.loads(lines[0])["elements"]  # the full report, element by element
     direct = run_job(corpus, {})[1]["ct1.dcm"]
@@ -950,6 +958,37 @@ def test_preview_shows_the_actions_without_output(corpus):
     paths = {e["path"]: e["action"] for e in report["elements"]}
     assert paths["PatientName"] == "Z" and paths["SOPInstanceUID"] == "K"
     assert all(NAME not in json.dumps(e) for e in report["elements"])  # no original values
+
+
+@pytest.mark.parametrize("secret", [SECRET, ""])
+def test_preview_uses_the_runs_key_and_shows_old_and_new_values(corpus, tmp_path, secret):
+    data = corpus["paths"]["ct2.dcm"].read_bytes()
+    report = deid.preview(data, "ct2.dcm", {"secret": secret})
+    job_id = jobs.start("deid", {"secret": secret}, 1, lambda name: str(tmp_path / name))
+    step = jobs.step(job_id, {"path": str(corpus["paths"]["ct2.dcm"]), "name": "ct2.dcm"})
+    jobs.finish(job_id)
+    assert report["patient"] == step["report"]["patient"] and report["output"] == step["report"]["output"]
+    changed = {c["path"]: c for c in report["changed"]}
+    assert changed["PatientName"]["old"] == NAME and changed["PatientName"]["new"] == report["patient"]
+    assert changed["SOPInstanceUID"]["new"].startswith("2.25.")
+    assert "null" not in json.dumps([c["new"] for c in report["changed"] if c["op"] != "delete"])
+    assert "changed" not in step["report"] or step["report"]["changed"] == []  # the run's: no values
+
+
+def test_burned_in_files_are_refused_when_chosen_unless_masked(corpus, tmp_path):
+    ds = corpus["datasets"]["ct2.dcm"].copy()
+    ds.BurnedInAnnotation = "YES"
+    path = tmp_path / "burned.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(DicomStudioError, match="burned into its pixels"):
+        Deidentifier({"burned_in": "refuse"}).deidentify(path.read_bytes(), "burned.dcm")
+    masked_job = Deidentifier({"burned_in": "refuse", "clean_pixel_data": True, "pixel_masks": [MASK]})
+    pieces, report = masked_job.deidentify(path.read_bytes(), "burned.dcm")
+    assert report["pixels_cleaned"] and read(b"".join(pieces)).BurnedInAnnotation == "NO"
+    _, report = Deidentifier({}).deidentify(path.read_bytes(), "burned.dcm")  # the default: flag
+    assert report["burned_in"]["flag"]
+    with pytest.raises(DicomStudioError, match="burned_in"):
+        Deidentifier({"burned_in": "maybe"})
 
 
 def test_every_bundled_file_is_deidentified_or_refused_with_a_sentence():

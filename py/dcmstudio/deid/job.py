@@ -10,7 +10,7 @@ from dcmstudio import edit
 from dcmstudio.catalog import as_invalid_dicom
 from dcmstudio.deid import mapping, pixels, preamble, profile as deid_profile, residual
 from dcmstudio.deid.identifiers import Identifiers
-from dcmstudio.deid.keys import derive_key
+from dcmstudio.deid.keys import derive_key, session_key
 from dcmstudio.deid.options import DeidOptions
 from dcmstudio.deid.plan import FilePlan
 from dcmstudio.elements import walk
@@ -45,6 +45,9 @@ class Deidentifier:
     scratch : str, optional
         A folder for temporary files (only pixel cleaning of compressed files needs one);
         a new temporary folder by default.
+    session : bool
+        Without a secret, use the process's :func:`~dcmstudio.deid.keys.session_key` (the
+        page: its preview and its run agree) instead of a key of this job's own.
 
     Examples
     --------
@@ -52,13 +55,18 @@ class Deidentifier:
     >>> pieces, report = job.deidentify(open("in.dcm", "rb").read(), "in.dcm")       # doctest: +SKIP
     """
 
-    def __init__(self, options=None, scratch=None):
+    def __init__(self, options=None, scratch=None, *, session=False):
         self.options = DeidOptions(options)
         self.profile = deid_profile.load()
         self._key, self.deterministic = derive_key(self.options.secret)
+        if session and not self.deterministic:
+            self._key = session_key()
         self.scratch = scratch
+        # the old → new values of each change, in the report (identifying: the preview's only)
+        self.keep_values = False
         self.patients = {}
         self.uid_map = {}
+        self.other_ids = {}  # patient IDs met elsewhere than (0010,0020) → their stand-ins
         self.identifiers = Identifiers()
         # Totals only: the reports themselves go to the caller, so memory does not grow with
         # the series.
@@ -106,7 +114,8 @@ class Deidentifier:
     def pseudonym_for_id(self, original_id):
         """A keyed stand-in for a patient ID met somewhere other than the top level."""
         code = base64.b32encode(self._digest("patient", f"id:{original_id}\x00")).decode()[:10]
-        return self.options.pseudonym_prefix + code
+        self.other_ids[original_id] = self.options.pseudonym_prefix + code
+        return self.other_ids[original_id]
 
     # --- one file ------------------------------------------------------------------------------
 
@@ -149,6 +158,11 @@ class Deidentifier:
             preamble.check(data, name)
             emap = walk(data, name)
             plan = FilePlan(self, emap, name, learn=not learned)
+            if plan.burned_in["flag"] and not plan.masks and self.options.burned_in == "refuse":
+                raise DicomStudioError(
+                    f"{name} may have text burned into its pixels ({'; '.join(plan.burned_in['reasons'])}) "
+                    f"and no Clean Pixel Data mask covers it: it was left out, as chosen. Mask it, "
+                    f"or choose to keep such files flagged.", file=name)
             pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
             pieces = preamble.zeroed(pieces)
             notes = list(plan.notes)
@@ -173,6 +187,9 @@ class Deidentifier:
             "pixels_cleaned": bool(plan.masks),
             "residual": hits,
             "notes": notes,
+            "changed": [{"path": c["path"], "tag": c["tag"], "op": c["op"], "old": c["old"],
+                         "new": c["new"]} for c in edit_report["changes"]
+                        if c["op"] not in ("length", "group_length")] if self.keep_values else [],
         }
         self.totals["files"] += 1
         self.totals["residual_hits"] += len(hits)
@@ -272,12 +289,16 @@ def profile_info():
 def preview(data, name, options):
     """What de-identifying one file would do, without keeping any output.
 
+    The key is the run's: the secret's, or without one the page session's (see
+    :func:`dcmstudio.deid.keys.session_key`): the same pseudonym, UIDs and date offset.
+
     Returns
     -------
     dict
-        The report of :meth:`Deidentifier.deidentify` (with a throwaway key, so its UIDs and
-        pseudonyms are not those a job with a secret would give).
+        The report of :meth:`Deidentifier.deidentify`, with ``changed``: ``{"path", "tag",
+        "op", "old", "new"}`` per changed element (identifying: original values).
     """
-    options = {**(options or {}), "secret": ""}
-    _, report = Deidentifier(options).deidentify(data, name)
+    job = Deidentifier(options, session=True)
+    job.keep_values = True
+    _, report = job.deidentify(data, name)
     return report

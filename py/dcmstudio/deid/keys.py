@@ -10,6 +10,13 @@ KEY_ITERATIONS = 100_000
 KEY_SALT = b"dcmstudio-deid-1"
 
 
+@functools.lru_cache(maxsize=1)
+def session_key():
+    """Random bytes drawn once per process: the page's key for runs without a secret, so the
+    preview and the run of one page session agree (another session gets another key)."""
+    return secrets.token_bytes(32)
+
+
 def derive_key(secret):
     """The job's key: PBKDF2-HMAC-SHA256 of the secret, or random bytes without one.
 

@@ -30,7 +30,9 @@ def as_dict(job):
                       "date_offset_days": p.date_offset_days, "files": p.files}
                      for p in job.patients.values()],
         "uids": [{"original": old, "new": new} for old, new in job.uid_map.items()],
+        "other_patient_ids": [{"original": old, "new": new} for old, new in job.other_ids.items()],
     }
+
 
 def as_csv(job):
     """The mapping as CSV: ``kind,original,new,detail`` rows after a warning line."""
@@ -49,13 +51,29 @@ def as_csv(job):
         writer.writerow(["uid", u["original"], u["new"], ""])
     return out.getvalue()
 
+
+def as_id_pairs(pairs):
+    """``id_old,id_new`` CSV, the form the MIDI-B de-identification scorer reads (no comment
+    line: its reader takes the first line as the header)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id_old", "id_new"])
+    writer.writerows(pairs)
+    return out.getvalue()
+
+
 def write(job, folder):
-    """Write the mapping as CSV and JSON into ``folder``; return ``[{"path", "name", "mime"}]``."""
+    """Write the mapping into ``folder``: CSV and JSON of everything, and the MIDI-B pair files
+    for UIDs and patient IDs; return ``[{"path", "name", "mime"}]`` (each name starts with
+    ``IDENTIFYING-``)."""
+    patient_ids = [(p.original_id, p.pseudonym) for p in job.patients.values() if p.original_id]
+    patient_ids += list(job.other_ids.items())
     outputs = []
-    for suffix, mime, text in (
-            ("csv", "text/csv;charset=utf-8", as_csv(job)),
-            ("json", "application/json", json.dumps(as_dict(job), indent=1))):
-        name = f"IDENTIFYING-deid-mapping.{suffix}"
+    for name, mime, text in (
+            ("IDENTIFYING-deid-mapping.csv", "text/csv;charset=utf-8", as_csv(job)),
+            ("IDENTIFYING-deid-mapping.json", "application/json", json.dumps(as_dict(job), indent=1)),
+            ("IDENTIFYING-uid_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(job.uid_map.items())),
+            ("IDENTIFYING-patient_id_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(patient_ids))):
         path = os.path.join(folder, name)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -17,6 +17,7 @@ OPTION_DEFAULTS = {
     "keep_names": False,
     "safe_private": [],
     "zip_name": None,
+    "burned_in": "flag",
 }
 
 
@@ -40,6 +41,10 @@ class DeidOptions:
         - ``keep_names``: keep the input file names (the residual scan still reads them).
         - ``safe_private``: private elements declared safe, as ``(gggg,"CREATOR",ee)``; with
           ``retain_safe_private`` they are kept besides those holding only numbers.
+        - ``burned_in``: what becomes of a file that may have text in its pixels
+          ((0028,0301) YES, ultrasound and the like, Secondary Capture) and that no Clean Pixel
+          Data mask covers: ``"flag"`` (written, flagged in the report) or ``"refuse"`` (left
+          out, with a sentence).
 
     Raises
     ------
@@ -76,6 +81,9 @@ class DeidOptions:
                                    "underscores (it becomes part of Patient ID and file names).")
         self.pseudonym_prefix = prefix
         self.keep_names = bool(merged["keep_names"])
+        if merged["burned_in"] not in ("flag", "refuse"):
+            raise DicomStudioError(f"burned_in is \"flag\" or \"refuse\", not {merged['burned_in']!r}.")
+        self.burned_in = merged["burned_in"]
         self.safe_private = set()
         for text in merged["safe_private"] or []:
             try:
