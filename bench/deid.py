@@ -59,12 +59,14 @@ for (const name of names) {
   pyodide.FS.writeFile(`/in/${name}`, new Uint8Array(data.buffer, data.byteOffset, data.length));
 }
 const t0 = performance.now();
-const { job } = call("job_start", { kind: "deid", options: %(options)s, count: names.length });
-const keySeconds = (performance.now() - t0) / 1000;  // mostly the secret's key stretching
+const items = names.map((name) => ({ path: `/in/${name}`, name }));
+// as the page does: the task learns every file's identifiers (headers only) when it starts
+const { job } = call("job_start", { kind: "deid", options: { ...%(options)s, learn_from: items }, count: names.length });
+const keySeconds = (performance.now() - t0) / 1000;  // the secret's key stretching and the learning pass
 const zipParts = [], others = {};
 let hits = 0;
 for (const name of names) {
-  const result = call("job_step", { job, item: { path: `/in/${name}`, name } });
+  const result = call("job_step", { job, item: items[names.indexOf(name)] });
   hits += result.report ? result.report.residual.length : 0;
   zipParts.push(...take(result));
 }
@@ -106,9 +108,11 @@ def run_pyodide(data_dir, out_zip, script):
 def run_cpython(data_dir, out_dir):
     job = Deidentifier({"secret": SECRET})
     started = time.perf_counter()
-    for index, path in enumerate(sorted(data_dir.iterdir()), start=1):
+    paths = sorted(data_dir.iterdir())
+    learned = {path for path in paths if job.learn_file(str(path), path.name)}  # the first pass
+    for index, path in enumerate(paths, start=1):
         report = job.deidentify_file(str(path), str(out_dir / f"{index:05d}.dcm"), path.name,
-                                     index=index)
+                                     index=index, learned=path in learned)
         assert report["file"] == path.name
     return time.perf_counter() - started
 

@@ -913,6 +913,24 @@ def test_dciodvfy_finds_no_new_error_in_the_corpus(corpus, tmp_path, options):
         assert_dcmdump_parses(out)
 
 
+def dcentvfy_messages(paths):
+    """dcentvfy's findings without file names and values (new UIDs and dummies change them)."""
+    result = subprocess.run([tool("dcentvfy"), *map(str, paths)], capture_output=True, text=True)
+    return {re.sub(r" for file .*|Value=<[^>]*>", "", line)
+            for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("options", [{}, {"retain_long_modified_dates": True, "clean_descriptors": True}])
+def test_dcentvfy_finds_nothing_new_in_the_output_series(corpus, tmp_path, options):
+    _, outputs, _ = run_job(corpus, options, names=("ct1.dcm", "ct2.dcm"))
+    paths = []
+    for name, data in outputs.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    before = dcentvfy_messages([corpus["paths"]["ct1.dcm"], corpus["paths"]["ct2.dcm"]])
+    assert dcentvfy_messages(paths) <= before
+
+
 # --- the task -----------------------------------------------------------------------------------
 
 def test_deid_job_streams_a_zip_and_offers_the_mapping(corpus, tmp_path):

@@ -36,7 +36,8 @@ class Identifiers:
         # UIDs replaced that name an instance, a series, a patient's study...: not those naming
         # software or organisations (Instance Creator UID), which other elements repeat.
         self.instance_uids = set()
-        self._patterns = None  # (bytes pattern, text pattern for scans, text pattern to scrub)
+        # (bytes pattern, text pattern for scans, text pattern to scrub, kinds), made when needed
+        self._patterns = None
 
     def add(self, kind, text):
         """Learn one value of ``kind`` (``name``, ``id``, ``address``, ``date``, ``text``)."""
@@ -76,7 +77,7 @@ class Identifiers:
         Values are looked for in their UTF-8 and Latin-1 encodings: complete for files in
         ASCII, ISO_IR 100 or ISO_IR 192; :meth:`text_finder` covers the others once decoded.
         """
-        pattern, kinds = self._compiled()[0], self._kinds()
+        pattern, _, _, kinds = self._compiled()
         instance_uids, dates = self.instance_uids, self.dates
 
         def find(data, start, end):
@@ -98,7 +99,7 @@ class Identifiers:
 
     def text_finder(self):
         """``fn(text) -> [(offset, kind, found)]`` over decoded text (any character set)."""
-        pattern, kinds = self._compiled()[1], self._kinds()
+        _, pattern, _, kinds = self._compiled()
         instance_uids, dates = self.instance_uids, self.dates
 
         def find(text):
@@ -125,16 +126,14 @@ class Identifiers:
         scrubbed = pattern.sub("", text)
         return text if scrubbed == text else re.sub(r"\s{2,}", " ", scrubbed).strip()
 
-    def _kinds(self):
-        return {**self.ideographs, **self.texts}
-
     def _compiled(self):
         if self._patterns is None:
             texts = sorted(self.texts, key=len, reverse=True)
             ideographs = "".join(sorted(self.ideographs))
             dates = [f"{d[:4]}[-./]?{d[4:6]}[-./]?{d[6:]}" for d in sorted(self.dates)]
             self._patterns = (_bytes_pattern(texts, ideographs), _text_pattern(texts, ideographs),
-                              _text_pattern(texts + dates, ideographs, escaped=len(texts)))
+                              _text_pattern(texts + dates, ideographs, escaped=len(texts)),
+                              {**self.ideographs, **self.texts})
         return self._patterns
 
 

@@ -197,12 +197,12 @@ class Deidentifier:
         self.totals["pixels_cleaned"] += bool(plan.masks)
         return pieces, report
 
-    def deidentify_file(self, in_path, out_path, name=None, *, index=1):
+    def deidentify_file(self, in_path, out_path, name=None, *, index=1, learned=False):
         """:meth:`deidentify` from a path to a path; returns the report."""
         name = name or os.path.basename(in_path)
         with open(in_path, "rb") as f:
             data = f.read()
-        pieces, report = self.deidentify(data, name, index=index)
+        pieces, report = self.deidentify(data, name, index=index, learned=learned)
         with open(out_path, "wb") as f:
             f.writelines(pieces)
         return report

@@ -22,6 +22,8 @@ TYPE_CHOSEN = {"X/Z": {"1": "X", "2": "Z", "3": "X"},
                "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
                "X/D": {"1": "D", "2": "D", "3": "X"},
                "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+# (SOP Class UID, tag, enclosing sequences) → Type in the IOD: a series asks the same few.
+_TYPES = {}
 # Character sets whose text the residual scan may search as bytes (see residual.scan).
 PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
 
@@ -247,10 +249,13 @@ class FilePlan:
             if up.tag != ITEM:
                 parents.append(up.tag)
             up = up.parent
-        try:
-            kind = iod.attribute_type(self._sop_class, node.tag, tuple(reversed(parents)))
-        except (KeyError, ValueError):
-            kind = None
+        place = (self._sop_class, node.tag, tuple(reversed(parents)))
+        kind = _TYPES.get(place, "")
+        if kind == "":
+            try:
+                kind = _TYPES[place] = iod.attribute_type(*place)
+            except (KeyError, ValueError):
+                kind = _TYPES[place] = None
         return TYPE_CHOSEN[action].get((kind or "3")[0], TYPE_CHOSEN[action]["3"])
 
     def _apply(self, node, rule, action, by, mode):
