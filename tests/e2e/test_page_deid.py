@@ -68,3 +68,28 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
     assert second == first, "the same secret must give identical bytes"
     assert not page.page_errors
     assert_same_origin_only(page, server)
+
+
+def test_a_run_with_residual_hits_waits_for_the_persons_choice(page, server, tmp_path):
+    paths = make_series(tmp_path)[:2]
+    leaky = pydicom.dcmread(paths[1])
+    family = str(leaky.PatientName).split("^")[0]
+    leaky.Manufacturer = f"{family} Imaging"  # kept by the table: the scan must catch it
+    leaky.save_as(paths[1], enforce_file_format=True)
+    open_files(page, paths)
+    wait_for_files(page, 2)
+    page.locator(".file-tree .row.series").first.click()
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    page.click("#deid-run")
+    page.wait_for_selector("#deid-choice")
+    report = page.inner_text("#deid-report")
+    assert "was not offered" in report and "Manufacturer" in report and family in report
+    assert not downloads  # nothing offered before the choice
+    with page.expect_download(timeout=60000) as download_info:
+        page.click("#deid-keep-anyway")
+    assert download_info.value.suggested_filename == "deidentified.zip"
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
