@@ -555,7 +555,8 @@ def test_deidentification_attributes(corpus):
     out = read(outputs["ct1.dcm"])
     assert out.PatientIdentityRemoved == "YES"
     assert out.DeidentificationMethod[0].startswith("dcmstudio ") and \
-        "PS3.15-2026c" in out.DeidentificationMethod[0]
+        "PS3.15-2026c Table E.1-1, options 2024e" in out.DeidentificationMethod[0]
+    assert len(out.DeidentificationMethod[0]) <= 64  # LO
     codes = [(c.CodeValue, c.CodingSchemeDesignator) for c in out.DeidentificationMethodCodeSequence]
     assert codes == [("113100", "DCM"), ("113110", "DCM"), ("113105", "DCM")]
     assert out.LongitudinalTemporalInformationModified == "REMOVED"

@@ -274,7 +274,7 @@ class Deidentifier:
             "patients": len(self.patients),
             "uids_replaced": len(self.uid_map),
             "deterministic": self.deterministic,
-            "profile": f"PS3.15-{self.profile.edition} Table E.1-1",
+            "profile": self.profile.label,
             "options": sorted(self.options.chosen),
         }
 

@@ -21,7 +21,7 @@ def as_dict(job):
         "identifying": True,
         "warning": "IDENTIFYING: this file links de-identified data to real people. Keep it "
                    "apart from the data and share it with no one who may not re-identify.",
-        "profile": f"PS3.15-{job.profile.edition} Table E.1-1",
+        "profile": job.profile.label,
         "options": sorted(job.options.chosen),
         "deterministic": job.deterministic,
         "patients": [{"original_patient_id": p.original_id, "issuer": p.issuer,

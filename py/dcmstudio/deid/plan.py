@@ -515,7 +515,7 @@ class FilePlan:
     def _add_deidentification_attributes(self):
         codes = self.options.codes(pixels_cleaned=bool(self.masks))
         self.edits.append({"op": "add", "path": "(0012,0062)", "value": "YES"})
-        method = [f"dcmstudio {__version__} PS3.15-{self.profile.edition} Table E.1-1"]
+        method = [f"dcmstudio {__version__} {self.profile.label}"]
         method += [meaning for _, meaning in codes]
         self.edits.append({"op": "add", "path": "(0012,0063)", "value": method})
         existing = self.top.get(DEIDENTIFICATION_METHOD_CODES)

@@ -144,11 +144,17 @@ class Profile:
             return "C", cleaned_by
         return rule.basic, "basic"
 
+    @property
+    def label(self):
+        """The table as reports and (0012,0063) name it: both editions it is made of."""
+        return f"PS3.15-{self.edition} Table E.1-1, options {self.options_edition}"
+
     def describe(self):
         """What the page shows: the edition, the source and each option with its code."""
         counts = {key: sum(key in rule.options for rule in self.rules) for key in OPTION_KEYS}
         return {
             "title": self.title,
+            "label": self.label,
             "edition": self.edition,
             "options_edition": self.options_edition,
             "source": self.source,
