@@ -140,12 +140,15 @@ class Deidentifier:
             The output file (write them in order).
         report : dict
             ``{"file", "output", "patient", "actions", "elements", "changes", "burned_in",
-            "pixels_cleaned", "residual", "notes"}``: ``elements`` lists
+            "pixels_cleaned", "residual", "notes", "changed"}``: ``elements`` lists
             ``{"path", "tag", "name", "action", "by"}`` for every element acted on (``by`` is
-            ``basic``, an option key, or ``beyond-table``); ``actions`` counts them per
+            ``basic``, an option key, ``beyond-table``, ``file-meta``, ``duplicate`` or
+            ``in-dummied-sequence``); ``actions`` counts them per
             action; ``changes`` counts the byte-level changes; ``burned_in`` is
             ``{"flag": bool, "reasons": [...]}``; ``residual`` lists the hits of the
-            residual scan (see :meth:`residual_scan`). No original value is in the report.
+            residual scan (see :func:`dcmstudio.deid.residual.scan`: each holds the value it
+            found); ``changed`` lists ``{"path", "tag", "op", "old", "new"}`` per change only
+            for a preview (``keep_values``). Other original values are not in the report.
 
         Raises
         ------
