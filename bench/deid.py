@@ -60,10 +60,11 @@ for (const name of names) {
 }
 const t0 = performance.now();
 const items = names.map((name) => ({ path: `/in/${name}`, name }));
-// as the page does: the task learns every file's identifiers (headers only) when it starts
-const options = { ...%(options)s, learn_from: items };
-const { job } = call("job_start", { kind: "deid", options, count: names.length });
-const keySeconds = (performance.now() - t0) / 1000;  // the secret's key stretching and the learning pass
+const { job } = call("job_start", { kind: "deid", options: %(options)s, count: 2 * names.length });
+const keySeconds = (performance.now() - t0) / 1000;  // mostly the secret's key stretching
+// as the page does: a first pass learns every file's identifiers (headers only)
+for (const item of items) call("job_step", { job, item: { ...item, learn: true } });
+const learnSeconds = (performance.now() - t0) / 1000 - keySeconds;
 const zipParts = [], others = {};
 let hits = 0;
 for (const name of names) {
@@ -76,7 +77,7 @@ for (const part of final.chunks) { zipParts.push(pyodide.FS.readFile(part.path))
 for (const part of final.outputs) { others[part.name] = pyodide.FS.readFile(part.path).length; pyodide.FS.unlink(part.path); }
 const seconds = (performance.now() - t0) / 1000;
 fs.writeFileSync(outZip, Buffer.concat(zipParts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length))));
-console.log(JSON.stringify({ seconds, startup, keySeconds, files: names.length, hits, summary: final.summary, outputs: others }));
+console.log(JSON.stringify({ seconds, startup, keySeconds, learnSeconds, files: names.length, hits, summary: final.summary, outputs: others }));
 """
 
 

@@ -211,9 +211,10 @@ export class DeidWorkbench {
     const collected = this.app.tasks.collector();
     const reports = [];
     const items = files.map((f) => ({ path: f.path, name: f.name }));
-    // learn_from: every file's identifiers are learned before the first output is written
+    // A first pass learns every file's identifiers before the first output is written.
+    const learn = items.map((item) => ({ ...item, learn: true }));
     const request = this.app.python.request(Op.JOB, {
-      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip", learn_from: items }, items,
+      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" }, items: [...learn, ...items],
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;

@@ -336,10 +336,12 @@ _SYNTAX_SUFFIXES = {
 class DeidJob(ZipJob):
     """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
 
-    Options: those of :class:`dcmstudio.deid.DeidOptions`, ``zip_name`` and ``learn_from``
-    (the items the steps will get, in order: their identifying values are all learned from
-    their headers when the task starts, so a name first met in a later file is scrubbed from
-    earlier ones too). Each item: ``{"path", "name"}`` of a loaded file. Each step returns the file's report without its
+    Options: those of :class:`dcmstudio.deid.DeidOptions` and ``zip_name``. Each item:
+    ``{"path", "name"}`` of a loaded file, or ``{"path", "name", "learn": true}``: a first pass
+    over every file (these steps come before the first file is written; the page sends one per
+    file, so the pass shows progress and can be cancelled) learns their identifying values
+    from their headers, so a name first met in a later file is scrubbed from earlier ones
+    too. Each de-identifying step returns the file's report without its
     per-element list (residual-scan hits and burned-in flags included); every full report goes
     to a JSON-lines download. Finishing offers that file and the mapping as CSV and JSON
     (their names say they are identifying) beside the ZIP.
@@ -349,17 +351,22 @@ class DeidJob(ZipJob):
         from . import deid
         super().__init__(options, count, scratch)
         self.zip_name = options.get("zip_name") or "deidentified.zip"
-        learn_from = options.get("learn_from") or []
-        self.deidentifier = deid.Deidentifier({k: v for k, v in options.items() if k != "learn_from"},
-                                              scratch=scratch, session=True)
-        # the first pass: every file's identifiers before the first output
-        self.learned = {(item["path"], item["name"]) for item in learn_from
-                        if self.deidentifier.learn_file(item["path"], item["name"])}
+        self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True)
+        self.learned = set()  # (path, name) of the files the first pass read
+        self.written = False
         self.report_path = os.path.join(scratch, "deid_report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
 
     def step(self, item):
         name = item["name"]
+        if item.get("learn"):
+            if self.written:
+                raise DicomStudioError("the first pass (learning identifiers) must come before the first "
+                                       "file is de-identified.", file=name)
+            if self.deidentifier.learn_file(item["path"], name):
+                self.learned.add((item["path"], name))
+            return {"learned": name}
+        self.written = True
         try:
             data = read_file(item["path"])
             learned = (item["path"], name) in self.learned

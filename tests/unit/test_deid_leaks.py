@@ -168,8 +168,9 @@ def run(paths, options, names=None):
     items = [{"path": str(paths[n]), "name": n} for n in names]
     folder = paths[names[0]].parent / f"out-{option_id(options)}"
     folder.mkdir(exist_ok=True)
-    job_id = jobs.start("deid", {"secret": SECRET, **options, "learn_from": items}, len(items),
-                        lambda sub: str(folder / sub))
+    job_id = jobs.start("deid", {"secret": SECRET, **options}, 2 * len(items), lambda sub: str(folder / sub))
+    for item in items:  # the first pass, as the page sends it
+        assert jobs.step(job_id, {**item, "learn": True}) == {"learned": item["name"]}
     pieces, reports = [], {}
     for item in items:
         result = jobs.step(job_id, item)
@@ -329,3 +330,12 @@ def test_judges_find_no_new_error(leaky, tmp_path, options):
         assert_dcmdump_parses(out)
     mapping = json.loads(open(final["outputs"][1]["path"]).read())
     assert mapping["identifying"] is True
+
+
+def test_the_first_pass_cannot_follow_an_output(leaky, tmp_path):
+    item = {"path": str(leaky["early.dcm"]), "name": "early.dcm"}
+    job_id = jobs.start("deid", {}, 2, lambda sub: str(tmp_path / sub))
+    jobs.step(job_id, item)
+    with pytest.raises(DicomStudioError, match="before the first file"):
+        jobs.step(job_id, {**item, "learn": True})
+    jobs.cancel(job_id)
