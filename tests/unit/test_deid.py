@@ -1033,6 +1033,14 @@ def test_every_bundled_file_is_deidentified_or_refused_with_a_sentence():
 
 
 
+def test_the_first_pass_reads_every_bundled_file_or_passes_it_over():
+    from conftest import bundled_dicom_files
+    job = Deidentifier({})
+    learned = [job.learn_file(str(path), path.name) for path in bundled_dicom_files()]
+    assert sum(learned) > 60 and not all(learned)  # the files that are not DICOM are passed over
+    assert job.identifiers.texts and job.identifiers.instance_uids
+
+
 def test_api_endpoints_answer_in_plain_json(corpus):
     from dcmstudio import api
     info = json.loads(api.call("deid_profile_info", "{}"))
