@@ -8,12 +8,11 @@ from dcmstudio import __version__, iod, uids, values
 from dcmstudio.deid import burned_in, dates
 from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
 from dcmstudio.deid.identifiers import identifier_kind
-from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS, CODING_SCHEME_DESIGNATOR,
-                                 FILE_META_REMOVED,
-                                 DEIDENTIFICATION_METHOD_CODES, ISSUER_OF_PATIENT_ID,
-                                 MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT, PATIENT_BIRTH_DATE, PATIENT_ID,
-                                 PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS, PIXEL_REPRESENTATION,
-                                 SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
+                                 CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODES, FILE_META_REMOVED,
+                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT,
+                                 PATIENT_BIRTH_DATE, PATIENT_ID, PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS,
+                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
 from dcmstudio.elements import ITEM, in_force, tag_text
 
 
