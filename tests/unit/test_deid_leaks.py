@@ -339,3 +339,16 @@ def test_the_first_pass_cannot_follow_an_output(leaky, tmp_path):
     with pytest.raises(DicomStudioError, match="before the first file"):
         jobs.step(job_id, {**item, "learn": True})
     jobs.cancel(job_id)
+
+
+def test_the_preamble_is_zeroed_across_pieces_of_any_size():
+    from dcmstudio.deid import preamble
+    data = b"X" * 128 + b"DICM" + b"rest of the file"
+    for cuts in ([], [10], [127, 128], [50, 131, 140]):
+        bounds = [0, *cuts, len(data)]
+        pieces = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+        assert b"".join(preamble.zeroed(pieces)) == bytes(128) + data[128:], cuts
+    plain = [bytes(128) + b"DICM" + b"x"]
+    assert preamble.zeroed(plain) is plain  # nothing to do: the same pieces
+    raw = [b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100"]
+    assert preamble.zeroed(raw) is raw  # no preamble at all
