@@ -33,7 +33,7 @@ The package, one concept per module: :mod:`~dcmstudio.deid.profile` (the table),
 :mod:`~dcmstudio.deid.options`, :mod:`~dcmstudio.deid.keys`, :mod:`~dcmstudio.deid.job` (the
 :class:`Deidentifier`), :mod:`~dcmstudio.deid.plan` (one file's actions),
 :mod:`~dcmstudio.deid.identifiers`, :mod:`~dcmstudio.deid.residual` (the scan),
-:mod:`~dcmstudio.deid.preamble`,
+:mod:`~dcmstudio.deid.preamble`, :mod:`~dcmstudio.deid.private`,
 :mod:`~dcmstudio.deid.dates`, :mod:`~dcmstudio.deid.pixels`, :mod:`~dcmstudio.deid.burned_in`,
 :mod:`~dcmstudio.deid.mapping`, :mod:`~dcmstudio.deid.dummies`, :mod:`~dcmstudio.deid.tags`.
 """

@@ -2,15 +2,15 @@
 
 import collections
 
-from pydicom.datadict import dictionary_VR, private_dictionary_VR
+from pydicom.datadict import dictionary_VR
 
 from dcmstudio import __version__, iod, uids, values
-from dcmstudio.deid import burned_in, dates
+from dcmstudio.deid import burned_in, dates, private
 from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
 from dcmstudio.deid.identifiers import identifier_kind
-from dcmstudio.deid.tags import (BINARY_NUMBER_VRS, BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
+from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
                                  CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODES, FILE_META_REMOVED,
-                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID, NUMERIC_TEXT,
+                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
                                  PATIENT_BIRTH_DATE, PATIENT_ID, PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS,
                                  PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
 from dcmstudio.elements import ITEM, in_force, tag_text
@@ -471,7 +471,7 @@ class FilePlan:
             self._delete(node, "basic")  # reserved private range: no creator, not safe
             return
         creator = self._creator(node)
-        if creator is not None and self._is_safe(node, creator):
+        if creator is not None and private.is_safe(node, creator, self.data, self.options.safe_private):
             blocks_kept.add((node.tag >> 16, element >> 8))
             self._record(node, "C", "retain_safe_private")
             if node.is_sequence:
@@ -484,30 +484,6 @@ class FilePlan:
         creator = next((c for c in node.parent.children if c.tag == tag), None)
         texts = self._texts(creator) if creator is not None else []
         return texts[0] if texts else None
-
-    def _is_safe(self, node, creator):
-        """Declared safe by the user, or holding numbers only (PS3.15 E.3.10, note 2)."""
-        group, element = node.tag >> 16, node.tag & 0xFF
-        if (group, creator, element) in self.options.safe_private:
-            return True
-        if node.children is not None:
-            return False
-        vr = node.vr if not node.encoding.implicit_vr else None
-        if vr in (None, "UN"):
-            try:
-                vr = private_dictionary_VR(node.tag, creator)
-            except KeyError:
-                return False
-        if vr in BINARY_NUMBER_VRS:
-            return True
-        if vr in ("IS", "DS"):
-            raw = bytes(self.data[node.value_offset:node.value_offset + node.length])
-            try:
-                parts = raw.decode("ascii").split("\\")
-            except UnicodeDecodeError:
-                return False
-            return all(NUMERIC_TEXT.fullmatch(p) for p in parts)
-        return False
 
     # --- what de-identification adds -----------------------------------------------------------
 
