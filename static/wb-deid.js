@@ -37,6 +37,9 @@ export class DeidWorkbench {
     this.prefix = el("input", { type: "text", id: "deid-prefix", value: "DEID", autocomplete: "off", maxLength: 16 });
     this.keepNames = el("input", { type: "checkbox", id: "deid-keep-names" });
     this.cleanPixels = el("input", { type: "checkbox", id: "deid-clean-pixels" });
+    this.burnedIn = el("select", { id: "deid-burned-in" },
+      el("option", { value: "flag", textContent: "write them, flagged in the report" }),
+      el("option", { value: "refuse", textContent: "leave them out unless a mask covers them" }));
     this.cleanPixels.addEventListener("change", () => this.renderMasks());
     this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
     this.preview = el("button", { type: "button", id: "deid-preview", textContent: "Preview on the first file" });
@@ -56,6 +59,10 @@ export class DeidWorkbench {
         el("p", { className: "hint", textContent: "With a secret, the same patient gets the same pseudonym and date offset and the same UID the same new UID, in any session on any day. Without one, the mapping holds for this run only." }),
         el("div", {}, this.keepNames, el("label", { htmlFor: "deid-keep-names", textContent: " Keep file names (otherwise pseudonym/00001.dcm …)" })),
         el("div", {}, this.cleanPixels, el("label", { htmlFor: "deid-clean-pixels", textContent: " Clean Pixel Data: black out rectangles drawn on the frame below" })),
+        el("div", {}, el("label", { htmlFor: "deid-burned-in",
+          textContent: "Files that may have text burned into their pixels " +
+            "(Burned In Annotation YES, ultrasound, screenshots): " }),
+        this.burnedIn),
         this.maskArea, this.error,
         el("div", { className: "actions" }, this.preview, this.run)),
       this.report));
@@ -68,7 +75,9 @@ export class DeidWorkbench {
     if (!result.ok) { this.edition.textContent = result.error.message; return; }
     const p = result.profile;
     this.profile = p;
-    this.edition.textContent = `${p.title}, edition ${p.edition} (${p.rows} rows). Source: ${p.source}.`;
+    this.edition.textContent = `${p.title}: Basic Profile edition ${p.edition}, option columns edition ` +
+      `${p.options_edition} (${p.rows} rows, ${p.rows_new_since_options_edition} new since ${p.options_edition} ` +
+      `with option columns by rule). Source: ${p.source}.`;
     const boxes = p.options.filter((o) => !DATE_KEYS.includes(o.key) && o.key !== "clean_pixel_data").map((o) => el("div", {},
       el("input", { type: "checkbox", id: `deid-${o.key}`, value: o.key }),
       el("label", { htmlFor: `deid-${o.key}`, textContent: ` ${o.meaning.replace(/ Option$/, "")} (${o.code})` })));
@@ -94,6 +103,7 @@ export class DeidWorkbench {
     options.pseudonym_prefix = this.prefix.value.trim().toUpperCase();
     options.keep_names = this.keepNames.checked;
     options.clean_pixel_data = this.cleanPixels.checked;
+    options.burned_in = this.burnedIn.value;
     if (this.cleanPixels.checked) options.pixel_masks = this.masks.map(({ x, y, width, height }) => ({ x, y, width, height }));
     return options;
   }
@@ -146,14 +156,34 @@ export class DeidWorkbench {
     if (!result.ok) { this.error.textContent = `${result.error.file || file.name}: ${result.error.message}`; return; }
     this.error.textContent = "";
     const r = result.report;
-    const rows = r.elements.map((e) => el("tr", {}, el("td", {}, el("code", { textContent: e.tag })), el("td", { textContent: e.name }),
-      el("td", { className: `action action-${e.action[0]}`, textContent: e.action }), el("td", { className: "detail", textContent: e.by })));
-    this.report.replaceChildren(
+    // What each element became (the preview holds original values: it stays on this page).
+    const shown = (value) => (value === null || value === undefined ? ""
+      : Array.isArray(value) ? value.join("\\") : String(value));
+    const changed = new Map(r.changed.map((c) => [c.path, c]));
+    const rows = r.elements.map((e) => {
+      const c = changed.get(e.path);
+      const after = !c ? "(kept)" : c.op === "delete" ? "(removed)" : shown(c.new);
+      return el("tr", {}, el("td", {}, el("code", { textContent: e.tag })), el("td", { textContent: e.path }),
+        el("td", { className: `action action-${e.action[0]}`, textContent: e.action }),
+        el("td", { className: "detail", textContent: e.by }),
+        el("td", { className: "old", textContent: c ? shown(c.old) : "" }),
+        el("td", { className: "new", textContent: after }));
+    });
+    // showReport, not replaceChildren: a null (no burned-in note) would show as the text "null"
+    this.showReport(
       el("h2", { textContent: `${r.file} → ${r.output}` }),
+      el("p", { className: "hint", textContent: "Identifying: this preview shows original values. " +
+        "It uses the run's key: the same pseudonym, new UIDs and date offset." }),
       el("p", { textContent: Object.entries(r.actions).map(([a, n]) => `${a}: ${n}`).join(" · ") + ` · ${r.changes} byte-level changes` }),
       this.burnedInNote(r), this.residualList([r]),
-      el("table", { className: "changes" }, el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "By"].map((h) => el("th", { textContent: h })))),
+      el("table", { className: "changes" },
+        el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "By", "Old", "New"]
+          .map((h) => el("th", { textContent: h })))),
         el("tbody", {}, ...rows)));
+  }
+
+  showReport(...children) {
+    this.report.replaceChildren(...children.filter((child) => child !== null && child !== undefined));
   }
 
   burnedInNote(report) {
@@ -166,7 +196,12 @@ export class DeidWorkbench {
     const hits = reports.flatMap((r) => (r.residual || []).map((h) => ({ file: r.file, ...h })));
     if (!hits.length) return el("p", { className: "ok", textContent: "Residual scan: none of the original identifying values is left." });
     return el("div", { className: "error" }, el("strong", { textContent: `Residual scan: ${hits.length} hit${hits.length === 1 ? "" : "s"}` }),
-      el("ul", {}, ...hits.slice(0, 200).map((h) => el("li", { textContent: `${h.file}: ${h.where === "file name" ? "the file name" : `${h.path}${h.tag ? ` ${h.tag}` : ""}`} still holds the original ${h.kind || "value"}` }))));
+      el("ul", {}, ...hits.slice(0, 200).map((h) => {
+        const where = h.where === "file name" ? "the file name" : h.where === "preamble" ? "the preamble"
+          : `${h.path}${h.tag ? ` ${h.tag}` : ""}`;
+        const what = `the original ${h.kind || "value"} “${h.found}”`;
+        return el("li", { textContent: `${h.file}: ${where} still holds ${what}` });
+      })));
   }
 
   async runJob() {
@@ -176,9 +211,11 @@ export class DeidWorkbench {
     const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
     const collected = this.app.tasks.collector();
     const reports = [];
+    const items = files.map((f) => ({ path: f.path, name: f.name }));
+    // A first pass learns every file's identifiers before the first output is written.
+    const learn = items.map((item) => ({ ...item, learn: true }));
     const request = this.app.python.request(Op.JOB, {
-      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" },
-      items: files.map((f) => ({ path: f.path, name: f.name })),
+      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" }, items: [...learn, ...items],
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;
@@ -188,14 +225,38 @@ export class DeidWorkbench {
     }
     this.error.textContent = "";
     for (const step of result.steps || []) if (step.report) reports.push(step.report);
-    this.app.tasks.offer({ finished: collected.finished.filter((f) => f.name.endsWith(".zip")) }, { click: true });
-    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
+    const zip = { finished: collected.finished.filter((f) => f.name.endsWith(".zip")) };
     const s = result.summary;
+    // With residual hits, the ZIP waits until the person has seen them and chooses.
+    let choice = null;
+    if (s.residual_hits) {
+      const keep = el("button", { type: "button", id: "deid-keep-anyway", textContent: "Download the ZIP anyway" });
+      const discard = el("button", { type: "button", id: "deid-discard", textContent: "Discard it" });
+      keep.onclick = () => {
+        this.app.tasks.offer(zip, { click: true });
+        choice.replaceChildren(el("p", { textContent: "Offered in the task bar." }));
+      };
+      discard.onclick = () => {
+        zip.finished.length = 0;
+        choice.replaceChildren(el("p", { textContent: "Discarded: nothing was offered." }));
+      };
+      choice = el("div", { className: "error", id: "deid-choice" },
+        el("p", { textContent: `The residual scan found ${s.residual_hits} original identifying ` +
+          `value${s.residual_hits === 1 ? "" : "s"} in the output (listed below). The ZIP was not offered.` }),
+        keep, discard);
+    } else {
+      this.app.tasks.offer(zip, { click: true });
+    }
+    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
     task.finish(`De-identified ${s.files} file${s.files === 1 ? "" : "s"} of ${s.patients} patient${s.patients === 1 ? "" : "s"}`);
-    this.report.replaceChildren(
+    this.showReport(
       el("h2", { textContent: `De-identified ${s.files} files (${s.profile})` }),
       el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ${s.deterministic ? "reproducible with this secret" : "random mapping (no secret)"}` }),
-      el("p", { className: "hint", textContent: "The mapping (original → new IDs, UIDs, date offsets) is in the task bar as CSV and JSON: it identifies patients, keep it safe." }),
+      choice,
+      el("p", { className: "hint", textContent: "The mapping (original → new IDs, UIDs, date offsets; " +
+        "also as id_old,id_new " +
+        "CSVs for UIDs and patient IDs) and the report are in the task bar; their names start with IDENTIFYING: " +
+        "they link the data to real people, keep them apart and safe." }),
       ...(s.failed || []).map((f) => el("p", { className: "error", textContent: `${f.file}: ${f.message}` })),
       ...reports.map((r) => this.burnedInNote(r)).filter(Boolean),
       this.residualList(reports));

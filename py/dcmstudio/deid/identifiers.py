@@ -1,0 +1,176 @@
+"""The identifying values met in a job: learned from the inputs, found again in outputs, scrubbed
+from free text.
+
+Names are learned whole, per component group (alphabetic, ideographic, phonetic) and per
+component, however short (``Wu^Li``: ``Wu`` and ``Li``), and every Han ideograph and Hangul
+syllable of a name on its own: a description may give one character of a name. Single Latin
+letters (initials) are not learned: they would match every ``A`` of a text. Everything else
+(IDs, accession numbers, addresses) needs at least three characters. Matches are whole tokens:
+not inside a longer run of ASCII letters and digits.
+"""
+
+import re
+
+from dcmstudio.deid.dummies import DUMMY_DATE, DUMMY_TEXT
+from dcmstudio.deid.tags import TEXT_VRS
+
+# Han ideographs (unified, extension A, compatibility) and Hangul syllables: one character
+# can be one syllable of a name.
+_IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+# Scripts written without spaces between names (ideographs, kana, Hangul): any length counts.
+_NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+                              r"\uac00-\ud7af\uff66-\uff9f]")
+_UID_TOKEN = r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])"
+_DATE_TOKEN = r"(?<![0-9])((?:19|20)[0-9]{2})[-./]?([01][0-9])[-./]?([0-3][0-9])"
+_UID_BYTES, _DATE_BYTES = re.compile(_UID_TOKEN.encode()), re.compile(_DATE_TOKEN.encode())
+_UID_TEXT, _DATE_TEXT = re.compile(_UID_TOKEN), re.compile(_DATE_TOKEN)
+
+
+class Identifiers:
+    """The identifying values met in a job, and finders for them in bytes and in text."""
+
+    def __init__(self):
+        self.texts = {}  # lower-case text → kind
+        self.ideographs = {}  # one Han or Hangul character of a name → kind
+        self.dates = set()  # "YYYYMMDD"
+        # UIDs replaced that name an instance, a series, a patient's study...: not those naming
+        # software or organisations (Instance Creator UID), which other elements repeat.
+        self.instance_uids = set()
+        # (bytes pattern, text pattern for scans, text pattern to scrub, kinds), made when needed
+        self._patterns = None
+
+    def add(self, kind, text):
+        """Learn one value of ``kind`` (``name``, ``id``, ``address``, ``date``, ``text``)."""
+        text = text.strip(" \x00")
+        if kind == "date":
+            digits = re.sub(r"[^0-9]", "", text)[:8]
+            if len(digits) == 8 and digits != DUMMY_DATE and digits not in self.dates:
+                self.dates.add(digits)
+                self._patterns = None
+            return
+        shortest = 1 if _NO_SPACE_SCRIPT.search(text) else 2 if kind == "name" else 3
+        if len(text) < shortest or text.upper() == DUMMY_TEXT or text.strip("0. -") == "":
+            return  # too short or too common to mean anyone
+        key = text.lower()
+        if key not in self.texts:
+            self.texts[key] = kind
+            self._patterns = None
+
+    def add_name(self, value):
+        """Learn a person name (one PN value): whole, per component group, per component, per
+        word of a component, and each ideograph."""
+        self.add("name", value)
+        for group in value.split("="):
+            self.add("name", group)
+            for component in group.split("^"):
+                self.add("name", component)
+                for word in component.split():
+                    self.add("name", word)
+        for character in _IDEOGRAPH.findall(value):
+            if character not in self.ideographs:
+                self.ideographs[character] = "name"
+                self._patterns = None
+
+    def finder(self):
+        """``fn(data, start, end) -> [(offset, kind, found)]`` over encoded bytes.
+
+        Values are looked for in their UTF-8 and Latin-1 encodings: complete for files in
+        ASCII, ISO_IR 100 or ISO_IR 192; :meth:`text_finder` covers the others once decoded.
+        """
+        pattern, _, _, kinds = self._compiled()
+        instance_uids, dates = self.instance_uids, self.dates
+
+        def find(data, start, end):
+            hits = []
+            if pattern is not None:
+                for match in pattern.finditer(data, start, end):
+                    found = match.group(0).decode("utf-8", "replace")
+                    hits.append((match.start(), kinds.get(found.lower(), "text"), found))
+            for match in _UID_BYTES.finditer(data, start, end):
+                token = match.group(0).decode("ascii")
+                if token in instance_uids:
+                    hits.append((match.start(), "uid", token))
+            for match in _DATE_BYTES.finditer(data, start, end):
+                if b"".join(match.groups()).decode("ascii") in dates:
+                    hits.append((match.start(), "date", match.group(0).decode("ascii")))
+            return sorted(hits)
+
+        return find
+
+    def text_finder(self):
+        """``fn(text) -> [(offset, kind, found)]`` over decoded text (any character set)."""
+        _, pattern, _, kinds = self._compiled()
+        instance_uids, dates = self.instance_uids, self.dates
+
+        def find(text):
+            hits = []
+            if pattern is not None:
+                for match in pattern.finditer(text):
+                    found = match.group(0)
+                    hits.append((match.start(), kinds.get(found.lower(), "text"), found))
+            for match in _UID_TEXT.finditer(text):
+                if match.group(0) in instance_uids:
+                    hits.append((match.start(), "uid", match.group(0)))
+            for match in _DATE_TEXT.finditer(text):
+                if "".join(match.groups()) in dates:
+                    hits.append((match.start(), "date", match.group(0)))
+            return sorted(hits)
+
+        return find
+
+    def scrub(self, text):
+        """``text`` without the identifying values seen so far (case-insensitive)."""
+        pattern = self._compiled()[2]
+        if pattern is None or not text:
+            return text
+        scrubbed = pattern.sub("", text)
+        return text if scrubbed == text else re.sub(r"\s{2,}", " ", scrubbed).strip()
+
+    def _compiled(self):
+        if self._patterns is None:
+            texts = sorted(self.texts, key=len, reverse=True)
+            ideographs = "".join(sorted(self.ideographs))
+            dates = [f"{d[:4]}[-./]?{d[4:6]}[-./]?{d[6:]}" for d in sorted(self.dates)]
+            self._patterns = (_bytes_pattern(texts, ideographs), _text_pattern(texts, ideographs),
+                              _text_pattern(texts + dates, ideographs, escaped=len(texts)),
+                              {**self.ideographs, **self.texts})
+        return self._patterns
+
+
+def _bytes_pattern(texts, ideographs):
+    """Whole tokens in UTF-8 or Latin-1, any case of their letters; ideographs anywhere."""
+    forms = {form for text in texts for form in (text, text.upper(), text.title())}
+    encoded = {form.encode(encoding, "ignore") for form in forms for encoding in ("utf-8", "latin-1")}
+    encoded = sorted(encoded - {b""}, key=len, reverse=True)
+    alternatives = [rb"(?<![A-Za-z0-9])(?:" + b"|".join(re.escape(e) for e in encoded) +
+                    rb")(?![A-Za-z0-9])"] if encoded else []
+    alternatives += [re.escape(c.encode("utf-8")) for c in ideographs]
+    return re.compile(b"|".join(alternatives), re.IGNORECASE) if alternatives else None
+
+
+def _text_pattern(texts, ideographs, escaped=None):
+    """Whole tokens, case-insensitive; ``texts[escaped:]`` are regular expressions (dates)."""
+    escaped = len(texts) if escaped is None else escaped
+    parts = [re.escape(t) for t in texts[:escaped]] + texts[escaped:]
+    alternatives = [r"(?<![A-Za-z0-9])(?:" + "|".join(parts) + r")(?![A-Za-z0-9])"] if parts else []
+    if ideographs:
+        alternatives.append(f"[{ideographs}]")
+    return re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
+
+
+def identifier_kind(keyword, vr):
+    """What kind of identifying value an element holds, or ``None`` (see the residual scan)."""
+    keyword = keyword or ""
+    if vr == "PN":
+        return "name"
+    if vr in ("DA", "DT"):
+        return "date"
+    if vr not in TEXT_VRS:
+        return None
+    if re.search(r"Address|Telephone|Telecom|Institution|Location|Residence|Issuer|Organization",
+                 keyword):
+        return "address"
+    if re.search(r"(?:ID|IDs|Number|Numbers|Identifier|Locator|StationName|AETitle|Author)$",
+                 keyword):
+        return "id"
+    return None

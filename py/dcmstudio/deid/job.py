@@ -1,0 +1,307 @@
+"""One de-identification job: the key, the patients and UIDs met, each file planned, edited, scanned."""
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import os
+
+from dcmstudio import edit
+from dcmstudio.catalog import as_invalid_dicom
+from dcmstudio.deid import mapping, pixels, preamble, profile as deid_profile, residual
+from dcmstudio.deid.identifiers import Identifiers
+from dcmstudio.deid.keys import derive_key, session_key
+from dcmstudio.deid.options import DeidOptions
+from dcmstudio.deid.plan import FilePlan
+from dcmstudio.elements import walk
+from dcmstudio.errors import DicomStudioError
+
+# The learning pass reads this much of a file first: the header of nearly every image.
+HEADER_READ = 1 << 18
+HEADER_END = 0x7FDFFFFF  # the last tag before (7FE0,0008) Float Pixel Data
+
+
+@dataclasses.dataclass
+class Patient:
+    """One patient as the job knows them: original identity, pseudonym, date offset."""
+
+    key: str
+    original_id: str
+    issuer: str
+    original_name: str
+    birth_date: str
+    pseudonym: str
+    date_offset_days: int
+    files: int = 0
+
+
+class Deidentifier:
+    """One de-identification job over many files, with one consistent mapping.
+
+    Parameters
+    ----------
+    options : dict
+        See :class:`dcmstudio.deid.options.DeidOptions`.
+    scratch : str, optional
+        A folder for temporary files (only pixel cleaning of compressed files needs one);
+        a new temporary folder by default.
+    session : bool
+        Without a secret, use the process's :func:`~dcmstudio.deid.keys.session_key` (the
+        page: its preview and its run agree) instead of a key of this job's own.
+
+    Examples
+    --------
+    >>> job = Deidentifier({"secret": "s3cret", "retain_long_modified_dates": True})  # doctest: +SKIP
+    >>> pieces, report = job.deidentify(open("in.dcm", "rb").read(), "in.dcm")       # doctest: +SKIP
+    """
+
+    def __init__(self, options=None, scratch=None, *, session=False):
+        self.options = DeidOptions(options)
+        self.profile = deid_profile.load()
+        self._key, self.deterministic = derive_key(self.options.secret)
+        if session and not self.deterministic:
+            self._key = session_key()
+        self.scratch = scratch
+        # the old → new values of each change, in the report (identifying: the preview's only)
+        self.keep_values = False
+        self.patients = {}
+        self.uid_map = {}
+        self.other_ids = {}  # patient IDs met elsewhere than (0010,0020) → their stand-ins
+        self.identifiers = Identifiers()
+        # Totals only: the reports themselves go to the caller, so memory does not grow with
+        # the series.
+        self.totals = {"files": 0, "residual_hits": 0, "burned_in_flagged": 0,
+                       "pixels_cleaned": 0}
+        self.failures = []
+
+    # --- keyed values ------------------------------------------------------------------------
+
+    def _digest(self, purpose, text):
+        message = purpose.encode("ascii") + b"\x00" + text.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def new_uid(self, old):
+        """The UID that replaces ``old`` in this job: ``2.25.`` and a keyed 128-bit number.
+
+        The number has the layout of a version 8 UUID (RFC 9562), as PS3.5 B.2 asks of
+        ``2.25`` UIDs; at most 44 characters.
+        """
+        new = self.uid_map.get(old)
+        if new is None:
+            number = int.from_bytes(self._digest("uid", old)[:16], "big")
+            number = number & ~(0xF << 76) | 0x8 << 76
+            number = number & ~(0x3 << 62) | 0x2 << 62
+            new = self.uid_map[old] = "2.25." + str(number)
+        return new
+
+    def patient(self, original_id, issuer="", original_name="", birth_date=""):
+        """The job's record of a patient (created on first sight): pseudonym and date offset."""
+        key = f"id:{original_id}\x00{issuer}" if original_id else \
+            f"name:{original_name}\x00{birth_date}"
+        patient = self.patients.get(key)
+        if patient is None:
+            code = base64.b32encode(self._digest("patient", key)).decode("ascii")[:10]
+            offset = self.options.date_offset_days
+            if offset is None:
+                low, high = self.options.date_offset_range
+                number = int.from_bytes(self._digest("date", key)[:8], "big")
+                offset = low + number % (high - low + 1)
+            patient = Patient(key, original_id, issuer, original_name, birth_date,
+                              self.options.pseudonym_prefix + code, offset)
+            self.patients[key] = patient
+        return patient
+
+    def pseudonym_for_id(self, original_id):
+        """A keyed stand-in for a patient ID met somewhere other than the top level."""
+        code = base64.b32encode(self._digest("patient", f"id:{original_id}\x00")).decode()[:10]
+        self.other_ids[original_id] = self.options.pseudonym_prefix + code
+        return self.other_ids[original_id]
+
+    # --- one file ------------------------------------------------------------------------------
+
+    def deidentify(self, data, name, *, index=1, learned=False):
+        """De-identify one file held in memory.
+
+        Parameters
+        ----------
+        data : bytes
+            The whole input file.
+        name : str
+            Its name (for messages and, with ``keep_names``, the output name).
+        index : int
+            Its 1-based position in the job (output names are numbered by it).
+        learned : bool
+            Its identifying values were learned already (:meth:`learn_file` over every file of
+            the job before the first output): they are not read again.
+
+        Returns
+        -------
+        pieces : list of bytes-like
+            The output file (write them in order).
+        report : dict
+            ``{"file", "output", "patient", "actions", "elements", "changes", "burned_in",
+            "pixels_cleaned", "residual", "notes", "changed"}``: ``elements`` lists
+            ``{"path", "tag", "name", "action", "by"}`` for every element acted on (``by`` is
+            ``basic``, an option key, ``beyond-table``, ``file-meta``, ``duplicate`` or
+            ``in-dummied-sequence``); ``actions`` counts them per
+            action; ``changes`` counts the byte-level changes; ``burned_in`` is
+            ``{"flag": bool, "reasons": [...]}``; ``residual`` lists the hits of the
+            residual scan (see :func:`dcmstudio.deid.residual.scan`: each holds the value it
+            found); ``changed`` lists ``{"path", "tag", "op", "old", "new"}`` per change only
+            for a preview (``keep_values``). Other original values are not in the report.
+
+        Raises
+        ------
+        NotDicomError, InvalidDicomError
+            The file cannot be read.
+        EditError, DicomStudioError
+            A change cannot be made (e.g. compressed pixels that cannot be decoded here).
+        """
+        with as_invalid_dicom(name, "while de-identifying it"):
+            preamble.check(data, name)
+            emap = walk(data, name)
+            plan = FilePlan(self, emap, name, learn=not learned)
+            if plan.burned_in["flag"] and not plan.masks and self.options.burned_in == "refuse":
+                raise DicomStudioError(
+                    f"{name} may have text burned into its pixels ({'; '.join(plan.burned_in['reasons'])}) "
+                    f"and no Clean Pixel Data mask covers it: it was left out, as chosen. Mask it, "
+                    f"or choose to keep such files flagged.", file=name)
+            pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
+            pieces = preamble.zeroed(pieces)
+            notes = list(plan.notes)
+            if plan.masks:
+                pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)
+            output = self._output_name(name, plan.patient, index)
+            pixel_range = None if plan.masks else residual.pixels_in_output(emap, pieces, edit_report)
+            hits = residual.scan(self.identifiers, pieces, name, output, pixel_range=pixel_range,
+                                 plain_charset=plan.plain_charset)
+        counts = {}
+        for element in plan.elements:
+            counts[element["action"]] = counts.get(element["action"], 0) + 1
+        plan.patient.files += 1
+        report = {
+            "file": name,
+            "output": output,
+            "patient": plan.patient.pseudonym,
+            "actions": counts,
+            "elements": plan.elements,
+            "changes": len(edit_report["changes"]),
+            "burned_in": plan.burned_in,
+            "pixels_cleaned": bool(plan.masks),
+            "residual": hits,
+            "notes": notes,
+            "changed": [{"path": c["path"], "tag": c["tag"], "op": c["op"], "old": c["old"],
+                         "new": c["new"]} for c in edit_report["changes"]
+                        if c["op"] not in ("length", "group_length")] if self.keep_values else [],
+        }
+        self.totals["files"] += 1
+        self.totals["residual_hits"] += len(hits)
+        self.totals["burned_in_flagged"] += plan.burned_in["flag"]
+        self.totals["pixels_cleaned"] += bool(plan.masks)
+        return pieces, report
+
+    def deidentify_file(self, in_path, out_path, name=None, *, index=1, learned=False):
+        """:meth:`deidentify` from a path to a path; returns the report."""
+        name = name or os.path.basename(in_path)
+        with open(in_path, "rb") as f:
+            data = f.read()
+        pieces, report = self.deidentify(data, name, index=index, learned=learned)
+        with open(out_path, "wb") as f:
+            f.writelines(pieces)
+        return report
+
+    def _output_name(self, name, patient, index):
+        if self.options.keep_names:
+            return name
+        return f"{patient.pseudonym}/{index:05d}.dcm"
+
+    # --- identifying values and the residual scan ---------------------------------------------
+
+    def learn_identifiers(self, data, name):
+        """Remember one original file's identifying values for later scans, without changing it.
+
+        ``data`` may stop anywhere after the last element before the pixel data.
+        """
+        with as_invalid_dicom(name, "while reading its identifying values"):
+            FilePlan(self, walk(data, name, stop_after=HEADER_END), name, collect_only=True)
+
+    def learn_file(self, path, name):
+        """:meth:`learn_identifiers` from a file, reading its header only where it can.
+
+        A file that cannot be read is passed over here: its own step reports it.
+
+        Returns
+        -------
+        bool
+            Whether the file's values were learned.
+        """
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEADER_READ)
+                try:
+                    self.learn_identifiers(head, name)
+                    return True
+                except DicomStudioError:
+                    rest = f.read()
+                    if not rest:
+                        raise
+            self.learn_identifiers(head + rest, name)  # a longer header, or a deflated file
+            return True
+        except (DicomStudioError, OSError):
+            return False
+
+    def residual_scan(self, pieces, name, output_name=None, *, pixel_range=None):
+        """Where the identifying values learned so far are still found in a file and its name
+        (see :func:`dcmstudio.deid.residual.scan`: its parameters and the hits it returns)."""
+        return residual.scan(self.identifiers, pieces, name, output_name, pixel_range=pixel_range)
+
+    # --- the mapping ---------------------------------------------------------------------------
+
+    def mapping(self):
+        """Original → new identities of this job (see :func:`dcmstudio.deid.mapping.as_dict`)."""
+        return mapping.as_dict(self)
+
+    def mapping_csv(self):
+        """The mapping as CSV (see :func:`dcmstudio.deid.mapping.as_csv`)."""
+        return mapping.as_csv(self)
+
+    def write_mapping(self, folder):
+        """Write the mapping's downloads into ``folder`` (see :func:`dcmstudio.deid.mapping.write`)."""
+        return mapping.write(self, folder)
+
+    def summary(self):
+        """Totals of the job for the page's report."""
+        return {
+            **self.totals,
+            "failed": self.failures,
+            "patients": len(self.patients),
+            "uids_replaced": len(self.uid_map),
+            "deterministic": self.deterministic,
+            "profile": self.profile.label,
+            "options": sorted(self.options.chosen),
+        }
+
+
+
+def profile_info():
+    """The pinned table's edition, source and options, for the page (see
+    :meth:`dcmstudio.deid_profile.Profile.describe`)."""
+    return deid_profile.load().describe()
+
+
+def preview(data, name, options):
+    """What de-identifying one file would do, without keeping any output.
+
+    The key is the run's: the secret's, or without one the page session's (see
+    :func:`dcmstudio.deid.keys.session_key`): the same pseudonym, UIDs and date offset.
+
+    Returns
+    -------
+    dict
+        The report of :meth:`Deidentifier.deidentify`, with ``changed``: ``{"path", "tag",
+        "op", "old", "new"}`` per changed element (identifying: original values).
+    """
+    job = Deidentifier(options, session=True)
+    job.keep_values = True
+    _, report = job.deidentify(data, name)
+    return report

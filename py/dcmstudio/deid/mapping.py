@@ -1,0 +1,81 @@
+"""The mapping of a job, original → new identities: identifying, downloaded apart from the data."""
+
+import csv
+import io
+import json
+import os
+
+
+def as_dict(job):
+    """Original → new identities of this job (identifying: keep it secret).
+
+    Returns
+    -------
+    dict
+        ``{"identifying": True, "warning", "profile", "deterministic", "patients": [...],
+        "uids": [{"original", "new"}]}``; each patient is ``{"original_patient_id",
+        "issuer", "original_patient_name", "original_birth_date", "pseudonym",
+        "date_offset_days", "files"}``.
+    """
+    return {
+        "identifying": True,
+        "warning": "IDENTIFYING: this file links de-identified data to real people. Keep it "
+                   "apart from the data and share it with no one who may not re-identify.",
+        "profile": job.profile.label,
+        "options": sorted(job.options.chosen),
+        "deterministic": job.deterministic,
+        "patients": [{"original_patient_id": p.original_id, "issuer": p.issuer,
+                      "original_patient_name": p.original_name,
+                      "original_birth_date": p.birth_date, "pseudonym": p.pseudonym,
+                      "date_offset_days": p.date_offset_days, "files": p.files}
+                     for p in job.patients.values()],
+        "uids": [{"original": old, "new": new} for old, new in job.uid_map.items()],
+        "other_patient_ids": [{"original": old, "new": new} for old, new in job.other_ids.items()],
+    }
+
+
+def as_csv(job):
+    """The mapping as CSV: ``kind,original,new,detail`` rows after a warning line."""
+    out = io.StringIO()
+    mapping = as_dict(job)
+    out.write(f"# {mapping['warning']}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["kind", "original", "new", "detail"])
+    for p in mapping["patients"]:
+        writer.writerow(["patient_id", p["original_patient_id"], p["pseudonym"],
+                         f"issuer={p['issuer']}"])
+        writer.writerow(["patient_name", p["original_patient_name"], p["pseudonym"], ""])
+        writer.writerow(["date_offset_days", p["original_patient_id"] or
+                         p["original_patient_name"], p["date_offset_days"], ""])
+    for u in mapping["uids"]:
+        writer.writerow(["uid", u["original"], u["new"], ""])
+    return out.getvalue()
+
+
+def as_id_pairs(pairs):
+    """``id_old,id_new`` CSV, the form the MIDI-B de-identification scorer reads (no comment
+    line: its reader takes the first line as the header)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id_old", "id_new"])
+    writer.writerows(pairs)
+    return out.getvalue()
+
+
+def write(job, folder):
+    """Write the mapping into ``folder``: CSV and JSON of everything, and the MIDI-B pair files
+    for UIDs and patient IDs; return ``[{"path", "name", "mime"}]`` (each name starts with
+    ``IDENTIFYING-``)."""
+    patient_ids = [(p.original_id, p.pseudonym) for p in job.patients.values() if p.original_id]
+    patient_ids += list(job.other_ids.items())
+    outputs = []
+    for name, mime, text in (
+            ("IDENTIFYING-deid-mapping.csv", "text/csv;charset=utf-8", as_csv(job)),
+            ("IDENTIFYING-deid-mapping.json", "application/json", json.dumps(as_dict(job), indent=1)),
+            ("IDENTIFYING-uid_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(job.uid_map.items())),
+            ("IDENTIFYING-patient_id_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(patient_ids))):
+        path = os.path.join(folder, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        outputs.append({"path": path, "name": name, "mime": mime})
+    return outputs

@@ -1,0 +1,515 @@
+"""The plan for one file: every element's action under the chosen options, as byte-level edits."""
+
+import collections
+
+from pydicom.datadict import dictionary_VR
+
+from dcmstudio import __version__, iod, uids, values
+from dcmstudio.deid import burned_in, dates, private
+from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
+from dcmstudio.deid.identifiers import identifier_kind
+from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
+                                 CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODES, FILE_META_REMOVED,
+                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
+                                 PATIENT_BIRTH_DATE, PATIENT_ID, PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS,
+                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+from dcmstudio.elements import ITEM, in_force, tag_text
+
+
+# The action a combination resolves to, by the first character of the attribute's Type.
+TYPE_CHOSEN = {"X/Z": {"1": "X", "2": "Z", "3": "X"},
+               "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
+               "X/D": {"1": "D", "2": "D", "3": "X"},
+               "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+# (SOP Class UID, tag, enclosing sequences) → Type in the IOD: a series asks the same few.
+_TYPES = {}
+# Character sets whose text the residual scan may search as bytes (see residual.scan).
+PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
+
+
+class FilePlan:
+    """The decisions for one walked file: identifying values first, then the edits.
+
+    Parameters
+    ----------
+    job : dcmstudio.deid.Deidentifier
+    emap : dcmstudio.elements.ElementMap
+        The walked input.
+    name : str
+    collect_only : bool
+        Learn the file's identifying values and its patient, plan nothing.
+    learn : bool
+        Learn its identifying values first (``False`` when a first pass over every file of
+        the job already did).
+    """
+
+    def __init__(self, job, emap, name, collect_only=False, learn=True):
+        self.job = job
+        self.emap = emap
+        self.name = name
+        self.data = emap.data
+        self.options = job.options
+        self.chosen = job.options.chosen
+        self.profile = job.profile
+        self.edits = []
+        self.elements = []
+        self.notes = []
+        self._deleted = set()
+        self._sop_class = None
+        self._encodings = {}
+        top = {node.tag: node for node in emap.root.children}
+        self.top = top
+        self.pixel_representation = 0
+        self.pixel_representation = self._number(top.get(PIXEL_REPRESENTATION)) or 0
+        self.patient = job.patient(self._text(top.get(PATIENT_ID)),
+                                   self._text(top.get(ISSUER_OF_PATIENT_ID)),
+                                   self._text(top.get(PATIENT_NAME)),
+                                   self._text(top.get(PATIENT_BIRTH_DATE)))
+        self.plain_charset = all(
+            term.strip() in PLAIN_CHARSETS for node in emap.elements
+            if node.tag == SPECIFIC_CHARACTER_SET for term in self._texts(node, values.DEFAULT_ENCODINGS))
+        if learn:
+            self._collect_identifiers()
+        if collect_only:
+            return
+        self.burned_in = burned_in.assess(self._text, self.top)
+        self.masks = self.options.masks_for(name) if PIXEL_DATA in top else []
+        self._visit(emap.root, None)
+        self._add_deidentification_attributes()
+
+    # --- reading values ------------------------------------------------------------------------
+
+    def _vr(self, node):
+        vr = node.vr
+        if node.encoding.implicit_vr or vr in (None, "UN") or " or " in vr:
+            try:
+                vr = dictionary_VR(node.tag)
+            except KeyError:
+                # newer than pydicom's dictionary: the table itself knows its VR
+                rule = self.profile.rule_for(node.tag) if not node.tag >> 16 & 1 else None
+                return (rule.vr if rule is not None and rule.vr else None) or vr or "UN"
+            vr = values.resolve_vr(vr, self.pixel_representation)
+        return vr
+
+    def _encodings_in(self, container):
+        def own(dataset):
+            charset = next((c for c in dataset.children or () if c.tag == SPECIFIC_CHARACTER_SET), None)
+            if charset is None:
+                return None
+            return values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
+        return in_force(container, self._encodings, own, values.DEFAULT_ENCODINGS)
+
+    def _texts(self, node, encodings=None):
+        """A plain element's values as a list of text (numbers as their text)."""
+        if node is None or node.children is not None or not node.length:
+            return []
+        raw = self.data[node.value_offset:node.value_offset + node.length]
+        vr = self._vr(node)
+        if vr in BULK_VRS or vr == "SQ":
+            return []
+        decoded = values.decode_value(raw, vr, tag=node.tag,
+                                      encodings=encodings or self._encodings_in(node.parent),
+                                      little_endian=node.encoding.little_endian,
+                                      implicit_vr=node.encoding.implicit_vr)
+        if decoded is None:
+            return []
+        items = decoded if isinstance(decoded, list) else [decoded]
+        return [str(v) for v in items if v is not None]
+
+    def _text(self, node):
+        return "\\".join(self._texts(node))
+
+    def _number(self, node):
+        texts = self._texts(node)
+        try:
+            return int(float(texts[0])) if texts else None
+        except ValueError:
+            return None
+
+    # --- identifying values --------------------------------------------------------------------
+
+    def _collect_identifiers(self):
+        """Learn the values that could name someone, at every depth, the file meta included:
+        every person name (private ones too), and the IDs, addresses, dates and instance UIDs
+        the profile does not keep."""
+        identifiers = self.job.identifiers
+        retain_uids = "retain_uids" in self.chosen
+        for node in self.emap.elements:
+            if node.children is not None or node.tag in (None, ITEM):
+                continue
+            tag = node.tag
+            vr = self._vr(node)
+            if tag >> 16 & 1:
+                if vr == "PN":
+                    for text in self._texts(node):
+                        identifiers.add_name(text)
+                continue
+            rule = self.profile.rule_for(tag)
+            action = self.profile.action(rule, self.chosen)[0] if rule is not None else None
+            if action == "K":
+                continue
+            if vr == "UI":
+                if rule is None and retain_uids:
+                    continue
+                for uid in self._texts(node):
+                    if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
+                        identifiers.instance_uids.add(uid)
+                continue
+            if vr == "PN":
+                for text in self._texts(node):
+                    identifiers.add_name(text)
+                continue
+            if rule is None:
+                continue
+            kind = identifier_kind(rule.keyword or keyword(tag), vr)
+            if kind is None or (action == "C" and kind != "date"):
+                continue  # cleaned text stays by design
+            for text in self._texts(node):
+                identifiers.add(kind, text)
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def _visit(self, container, mode):
+        """Decide every element of a dataset (the root or an item).
+
+        ``mode`` says what happens to the free text the table does not list: ``None`` kept,
+        ``"clean"`` scrubbed of the identifying values learned (C), ``"dummy"`` replaced (the
+        content of a sequence whose action is D: the action covers all of it).
+        """
+        blocks_kept, creators = set(), []
+        deleted_before = len(self._deleted)
+        occurrences = collections.Counter(node.tag for node in container.children)
+        for node in container.children:
+            tag = node.tag
+            group = tag >> 16
+            if occurrences[tag] > 1:
+                # A repeated tag: the earlier copies go, the last (the one readers keep) is
+                # acted on. The editor deletes the first live copy a path names, so these
+                # deletes, made first, leave the paths of the last copy as they are.
+                occurrences[tag] -= 1
+                self._deleted.add(node)
+                self._record(node, "X", "duplicate")
+                self._edit("delete", node)
+                self.notes.append(f"{node.path} {tag_text(tag)} occurs more than once in "
+                                  f"{'the file' if node.parent.tag is None else 'its item'}: "
+                                  f"only the last copy is kept, de-identified.")
+                continue
+            if not tag & 0xFFFF or tag in PIXEL_DATA_TAGS:
+                continue  # group lengths follow their group; pixels change only by masks
+            if group == 0x0002:
+                self._file_meta(node)
+                continue
+            if group & 1:
+                self._private(node, blocks_kept, creators)
+                continue
+            rule = self.profile.rule_for(tag)
+            if rule is None:
+                self._unlisted(node, mode)
+                continue
+            action, by = self.profile.action(rule, self.chosen)
+            self._apply(node, rule, action, by, mode)
+        for creator in creators:
+            block = (creator.tag >> 16, creator.tag & 0xFF)
+            if block not in blocks_kept:
+                self._delete(node=creator, by="basic")
+        if len(self._deleted) > deleted_before:
+            self._remove_orphaned_overlays(container)
+
+    def _remove_orphaned_overlays(self, container):
+        """An Overlay Plane whose (60xx,3000) Overlay Data went cannot stand: its group goes."""
+        groups = {node.tag >> 16 for node in container.children
+                  if node.tag & 0xFF00FFFF == 0x60003000 and node in self._deleted}
+        for node in container.children:
+            if node.tag >> 16 in groups and node.tag & 0xFFFF and node not in self._deleted:
+                self._delete(node, "beyond-table")
+
+    def _file_meta(self, node):
+        """The File Meta Information (PS3.15 E.1.1 item 7): the instance UID follows the new
+        SOP Instance UID; the AE titles and the private information go; the rest describes the
+        encoding and stays."""
+        if node.tag == MEDIA_STORAGE_SOP_INSTANCE_UID:
+            if "retain_uids" not in self.chosen:
+                self._replace_uids(node, "basic", "U")
+        elif node.tag in FILE_META_REMOVED:
+            self._delete(node, "file-meta")
+
+    def _choose(self, node, action):
+        """One action of a combination, by the attribute's Type in the object's IOD (PS3.15
+        E.1.1: the dummy only where the IOD needs a value, the empty value only where it needs
+        the attribute): X/Z is Z for Type 2 and X otherwise; X/Z/D is D for Type 1, Z for 2, X
+        otherwise; X/D is D for Type 1 or 2; Z/D is D for Type 1. Conditional types count as
+        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D."""
+        if action not in TYPE_CHOSEN:
+            return action
+        if self._sop_class is None:
+            self._sop_class = self._text(self.top.get(SOP_CLASS_UID))
+        parents, up = [], node.parent
+        while up is not None and up.tag is not None:
+            if up.tag != ITEM:
+                parents.append(up.tag)
+            up = up.parent
+        place = (self._sop_class, node.tag, tuple(reversed(parents)))
+        kind = _TYPES.get(place, "")
+        if kind == "":
+            try:
+                kind = _TYPES[place] = iod.attribute_type(*place)
+            except (KeyError, ValueError):
+                kind = _TYPES[place] = None
+        return TYPE_CHOSEN[action].get((kind or "3")[0], TYPE_CHOSEN[action]["3"])
+
+    def _apply(self, node, rule, action, by, mode):
+        action = self._choose(node, action)
+        sequence = node.is_sequence
+        if action == "K":
+            self._record(node, "K", by)
+            if sequence:
+                # Retain UIDs keeps a reference sequence for its UIDs: other free text in its
+                # items still goes, as the Basic Profile's action for the sequence says.
+                self._items(node, "dummy" if by == "retain_uids" else mode)
+        elif action == "X":
+            self._delete(node, by)
+        elif action == "Z":
+            self._empty(node, by)
+        elif action == "U":
+            self._replace_uids(node, by, action)
+        elif action == "X/Z/U*":
+            if sequence:
+                self._record(node, action, by)
+                self._items(node, mode or "clean")
+            elif self._vr(node) == "UI":
+                self._replace_uids(node, by, action)
+            else:
+                self._empty(node, by)
+        elif action == "C":
+            self._clean(node, by)
+        else:  # D (combinations were resolved by the IOD above)
+            self._dummy(node, by, action)
+
+    def _items(self, sequence, mode):
+        for item in sequence.children:
+            if item.children is not None:
+                self._visit(item, mode)
+
+    def _unlisted(self, node, mode):
+        """An element Table E.1-1 does not list: kept, except as the module docstring says."""
+        if node.is_sequence:
+            self._items(node, mode)
+            return
+        if node.children is not None:
+            return
+        vr = self._vr(node)
+        if vr == "UI":
+            if "retain_uids" not in self.chosen:
+                self._replace_uids(node, "beyond-table", "U", only_instances=True)
+        elif not keyword(node.tag):
+            self._delete(node, "beyond-table")
+        elif mode == "dummy":
+            self._dummy_content(node, vr)
+        elif mode == "clean" and vr in CLEANABLE_TEXT_VRS:
+            self._scrub(node, "beyond-table")
+
+    def _dummy_content(self, node, vr):
+        """A value inside a sequence whose action is D: text, dates and opaque bytes become
+        dummies (or follow a longitudinal option); coded values, numbers and UIDs (replaced
+        above) keep the content readable."""
+        if vr in ("DA", "DT", "TM"):
+            self._clean_date(node, "in-dummied-sequence", vr)
+        elif vr == "UN":
+            self._delete(node, "in-dummied-sequence")
+        elif (vr in CLEANABLE_TEXT_VRS or vr == "UR") and node.tag not in CODE_TERMS and node.length:
+            self._set_dummy(node, "in-dummied-sequence", vr)
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def _record(self, node, action, by):
+        self.elements.append({"path": node.path, "tag": tag_text(node.tag),
+                              "name": keyword(node.tag) or "", "action": action,
+                              "by": by})
+
+    def _edit(self, op, node, value=None, suffix=""):
+        item = {"op": op, "path": node.tag_path + suffix}
+        if op != "delete":
+            item["value"] = value
+            if node.encoding.implicit_vr and not node.tag >> 16 & 1 and not keyword(node.tag):
+                item["vr"] = self._vr(node)  # the editor's dictionary lacks it; the table has it
+        self.edits.append(item)
+
+    def _delete(self, node, by):
+        self._deleted.add(node)
+        self._record(node, "X", by)
+        self._edit("delete", node)
+
+    def _empty(self, node, by):
+        if node.is_sequence:
+            self._record(node, "Z", by)
+            if node.children:
+                self._edit("delete", node, suffix="[*]")
+            return
+        if node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "Z")  # Z allows a dummy value: the pseudonym
+            return
+        self._record(node, "Z", by)
+        if node.length:
+            self._edit("set", node, "")
+
+    def _pseudonym(self, node, by, action):
+        self._record(node, action, by)
+        original = self._text(node)
+        if node.tag == PATIENT_ID and original and original != self.patient.original_id:
+            value = self.job.pseudonym_for_id(original)
+        else:
+            value = self.patient.pseudonym
+        if original != value:
+            self._edit("set", node, value)
+
+    def _dummy(self, node, by, action):
+        if node.is_sequence:
+            self._record(node, "D", by)
+            if (keyword(node.tag) or "").endswith("CodeSequence"):
+                self._dummy_codes(node, by)
+            else:
+                self._items(node, "dummy")
+            return
+        vr = self._vr(node)
+        if vr == "UI":
+            self._replace_uids(node, by, "D")
+        elif node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "D")
+        else:
+            self._set_dummy(node, by, vr)
+
+    def _set_dummy(self, node, by, vr):
+        self._record(node, "D", by)
+        if vr not in DUMMY_VALUES:
+            self._deleted.add(node)
+            self._edit("delete", node)  # no dummy can be written for it: removing is safer
+            return
+        self._edit("set", node, DUMMY_VALUES[vr])
+
+    def _dummy_codes(self, sequence, by):
+        """Every text of a code sequence's items becomes a dummy (codes for people, places)."""
+        for item in sequence.children:
+            for node in item.children or ():
+                if node.is_sequence:
+                    self._dummy_codes(node, by)
+                elif node.children is None and self._vr(node) in TEXT_VRS and node.length:
+                    self._edit("set", node, "99DEID" if node.tag == CODING_SCHEME_DESIGNATOR
+                               else DUMMY_TEXT)
+
+    def _replace_uids(self, node, by, action, only_instances=False):
+        old = self._texts(node)
+        new = []
+        for uid in old:
+            keep = not uid or uid.startswith(uids.DICOM_ROOT) or \
+                (only_instances and not uids.is_remappable(node.tag, uid))
+            new.append(uid if keep else self.job.new_uid(uid))
+            if not keep and uids.is_remappable(node.tag, uid):
+                self.job.identifiers.instance_uids.add(uid)
+        if new != old:
+            self._record(node, action, by)
+            self._edit("set", node, new if len(new) > 1 else new[0])
+
+    def _clean(self, node, by):
+        """C: keep what the option retains, without the identifying parts."""
+        if node.is_sequence:
+            self._record(node, "C", by)
+            self._items(node, "clean")
+            return
+        vr = self._vr(node)
+        if vr in ("DA", "DT", "TM"):
+            self._clean_date(node, by, vr)
+        elif vr == "UI":
+            self._replace_uids(node, by, "C")
+        elif node.tag in (PATIENT_NAME, PATIENT_ID):
+            self._pseudonym(node, by, "C")
+        elif vr == "PN":
+            self._set_dummy(node, by, vr)
+        elif vr in TEXT_VRS:
+            self._scrub(node, by, record=True)
+        else:  # overlay bitmaps and other bulk data cannot be cleaned here: removed
+            self._delete(node, by)
+
+    def _clean_date(self, node, by, vr):
+        if "retain_long_full_dates" in self.chosen:
+            self._record(node, "K", by)
+        elif "retain_long_modified_dates" in self.chosen:
+            self._record(node, "C", by)
+            if vr == "TM":
+                return  # whole-day offsets leave times as they are
+            old = self._texts(node)
+            offset = self.patient.date_offset_days
+            new = [dates.shift(v, offset, vr) for v in old]
+            if None in new:
+                self.notes.append(f"{node.path}: a {vr} value that is not a date was replaced "
+                                  f"by a dummy.")
+                new = [DUMMY_VALUES[vr] if v is None else v for v in new]
+            if new != old:
+                self._edit("set", node, new if len(new) > 1 else new[0])
+        else:
+            self._set_dummy(node, by, vr)
+
+    def _scrub(self, node, by, record=False):
+        old = self._texts(node)
+        # a value that was nothing but identifying becomes a dummy: it may be Type 1
+        new = [self.job.identifiers.scrub(v) or DUMMY_TEXT for v in old]
+        if record or new != old:
+            self._record(node, "C", by)
+        if new != old:
+            self._edit("set", node, new if len(new) > 1 else new[0])
+
+    # --- private elements ----------------------------------------------------------------------
+
+    def _private(self, node, blocks_kept, creators):
+        if "retain_safe_private" not in self.chosen:
+            self._delete(node, "basic")
+            return
+        element = node.tag & 0xFFFF
+        if 0x10 <= element <= 0xFF:
+            creators.append(node)
+            return
+        if element < 0x1000:
+            self._delete(node, "basic")  # reserved private range: no creator, not safe
+            return
+        creator = self._creator(node)
+        if creator is not None and private.is_safe(node, creator, self.data, self.options.safe_private):
+            blocks_kept.add((node.tag >> 16, element >> 8))
+            self._record(node, "C", "retain_safe_private")
+            if node.is_sequence:
+                self._items(node, None)
+        else:
+            self._delete(node, "retain_safe_private")
+
+    def _creator(self, node):
+        tag = node.tag & 0xFFFF0000 | node.tag >> 8 & 0xFF
+        creator = next((c for c in node.parent.children if c.tag == tag), None)
+        texts = self._texts(creator) if creator is not None else []
+        return texts[0] if texts else None
+
+    # --- what de-identification adds -----------------------------------------------------------
+
+    def _add_deidentification_attributes(self):
+        codes = self.options.codes(pixels_cleaned=bool(self.masks))
+        self.edits.append({"op": "add", "path": "(0012,0062)", "value": "YES"})
+        method = [f"dcmstudio {__version__} {self.profile.label}"]
+        method += [meaning for _, meaning in codes]
+        self.edits.append({"op": "add", "path": "(0012,0063)", "value": method})
+        existing = self.top.get(DEIDENTIFICATION_METHOD_CODES)
+        if existing is not None and existing.children:
+            self.edits.append({"op": "delete", "path": "(0012,0064)[*]"})
+        for i, (code, meaning) in enumerate(codes):
+            item = f"(0012,0064)[{i}]"
+            self.edits.append({"op": "add", "path": item})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0100)", "value": code})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0102)", "value": "DCM"})
+            self.edits.append({"op": "add", "path": f"{item}.(0008,0104)", "value": meaning})
+        # (0028,0303) belongs to the SOP Common Module: every object says what became of dates.
+        if "retain_long_full_dates" in self.chosen:
+            longitudinal = "UNMODIFIED"
+        elif "retain_long_modified_dates" in self.chosen:
+            longitudinal = "MODIFIED"
+        else:
+            longitudinal = "REMOVED"
+        self.edits.append({"op": "add", "path": "(0028,0303)", "value": longitudinal})
+        if self.masks:
+            self.edits.append({"op": "add", "path": "(0028,0301)", "value": "NO"})
+
