@@ -109,8 +109,8 @@ def _parser():
 
     create = commands.add_parser("create", help="new objects: Secondary Capture from pictures, "
                                  "Encapsulated PDF")
-    _common(create)
     create.add_argument("kind", choices=("sc", "pdf"), help="sc: a PNG or JPEG each; pdf: a PDF each")
+    _common(create)
     create.add_argument("--multiframe", action="store_true", help="sc: one multi-frame SC from all pictures")
     create.add_argument("--patient", metavar="FILE", help="patient attributes as JSON")
     create.add_argument("--study", metavar="FILE", help="study attributes as JSON")
