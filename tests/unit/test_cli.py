@@ -247,3 +247,39 @@ def test_a_dask_cluster_gives_the_bytes_of_one_process(tmp_path):
     assert main(["edit", source, "-o", str(tmp_path / "one.zip"), "--set", "PatientID=X{index}", "--jobs", "1",
                  "-q", "--report", str(tmp_path / "e1.jsonl")]) == 1
     assert digests(tmp_path / "dask.zip") == digests(tmp_path / "one.zip")
+
+
+# ---- the package ----------------------------------------------------------------------------------
+
+def pins(*names):
+    lines = []
+    for name in names:
+        with open(os.path.join(ROOT, "py", name), encoding="utf-8") as f:
+            lines += [line.split("#")[0].strip() for line in f]
+    return sorted(line for line in lines if line)
+
+
+@needs_processes
+def test_build_py_makes_a_wheel_with_the_command_the_pins_and_the_data(tmp_path):
+    import importlib.util
+
+    import dcmstudio
+    spec = importlib.util.spec_from_file_location("dcmstudio_build", os.path.join(ROOT, "build.py"))
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    wheel = build.python_wheel(tmp_path)
+    assert wheel.name == f"dcmstudio-{dcmstudio.__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        info = f"dcmstudio-{dcmstudio.__version__}.dist-info/"
+        metadata = z.read(info + "METADATA").decode()
+        entry_points = z.read(info + "entry_points.txt").decode()
+    assert "dcmstudio = dcmstudio.cli:console" in entry_points
+    required = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines()
+                      if line.startswith("Requires-Dist:") and "extra ==" not in line)
+    assert [r.replace(" ", "") for r in required] == pins("requirements.txt", "requirements-cpython.txt")
+    package = os.path.join(ROOT, "py", "dcmstudio")
+    shipped = {os.path.relpath(os.path.join(root, name), os.path.dirname(package)).replace(os.sep, "/")
+               for root, _, found in os.walk(package) for name in found
+               if name.endswith((".py", ".json")) and "__pycache__" not in root}
+    assert shipped - names == set()

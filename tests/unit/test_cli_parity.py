@@ -5,7 +5,7 @@ with ``job_start`` / ``job_step`` / ``job_finish``, the ZIP assembled from its s
 ``cli_digests`` runs the same jobs through the command. Both give ``{job: {output name: sha256}}``.
 
 Here (in CPython and again inside Pyodide) the page's digests are compared with the command run
-in the same process. ``tests/test_cli_parity.py`` then runs this file inside Pyodide, takes the
+in the same process. ``tests/test_cli_pyodide_parity.py`` then runs this file inside Pyodide, takes the
 page's digests from the line ``test_page_digests_line`` prints, and compares them with the
 command run in CPython as a separate process with ``--jobs 2``: the page's runtime and the
 command's give the same bytes.
@@ -145,7 +145,7 @@ def run_in_process(argv):
 
 
 def test_page_digests_line(tmp_path, capsys):
-    """Prints the page's digests for tests/test_cli_parity.py (run inside Pyodide with -s)."""
+    """Prints the page's digests for tests/test_cli_pyodide_parity.py (run inside Pyodide with -s)."""
     digests = page_digests(str(tmp_path))
     assert len(digests["edit"]) == len(INPUTS) and len(digests["compress"]) == len(INPUTS)
     assert [key for key in digests["compress"] if key.startswith("failed")] == ["failed: rtplan.dcm"]
