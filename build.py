@@ -578,8 +578,16 @@ def serve(host, port):
 def python_wheel(dest):
     """py/ as a wheel (``pip install`` it for the ``dcmstudio`` command), made by pip from py/pyproject.toml."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dest), str(ROOT / "py")],
-                   check=True)
+    # setuptools builds inside py/: a build/ left from an earlier run could carry deleted modules along
+    leftovers = [ROOT / "py" / "build", *(ROOT / "py").glob("*.egg-info")]
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dest),
+                        str(ROOT / "py")], check=True)
+    finally:
+        for folder in leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
     return sorted(dest.glob("dcmstudio-*.whl"))[-1]
 
 

@@ -117,12 +117,15 @@ def test_quiet_prints_no_progress(tmp_path, capsys):
 
 def test_several_inputs_keep_their_folder_names(tmp_path):
     first, second = study(str(tmp_path / "a")), study(str(tmp_path / "b"))
-    items = files.find_inputs([first, second, str(bundled("rtdose.dcm"))])
+    items = list(files.Inputs([first, second, str(bundled("rtdose.dcm"))]))
     names = [item["name"] for item in items]
     assert names[0] == "a/CT_small.dcm" and "b/sub/implicit.dcm" in names and names[-1] == "rtdose.dcm"
     assert [item["index"] for item in items] == list(range(1, len(items) + 1))
     with pytest.raises(files.UsageError, match="would both be written as CT_small.dcm"):
-        files.find_inputs([os.path.join(first, "CT_small.dcm"), os.path.join(second, "CT_small.dcm")])
+        files.Inputs([os.path.join(first, "CT_small.dcm"), os.path.join(second, "CT_small.dcm")])
+    os.makedirs(tmp_path / "c" / "a")
+    with pytest.raises(files.UsageError, match="would both be written as a"):
+        files.Inputs([first, str(tmp_path / "c" / "a")])
 
 
 def test_convert_writes_a_series_from_a_dicom_series(tmp_path):

@@ -292,9 +292,7 @@ def _run_per_file(args, spec, merge=None, summary=None):
     if args.jobs < 1:
         raise files.UsageError("--jobs must be at least 1.")
     files.check_output(args.output, args.inputs)
-    items = files.find_inputs(args.inputs)
-    for item in items:
-        item["path"] = os.path.abspath(item["path"])
+    items = files.Inputs(args.inputs)
     output = files.Output(args.output)
     scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
     spec = {**spec, "folder": os.path.abspath(output.folder) if output.folder else None,
@@ -340,7 +338,7 @@ def _run_convert(args):
     if args.multiframe:
         options["multiframe"] = True
     files.check_output(args.output, args.inputs)
-    paths = [item["path"] for item in files.find_inputs(args.inputs)]
+    paths = [item["path"] for item in files.Inputs(args.inputs)]
     opened = volume.read_volume(paths)
     reports = run.Reports(args.report)
     try:
@@ -370,7 +368,7 @@ def _run_create(args):
     study = _read_json(args.study, "the study") if args.study else None
     options = _read_json(args.options, "the options") if args.options else None
     files.check_output(args.output, args.inputs)
-    items = files.find_inputs(args.inputs)
+    items = list(files.Inputs(args.inputs))
     output = files.Output(args.output)
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")

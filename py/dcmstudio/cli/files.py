@@ -15,49 +15,64 @@ class UsageError(DicomStudioError):
     """The command line cannot be carried out as given (exit status 2)."""
 
 
-def find_inputs(inputs):
-    """Every file under ``inputs``, in a stable order, with the name its output will keep.
+class Inputs:
+    """Every file under the INPUTs, in a stable order, with the name its output will keep.
+
+    Iterating walks the folders again rather than holding the list, so memory does not grow
+    with the number of files; ``len()`` is the count found when checking.
 
     Parameters
     ----------
     inputs : list of str
-        Files and folders; folders are walked recursively (hidden entries included, links to
-        folders not followed).
+        Files and folders; folders are walked recursively (links to folders not followed).
 
-    Returns
-    -------
-    list of dict
-        ``{"path", "name", "index"}``: ``name`` is the path relative to its folder INPUT, prefixed
-        by that folder's own name when several INPUTs are given; a file INPUT keeps its base name.
-        ``index`` counts from 1.
+    Notes
+    -----
+    Each item is ``{"path", "name", "index"}``: ``name`` is the path relative to its folder
+    INPUT, prefixed by that folder's own name when several INPUTs are given; a file INPUT keeps
+    its base name. ``index`` counts from 1. Names cannot repeat: within a folder they are
+    distinct paths, and the INPUTs' own names are checked to be distinct.
 
     Raises
     ------
     UsageError
-        An INPUT does not exist, two INPUTs would give the same name, or no file was found.
+        An INPUT does not exist, two INPUTs have the same name, or no file was found.
     """
-    found, names = [], {}
-    for given in inputs:
-        if not os.path.exists(given):
-            raise UsageError(f"{given}: no such file or folder.")
-        if os.path.isdir(given):
-            prefix = os.path.basename(os.path.normpath(os.path.abspath(given))) if len(inputs) > 1 else ""
-            for folder, dirs, files in os.walk(given):
+
+    def __init__(self, inputs):
+        self.inputs = list(inputs)
+        tops = {}
+        for given in self.inputs:
+            if not os.path.exists(given):
+                raise UsageError(f"{given}: no such file or folder.")
+            top = os.path.basename(os.path.normpath(os.path.abspath(given)))
+            if top in tops and len(self.inputs) > 1:
+                raise UsageError(f"{tops[top]} and {given} would both be written as {top}; give them "
+                                 "from folders with different names.")
+            tops[top] = given
+        self.count = sum(1 for _ in self._files())
+        if not self.count:
+            raise UsageError("no files were found in " + ", ".join(self.inputs) + ".")
+
+    def _files(self):
+        for given in self.inputs:
+            if not os.path.isdir(given):
+                yield given, os.path.basename(given)
+                continue
+            prefix = os.path.basename(os.path.normpath(os.path.abspath(given))) if len(self.inputs) > 1 else ""
+            for folder, dirs, names in os.walk(given):
                 dirs.sort()
-                for file_name in sorted(files):
+                for file_name in sorted(names):
                     path = os.path.join(folder, file_name)
                     relative = os.path.relpath(path, given).replace(os.sep, "/")
-                    found.append((path, f"{prefix}/{relative}" if prefix else relative))
-        else:
-            found.append((given, os.path.basename(given)))
-    for path, name in found:
-        if name in names:
-            raise UsageError(f"{names[name]} and {path} would both be written as {name}; give them "
-                             "from folders with different names.")
-        names[name] = path
-    if not found:
-        raise UsageError("no files were found in " + ", ".join(inputs) + ".")
-    return [{"path": path, "name": name, "index": i} for i, (path, name) in enumerate(found, 1)]
+                    yield path, f"{prefix}/{relative}" if prefix else relative
+
+    def __len__(self):
+        return self.count
+
+    def __iter__(self):
+        for index, (path, name) in enumerate(self._files(), 1):
+            yield {"path": os.path.abspath(path), "name": name, "index": index}
 
 
 def check_output(output, inputs):
