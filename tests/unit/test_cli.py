@@ -69,6 +69,8 @@ def test_bad_usage_exits_2_and_writes_nothing(tmp_path, capsys):
     assert main(["edit", source, "-o", str(tmp_path / "out"), "--set", "NoSuchKeyword=1"]) == 2
     assert main(["edit", str(tmp_path / "missing"), "-o", str(tmp_path / "out"), "--delete", "PatientName"]) == 2
     assert main(["deid", source, "-o", str(tmp_path / "out"), "--option", "no_such_option"]) == 2
+    assert main(["compress", source, "-o", str(tmp_path / "out"), "--syntax", "1.2.3"]) == 2
+    assert "RLE Lossless (1.2.840.10008.1.2.5)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit) as exit_:
         main(["edit", source])  # argparse: no -o

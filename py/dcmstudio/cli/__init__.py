@@ -93,8 +93,8 @@ def _parser():
                        ("decompress", "rewrite uncompressed (Explicit VR Little Endian)")):
         sub = _per_file(commands, name, text)
         if name == "compress":
-            sub.add_argument("--syntax", default="rle", help="rle, deflated, jpeg-ls, j2k, htj2k "
-                             "or a transfer syntax UID (default: rle)")
+            sub.add_argument("--syntax", default="rle", help="rle, deflated, uncompressed, or a transfer "
+                             "syntax UID (default: rle); jpeg-ls, j2k, htj2k where an encoder is registered")
         sub.add_argument("--no-verify", dest="verify", action="store_false",
                          help="do not decode each output again to compare it with its source")
         sub.set_defaults(run=_run_compress)
@@ -278,12 +278,15 @@ _SYNTAXES = {"rle": "1.2.840.10008.1.2.5", "deflated": "1.2.840.10008.1.2.1.99",
 
 
 def _run_compress(args):
-    import pydicom
-
-    from dcmstudio import codecs
-    syntax = _SYNTAXES.get(getattr(args, "syntax", "uncompressed").lower(), getattr(args, "syntax", ""))
-    if pydicom.uid.UID(syntax) not in codecs.LOSSLESS_TARGETS:
-        raise files.UsageError(f"{syntax} is not a lossless transfer syntax dcmstudio writes.")
+    from dcmstudio import api
+    asked = getattr(args, "syntax", "uncompressed")
+    syntax = _SYNTAXES.get(asked.lower(), asked)
+    # what the page's Compress workbench would offer in this Python (JPEG-LS, JPEG 2000 and HTJ2K
+    # need an encoder registered with dcmstudio.codecs; the page registers its wasm ones)
+    offered = {target["uid"]: target["name"] for target in api.compress_choices()["targets"]}
+    if syntax not in offered:
+        raise files.UsageError(f"{asked} is not a transfer syntax dcmstudio can write here; choose "
+                               + ", ".join(f"{name} ({uid})" for uid, name in offered.items()) + ".")
     return _run_per_file(args, {"command": "compress", "transfer_syntax": syntax, "verify": args.verify})
 
 
