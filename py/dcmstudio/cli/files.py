@@ -161,12 +161,13 @@ def write_checked(folder, name, pieces, dicom=True):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     part = path + ".part"
     size = 0
-    with open(part, "wb") as f:
+    # one open for writing and reading back (each open costs on a busy or network file system)
+    with open(part, "w+b") as f:
         for piece in pieces:
             f.write(piece)
             size += len(piece)
-    with open(part, "rb") as f:
-        head = f.read(132)
+        f.flush()
+        head = os.pread(f.fileno(), 132, 0)
         on_disk = os.fstat(f.fileno()).st_size
     if on_disk != size or (dicom and head[128:132] != b"DICM"):
         os.remove(part)
