@@ -2,6 +2,7 @@
 process, a process pool and a Dask cluster."""
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -288,3 +289,25 @@ def test_build_py_makes_a_wheel_with_the_command_the_pins_and_the_data(tmp_path)
                for root, _, found in os.walk(package) for name in found
                if name.endswith((".py", ".json")) and "__pycache__" not in root}
     assert shipped - names == set()
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
+    pytest.importorskip("tqdm")  # a dependency of the command; the page's runtime does not ship it
+    from dcmstudio.cli.run import Progress
+    bar, lines = Terminal(), io.StringIO()
+    for stream in (bar, lines):
+        progress = Progress(2, quiet=False, stream=stream)
+        progress.update({"file": "a.dcm"})
+        progress.update({"file": "b.dcm", "error": "b.dcm is not DICOM"})
+        progress.close()
+    assert "2/2" in bar.getvalue() and "file" in bar.getvalue() and "failed: b.dcm: b.dcm is not DICOM" in bar.getvalue()
+    assert lines.getvalue().splitlines() == ["[1/2] a.dcm: ok", "[2/2] b.dcm: failed: b.dcm is not DICOM"]
+    quiet = io.StringIO()
+    progress = Progress(1, quiet=True, stream=quiet)
+    progress.update({"file": "a.dcm"})
+    assert quiet.getvalue() == ""
