@@ -311,3 +311,15 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
     progress = Progress(1, quiet=True, stream=quiet)
     progress.update({"file": "a.dcm"})
     assert quiet.getvalue() == ""
+
+
+def test_an_output_that_cannot_be_written_fails_that_file_only(tmp_path):
+    source = copies(str(tmp_path / "in"), 2)
+    out = tmp_path / "out"
+    (out / "001.dcm.part").mkdir(parents=True)  # a folder where the command writes 001.dcm first
+    report = tmp_path / "r.jsonl"
+    assert main(["edit", source, "-o", str(out), "--set", "PatientID=1", "-q", "--jobs", "1",
+                 "--report", str(report)]) == 1
+    lines = report_lines(report)
+    assert "outputs" in lines[0] and lines[1]["file"] == "001.dcm" and "001.dcm" in lines[1]["error"]
+    assert (out / "000.dcm").is_file() and not (out / "001.dcm").exists()

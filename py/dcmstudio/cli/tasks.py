@@ -59,22 +59,26 @@ class KeyedUidMap(uids.UidMap):
 
 
 def run_file(spec, item):
-    """Process one input for the job ``spec``; never raises for a problem with the file."""
+    """Process one input for the job ``spec``; never raises for a problem with the file (its
+    result then carries ``error``, a sentence naming it)."""
     work = _COMMANDS[spec["command"]]
     try:
         outputs, report = work(spec, item)
+        delivered = []
+        for name, pieces, dicom in outputs:
+            if spec.get("folder"):
+                write_checked(spec["folder"], name, pieces, dicom=dicom)
+                delivered.append(name)
+            else:
+                delivered.append((name, b"".join(pieces)))
     except DicomStudioError as exc:
         return {"file": item["name"], "index": item["index"], "error": exc.message}
     except (OSError, MemoryError) as exc:
         return {"file": item["name"], "index": item["index"],
-                "error": f"{exc.__class__.__name__}: {exc}"}
-    delivered = []
-    for name, pieces, dicom in outputs:
-        if spec.get("folder"):
-            write_checked(spec["folder"], name, pieces, dicom=dicom)
-            delivered.append(name)
-        else:
-            delivered.append((name, b"".join(pieces)))
+                "error": f"{item['name']}: {exc.__class__.__name__}: {exc}"}
+    except Exception as exc:  # as the page's boundary does: one file's failure is that file's alone
+        return {"file": item["name"], "index": item["index"],
+                "error": f"dcmstudio failed unexpectedly on {item['name']}: {exc.__class__.__name__}: {exc}"}
     return {"file": item["name"], "index": item["index"], "outputs": delivered, "report": report}
 
 
