@@ -323,3 +323,19 @@ def test_an_output_that_cannot_be_written_fails_that_file_only(tmp_path):
     lines = report_lines(report)
     assert "outputs" in lines[0] and lines[1]["file"] == "001.dcm" and "001.dcm" in lines[1]["error"]
     assert (out / "000.dcm").is_file() and not (out / "001.dcm").exists()
+
+
+def test_the_mapping_is_kept_apart_and_never_overwritten(tmp_path, capsys):
+    source = copies(str(tmp_path / "in"), 1)
+    out = str(tmp_path / "out")
+    argv = ["deid", source, "-o", out, "--secret", "s", "-q", "--jobs", "1", "--report", str(tmp_path / "r")]
+    assert main([*argv, "--mapping", os.path.join(out, "map")]) == 2
+    assert "must be kept apart from the data" in capsys.readouterr().err
+    assert main([*argv, "--mapping", source]) == 2
+    assert main(argv) == 0
+    assert (tmp_path / "IDENTIFYING-deid-mapping.csv").is_file()  # beside the output by default
+    first = (tmp_path / "IDENTIFYING-deid-mapping.json").read_bytes()
+    assert main([*argv[:3], str(tmp_path / "again"), *argv[4:]]) == 2
+    assert "an earlier run's mapping" in capsys.readouterr().err
+    assert (tmp_path / "IDENTIFYING-deid-mapping.json").read_bytes() == first
+    assert not (tmp_path / "again").exists()

@@ -242,17 +242,37 @@ def _run_deid(args):
     merged = Deidentifier(options)  # checks the options before any file is read
     if drawn:
         merged.deterministic = False
-    mapping_folder = args.mapping
+    mapping_folder = _mapping_folder(args)
     spec = {"command": "deid", "options": options}
     status = _run_per_file(args, spec, merge=lambda report: _merge_mapping(merged, report),
                            summary=lambda: {k: v for k, v in merged.summary().items() if k != "failed"})
     if merged.totals["files"]:
-        folder = mapping_folder or os.path.dirname(os.path.abspath(args.output))
-        os.makedirs(folder, exist_ok=True)
-        for written in merged.write_mapping(folder):
+        os.makedirs(mapping_folder, exist_ok=True)
+        for written in merged.write_mapping(mapping_folder):
             if not args.quiet:
                 print(f"mapping (IDENTIFYING): {written['path']}", file=sys.stderr)
     return status
+
+
+def _mapping_folder(args):
+    """Where the mapping goes: never inside the output or an input, never over an earlier mapping."""
+    folder = args.mapping or os.path.dirname(os.path.abspath(args.output))
+    target = os.path.realpath(folder)
+    for given in args.inputs:
+        source = os.path.realpath(given)
+        if os.path.isdir(source) and os.path.commonpath([target, source]) == source:
+            raise files.UsageError(f"the mapping would go inside the input {given}: dcmstudio never "
+                                   "writes into its inputs; choose --mapping elsewhere.")
+    output = os.path.realpath(args.output)
+    if os.path.commonpath([target, output]) == output:
+        raise files.UsageError(f"the mapping would go inside the output {args.output}; it identifies "
+                               "people and must be kept apart from the data: choose --mapping elsewhere.")
+    if os.path.isdir(folder):
+        earlier = sorted(n for n in os.listdir(folder) if n.startswith("IDENTIFYING-deid-mapping"))
+        if earlier:
+            raise files.UsageError(f"{os.path.join(folder, earlier[0])} exists (an earlier run's mapping): "
+                                   "move it, or choose another folder with --mapping.")
+    return folder
 
 
 def _merge_mapping(merged, report):
