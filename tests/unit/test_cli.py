@@ -339,3 +339,21 @@ def test_the_mapping_is_kept_apart_and_never_overwritten(tmp_path, capsys):
     assert "an earlier run's mapping" in capsys.readouterr().err
     assert (tmp_path / "IDENTIFYING-deid-mapping.json").read_bytes() == first
     assert not (tmp_path / "again").exists()
+
+
+def _die(spec, item):
+    os._exit(3)
+
+
+@needs_processes
+def test_a_worker_that_dies_is_said_not_hidden(tmp_path, monkeypatch, capsys):
+    import multiprocessing
+
+    from dcmstudio.cli import tasks
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the dying worker is planted by forking this process")
+    monkeypatch.setitem(tasks._COMMANDS, "dump", _die)  # the pool's forked workers inherit it
+    source = copies(str(tmp_path / "in"), 2)
+    assert main(["dump", source, "-o", str(tmp_path / "out"), "--jobs", "2", "-q",
+                 "--report", str(tmp_path / "r")]) == 1
+    assert "a worker process died" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from concurrent.futures import BrokenExecutor
 
 from dcmstudio import __version__
 from dcmstudio.cli import files, run, tasks
@@ -38,6 +39,13 @@ def main(argv=None):
         where = f"{exc.file}: " if exc.file else ""
         print(f"dcmstudio {args.command}: {where}{exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenExecutor:
+        print(f"dcmstudio {args.command}: a worker process died (out of memory?); the output is "
+              "incomplete. Try fewer --jobs.", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"dcmstudio {args.command}: interrupted; the output is incomplete.", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def console():
@@ -321,8 +329,9 @@ def _run_per_file(args, spec, merge=None, summary=None):
     spec = {**spec, "folder": os.path.abspath(output.folder) if output.folder else None,
             "scratch": None if args.dask else scratch}
     spec["job"] = tasks.job_id(spec)
+    workers = min(args.jobs, len(items))
     runner = (run.DaskCluster(args.dask) if args.dask else
-              run.Serial() if args.jobs == 1 else run.ProcessPool(min(args.jobs, len(items))))
+              run.Serial() if workers == 1 else run.ProcessPool(workers))
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
     try:
