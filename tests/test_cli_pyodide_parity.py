@@ -41,4 +41,4 @@ def test_command_in_cpython_gives_the_pages_bytes_in_pyodide(tmp_path):
     command = cli_digests(str(tmp_path), run_command)
     for job in ("edit", "deid", "compress", "dump"):
         assert command[job] == page[job], job
-    assert len(page["deid"]) == 7 and len(page["edit"]) == 5
+    assert len(page["deid"]) == 12 and len(page["edit"]) == 5

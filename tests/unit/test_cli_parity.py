@@ -57,6 +57,11 @@ def _call(endpoint, **args):
     return result
 
 
+def residual_digest(report):
+    """The residual scan's hits of one file's report, as a digest (they quote identifying values)."""
+    return sha(json.dumps(report["residual"], sort_keys=True).encode())
+
+
 def page_job(kind, options, inputs):
     """One task as the worker runs it: ``{name: sha256}`` of the ZIP's members and the other downloads."""
     job = _call("job_start", kind=kind, options=options, count=len(inputs))["job"]
@@ -65,6 +70,8 @@ def page_job(kind, options, inputs):
         step = _call("job_step", job=job, item={"path": path, "name": name})
         if "error" in step:
             digests["failed: " + name] = step["error"]["message"]
+        if kind == "deid" and step.get("report"):
+            digests["residual: " + name] = residual_digest(step["report"])
         parts += step.get("chunks", [])
     finish = _call("job_finish", job=job)
     parts += finish.get("chunks", [])
@@ -116,14 +123,18 @@ def cli_digests(folder, run):
     copy_inputs(os.path.join(folder, "in"))
     digests = {}
     for job, runs in cli_commands(folder).items():
-        failed = {}
+        reported = {}
         for argv in runs:
             status = run(argv)
             with open(os.path.join(folder, "report.jsonl"), encoding="utf-8") as f:
-                failed.update({"failed: " + r["file"]: r["error"] for r in map(json.loads, f) if "error" in r})
-            assert status == (1 if failed else 0), argv
+                for line in map(json.loads, f):
+                    if "error" in line:
+                        reported["failed: " + line["file"]] = line["error"]
+                    elif job == "deid" and "report" in line:
+                        reported["residual: " + line["file"]] = residual_digest(line["report"])
+            assert status == (1 if any(k.startswith("failed") for k in reported) else 0), argv
         output = os.path.join(folder, "out", "compress.zip" if job == "compress" else job)
-        digests[job] = {**folder_digests(output), **failed}
+        digests[job] = {**folder_digests(output), **reported}
     return digests
 
 
@@ -151,6 +162,7 @@ def test_page_digests_line(tmp_path, capsys):
     assert len(digests["edit"]) == len(INPUTS) and len(digests["compress"]) == len(INPUTS)
     assert [key for key in digests["compress"] if key.startswith("failed")] == ["failed: rtplan.dcm"]
     assert {"IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"} <= set(digests["deid"])
+    assert sum(key.startswith("residual: ") for key in digests["deid"]) == len(INPUTS)
     if sys.platform == "emscripten":  # only the Pyodide run is read; CPython's output stays quiet
         with capsys.disabled():
             print("\n" + PARITY_LINE + json.dumps(digests, sort_keys=True))
