@@ -18,8 +18,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from test_cli_parity import INPUTS, PARITY_LINE, cli_digests, sha  # noqa: E402
-from conftest import bundled  # noqa: E402
+from test_cli_parity import INPUTS, PARITY_LINE, TEST_FILES, cli_digests, sha  # noqa: E402
 
 
 def run_command(argv):
@@ -37,7 +36,7 @@ def test_command_in_cpython_gives_the_pages_bytes_in_pyodide(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith(PARITY_LINE)]
     assert len(lines) == 1, result.stdout[-5000:]
     page = json.loads(lines[0][len(PARITY_LINE):])
-    assert page["inputs"] == {name: sha(bundled(name).read_bytes()) for name in INPUTS}
+    assert page["inputs"] == {name: sha((pathlib.Path(TEST_FILES) / name).read_bytes()) for name in INPUTS}
     command = cli_digests(str(tmp_path), run_command)
     for job in ("edit", "deid", "compress", "dump"):
         assert command[job] == page[job], job

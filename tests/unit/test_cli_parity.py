@@ -19,13 +19,16 @@ import shutil
 import sys
 import zipfile
 
+import pydicom
 import pytest
 
 from dcmstudio import api
 from dcmstudio.archive import read_parts
 from dcmstudio.cli import main
 
-from conftest import bundled
+# pydicom's bundled files, found without conftest: tests/test_cli_pyodide_parity.py imports this
+# module, and there the name conftest may be tests/e2e's
+TEST_FILES = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
 
 INPUTS = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "SC_rgb_small_odd.dcm", "MR_small_implicit.dcm")
 EDITS = [{"op": "set", "path": "PatientName", "value": "DOE^{index:03d}"},
@@ -42,7 +45,7 @@ def copy_inputs(folder):
     """The fixed inputs (pydicom's bundled files, the same wheel in both runtimes) in ``folder``."""
     os.makedirs(folder, exist_ok=True)
     for name in INPUTS:
-        shutil.copyfile(bundled(name), os.path.join(folder, name))
+        shutil.copyfile(os.path.join(TEST_FILES, name), os.path.join(folder, name))
     # in the command's order (a folder's files sorted by name): {index} and deid's output names follow it
     return [(os.path.join(folder, name), name) for name in sorted(INPUTS)]
 
