@@ -3,6 +3,7 @@
 
     python build.py            build dist/ (downloads are cached outside the repo)
     python build.py serve      build if needed, then serve dist/ on http://127.0.0.1:8000/
+    python build.py wheel      the Python package as a wheel for CPython, in dist-python/
     python build.py --help     options
 
 Uses only the standard library, plus the ordinary package clients (npm, pip) to fetch what the
@@ -574,13 +575,32 @@ def serve(host, port):
         server.server_close()
 
 
+def python_wheel(dest):
+    """py/ as a wheel (``pip install`` it for the ``dcmstudio`` command), made by pip from py/pyproject.toml."""
+    dest.mkdir(parents=True, exist_ok=True)
+    # setuptools builds inside py/: a build/ left from an earlier run could carry deleted modules along
+    leftovers = [ROOT / "py" / "build", *(ROOT / "py").glob("*.egg-info")]
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dest),
+                        str(ROOT / "py")], check=True)
+    finally:
+        for folder in leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+    return sorted(dest.glob("dcmstudio-*.whl"))[-1]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", choices=["build", "serve"], default="build")
+    parser.add_argument("command", nargs="?", choices=["build", "serve", "wheel"], default="build")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--force", action="store_true", help="rebuild even when dist/ is up to date")
     args = parser.parse_args(argv)
+    if args.command == "wheel":
+        print(f"build: {python_wheel(ROOT / 'dist-python')}")
+        return 0
     try:
         if args.command == "build" or args.force or needs_build():
             build()

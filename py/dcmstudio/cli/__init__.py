@@ -1,0 +1,451 @@
+"""``dcmstudio``: the page's tasks on the command line, file by file, on one machine or a cluster.
+
+    dcmstudio SUBCOMMAND [options] INPUT... -o OUTPUT
+
+INPUT is files or folders (walked recursively); OUTPUT a folder (the inputs' relative paths are
+kept) or a ``.zip``. Each file's report is one JSON line (standard output, or ``--report FILE``),
+then one summary line. Exit status: 0 when every file succeeded, 1 when some failed (each is
+named), 2 for bad usage. The per-file work is :mod:`dcmstudio.cli.tasks`, the same calls the
+page's tasks make, so the same inputs, options and secret give the same bytes as the page.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from concurrent.futures import BrokenExecutor
+
+from dcmstudio import __version__
+from dcmstudio.cli import files, run, tasks
+from dcmstudio.errors import DicomStudioError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv=None):
+    """Run the command with ``argv`` (``sys.argv[1:]`` by default); return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except files.UsageError as exc:
+        print(f"dcmstudio {args.command}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except DicomStudioError as exc:
+        # a problem with the job as a whole (its options, edits or volume), named before any output
+        where = f"{exc.file}: " if exc.file else ""
+        print(f"dcmstudio {args.command}: {where}{exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenExecutor:
+        print(f"dcmstudio {args.command}: a worker process died (out of memory?); the output is "
+              "incomplete. Try fewer --jobs.", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"dcmstudio {args.command}: interrupted; the output is incomplete.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def console():
+    """Entry point of the ``dcmstudio`` console script."""
+    sys.exit(main())
+
+
+# ---- arguments -----------------------------------------------------------------------------------
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="dcmstudio", description="The dcmstudio page's DICOM tasks on the command line: the same "
+        "code, the same bytes. Inputs are never modified.")
+    parser.add_argument("--version", action="version", version=f"dcmstudio {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    dump = _per_file(commands, "dump", "each file's elements as text like dcmdump, or DICOM JSON")
+    dump.add_argument("--json", action="store_true", help="DICOM JSON (PS3.18 Annex F) instead of text")
+    dump.set_defaults(run=_run_dump)
+
+    edit = _per_file(commands, "edit", "edit elements at the byte level (only what is edited changes)")
+    edit.add_argument("--edits", metavar="FILE", help="an edit list saved by the page (JSON)")
+    for flag, op, text in (("--set", "set", "change PATH's value (like dcmodify -m)"),
+                           ("--add", "add", "add PATH, or change it if present (like dcmodify -i)")):
+        edit.add_argument(flag, metavar="PATH=VALUE", dest="edit_ops", action=_EditAction, op=op,
+                          help=text + "; a VR for a new private element goes after the path: "
+                          "'(0009,\"ACME\",02) LO=x'. VALUE may use {index}, {uid}, {name}")
+    edit.add_argument("--delete", metavar="PATH", dest="edit_ops", action=_EditAction, op="delete",
+                      help="remove PATH (like dcmodify -e)")
+    edit.add_argument("--remap-uids", dest="edit_ops", action=_EditAction, op="remap_uids", nargs=0,
+                      help="give every instance UID a new one, consistently across the files")
+    edit.add_argument("--uid-secret", metavar="TEXT", help="new UIDs keyed by this text: the same in "
+                      "every run (default: a key drawn for this run)")
+    edit.set_defaults(run=_run_edit, edit_ops=[])
+
+    deid = _per_file(commands, "deid", "de-identify to DICOM PS3.15 Table E.1-1 and its options")
+    deid.add_argument("--options", metavar="FILE", help="the options as JSON, as the page sends them")
+    deid.add_argument("--option", dest="profile_options", action="append", default=[], metavar="KEY",
+                      help="a PS3.15 option, e.g. retain_uids, retain_long_modified_dates, "
+                      "retain_patient_characteristics, retain_safe_private, clean_descriptors")
+    deid.add_argument("--secret", help="the same secret gives the same UIDs, pseudonyms and date "
+                      "offsets every time (better: --secret-file or DCMSTUDIO_SECRET)")
+    deid.add_argument("--secret-file", metavar="FILE", help="read the secret from FILE (its first line)")
+    deid.add_argument("--prefix", dest="pseudonym_prefix", help="start of every pseudonym (default DEID)")
+    deid.add_argument("--date-offset", type=int, metavar="DAYS", help="shift every patient's dates by "
+                      "DAYS (default: a keyed offset per patient)")
+    deid.add_argument("--keep-names", action="store_true", help="keep the input file names")
+    deid.add_argument("--mapping", metavar="FOLDER", help="where the IDENTIFYING mapping files go "
+                      "(default: beside OUTPUT, never inside it)")
+    deid.set_defaults(run=_run_deid)
+
+    for name, text in (("compress", "rewrite losslessly in another transfer syntax"),
+                       ("decompress", "rewrite uncompressed (Explicit VR Little Endian)")):
+        sub = _per_file(commands, name, text)
+        if name == "compress":
+            sub.add_argument("--syntax", default="rle", help="rle, deflated, uncompressed, or a transfer "
+                             "syntax UID (default: rle); jpeg-ls, j2k, htj2k where an encoder is registered")
+        sub.add_argument("--no-verify", dest="verify", action="store_false",
+                         help="do not decode each output again to compare it with its source")
+        sub.set_defaults(run=_run_compress)
+
+    convert = commands.add_parser("convert", help="a volume (NIfTI, NRRD, MetaImage, VTK, a DICOM "
+                                  "series) to a DICOM series")
+    _common(convert)
+    convert.add_argument("--options", metavar="FILE", help="the series options as JSON, as the page sends them")
+    convert.add_argument("--modality", help="CT, MR or SC")
+    convert.add_argument("--multiframe", action="store_true", help="one multi-frame file")
+    convert.set_defaults(run=_run_convert)
+
+    create = commands.add_parser("create", help="new objects: Secondary Capture from pictures, "
+                                 "Encapsulated PDF")
+    create.add_argument("kind", choices=("sc", "pdf"), help="sc: a PNG or JPEG each; pdf: a PDF each")
+    _common(create)
+    create.add_argument("--multiframe", action="store_true", help="sc: one multi-frame SC from all pictures")
+    create.add_argument("--patient", metavar="FILE", help="patient attributes as JSON")
+    create.add_argument("--study", metavar="FILE", help="study attributes as JSON")
+    create.add_argument("--options", metavar="FILE", help="other attributes as JSON")
+    create.set_defaults(run=_run_create)
+    return parser
+
+
+def _common(sub):
+    sub.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (recursive)")
+    sub.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="a folder or a .zip")
+    sub.add_argument("--report", metavar="FILE", help="JSON lines here instead of standard output")
+    sub.add_argument("-q", "--quiet", action="store_true", help="no progress, only failures")
+
+
+def _per_file(commands, name, text):
+    sub = commands.add_parser(name, help=text, description=text)
+    _common(sub)
+    sub.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                     help="processes working at once (default: the number of cores)")
+    sub.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (its "
+                     "scheduler); inputs and a folder OUTPUT must be reachable by every worker")
+    return sub
+
+
+class _EditAction(argparse.Action):
+    """--set/--add/--delete/--remap-uids, kept in the order given (edits apply in order)."""
+
+    def __init__(self, *args, op, **kwargs):
+        self.op = op
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        edits = list(getattr(namespace, self.dest) or [])
+        try:
+            edits.append(edit_from_text(self.op, value))
+        except ValueError as exc:
+            parser.error(f"{option_string} {value}: {exc}")
+        setattr(namespace, self.dest, edits)
+
+
+def edit_from_text(op, text):
+    """One edit dict from dcmodify-like text: ``PATH=VALUE``, ``PATH VR=VALUE`` or ``PATH``.
+
+    The first ``=`` outside double quotes ends the path (a private creator may hold one).
+    """
+    if op == "remap_uids":
+        return {"op": "remap_uids"}
+    if op == "delete":
+        return {"op": "delete", "path": text.strip()}
+    quoted = False
+    for i, char in enumerate(text):
+        quoted = quoted != (char == '"')
+        if char == "=" and not quoted:
+            path, value = text[:i].strip(), text[i + 1:]
+            break
+    else:
+        raise ValueError("write PATH=VALUE")
+    edit = {"op": op, "path": path, "value": value}
+    head, _, vr = path.rpartition(" ")
+    if head and len(vr) == 2 and vr.isalpha() and vr.isupper():
+        edit.update(path=head.strip(), vr=vr)
+    return edit
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise files.UsageError(f"{path}: cannot read {what} ({exc})") from None
+
+
+# ---- per-file commands --------------------------------------------------------------------------
+
+def _run_dump(args):
+    return _run_per_file(args, {"command": "dump", "json": args.json})
+
+
+def _run_edit(args):
+    from dcmstudio import api, edit
+    edits = []
+    if args.edits:
+        try:
+            with open(args.edits, encoding="utf-8") as f:
+                edits = api.load_edits(f.read(), args.edits)["edits"]
+        except OSError as exc:
+            raise files.UsageError(f"{args.edits}: cannot read the edit list ({exc.strerror})") from None
+    edits += args.edit_ops
+    if not edits:
+        raise files.UsageError("give the edits: --edits FILE, or --set/--add/--delete/--remap-uids.")
+    edit.validate_edits(edits)
+    key = _key_text(args.uid_secret)
+    spec = {"command": "edit", "edits": edits, "key": key}
+    return _run_per_file(args, spec)
+
+
+def _key_text(secret):
+    """The job's key as hex: from a secret (repeatable) or drawn for this run."""
+    import hashlib
+    if secret:
+        return hashlib.sha256(b"dcmstudio-cli-uid\x00" + secret.encode("utf-8")).hexdigest()
+    return secrets.token_hex(32)
+
+
+def _run_deid(args):
+    from dcmstudio.deid import Deidentifier
+    options = _read_json(args.options, "the options") if args.options else {}
+    if not isinstance(options, dict):
+        raise files.UsageError(f"{args.options}: the options must be a JSON object.")
+    options.pop("zip_name", None)
+    for key in args.profile_options:
+        options[key] = True
+    for key in ("pseudonym_prefix", "date_offset", "keep_names"):
+        value = getattr(args, key)
+        if value not in (None, False):
+            options["date_offset_days" if key == "date_offset" else key] = value
+    secret = args.secret or options.get("secret") or os.environ.get("DCMSTUDIO_SECRET") or ""
+    if args.secret_file:
+        try:
+            with open(args.secret_file, encoding="utf-8") as f:
+                secret = f.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise files.UsageError(f"{args.secret_file}: cannot read the secret ({exc.strerror})") from None
+    # Without a secret the page draws a key for the job; here one is drawn once and handed to
+    # every worker, so the files of this run stay consistent with one another.
+    drawn = not secret
+    options["secret"] = secret or secrets.token_urlsafe(32)
+    merged = Deidentifier(options)  # checks the options before any file is read
+    if drawn:
+        merged.deterministic = False
+    mapping_folder = _mapping_folder(args)
+    spec = {"command": "deid", "options": options}
+    status = _run_per_file(args, spec, merge=lambda report: _merge_mapping(merged, report),
+                           summary=lambda: {k: v for k, v in merged.summary().items() if k != "failed"})
+    if merged.totals["files"]:
+        os.makedirs(mapping_folder, exist_ok=True)
+        for written in merged.write_mapping(mapping_folder):
+            if not args.quiet:
+                print(f"mapping (IDENTIFYING): {written['path']}", file=sys.stderr)
+    return status
+
+
+def _mapping_folder(args):
+    """Where the mapping goes: never inside the output or an input, never over an earlier mapping."""
+    folder = args.mapping or os.path.dirname(os.path.abspath(args.output))
+    target = os.path.realpath(folder)
+    for given in args.inputs:
+        source = os.path.realpath(given)
+        if os.path.isdir(source) and os.path.commonpath([target, source]) == source:
+            raise files.UsageError(f"the mapping would go inside the input {given}: dcmstudio never "
+                                   "writes into its inputs; choose --mapping elsewhere.")
+    output = os.path.realpath(args.output)
+    if os.path.commonpath([target, output]) == output:
+        raise files.UsageError(f"the mapping would go inside the output {args.output}; it identifies "
+                               "people and must be kept apart from the data: choose --mapping elsewhere.")
+    if os.path.isdir(folder):
+        earlier = sorted(n for n in os.listdir(folder) if n.startswith("IDENTIFYING-deid-mapping"))
+        if earlier:
+            raise files.UsageError(f"{os.path.join(folder, earlier[0])} exists (an earlier run's mapping): "
+                                   "move it, or choose another folder with --mapping.")
+    return folder
+
+
+def _merge_mapping(merged, report):
+    """Fold one file's mapping into the job's, in input order (as one process would have met it)."""
+    mapping = report.pop("mapping")
+    for patient in mapping["patients"]:
+        known = merged.patients.get(patient.key)
+        if known is None:
+            merged.patients[patient.key] = patient
+        else:
+            known.files += patient.files
+    for old, new in mapping["uids"]:
+        merged.uid_map.setdefault(old, new)
+    merged.totals["files"] += 1
+    merged.totals["residual_hits"] += len(report["residual"])
+    merged.totals["burned_in_flagged"] += report["burned_in"]["flag"]
+    merged.totals["pixels_cleaned"] += report["pixels_cleaned"]
+
+
+_SYNTAXES = {"rle": "1.2.840.10008.1.2.5", "deflated": "1.2.840.10008.1.2.1.99",
+             "jpeg-ls": "1.2.840.10008.1.2.4.80", "j2k": "1.2.840.10008.1.2.4.90",
+             "htj2k": "1.2.840.10008.1.2.4.201", "uncompressed": "1.2.840.10008.1.2.1"}
+
+
+def _run_compress(args):
+    from dcmstudio import api
+    asked = getattr(args, "syntax", "uncompressed")
+    syntax = _SYNTAXES.get(asked.lower(), asked)
+    # what the page's Compress workbench would offer in this Python (JPEG-LS, JPEG 2000 and HTJ2K
+    # need an encoder registered with dcmstudio.codecs; the page registers its wasm ones)
+    offered = {target["uid"]: target["name"] for target in api.compress_choices()["targets"]}
+    if syntax not in offered:
+        raise files.UsageError(f"{asked} is not a transfer syntax dcmstudio can write here; choose "
+                               + ", ".join(f"{name} ({uid})" for uid, name in offered.items()) + ".")
+    return _run_per_file(args, {"command": "compress", "transfer_syntax": syntax, "verify": args.verify})
+
+
+def _run_per_file(args, spec, merge=None, summary=None):
+    """Check the inputs and output, run ``spec`` over every file, write the reports; the exit status."""
+    if args.jobs < 1:
+        raise files.UsageError("--jobs must be at least 1.")
+    files.check_output(args.output, args.inputs)
+    items = files.Inputs(args.inputs)
+    output = files.Output(args.output)
+    scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
+    spec = {**spec, "folder": os.path.abspath(output.folder) if output.folder else None,
+            "scratch": None if args.dask else scratch}
+    spec["job"] = tasks.job_id(spec)
+    workers = min(args.jobs, len(items))
+    runner = (run.DaskCluster(args.dask) if args.dask else
+              run.Serial() if workers == 1 else run.ProcessPool(workers))
+    reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
+    written = 0
+    try:
+        for result in run.in_order(runner, tasks.run_file, spec, items):
+            if "error" not in result:
+                if output.zip is not None:
+                    result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
+                if merge is not None:
+                    merge(result["report"])
+                written += len(result["outputs"])
+            progress.update(result)
+            reports.write(result)
+        totals = {"summary": {"command": args.command, "files": len(items),
+                               "succeeded": len(items) - len(reports.failed),
+                               "failed": reports.failed, "outputs": written, "output": args.output,
+                               **(summary() if summary else {})}}
+        reports.write(totals)
+    finally:
+        progress.close()
+        runner.shutdown()
+        output.close()
+        reports.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    for failure in reports.failed:
+        print(f"failed: {failure['file']}: {failure['message']}", file=sys.stderr)
+    return EXIT_FAILED if reports.failed else EXIT_OK
+
+
+# ---- whole-job commands -----------------------------------------------------------------------
+
+def _run_convert(args):
+    from dcmstudio import series, volume
+    options = _read_json(args.options, "the options") if args.options else {}
+    if args.modality:
+        options["modality"] = args.modality
+    if args.multiframe:
+        options["multiframe"] = True
+    files.check_output(args.output, args.inputs)
+    paths = [item["path"] for item in files.Inputs(args.inputs)]
+    opened = volume.read_volume(paths)
+    reports = run.Reports(args.report)
+    try:
+        if files.is_zip(args.output):
+            folder = tempfile.mkdtemp(prefix="dcmstudio-cli-")
+            try:
+                result = series.write_series(opened, options, os.path.join(folder, _zip_stem(args.output)),
+                                             zip_to=args.output, keep_files=False)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        else:
+            result = series.write_series(opened, options, args.output, zip_to=None)
+        result.pop("paths", None)
+        reports.write({"summary": {"command": "convert", "output": args.output, **result}})
+    finally:
+        reports.close()
+    return EXIT_OK
+
+
+def _zip_stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _run_create(args):
+    from dcmstudio import create
+    patient = _read_json(args.patient, "the patient") if args.patient else None
+    study = _read_json(args.study, "the study") if args.study else None
+    options = _read_json(args.options, "the options") if args.options else None
+    files.check_output(args.output, args.inputs)
+    items = list(files.Inputs(args.inputs))
+    output = files.Output(args.output)
+    reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
+    scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
+
+    def made(name, build):
+        out = os.path.join(scratch, "out.dcm")
+        report = build(out)
+        report.pop("path", None)
+        if output.zip is not None:
+            name = output.zip.add_file(out, name)
+        else:
+            with open(out, "rb") as f:
+                files.write_checked(output.folder, name, [f.read()])
+        os.remove(out)
+        return {**report, "outputs": [name]}
+
+    if args.kind == "sc" and args.multiframe:
+        jobs = [(items[0]["name"], f"{_stem(items[0]['name'])}_multiframe.dcm",
+                 lambda out: create.create_multiframe([i["path"] for i in items], out, patient, study, options,
+                                                      image_names=[i["name"] for i in items]))]
+    elif args.kind == "sc":
+        jobs = [(i["name"], f"{_stem(i['name'])}_SC.dcm",
+                 lambda out, i=i: create.create_secondary_capture(i["path"], out, patient, study, options,
+                                                                  image_name=i["name"])) for i in items]
+    else:
+        jobs = [(i["name"], f"{_stem(i['name'])}_pdf.dcm",
+                 lambda out, i=i: create.create_encapsulated_pdf(i["path"], out, patient, study, options,
+                                                                 pdf_name=i["name"])) for i in items]
+    try:
+        for source, name, build in jobs:
+            try:
+                result = {"file": source, **made(name, build)}
+            except DicomStudioError as exc:
+                result = {"file": source, "error": exc.message}
+            progress.update(result)
+            reports.write(result)
+        reports.write({"summary": {"command": "create", "files": len(jobs), "failed": reports.failed,
+                                   "output": args.output}})
+    finally:
+        progress.close()
+        output.close()
+        reports.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return EXIT_FAILED if reports.failed else EXIT_OK
+
+
+def _stem(name):
+    return os.path.splitext(name)[0]

@@ -1,0 +1,144 @@
+"""The command's per-file work: one function per subcommand, run wherever a file is processed.
+
+Each ``*_file(spec, item)`` takes the job's spec (plain data: options, edits, key) and one input
+``{"path", "name", "index"}``, and does to that file exactly what the page's task does to it in
+:mod:`dcmstudio.jobs` (the same calls into :mod:`dcmstudio.edit`, :mod:`dcmstudio.deid`,
+:mod:`dcmstudio.codecs`, :mod:`dcmstudio.inspector`). It never depends on which files ran before
+it in the same process, so a process pool or a Dask cluster gives the same bytes as one process:
+
+- the job-wide state is keyed, not accumulated: de-identification's UIDs, pseudonyms and date
+  offsets are HMACs of the original values under the job's key (given by a secret, or drawn once
+  by the command and handed to every worker), and new UIDs of an edit are keyed the same way;
+- the mapping is returned per file and merged by the caller in input order, so it is written
+  exactly as one process would write it.
+
+The result is a plain dict: ``{"file", "index", "outputs", "report"}`` or ``{"file", "index",
+"error"}``. With ``spec["folder"]`` set the outputs are written there (a folder every worker can
+reach) and listed by name; otherwise they come back as ``(name, bytes)`` for the caller's ZIP.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+
+from dcmstudio import uids
+from dcmstudio.cli.files import write_checked
+from dcmstudio.errors import DicomStudioError
+from dcmstudio.jobs import read_file
+
+# State a worker process builds once per job and keeps between files (no effect on the bytes).
+_per_process = {}
+
+
+class KeyedUidMap(uids.UidMap):
+    """Old UID → ``2.25.`` and a keyed 128-bit number: the same answer in every process.
+
+    :class:`dcmstudio.uids.UidMap` draws random UIDs, which is right for one process but would
+    give two workers two different new UIDs for one old UID.
+
+    Parameters
+    ----------
+    key : bytes
+    """
+
+    def __init__(self, key):
+        super().__init__()
+        self._key = key
+
+    def __getitem__(self, old):
+        new = self._map.get(old)
+        if new is None:
+            number = int.from_bytes(hmac.new(self._key, old.encode("utf-8", "surrogatepass"),
+                                             hashlib.sha256).digest()[:16], "big")
+            # a version 8 UUID's layout (RFC 9562), as PS3.5 B.2 asks of 2.25 UIDs
+            number = number & ~(0xF << 76) | 0x8 << 76
+            number = number & ~(0x3 << 62) | 0x2 << 62
+            new = self._map[old] = "2.25." + str(number)
+        return new
+
+
+def run_file(spec, item):
+    """Process one input for the job ``spec``; never raises for a problem with the file (its
+    result then carries ``error``, a sentence naming it)."""
+    work = _COMMANDS[spec["command"]]
+    try:
+        outputs, report = work(spec, item)
+        delivered = []
+        for name, pieces, dicom in outputs:
+            if spec.get("folder"):
+                write_checked(spec["folder"], name, pieces, dicom=dicom)
+                delivered.append(name)
+            else:
+                delivered.append((name, b"".join(pieces)))
+    except DicomStudioError as exc:
+        return {"file": item["name"], "index": item["index"], "error": exc.message}
+    except (OSError, MemoryError) as exc:
+        return {"file": item["name"], "index": item["index"],
+                "error": f"{item['name']}: {exc.__class__.__name__}: {exc}"}
+    except Exception as exc:  # as the page's boundary does: one file's failure is that file's alone
+        return {"file": item["name"], "index": item["index"],
+                "error": f"dcmstudio failed unexpectedly on {item['name']}: {exc.__class__.__name__}: {exc}"}
+    return {"file": item["name"], "index": item["index"], "outputs": delivered, "report": report}
+
+
+def _stem(name):
+    return os.path.splitext(name)[0]
+
+
+def _dump(spec, item):
+    from dcmstudio import inspector
+    if spec["json"]:
+        text, suffix = inspector.dicom_json(item["path"], item["name"]), ".json"
+    else:
+        text, suffix = inspector.dump_text(item["path"], item["name"]), ".txt"
+    return [(_stem(item["name"]) + suffix, [text.encode("utf-8")], False)], {"file": item["name"]}
+
+
+def _edit(spec, item):
+    from dcmstudio import edit, replay
+    state = _per_process.get(spec["job"])
+    if state is None:
+        _per_process.clear()
+        state = _per_process[spec["job"]] = {"replay": replay.SeriesReplay()}
+    name = item["name"]
+    # A fresh keyed map per file: the same new UIDs, and nothing that grows with the job.
+    context = {"index": item["index"], "uid_map": KeyedUidMap(bytes.fromhex(spec["key"])),
+               "name": name, "replay": state["replay"]}
+    data = read_file(item["path"])
+    pieces, _, report = edit.edit_output(data, spec["edits"], context=context)
+    return [(name, pieces, data[128:132] == b"DICM")], report
+
+
+def _deid(spec, item):
+    from dcmstudio.deid import Deidentifier
+    name = item["name"]
+    # One Deidentifier per file: its key is the job's (the stretched secret is cached per
+    # process), and what it meets is this file's alone, so the result does not depend on which
+    # worker saw which files before.
+    job = Deidentifier(spec["options"], scratch=spec.get("scratch"))
+    data = read_file(item["path"])
+    pieces, report = job.deidentify(data, name, index=item["index"])
+    report["mapping"] = {"patients": list(job.patients.values()), "uids": list(job.uid_map.items())}
+    return [(report["output"], pieces, data[128:132] == b"DICM")], report
+
+
+def _transcode(spec, item):
+    import tempfile
+
+    from dcmstudio import codecs
+    name = item["name"]
+    with tempfile.TemporaryDirectory(dir=spec.get("scratch")) as folder:
+        out = os.path.join(folder, "out.dcm")
+        report = codecs.compress(item["path"], out, spec["transfer_syntax"], name=name,
+                                 verify=spec["verify"])
+        pieces = [read_file(out)]
+    return [(name, pieces, True)], {"file": name, **report}
+
+
+_COMMANDS = {"dump": _dump, "edit": _edit, "deid": _deid, "compress": _transcode}
+
+
+def job_id(spec):
+    """A short stable name for a job's spec (workers keep per-job state under it)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
