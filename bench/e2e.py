@@ -128,12 +128,12 @@ def browser_pid():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
+                cmd = f.read().replace(b"\0", b" ")  # Chromium rewrites its argv as one string
             with open(f"/proc/{entry}/stat") as f:
                 start = int(f.read().rsplit(")", 1)[1].split()[19])
         except OSError:
             continue
-        if cmd and b"chromium" in cmd[0] and not any(a.startswith(b"--type=") for a in cmd):
+        if cmd.split(b" ")[0].endswith(b"/chromium") and b"--type=" not in cmd:
             if newest is None or start > newest[0]:
                 newest = (start, int(entry))
     return newest[1]

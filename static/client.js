@@ -25,6 +25,8 @@ export class PythonWorker {
     this.isReady = false;
     this.interruptBuffer = null;
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    // Resolves when the worker's start-up is over, later stage included (never rejects).
+    this.settled = new Promise((resolve) => { this.resolveSettled = resolve; });
     this.timer = setTimeout(() => this.fail(
       `Python did not start within ${STARTUP_TIMEOUT_MS / 1000} s. Reload the page; if it happens again, ` +
       "the server may send .wasm or .mjs files with the wrong MIME type (see README, Hosting)."), STARTUP_TIMEOUT_MS);
@@ -42,6 +44,7 @@ export class PythonWorker {
 
   fail(message) {
     clearTimeout(this.timer);
+    this.resolveSettled();
     this.rejectReady(new Error(message));
     this.onFatal(message);
     for (const { resolve } of this.pending.values()) {
@@ -66,6 +69,9 @@ export class PythonWorker {
         break;
       case Reply.NOTICE:
         this.onNotice(message.message);
+        break;
+      case Reply.SETTLED:
+        this.resolveSettled();
         break;
       case Reply.PROGRESS:
         this.pending.get(message.id)?.onProgress?.(message);
@@ -121,9 +127,9 @@ const STEP_CHUNK = 4;
 const MOUNT_BATCH = 2000;
 
 // Several Python workers. The first one (`primary`) starts with the page and answers every call
-// (it keeps state: opened volumes, files put for Create...). The others start once it is ready,
-// so start-up is no slower, and share out describing opened files and the tasks that can be
-// shared (WorkerPool.job). Every worker mounts every opened file: only handles are copied.
+// (it keeps state: opened volumes, files put for Create...). The others start once its start-up
+// is over, so start-up is no slower, and share out describing opened files and the tasks that
+// can be shared (WorkerPool.job). Every worker mounts every opened file: only handles are copied.
 export class WorkerPool {
   constructor({ onPhase, onFatal, onNotice, size = poolSize() }) {
     this.primary = new PythonWorker({ onPhase, onFatal, onNotice });
@@ -132,7 +138,9 @@ export class WorkerPool {
     this.batches = [];      // every mounted batch, for a worker that starts later
     this.batchCount = 0;
     this.ready = this.primary.ready;
-    this.primary.ready.then(() => this.startHelpers(), () => {});
+    // Helpers start once the primary's start-up is over: sooner, they would slow its later
+    // stage, which the first image or edit waits for.
+    this.primary.settled.then(() => { if (this.primary.isReady) this.startHelpers(); });
   }
 
   get isReady() { return this.primary.isReady; }

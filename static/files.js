@@ -7,8 +7,15 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
-// While files are opening, the file tree is redrawn at most this often.
+// While files are opening, the file tree is redrawn at most this often, and less often when
+// drawing it takes long (thousands of files): never more than a tenth of the time.
 const RENDER_EVERY_MS = 500;
+// The workbenches hear of a growing selection at most this often while files are opening (each
+// hears of it at once when opening ends): some of them read the selection's first file anew.
+const ANNOUNCE_EVERY_MS = 2000;
+// A series with more files than this starts folded: thousands of rows cost the page more than
+// they help a person, who scrolls a series in the Image workbench.
+const LARGE_SERIES = 500;
 
 const byNumberThenName = (a, b) =>
   (a.instance.number ?? Infinity) - (b.instance.number ?? Infinity) || a.name.localeCompare(b.name);
@@ -89,6 +96,9 @@ export class FileList {
     this.collapsed = new Set();
     this.renderTimer = null;
     this.lastRender = 0;
+    this.renderCost = 0;
+    this.lastAnnounce = 0;
+    this.unfolded = new Set(); // large series the person unfolded
     this.pending = 0;       // files handed to Python and not described yet
     this.settledWaiters = [];
     this.selection = null;  // { level, id, label }: its files are looked up when asked for
@@ -103,7 +113,10 @@ export class FileList {
 
   described(count) {
     this.pending = Math.max(0, this.pending - count);
-    if (this.pending === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
+    if (this.pending === 0) {
+      for (const resolve of this.settledWaiters.splice(0)) resolve();
+      this.requestRender();
+    }
   }
 
   // Resolves once no file is being described.
@@ -141,13 +154,17 @@ export class FileList {
   // thousands of files opens batch by batch, draw at most every RENDER_EVERY_MS.
   requestRender() {
     if (this.renderTimer) return;
-    const wait = Math.max(0, this.lastRender + RENDER_EVERY_MS - performance.now());
+    const every = Math.max(RENDER_EVERY_MS, 10 * this.renderCost);
+    const wait = this.pending ? Math.max(0, this.lastRender + every - performance.now()) : 0;
     this.renderTimer = setTimeout(() => {
       this.renderTimer = null;
       this.lastRender = performance.now();
       this.render();
+      this.renderCost = performance.now() - this.lastRender;
       if (!this.selectedRow && this.files.size) this.selectAll();
-      else if (this.selection) this.announce(); // a selected group may have grown
+      else if (this.selection && (!this.pending || performance.now() - this.lastAnnounce > ANNOUNCE_EVERY_MS)) {
+        this.announce(); // a selected group may have grown
+      }
     }, wait);
   }
 
@@ -210,6 +227,7 @@ export class FileList {
 
   // Tells the workbenches what is selected, with the files it holds now.
   announce() {
+    this.lastAnnounce = performance.now();
     const files = this.filesOf(this.selection);
     this.onSelect({ ...this.selection, keys: files.map((f) => f.key), files });
   }
@@ -229,13 +247,18 @@ export class FileList {
     return button;
   }
 
-  toggle(id, children) {
-    const open = !this.collapsed.has(id);
+  isOpen(id, size = 0) {
+    return size > LARGE_SERIES ? this.unfolded.has(id) : !this.collapsed.has(id);
+  }
+
+  toggle(id, children, size = 0) {
+    const open = this.isOpen(id, size);
     const button = el("button", { className: "toggle", type: "button", textContent: open ? "▾" : "▸" });
     button.setAttribute("aria-expanded", String(open));
     button.setAttribute("aria-label", open ? "Collapse" : "Expand");
     button.addEventListener("click", () => {
-      if (this.collapsed.has(id)) this.collapsed.delete(id); else this.collapsed.add(id);
+      const set = size > LARGE_SERIES ? this.unfolded : this.collapsed;
+      if (set.has(id)) set.delete(id); else set.add(id);
       this.render();
     });
     children.hidden = !open;
@@ -263,7 +286,7 @@ export class FileList {
           sKeys.push(...keys);
           const rid = `r:${seriesUid}`;
           const instances = el("ul");
-          for (const f of files) {
+          for (const f of this.isOpen(rid, files.length) ? files : []) {
             const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
             const row = this.row("instance", `i:${f.key}`, f.name, `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key]);
             if (this.thumbnails && f.instance.rows) {
@@ -276,7 +299,7 @@ export class FileList {
             instances.append(el("li", {}, row));
           }
           const title = `${se.modality || "??"} ${se.number ?? ""} ${se.description || "(no description)"}`.replace(/\s+/g, " ");
-          seriesList.append(el("li", {}, el("div", { className: "line" }, this.toggle(rid, instances),
+          seriesList.append(el("li", {}, el("div", { className: "line" }, this.toggle(rid, instances, files.length),
             this.row("series", rid, title, `${files.length} file${files.length === 1 ? "" : "s"}`, keys)), instances));
         }
         pKeys.push(...sKeys);

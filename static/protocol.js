@@ -33,6 +33,7 @@ export const Reply = Object.freeze({
   DONE: "done",         // { id, result } where result is { ok: true, ... } or { ok: false, error }
   FATAL: "fatal",       // { message } the worker cannot go on
   NOTICE: "notice",     // { message } something failed that some features need; the worker goes on
+  SETTLED: "settled",   // {} the later stage and the codecs are loaded (or failed): start-up is over
 });
 
 // How long start-up may take before the page says it is stuck (a wrong MIME type hangs silently).

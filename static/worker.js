@@ -75,7 +75,8 @@ async function start() {
     .catch((error) => {
       post({ kind: Reply.NOTICE, message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
         + "inspecting and editing still work; JPEG images, image creation and volumes do not. Reload the page to try again." });
-    });
+    })
+    .finally(() => post({ kind: Reply.SETTLED }));
 }
 
 // A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was
