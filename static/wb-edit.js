@@ -36,9 +36,12 @@ export class EditWorkbench {
     this.scopeAll = el("input", { type: "radio", name: "edit-scope", value: "all", id: "edit-scope-all" });
     this.scopeAllLabel = el("label", { htmlFor: "edit-scope-all" });
     for (const input of [this.scopeFile, this.scopeAll]) input.addEventListener("change", () => this.renderScope());
+    this.fileSelect.addEventListener("change", () => this.renderScope());
+    this.scopeSummary = el("p", { className: "hint", id: "edit-scope-summary", "aria-live": "polite" });
     const scope = el("fieldset", { className: "scope" }, el("legend", { textContent: "Apply to" }),
+      el("div", {}, this.scopeAll, this.scopeAllLabel),
       el("div", {}, this.scopeFile, el("label", { htmlFor: "edit-scope-file", textContent: "this file: " }), this.fileSelect),
-      el("div", {}, this.scopeAll, this.scopeAllLabel));
+      this.scopeSummary);
 
     // A new change, typed in (the Tags tree adds them too).
     this.op = el("select", { id: "edit-op" }, ...["set", "add", "delete"].map((o) => el("option", { value: o, textContent: o })));
@@ -98,6 +101,8 @@ export class EditWorkbench {
   setSelection(selection) {
     this.selection = selection;
     this.fileSelect.replaceChildren(...selection.files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+    // The scope follows the selection: a series (or more) selected means all of it.
+    (selection.files.length > 1 ? this.scopeAll : this.scopeFile).checked = true;
     this.renderScope();
   }
 
@@ -110,8 +115,11 @@ export class EditWorkbench {
   renderScope() {
     const n = this.selection.files.length;
     this.scopeAllLabel.textContent = `the selection at left: ${this.selection.label || "nothing"} (${n} file${n === 1 ? "" : "s"})`;
-    const count = this.scopeFiles().length;
+    const files = this.scopeFiles();
+    const count = files.length;
     this.apply.textContent = count > 1 ? `Apply to ${count} files and download ZIP` : "Apply and download";
+    this.scopeSummary.textContent = !count ? "Nothing selected: open files or pick some at left."
+      : count > 1 ? `Apply writes ${count} edited files into one ZIP.` : `Apply writes 1 edited file: ${files[0].name}.`;
     this.updateButtons();
   }
 
