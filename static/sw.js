@@ -32,7 +32,8 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     const names = await caches.keys();
-    await Promise.all(names.filter((name) => name.startsWith("dcmstudio-") && name !== CACHE).map((name) => caches.delete(name)));
+    const older = names.filter((name) => name.startsWith("dcmstudio-") && name !== CACHE);
+    await Promise.all(older.map((name) => caches.delete(name)));
     await self.clients.claim();
   })());
 });
@@ -43,7 +44,9 @@ async function answer(request) {
   const cached = await cache.match(key, { ignoreSearch: true, ignoreVary: true });
   if (!cached) return fetch(request);
   // HEAD (the page asks worker.js's headers): the cached headers, without the body.
-  if (request.method === "HEAD") return new Response(null, { status: cached.status, statusText: cached.statusText, headers: cached.headers });
+  if (request.method === "HEAD") {
+    return new Response(null, { status: cached.status, statusText: cached.statusText, headers: cached.headers });
+  }
   return cached;
 }
 

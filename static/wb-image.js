@@ -26,6 +26,9 @@ const WINDOW_SOURCES = { file: "the file's", minmax: "from the values", argument
 const KEY_HELP = "Wheel, ↑ ↓, PgUp PgDn, Home End: slices · drag: window · Shift+↑ ↓ level, Shift+← → width · " +
   "Ctrl+wheel or + −: zoom · Shift+drag or middle drag: pan · F: fit · 1: 1:1";
 
+// What a rendered slice is kept under: the file, the frame and the window it was drawn with.
+const renderKey = ({ file, frame }, window) => `${file.key}:${frame}:${JSON.stringify(window)}`;
+
 function byInstanceThenName(a, b) {
   return (a.instance.number ?? Infinity) - (b.instance.number ?? Infinity) || a.name.localeCompare(b.name);
 }
@@ -33,7 +36,8 @@ function byInstanceThenName(a, b) {
 // The slices of `file`'s series among `files`: in position order when every file has a distinct
 // position (running the way the instance numbers run), else by instance number, then name.
 export function seriesStack(files, file) {
-  const series = files.filter((f) => f.series.uid === file.series.uid && f.instance.frames > 0).sort(byInstanceThenName);
+  const series = files.filter((f) => f.series.uid === file.series.uid && f.instance.frames > 0)
+    .sort(byInstanceThenName);
   const positions = series.map((f) => f.instance.position);
   if (series.length > 1 && positions.every(Number.isFinite) && new Set(positions).size === series.length) {
     series.sort((a, b) => a.instance.position - b.instance.position);
@@ -58,6 +62,7 @@ export class ImageWorkbench {
     this.infos = new Map(); // file key → Promise of frame_info's answer
     this.renders = new Map(); // slice and window → Promise of { ok, image, render } or { ok: false, message }
     this.painted = null; // the slice on the canvas
+    this.presetsFor = null; // the series whose presets the preset list shows
     this.drawing = false;
     this.prefetching = false;
     this.wheelDistance = 0;
@@ -87,7 +92,8 @@ export class ImageWorkbench {
     this.canvas = el("canvas", { id: "image-canvas" });
     this.canvas.setAttribute("role", "img");
     this.canvas.setAttribute("aria-label", "The selected slice");
-    this.message = el("p", { className: "empty", id: "image-message", textContent: "Pick a file with an image at left to view it." });
+    this.message = el("p", { className: "empty", id: "image-message",
+      textContent: "Pick a file with an image at left to view it." });
     this.message.setAttribute("aria-live", "polite");
     this.help = el("p", { className: "hint image-help", id: "image-help", textContent: KEY_HELP });
     this.stage = el("div", { className: "image-stage", id: "image-stage", tabIndex: 0 }, this.message, this.canvas);
@@ -98,7 +104,8 @@ export class ImageWorkbench {
     this.readout = el("div", { className: "image-readout", id: "image-readout" });
     panel.append(
       el("div", { className: "toolbar" }, el("label", { htmlFor: "image-file", textContent: "File" }), this.fileSelect,
-        this.presets, reset, fit, actual, this.zoomLabel, el("span", { className: "spacer" }), this.frameInput, this.frameLabel),
+        this.presets, reset, fit, actual, this.zoomLabel, el("span", { className: "spacer" }),
+        this.frameInput, this.frameLabel),
       this.stage,
       el("div", { className: "image-footer" }, this.status, this.readout),
       this.help);
@@ -110,7 +117,8 @@ export class ImageWorkbench {
 
   setSelection(selection) {
     this.files = selection.files;
-    this.fileSelect.replaceChildren(...selection.files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+    this.fileSelect.replaceChildren(...selection.files.slice(0, 2000)
+      .map((f) => el("option", { value: f.key, textContent: f.name })));
     this.stack = [];
     const first = selection.files.find((f) => f.instance.frames > 0) || selection.files[0];
     if (first) this.show(first);
@@ -170,13 +178,13 @@ export class ImageWorkbench {
   }
 
   // The slice rendered with `window`, shared by drawing and rendering ahead; the newest kept.
-  renderOf({ file, frame }, window) {
-    const key = `${file.key}:${frame}:${JSON.stringify(window)}`;
+  renderOf(slice, window) {
+    const key = renderKey(slice, window);
     let render = this.renders.get(key);
     if (render) {
       this.renders.delete(key);
     } else {
-      render = this.requestRender(file, frame, window);
+      render = this.requestRender(slice.file, slice.frame, window);
       while (this.renders.size >= KEPT_RENDERS) this.renders.delete(this.renders.keys().next().value);
     }
     this.renders.set(key, render);
@@ -208,7 +216,8 @@ export class ImageWorkbench {
     this.drawing = false;
     // While a window is being dragged, rendering ahead would only delay the next window.
     clearTimeout(this.aheadTimer);
-    this.aheadTimer = setTimeout(() => this.renderAhead(), Math.max(0, this.windowMoved + WINDOW_SETTLE_MS - performance.now()));
+    const settle = Math.max(0, this.windowMoved + WINDOW_SETTLE_MS - performance.now());
+    this.aheadTimer = setTimeout(() => this.renderAhead(), settle);
   }
 
   async drawSlice(slice) {
@@ -237,7 +246,8 @@ export class ImageWorkbench {
     this.presetList = [...info.window_presets, ...info.suggested_presets];
     this.presetList.forEach((p, i) => options.push(el("option", { value: `w${i}`,
       textContent: `${p.explanation || "Window"} (C ${fmt(p.center)} / W ${fmt(p.width)})` })));
-    info.voi_luts.forEach((v) => options.push(el("option", { value: `lut${v.index}`, textContent: `VOI LUT: ${v.explanation || v.index + 1}` })));
+    info.voi_luts.forEach((v) => options.push(el("option", { value: `lut${v.index}`,
+      textContent: `VOI LUT: ${v.explanation || v.index + 1}` })));
     this.presets.replaceChildren(...options);
   }
 
@@ -268,7 +278,8 @@ export class ImageWorkbench {
     const position = this.stack.length > 1 ? `slice ${this.index + 1} of ${this.stack.length}` : null;
     this.canvas.setAttribute("aria-label", `${slice.file.name}${position ? `, ${position}` : ""}`);
     this.status.textContent = [`${r.columns} × ${r.rows}`, r.frames > 1 ? `frame ${r.frame + 1} of ${r.frames}` : null,
-      r.photometric, w ? `window C ${fmt(w.center)} / W ${fmt(w.width)} (${WINDOW_SOURCES[w.source] || w.source})` : null,
+      r.photometric,
+      w ? `window C ${fmt(w.center)} / W ${fmt(w.width)} (${WINDOW_SOURCES[w.source] || w.source})` : null,
       r.voi_lut !== null && r.voi_lut !== undefined ? `VOI LUT ${r.voi_lut + 1}` : null,
       r.overlays?.length ? `overlays ${r.overlays.join(", ")}` : null].filter(Boolean).join(" · ");
   }
@@ -281,12 +292,13 @@ export class ImageWorkbench {
       const wanted = [...Array.from({ length: AHEAD }, (_, i) => this.index + (i + 1) * this.direction),
         this.index - this.direction].map((i) => this.stack[i]).filter(Boolean);
       const window = this.window;
-      const next = wanted.find((s) => !this.renders.has(`${s.file.key}:${s.frame}:${JSON.stringify(window)}`));
+      const next = wanted.find((s) => !this.renders.has(renderKey(s, window)));
       if (!next || this.drawing) break;
       const answer = await this.infoOf(next.file);
       if (!answer.ok || !answer.info.has_pixels || !answer.info.decodable) {
-        this.renders.set(`${next.file.key}:${next.frame}:${JSON.stringify(window)}`, Promise.resolve({ ok: false,
-          message: answer.ok ? answer.info.why_not || `${next.file.name} has no pixel data to show.` : answer.error.message }));
+        const message = !answer.ok ? answer.error.message
+          : answer.info.why_not || `${next.file.name} has no pixel data to show.`;
+        this.renders.set(renderKey(next, window), Promise.resolve({ ok: false, message }));
         continue;
       }
       await this.renderOf(next, window);
@@ -390,7 +402,8 @@ export class ImageWorkbench {
       }
       // Small trackpad steps add up; a notch of a mouse wheel is one slice.
       this.wheelDistance += distance;
-      const steps = Math.trunc(this.wheelDistance / WHEEL_STEP) || (Math.abs(distance) >= WHEEL_STEP / 2 ? Math.sign(distance) : 0);
+      const steps = Math.trunc(this.wheelDistance / WHEEL_STEP)
+        || (Math.abs(distance) >= WHEEL_STEP / 2 ? Math.sign(distance) : 0);
       if (!steps) return;
       this.wheelDistance = 0;
       this.goTo(this.index + steps);

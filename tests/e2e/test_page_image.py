@@ -248,7 +248,8 @@ def test_zoom_pan_and_keyboard_window(page, server):
     def window():
         return tuple(float(v) for v in re.search(r"C (\S+) / W (\S+)", page.inner_text("#image-status")).groups())
 
-    wait_until(lambda: window()[1] != width and "set here" in page.inner_text("#image-status"), "the window set by keys")
+    wait_until(lambda: window()[1] != width and "set here" in page.inner_text("#image-status"),
+               "the window set by keys")
     new_centre, new_width = window()
     assert new_centre > centre and new_width > width
     assert not page.page_errors

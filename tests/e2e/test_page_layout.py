@@ -17,7 +17,8 @@ def overflowing(page):
         const right = panel.getBoundingClientRect().right + 1;
         return [...panel.querySelectorAll('*')].filter((e) => {
             const box = e.getBoundingClientRect();
-            return box.width && e.checkVisibility() && box.right > right && !e.closest('.tag-tree, .changes, .image-stage');
+            const scrolls = e.closest('.tag-tree, .changes, .image-stage');
+            return box.width && e.checkVisibility() && box.right > right && !scrolls;
         }).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`).slice(0, 5);
     }""")
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pydicom
 
-from conftest import ARTIFACTS, CHROMIUM_FLAGS, ROOT, open_files, start_site_server  # noqa: F401
+from conftest import ARTIFACTS, ROOT, open_files, start_site_server
 from test_page_inspect import CT, wait_for_files
 
 
@@ -40,7 +40,8 @@ def test_reload_open_edit_and_download_with_the_server_stopped(browser, tmp_path
         version = (ROOT / "dist" / "sw.js").read_text().splitlines()[0].split('"')[1]
         assert page.evaluate("caches.keys()") == [f"dcmstudio-{version}"]
         manifest = json.loads((ROOT / "dist" / "build-manifest.json").read_text())["sha256"]
-        cached = page.evaluate(f"caches.open('dcmstudio-{version}').then((c) => c.keys()).then((k) => k.map((r) => r.url))")
+        cached = page.evaluate(f"caches.open('dcmstudio-{version}').then((c) => c.keys())"
+                               ".then((keys) => keys.map((r) => r.url))")
         assert {u[len(url):] for u in cached} >= set(manifest) - {"index.html"}
 
         # Installable: the manifest and its icons are served and name the page.
