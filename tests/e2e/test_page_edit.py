@@ -53,7 +53,14 @@ def test_edit_series_and_download_zip(page, server, tmp_path):
     wait_for_files(page, SERIES_SIZE)
     page.locator(".file-tree .row.series").first.click()
     page.click("#tab-edit")
-    page.check("#edit-scope-all")
+    # A series selected: the scope is the series, and the page says how many files Apply writes.
+    assert page.is_checked("#edit-scope-all")
+    assert page.inner_text("#edit-scope-summary") == f"Apply writes {SERIES_SIZE} edited files into one ZIP."
+    page.locator(".file-tree .row.instance").first.click()
+    assert page.is_checked("#edit-scope-file")
+    assert page.inner_text("#edit-scope-summary") == f"Apply writes 1 edited file: {paths[0].name}."
+    page.locator(".file-tree .row.series").first.click()
+    assert page.is_checked("#edit-scope-all")
 
     for op, path, value in [("set", "PatientName", "DOE^JANE"),
                             ("set", "RequestAttributesSequence[0].RequestedProcedureID", "RP-42"),

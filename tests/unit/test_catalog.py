@@ -125,7 +125,8 @@ def test_ct_small_is_described_in_full():
     assert info["study"]["date"] == "20040119" and info["study"]["time"] == "072730"
     assert info["study"]["description"] == "e+1" and info["study"]["accession"] == ""
     assert info["series"]["number"] == 1 and info["series"]["modality"] == "CT"
-    assert info["instance"] == {"number": 1, "frames": 1, "rows": 128, "columns": 128}
+    # Position along the normal: (0020,0032) . (row x column of (0020,0037)), an axial slice's z.
+    assert info["instance"] == {"number": 1, "frames": 1, "rows": 128, "columns": 128, "position": -75.699997}
     assert info["has_file_meta"] is True
 
 
@@ -133,7 +134,7 @@ def test_frames_count_multiframe_images_and_zero_for_documents():
     multiframe = describe_file(str(bundled("examples_ybr_color.dcm")), "ybr.dcm")
     assert multiframe["instance"]["frames"] == 30
     report = describe_file(str(bundled("reportsi.dcm")), "sr.dcm")
-    assert report["instance"] == {"number": 1, "frames": 0, "rows": None, "columns": None}
+    assert report["instance"] == {"number": 1, "frames": 0, "rows": None, "columns": None, "position": None}
     assert report["sop_class"]["name"] == "Basic Text SR Storage"
 
 
@@ -143,6 +144,18 @@ def test_empty_or_malformed_numbers_are_none(tmp_path):
     info = describe_file(write(tmp_path, "numbers.dcm", data), "numbers.dcm")
     assert info["series"]["number"] is None and info["instance"]["number"] is None
     assert info["instance"]["rows"] == 8
+
+
+def test_malformed_geometry_gives_no_slice_position(tmp_path):
+    for position, orientation in ((["1", "2"], [1, 0, 0, 0, 1, 0]), (["1e400", 0, 0], [1, 0, 0, 0, 1, 0]),
+                                  ([0, 0, 5], [1, 0, 0, 0, 1])):
+        ds = small_ct(Rows=8, Columns=8, ImagePositionPatient=position, ImageOrientationPatient=orientation)
+        info = describe_file(write(tmp_path, "geometry.dcm", dataset_bytes(ds)), "geometry.dcm")
+        assert info["instance"]["position"] is None, (position, orientation)
+    # A sagittal slice is ordered by x: row (0,1,0) x column (0,0,-1) is (-1,0,0).
+    ds = small_ct(Rows=8, Columns=8, ImagePositionPatient=[12.5, -3, 40], ImageOrientationPatient=[0, 1, 0, 0, 0, -1])
+    info = describe_file(write(tmp_path, "sagittal.dcm", dataset_bytes(ds)), "sagittal.dcm")
+    assert info["instance"]["position"] == -12.5
 
 
 @pytest.mark.parametrize("name", ["dicomdirtests/DICOMDIR", "dicomdirtests/DICOMDIR-bigEnd",

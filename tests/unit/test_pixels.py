@@ -202,6 +202,27 @@ def test_min_max_window_spans_any_stored_range(tmp_path, dtype, low, high):
     assert (ours[..., 0] == ours[..., 1]).all() and (ours[..., 3] == 255).all()
 
 
+def test_parametric_map_with_a_placeholder_window_is_windowed_by_its_values(tmp_path):
+    # A float map (e.g. ADC in mm2/s) whose file says C 0.5 / W 1: that window turns it all white.
+    values = np.linspace(0, 0.003, 16 * 24, dtype="<f4").reshape(16, 24)
+    ds = pydicom.dcmread(write_image(tmp_path / "int.dcm", np.zeros((16, 24), np.uint16)))
+    del ds.PixelData, ds.BitsStored, ds.HighBit, ds.PixelRepresentation
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.30"
+    ds.BitsAllocated = 32
+    ds.WindowCenter, ds.WindowWidth = 0.5, 1
+    ds.FloatPixelData = values.tobytes()
+    ds.save_as(tmp_path / "pm.dcm", enforce_file_format=True)
+    ours, info = rgba_of(tmp_path / "pm.dcm")
+    assert info["window"]["source"] == "minmax"
+    assert info["window"]["width"] == pytest.approx(0.003)
+    expected = np.rint(values.astype(float) / 0.003 * 255)
+    assert np.abs(ours[..., 0].astype(int) - expected).max() <= 1
+    # A narrow LINEAR_EXACT window (any width > 0 is valid there) is still the file's.
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 0.0015, 0.003, "LINEAR_EXACT"
+    ds.save_as(tmp_path / "pm_ok.dcm", enforce_file_format=True)
+    assert rgba_of(tmp_path / "pm_ok.dcm")[1]["window"]["source"] == "file"
+
+
 def test_rescale_reaches_the_readout_and_the_range():
     value = pixels.pixel_value(str(bundled("CT_small.dcm")), "CT_small.dcm", 0, 64, 64)
     ds = pydicom.dcmread(bundled("CT_small.dcm"))
