@@ -55,7 +55,7 @@ def test_edit_series_and_download_zip(page, server, tmp_path):
     page.click("#tab-edit")
     # A series selected: the scope is the series, and the page says how many files Apply writes.
     assert page.is_checked("#edit-scope-all")
-    assert page.inner_text("#edit-scope-summary") == f"Apply writes {SERIES_SIZE} edited files into one ZIP."
+    assert page.inner_text("#edit-scope-summary") == f"Apply writes {SERIES_SIZE} edited files, saved as a ZIP download."
     page.locator(".file-tree .row.instance").first.click()
     assert page.is_checked("#edit-scope-file")
     assert page.inner_text("#edit-scope-summary") == f"Apply writes 1 edited file: {paths[0].name}."
