@@ -118,7 +118,10 @@ def learn_file(spec, item):
     merge in input order into the job-wide set every worker then gets."""
     from dcmstudio.deid import Deidentifier
     job = Deidentifier(spec["options"])
-    learned = job.learn_file(item["path"], item["name"])
+    try:
+        learned = job.learn_file(item["path"], item["name"])
+    except Exception:  # noqa: BLE001 -- the file's own step then names what is wrong with it
+        learned = False
     return {"index": item["index"], "learned": learned, "identifiers": job.identifiers,
             "patients": list(job.patients.values())}
 
