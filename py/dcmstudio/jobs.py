@@ -170,6 +170,26 @@ def _check_part10(pieces, name):
         raise DicomStudioError("the edited file lost its DICM prefix; it was not offered", file=name)
 
 
+def edit_item(item, edits, context):
+    """One file edited as the edit task edits it (read, edited, its output checked); the command
+    (:mod:`dcmstudio.cli.tasks`) calls it too.
+
+    Returns
+    -------
+    pieces, origins, report
+        As :func:`dcmstudio.edit.edit_output` gives them.
+    part10 : bool
+        Whether the input had a DICM prefix (so the output has one).
+    """
+    from . import edit
+    data = read_item(item)
+    pieces, origins, report = edit.edit_output(data, edits, context=context)
+    part10 = data[128:132] == b"DICM"
+    if part10:
+        _check_part10(pieces, item["name"])
+    return pieces, origins, report, part10
+
+
 @register("edit")
 class EditJob(ZipJob):
     """Byte-level edits over many files (see :mod:`dcmstudio.edit`), one consistent UID map.
@@ -192,7 +212,6 @@ class EditJob(ZipJob):
 
     def __init__(self, options, count, scratch):
         from . import edit, replay, uids
-        self._edit = edit
         self.edits = options["edits"]
         edit.validate_edits(self.edits)
         self.single = bool(options.get("single")) and count == 1
@@ -216,10 +235,7 @@ class EditJob(ZipJob):
         index = item.get("index", self.index + 1)
         context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         try:
-            data = read_item(item)
-            pieces, origins, report = self._edit.edit_output(data, self.edits, context=context)
-            if data[128:132] == b"DICM":
-                _check_part10(pieces, name)
+            pieces, origins, report, _ = edit_item(item, self.edits, context)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message, "index": index})
@@ -321,6 +337,19 @@ def _plain(result):
     return {k: v for k, v in result.items() if k not in ("paths", "zip_path")}
 
 
+def compress_item(item, out, target, verify):
+    """One file written to ``out`` in ``target`` as the compress task writes it, its output
+    checked; the command calls it too. Returns :func:`dcmstudio.codecs.compress`'s report."""
+    from . import codecs
+    name = item["name"]
+    report = codecs.compress(item["path"], out, target, name=name, verify=verify)
+    with open(out, "rb") as f:
+        if f.read(132)[128:] != b"DICM":
+            raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
+                                   "not offered.", file=name)
+    return report
+
+
 @register("compress")
 class CompressJob(ZipJob):
     """Loaded files written again in another transfer syntax, losslessly (see :mod:`dcmstudio.codecs`).
@@ -354,11 +383,7 @@ class CompressJob(ZipJob):
         name = item["name"]
         out = os.path.join(self.scratch, f"{self.index}.dcm")
         try:
-            report = self._codecs.compress(item["path"], out, self.target, name=name, verify=self.verify)
-            with open(out, "rb") as f:
-                if f.read(132)[128:] != b"DICM":
-                    raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
-                                           "not offered.", file=name)
+            report = compress_item(item, out, self.target, self.verify)
         except DicomStudioError as exc:
             if os.path.exists(out):
                 os.remove(out)
@@ -393,6 +418,25 @@ _SYNTAX_SUFFIXES = {
 }
 
 
+def deidentify_item(deidentifier, item, index, learned=False):
+    """One file de-identified as the deid task does it (read, de-identified by ``deidentifier``
+    as the ``index``-th file, its output checked); the command calls it too.
+
+    Returns
+    -------
+    pieces, report
+        As :meth:`dcmstudio.deid.Deidentifier.deidentify` gives them.
+    part10 : bool
+        Whether the input had a DICM prefix.
+    """
+    data = read_item(item)
+    pieces, report = deidentifier.deidentify(data, item["name"], index=index, learned=learned)
+    part10 = data[128:132] == b"DICM"
+    if part10:
+        _check_part10(pieces, item["name"])
+    return pieces, report, part10
+
+
 @register("deid")
 class DeidJob(ZipJob):
     """De-identification to PS3.15 (see :mod:`dcmstudio.deid`), one consistent mapping per task.
@@ -410,11 +454,13 @@ class DeidJob(ZipJob):
 
     def __init__(self, options, count, scratch):
         from . import deid
+        self._deid = deid
         super().__init__(options, count, scratch)
         self.zip_name = options.get("zip_name") or "deidentified.zip"
         self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True)
         self.learned = set()  # (path, name) of the files the first pass read
         self.written = False
+        self.learn_steps = 0  # output names are numbered by the de-identifying steps alone
         self.report_path = os.path.join(scratch, "deid_report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
 
@@ -424,16 +470,15 @@ class DeidJob(ZipJob):
             if self.written:
                 raise DicomStudioError("the first pass (learning identifiers) must come before the first "
                                        "file is de-identified.", file=name)
+            self.learn_steps += 1
             if self.deidentifier.learn_file(item["path"], name):
                 self.learned.add((item["path"], name))
             return {"learned": name}
         self.written = True
         try:
-            data = read_file(item["path"])
             learned = (item["path"], name) in self.learned
-            pieces, report = self.deidentifier.deidentify(data, name, index=self.index + 1, learned=learned)
-            if data[128:132] == b"DICM":
-                _check_part10(pieces, name)
+            pieces, report, _ = deidentify_item(self.deidentifier, item, self.index + 1 - self.learn_steps,
+                                                learned)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.deidentifier.failures.append({"file": name, "message": exc.message})
@@ -447,8 +492,7 @@ class DeidJob(ZipJob):
     def finish(self):
         self.report_file.close()
         stem = os.path.splitext(self.zip_name)[0]
-        # identifying: input file names and the values the residual scan found
-        report = {"path": self.report_path, "name": f"IDENTIFYING-{stem}_report.jsonl",
+        report = {"path": self.report_path, "name": self._deid.mapping.report_name(stem),
                   "mime": "application/x-ndjson"}
         outputs = self.deidentifier.write_mapping(self.scratch) + [report]
         return {"summary": self.deidentifier.summary(), "outputs": outputs,

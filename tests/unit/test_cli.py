@@ -187,6 +187,11 @@ def deid_run(source, output, mapping, *extra):
                  "--option", "retain_long_modified_dates", "--report", mapping + "/r.jsonl", *extra])
 
 
+def identifying(folder):
+    """``{name: bytes}`` of the IDENTIFYING files (mapping, report) in ``folder``."""
+    return {path.name: path.read_bytes() for path in folder.glob("IDENTIFYING-*")}
+
+
 @needs_processes
 def test_deid_in_a_pool_gives_the_bytes_and_mapping_of_one_process(tmp_path):
     source = study(str(tmp_path / "in"))
@@ -195,8 +200,8 @@ def test_deid_in_a_pool_gives_the_bytes_and_mapping_of_one_process(tmp_path):
         assert deid_run(source, str(tmp_path / name / "files"), str(tmp_path / name), "--jobs", jobs) == 1
     one, pool = digests(tmp_path / "one" / "files"), digests(tmp_path / "pool" / "files")
     assert one == pool and len(one) == 4
-    for mapping in ("IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"):
-        assert (tmp_path / "one" / mapping).read_bytes() == (tmp_path / "pool" / mapping).read_bytes()
+    assert identifying(tmp_path / "one") == identifying(tmp_path / "pool")
+    assert len(identifying(tmp_path / "one")) == 5  # the mapping, the MIDI-B pairs, the page's report
     mapping = json.loads((tmp_path / "pool" / "IDENTIFYING-deid-mapping.json").read_text())
     # MR_small and MR_small_implicit are one patient: one pseudonym, two files
     assert sorted(p["files"] for p in mapping["patients"]) == [1, 1, 2] and mapping["deterministic"]
@@ -248,8 +253,7 @@ def test_a_dask_cluster_gives_the_bytes_of_one_process(tmp_path):
                             "--dask", cluster.scheduler_address, "-q", "--report", str(tmp_path / "e.jsonl")])
     assert status == 1 and edit_status == 1  # notes.txt, named in the reports
     assert digests(tmp_path / "dask" / "files") == digests(tmp_path / "one" / "files")
-    for mapping in ("IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"):
-        assert (tmp_path / "one" / mapping).read_bytes() == (tmp_path / "dask" / mapping).read_bytes()
+    assert identifying(tmp_path / "one") == identifying(tmp_path / "dask")
     assert main(["edit", source, "-o", str(tmp_path / "one.zip"), "--set", "PatientID=X{index}", "--jobs", "1",
                  "-q", "--report", str(tmp_path / "e1.jsonl")]) == 1
     assert digests(tmp_path / "dask.zip") == digests(tmp_path / "one.zip")

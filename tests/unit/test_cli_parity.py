@@ -35,8 +35,11 @@ EDITS = [{"op": "set", "path": "PatientName", "value": "DOE^{index:03d}"},
          {"op": "set", "path": "StudyDescription", "value": "parity Ü {name}"},
          {"op": "add", "path": '(0009,"DCMSTUDIO PARITY",01)', "value": "x{index}", "vr": "LO"},
          {"op": "delete", "path": "PatientBirthDate"}]
+# Clean Descriptors scrubs descriptions of every identifying value the first pass learned:
+# CROSS's names a patient met only in a later file (SC_rgb_small_odd.dcm's).
 DEID_OPTIONS = {"secret": "parity secret", "retain_long_modified_dates": True,
-                "retain_patient_characteristics": True, "pseudonym_prefix": "PAR"}
+                "retain_patient_characteristics": True, "clean_descriptors": True, "pseudonym_prefix": "PAR"}
+CROSS = ("A_followup.dcm", "CT_small.dcm", "Follow-up of Lestrade")
 RLE = "1.2.840.10008.1.2.5"
 PARITY_LINE = "DCMSTUDIO-PARITY "
 
@@ -46,8 +49,12 @@ def copy_inputs(folder):
     os.makedirs(folder, exist_ok=True)
     for name in INPUTS:
         shutil.copyfile(os.path.join(TEST_FILES, name), os.path.join(folder, name))
+    name, source, description = CROSS
+    dataset = pydicom.dcmread(os.path.join(TEST_FILES, source))
+    dataset.StudyDescription = description
+    dataset.save_as(os.path.join(folder, name))
     # in the command's order (a folder's files sorted by name): {index} and deid's output names follow it
-    return [(os.path.join(folder, name), name) for name in sorted(INPUTS)]
+    return [(os.path.join(folder, name), name) for name in sorted([*INPUTS, CROSS[0]])]
 
 
 def sha(data):
@@ -67,7 +74,11 @@ def residual_digest(report):
 
 def page_job(kind, options, inputs):
     """One task as the worker runs it: ``{name: sha256}`` of the ZIP's members and the other downloads."""
-    job = _call("job_start", kind=kind, options=options, count=len(inputs))["job"]
+    # the de-identification's first pass, as static/wb-deid.js sends it: every file, before any output
+    learn = [{"path": path, "name": name, "learn": True} for path, name in inputs] if kind == "deid" else []
+    job = _call("job_start", kind=kind, options=options, count=len(learn) + len(inputs))["job"]
+    for item in learn:
+        assert _call("job_step", job=job, item=item) == {"ok": True, "learned": item["name"]}
     parts, digests = [], {}
     for path, name in inputs:
         step = _call("job_step", job=job, item={"path": path, "name": name})
@@ -113,7 +124,7 @@ def cli_commands(folder):
     quiet = ["-q", "--report", os.path.join(folder, "report.jsonl")]
     return {
         "edit": [["edit", source, "-o", f"{out}/edit", "--edits", f"{folder}/edits.json", *quiet]],
-        "deid": [["deid", source, "-o", f"{out}/deid/files", "--options", f"{folder}/deid.json",
+        "deid": [["deid", source, "-o", f"{out}/deid/deidentified", "--options", f"{folder}/deid.json",
                   "--mapping", f"{out}/deid", *quiet]],
         "compress": [["compress", source, "-o", f"{out}/compress.zip", "--syntax", "rle", *quiet]],
         "dump": [["dump", source, "-o", f"{out}/dump", *quiet],
@@ -151,7 +162,7 @@ def folder_digests(path):
         for name in names:
             full = os.path.join(root, name)
             relative = os.path.relpath(full, path).replace(os.sep, "/")
-            digests[relative.removeprefix("files/")] = sha(open(full, "rb").read())
+            digests[relative.removeprefix("deidentified/")] = sha(open(full, "rb").read())
     return digests
 
 
@@ -162,10 +173,16 @@ def run_in_process(argv):
 def test_page_digests_line(tmp_path, capsys):
     """Prints the page's digests for tests/test_cli_pyodide_parity.py (run inside Pyodide with -s)."""
     digests = page_digests(str(tmp_path))
-    assert len(digests["edit"]) == len(INPUTS) and len(digests["compress"]) == len(INPUTS)
+    count = len(INPUTS) + 1
+    assert len(digests["edit"]) == count and len(digests["compress"]) == count
     assert [key for key in digests["compress"] if key.startswith("failed")] == ["failed: rtplan.dcm"]
     assert {"IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json"} <= set(digests["deid"])
-    assert sum(key.startswith("residual: ") for key in digests["deid"]) == len(INPUTS)
+    assert sum(key.startswith("residual: ") for key in digests["deid"]) == count
+    # the page's report and the MIDI-B pairs; outputs numbered from 1 (the first pass's steps not counted)
+    assert {"IDENTIFYING-deidentified_report.jsonl", "IDENTIFYING-uid_mapping.csv",
+            "IDENTIFYING-patient_id_mapping.csv"} <= set(digests["deid"])
+    assert sorted(key[-9:] for key in digests["deid"] if key.endswith(".dcm") and "/" in key) == \
+        [f"{i:05d}.dcm" for i in range(1, count + 1)]
     if sys.platform == "emscripten":  # only the Pyodide run is read; CPython's output stays quiet
         with capsys.disabled():
             print("\n" + PARITY_LINE + json.dumps(digests, sort_keys=True))

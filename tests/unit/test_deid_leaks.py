@@ -305,6 +305,39 @@ def test_a_name_first_seen_in_a_later_file_is_scrubbed_from_an_earlier_one(leaky
     assert early.StudyDescription == "Compare with"
 
 
+def test_learning_apart_and_merging_in_order_equals_learning_together(leaky):
+    """What the command does over many processes (each file learned apart, merged in input order)
+    gives the very set the page's task learns in one."""
+    together, merged = Deidentifier({"secret": SECRET}), Deidentifier({"secret": SECRET})
+    for name, path in sorted(leaky.items()):
+        together.learn_file(str(path), name)
+        apart = Deidentifier({"secret": SECRET})
+        apart.learn_file(str(path), name)
+        merged.identifiers.update(apart.identifiers)
+    assert len(together.identifiers.texts) > 10
+    for part in ("texts", "ideographs"):
+        assert list(getattr(merged.identifiers, part).items()) == list(getattr(together.identifiers, part).items())
+    assert (merged.identifiers.dates, merged.identifiers.instance_uids) == \
+        (together.identifiers.dates, together.identifiers.instance_uids)
+
+
+def test_after_the_first_pass_what_a_file_adds_stays_its_own(leaky):
+    job = Deidentifier({"secret": SECRET})
+    job.learn_file(str(leaky["early.dcm"]), "early.dcm")
+    learned = set(job.identifiers.instance_uids)
+    view = job.identifiers.for_one_file()
+    view.instance_uids.add("1.2.3.999")
+    assert "1.2.3.999" in view.instance_uids and all(uid in view.instance_uids for uid in learned)
+    assert "1.2.3.999" not in job.identifiers.instance_uids
+    assert view.text_finder()("see 1.2.3.999") and not job.identifiers.text_finder()("see 1.2.3.999")
+    # de-identifying leaves the job's set as the first pass left it (later.dcm's UIDs were not learned)
+    later = Deidentifier({"secret": SECRET})
+    later.identifiers = job.identifiers
+    later.deidentify(leaky["early.dcm"].read_bytes(), "early.dcm", learned=True)
+    later.deidentify(leaky["later.dcm"].read_bytes(), "later.dcm", learned=True)
+    assert job.identifiers.instance_uids == learned
+
+
 def test_learning_reads_the_header_only(leaky, monkeypatch):
     from dcmstudio.deid import job as job_module
     monkeypatch.setattr(job_module, "HEADER_READ", 200)  # shorter than any header: read on

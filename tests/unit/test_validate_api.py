@@ -64,12 +64,19 @@ def test_create_refuses_an_object_that_fails_validation(monkeypatch, tmp_path):
         return report
 
     monkeypatch.setattr(create, "create_secondary_capture", careless)
+    # the outputs folder is the process's: other tests' objects (a p_SC.dcm Create offered) stay there
+    before = outputs_named("p_SC.dcm")
     result = call("create_image", image_paths=[str(picture)], image_names=["p.png"])
     assert not result["ok"]
     message = result["error"]["message"]
     assert "p_SC.dcm was not offered" in message and "ConversionType" in message and "type1-missing" in message
-    assert not [name for _, _, files in os.walk(api.output_path("x").rsplit("/", 1)[0]) for name in files
-                if name == "p_SC.dcm"]
+    assert outputs_named("p_SC.dcm") == before
+
+
+def outputs_named(name):
+    """Every file called ``name`` in the folder the api writes its outputs to."""
+    top = os.path.dirname(api.output_path("x"))
+    return {os.path.join(folder, name) for folder, _, files in os.walk(top) if name in files}
 
 
 def test_create_offers_an_object_that_passes():

@@ -225,7 +225,7 @@ def _key_text(secret):
 
 
 def _run_deid(args):
-    from dcmstudio.deid import Deidentifier
+    from dcmstudio.deid import Deidentifier, mapping
     options = _read_json(args.options, "the options") if args.options else {}
     if not isinstance(options, dict):
         raise files.UsageError(f"{args.options}: the options must be a JSON object.")
@@ -250,20 +250,56 @@ def _run_deid(args):
     merged = Deidentifier(options)  # checks the options before any file is read
     if drawn:
         merged.deterministic = False
-    mapping_folder = _mapping_folder(args)
+    # the page's report, named as the page names it beside <stem>.zip
+    report_name = mapping.report_name(_zip_stem(os.path.normpath(args.output)))
+    mapping_folder = _mapping_folder(args, report_name)
+    scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
+    page_report = open(os.path.join(scratch, report_name), "w", encoding="utf-8")
+
+    def first_pass(runner, spec, items, folder):
+        """Learn every file's identifying values (in parallel, merged in input order as the page
+        learns them) before any output; every worker then gets the job-wide set."""
+        if not args.quiet:
+            print(f"first pass: learning the identifying values of {len(items)} files", file=sys.stderr)
+        unlearned = set()
+        for learned in run.in_order(runner, tasks.learn_file, spec, items):
+            merged.identifiers.update(learned["identifiers"])
+            for patient in learned["patients"]:
+                merged.patients.setdefault(patient.key, patient)
+            if not learned["learned"]:
+                unlearned.add(learned["index"])
+        return runner.share(merged.identifiers, folder), lambda item: {
+            **item, "learned": item["index"] not in unlearned}
+
+    def merge(result):
+        if "error" in result:
+            page_report.write(json.dumps({"file": result["file"], "error": result["error"]}) + "\n")
+        else:
+            _merge_mapping(merged, result["report"])
+            page_report.write(json.dumps(result["report"]) + "\n")
+
     spec = {"command": "deid", "options": options}
-    status = _run_per_file(args, spec, merge=lambda report: _merge_mapping(merged, report),
-                           summary=lambda: {k: v for k, v in merged.summary().items() if k != "failed"})
-    if merged.totals["files"]:
-        os.makedirs(mapping_folder, exist_ok=True)
-        for written in merged.write_mapping(mapping_folder):
-            if not args.quiet:
-                print(f"mapping (IDENTIFYING): {written['path']}", file=sys.stderr)
+    try:
+        status = _run_per_file(args, spec, merge=merge, first_pass=first_pass,
+                               summary=lambda: {k: v for k, v in merged.summary().items() if k != "failed"})
+        page_report.close()
+        if merged.totals["files"]:
+            os.makedirs(mapping_folder, exist_ok=True)
+            shutil.copyfile(page_report.name, os.path.join(mapping_folder, report_name))
+            for written in merged.write_mapping(mapping_folder) + [{"path": os.path.join(mapping_folder,
+                                                                                         report_name)}]:
+                if not args.quiet:
+                    print(f"IDENTIFYING: {written['path']}", file=sys.stderr)
+    finally:
+        page_report.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return status
 
 
-def _mapping_folder(args):
-    """Where the mapping goes: never inside the output or an input, never over an earlier mapping."""
+def _mapping_folder(args, report_name):
+    """Where the mapping and the report go: never inside the output or an input, never over an
+    earlier run's."""
+    from dcmstudio.deid import mapping
     folder = args.mapping or os.path.dirname(os.path.abspath(args.output))
     target = os.path.realpath(folder)
     for given in args.inputs:
@@ -276,7 +312,7 @@ def _mapping_folder(args):
         raise files.UsageError(f"the mapping would go inside the output {args.output}; it identifies "
                                "people and must be kept apart from the data: choose --mapping elsewhere.")
     if os.path.isdir(folder):
-        earlier = sorted(n for n in os.listdir(folder) if n.startswith("IDENTIFYING-deid-mapping"))
+        earlier = sorted(set(os.listdir(folder)) & {*mapping.FILE_NAMES, report_name})
         if earlier:
             raise files.UsageError(f"{os.path.join(folder, earlier[0])} exists (an earlier run's mapping): "
                                    "move it, or choose another folder with --mapping.")
@@ -285,15 +321,17 @@ def _mapping_folder(args):
 
 def _merge_mapping(merged, report):
     """Fold one file's mapping into the job's, in input order (as one process would have met it)."""
-    mapping = report.pop("mapping")
-    for patient in mapping["patients"]:
+    met = report.pop("mapping")
+    for patient in met["patients"]:
         known = merged.patients.get(patient.key)
         if known is None:
             merged.patients[patient.key] = patient
         else:
             known.files += patient.files
-    for old, new in mapping["uids"]:
+    for old, new in met["uids"]:
         merged.uid_map.setdefault(old, new)
+    for old, new in met["other_ids"]:
+        merged.other_ids.setdefault(old, new)
     merged.totals["files"] += 1
     merged.totals["residual_hits"] += len(report["residual"])
     merged.totals["burned_in_flagged"] += report["burned_in"]["flag"]
@@ -318,8 +356,12 @@ def _run_compress(args):
     return _run_per_file(args, {"command": "compress", "transfer_syntax": syntax, "verify": args.verify})
 
 
-def _run_per_file(args, spec, merge=None, summary=None):
-    """Check the inputs and output, run ``spec`` over every file, write the reports; the exit status."""
+def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
+    """Check the inputs and output, run ``spec`` over every file, write the reports; the exit status.
+
+    ``merge(result)`` sees each file's result in input order; ``first_pass(runner, spec, items,
+    scratch)`` runs before the first file and returns what every worker gets (a handle from the
+    runner's ``share``) and a function that completes each item."""
     if args.jobs < 1:
         raise files.UsageError("--jobs must be at least 1.")
     files.check_output(args.output, args.inputs)
@@ -335,13 +377,15 @@ def _run_per_file(args, spec, merge=None, summary=None):
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
     try:
-        for result in run.in_order(runner, tasks.run_file, spec, items):
+        shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
+        todo = items if complete is None else map(complete, items)
+        for result in run.in_order(runner, tasks.run_file, spec, todo, shared):
             if "error" not in result:
                 if output.zip is not None:
                     result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
-                if merge is not None:
-                    merge(result["report"])
                 written += len(result["outputs"])
+            if merge is not None:
+                merge(result)
             progress.update(result)
             reports.write(result)
         totals = {"summary": {"command": args.command, "files": len(items),

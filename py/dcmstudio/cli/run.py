@@ -8,13 +8,21 @@ and the mapping come out in the same order whichever way the files ran.
 import collections
 import concurrent.futures
 import json
+import os
+import pickle
 import sys
+import tempfile
 
 
 class Serial:
     """Runs each file in this process (``--jobs 1``): the same interface as the pools."""
 
     workers = 1
+
+    def share(self, value, folder):
+        """A handle to ``value`` that every worker's function resolves with :func:`resolve`
+        (here: the value itself); ``folder`` is a scratch folder of this process."""
+        return value
 
     def submit(self, function, *args):
         future = concurrent.futures.Future()
@@ -37,6 +45,13 @@ class ProcessPool:
 
     def submit(self, function, *args):
         return self._pool.submit(function, *args)
+
+    def share(self, value, folder):
+        """``value`` pickled once into ``folder``: each worker process loads it once (not once per file)."""
+        handle, path = tempfile.mkstemp(suffix=".pickle", dir=folder)
+        with os.fdopen(handle, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return SharedFile(path)
 
     def shutdown(self):
         self._pool.shutdown(cancel_futures=True)
@@ -64,17 +79,43 @@ class DaskCluster:
     def submit(self, function, *args):
         return self._executor.submit(function, *args)
 
+    def share(self, value, folder):
+        """``value`` scattered once to every worker; the tasks get it in place of the future."""
+        return self._client.scatter(value, broadcast=True)
+
     def shutdown(self):
         self._executor.shutdown(wait=True)
         self._client.close()
 
 
-def in_order(runner, function, spec, items, ahead=4):
-    """Yield ``function(spec, item)`` for each item, in order, keeping ``ahead`` per worker queued."""
+class SharedFile:
+    """A value a process pool's workers load from a file (see :meth:`ProcessPool.share`)."""
+
+    def __init__(self, path):
+        self.path = path
+
+
+_loaded = {}  # path → value, in each worker process
+
+
+def resolve(shared):
+    """The value behind a handle from ``share`` (loaded once per process)."""
+    if not isinstance(shared, SharedFile):
+        return shared
+    if shared.path not in _loaded:
+        _loaded.clear()  # an earlier job's value
+        with open(shared.path, "rb") as f:
+            _loaded[shared.path] = pickle.load(f)
+    return _loaded[shared.path]
+
+
+def in_order(runner, function, spec, items, *args, ahead=4):
+    """Yield ``function(spec, item, *args)`` for each item, in order, keeping ``ahead`` per worker
+    queued."""
     pending = collections.deque()
     limit = max(1, runner.workers * ahead)
     for item in items:
-        pending.append(runner.submit(function, spec, item))
+        pending.append(runner.submit(function, spec, item, *args))
         if len(pending) >= limit:
             yield pending.popleft().result()
     while pending:

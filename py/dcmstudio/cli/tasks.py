@@ -1,16 +1,18 @@
 """The command's per-file work: one function per subcommand, run wherever a file is processed.
 
 Each ``*_file(spec, item)`` takes the job's spec (plain data: options, edits, key) and one input
-``{"path", "name", "index"}``, and does to that file exactly what the page's task does to it in
-:mod:`dcmstudio.jobs` (the same calls into :mod:`dcmstudio.edit`, :mod:`dcmstudio.deid`,
-:mod:`dcmstudio.codecs`, :mod:`dcmstudio.inspector`). It never depends on which files ran before
+``{"path", "name", "index"}``, and does to that file exactly what the page's task does to it:
+the per-file functions of :mod:`dcmstudio.jobs` (edit, deid, compress) or the same calls into
+:mod:`dcmstudio.inspector` (dump). It never depends on which files ran before
 it in the same process, so a process pool or a Dask cluster gives the same bytes as one process:
 
 - the job-wide state is keyed, not accumulated: de-identification's UIDs, pseudonyms and date
   offsets are HMACs of the original values under the job's key (given by a secret, or drawn once
   by the command and handed to every worker), and new UIDs of an edit are keyed the same way;
 - the mapping is returned per file and merged by the caller in input order, so it is written
-  exactly as one process would write it.
+  exactly as one process would write it;
+- de-identification's first pass (:func:`learn_file`) is merged the same way, and the job-wide
+  set it gives is handed to every worker once; each file scans with it and keeps what it adds.
 
 The result is a plain dict: ``{"file", "index", "outputs", "report"}`` or ``{"file", "index",
 "error"}``. With ``spec["folder"]`` set the outputs are written there (a folder every worker can
@@ -22,10 +24,10 @@ import hmac
 import json
 import os
 
-from dcmstudio import uids
+from dcmstudio import jobs, uids
+from dcmstudio.cli import run
 from dcmstudio.cli.files import write_checked
 from dcmstudio.errors import DicomStudioError
-from dcmstudio.jobs import read_file
 
 # State a worker process builds once per job and keeps between files (no effect on the bytes).
 _per_process = {}
@@ -58,12 +60,13 @@ class KeyedUidMap(uids.UidMap):
         return new
 
 
-def run_file(spec, item):
+def run_file(spec, item, shared=None):
     """Process one input for the job ``spec``; never raises for a problem with the file (its
-    result then carries ``error``, a sentence naming it)."""
+    result then carries ``error``, a sentence naming it). ``shared`` is what the job hands every
+    worker (see :meth:`dcmstudio.cli.run.Serial.share`): deid's learned identifying values."""
     work = _COMMANDS[spec["command"]]
     try:
-        outputs, report = work(spec, item)
+        outputs, report = work(spec, item, *([] if shared is None else [run.resolve(shared)]))
         delivered = []
         for name, pieces, dicom in outputs:
             if spec.get("folder"):
@@ -105,34 +108,50 @@ def _edit(spec, item):
     # A fresh keyed map per file: the same new UIDs, and nothing that grows with the job.
     context = {"index": item["index"], "uid_map": KeyedUidMap(bytes.fromhex(spec["key"])),
                "name": name, "replay": state["replay"]}
-    data = read_file(item["path"])
-    pieces, _, report = edit.edit_output(data, spec["edits"], context=context)
-    return [(name, pieces, data[128:132] == b"DICM")], report
+    pieces, _, report, part10 = jobs.edit_item(item, spec["edits"], context)
+    return [(name, pieces, part10)], report
 
 
-def _deid(spec, item):
+def learn_file(spec, item):
+    """deid's first pass over one input: ``{"index", "learned", "identifiers", "patients"}``
+    (what :meth:`dcmstudio.deid.Deidentifier.learn_file` learned from it), for the caller to
+    merge in input order into the job-wide set every worker then gets."""
     from dcmstudio.deid import Deidentifier
-    name = item["name"]
+    job = Deidentifier(spec["options"])
+    try:
+        learned = job.learn_file(item["path"], item["name"])
+    except Exception:  # noqa: BLE001 -- the file's own step then names what is wrong with it
+        learned = False
+    return {"index": item["index"], "learned": learned, "identifiers": job.identifiers,
+            "patients": list(job.patients.values())}
+
+
+def _deid(spec, item, identifiers):
+    import copy
+
+    from dcmstudio.deid import Deidentifier
     # One Deidentifier per file: its key is the job's (the stretched secret is cached per
-    # process), and what it meets is this file's alone, so the result does not depend on which
-    # worker saw which files before.
+    # process); it scans with the job-wide values of the first pass, and what it adds (the UIDs
+    # it replaces) stays its own, so the result does not depend on which worker saw which
+    # files before: the page's task gives the same.
     job = Deidentifier(spec["options"], scratch=spec.get("scratch"))
-    data = read_file(item["path"])
-    pieces, report = job.deidentify(data, name, index=item["index"])
-    report["mapping"] = {"patients": list(job.patients.values()), "uids": list(job.uid_map.items())}
-    return [(report["output"], pieces, data[128:132] == b"DICM")], report
+    learned = item.get("learned", False)
+    # a file the first pass could not read learns its own values, as the page's task does
+    job.identifiers = identifiers if learned else copy.deepcopy(identifiers)
+    pieces, report, part10 = jobs.deidentify_item(job, item, item["index"], learned)
+    report["mapping"] = {"patients": list(job.patients.values()), "uids": list(job.uid_map.items()),
+                         "other_ids": list(job.other_ids.items())}
+    return [(report["output"], pieces, part10)], report
 
 
 def _transcode(spec, item):
     import tempfile
 
-    from dcmstudio import codecs
     name = item["name"]
     with tempfile.TemporaryDirectory(dir=spec.get("scratch")) as folder:
         out = os.path.join(folder, "out.dcm")
-        report = codecs.compress(item["path"], out, spec["transfer_syntax"], name=name,
-                                 verify=spec["verify"])
-        pieces = [read_file(out)]
+        report = jobs.compress_item(item, out, spec["transfer_syntax"], spec["verify"])
+        pieces = [jobs.read_file(out)]
     return [(name, pieces, True)], {"file": name, **report}
 
 

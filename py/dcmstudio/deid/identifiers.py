@@ -71,6 +71,32 @@ class Identifiers:
                 self.ideographs[character] = "name"
                 self._patterns = None
 
+    def update(self, other):
+        """Learn everything ``other`` learned (merged after this one's values: the same result
+        as learning ``other``'s files after this one's)."""
+        for key, kind in other.texts.items():
+            self.texts.setdefault(key, kind)
+        for character, kind in other.ideographs.items():
+            self.ideographs.setdefault(character, kind)
+        self.dates |= other.dates
+        self.instance_uids |= other.instance_uids
+        self._patterns = None
+
+    def for_one_file(self):
+        """A view for de-identifying one file after the first pass: everything learned is shared
+        (compiled once), and the UIDs the file itself replaces are added to its view only, so a
+        file's result never depends on which files were de-identified before it (in this
+        process or in another)."""
+        self._compiled()
+        view = Identifiers.__new__(Identifiers)
+        view.__dict__.update(self.__dict__)  # not copy.copy: it would drop the compiled patterns
+        view.instance_uids = _FileUids(self.instance_uids)
+        return view
+
+    def __getstate__(self):
+        # compiled patterns are rebuilt where needed, not shipped to other processes
+        return {**self.__dict__, "_patterns": None}
+
     def finder(self):
         """``fn(data, start, end) -> [(offset, kind, found)]`` over encoded bytes.
 
@@ -135,6 +161,21 @@ class Identifiers:
                               _text_pattern(texts + dates, ideographs, escaped=len(texts)),
                               {**self.ideographs, **self.texts})
         return self._patterns
+
+
+class _FileUids:
+    """The learned instance UIDs (read only) and those one file adds."""
+
+    def __init__(self, learned):
+        self.learned = learned
+        self.own = set()
+
+    def add(self, uid):
+        if uid not in self.learned:
+            self.own.add(uid)
+
+    def __contains__(self, uid):
+        return uid in self.own or uid in self.learned
 
 
 def _bytes_pattern(texts, ideographs):

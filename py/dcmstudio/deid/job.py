@@ -132,7 +132,9 @@ class Deidentifier:
             Its 1-based position in the job (output names are numbered by it).
         learned : bool
             Its identifying values were learned already (:meth:`learn_file` over every file of
-            the job before the first output): they are not read again.
+            the job before the first output): they are not read again, and the UIDs it replaces
+            are added for its own scan only, so its output does not depend on the files
+            de-identified before it.
 
         Returns
         -------
@@ -160,7 +162,9 @@ class Deidentifier:
         with as_invalid_dicom(name, "while de-identifying it"):
             preamble.check(data, name)
             emap = walk(data, name)
-            plan = FilePlan(self, emap, name, learn=not learned)
+            # after the first pass, what this file adds (the UIDs it replaces) stays its own
+            identifiers = self.identifiers.for_one_file() if learned else self.identifiers
+            plan = FilePlan(self, emap, name, learn=not learned, identifiers=identifiers)
             if plan.burned_in["flag"] and not plan.masks and self.options.burned_in == "refuse":
                 raise DicomStudioError(
                     f"{name} may have text burned into its pixels ({'; '.join(plan.burned_in['reasons'])}) "
@@ -173,7 +177,7 @@ class Deidentifier:
                 pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)
             output = self._output_name(name, plan.patient, index)
             pixel_range = None if plan.masks else residual.pixels_in_output(emap, pieces, edit_report)
-            hits = residual.scan(self.identifiers, pieces, name, output, pixel_range=pixel_range,
+            hits = residual.scan(identifiers, pieces, name, output, pixel_range=pixel_range,
                                  plain_charset=plan.plain_charset)
         counts = {}
         for element in plan.elements:

@@ -62,6 +62,17 @@ def as_id_pairs(pairs):
     return out.getvalue()
 
 
+# The files :func:`write` writes.
+FILE_NAMES = ("IDENTIFYING-deid-mapping.csv", "IDENTIFYING-deid-mapping.json",
+              "IDENTIFYING-uid_mapping.csv", "IDENTIFYING-patient_id_mapping.csv")
+
+
+def report_name(stem):
+    """The name of a job's JSON-lines report beside ``<stem>.zip``: identifying (it holds the
+    input names and the values the residual scan found)."""
+    return f"IDENTIFYING-{stem}_report.jsonl"
+
+
 def write(job, folder):
     """Write the mapping into ``folder``: CSV and JSON of everything, and the MIDI-B pair files
     for UIDs and patient IDs; return ``[{"path", "name", "mime"}]`` (each name starts with
@@ -69,11 +80,10 @@ def write(job, folder):
     patient_ids = [(p.original_id, p.pseudonym) for p in job.patients.values() if p.original_id]
     patient_ids += list(job.other_ids.items())
     outputs = []
-    for name, mime, text in (
-            ("IDENTIFYING-deid-mapping.csv", "text/csv;charset=utf-8", as_csv(job)),
-            ("IDENTIFYING-deid-mapping.json", "application/json", json.dumps(as_dict(job), indent=1)),
-            ("IDENTIFYING-uid_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(job.uid_map.items())),
-            ("IDENTIFYING-patient_id_mapping.csv", "text/csv;charset=utf-8", as_id_pairs(patient_ids))):
+    texts = (as_csv(job), json.dumps(as_dict(job), indent=1), as_id_pairs(job.uid_map.items()),
+             as_id_pairs(patient_ids))
+    mimes = ("text/csv;charset=utf-8", "application/json", "text/csv;charset=utf-8", "text/csv;charset=utf-8")
+    for name, mime, text in zip(FILE_NAMES, mimes, texts):
         path = os.path.join(folder, name)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

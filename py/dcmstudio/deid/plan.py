@@ -41,10 +41,13 @@ class FilePlan:
     learn : bool
         Learn its identifying values first (``False`` when a first pass over every file of
         the job already did).
+    identifiers : dcmstudio.deid.identifiers.Identifiers, optional
+        Where the values learned are kept and looked up: the job's by default.
     """
 
-    def __init__(self, job, emap, name, collect_only=False, learn=True):
+    def __init__(self, job, emap, name, collect_only=False, learn=True, identifiers=None):
         self.job = job
+        self.identifiers = job.identifiers if identifiers is None else identifiers
         self.emap = emap
         self.name = name
         self.data = emap.data
@@ -132,7 +135,7 @@ class FilePlan:
         """Learn the values that could name someone, at every depth, the file meta included:
         every person name (private ones too), and the IDs, addresses, dates and instance UIDs
         the profile does not keep."""
-        identifiers = self.job.identifiers
+        identifiers = self.identifiers
         retain_uids = "retain_uids" in self.chosen
         for node in self.emap.elements:
             if node.children is not None or node.tag in (None, ITEM):
@@ -404,7 +407,7 @@ class FilePlan:
                 (only_instances and not uids.is_remappable(node.tag, uid))
             new.append(uid if keep else self.job.new_uid(uid))
             if not keep and uids.is_remappable(node.tag, uid):
-                self.job.identifiers.instance_uids.add(uid)
+                self.identifiers.instance_uids.add(uid)
         if new != old:
             self._record(node, action, by)
             self._edit("set", node, new if len(new) > 1 else new[0])
@@ -451,7 +454,7 @@ class FilePlan:
     def _scrub(self, node, by, record=False):
         old = self._texts(node)
         # a value that was nothing but identifying becomes a dummy: it may be Type 1
-        new = [self.job.identifiers.scrub(v) or DUMMY_TEXT for v in old]
+        new = [self.identifiers.scrub(v) or DUMMY_TEXT for v in old]
         if record or new != old:
             self._record(node, "C", by)
         if new != old:
