@@ -20,6 +20,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from dcmstudio import header
 from dcmstudio.readahead import HeadFile
 from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
                               unreadable_message)
@@ -73,6 +74,10 @@ def describe_file(path, name, head=None):
     InvalidDicomError
         The file is DICOM but its header cannot be parsed.
     """
+    if head is not None:
+        fast = header.describe_head(head, os.path.getsize(path), name)
+        if fast is not None:
+            return fast
     ds = read_dicom(path, name, stop_before_pixels=True, specific_tags=_CATALOG_TAGS, head=head)
     with as_invalid_dicom(name, "while reading its header"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
