@@ -3,7 +3,8 @@
     python bench/describe_head.py ~/.cache/dcmstudio/bench-data/D1
 
 Prints per-file milliseconds (best of 3 passes) for catalog.describe_file with the fast path off
-and on, and how many files the fast path answered. Runs the same in Pyodide (see docs in report).
+and on, and how many files the fast path answered. ``node bench/describe_head_pyodide.mjs FOLDER``
+runs the same in the page's runtime.
 """
 
 import os
@@ -48,9 +49,9 @@ def main(folder):
                    for path, name, head in files)
     slow = per_file_ms(files, fast_path=False)
     fast = per_file_ms(files, fast_path=True)
-    print(f"{len(files)} files, fast path answered {answered}: pydicom {slow:.3f} ms/file, "
-          f"fast {fast:.3f} ms/file ({slow / fast:.1f}x)")
+    return (f"{len(files)} files, fast path answered {answered}: pydicom {slow:.3f} ms/file, "
+            f"fast {fast:.3f} ms/file ({slow / fast:.1f}x)")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    print(main(sys.argv[1]))
