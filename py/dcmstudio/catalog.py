@@ -20,7 +20,6 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from dcmstudio import header
 from dcmstudio.readahead import HeadFile
 from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
                               unreadable_message)
@@ -75,6 +74,7 @@ def describe_file(path, name, head=None):
         The file is DICOM but its header cannot be parsed.
     """
     if head is not None:
+        from dcmstudio import header  # noqa: PLC0415 -- header reads with this module's checks
         fast = header.describe_head(head, os.path.getsize(path), name)
         if fast is not None:
             return fast

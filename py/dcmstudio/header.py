@@ -30,6 +30,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import converters, convert_string
 
+from dcmstudio import catalog
 from dcmstudio.elements import ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 
 PREAMBLE_LENGTH = 128
@@ -114,9 +115,15 @@ def _default_reading_config():
 
 def _describe(head, size, name):
     n = len(head)
-    if n > size or n < DATA_START + 8 or head[PREAMBLE_LENGTH:DATA_START] != b"DICM":
+    if n > size:
         return None
-    meta, pos = _read_meta(head)
+    if n >= DATA_START and head[PREAMBLE_LENGTH:DATA_START] == b"DICM":
+        start = DATA_START
+    elif n >= min(size, DATA_START) and catalog._starts_with_data_set(head[:DATA_START], size):
+        start = 0  # pydicom reads a preamble-less data set from its first byte
+    else:
+        return None  # describe_file says why it is not DICOM
+    meta, pos = _read_meta(head, start)
     ts_implicit, little = _declared_encoding(head, meta, pos)
     if pos + 8 > n:
         raise _NotSure
@@ -183,14 +190,16 @@ def _looks_explicit(head, pos):
     return 0x40 < head[pos + 4] < 0x5B and 0x40 < head[pos + 5] < 0x5B
 
 
-def _read_meta(head):
+def _read_meta(head, pos):
     """The File Meta Information elements ``{tag: (vr, value offset, length)}`` and where they end.
 
-    As pydicom reads them: explicit VR little endian, up to the first tag outside group 2.
+    As pydicom reads them from ``pos``: explicit VR little endian, up to the first tag outside
+    group 2.
     """
     n = len(head)
-    pos = DATA_START
     meta = {}
+    if pos + 8 > n:
+        raise _NotSure
     if head[pos] | head[pos + 1] << 8 != 0x0002:
         return meta, pos
     if not _looks_explicit(head, pos):  # pydicom would retry the group as implicit VR

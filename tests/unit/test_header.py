@@ -67,13 +67,14 @@ def test_bundled_file_fast_answer_is_pydicoms(path):
 
 def test_fast_path_is_taken_on_most_bundled_files():
     taken = sum(assert_same_or_none(path, rel(path)) for path in bundled_dicom_files())
-    # 160 of 205 at the time of writing: the rest are not DICOM, preamble-less, deflated, cut short
-    # or have headers longer than the head
-    assert taken >= 150
+    # 162 of 205 at the time of writing: the rest are not DICOM, deflated, big endian without a
+    # transfer syntax, cut short, or have headers longer than the head
+    assert taken >= 155
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm",
-                                  "MR_small_bigendian.dcm", "JPEG2000.dcm", "liver_1frame.dcm"])
+                                  "MR_small_bigendian.dcm", "JPEG2000.dcm", "liver_1frame.dcm",
+                                  "rtplan.dcm", "ExplVR_LitEndNoMeta.dcm"])
 def test_common_files_take_the_fast_path(name):
     assert assert_same_or_none(bundled(name), name)
 
@@ -229,7 +230,8 @@ def test_dcmconv_variants_fast_answer_is_pydicoms(dcmconv_variants):
 # ---- fuzzing ------------------------------------------------------------------------------------
 
 FUZZ_SOURCES = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "JPEG2000.dcm",
-                "liver_1frame.dcm", "UN_sequence.dcm", "dicomdirtests/DICOMDIR-implicit", "SC_rgb_small_odd.dcm"]
+                "liver_1frame.dcm", "UN_sequence.dcm", "dicomdirtests/DICOMDIR-implicit", "SC_rgb_small_odd.dcm",
+                "rtplan.dcm", "ExplVR_LitEndNoMeta.dcm"]
 CASES_PER_SOURCE = 120 if sys.platform == "emscripten" else 400
 
 
@@ -255,7 +257,7 @@ def mutate(data, fields, rng):
     header_end = min(len(data), 2048)
     if kind in ("flip", "flip+length"):
         for _ in range(rng.randint(1, 3)):
-            data[rng.randrange(132, header_end)] = rng.randrange(256)
+            data[rng.randrange(header_end)] = rng.randrange(256)
     if kind in ("length", "flip+length"):
         offset, size = rng.choice(fields)
         order = "<" if rng.random() < 0.8 else ">"
@@ -264,8 +266,8 @@ def mutate(data, fields, rng):
                           rng.randrange(1 << (8 * size))]) % (1 << (8 * size))
         data[offset:offset + size] = struct.pack(order + ("L" if size == 4 else "H"), new)
     if kind == "truncate":
-        del data[rng.randrange(133, len(data)):]
-    head_size = HEAD_SIZE if kind != "short head" else rng.randrange(132, min(len(data), 4096) + 1)
+        del data[rng.randrange(1, len(data)):]
+    head_size = HEAD_SIZE if kind != "short head" else rng.randrange(1, min(len(data), 4096) + 1)
     return bytes(data), head_size
 
 
@@ -284,4 +286,4 @@ def test_fuzzed_files_fast_answer_is_pydicoms(tmp_path, source):
             refused += 1
     print(source, "answered", answered, "refused", refused)
     # both sides of the comparison were exercised
-    assert answered > CASES_PER_SOURCE // 10 and refused > 0, (answered, refused)
+    assert answered > CASES_PER_SOURCE // 20 and refused > 0, (answered, refused)
