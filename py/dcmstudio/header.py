@@ -25,7 +25,7 @@ from pydicom.datadict import _dictionary_vr_fast, dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.filereader import ENCODED_VR
 from pydicom.hooks import hooks
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import converters, convert_string
@@ -33,7 +33,7 @@ from pydicom.values import converters, convert_string
 from dcmstudio import catalog
 from dcmstudio.elements import ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINED_LENGTH
 
-PREAMBLE_LENGTH = 128
+PREAMBLE_LENGTH = catalog.PREAMBLE_LENGTH
 DATA_START = PREAMBLE_LENGTH + 4  # past "DICM"
 # What dcmread(stop_before_pixels=True) stops at: (7FE0,0008/0009/0010) Float/Double Float/Pixel Data
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
@@ -49,16 +49,9 @@ _U16 = {True: struct.Struct("<H"), False: struct.Struct(">H")}
 _ITEM_AS_READ = {True: 0xE000FFFE, False: 0xFFFEE000}
 _PLAIN_INTEGER = re.compile(r" *[+-]?[0-9]+ *")
 
-# The elements describe_file asks dcmread for (catalog._CATALOG_KEYWORDS), plus (0008,0005)
-# Specific Character Set, which dcmread always adds; with the VR the dictionary gives them.
-_CATALOG_KEYWORDS = (
-    "SOPClassUID", "SOPInstanceUID",
-    "PatientName", "PatientID", "PatientBirthDate",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
-    "SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription",
-    "InstanceNumber", "NumberOfFrames", "Rows", "Columns",
-)
-CATALOG_TAGS = frozenset(int(Tag(keyword)) for keyword in _CATALOG_KEYWORDS)
+# The elements describe_file asks dcmread for, plus (0008,0005) Specific Character Set, which
+# dcmread always adds; with the VR the dictionary gives them.
+CATALOG_TAGS = frozenset(int(tag) for tag in catalog._CATALOG_TAGS)
 _KEPT_TAGS = CATALOG_TAGS | {0x00080005}
 _DICTIONARY_VR = {tag: dictionary_VR(tag) for tag in _KEPT_TAGS}
 

@@ -97,10 +97,6 @@ def test_describe_file_falls_back_to_pydicom_when_the_head_is_too_short():
     assert describe_file(str(path), "ct.dcm", head=head) == describe_file(str(path), "ct.dcm")
 
 
-def test_kept_tags_are_the_catalogs():
-    assert header.CATALOG_TAGS == {int(tag) for tag in catalog._CATALOG_TAGS}
-
-
 def test_a_changed_pydicom_configuration_sends_files_to_pydicom(monkeypatch):
     path = bundled("CT_small.dcm")
     data = path.read_bytes()
