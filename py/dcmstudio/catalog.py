@@ -75,6 +75,11 @@ def describe_file(path, name, head=None):
     InvalidDicomError
         The file is DICOM but its header cannot be parsed.
     """
+    if head is not None:
+        from dcmstudio import header  # noqa: PLC0415 -- header reads with this module's checks
+        fast = header.describe_head(head, os.path.getsize(path), name)
+        if fast is not None:
+            return fast
     ds = read_dicom(path, name, stop_before_pixels=True, specific_tags=_CATALOG_TAGS, head=head)
     with as_invalid_dicom(name, "while reading its header"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
