@@ -336,9 +336,14 @@ def _text(ds, keyword, name):
 
 def _slice_position(ds, name):
     """Where the slice lies along its normal, in mm (for ordering a series); None without geometry."""
+    return slice_position(_text(ds, "ImagePositionPatient", name), _text(ds, "ImageOrientationPatient", name))
+
+
+def slice_position(position_text, orientation_text):
+    """:func:`_slice_position` from the two values as text (``"x\\y\\z"``; ``""`` when absent)."""
     try:
-        position = [float(v) for v in _text(ds, "ImagePositionPatient", name).split("\\")]
-        orientation = [float(v) for v in _text(ds, "ImageOrientationPatient", name).split("\\")]
+        position = [float(v) for v in position_text.split("\\")]
+        orientation = [float(v) for v in orientation_text.split("\\")]
     except (ValueError, OverflowError):
         return None
     if len(position) != 3 or len(orientation) != 6:

@@ -173,6 +173,7 @@ def _describe(head, size, name):
             "frames": frames,
             "rows": rows,
             "columns": number(0x00280011),
+            "position": catalog.slice_position(text(0x00200032), text(0x00200037)),
         },
         "has_file_meta": len(meta) > 0,
     }
