@@ -13,15 +13,20 @@ import warnings
 import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.filewriter import write_data_element
 from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from dcmstudio.bounded import BoundedFile, InflatingReader, inflation_cap
 from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
 
 PREAMBLE_LENGTH = 128
+# (7FE0,0008) Float, (7FE0,0009) Double Float and (7FE0,0010) Pixel Data: where a header ends.
+_PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 # Explicit VR codes as they appear in the file (the enum also holds ambiguous pairs like "US or SS").
 _EXPLICIT_VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
@@ -150,16 +155,15 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
     size = os.path.getsize(path)
     with as_invalid_dicom(name, "while parsing it"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
-                                 force=True, specific_tags=specific_tags)
-            parsed_to = fp.tell()
-        if defer_size is not None and is_deflated(ds):
-            # A deferred value would be re-read from the compressed file at an inflated offset.
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True,
-                                 specific_tags=specific_tags)
-        # pydicom reads a cut file silently as far as it goes
-        truncation = _truncation(ds, size, parsed_to)
+        # Bounded reads: a corrupt length costs nothing and is named by _truncation below.
+        with BoundedFile(path) as fp:
+            ds, truncation = _read_deflated(fp, name, stop_before_pixels, specific_tags)
+            if ds is None:
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
+                                     force=True, specific_tags=specific_tags)
+                # pydicom reads a cut file silently as far as it goes
+                truncation = _truncation(ds, size, fp.tell())
     if truncation and not allow_truncated:
         raise InvalidDicomError(f"{name} is truncated: {truncation}.", file=name)
     if problems is not None:
@@ -168,6 +172,42 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
             found.append(f"The file is truncated: {truncation}.")
         problems.extend(message for message in dict.fromkeys(found) if message not in problems)
     return ds
+
+
+def _read_deflated(fp, name, stop_before_pixels, specific_tags):
+    """Read a Deflated Explicit VR Little Endian file, inflating only what is read.
+
+    pydicom inflates the whole data set at once, however large it grows; here the inflation
+    stops where the reading does (before the pixel data for a header) and at ``inflation_cap``.
+    No value is deferred: it would be re-read from the compressed file at an inflated offset.
+
+    Returns
+    -------
+    tuple
+        ``(dataset, where it is cut short or None)``; ``(None, None)`` for a file that is not
+        deflated.
+    """
+    preamble = read_preamble(fp, True)
+    file_meta = _read_file_meta_info(fp)
+    if file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return None, None
+    dataset_offset = fp.tell()
+    stream = InflatingReader(fp, name, inflation_cap(fp.size - dataset_offset))
+    dataset = read_dataset(stream, False, True, specific_tags=specific_tags,
+                           stop_when=_at_pixel_data if stop_before_pixels else None)
+    ds = FileDataset(fp.name, dataset, preamble, file_meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    truncation = None
+    if stream.cut_at is not None:
+        truncation = (f"its inflated data set ends at byte {stream.inflated_size:,}, inside the "
+                      f"value that starts at byte {stream.cut_at:,} of it")
+    elif stream.stream_cut:
+        truncation = "its deflated data set stops before the deflate stream's end"
+    return ds, truncation
+
+
+def _at_pixel_data(tag, vr, length):
+    return tag in _PIXEL_DATA_TAGS
 
 
 def is_deflated(ds):
@@ -270,8 +310,6 @@ def encoded_value_length(element, is_implicit_vr, is_little_endian):
 
 def _truncation(ds, size, parsed_to):
     """Say where a file that pydicom read ends too early, or return None if it does not."""
-    if is_deflated(ds):  # offsets are in the inflated copy, and zlib notices a cut
-        return None
     implicit, little_endian = ds.original_encoding
     last_start = -1
     last_end = PREAMBLE_LENGTH + 4 if ds.preamble is not None else 0
@@ -287,8 +325,9 @@ def _truncation(ds, size, parsed_to):
                 length = encoded_value_length(element, implicit, little_endian)
             end = None if length == UNDEFINED_LENGTH or start is None else start + length
             if end is not None and end > size:
-                return (f"it ends {end - size} bytes before the end of the value of "
-                        f"{element_label(tag, keyword_for_tag(tag))}")
+                return (f"the value of {element_label(tag, keyword_for_tag(tag))} at offset {start:,} "
+                        f"declares {length:,} bytes, but the file ends {size - start:,} bytes after "
+                        "that offset")
             if start is not None and start > last_start:
                 last_start, last_end = start, end
         if dataset is ds.file_meta:
