@@ -326,8 +326,8 @@ def _truncation(ds, size, parsed_to):
             end = None if length == UNDEFINED_LENGTH or start is None else start + length
             if end is not None and end > size:
                 return (f"the value of {element_label(tag, keyword_for_tag(tag))} at offset {start:,} "
-                        f"declares {length:,} bytes, but the file ends {size - start:,} bytes after "
-                        "that offset")
+                        f"declares {length:,} bytes, but the file ends {max(0, size - start):,} bytes "
+                        f"into it ({end - size:,} bytes missing)")
             if start is not None and start > last_start:
                 last_start, last_end = start, end
         if dataset is ds.file_meta:

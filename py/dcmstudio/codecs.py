@@ -38,6 +38,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options, pack_bits
 
+from .bounded import BoundedFile
 from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
 from .errors import DicomStudioError, InvalidDicomError
 
@@ -378,7 +379,7 @@ class PixelSource:
                 self._dataset = read_dicom(path, name)
                 self._locate_in_dataset()
             else:
-                with open(path, "rb") as f:
+                with BoundedFile(path) as f:
                     # Only the position where the header ends is wanted from this second pass.
                     pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=[0x7FE00010])
                     self._locate_in_file(f)
@@ -485,7 +486,7 @@ class PixelSource:
                 return decoder.as_array(
                     self._dataset, index=index, raw=not as_rgb, decoding_plugin=plugin
                 )
-            with open(self.path, "rb") as f:
+            with BoundedFile(self.path) as f:
                 f.seek(self.value_offset)
                 return decoder.as_array(
                     f, index=index, raw=not as_rgb, decoding_plugin=plugin, **self.options
@@ -496,7 +497,7 @@ class PixelSource:
         if self._dataset is not None:
             yield self._dataset[self.pixel_tag].value
             return
-        with open(self.path, "rb") as f:
+        with BoundedFile(self.path) as f:
             f.seek(self.value_offset)
             remaining = self.value_length
             while remaining:
@@ -525,7 +526,7 @@ class PixelSource:
                 trailing.set_original_encoding(*self._dataset.original_encoding)
             else:
                 little = self.transfer_syntax != uids.ExplicitVRBigEndian
-                with open(self.path, "rb") as f:
+                with BoundedFile(self.path) as f:
                     f.seek(self.value_offset)
                     if self.value_length == _UNDEFINED_LENGTH:
                         _skip_fragments(f, little)

@@ -15,6 +15,7 @@ import zlib
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 
+from dcmstudio.bounded import inflation_cap, inflation_refusal
 from dcmstudio.errors import InvalidDicomError, NotDicomError
 
 ITEM = 0xFFFEE000
@@ -42,8 +43,6 @@ _LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
-# One Python object stays well under Pyodide's 2 GiB limit (FACTS: the 2 GiB trap).
-MAX_INFLATED_SIZE = 1 << 30
 # Real files nest sequences a handful of levels deep; the cap keeps a corrupt file from
 # building an unbounded stack.
 MAX_SEQUENCE_DEPTH = 64
@@ -465,12 +464,13 @@ class _Walker:
 
     def inflate(self, compressed):
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        cap = inflation_cap(len(compressed))
         try:
-            inflated = inflater.decompress(compressed, MAX_INFLATED_SIZE)
+            inflated = inflater.decompress(compressed, cap)
+            if not inflater.eof and inflater.decompress(inflater.unconsumed_tail, 1):
+                raise InvalidDicomError(inflation_refusal(self.name, cap), file=self.name)
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")
-        if inflater.unconsumed_tail:
-            self.fail(f"the deflated dataset inflates to more than {MAX_INFLATED_SIZE:,} bytes.")
         if not inflater.eof:
             self.fail("the deflated dataset is cut short: its stream has no end.")
         return inflated
