@@ -5,12 +5,47 @@ keeps the archive's cost close to a plain copy. ZIP64 is used automatically past
 """
 
 import os
+import re
 import shutil
 import zipfile
 
 CHUNK_SIZE = 1 << 20
+# What a member name may hold (APPNOTE 4.4.17: relative, "/" only; most unzip tools and file
+# systems also refuse control characters, Windows' reserved ones and names over 255 bytes).
+MAX_MEMBER_BYTES = 255
+_FORBIDDEN_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
+_DRIVE = re.compile(r"^[A-Za-z]:")
 # Pieces per writev call, well under the usual IOV_MAX (1024).
 _IOV_BATCH = 256
+
+
+def member_name(name, keep_end=None):
+    """A safe ZIP member name for a file the user called ``name``.
+
+    Relative, with ``/`` as the only separator (backslashes become ``/``, a drive such as ``C:``
+    and leading slashes go), no empty, ``.`` or ``..`` parts, no NUL, control or Windows-reserved
+    characters (each becomes ``_``), at most 255 bytes in UTF-8 (the stem is shortened, the
+    suffix kept); ``"file"`` when nothing is left.
+
+    Parameters
+    ----------
+    name : str
+    keep_end : int, optional
+        How many characters at the end must survive shortening (default: the suffix).
+    """
+    text = _DRIVE.sub("", str(name).replace("\\", "/"))
+    parts = [_FORBIDDEN_CHARACTERS.sub("_", part) for part in text.split("/")]
+    parts = [part for part in parts if part.strip() not in ("", ".", "..")]
+    text = "/".join(parts) or "file"
+    if len(text.encode("utf-8")) <= MAX_MEMBER_BYTES:
+        return text
+    if keep_end is None:
+        stem, dot, suffix = parts[-1].rpartition(".")
+        keep_end = len(suffix) + 1 if dot and stem and len(suffix) <= 16 else 0
+    head, tail = text[:len(text) - keep_end], text[len(text) - keep_end:]
+    budget = MAX_MEMBER_BYTES - len(tail.encode("utf-8"))
+    head = head.encode("utf-8")[:max(0, budget)].decode("utf-8", "ignore").rstrip("/")
+    return (head + tail).lstrip("/") or "file"
 
 
 class ZipWriter:
@@ -35,23 +70,27 @@ class ZipWriter:
         self._refer = getattr(path, "expect_reference", None)
 
     def unique_name(self, name):
-        """Return ``name``, or ``name`` with ``_2``, ``_3``… before its suffix if already used."""
-        if name not in self._names:
+        """Return the member name for a file called ``name``: :func:`member_name` of it, with
+        ``_2``, ``_3``… before its suffix if an earlier member has it (letter case aside, as on
+        the file systems it is extracted to)."""
+        name = member_name(name)
+        if name.casefold() not in self._names:
             return name
         stem, dot, suffix = name.rpartition(".")
         if not dot or "/" in suffix:
             stem, suffix = name, ""
         n = 2
         while True:
-            candidate = f"{stem}_{n}.{suffix}" if suffix else f"{stem}_{n}"
-            if candidate not in self._names:
+            ending = f"_{n}.{suffix}" if suffix else f"_{n}"
+            candidate = member_name(stem + ending, keep_end=len(ending))  # a long stem is shortened
+            if candidate.casefold() not in self._names:
                 return candidate
             n += 1
 
     def add_file(self, source_path, name):
         """Copy the file at ``source_path`` into the archive as ``name``; return the name used."""
         name = self.unique_name(name)
-        self._names.add(name)
+        self._names.add(name.casefold())
         with open(source_path, "rb") as src, self._zip.open(name, "w", force_zip64=True) as dst:
             shutil.copyfileobj(src, dst, CHUNK_SIZE)
         return name
@@ -75,7 +114,7 @@ class ZipWriter:
             those bytes instead of a copy (the CRC is still computed from the piece).
         """
         name = self.unique_name(name)
-        self._names.add(name)
+        self._names.add(name.casefold())
         refer = self._refer if sources else None
         with self._zip.open(name, "w", force_zip64=True) as dst:
             for index, piece in enumerate(pieces):
