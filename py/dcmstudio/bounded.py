@@ -163,8 +163,10 @@ class InflatingReader:
             end = self.cap + 1
         else:
             end = self._position + size
-            if end > self.cap:  # a declared length no inflation within the cap can satisfy
-                self._inflate_to(self.cap + 1)
+            if end > self.cap:  # a declared length no data set within the cap can hold
+                raise InvalidDicomError(
+                    f"{inflation_refusal(self.name, self.cap)[:-1]} (a value at byte {self._position:,} "
+                    f"of it declares {size:,} bytes).", file=self.name)
         self._inflate_to(end)
         start = self._position - self._base
         data = bytes(self._buffer[start:start + (end - self._position)])

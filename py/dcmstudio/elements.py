@@ -560,12 +560,12 @@ class _Walker:
                     if tag <= threshold and tag not in keep_tags and tag & 0xFFFF and \
                             tag >> 16 not in keep_groups and length != UNDEFINED_LENGTH and \
                             vr != "SQ":
+                        if value_offset + length > bound:
+                            self.fail(f"element {tag_text(tag)} at offset {pos:,} (length {length:,}) "
+                                      "runs past the end of the file.")
                         pos = value_offset + length
                         if skipped is not None:
                             skipped.append((value_offset, pos))
-                        if pos > bound:
-                            self.fail(f"element {tag_text(tag)} (length {length}) runs past the "
-                                      f"end of the file.")
                         continue
                     while threshold < tag:  # listed: where new elements up to here would go
                         threshold = next(successors, 0x100000000)
@@ -597,7 +597,7 @@ class _Walker:
                     continue
                 pos = value_offset + length
                 if pos > bound:
-                    self.fail(f"{self.describe(element)} (length {length}) runs past the end of "
+                    self.fail(f"{self.describe(element)} (length {length:,}) runs past the end of "
                               f"{'the file' if bound == n else self.describe(parent)}.")
                 element.end = pos
                 continue
@@ -688,4 +688,5 @@ class _Walker:
             return "the dataset"
         if element.tag == ITEM:
             return f"an item of {self.describe(element.parent)}"
-        return f"element {tag_text(element.tag)} {keyword_for_tag(element.tag)}".rstrip()
+        where = "" if element.offset is None else f" at offset {element.offset:,}"
+        return f"element {tag_text(element.tag)} {keyword_for_tag(element.tag)}".rstrip() + where
