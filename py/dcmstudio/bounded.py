@@ -45,7 +45,7 @@ class BoundedFile:
     """A binary file opened for reading whose reads never ask for more than is left in it.
 
     ``read(n)`` with ``n`` past the end returns what remains, as a plain file does, but without
-    first reserving ``n`` bytes. It is not an ``io.BufferedReader``, so pydicom re-opens it with
+    first reserving ``n`` bytes; a seek past the end stops one byte past it. It is not an ``io.BufferedReader``, so pydicom re-opens it with
     this class (``BoundedFile(path, "rb")``) when it reads a deferred value later.
 
     Parameters
@@ -62,7 +62,6 @@ class BoundedFile:
         self._file = open(path, "rb")  # noqa: SIM115 -- closed by close() / __exit__
         self.name = path
         self.size = os.fstat(self._file.fileno()).st_size
-        self.seek = self._file.seek
         self.tell = self._file.tell
 
     def read(self, size=-1):
@@ -70,6 +69,15 @@ class BoundedFile:
             size = max(0, min(self.size - self._file.tell(), self.size if size is None or size < 0
                               else size))
         return self._file.read(size)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        # Past the end is only ever one byte past it: a position beyond 2 GiB would overflow
+        # in wasm32 (a C long) where CPython would seek, and no read can reach it anyway.
+        if whence == io.SEEK_CUR:
+            offset += self._file.tell()
+        elif whence == io.SEEK_END:
+            offset += self.size
+        return self._file.seek(min(max(0, offset), self.size + 1))
 
     def readinto(self, buffer):
         return self._file.readinto(buffer)
