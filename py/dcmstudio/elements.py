@@ -43,6 +43,8 @@ _LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
+# Inflated bytes per step while a deflated data set's size is measured.
+_MEASURE_PIECE = 1 << 20
 # Real files nest sequences a handful of levels deep; the cap keeps a corrupt file from
 # building an unbounded stack.
 MAX_SEQUENCE_DEPTH = 64
@@ -463,17 +465,25 @@ class _Walker:
         return raw.decode("ascii", "replace").rstrip("\x00 ").strip() or None
 
     def inflate(self, compressed):
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        # Measured first, a piece at a time, then inflated once at its size: a bomb costs no
+        # memory, and a real file no more than its inflated size.
         cap = inflation_cap(len(compressed))
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        size, pending = 0, compressed
         try:
-            inflated = inflater.decompress(compressed, cap)
-            if not inflater.eof and inflater.decompress(inflater.unconsumed_tail, 1):
-                raise InvalidDicomError(inflation_refusal(self.name, cap), file=self.name)
+            while not inflater.eof:
+                piece = len(inflater.decompress(pending, _MEASURE_PIECE))
+                size += piece
+                pending = inflater.unconsumed_tail
+                if size > cap:
+                    raise InvalidDicomError(inflation_refusal(self.name, cap), file=self.name)
+                if not piece and not pending:
+                    break
+            if not inflater.eof:
+                self.fail("the deflated dataset is cut short: its stream has no end.")
+            return zlib.decompress(compressed, -zlib.MAX_WBITS, max(size, 1))
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")
-        if not inflater.eof:
-            self.fail("the deflated dataset is cut short: its stream has no end.")
-        return inflated
 
     def dataset_encoding(self, mv, pos, ts):
         if len(mv) - pos < 8:
