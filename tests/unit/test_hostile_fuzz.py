@@ -4,12 +4,12 @@ Mutation classes: a declared length near the file's end and far past it, deflate
 nested 10,000 deep, a duplicated tag, and (0028,0008) *Number of Frames* in every VR. Each mutant
 goes through seven operations as the worker calls them (describe, tree, text dump, DICOM JSON,
 frame info, render, an edit job's step) and each answer must be a result or a sentence naming
-the file: no InternalError, no MemoryError, no single operation over 2 s, and no more memory
+the file: no InternalError, no MemoryError, no single operation over 2 s of CPU, and no more memory
 than 4 times the file's size (for a deflated file: 4 times what it inflates to, within the cap)
 plus a fixed 4 MiB for the reader's own structures.
 
-The default run (the same inside Pyodide) samples ``DCMSTUDIO_HOSTILE_FUZZ_N`` mutants (300) of
-the length class, and every mutant of the other classes. The full CPython run:
+The default run (the same inside Pyodide) samples ``DCMSTUDIO_HOSTILE_FUZZ_N`` mutants of
+the length class (150), and every mutant of the other classes (170). The full CPython run:
 ``DCMSTUDIO_HOSTILE_FUZZ_N=5000 python -m pytest tests/unit/test_hostile_fuzz.py -s``.
 """
 
@@ -31,7 +31,7 @@ from dcmstudio import api
 from dcmstudio.bounded import inflation_cap
 from dcmstudio.elements import ALL_VRS, LONG_LENGTH_VRS, walk
 
-FUZZ_N = int(os.environ.get("DCMSTUDIO_HOSTILE_FUZZ_N", "300"))
+FUZZ_N = int(os.environ.get("DCMSTUDIO_HOSTILE_FUZZ_N", "150"))
 MAX_SECONDS = 2.0
 FIXED_ALLOWANCE = 4 << 20
 OPERATIONS = ("describe", "tree", "export_text", "export_json", "frame_info", "render_frame", "edit")
@@ -60,13 +60,13 @@ class Outcomes:
         budget = budget or len(data)
         for operation in OPERATIONS:
             tracemalloc.start()
-            started = time.perf_counter()
+            started = time.process_time()  # CPU time: a hang spins, and other work on the machine does not count
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     result = _call(operation, str(path))
             finally:
-                seconds = time.perf_counter() - started
+                seconds = time.process_time() - started
                 peak = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
             where = f"{label} {operation}"
@@ -87,7 +87,9 @@ class Outcomes:
         path.unlink()
 
     def check(self):
-        assert not self.failures, f"{len(self.failures)} broke the rules: " + "; ".join(self.failures[:5])
+        """Fail on what broke the rules since the last check (the counts are kept for the summary)."""
+        failures, self.failures = self.failures, []
+        assert not failures, f"{len(failures)} broke the rules: " + "; ".join(failures[:5])
 
     def summary(self):
         per_operation = collections.defaultdict(dict)
