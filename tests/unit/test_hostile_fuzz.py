@@ -5,8 +5,9 @@ nested 10,000 deep, a duplicated tag, and (0028,0008) *Number of Frames* in ever
 goes through seven operations as the worker calls them (describe, tree, text dump, DICOM JSON,
 frame info, render, an edit job's step) and each answer must be a result or a sentence naming
 the file: no InternalError, no MemoryError, no single operation over 2 s of CPU, and no more memory
-than 4 times the file's size (for a deflated file: 4 times what it inflates to, within the cap)
-plus a fixed 4 MiB for the reader's own structures.
+than 4 times the file's size plus a fixed 4 MiB for the reader's own structures (for the one
+bomb made of many values that each fit the inflation cap, 4 times the cap: what it legitimately
+reads before it is refused).
 
 The default run (the same inside Pyodide) samples ``DCMSTUDIO_HOSTILE_FUZZ_N`` mutants of
 the length class (150), and every mutant of the other classes (170). The full CPython run:
