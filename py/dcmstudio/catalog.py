@@ -27,6 +27,8 @@ from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
 PREAMBLE_LENGTH = 128
 # (7FE0,0008) Float, (7FE0,0009) Double Float and (7FE0,0010) Pixel Data: where a header ends.
 _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+# Bytes looked at for the transfer syntax before a file is parsed (a meta group is rarely longer).
+_HEAD_PEEK = 4096
 UNDEFINED_LENGTH = 0xFFFFFFFF
 # Explicit VR codes as they appear in the file (the enum also holds ambiguous pairs like "US or SS").
 _EXPLICIT_VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
@@ -187,6 +189,9 @@ def _read_deflated(fp, name, stop_before_pixels, specific_tags):
         ``(dataset, where it is cut short or None)``; ``(None, None)`` for a file that is not
         deflated.
     """
+    if not _may_be_deflated(fp):
+        return None, None
+    fp.seek(0)
     preamble = read_preamble(fp, True)
     file_meta = _read_file_meta_info(fp)
     if file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
@@ -204,6 +209,19 @@ def _read_deflated(fp, name, stop_before_pixels, specific_tags):
     elif stream.stream_cut:
         truncation = "its deflated data set stops before the deflate stream's end"
     return ds, truncation
+
+
+def _may_be_deflated(fp):
+    """False when (0002,0010) *Transfer Syntax UID* lies in the file's first bytes and is not the
+    deflated one: most files are known so without parsing their meta group twice."""
+    head = fp.read(_HEAD_PEEK)
+    at = head.find(b"\x02\x00\x10\x00UI", PREAMBLE_LENGTH + 4 if head[128:132] == b"DICM" else 0)
+    if at < 0 or at + 8 > len(head):
+        return True
+    length = int.from_bytes(head[at + 6:at + 8], "little")
+    if at + 8 + length > len(head):
+        return True
+    return head[at + 8:at + 8 + length].rstrip(b"\x00 ") == pydicom.uid.DeflatedExplicitVRLittleEndian.encode()
 
 
 def _at_pixel_data(tag, vr, length):
