@@ -271,6 +271,9 @@ def as_invalid_dicom(name, context):
         yield
     except (DicomStudioError, MemoryError, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except RecursionError as exc:  # pydicom reads each nested sequence with deeper recursion
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): its sequences are nested "
+                                "deeper than can be read.", file=name) from exc
     except Exception as exc:  # noqa: BLE001 -- wasm32 raises OverflowError where CPython does not
         detail = str(exc) or type(exc).__name__
         raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.",

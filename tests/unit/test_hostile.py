@@ -176,6 +176,15 @@ def test_bounded_file_never_reads_past_the_end(tmp_path):
         assert f.read(5) == b""
 
 
+def test_sequences_nested_too_deep_get_a_sentence(tmp_path):
+    from test_hostile_fuzz import nested_mutant
+    path = tmp_path / "deep.dcm"
+    path.write_bytes(nested_mutant(10_000))
+    for endpoint in READERS:
+        message = error_of(call(endpoint, path=str(path), name="deep.dcm"))
+        assert "deep.dcm" in message and "nested" in message, message
+
+
 # ---- 14. deflate bombs ---------------------------------------------------------------------------
 
 def test_a_deflate_bomb_after_the_pixels_is_described_without_inflating_it(tmp_path):
