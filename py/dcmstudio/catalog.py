@@ -27,6 +27,8 @@ from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
 PREAMBLE_LENGTH = 128
 # (7FE0,0008) Float, (7FE0,0009) Double Float and (7FE0,0010) Pixel Data: where a header ends.
 _PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_NATIVE_SYNTAXES = frozenset({pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian,
+                              pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian})
 # Bytes looked at for the transfer syntax before a file is parsed (a meta group is rarely longer).
 _HEAD_PEEK = 4096
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -66,7 +68,8 @@ def describe_file(path, name):
         "series": {"uid", "number", "modality", "description"},
         "instance": {"number", "frames", "rows", "columns"}, "has_file_meta"}``.
         Missing text is ``""``, missing numbers ``None``. ``frames`` is (0028,0008) *Number of
-        Frames* when present, else 1 for an image (one with *Rows*) and 0 for anything else.
+        Frames* when present, else 1 for an image (one with *Rows*) and 0 for anything else;
+        ``None`` when it is below 1 or more than the file's size could hold.
 
     Raises
     ------
@@ -84,6 +87,8 @@ def describe_file(path, name):
         frames = _number(ds, "NumberOfFrames", name)
         if frames is None:
             frames = 0 if rows is None else 1
+        elif not 0 < frames <= _most_frames(ds, rows, _number(ds, "Columns", name), os.path.getsize(path)):
+            frames = None  # a count the file cannot hold is not shown; the viewer says why
         return {
             "name": name,
             "size": os.path.getsize(path),
@@ -117,6 +122,17 @@ def describe_file(path, name):
             },
             "has_file_meta": len(meta) > 0,
         }
+
+
+def _most_frames(ds, rows, columns, size):
+    """The most frames a file of ``size`` bytes can hold, from what a header alone tells: an
+    encapsulated frame takes an 8-byte item header at least, a native one a bit per pixel."""
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
+    if syntax not in _NATIVE_SYNTAXES:
+        return size // 8
+    if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        size = inflation_cap(size)
+    return size * 8 // max(1, (rows or 1) * (columns or 1))
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,

@@ -244,6 +244,16 @@ def test_number_of_frames_of_any_form_gets_a_sentence(tmp_path, source, vr, valu
         assert "frames.dcm" in message and "(0028,0008) NumberOfFrames" in message and expected in message
 
 
+def test_describe_shows_no_frame_count_the_file_cannot_hold(tmp_path):
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    ds.NumberOfFrames = "2147483647"
+    path = tmp_path / "many.dcm"
+    ds.save_as(path)
+    assert call("describe", path=str(path), name="many.dcm")["instance"]["frames"] is None
+    for name, frames in (("SC_rgb_rle_2frame.dcm", 2), ("rtdose.dcm", 15), ("CT_small.dcm", 1)):
+        assert call("describe", path=str(bundled(name)), name=name)["instance"]["frames"] == frames
+
+
 def test_real_multiframe_files_keep_their_frame_counts():
     for name, frames in (("SC_rgb_rle_2frame.dcm", 2), ("rtdose.dcm", 15), ("CT_small.dcm", 1)):
         info = call("frame_info", path=str(bundled(name)), name=name)["info"]
