@@ -181,8 +181,9 @@ def test_sequences_nested_too_deep_get_a_sentence(tmp_path):
     path = tmp_path / "deep.dcm"
     path.write_bytes(nested_mutant(10_000))
     for endpoint in READERS:
+        # pydicom's recursion gives out (CPython) or it loses its place (Pyodide): either way, a sentence.
         message = error_of(call(endpoint, path=str(path), name="deep.dcm"))
-        assert "deep.dcm" in message and "nested" in message, message
+        assert message.startswith("deep.dcm is not valid DICOM") and "recursion" not in message, message
 
 
 # ---- 14. deflate bombs ---------------------------------------------------------------------------
