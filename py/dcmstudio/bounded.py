@@ -45,8 +45,9 @@ class BoundedFile:
     """A binary file opened for reading whose reads never ask for more than is left in it.
 
     ``read(n)`` with ``n`` past the end returns what remains, as a plain file does, but without
-    first reserving ``n`` bytes; a seek past the end stops one byte past it. It is not an ``io.BufferedReader``, so pydicom re-opens it with
-    this class (``BoundedFile(path, "rb")``) when it reads a deferred value later.
+    first reserving ``n`` bytes; a seek past the end stops one byte past it. It is not an
+    ``io.BufferedReader``, so pydicom re-opens it with this class (``BoundedFile(path, "rb")``)
+    when it reads a deferred value later.
 
     Parameters
     ----------
@@ -65,9 +66,10 @@ class BoundedFile:
         self.tell = self._file.tell
 
     def read(self, size=-1):
-        if size is None or size < 0 or size > _SMALL_READ:
-            size = max(0, min(self.size - self._file.tell(), self.size if size is None or size < 0
-                              else size))
+        if size is None or size < 0:
+            size = self.size
+        if size > _SMALL_READ:
+            size = max(0, min(size, self.size - self._file.tell()))
         return self._file.read(size)
 
     def seek(self, offset, whence=io.SEEK_SET):

@@ -4,10 +4,10 @@ Mutation classes: a declared length near the file's end and far past it, deflate
 nested 10,000 deep, a duplicated tag, and (0028,0008) *Number of Frames* in every VR. Each mutant
 goes through seven operations as the worker calls them (describe, tree, text dump, DICOM JSON,
 frame info, render, an edit job's step) and each answer must be a result or a sentence naming
-the file: no InternalError, no MemoryError, no single operation over 2 s (CPU time in CPython, wall time in Pyodide), and no more memory
-than 4 times the file's size plus a fixed 4 MiB for the reader's own structures (for the one
-bomb made of many values that each fit the inflation cap, 4 times the cap: what it legitimately
-reads before it is refused).
+the file: no InternalError, no MemoryError, no single operation over 2 s (CPU time in CPython,
+wall time in Pyodide), and no more memory than 4 times the file's size plus a fixed 4 MiB for the
+reader's own structures (for the one bomb made of many values that each fit the inflation cap,
+4 times the cap: what it legitimately reads before it is refused).
 
 The default run (the same inside Pyodide) samples ``DCMSTUDIO_HOSTILE_FUZZ_N`` mutants of
 the length class (150), and every mutant of the other classes (170). The full CPython run:
@@ -177,7 +177,8 @@ def nested_mutant(depth):
     its pixel data."""
     data = bundled("CT_small.dcm").read_bytes()
     at = walk(data, "x").top_level(0x7FE00010).offset
-    opening = struct.pack("<HH2sHL", 0x0029, 0x1010, b"SQ", 0, 0xFFFFFFFF) + struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    opening = (struct.pack("<HH2sHL", 0x0029, 0x1010, b"SQ", 0, 0xFFFFFFFF)
+               + struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF))
     closing = struct.pack("<HHL", 0xFFFE, 0xE00D, 0) + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
     creator = struct.pack("<HH2sH", 0x0029, 0x0010, b"LO", 4) + b"FUZZ"
     return data[:at] + creator + opening * depth + closing * depth + data[at:]
