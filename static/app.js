@@ -1,7 +1,6 @@
 // The app shell: opening files, the grouped file list, the workbench tabs and
 // the task bar. DICOM work happens in Python (worker.js → dcmstudio.api); this file is UI only.
 import { python } from "./boot.js";
-import { Op } from "./protocol.js";
 import { FileList } from "./files.js";
 import { TaskBar } from "./tasks.js";
 import { TagsWorkbench } from "./wb-tags.js";
@@ -14,10 +13,6 @@ import { CompressWorkbench } from "./wb-compress.js";
 import { PendingEdits } from "./edits.js";
 
 const $ = (selector) => document.querySelector(selector);
-
-// Files are sent to the worker in batches: few messages, but never the whole folder in memory.
-const BATCH_FILES = 24;
-const BATCH_BYTES = 64 * 1024 * 1024;
 
 const tasks = new TaskBar($("#tasks"), python);
 
@@ -49,46 +44,26 @@ const app = {
     this.active = id;
   },
 
-  // Reads the dropped or picked files and hands them to Python in transferred batches.
+  // Hands the dropped or picked files to the workers: File handles only, never their bytes (each
+  // worker mounts them and reads what it needs when it needs it). Their descriptions arrive
+  // chunk by chunk; until the last, `files.pending` counts the rest, which a task on "everything
+  // loaded" waits for.
   async open(fileEntries) {
     if (!fileEntries.length) return;
     const task = tasks.start(`Opening ${fileEntries.length} file${fileEntries.length === 1 ? "" : "s"}`);
+    const entries = fileEntries.map((file) => ({ key: this.files.newKey(), file, name: file.relpath || file.name }));
+    const settled = this.files.expect(entries.length);
     let done = 0;
-    let batch = [];
-    let bytes = 0;
-    // One batch is read while Python describes the one before: at most two batches in memory.
-    let inPython = Promise.resolve();
-    const send = async (sent) => {
-      const files = sent.map(({ key, file, buffer }) => ({ key, name: file.relpath || file.name, buffer }));
-      const request = python.request(Op.ADD_FILES, { files }, { transfer: files.map((f) => f.buffer) });
-      task.onCancel = () => python.cancel(request.id);
-      const result = await request.done;
-      if (result.ok) this.files.add(result.files, sent);
-      else this.files.add(sent.map(({ key }) => ({ key, ok: false, error: result.error })), sent);
-      done += sent.length;
-      task.progress(done, fileEntries.length, "");
-    };
-    const flush = async () => {
-      await inPython;
-      if (batch.length) inPython = send(batch);
-      batch = [];
-      bytes = 0;
-    };
-    for (const file of fileEntries) {
-      if (task.cancelled) break;
-      let buffer;
-      try {
-        buffer = await file.arrayBuffer();
-      } catch (error) {
-        this.files.addUnreadable(file, error);
-        continue;
-      }
-      batch.push({ key: this.files.newKey(), file, buffer });
-      bytes += buffer.byteLength;
-      if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) await flush();
-    }
-    await flush();
-    await inPython;
+    task.onCancel = () => python.cancelDescribe?.();
+    await python.describe(entries, {
+      isCancelled: () => task.cancelled,
+      onDescribed: (described, sent) => {
+        this.files.add(described, sent);
+        done += sent.length;
+        task.progress(done, entries.length, "");
+      },
+    });
+    settled(entries.length - done);
     task.finish(task.cancelled ? "Opening cancelled" : `Opened ${this.files.count()} DICOM file${this.files.count() === 1 ? "" : "s"}`);
   },
 };

@@ -1,6 +1,6 @@
 // Starts the Python worker as soon as the page is parsed, before the workbenches' modules (most of
 // the page's scripts) have loaded, and shows its start-up phases. app.js takes `python` from here.
-import { PythonWorker } from "./client.js";
+import { WorkerPool } from "./client.js";
 import { PHASES } from "./protocol.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -44,4 +44,5 @@ function showNotice(message) {
   box.querySelector("p").textContent = message;
 }
 
-export const python = new PythonWorker({ onPhase: showPhase, onFatal: showFatal, onNotice: showNotice });
+// Python in a pool of workers: the first starts now; the others once it is ready (client.js).
+export const python = new WorkerPool({ onPhase: showPhase, onFatal: showFatal, onNotice: showNotice });

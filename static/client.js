@@ -101,3 +101,163 @@ export class PythonWorker {
     if (this.interruptBuffer) this.interruptBuffer[0] = 2;
   }
 }
+
+// How many workers the page runs: a setting (?workers=N, or localStorage "dcmstudio.workers"), by
+// default one per core up to 4, fewer where the device reports little memory (each worker holds
+// its own Python, about 150 MB).
+export function poolSize() {
+  const asked = Number(new URLSearchParams(location.search).get("workers") || localStorage.getItem("dcmstudio.workers"));
+  if (Number.isInteger(asked) && asked >= 1) return Math.min(asked, 16);
+  const cores = navigator.hardwareConcurrency || 2;
+  const memoryGB = navigator.deviceMemory || 8;
+  return Math.max(1, Math.min(cores, 4, Math.floor(memoryGB / 2)));
+}
+
+// Items each worker takes at a time: few round trips, yet the last worker to finish is not left
+// with a long tail.
+const DESCRIBE_CHUNK = 16;
+const STEP_CHUNK = 4;
+// Files mounted per WORKERFS mount (one mount per batch in each worker).
+const MOUNT_BATCH = 2000;
+
+// Several Python workers. The first one (`primary`) starts with the page and answers every call
+// (it keeps state: opened volumes, files put for Create...). The others start once it is ready,
+// so start-up is no slower, and share out describing opened files and the tasks that can be
+// shared (WorkerPool.job). Every worker mounts every opened file: only handles are copied.
+export class WorkerPool {
+  constructor({ onPhase, onFatal, onNotice, size = poolSize() }) {
+    this.primary = new PythonWorker({ onPhase, onFatal, onNotice });
+    this.size = size;
+    this.helpers = [];      // started workers besides the primary, ready or not
+    this.batches = [];      // every mounted batch, for a worker that starts later
+    this.batchCount = 0;
+    this.ready = this.primary.ready;
+    this.primary.ready.then(() => this.startHelpers(), () => {});
+  }
+
+  get isReady() { return this.primary.isReady; }
+  get interruptBuffer() { return this.primary.interruptBuffer; }
+  get worker() { return this.primary.worker; }
+
+  request(op, args, options) { return this.primary.request(op, args, options); }
+  call(fn, args, options) { return this.primary.call(fn, args, options); }
+  cancel(id) { this.primary.cancel(id); }
+
+  startHelpers() {
+    for (let i = 1; i < this.size; i++) {
+      const helper = new PythonWorker({
+        onPhase: () => {},
+        onNotice: () => {},
+        // A helper that fails is left out; the primary still does everything.
+        onFatal: (message) => {
+          console.warn(`A helper worker stopped: ${message}`);
+          this.helpers = this.helpers.filter((h) => h !== helper);
+        },
+      });
+      for (const batch of this.batches) helper.request(Op.MOUNT, batch);
+      this.helpers.push(helper);
+    }
+  }
+
+  // The workers that can take work now (a helper still starting is not waited for).
+  available() {
+    return [this.primary, ...this.helpers.filter((h) => h.isReady)];
+  }
+
+  // Mounts files in every worker, started or starting; returns the batch names, each with its files.
+  mount(entries) {
+    const batches = [];
+    for (let first = 0; first < entries.length; first += MOUNT_BATCH) {
+      const batch = { batch: `b${++this.batchCount}`, files: entries.slice(first, first + MOUNT_BATCH).map(({ key, file }) => ({ key, file })) };
+      this.batches.push(batch);
+      for (const worker of [this.primary, ...this.helpers]) worker.request(Op.MOUNT, batch);
+      batches.push(batch);
+    }
+    return batches;
+  }
+
+  // Describes opened files ({ key, file, name }) across the workers. `onDescribed(described, sent)`
+  // gets each chunk's answers as they come; resolves when every file was described or the opening
+  // was cancelled (`isCancelled`).
+  async describe(entries, { onDescribed, isCancelled = () => false }) {
+    const queue = [];
+    let offset = 0;
+    for (const { batch, files } of this.mount(entries)) {
+      for (let first = 0; first < files.length; first += DESCRIBE_CHUNK) {
+        queue.push({ batch, sent: entries.slice(offset + first, offset + Math.min(first + DESCRIBE_CHUNK, files.length)) });
+      }
+      offset += files.length;
+    }
+    const running = new Map();  // worker → request id, to cancel
+    const drain = async (worker) => {
+      while (queue.length && !isCancelled()) {
+        const { batch, sent } = queue.shift();
+        const request = worker.request(Op.ADD_FILES, { batch, describe: sent.map(({ key, name }) => ({ key, name })) });
+        running.set(worker, request.id);
+        const result = await request.done;
+        onDescribed(result.ok ? result.files : sent.map(({ key }) => ({ key, ok: false, error: result.error })), sent);
+      }
+      running.delete(worker);
+    };
+    // Helpers that become ready meanwhile join in; none is waited for once the queue is empty.
+    const active = new Set();
+    const start = (worker) => {
+      const drained = drain(worker);
+      active.add(drained);
+      drained.finally(() => active.delete(drained));
+    };
+    this.available().forEach(start);
+    for (const helper of this.helpers.filter((h) => !h.isReady)) {
+      helper.ready.then(() => { if (queue.length && !isCancelled()) start(helper); }, () => {});
+    }
+    this.cancelDescribe = () => { for (const [worker, id] of running) worker.cancel(id); };
+    while (active.size) await Promise.all([...active]);
+  }
+
+  // Runs a task shared out over the available workers: each opens its share, takes the next few
+  // items whenever it is free, then finishes. `onPart(part, item)` gets each output part with the
+  // item it belongs to (parts are named by the item's `member`); `onStep(step, item)` each item's
+  // result, in completion order. Resolves with every share's finish result, in worker order, or
+  // the first failure; `handle.cancel()` stops every share.
+  job({ kind, options, items, onPart, onStep }) {
+    const workers = this.available();
+    const byMember = new Map(items.map((item) => [item.member, item]));
+    const queue = [...items];
+    let cancelled = false;
+    const running = new Map();
+    let failure = null;
+    const share = async (worker) => {
+      const opened = await worker.request(Op.JOB_OPEN, { kind, options, count: items.length }).done;
+      if (!opened.ok) { failure ??= opened; return null; }
+      const job = opened.job;
+      const part = (message) => onPart(message, byMember.get(message.output.name));
+      while (queue.length && !cancelled && !failure) {
+        const chunk = queue.splice(0, STEP_CHUNK);
+        const request = worker.request(Op.JOB_STEPS, { job, items: chunk }, { onPart: part });
+        running.set(worker, request.id);
+        const result = await request.done;
+        running.delete(worker);
+        if (!result.ok) { failure ??= result; break; }
+        result.steps.forEach((step, i) => onStep(step, chunk[i]));
+      }
+      if (cancelled || failure) {
+        await worker.request(Op.JOB_CLOSE, { job, cancel: true }).done;
+        return null;
+      }
+      return worker.request(Op.JOB_CLOSE, { job }, { onPart: part }).done;
+    };
+    const done = Promise.all(workers.map(share)).then((finished) => {
+      if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+      if (failure) return failure;
+      const broken = finished.find((f) => !f.ok);
+      return broken || { ok: true, shares: finished, workers: workers.length };
+    });
+    return {
+      done,
+      cancel: () => {
+        cancelled = true;
+        for (const [worker, id] of running) worker.cancel(id);
+      },
+    };
+  }
+}

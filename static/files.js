@@ -86,6 +86,52 @@ export class FileList {
     this.collapsed = new Set();
     this.renderTimer = null;
     this.lastRender = 0;
+    this.pending = 0;       // files handed to Python and not described yet
+    this.settledWaiters = [];
+    this.selection = null;  // { level, id, label }: its files are looked up when asked for
+  }
+
+  // `count` more files are being described; returns a function to call with how many of them
+  // will never be (an opening cancelled part way).
+  expect(count) {
+    this.pending += count;
+    return (never) => this.described(never);
+  }
+
+  described(count) {
+    this.pending = Math.max(0, this.pending - count);
+    if (this.pending === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
+  }
+
+  // Resolves once no file is being described.
+  whenSettled() {
+    return this.pending === 0 ? Promise.resolve() : new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  // The files a selection stands for, now, in display order. A task calls this when it starts,
+  // after every file still being described was: "everything loaded" means everything, not what the
+  // file tree showed when it was last drawn.
+  async resolve(selection = this.selection) {
+    await this.whenSettled();
+    return this.filesOf(selection);
+  }
+
+  filesOf(selection) {
+    if (!selection) return [];
+    const { level, id } = selection;
+    if (level === "instance") return [this.files.get(id.slice(2))].filter(Boolean);
+    const out = [];
+    for (const [pKey, { studies }] of this.groups()) {
+      if (level === "patient" && id !== `p:${pKey}`) continue;
+      for (const [studyUid, { series }] of studies) {
+        if (level === "study" && id !== `s:${studyUid}`) continue;
+        for (const [seriesUid, { files }] of series) {
+          if (level === "series" && id !== `r:${seriesUid}`) continue;
+          out.push(...files.sort(byNumberThenName));
+        }
+      }
+    }
+    return out;
   }
 
   // The whole tree is drawn anew, at a cost that grows with the files loaded: while a folder of
@@ -98,6 +144,7 @@ export class FileList {
       this.lastRender = performance.now();
       this.render();
       if (!this.selectedRow && this.files.size) this.selectAll();
+      else if (this.selection) this.announce(); // a selected group may have grown
     }, wait);
   }
 
@@ -113,21 +160,18 @@ export class FileList {
     return this.files.get(key);
   }
 
-  add(described, batch) {
-    const sources = new Map(batch.map((b) => [b.key, b.file]));
+  // Files described by Python (`described`), from the opened entries `sent` ({ key, file, name }).
+  add(described, sent) {
+    const sources = new Map(sent.map((b) => [b.key, b]));
     for (const d of described) {
       if (d.ok && d.dicom) {
-        this.files.set(d.key, { ...d, path: `/in/${d.key}`, file: sources.get(d.key) });
+        this.files.set(d.key, { ...d, file: sources.get(d.key).file });
       } else {
         const reason = d.ok ? d.reason : d.error.message;
-        this.skipped.push({ name: d.name || sources.get(d.key)?.relpath || d.key, reason });
+        this.skipped.push({ name: d.name || sources.get(d.key)?.name || d.key, reason });
       }
     }
-    this.requestRender();
-  }
-
-  addUnreadable(file, error) {
-    this.skipped.push({ name: file.relpath || file.name, reason: `the browser could not read it (${error.message})` });
+    this.described(sent.length);
     this.requestRender();
   }
 
@@ -157,8 +201,14 @@ export class FileList {
     row?.classList.add("selected");
     row?.setAttribute("aria-pressed", "true");
     this.selectionId = selection.id || selection.level;
-    selection.files = selection.keys.map((k) => this.files.get(k));
-    this.onSelect(selection);
+    this.selection = { level: selection.level, id: this.selectionId, label: selection.label };
+    this.announce();
+  }
+
+  // Tells the workbenches what is selected, with the files it holds now.
+  announce() {
+    const files = this.filesOf(this.selection);
+    this.onSelect({ ...this.selection, keys: files.map((f) => f.key), files });
   }
 
   row(level, id, text, detail, keys) {

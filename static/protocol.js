@@ -11,11 +11,16 @@ export const PHASES = [
 
 // Page → worker: { id, op, args }
 export const Op = Object.freeze({
-  ADD_FILES: "add-files",     // args: { files: [{ key, name, buffer }] } — buffers are transferred
-  REMOVE_FILES: "remove-files", // args: { keys: [key] }
+  MOUNT: "mount",             // args: { batch, files: [{ key, file }] } — File handles, read in place
+  ADD_FILES: "add-files",     // args: { batch, files: [{ key, file }], describe: [{ key, name }] } —
+                              // mounts the batch if needed, then describes the files named
+  REMOVE_FILES: "remove-files", // args: { paths: [path] } — forget what Python cached about them
   PUT_FILES: "put-files",     // args: { dir, files: [{ name, buffer }] } — inputs that are not opened as DICOM
   CALL: "call",               // args: { fn, args } — one api.py function
   JOB: "job",                 // args: { kind, options, items: [...] } — a long task, step by step
+  JOB_OPEN: "job-open",       // args: { kind, options, count } — one worker's share of a pooled task
+  JOB_STEPS: "job-steps",     // args: { job, items: [...] } — the next items of that share
+  JOB_CLOSE: "job-close",     // args: { job, cancel } — finish (or drop) that share
   CANCEL: "cancel",           // args: { target: id of the request to stop }
 });
 
@@ -33,6 +38,7 @@ export const Reply = Object.freeze({
 // How long start-up may take before the page says it is stuck (a wrong MIME type hangs silently).
 export const STARTUP_TIMEOUT_MS = 60000;
 
-// Where dropped files live inside the worker's in-memory file system.
+// Where opened files appear inside each worker: /in/<batch>/<key>, mounted read-only (WORKERFS),
+// their bytes read from the user's disk on demand and never copied into the worker.
 export const INPUT_DIR = "/in";
 export const OUTPUT_DIR = "/out";

@@ -2,6 +2,8 @@
 // exactly what changes in one file, and the edited files as a download. Python does the editing.
 import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
+import { SAVE_TARGETS, pickers } from "./outputs.js";
+import { chooseTarget, runSharedJob } from "./jobs.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -76,6 +78,12 @@ export class EditWorkbench {
 
     this.preview = el("button", { type: "button", textContent: "Preview on this file", id: "edit-preview" });
     this.apply = el("button", { type: "button", className: "primary", id: "edit-apply" });
+    // Where a series goes: written as it is made where the browser lets a page write to disk.
+    this.saveTo = el("select", { id: "edit-save-to" },
+      el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
+      pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
+      pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
+    this.saveToLabel = el("label", { htmlFor: "edit-save-to", textContent: "Save" });
     this.preview.onclick = () => this.runPreview();
     this.apply.onclick = () => this.runApply();
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
@@ -89,7 +97,7 @@ export class EditWorkbench {
         this.pending, form, this.formError,
         el("p", { className: "hint", textContent: "Edit values in place in the Tags tab too (click a value, Enter to keep, Esc to drop). " +
           "Only the edited elements and the lengths around them change; every other byte stays identical, and each output is checked." }),
-        el("div", { className: "actions" }, this.preview, this.apply)),
+        el("div", { className: "actions" }, this.preview, this.apply, this.saveToLabel, this.saveTo)),
       this.report));
     this.renderPending();
     this.renderScope();
@@ -111,7 +119,8 @@ export class EditWorkbench {
     const n = this.selection.files.length;
     this.scopeAllLabel.textContent = `the selection at left: ${this.selection.label || "nothing"} (${n} file${n === 1 ? "" : "s"})`;
     const count = this.scopeFiles().length;
-    this.apply.textContent = count > 1 ? `Apply to ${count} files and download ZIP` : "Apply and download";
+    this.apply.textContent = count > 1 ? `Apply to ${count} files` : "Apply and download";
+    this.saveTo.hidden = this.saveToLabel.hidden = count <= 1;
     this.updateButtons();
   }
 
@@ -207,16 +216,51 @@ export class EditWorkbench {
   }
 
   async runApply() {
+    if (!this.app.edits.list.length) return;
+    const many = this.scopeAll.checked && this.selection.files.length > 1;
+    if (!many) {
+      await this.applyToOne();
+      return;
+    }
+    const base = this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "";
+    const zipName = `${base || "dcmstudio"}_edited.zip`;
+    // The picker first: it needs the click that is still being handled.
+    const target = await chooseTarget(this.saveTo.value, zipName);
+    if (!target) return;
+    // The scope is decided now, with every file that is still being described.
+    const files = await this.app.files.resolve();
+    const task = this.app.tasks.start(`Editing ${files.length} files into ${target.label}`);
+    const result = await runSharedJob(this.app, {
+      task, kind: "edit", options: { edits: this.app.edits.list, zip_name: zipName }, files, target, zipName,
+    });
+    if (!result.ok) {
+      task.fail(result.error.type === "Cancelled" ? (result.error.message.startsWith("Nothing") ? result.error.message
+        : "Editing cancelled: nothing was kept.") : result.error.message);
+      return;
+    }
+    if (result.blob) this.app.tasks.offer({ finished: [{ name: zipName, blob: result.blob }] }, { click: true });
+    this.app.tasks.offer({ finished: result.reports });
+    const { summary } = result;
+    const failed = summary.failed;
+    const count = result.written === files.length ? `${files.length}` : `${result.written} of ${files.length}`;
+    task.finish(`Edited ${count} file${files.length === 1 ? "" : "s"} into ${target.label}` +
+      (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
+    this.lastRun = { files: files.length, written: result.written, bytes: result.bytes, workers: result.workers };
+    this.report.replaceChildren(...[
+      el("h2", { textContent: `Edited ${summary.files} file${summary.files === 1 ? "" : "s"}, ${summary.changes} changes, into ${target.label}` }),
+      failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      result.firstReport ? this.reportView(result.firstReport) : null].filter(Boolean));
+  }
+
+  // One file: edited by the first worker and offered under its own name.
+  async applyToOne() {
     const files = this.scopeFiles();
-    if (!files.length || !this.app.edits.list.length) return;
-    const single = files.length === 1;
-    const zipName = `${this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "dcmstudio"}_edited.zip`;
-    const task = this.app.tasks.start(single ? `Editing ${files[0].name}` : `Editing ${files.length} files`);
-    // The ZIP takes the files' unchanged stretches (pixel data) from the files the user opened.
+    if (!files.length) return;
+    const task = this.app.tasks.start(`Editing ${files[0].name}`);
     const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
     const request = this.app.python.request(Op.JOB, {
       kind: "edit",
-      options: { edits: this.app.edits.list, single, zip_name: zipName },
+      options: { edits: this.app.edits.list, single: true },
       items: files.map((f) => ({ path: f.path, name: f.name })),
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
@@ -226,14 +270,10 @@ export class EditWorkbench {
         : result.ok ? collected.errors[0] : result.error.message);
       return;
     }
-    // The edited file or ZIP starts downloading; the per-file report waits in the task bar.
-    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".jsonl")) }, { click: true });
-    this.app.tasks.offer({ finished: collected.finished.filter((f) => f.name.endsWith(".jsonl")) });
+    this.app.tasks.offer(collected, { click: true });
     const failed = result.summary.failed;
-    task.finish(`Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}` +
-      (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
+    task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}` : `Edited ${files[0].name}`);
     this.report.replaceChildren(...[
-      el("h2", { textContent: `Edited ${result.summary.files} file${result.summary.files === 1 ? "" : "s"}, ${result.summary.changes} changes` }),
       failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
       result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }

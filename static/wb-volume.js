@@ -77,7 +77,7 @@ export class VolumeWorkbench {
       el("div", { className: "volume-source" },
         el("div", { className: "toolbar-inline" },
           el("label", { htmlFor: "volume-files", className: "button primary", textContent: "Open a volume…" }), input, this.useSeries),
-        el("p", { className: "hint", textContent: "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd with its .raw/.zraw), VTK legacy structured points (.vtk). Pick both files of a two-file format together." }),
+        el("p", { className: "hint", textContent: "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd with its .raw/.zraw), Analyze or NIfTI pairs (.hdr with its .img), VTK legacy structured points (.vtk). Pick both files of a two-file format together: a header's data file is only ever one of the files picked with it." }),
         this.error, this.sourceInfo, this.previews),
       el("div", { className: "volume-options" }, el("h2", { textContent: "The series to write" }), this.form, this.planView)));
     this.renderPlan();
@@ -111,7 +111,8 @@ export class VolumeWorkbench {
   async openSeries() {
     const files = this.selection.files;
     if (!files.length) return;
-    await this.open(files.map((f) => f.path), `${files.length} DICOM file${files.length === 1 ? "" : "s"} (${this.selection.label})`);
+    await this.open(files.map((f) => f.path), `${files.length} DICOM file${files.length === 1 ? "" : "s"} (${this.selection.label})`,
+      files.map((f) => f.name));
   }
 
   fail(message) {
@@ -123,11 +124,12 @@ export class VolumeWorkbench {
     this.renderPlan();
   }
 
-  async open(paths, label) {
+  // names: the user's names of the files (the loaded ones live under internal keys).
+  async open(paths, label, names = null) {
     this.error.textContent = "";
     this.sourceInfo.textContent = `Reading ${label}…`;
     const collected = this.app.tasks.collector();
-    const result = await this.app.python.call("volume_open", { paths }, { onPart: collected.onPart });
+    const result = await this.app.python.call("volume_open", { paths, names }, { onPart: collected.onPart });
     if (!result.ok) return this.fail(`${result.error.file ? `${result.error.file}: ` : ""}${result.error.message}`);
     this.opened = result.volume;
     this.plan = null;
@@ -155,7 +157,12 @@ export class VolumeWorkbench {
       canvas.setAttribute("aria-label", `${plane} middle slice`);
       this.previews.append(el("figure", {}, canvas, el("figcaption", { textContent: plane })));
     }
-    if (v.dicom?.modality) this.inputs.modality.value = v.dicom.modality;
+    const modality = v.dicom?.Modality;
+    if (modality) {
+      const select = this.inputs.modality;
+      if (![...select.options].some((o) => o.value === modality)) select.append(el("option", { value: modality, textContent: modality }));
+      select.value = modality;
+    }
     await this.check();
   }
 
@@ -194,6 +201,8 @@ export class VolumeWorkbench {
       el("dt", { textContent: "Values" }), el("dd", { id: "volume-error-bound",
         textContent: p.exact ? "stored exactly" : `rescale slope ${p.rescale_slope}, intercept ${p.rescale_intercept}; largest error ${p.max_abs_error.toPrecision(3)}` }),
       el("dt", { textContent: "Geometry" }), el("dd", { textContent: `first slice at ${vec(p.first_position)}, last at ${vec(p.last_position)}; slices ${num(p.slice_spacing)} mm apart` }),
+      el("dt", { textContent: "Positions" }), el("dd", { id: "volume-position-error",
+        textContent: p.max_position_error ? `axes made perpendicular; largest position error ${p.max_position_error.toPrecision(3)} mm` : "exact" }),
       el("dt", { textContent: "Size" }), el("dd", { textContent: `about ${(p.estimated_bytes / 1e6).toFixed(1)} MB` })),
       ...(p.notes || []).map((n) => el("p", { className: "hint", textContent: n })));
   }

@@ -1,6 +1,7 @@
 // The Python worker: starts Pyodide in named phases, then serves the page's requests by calling
-// dcmstudio.api (the only Python it calls). No DICOM logic lives here: files go into MEMFS by path,
-// results come back as plain JSON, large outputs are read from MEMFS and transferred.
+// dcmstudio.api (the only Python it calls). No DICOM logic lives here: opened files are mounted
+// read-only by path (WORKERFS: read from the user's disk when Python reads them), results come back
+// as plain JSON, outputs are read from MEMFS and transferred. The page may run several of these.
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
 import { installCodecs } from "./codecs.js";
@@ -53,6 +54,7 @@ async function start() {
 
   phase("code", 0.5);
   pyodide.FS.mkdirTree(INPUT_DIR);
+  reportUnreadableFiles(pyodide.FS);
   pyodide.FS.mkdirTree(OUTPUT_DIR);
   // The module proxy lives as long as the worker: its `call` attribute is borrowed from it.
   apiCall = pyodide.pyimport("dcmstudio.api").call;
@@ -73,6 +75,33 @@ async function start() {
       post({ kind: Reply.NOTICE, message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
         + "inspecting and editing still work; JPEG images, image creation and volumes do not. Reload the page to try again." });
     });
+}
+
+// A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was
+// opened) makes FileReaderSync throw inside a read() system call, which Python cannot catch. Turn
+// that into an I/O error (EIO), which dcmstudio reports as a sentence naming the file.
+function reportUnreadableFiles(FS) {
+  const ops = FS.filesystems.WORKERFS.stream_ops;
+  const read = ops.read;
+  ops.read = function readOrEIO(...args) {
+    try {
+      return read.apply(this, args);
+    } catch (error) {
+      if (error instanceof FS.ErrnoError) throw error;
+      throw new FS.ErrnoError(pyodide._module.ERRNO_CODES.EIO);
+    }
+  };
+}
+
+// Mounts a batch of opened files at /in/<batch>/<key>, once: only the File handles are kept.
+const mounted = new Set();
+function mount(batch, files) {
+  const dir = `${INPUT_DIR}/${batch}`;
+  if (mounted.has(batch)) return dir;
+  pyodide.FS.mkdirTree(dir);
+  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs: files.map(({ key, file }) => ({ name: key, data: file })) }, dir);
+  mounted.add(batch);
+  return dir;
 }
 
 function callPython(fn, args) {
@@ -117,7 +146,7 @@ function sendChunks(id, result) {
     if (chunk.source !== undefined) {
       const { source, offset, length } = chunk;
       if (source.startsWith(`${INPUT_DIR}/`)) {
-        post({ kind: Reply.PART, id, output, ref: { key: source.slice(INPUT_DIR.length + 1), offset, length } });
+        post({ kind: Reply.PART, id, output, ref: { key: source.slice(source.lastIndexOf("/") + 1), offset, length } });
       } else {
         const bytes = pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length);
         post({ kind: Reply.PART, id, output, buffer: bytes.buffer }, [bytes.buffer]);
@@ -131,15 +160,20 @@ function sendChunks(id, result) {
 }
 
 const handlers = {
-  async [Op.ADD_FILES](id, { files }) {
+  async [Op.MOUNT](id, { batch, files }) {
+    mount(batch, files);
+    return { ok: true };
+  },
+
+  async [Op.ADD_FILES](id, { batch, files, describe }) {
+    const dir = mount(batch, files);
     const described = [];
-    for (let i = 0; i < files.length; i++) {
+    for (let i = 0; i < describe.length; i++) {
       if (cancelled.has(id)) break;
-      const { key, name, buffer } = files[i];
-      const path = `${INPUT_DIR}/${key}`;
-      pyodide.FS.writeFile(path, new Uint8Array(buffer));
-      described.push({ key, ...callPython("describe", { path, name }) });
-      post({ kind: Reply.PROGRESS, id, done: i + 1, total: files.length, label: name });
+      const { key, name } = describe[i];
+      const path = `${dir}/${key}`;
+      described.push({ key, path, ...callPython("describe", { path, name }) });
+      post({ kind: Reply.PROGRESS, id, done: i + 1, total: describe.length, label: name });
       await yieldToMessages();
     }
     return { ok: true, files: described };
@@ -155,11 +189,10 @@ const handlers = {
     return { ok: true, paths: files.map(({ name }) => `${dir}/${name}`) };
   },
 
-  async [Op.REMOVE_FILES](id, { keys }) {
-    for (const key of keys) {
-      try { pyodide.FS.unlink(`${INPUT_DIR}/${key}`); } catch { /* already gone */ }
-    }
-    return callPython("forget", { paths: keys.map((k) => `${INPUT_DIR}/${k}`) });
+  // Mounted files cannot be unlinked (WORKERFS is read-only, and holds only handles): forget
+  // what Python cached about them.
+  async [Op.REMOVE_FILES](id, { paths }) {
+    return callPython("forget", { paths });
   },
 
   async [Op.CALL](id, { fn, args }) {
@@ -196,6 +229,35 @@ const handlers = {
     return { ...finished, steps };
   },
 
+  // A share of a pooled task (client.js WorkerPool.job): the page hands out items as workers
+  // become free and puts the outputs in order.
+  async [Op.JOB_OPEN](id, { kind, options, count }) {
+    return callPython("job_start", { kind, options, count });
+  },
+
+  async [Op.JOB_STEPS](id, { job, items }) {
+    const steps = [];
+    for (const item of items) {
+      const step = callPython("job_step", { job, item });
+      if (step.ok) {
+        sendChunks(id, step);
+        sendOutputs(id, step);
+      }
+      steps.push(step);
+    }
+    return { ok: true, steps };
+  },
+
+  async [Op.JOB_CLOSE](id, { job, cancel }) {
+    if (cancel) return callPython("job_cancel", { job });
+    const finished = callPython("job_finish", { job });
+    if (finished.ok) {
+      sendChunks(id, finished);
+      sendOutputs(id, finished);
+    }
+    return finished;
+  },
+
   async [Op.CANCEL](id, { target }) {
     cancelled.add(target);
     return { ok: true };
@@ -204,8 +266,9 @@ const handlers = {
 
 // Opening and inspecting files need only the start-up stage; everything else (pixels, Pillow,
 // volumes, the wasm codecs) waits until the later stage and the codecs are loaded.
-const OPS_BEFORE_LATER_STAGE = new Set([Op.ADD_FILES, Op.REMOVE_FILES, Op.CANCEL]);
-const CALLS_BEFORE_LATER_STAGE = new Set(["tree", "search", "export_text", "export_json", "forget"]);
+const OPS_BEFORE_LATER_STAGE = new Set([Op.MOUNT, Op.ADD_FILES, Op.REMOVE_FILES, Op.CANCEL]);
+const CALLS_BEFORE_LATER_STAGE = new Set(["tree", "search", "export_text", "export_json", "forget", "member_names",
+  "zip_directory"]);
 
 const ready = start().catch((error) => {
   post({ kind: Reply.FATAL, message: `Python could not start: ${error.message || error}` });

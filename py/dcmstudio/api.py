@@ -13,14 +13,15 @@ A result may name files for the page to download:
   streamed (a ZIP written file by file), so it never sits whole in memory.
 """
 
+import errno
 import functools
 import itertools
 import json
 import os
 import sys
 
-from . import catalog, inspector, jobs
-from .errors import DicomStudioError
+from . import archive, catalog, inspector, jobs
+from .errors import DicomStudioError, unreadable_message
 
 _ENDPOINTS = {}
 _TREE_CACHE_SIZE = 8
@@ -59,6 +60,11 @@ def call(name, args_json):
         return _error(type(exc).__name__, exc.message, exc.file or args.get("name"))
     except KeyboardInterrupt:
         return _error("Cancelled", "Cancelled.", args.get("name"))
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            return _error("InternalError", f"dcmstudio failed unexpectedly in {name}: {exc}", args.get("name"))
+        # an opened file the browser can no longer read (moved or changed on disk)
+        return _error("UnreadableFileError", unreadable_message(args.get("name") or "a file"), args.get("name"))
     except MemoryError:
         return _error("MemoryError", "The browser tab ran out of memory for this file; close other tabs "
                       "or process fewer files at once.", args.get("name"))
@@ -217,8 +223,10 @@ def _opened_volume():
 
 
 @endpoint
-def volume_open(paths):
+def volume_open(paths, names=None):
     """Read one volume (see :func:`dcmstudio.volume.read_volume`); keep it for planning and writing.
+
+    ``names`` are the user's names of the files, for messages (default: the paths' base names).
 
     Returns its summary and the middle slice across each axis as 8-bit grey RGBA outputs.
     """
@@ -226,7 +234,7 @@ def volume_open(paths):
 
     from . import volume
     _volume.clear()
-    opened = volume.read_volume(paths)
+    opened = volume.read_volume(paths, names)
     _volume["volume"] = opened
     previews, outputs = {}, []
     slices = volume.preview_slices(opened)
@@ -436,6 +444,20 @@ def deid_preview(path, name, options):
 
 
 # ---- Long tasks ----------------------------------------------------------------------------------
+
+@endpoint
+def member_names(names):
+    """Safe, unique names inside one output for the files named ``names`` (see
+    :func:`dcmstudio.archive.member_names`), decided once before a job is shared out."""
+    return {"members": archive.member_names(names)}
+
+
+@endpoint
+def zip_directory(members, start, zip_name):
+    """The end of a ZIP whose members several workers wrote (see
+    :func:`dcmstudio.archive.central_directory`), as one output part named ``zip_name``."""
+    return {"outputs": [offer(zip_name, archive.central_directory(members, start), "application/zip")]}
+
 
 @endpoint
 def job_start(kind, options, count):

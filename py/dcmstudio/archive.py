@@ -7,13 +7,15 @@ keeps the archive's cost close to a plain copy. ZIP64 is used automatically past
 import os
 import re
 import shutil
+import struct
 import zipfile
 
 CHUNK_SIZE = 1 << 20
 # What a member name may hold (APPNOTE 4.4.17: relative, "/" only; most unzip tools and file
 # systems also refuse control characters, Windows' reserved ones and names over 255 bytes).
 MAX_MEMBER_BYTES = 255
-_FORBIDDEN_CHARACTERS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RESERVED_CHARACTERS = re.compile(r'[<>:"|?*]')  # Windows cannot name a file with these
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Pieces per writev call, well under the usual IOV_MAX (1024).
 _IOV_BATCH = 256
@@ -23,9 +25,9 @@ def member_name(name, keep_end=None):
     """A safe ZIP member name for a file the user called ``name``.
 
     Relative, with ``/`` as the only separator (backslashes become ``/``, a drive such as ``C:``
-    and leading slashes go), no empty, ``.`` or ``..`` parts, no NUL, control or Windows-reserved
-    characters (each becomes ``_``), at most 255 bytes in UTF-8 (the stem is shortened, the
-    suffix kept); ``"file"`` when nothing is left.
+    and leading slashes go), no empty, ``.`` or ``..`` parts, no NUL or control characters (they
+    go), no Windows-reserved ones (each becomes ``_``), at most 255 bytes in UTF-8 (the stem is
+    shortened, the suffix kept); ``"file"`` when nothing is left.
 
     Parameters
     ----------
@@ -34,7 +36,7 @@ def member_name(name, keep_end=None):
         How many characters at the end must survive shortening (default: the suffix).
     """
     text = _DRIVE.sub("", str(name).replace("\\", "/"))
-    parts = [_FORBIDDEN_CHARACTERS.sub("_", part) for part in text.split("/")]
+    parts = [_RESERVED_CHARACTERS.sub("_", _CONTROL_CHARACTERS.sub("", part)) for part in text.split("/")]
     parts = [part for part in parts if part.strip() not in ("", ".", "..")]
     text = "/".join(parts) or "file"
     if len(text.encode("utf-8")) <= MAX_MEMBER_BYTES:
@@ -46,6 +48,24 @@ def member_name(name, keep_end=None):
     budget = MAX_MEMBER_BYTES - len(tail.encode("utf-8"))
     head = head.encode("utf-8")[:max(0, budget)].decode("utf-8", "ignore").rstrip("/")
     return (head + tail).lstrip("/") or "file"
+
+
+def unique_member(name, taken):
+    """:func:`member_name` of ``name``, with ``_2``, ``_3``… before its suffix if its case-folded
+    form is in ``taken`` (the file systems an archive is extracted to often ignore case)."""
+    name = member_name(name)
+    if name.casefold() not in taken:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = name, ""
+    n = 2
+    while True:
+        ending = f"_{n}.{suffix}" if suffix else f"_{n}"
+        candidate = member_name(stem + ending, keep_end=len(ending))  # a long stem is shortened
+        if candidate.casefold() not in taken:
+            return candidate
+        n += 1
 
 
 class ZipWriter:
@@ -70,22 +90,8 @@ class ZipWriter:
         self._refer = getattr(path, "expect_reference", None)
 
     def unique_name(self, name):
-        """Return the member name for a file called ``name``: :func:`member_name` of it, with
-        ``_2``, ``_3``… before its suffix if an earlier member has it (letter case aside, as on
-        the file systems it is extracted to)."""
-        name = member_name(name)
-        if name.casefold() not in self._names:
-            return name
-        stem, dot, suffix = name.rpartition(".")
-        if not dot or "/" in suffix:
-            stem, suffix = name, ""
-        n = 2
-        while True:
-            ending = f"_{n}.{suffix}" if suffix else f"_{n}"
-            candidate = member_name(stem + ending, keep_end=len(ending))  # a long stem is shortened
-            if candidate.casefold() not in self._names:
-                return candidate
-            n += 1
+        """Return the member name for a file called ``name`` (see :func:`unique_member`)."""
+        return unique_member(name, self._names)
 
     def add_file(self, source_path, name):
         """Copy the file at ``source_path`` into the archive as ``name``; return the name used."""
@@ -254,3 +260,108 @@ def read_parts(parts):
                 f.seek(part["offset"])
                 joined += f.read(part["length"])
     return bytes(joined)
+
+
+# ---- A ZIP written by several workers ------------------------------------------------------------
+# When a job is spread over several workers, each worker makes whole members (a local header and
+# the file's bytes, with its CRC) without knowing where in the archive they will land, and the
+# page puts them in order; the central directory, which needs every member's offset, is made last
+# from the list. zipfile cannot split its work this way, so the few records are written here, as
+# APPNOTE.TXT 6.3 lays them out: stored members, UTF-8 names, ZIP64 wherever a field overflows.
+
+_ZIP64_LIMIT = 0xFFFFFFFF
+_UTF8_NAMES = 1 << 11
+_DOS_DATE_1980 = (0 << 11, (0 << 9) | (1 << 5) | 1)  # 00:00:00, 1980-01-01: outputs are reproducible
+
+
+def member_header(name, size, crc):
+    """The local file header of a stored member: what precedes its bytes in the archive.
+
+    Parameters
+    ----------
+    name : str
+        The member's name (relative, ``/``-separated).
+    size : int
+        The member's length in bytes.
+    crc : int
+        Its CRC-32.
+
+    Returns
+    -------
+    bytes
+    """
+    encoded = name.encode("utf-8")
+    extra = b""
+    sizes = (size, size)
+    version = 20
+    if size >= _ZIP64_LIMIT:
+        extra = struct.pack("<HHQQ", 1, 16, size, size)
+        sizes = (_ZIP64_LIMIT, _ZIP64_LIMIT)
+        version = 45
+    time, date = _DOS_DATE_1980
+    return struct.pack("<IHHHHHIIIHH", 0x04034B50, version, _UTF8_NAMES, 0, time, date, crc & 0xFFFFFFFF,
+                       *sizes, len(encoded), len(extra)) + encoded + extra
+
+
+def central_directory(members, start):
+    """The central directory and end records of an archive whose members are all written.
+
+    Parameters
+    ----------
+    members : list of dict
+        In archive order, each ``{"name", "size", "crc", "offset"}``: the offset of its local
+        header from the start of the archive.
+    start : int
+        Where the central directory begins (the archive's length so far).
+
+    Returns
+    -------
+    bytes
+        Everything that follows the last member, ZIP64 records included where needed.
+    """
+    records = []
+    for member in members:
+        encoded = member["name"].encode("utf-8")
+        size, offset = member["size"], member["offset"]
+        wide = [v for v in (size, size, offset) if v >= _ZIP64_LIMIT]
+        # The ZIP64 field holds, in this order, only those of the sizes and offset that overflow.
+        extra = struct.pack("<HH", 1, 8 * len(wide)) + b"".join(struct.pack("<Q", v) for v in wide) if wide else b""
+        version = 45 if wide else 20
+        time, date = _DOS_DATE_1980
+        records.append(struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | version, version, _UTF8_NAMES, 0, time, date,
+            member["crc"] & 0xFFFFFFFF, min(size, _ZIP64_LIMIT), min(size, _ZIP64_LIMIT), len(encoded), len(extra),
+            0, 0, 0, 0o100644 << 16, min(offset, _ZIP64_LIMIT)) + encoded + extra)
+    directory = b"".join(records)
+    count, length = len(members), len(directory)
+    tail = b""
+    if count >= 0xFFFF or length >= _ZIP64_LIMIT or start >= _ZIP64_LIMIT:
+        end64 = start + length
+        tail = (struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, length, start)
+                + struct.pack("<IIQI", 0x07064B50, 0, end64, 1))
+    tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+                        min(length, _ZIP64_LIMIT), min(start, _ZIP64_LIMIT), 0)
+    return directory + tail
+
+
+def member_names(names):
+    """Names for the members of one archive, one per input name, each unique.
+
+    Parameters
+    ----------
+    names : list of str
+        The user's names for the files (relative paths from a folder, or bare names).
+
+    Returns
+    -------
+    list of str
+        :func:`member_name` of each; a repeated name (letter case aside) gets ``_2``, ``_3``…
+        before its suffix.
+    """
+    taken = set()
+    result = []
+    for name in names:
+        candidate = unique_member(name, taken)
+        taken.add(candidate.casefold())
+        result.append(candidate)
+    return result

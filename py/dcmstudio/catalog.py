@@ -6,6 +6,7 @@ failure modes into ``NotDicomError`` / ``InvalidDicomError``; the inspector read
 """
 
 import contextlib
+import errno
 import os
 import struct
 import warnings
@@ -22,7 +23,8 @@ from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from dcmstudio.bounded import BoundedFile, InflatingReader, inflation_cap
-from dcmstudio.errors import DicomStudioError, InvalidDicomError, NotDicomError
+from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
+                              unreadable_message)
 
 PREAMBLE_LENGTH = 128
 # (7FE0,0008) Float, (7FE0,0009) Double Float and (7FE0,0010) Pixel Data: where a header ends.
@@ -290,6 +292,10 @@ def as_invalid_dicom(name, context):
     except RecursionError as exc:  # pydicom reads each nested sequence with deeper recursion
         raise InvalidDicomError(f"{name} is not valid DICOM ({context}): its sequences are nested "
                                 "deeper than can be read.", file=name) from exc
+    except OSError as exc:
+        if exc.errno == errno.EIO:
+            raise UnreadableFileError(unreadable_message(name), file=name) from exc
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {exc}.", file=name) from exc
     except Exception as exc:  # noqa: BLE001 -- wasm32 raises OverflowError where CPython does not
         detail = str(exc) or type(exc).__name__
         raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.",

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_VR, tag_for_keyword
 
 from dcmstudio import uids, values
+from dcmstudio.charset import UNIVERSAL_TERM, character_set, is_defined_term
 from dcmstudio.elements import (ALL_VRS, EXPLICIT_LE, IMPLICIT_LE, ITEM, LONG_LENGTH_VRS, Element,
                                 KeepOnly, in_force, tag_name, tag_text, walk)
 from dcmstudio.errors import DicomStudioError, EditError, InvalidDicomError
@@ -297,8 +298,8 @@ def _precheck_value(value, tag, vr, where, path, file):
     if vr == "SQ" or " or " in vr:
         return
     # UTF-8 encodes any text, so only the value's form, length and multiplicity are judged here.
-    values.encode_value(value, vr, tag=tag, encodings=("utf_8",), where=f"{where} ({path})",
-                        file=file)
+    values.encode_value(value, vr, tag=tag, charset=character_set((UNIVERSAL_TERM,)),
+                        where=f"{where} ({path})", file=file)
 
 
 def _has_template(value, where, path, file):
@@ -353,14 +354,15 @@ def _walk_plan(compiled):
     The walk can stop after the last top-level element an edit can reach, and list only the
     top-level elements the edits name, plus what decides how values are encoded (character
     set, pixel representation), what must follow (SOP Instance UID), private creators, and the
-    element after each addition (where it goes). ``remap_uids`` needs everything.
+    element after each addition (where it goes). ``remap_uids`` and edits of (0008,0005) (which
+    re-encode the text it governs) need everything.
     """
     limit = _ALWAYS_WALKED
     tags = {SPECIFIC_CHARACTER_SET, PIXEL_REPRESENTATION, SOP_INSTANCE_UID}
     groups, successors = set(), set()
     for edit in compiled:
-        if edit.op == "remap_uids":
-            return None, None
+        if edit.op == "remap_uids" or any(s.tag == SPECIFIC_CHARACTER_SET for s in edit.steps):
+            return None, None  # every UID, or every text value a character set governs
         first = edit.steps[0]
         if first.tag is None:
             groups.add(first.group)
@@ -525,7 +527,7 @@ def _edit_walked(data, compiled, name, context, replay):
                                 f"headers say ({type(exc).__name__}: {exc}).", file=name) from None
     if replay is not None:
         replay.remember(compiled, emap, session.reads, *renderer.uncoalesced, renderer.changes,
-                        renderer.redecode, session.absent)
+                        renderer.redecode, session.absent, session.differs)
     return Rendered(renderer.chunks, renderer.origins, renderer.changes, session.absent,
                     emap.transfer_syntax, emap.data,
                     renderer.dataset_out_offset if emap.deflated else None)
@@ -632,8 +634,12 @@ class _Session:
         self.dirty = set()  # containers with a change somewhere inside
         self.cause = {}  # Element → (edit index, cause text or None)
         self.absent = []
-        self.charsets = {}  # dataset → codecs in force there
+        self.charsets = {}  # dataset → the CharacterSet in force there
+        self.input_charsets = {}  # the same in the input, for the old values the report shows
         self.reads = []  # [start, end) of every input value read (what a replay must compare)
+        # (start, end, encoded, vr): input values found to differ from a new value (a replay
+        # must find them different too)
+        self.differs = []
 
     # --- reading the current state -------------------------------------------------------
 
@@ -657,12 +663,27 @@ class _Session:
     def text_values(self, node):
         return values.split_values(self.raw_value(node).decode("latin-1"))
 
-    def encodings(self, container):
-        """The character set in force in ``container``: its own (0008,0005) or inherited."""
+    def character_set(self, container, original=False):
+        """The character set in force in ``container``: its own (0008,0005) or inherited.
+
+        With ``original``, the one in force there in the input, whatever the edits did.
+        """
         def own(dataset):
             charset = self.find(dataset, SPECIFIC_CHARACTER_SET)
-            return None if charset is None else values.encodings_for(self.text_values(charset))
-        return in_force(container, self.charsets, own, values.DEFAULT_ENCODINGS)
+            return None if charset is None else character_set(self.text_values(charset))
+
+        def own_in_input(dataset):
+            charset = next((c for c in dataset.children
+                            if c.tag == SPECIFIC_CHARACTER_SET and c.offset is not None), None)
+            if charset is None:
+                return None
+            end = charset.value_offset + charset.length
+            self.reads.append((charset.value_offset, end))
+            return character_set(values.split_values(bytes(self.data[charset.value_offset:end])
+                                                     .decode("latin-1")))
+        if original:
+            return in_force(container, self.input_charsets, own_in_input, character_set(()))
+        return in_force(container, self.charsets, own, character_set(()))
 
     def pixel_representation(self):
         node = self.find(self.emap.root, PIXEL_REPRESENTATION)
@@ -792,7 +813,8 @@ class _Session:
         if not edit.templated:
             return edit.value
         if self.fields is None:
-            self.fields = {"index": self.index, "uid": uids.new_uid(), "name": self.name}
+            uid = self.uid_map.new_for(f"file:{self.index}") if self.uid_map is not None else uids.new_uid()
+            self.fields = {"index": self.index, "uid": uid, "name": self.name}
         return expand_template(edit.value, self.fields)
 
     def vr_for(self, container, tag, vr_given, edit):
@@ -821,7 +843,7 @@ class _Session:
     def encode(self, node, container, value, vr, edit):
         where = f"edit {edit.index + 1} ({edit.path}) for {tag_name(node.tag)}"
         encoded = values.encode_value(value, vr, tag=node.tag,
-                                      encodings=self.encodings(container),
+                                      charset=self.character_set(container),
                                       little_endian=node.encoding.little_endian, where=where,
                                       file=self.name)
         header_vr = node.vr if not node.encoding.implicit_vr else None
@@ -849,14 +871,122 @@ class _Session:
                     vr = self.vr_for(container, node.tag, None, edit)
         # otherwise the VR written in the file wins over one the edit gives
         encoded = self.encode(node, container, value, vr, edit)
-        self.change(node, encoded, edit, cause)
+        self.change(node, encoded, edit, cause, vr)
 
-    def change(self, node, encoded, edit, cause=None):
-        self.new_values[node] = encoded
-        self.cause[node] = (edit.index, cause)
-        self.mark_dirty(node.parent)
+    def change(self, node, encoded, edit, cause=None, vr=None):
+        """Give ``node`` the value ``encoded``; its input value again is no change at all."""
         if node.tag == SPECIFIC_CHARACTER_SET:
-            self.charsets.clear()
+            self.recode_for_character_set(node.parent, edit,
+                                          lambda: self.store(node, encoded, edit, cause, vr))
+        else:
+            self.store(node, encoded, edit, cause, vr)
+
+    def store(self, node, encoded, edit, cause, vr):
+        if node.offset is not None and self.same_as_input(node, encoded, vr):
+            # undoes an earlier edit's change of it, if any
+            if self.new_values.pop(node, None) is not None:
+                del self.cause[node]
+            return
+        if self.new_values.get(node) == encoded:
+            return
+        self.new_values[node] = encoded
+        if node.offset is not None or node not in self.cause:  # an added one keeps its adder
+            self.cause[node] = (edit.index, cause)
+        self.mark_dirty(node.parent)
+
+    def same_as_input(self, node, encoded, vr):
+        """Whether ``encoded`` says what the input value of ``node`` says; either way, remember
+        what a replay must find again for the answer to hold."""
+        start, end = node.value_offset, node.value_offset + node.length
+        same = values.same_value(self.data[start:end], encoded, vr)
+        if same:
+            self.reads.append((start, end))
+        else:
+            self.differs.append((start, end, encoded, vr))
+        return same
+
+    def recode_for_character_set(self, dataset, edit, make_change):
+        """Change the (0008,0005) of ``dataset`` with ``make_change()``, re-encoding the text it governs.
+
+        Every text value of ``dataset`` and of the items below it that inherit its character set
+        is decoded in the character set it had and encoded in the new one; values whose bytes
+        stay the same (ASCII, nearly always) are not touched.
+
+        Raises
+        ------
+        EditError
+            The new value is not a defined term, or a value cannot be read in the old character
+            set or written in the new one.
+        """
+        scope = self.datasets_within(dataset)
+        before = {d: self.character_set(d) for d in scope}
+        make_change()
+        self.charsets.clear()
+        after = self.character_set(dataset)
+        if after == before[dataset]:
+            return
+        own = self.find(dataset, SPECIFIC_CHARACTER_SET)
+        undefined = [t for t in (after.terms if own is not None else ())
+                     if t and not is_defined_term(t)]
+        if undefined:
+            raise EditError(f"edit {edit.index + 1} ({edit.path}): {undefined[0]!r} is not a defined "
+                            f"term of (0008,0005) Specific Character Set (PS3.3 C.12.1.1.2), such as "
+                            f"ISO_IR 100 or {UNIVERSAL_TERM}.", file=self.name)
+        for container in scope:
+            new = self.character_set(container)
+            if new != before[container]:
+                for node in self.live(container):
+                    self.recode(node, before[container], new, edit)
+
+    def datasets_within(self, dataset):
+        """``dataset`` and every item of a sequence below it, at any depth."""
+        found, stack = [], [dataset]
+        while stack:
+            container = stack.pop()
+            found.append(container)
+            for node in self.live(container):
+                if node.children is not None and not node.is_fragments:
+                    stack.extend(self.live(node))
+        return found
+
+    def recode(self, node, old, new, edit):
+        """Re-encode one text value from character set ``old`` into ``new``."""
+        vr = self.text_vr(node, edit)
+        if vr is None or node.tag == SPECIFIC_CHARACTER_SET:
+            return
+        raw = self.raw_value(node)
+        if raw.isascii() and b"\x1b" not in raw:
+            return  # ASCII reads the same in every character set
+        change = (f"edit {edit.index + 1} ({edit.path}) changes (0008,0005) Specific Character Set "
+                  f"from {old.text()} to {new.text()}")
+        where = _node_path(node, self.deleted)
+        try:
+            text = old.decode(raw, vr)
+        except (UnicodeError, ValueError, LookupError):
+            raise EditError(f"{change}, but the value of {where} is not text in {old.text()}, so it "
+                            f"cannot be re-encoded: set or delete it in an edit before this one.",
+                            file=self.name) from None
+        texts = [text] if vr in values.SINGLE_VALUED_TEXT_VRS else text.split("\\")
+        try:
+            encoded = values.encode_text(texts, vr, new)
+        except EditError as exc:
+            raise EditError(f"{change}, which cannot hold the value of {where}: {exc.message}",
+                            file=self.name) from None
+        self.change(node, encoded, edit, f"re-encoded for (0008,0005) {new.text()}", vr)
+
+    def text_vr(self, node, edit):
+        """The VR of ``node`` if its value is text in the character set, else ``None``."""
+        if node.children is not None or node.tag == ITEM:
+            return None
+        vr = node.vr
+        if node.encoding.implicit_vr or vr == "UN":
+            vr = values.resolve_vr(vr)
+            if vr == "UN":
+                try:
+                    vr = self.vr_for(node.parent, node.tag, None, edit)
+                except EditError:
+                    return None  # a private element of unknown VR: not known to be text
+        return vr if vr in values.CHARSET_VRS else None
 
     def mark_dirty(self, container):
         while container is not None and container not in self.dirty:
@@ -867,7 +997,10 @@ class _Session:
         if node.tag == TRANSFER_SYNTAX_UID:
             raise EditError(f"edit {edit.index + 1} ({edit.path}) would delete the transfer "
                             f"syntax, without which the file cannot be read.", file=self.name)
-        self.deleted.add(node)
+        if node.tag == SPECIFIC_CHARACTER_SET:
+            self.recode_for_character_set(node.parent, edit, lambda: self.deleted.add(node))
+        else:
+            self.deleted.add(node)
         self.cause[node] = (edit.index, None)
         self.mark_dirty(node.parent)
         self.charsets.clear()
@@ -885,7 +1018,10 @@ class _Session:
             self.create_sequence(container, tag, edit)
             return
         node = self.create_leaf(container, tag, vr, self.value_for(edit), edit)
-        self.insert(container, node)
+        if tag == SPECIFIC_CHARACTER_SET:
+            self.recode_for_character_set(container, edit, lambda: self.insert(container, node))
+        else:
+            self.insert(container, node)
 
     def create_leaf(self, container, tag, vr, value, edit):
         node = Element(tag, vr, None, None, 0, container, self.dataset_encoding(container, tag))
@@ -1119,10 +1255,10 @@ class _Renderer:
         start = self.pos
         self.new_bytes(bytes(header) + value)
         old_raw = self.data[node.value_offset:node.value_offset + node.length]
-        decode = self.decoder(node)
+        decode_old = self.decoder(node, original=True)
         self.record("set", node, (node.offset, node.end), (start, self.pos),
-                    decode(old_raw), decode(value))
-        self.note_old_value(node, decode)
+                    decode_old(old_raw), self.decode(node, value))
+        self.note_old_value(node, decode_old)
 
     def container(self, node):
         """A sequence or item with a change inside: re-render it, fixing a defined length."""
@@ -1184,23 +1320,13 @@ class _Renderer:
         self.changes.append(change)
 
     def path(self, node):
-        parts = []
-        while node is not None and node.tag is not None:
-            if node.tag == ITEM:
-                siblings = node.parent.children
-                if node.offset is not None:
-                    index = sum(1 for s in siblings[:siblings.index(node)] if s.offset is not None)
-                else:
-                    index = sum(1 for s in siblings[:siblings.index(node)]
-                                if s not in self.session.deleted)
-                parts.append(f"[{index}]")
-            else:
-                parts.append("." + tag_name(node.tag))
-            node = node.parent
-        return "".join(reversed(parts)).lstrip(".")
+        return _node_path(node, self.session.deleted)
 
-    def decoder(self, node):
-        """``decode(raw)`` for values of ``node``: a function that holds nothing of the file."""
+    def decoder(self, node, original=False):
+        """``decode(raw)`` for values of ``node``: a function that holds nothing of the file.
+
+        With ``original``, for its value in the input (in the input's character set).
+        """
         vr = node.vr
         if vr == "UN" or node.encoding.implicit_vr:
             try:
@@ -1208,7 +1334,7 @@ class _Renderer:
             except KeyError:
                 vr = "UN"
         return functools.partial(values.decode_value, vr=vr, tag=node.tag,
-                                 encodings=self.session.encodings(node.parent),
+                                 encodings=self.session.character_set(node.parent, original).codecs,
                                  little_endian=node.encoding.little_endian,
                                  implicit_vr=node.encoding.implicit_vr)
 
@@ -1219,20 +1345,40 @@ class _Renderer:
         """The last change's ``old`` was decoded from ``node``'s input value: a replay on
         another file decodes that file's value instead (with ``decode``, if already made)."""
         self.redecode.append((len(self.changes) - 1, node.value_offset,
-                              node.value_offset + node.length, decode or self.decoder(node)))
+                              node.value_offset + node.length,
+                              decode or self.decoder(node, original=True)))
 
     def describe_old(self, node):
         if node.tag == ITEM:
             return f"<item of {len(node.children or ())} elements>"
         if node.children is not None:
             return f"<sequence of {len(node.children)} items>"
-        return self.decode(node, self.data[node.value_offset:node.value_offset + node.length])
+        return self.decoder(node, original=True)(
+            self.data[node.value_offset:node.value_offset + node.length])
 
     def describe_new(self, node):
         live = [c for c in node.children if c not in self.session.deleted]
         if node.tag == ITEM:
             return f"<item of {len(live)} elements>"
         return f"<sequence of {len(live)} items>"
+
+
+def _node_path(node, deleted):
+    """The path of an element or item, with item indexes as in the input (in the output for new
+    items)."""
+    parts = []
+    while node is not None and node.tag is not None:
+        if node.tag == ITEM:
+            siblings = node.parent.children
+            if node.offset is not None:
+                index = sum(1 for s in siblings[:siblings.index(node)] if s.offset is not None)
+            else:
+                index = sum(1 for s in siblings[:siblings.index(node)] if s not in deleted)
+            parts.append(f"[{index}]")
+        else:
+            parts.append("." + tag_name(node.tag))
+        node = node.parent
+    return "".join(reversed(parts)).lstrip(".")
 
 
 def _header_length(node):

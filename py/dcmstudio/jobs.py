@@ -11,9 +11,10 @@ import json
 import os
 import shutil
 import warnings
+import zlib
 
-from .archive import ChunkSink, ZipWriter, member_name
-from .errors import DicomStudioError
+from .archive import ChunkSink, ZipWriter, member_header, member_name
+from .errors import DicomStudioError, unreadable_as_error
 
 # Input stretches at least this long reach the page as references, not copies.
 REFERENCED_PIECE = 1 << 16
@@ -117,9 +118,21 @@ def cancel(job_id):
 
 # ---- Task kinds ----------------------------------------------------------------------------------
 
-def read_file(path):
+def read_file(path, name=None):
     """A whole file as bytes, read with one call where the system allows (no buffered reader:
-    in the page each file object costs more than reading half a megabyte)."""
+    in the page each file object costs more than reading half a megabyte).
+
+    Raises
+    ------
+    UnreadableFileError
+        The file cannot be read any more (in the page: moved, deleted or changed on disk since
+        the user opened it).
+    """
+    with unreadable_as_error(name or os.path.basename(path)):
+        return _read_whole(path)
+
+
+def _read_whole(path):
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
@@ -204,9 +217,19 @@ class EditJob(ZipJob):
     """Byte-level edits over many files (see :mod:`dcmstudio.edit`), one consistent UID map.
 
     Options: ``edits`` (list of edit dicts), ``single`` (True: the one file is offered under its
-    own name instead of a ZIP), ``zip_name``. Each item: ``{"path", "name"}`` of a loaded file.
-    Every file's full report goes to a JSON-lines file offered beside the ZIP, so nothing held in
-    memory grows with the series.
+    own name instead of a ZIP), ``zip_name``, ``key`` (hex; new UIDs are derived from it, so every
+    worker of a job spread over several gives the same answers), ``container``:
+
+    - ``"zip"`` (default): one ZIP streamed by this job;
+    - ``"members"``: each file as a ZIP member (local header, then its bytes), in parts named by
+      the member, for the page to put in order; the page asks :func:`dcmstudio.archive.
+      central_directory` for the end;
+    - ``"files"``: each file's bytes alone, in parts named by its relative path (a folder save).
+
+    Each item: ``{"path", "name"}`` of a loaded file, and optionally ``"index"`` (its 1-based
+    position in the whole job, for ``{index}``) and ``"member"`` (its name in the output).
+    Every file's full report goes to a JSON-lines file offered beside the output, so nothing held
+    in memory grows with the series.
     """
 
     def __init__(self, options, count, scratch):
@@ -216,8 +239,12 @@ class EditJob(ZipJob):
         edit.validate_edits(self.edits)
         self.single = bool(options.get("single")) and count == 1
         self.zip_name = options.get("zip_name") or "edited.zip"
+        self.container = options.get("container") or "zip"
+        if self.container not in ("zip", "members", "files"):
+            raise DicomStudioError(f"an edit job writes a zip, members or files, not '{self.container}'")
         super().__init__(options, count, scratch)
-        self.uid_map = uids.UidMap()
+        key = options.get("key")
+        self.uid_map = uids.UidMap(key=bytes.fromhex(key) if key else None)
         self._replay_type = replay.SeriesReplay
         self.replay = replay.SeriesReplay()
         self.first_report = None
@@ -229,11 +256,11 @@ class EditJob(ZipJob):
 
     def step(self, item):
         name = item["name"]
-        context = {"index": self.index + 1, "uid_map": self.uid_map, "name": name,
-                   "replay": self.replay}
+        index = item.get("index", self.index + 1)
+        context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         replayed = self.replay.replayed
         try:
-            data = read_file(item["path"])
+            data = read_file(item["path"], name)
             pieces, origins, report = self._edit.edit_output(data, self.edits, context=context)
             if data[128:132] == b"DICM":
                 _check_part10(pieces, name)
@@ -246,12 +273,12 @@ class EditJob(ZipJob):
                     raise
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
-            self.failures.append({"file": name, "message": exc.message})
+            self.failures.append({"file": name, "message": exc.message, "index": index})
             self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
             return {"changes": 0, "error": {"file": name, "message": exc.message}}
         self.edited += 1
         self.changes += len(report["changes"])
-        self.first_report = self.first_report or report
+        self.first_report = self.first_report or {**report, "index": index}
         if self.single:
             out_name = member_name(name).rsplit("/", 1)[-1]
             self.report_file.write(json.dumps({**report, "member": out_name}) + "\n")
@@ -263,9 +290,30 @@ class EditJob(ZipJob):
         # Large stretches of the input go to the page as references to the file it opened.
         sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
                    else None for piece, origin in zip(pieces, origins)]
-        member = self.zip.add_pieces(pieces, name, sources)
+        if self.container == "zip":
+            member = self.zip.add_pieces(pieces, name, sources)
+            self.report_file.write(json.dumps({**report, "member": member}) + "\n")
+            return {"changes": len(report["changes"]), "member": {"name": member}, "chunks": self.chunks()}
+        member = member_name(item.get("member") or name)
         self.report_file.write(json.dumps({**report, "member": member}) + "\n")
-        return {"changes": len(report["changes"]), "member": member, "chunks": self.chunks()}
+        return {"changes": len(report["changes"]), **self._member(member, pieces, sources)}
+
+    def _member(self, member, pieces, sources):
+        """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
+        size = sum(len(piece) for piece in pieces)
+        crc = 0
+        for piece in pieces:
+            crc = zlib.crc32(piece, crc)
+        if self.container == "members":
+            self.sink.write(member_header(member, size, crc))
+        for piece, source in zip(pieces, sources):
+            if source is not None:
+                self.sink.expect_reference(*source, len(piece))
+            self.sink.write(piece)
+        parts = self.sink.take_chunks(final=True)
+        mime = "application/zip" if self.container == "members" else "application/dicom"
+        chunks = [{**part, "name": member, "mime": mime, "final": i == len(parts) - 1} for i, part in enumerate(parts)]
+        return {"member": {"name": member, "size": size, "crc": crc}, "chunks": chunks}
 
     def finish(self):
         self.report_file.close()
@@ -275,6 +323,8 @@ class EditJob(ZipJob):
             return result
         stem = os.path.splitext(self.zip_name)[0]
         report = {"path": self.report_path, "name": f"{stem}_report.jsonl", "mime": "application/x-ndjson"}
+        if self.container != "zip":
+            return {**result, "outputs": [report]}
         return {**result, "chunks": self.finish_zip(), "outputs": [report]}
 
     def cancel(self):

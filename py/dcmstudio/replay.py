@@ -12,14 +12,18 @@ What must agree is everything the walk and the edits could have read:
 - every byte of the walked header, element headers (tags, VRs, lengths), item headers and
   delimiters included, up to where the walk stopped and the header it stopped at;
 - the values the walker or the edits read: the transfer syntax, the character set, private
-  creators, PixelRepresentation, group lengths, UIDs compared, ...
+  creators, PixelRepresentation, group lengths, UIDs compared, values a character set change
+  re-encodes, values found equal to the value an edit sets (which makes the edit no change);
+- values found to differ from the value an edit sets must differ again (they need not be equal).
 
 Free to differ are the values nothing read: those of elements the walk skipped by their length,
-those the edits only replaced or deleted (their old values are decoded again for the report),
-and the preamble. An edit list with templates or ``remap_uids`` gives per-file values, so it
+those the edits deleted or replaced by a different value (their old values are decoded again for
+the report), and the preamble. An edit list with templates or ``remap_uids`` gives per-file values, so it
 is never replayed. Outputs of a replay pass the same self-check as any other
 (:func:`dcmstudio.edit.verify_unchanged`).
 """
+
+from dcmstudio.values import same_value
 
 # Output pieces smaller than this are joined into one; larger ones stay views of the input.
 SMALL_PIECE = 1 << 16
@@ -95,7 +99,7 @@ class _Recipe:
     """One edited file, reduced to what its successor needs to be edited the same way."""
 
     __slots__ = ("compiled", "check_end", "mask", "key", "walk_end", "tail", "pieces", "changes",
-                 "redecode", "absent", "transfer_syntax")
+                 "redecode", "absent", "transfer_syntax", "differs")
 
 
 class SeriesReplay:
@@ -134,6 +138,9 @@ class SeriesReplay:
         view = memoryview(data)
         if int.from_bytes(view[:recipe.check_end], "little") & recipe.mask != recipe.key:
             return None
+        # a value that differed from its new value must differ again, or setting it is no change
+        if any(same_value(view[start:end], encoded, vr) for start, end, encoded, vr in recipe.differs):
+            return None
         chunks, origins = [], []
         for piece in recipe.pieces:
             if isinstance(piece, tuple):
@@ -150,7 +157,7 @@ class SeriesReplay:
         self.replayed += 1
         return Rendered(chunks, origins, changes, list(recipe.absent), recipe.transfer_syntax, data)
 
-    def remember(self, compiled, emap, reads, chunks, origins, changes, redecode, absent):
+    def remember(self, compiled, emap, reads, chunks, origins, changes, redecode, absent, differs=()):
         """Keep a fully edited file's result for the files after it.
 
         Parameters
@@ -169,6 +176,9 @@ class SeriesReplay:
             ``(change index, start, end, decode)``: changes whose ``old`` is
             ``decode(input[start:end])``.
         absent : list of dict
+        differs : list of (int, int, bytes, str)
+            ``(start, end, encoded, vr)``: input values the edits found different from the new
+            value ``encoded`` (they need not be equal in the next file, only different again).
         """
         self._recipe = None
         if emap.deflated or emap.skipped is None:
@@ -204,6 +214,7 @@ class SeriesReplay:
         recipe.redecode = redecode
         recipe.absent = absent
         recipe.transfer_syntax = emap.transfer_syntax
+        recipe.differs = list(differs)
         self._recipe = recipe
 
 

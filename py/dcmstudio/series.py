@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
@@ -35,8 +35,8 @@ import pydicom
 from .archive import ZipWriter
 from .errors import VolumeError
 from .series_header import (PER_SLICE, SOP_CLASS_NAMES, FileStart, Template, build_header,
-                            build_multiframe_header, encode_dataset, pixel_data_header,
-                            slice_normal, sop_class_for)
+                            build_multiframe_header, carried_attributes, encode_dataset,
+                            pixel_data_header, slice_normal, sop_class_for)
 from .series_pixels import choose_encoding, format_ds
 from .uids import new_uid
 
@@ -209,6 +209,8 @@ class SeriesPlan:
     names: list
     numbers: list
     character_set: str
+    carried: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     @property
     def multiframe(self):
@@ -246,6 +248,7 @@ class SeriesPlan:
             "first_position": [float(v) for v in positions[0]],
             "last_position": [float(v) for v in positions[1]],
             "right_handed": volume.right_handed,
+            "max_position_error": volume.max_position_error,
             "specific_character_set": self.character_set,
             "study_instance_uid": options["study_instance_uid"],
             "study_uid_source": options["study_uid_source"],
@@ -253,7 +256,8 @@ class SeriesPlan:
             "series_uid_source": options["series_uid_source"],
             "options": {k: options[k] for k in OPTION_KEYS},
             "estimated_bytes": pixel_bytes + 2048 * len(self.names),
-            "notes": list(volume.notes),
+            "carried_attributes": sorted(self.carried),
+            "notes": list(volume.notes) + list(self.notes),
         }
 
 
@@ -279,8 +283,9 @@ def make_plan(volume, options):
     first = options["first_instance_number"]
     numbers = list(range(first, first + (1 if multiframe else volume.shape[2])))
     names = [formatter(n) for n in numbers]
+    carried, notes = carried_attributes(volume, sop_class, encoding)
     return SeriesPlan(volume, options, sop_class, encoding, names, numbers,
-                      _character_set(volume, options))
+                      _character_set(volume, options), carried, notes)
 
 
 def plan_series(volume, options=None):
@@ -308,7 +313,10 @@ def plan_series(volume, options=None):
         ``bits_allocated``, ``pixel_representation``, ``rescale_slope`` and
         ``rescale_intercept`` (DS strings), ``exact``, ``max_abs_error`` (0.0 when exact),
         ``value_range``, ``pixel_spacing``, ``slice_spacing``, ``image_orientation``,
-        ``first_position``, ``last_position``, ``right_handed``, ``specific_character_set``,
+        ``first_position``, ``last_position``, ``right_handed``, ``max_position_error`` (mm
+        the voxels moved when a nearly orthonormal direction was made orthonormal; 0.0 when
+        none), ``carried_attributes`` (keywords carried from a DICOM source's acquisition),
+        ``specific_character_set``,
         ``study_instance_uid`` / ``series_instance_uid`` (None: new, made when writing) with
         ``study_uid_source`` / ``series_uid_source`` ("kept", "new", "given"), ``options``
         (as filled in), ``estimated_bytes``, ``notes``.
@@ -439,7 +447,8 @@ class SeriesWriter:
         existing = [p for p in self.paths if os.path.basename(p) in present]
         existing += [self.zip_path] if self.zip_path and os.path.exists(self.zip_path) else []
         if existing:
-            raise VolumeError(f"{existing[0]} exists already; choose another folder.",
+            raise VolumeError(f"{os.path.basename(existing[0])} exists already; choose another"
+                              " folder.",
                               file=os.path.basename(existing[0]))
         self.total = volume.shape[2]
         self.count = 0
@@ -527,8 +536,8 @@ class SeriesWriter:
         header = build_multiframe_header(plan, self.uids)
         frame_bytes = volume.shape[0] * volume.shape[1] * encoding.samples \
             * encoding.stored_dtype.itemsize
-        length = self.total * frame_bytes
-        self._length = length + (length & 1)
+        self._pixel_bytes = self.total * frame_bytes
+        self._length = self._pixel_bytes + (self._pixel_bytes & 1)
         self._head = (FileStart(plan.sop_class).encode(self.uids["sop"][0])
                       + encode_dataset(header, plan.character_set)
                       + pixel_data_header(encoding.bits, self._length))
@@ -542,8 +551,8 @@ class SeriesWriter:
         self._multiframe_file.write(pixels.data if pixels.flags.c_contiguous
                                     else pixels.tobytes())
         if k == self.total - 1:
-            if self._length % 2:
-                self._multiframe_file.write(b"\0")
+            # An odd count of pixel bytes gets the pad byte that _length already counts.
+            self._multiframe_file.write(b"\0" * (self._length - self._pixel_bytes))
             _check_written(self._multiframe_file, self._head, len(self._head) + self._length)
             self._multiframe_file.close()
             self._multiframe_file = None
@@ -632,7 +641,11 @@ class _CleanUpOnError:
         if isinstance(exc, MemoryError):
             raise VolumeError("Out of memory while writing the series.", file=name) from None
         if isinstance(exc, OSError):
-            raise VolumeError(f"Writing into {self.writer.out_dir} failed: {exc}.",
+            # The folder by its own name: where it lives (in the page, a scratch folder in
+            # the worker) means nothing to the user.
+            folder = os.path.basename(self.writer.out_dir)
+            reason = exc.strerror or type(exc).__name__
+            raise VolumeError(f"Writing the series into '{folder}' failed: {reason}.",
                               file=name) from exc
         return False
 

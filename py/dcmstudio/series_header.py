@@ -8,7 +8,9 @@ IODs written (Type 1 and 2 attributes present; dciodvfy reports 0 errors, see th
   shared Pixel Measures and Plane Orientation and per-frame Plane Position functional groups.
 
 What a converted volume does not know (kVp, echo time, body part, ...) is present and empty,
-as Type 2 allows, rather than invented.
+as Type 2 allows, rather than invented. A DICOM source's own acquisition is carried over
+(:data:`CARRIED_FOR_ANY`, :data:`CARRIED_FOR_FAMILY`, and the pixel padding value in the
+stored values of the output).
 """
 
 import datetime
@@ -48,6 +50,36 @@ SOP_CLASS_NAMES = {
         "Multi-frame True Color Secondary Capture Image Storage",
 }
 
+# What a DICOM source's re-export carries, when every source file holds the same value:
+# equipment, series and display attributes into any output (display ones into grey outputs);
+# the acquisition's technique only into an output of the source's own kind (CT into CT Image,
+# MR into MR Image), whose IOD has a place for it. (CTDIvol is left out: without its phantom
+# type, a sequence, it cannot be interpreted.)
+CARRIED_FOR_ANY = (
+    "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "InstitutionName",
+    "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "BodyPartExamined",
+    "ProtocolName", "PatientPosition", "Laterality", "SliceThickness", "AcquisitionNumber",
+    "AcquisitionDate", "AcquisitionTime", "PatientAge", "PatientSize", "PatientWeight",
+)
+CARRIED_FOR_GREY = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
+                    "VOILUTFunction")
+CARRIED_FOR_FAMILY = {
+    "CT": ("KVP", "DataCollectionDiameter", "ReconstructionDiameter", "DistanceSourceToDetector",
+           "DistanceSourceToPatient", "GantryDetectorTilt", "TableHeight", "RotationDirection",
+           "ExposureTime", "XRayTubeCurrent", "Exposure", "FilterType", "GeneratorPower",
+           "FocalSpots", "ConvolutionKernel", "RevolutionTime", "SingleCollimationWidth",
+           "TotalCollimationWidth", "SpiralPitchFactor", "ScanOptions", "ContrastBolusAgent"),
+    "MR": ("ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType",
+           "SequenceName", "RepetitionTime", "EchoTime", "EchoTrainLength", "InversionTime",
+           "NumberOfAverages", "ImagingFrequency", "ImagedNucleus", "MagneticFieldStrength",
+           "NumberOfPhaseEncodingSteps", "PercentSampling", "PercentPhaseFieldOfView",
+           "PixelBandwidth", "ReceiveCoilName", "TransmitCoilName", "AcquisitionMatrix",
+           "InPlanePhaseEncodingDirection", "FlipAngle", "SAR", "ContrastBolusAgent"),
+}
+CARRIED_ATTRIBUTES = tuple(dict.fromkeys(
+    CARRIED_FOR_ANY + CARRIED_FOR_GREY + CARRIED_FOR_FAMILY["CT"] + CARRIED_FOR_FAMILY["MR"]))
+PIXEL_PADDING_VALUE = 0x00280120
+
 # The elements that differ from one slice file to the next; all others are encoded once.
 PER_SLICE = ("SOPInstanceUID", "InstanceNumber", "ImagePositionPatient", "SliceLocation")
 PIXEL_DATA_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
@@ -71,6 +103,32 @@ def sop_class_for(modality, samples, bits, multiframe):
 def family_of(sop_class):
     """"CT", "MR" or "SC"."""
     return {CTImageStorage: "CT", MRImageStorage: "MR"}.get(sop_class, "SC")
+
+
+def carried_attributes(volume, sop_class, encoding):
+    """What of a DICOM source's acquisition the output carries: ``(values, notes)``.
+
+    ``values`` maps keywords to the source's values (as kept by
+    :mod:`dcmstudio.readers.dicom_series`), (0028,0120) *Pixel Padding Value* already turned
+    into the output's stored value; ``notes`` says what could not be carried and why.
+    """
+    source = volume.dicom
+    family = family_of(sop_class)
+    keywords = CARRIED_FOR_ANY + (CARRIED_FOR_GREY if encoding.samples == 1 else ())
+    if source.get("Modality") == family:
+        keywords += CARRIED_FOR_FAMILY.get(family, ())
+    values = {k: source[k] for k in keywords if k in source}
+    notes = []
+    padding = source.get("PixelPaddingValue")
+    if padding is not None and encoding.samples == 1:
+        stored = padding - encoding.offset
+        info = np.iinfo(encoding.stored_dtype)
+        if encoding.quantise or not info.min <= stored <= info.max:
+            notes.append(f"{volume.source_name}: (0028,0120) Pixel Padding Value {padding} is"
+                         " not carried: the values are rescaled into new stored values.")
+        else:
+            values["PixelPaddingValue"] = int(stored)
+    return values, notes
 
 
 def _now():
@@ -183,6 +241,16 @@ def build_header(plan, uids):
             ds.RescaleType = "HU" if family == "CT" else "US"
     if family == "SC":
         ds.BurnedInAnnotation = "NO"
+    for keyword, value in plan.carried.items():
+        if keyword == "PixelPaddingValue":
+            # US or SS by the pixel representation: given explicitly, since the Template
+            # encodes runs of elements apart from (0028,0103).
+            ds.add_new(PIXEL_PADDING_VALUE, "SS" if encoding.signed else "US", value)
+        else:
+            setattr(ds, keyword, value)
+    if "BodyPartExamined" in plan.carried and "Laterality" not in plan.carried:
+        # Type 2C: with a known body part, a source without laterality had an unpaired one.
+        del ds.Laterality
     return ds
 
 
@@ -214,7 +282,7 @@ def build_multiframe_header(plan, uids):
         ds.PresentationLUTShape = "IDENTITY"
     measures = Dataset()
     measures.PixelSpacing = [format_ds(volume.spacing[1]), format_ds(volume.spacing[0])]
-    measures.SliceThickness = format_ds(volume.spacing[2])
+    measures.SliceThickness = plan.carried.get("SliceThickness", format_ds(volume.spacing[2]))
     orientation = Dataset()
     orientation.ImageOrientationPatient = image_orientation(volume)
     shared = Dataset()

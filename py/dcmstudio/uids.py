@@ -6,6 +6,8 @@ same old one, so references between files (ReferencedSOPInstanceUID, FrameOfRefe
 still point at the right instance after every file's UIDs are replaced.
 """
 
+import hashlib
+import hmac
 import uuid
 
 from pydicom.datadict import keyword_for_tag
@@ -31,6 +33,24 @@ def new_uid():
         At most 44 characters.
     """
     return "2.25." + str(uuid.uuid4().int)
+
+
+def keyed_uid(key, old):
+    """A new UID derived from ``old`` under ``key``: ``"2.25."`` and 128 bits of HMAC-SHA256.
+
+    Every worker of a job that shares ``key`` makes the same new UID for the same old one, so a
+    job spread over several workers stays consistent without them talking to each other.
+
+    Parameters
+    ----------
+    key : bytes
+        The job's secret (random per run unless the user gives one).
+    old : str
+        What the new UID stands for (an old UID, or e.g. ``"file:12"`` for a per-file UID).
+    """
+    digest = hmac.new(key, old.encode("utf-8"), hashlib.sha256).digest()
+    # The top bit of a 2.25 integer may be set: PS3.5 B.2 allows any 128-bit value.
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def is_remappable(tag, uid):
@@ -63,6 +83,9 @@ class UidMap:
         Pairs to start from (e.g. a map saved from an earlier job with :meth:`to_dict`).
     generate : callable, optional
         Makes a new UID; :func:`new_uid` by default (tests pass a deterministic one).
+    key : bytes, optional
+        When given, new UIDs are :func:`keyed_uid` of the old one (``generate`` is not used): the
+        same on every worker that holds the key.
 
     Examples
     --------
@@ -71,15 +94,20 @@ class UidMap:
     True
     """
 
-    def __init__(self, mapping=None, *, generate=new_uid):
+    def __init__(self, mapping=None, *, generate=new_uid, key=None):
         self._map = dict(mapping or {})
         self._generate = generate
+        self.key = key
 
     def __getitem__(self, old):
         new = self._map.get(old)
         if new is None:
-            new = self._map[old] = self._generate()
+            new = self._map[old] = keyed_uid(self.key, old) if self.key else self._generate()
         return new
+
+    def new_for(self, what):
+        """A fresh UID for ``what`` (e.g. a file's ``{uid}`` template): keyed when the map is."""
+        return keyed_uid(self.key, what) if self.key else new_uid()
 
     def __contains__(self, old):
         return old in self._map

@@ -1,9 +1,11 @@
 """Typed values ↔ encoded bytes for one VR, byte order and character set.
 
 Encoding goes through pydicom (its value classes check each VR's form and maximum length, its
-writers produce the bytes); this module adds what an editor of raw bytes needs around it: values
-that arrive as JSON (numbers as strings, lists, tags as text), the Value Multiplicity check,
-padding to even length, and errors that name the file and the element.
+writers produce the bytes) except for text in a character set, which :mod:`dcmstudio.charset`
+encodes (ISO 2022 code extensions as strictly as PS3.5 asks). This module adds what an editor
+of raw bytes needs around it: values that arrive as JSON (numbers as strings, lists, tags as
+text), the Value Multiplicity check, padding to even length, and errors that name the file and
+the element.
 """
 
 import functools
@@ -23,6 +25,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import DSfloat, PersonName
 from pydicom.values import convert_value
 
+from dcmstudio.charset import character_set
 from dcmstudio.elements import tag_text
 from dcmstudio.errors import EditError
 
@@ -134,8 +137,7 @@ def _vm_allows(allowed, count):
     return count <= int(high)
 
 
-def encode_value(value, vr, *, tag, encodings=DEFAULT_ENCODINGS, little_endian=True, where="",
-                 file=None):
+def encode_value(value, vr, *, tag, charset=None, little_endian=True, where="", file=None):
     """Encode ``value`` as the bytes of an element with ``vr``, padded to an even length.
 
     Parameters
@@ -150,8 +152,9 @@ def encode_value(value, vr, *, tag, encodings=DEFAULT_ENCODINGS, little_endian=T
         An unambiguous VR (see :func:`resolve_vr`); not SQ.
     tag : int
         The element's tag (pydicom uses it for a few special cases, errors name it).
-    encodings : tuple of str
-        Python codecs from :func:`encodings_for`.
+    charset : dcmstudio.charset.CharacterSet, optional
+        The (0008,0005) *Specific Character Set* in force where the element is (from
+        :func:`dcmstudio.charset.character_set`); ``None`` when the dataset has none.
     little_endian : bool
         Byte order of binary values.
     where : str
@@ -171,18 +174,9 @@ def encode_value(value, vr, *, tag, encodings=DEFAULT_ENCODINGS, little_endian=T
         not encodable in the character set, wrong multiplicity).
     """
     try:
-        return _encode_cached(_freeze(value), vr, tag, tuple(encodings), little_endian)
+        return _encode_cached(_freeze(value), vr, tag, charset or character_set(()), little_endian)
     except EditError as exc:
         raise EditError(f"{where or tag_text(tag)}: {exc.message}", file=file) from None
-    except UnicodeError:
-        if tuple(encodings) == DEFAULT_ENCODINGS:
-            reason = ("the dataset has no (0008,0005) Specific Character Set, so its text is "
-                      "ASCII only; add one first")
-        else:
-            reason = (f"the dataset's (0008,0005) Specific Character Set (codecs "
-                      f"{', '.join(encodings)}) cannot encode them; set one that can first")
-        raise EditError(f"the value {_short(value)} for {where or tag_text(tag)} has characters "
-                        f"that do not fit: {reason}, e.g. ISO_IR 192 (UTF-8).", file=file) from None
     except (ValueError, TypeError, OverflowError, struct.error) as exc:
         message = str(exc).split(" Please see ")[0]
         raise EditError(f"the value {_short(value)} is not valid for {where or tag_text(tag)} "
@@ -199,7 +193,7 @@ def _freeze(value):
 
 
 @functools.lru_cache(maxsize=4096)
-def _encode_cached(value, vr, tag, encodings, little_endian):
+def _encode_cached(value, vr, tag, charset, little_endian):
     if value is None or value == "" or value == ():
         return b""
     check_vm(tag, vr, value)
@@ -211,28 +205,49 @@ def _encode_cached(value, vr, tag, encodings, little_endian):
         return _encode_bytes(value, vr, little_endian)
     if vr in INTEGER_FORMATS or vr in FLOAT_FORMATS:
         numbers = [_to_number(v, vr) for v in _as_list(value)]
-        return _pydicom_bytes(tag, vr, numbers if len(numbers) > 1 else numbers[0], encodings,
-                              little_endian)
+        return _pydicom_bytes(tag, vr, numbers if len(numbers) > 1 else numbers[0], little_endian)
     if vr == "AT":
         tags = [_to_tag(v) for v in _as_list(value)]
-        return _pydicom_bytes(tag, vr, tags if len(tags) > 1 else tags[0], encodings, little_endian)
+        return _pydicom_bytes(tag, vr, tags if len(tags) > 1 else tags[0], little_endian)
     if vr not in TEXT_VRS:
         raise EditError(f"VR {vr} is not one this editor can encode.")
     texts = [_to_text(v, vr) for v in _as_list(value)]
-    if vr in CHARSET_VRS and encodings == DEFAULT_ENCODINGS:
-        for text in texts:
-            if not text.isascii():
-                # pydicom would write Latin-1 here; the standard's default repertoire is ASCII
-                text.encode("ascii")
     if vr not in CHARSET_VRS:
         for text in texts:
             if not text.isascii():
                 raise EditError(f"VR {vr} allows only ASCII characters, not {text!r}.")
     if vr in SINGLE_VALUED_TEXT_VRS:
-        text_value = "\\".join(texts)
-    else:
-        text_value = texts if len(texts) > 1 else texts[0]
-    return _pydicom_bytes(tag, vr, text_value, encodings, little_endian)
+        texts = ["\\".join(texts)]
+    text_value = texts if len(texts) > 1 else texts[0]
+    if vr in CHARSET_VRS:
+        _pydicom_element(tag, vr, text_value)  # checks the form and length of each value
+        return encode_text(texts, vr, charset)
+    return _pydicom_bytes(tag, vr, text_value, little_endian)
+
+
+def encode_text(texts, vr, charset):
+    """Encode the values of a text VR in a character set, joined by backslashes, padded.
+
+    Parameters
+    ----------
+    texts : list of str
+        One value each (LT, ST and UT have one).
+    vr : str
+        SH, LO, ST, LT, PN, UC or UT.
+    charset : dcmstudio.charset.CharacterSet
+
+    Returns
+    -------
+    bytes
+        Even length, padded with a space.
+
+    Raises
+    ------
+    EditError
+        A character the character set does not hold.
+    """
+    encoded = b"\\".join(charset.encode(text, vr) for text in texts)
+    return encoded + b" " if len(encoded) % 2 else encoded
 
 
 def _as_list(value):
@@ -313,26 +328,39 @@ def _encode_bytes(value, vr, little_endian):
     return data + b"\x00" if len(data) % 2 else data
 
 
-def _pydicom_bytes(tag, vr, value, encodings, little_endian):
-    element = DataElement(tag, vr, value, validation_mode=config.RAISE)
+def _pydicom_element(tag, vr, value):
+    return DataElement(tag, vr, value, validation_mode=config.RAISE)
+
+
+def _pydicom_bytes(tag, vr, value, little_endian):
+    element = _pydicom_element(tag, vr, value)
     buffer = DicomBytesIO()
     buffer.is_little_endian = little_endian
     buffer.is_implicit_VR = False
     write, parameter = writers[vr]
     saved_mode = config.settings.writing_validation_mode
-    # RAISE makes pydicom refuse characters the character set cannot encode instead of
-    # writing '?' in their place.
+    # RAISE makes pydicom refuse values it would otherwise write with a warning
     config.settings.writing_validation_mode = config.RAISE
     try:
-        if vr in CHARSET_VRS:
-            write(buffer, element, encodings=list(encodings))
-        elif parameter is not None:
+        if parameter is not None:
             write(buffer, element, parameter)
         else:
             write(buffer, element)
     finally:
         config.settings.writing_validation_mode = saved_mode
     return buffer.getvalue()
+
+
+def same_value(raw, encoded, vr):
+    """Whether an element's bytes ``raw`` say what ``encoded`` says.
+
+    The same bytes, or for text VRs the same text but for its trailing padding (spaces or NULs,
+    which PS3.5 6.2 makes insignificant): setting such a value is no change.
+    """
+    raw = bytes(raw)
+    if raw == encoded:
+        return True
+    return vr in TEXT_VRS and raw.rstrip(b" \x00") == encoded.rstrip(b" \x00")
 
 
 def decode_value(raw, vr, *, tag, encodings=DEFAULT_ENCODINGS, little_endian=True,

@@ -1,7 +1,7 @@
 """A 3-D image volume with its place in the patient, read from any of the formats we accept.
 
-One value, :class:`Volume`, whatever the source: NIfTI-1/2, NRRD, MetaImage, VTK legacy
-STRUCTURED_POINTS, or an existing DICOM series. Its conventions are ITK's (so SimpleITK, the
+One value, :class:`Volume`, whatever the source: NIfTI-1/2, Analyze 7.5, NRRD, MetaImage, VTK
+legacy STRUCTURED_POINTS, or an existing DICOM series. Its conventions are ITK's (so SimpleITK, the
 judge in our tests, reads our output the same way):
 
 - ``voxels`` is indexed ``[k, j, i]`` (slice, row, column), with a last axis of colour
@@ -10,10 +10,12 @@ judge in our tests, reads our output the same way):
 - ``spacing`` is ``(i, j, k)`` in mm; ``origin`` is the LPS position of voxel ``[0, 0, 0]`` in mm.
 - ``direction`` is 3×3; column ``n`` is the LPS unit vector along index axis ``n`` (i, j, k).
   It may be left-handed; the position of voxel ``[k, j, i]`` is always
-  ``origin + direction @ (spacing * (i, j, k))``.
+  ``origin + direction @ (spacing * (i, j, k))``. A direction within the tolerance of
+  orthonormal is made exactly so, and the largest move of a voxel that causes is kept
+  (``max_position_error``), as the rescale's largest value error is.
 
 :func:`read_volume` picks the reader from the file names (else their first bytes), and takes a
-two-file format's companion from the same folder. The readers live in ``dcmstudio.readers``;
+two-file format's data file only from the files opened with it (:class:`OpenedFiles`). The readers live in ``dcmstudio.readers``;
 they are imported on demand, since nibabel alone takes seconds to import in Pyodide.
 """
 
@@ -29,6 +31,7 @@ from .errors import DicomStudioError, InvalidDicomError, VolumeError
 VOLUME_SUFFIXES = {
     ".nii.gz": "nifti",
     ".nii": "nifti",
+    ".hdr": "nifti",  # an Analyze 7.5 or NIfTI-1 pair: the header, with its .img beside it
     ".nrrd": "nrrd",
     ".nhdr": "nrrd",
     ".mha": "metaimage",
@@ -41,6 +44,12 @@ SNIFF_BYTES = 4096
 # How far two direction columns may be from perpendicular (cosine of their angle), and a
 # column from unit length: NIfTI stores its matrices in float32, so exact zeros are rare.
 ORTHOGONALITY_TOLERANCE = 1e-4
+
+# Directions closer than this to orthonormal (D^T D against the identity) are taken as they
+# are; others within the tolerance above are made orthonormal, and the move is measured.
+EXACTLY_ORTHONORMAL = 1e-12
+# A move from that of at least this much (mm) gets a note; any move is in the summary.
+NOTED_POSITION_ERROR_MM = 1e-4
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -66,17 +75,26 @@ class Volume:
     slope, intercept : float
         Real value = ``voxels * slope + intercept`` (NIfTI scl_*, DICOM Rescale *).
     source_format : str
-        ``"nifti"``, ``"nrrd"``, ``"metaimage"``, ``"vtk"`` or ``"dicom"``.
+        ``"nifti"``, ``"analyze"``, ``"nrrd"``, ``"metaimage"``, ``"vtk"`` or ``"dicom"``.
     source_name : str
         Name of the file read (the first file for a DICOM series).
     dicom : dict
-        For a DICOM source, the attributes a re-export keeps (UIDs, patient, study); else empty.
+        For a DICOM source, the attributes a re-export keeps (UIDs, patient, study, and the
+        acquisition's attributes every file agrees on); else empty. JSON-plain values.
     notes : list of str
         Sentences about choices a reader made that the user should know (e.g. units assumed).
     memo : dict
         Results derived from the voxels (e.g. their range), computed once: a plan and then the
         write that follows it need not scan a large volume twice. The voxels must therefore not
         be changed in place after construction.
+
+    Attributes
+    ----------
+    max_position_error : float
+        A direction whose axes are perpendicular and of unit length only within
+        ``ORTHOGONALITY_TOLERANCE`` (float32 matrices, rounded DS strings, a slight shear) is
+        replaced by the nearest orthonormal one, since DICOM slices have perpendicular axes:
+        this is the largest distance (mm) any voxel moves by it, 0.0 when nothing moved.
     """
 
     voxels: np.ndarray
@@ -90,6 +108,7 @@ class Volume:
     dicom: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
+    max_position_error: float = field(default=0.0, init=False)
 
     def __post_init__(self):
         name = self.source_name or None
@@ -112,12 +131,37 @@ class Volume:
         if not all(np.isfinite(self.origin)):
             raise VolumeError(f"Origin {self.origin} is not finite.", file=name)
         check_orthonormal(self.direction, name)
+        self._make_orthonormal()
         if not (np.isfinite(self.slope) and np.isfinite(self.intercept) and self.slope != 0):
             raise VolumeError(
                 f"Value scaling (slope {self.slope}, intercept {self.intercept}) is not usable.",
                 file=name)
         self.slope = float(self.slope)
         self.intercept = float(self.intercept)
+
+    def _make_orthonormal(self):
+        """Replace a nearly orthonormal direction by the nearest orthonormal one (polar
+        decomposition); measure how far that moves the voxels and say so in a note."""
+        direction = self.direction
+        gram = direction.T @ direction
+        if np.max(np.abs(gram - np.eye(3))) <= EXACTLY_ORTHONORMAL:
+            return
+        u, _, vt = np.linalg.svd(direction)
+        nearest = u @ vt
+        # The move is linear in (i, j, k) and zero at the origin: largest at a corner.
+        moved = (direction - nearest) * np.asarray(self.spacing)
+        last = np.asarray(self.shape, dtype=np.float64) - 1
+        corners = np.array([[i, j, k] for i in (0, last[0]) for j in (0, last[1])
+                            for k in (0, last[2])])
+        self.max_position_error = float(np.max(np.linalg.norm(corners @ moved.T, axis=1)))
+        self.direction = nearest
+        if self.max_position_error >= NOTED_POSITION_ERROR_MM:
+            skew = np.max(np.abs(gram - np.diag(np.diag(gram))))
+            self.notes.append(
+                f"{self.source_name or 'The volume'}: its voxel axes are not exactly perpendicular"
+                f" (largest cosine between them {skew:.2g}); DICOM slices need perpendicular axes,"
+                f" so they were made so, which moves voxels by up to"
+                f" {self.max_position_error:.3g} mm.")
 
     @property
     def shape(self):
@@ -162,6 +206,7 @@ class Volume:
             "source_name": self.source_name,
             "dicom": dict(self.dicom),
             "notes": list(self.notes),
+            "max_position_error": self.max_position_error,
             "bytes": int(self.voxels.nbytes),
         }
 
@@ -244,15 +289,18 @@ def sniff_format(path):
     return None
 
 
-def read_volume(paths):
+def read_volume(paths, names=None):
     """Read one volume from the files of one drop.
 
     Parameters
     ----------
     paths : list of str
         Every file dropped together (in MEMFS in the page). One volume file (.nii, .nii.gz,
-        .nrrd, .nhdr, .mha, .mhd, .vtk) with, for .nhdr/.mhd, its data file beside it; or the
-        files of one DICOM series (files that are not DICOM are skipped and named in ``notes``).
+        .nrrd, .nhdr, .mha, .mhd, .vtk, or an Analyze/NIfTI .hdr) with, for .nhdr/.mhd/.hdr,
+        its data file beside it; or the files of one DICOM series (files that are not DICOM are
+        skipped and named in ``notes``). A header's data file is only ever one of these files.
+    names : list of str, optional
+        The user's name for each path, for messages (default: each path's base name).
 
     Returns
     -------
@@ -269,26 +317,33 @@ def read_volume(paths):
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise VolumeError("No files were given.")
+    if names is None or len(names) != len(paths):
+        names = [os.path.basename(p) for p in paths]
+    opened = OpenedFiles(paths, names)
     primaries = [p for p in paths if volume_format(p)]
     if not primaries:
         for path in paths:
             sniffed = sniff_format(path)
             if sniffed == "nifti":
                 raise VolumeError("This is a NIfTI file without a .nii or .nii.gz name, which"
-                                  " nibabel needs: rename it.", file=os.path.basename(path))
+                                  " nibabel needs: rename it.", file=opened.name(path))
             if sniffed:
                 primaries.append(path)
+    lone_images = [p for p in paths if p.lower().endswith(".img")]
+    if not primaries and lone_images:
+        raise VolumeError("This is the image half of an Analyze or NIfTI pair: open its header"
+                          " (.hdr) together with it.", file=opened.name(lone_images[0]))
     if len(primaries) > 1:
-        names = ", ".join(os.path.basename(p) for p in primaries)
-        raise VolumeError(f"These files are each a volume: {names}. Open one volume at a time.")
+        listing = ", ".join(opened.name(p) for p in primaries)
+        raise VolumeError(f"These files are each a volume: {listing}. Open one volume at a time.")
     if primaries:
         path = primaries[0]
         kind = volume_format(path) or sniff_format(path)
     else:
         kind, path = "dicom", None
-    name = os.path.basename(path) if path else None
+    name = opened.name(path) if path else None
     try:
-        return _read(kind, path, paths)
+        return _read(kind, path, opened)
     except DicomStudioError:
         raise
     except MemoryError:
@@ -298,21 +353,67 @@ def read_volume(paths):
         raise error(f"This cannot be read as {kind.upper()}: {exc}.", file=name) from exc
 
 
-def _read(kind, path, paths):
+def _read(kind, path, opened):
     if kind == "nifti":
         from .readers import nifti
-        return nifti.read(path)
+        return nifti.read(path, opened)
     if kind == "nrrd":
         from .readers import nrrd
-        return nrrd.read(path)
+        return nrrd.read(path, opened)
     if kind == "metaimage":
         from .readers import metaimage
-        return metaimage.read(path)
+        return metaimage.read(path, opened)
     if kind == "vtk":
         from .readers import vtk
-        return vtk.read(path)
+        return vtk.read(path, opened.name(path))
     from .readers import dicom_series
-    return dicom_series.read(paths)
+    return dicom_series.read(opened)
+
+
+class OpenedFiles:
+    """The files of one drop: their paths, the user's names for them, and the only files a
+    volume header may name as its data file.
+
+    A .mhd or .nhdr may name any path as its data file ('/etc/…', '../…'); reading it would
+    reach files the user never opened. A data file is therefore looked up by its name among
+    the files opened together, in the header's own folder.
+    """
+
+    def __init__(self, paths, names=None):
+        self.paths = [os.fspath(p) for p in paths]
+        names = names if names is not None else [os.path.basename(p) for p in self.paths]
+        self._names = dict(zip(self.paths, names))
+
+    def name(self, path):
+        """The user's name for ``path``."""
+        return self._names.get(path) or os.path.basename(path)
+
+    def data_file(self, header_path, declared, what="voxel data"):
+        """The opened file that ``header_path`` names ``declared``: ``(path, note or None)``.
+
+        Raises
+        ------
+        VolumeError
+            No file of that name was opened with the header: a sentence naming both.
+        """
+        header_name = self.name(header_path)
+        declared = str(declared).strip()
+        wanted = declared.replace("\\", "/").rsplit("/", 1)[-1]
+        bare = wanted == declared.removeprefix("./")
+        folder = os.path.dirname(header_path)
+        for path in self.paths:
+            if path != header_path and os.path.dirname(path) == folder \
+                    and os.path.basename(path) == wanted and wanted not in ("", ".", ".."):
+                note = None if bare else (
+                    f"{header_name}: its {what} file is given as '{declared}'; the file"
+                    f" '{self.name(path)}' opened with it was read instead (a header may name"
+                    " only a file opened together with it).")
+                return path, note
+        where = "" if bare else (f" (named '{wanted}'; a header may not reach other files by a"
+                                 f" path such as '{declared}')")
+        raise VolumeError(
+            f"Its {what} is in a separate file, '{declared}', which was not opened with it{where}:"
+            f" open both files together.", file=header_name)
 
 
 def _anatomical_axes(direction):

@@ -21,7 +21,7 @@ from conftest import bundled
 from pydicom.dataelem import DataElement
 from pydicom.encaps import encapsulate
 
-from dcmstudio import api, codecs
+from dcmstudio import api, archive, codecs
 from dcmstudio.archive import MAX_MEMBER_BYTES, ChunkSink, ZipWriter, member_name, read_parts
 from dcmstudio.bounded import BoundedFile, inflation_cap
 from dcmstudio.edit import edit_bytes
@@ -389,11 +389,22 @@ def test_an_archive_of_hostile_names_has_unique_safe_members_mapped_in_the_repor
     assert len(members) == len(HOSTILE_NAMES)
     assert len({m.casefold() for m in members}) == len(members)
     for step in steps:
-        assert step["member"] in members
-        test_member_names_are_safe(step["member"])
+        assert step["member"]["name"] in members
+        test_member_names_are_safe(step["member"]["name"])
+    report = finished["outputs"][0]
+    with open(report["path"], encoding="utf-8") as f:  # the report maps each input to its member
+        mapped = [json.loads(line)["member"] for line in f]
+    assert mapped == [step["member"]["name"] for step in steps]
     with zipfile.ZipFile(tmp_path / "check.zip", "w") as z:  # zipfile accepts them back
         for member in members:
             z.writestr(member, b"")
+
+
+def test_the_names_workers_are_given_are_as_safe():
+    names = archive.member_names(HOSTILE_NAMES + ["a.dcm", "A.DCM"])
+    assert len({n.casefold() for n in names}) == len(names)
+    for name in names:
+        test_member_names_are_safe(name)
 
 
 def test_zip_writer_uniqueness_ignores_case_and_keeps_suffixes(tmp_path):

@@ -82,9 +82,11 @@ def has_character_set(name):
     return any(e.tag == 0x00080005 for e in walk(file_bytes(name), name).root.children)
 
 
-# Non-ASCII values need a character set: those lists go to the files that have one.
+# Non-ASCII values need a character set: those lists go to the files that have one (Latin
+# letters are in none of chrH31's sets, \ISO 2022 IR 87: test_edit shows they are refused).
 CASES = [(name, edits_name) for name in FILES + CHARSET_FILES for edits_name in sorted(EDIT_LISTS)
-         if edits_name in ("job A", "add and delete") or has_character_set(name)]
+         if edits_name in ("job A", "add and delete")
+         or has_character_set(name) and (name, edits_name) != ("chrH31.dcm", "uids and charset")]
 
 
 @pytest.mark.parametrize("name, edits_name", CASES)

@@ -487,3 +487,176 @@ def test_multiframe_file_reads_back_as_the_same_volume(tmp_path):
     np.testing.assert_allclose(back.origin, ORIGIN, atol=1e-4)
     np.testing.assert_allclose(back.spacing, SPACING, atol=1e-6)
     np.testing.assert_array_equal(back.voxels * back.slope + back.intercept, volume.voxels)
+
+
+@pytest.mark.parametrize("components", [1, 3])
+def test_multiframe_with_an_odd_count_of_pixel_bytes_gets_its_pad_byte(tmp_path, components):
+    # 35 × 29 × 5 bytes (× 3 for RGB) is odd: Pixel Data's value is padded to an even length.
+    rng = np.random.default_rng(3)
+    voxels = rng.integers(0, 256, size=(5, 29, 35) + ((3,) if components == 3 else ()),
+                          dtype=np.uint8)
+    volume = Volume(voxels, SPACING, ORIGIN, DIRECTIONS["oblique"], source_name="odd.mha")
+    result, (ds,) = written(tmp_path, volume, {"multiframe": True})
+    pixel_bytes = voxels.size
+    assert pixel_bytes % 2 == 1
+    assert len(ds.PixelData) == pixel_bytes + 1 and ds.PixelData[-1:] == b"\0"
+    assert os.path.getsize(result["paths"][0]) == result["bytes_written"]
+    np.testing.assert_array_equal(ds.pixel_array, voxels)
+    back = read_volume(result["paths"])
+    np.testing.assert_array_equal(back.voxels, voxels)
+    if tool("dciodvfy"):
+        errors = [line for line in judge(tool("dciodvfy"), "-new", result["paths"][0]).splitlines()
+                  if line.startswith("Error")]
+        assert errors == []
+
+
+# ---- a DICOM source's acquisition is carried into its re-export ------------------------------
+
+CT_ACQUISITION = {
+    "SliceThickness": "1.0", "PatientPosition": "FFS", "KVP": "120", "Manufacturer": "ACME",
+    "ManufacturerModelName": "Scanner 9", "InstitutionName": "Hôpital", "StationName": "CT1",
+    "BodyPartExamined": "CHEST", "ConvolutionKernel": "B30f", "GantryDetectorTilt": "0",
+    "WindowCenter": ["40", "-600"], "WindowWidth": ["400", "1500"], "SpiralPitchFactor": 0.9,
+    "PatientWeight": "71.5", "AcquisitionNumber": "2",
+    "PixelPaddingValue": -2000,
+}
+
+
+def ct_source(tmp_path, **extra):
+    voxels = sample_voxels("int16")
+    acquisition = dict(CT_ACQUISITION, **extra)
+    # Dose modulation: the tube current differs from slice to slice, so no one value is right.
+    acquisition["XRayTubeCurrent"] = lambda k: 100 + k
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["oblique"],
+                               extra=acquisition)
+    return read_volume(paths), voxels
+
+
+def assert_dciodvfy_clean(path):
+    """No error, and no warning but those ALLOWED_WARNINGS and SC_PLANE_WARNINGS explain."""
+    if not tool("dciodvfy"):
+        return
+    lines = judge(tool("dciodvfy"), "-new", path).splitlines()
+    secondary = "Secondary Capture" in pydicom.dcmread(path, stop_before_pixels=True).SOPClassUID.name
+    unexpected = [line for line in lines if line.startswith(("Error", "Warning"))
+                  and not any(allowed in line for allowed in ALLOWED_WARNINGS)
+                  and not (secondary and "not present in standard DICOM IOD" in line
+                           and any(k in line for k in SC_PLANE_WARNINGS))]
+    assert unexpected == [], "\n".join(lines)
+
+
+def test_re_export_keeps_the_source_acquisition(tmp_path):
+    volume, _ = ct_source(tmp_path)
+    plan = plan_series(volume)
+    assert plan["modality"] == "CT" and plan["sop_class_name"] == "CT Image Storage"
+    assert "KVP" in plan["carried_attributes"] and "XRayTubeCurrent" not in plan["carried_attributes"]
+    assert any("differ from file to file" in note and "XRayTubeCurrent" in note
+               for note in plan["notes"])
+    result, files = written(tmp_path, volume)
+    for ds in files:
+        assert ds.SliceThickness == 1.0 and ds.SpacingBetweenSlices == pytest.approx(SPACING[2])
+        assert ds.PatientPosition == "FFS" and ds.KVP == 120 and ds.Manufacturer == "ACME"
+        assert ds.ManufacturerModelName == "Scanner 9" and ds.InstitutionName == "Hôpital"
+        assert ds.StationName == "CT1" and ds.BodyPartExamined == "CHEST"
+        assert ds.ConvolutionKernel == "B30f" and ds.SpiralPitchFactor == 0.9
+        assert ds.PatientWeight == 71.5 and ds.AcquisitionNumber == 2
+        assert list(ds.WindowCenter) == [40, -600] and list(ds.WindowWidth) == [400, 1500]
+        # Stored as it was (int16, rescale kept), so the padding value is the source's.
+        assert ds["PixelPaddingValue"].VR == "SS" and ds.PixelPaddingValue == -2000
+        assert "XRayTubeCurrent" not in ds
+    assert_dciodvfy_clean(result["paths"][0])
+
+
+def test_re_export_as_another_modality_keeps_equipment_not_technique(tmp_path):
+    volume, _ = ct_source(tmp_path)
+    result, files = written(tmp_path, volume, {"modality": "OT"})
+    ds = files[0]
+    assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+    assert ds.Manufacturer == "ACME" and ds.SliceThickness == 1.0 and ds.PatientPosition == "FFS"
+    assert "KVP" not in ds and "ConvolutionKernel" not in ds and "SpiralPitchFactor" not in ds
+    assert_dciodvfy_clean(result["paths"][0])
+
+
+def test_multiframe_re_export_maps_the_padding_value_into_its_stored_values(tmp_path):
+    volume, voxels = ct_source(tmp_path)
+    result, (ds,) = written(tmp_path, volume, {"multiframe": True})
+    # Multi-frame grey SC stores unsigned values: int16 is shifted by 32768, and so is the pad.
+    assert ds.PixelRepresentation == 0 and ds["PixelPaddingValue"].VR == "US"
+    assert ds.PixelPaddingValue == -2000 + 32768
+    measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert measures.SliceThickness == 1.0
+    assert_dciodvfy_clean(result["paths"][0])
+
+
+def test_padding_value_is_not_carried_into_rescaled_values(tmp_path):
+    voxels = sample_voxels("int16")
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["axial"],
+                               slopes=[1.0 + k / 10 for k in range(voxels.shape[0])],
+                               extra={"PixelPaddingValue": -2000})
+    volume = read_volume(paths)
+    plan = plan_series(volume, {"modality": "CT"})
+    assert "PixelPaddingValue" not in plan["carried_attributes"]
+
+
+def test_mr_re_export_keeps_the_mr_technique(tmp_path):
+    voxels = sample_voxels("uint16")
+    paths = write_dicom_series(str(tmp_path / "source"), voxels, DIRECTIONS["sagittal"],
+                               modality="MR", extra={
+                                   "ScanningSequence": "SE", "SequenceVariant": "SK",
+                                   "MRAcquisitionType": "2D", "RepetitionTime": "500",
+                                   "EchoTime": "15", "MagneticFieldStrength": "3",
+                                   "FlipAngle": "90", "SliceThickness": "3"})
+    result, files = written(tmp_path, read_volume(paths))
+    ds = files[0]
+    assert ds.SOPClassUID == pydicom.uid.MRImageStorage
+    assert (ds.ScanningSequence, ds.SequenceVariant, ds.MRAcquisitionType) == ("SE", "SK", "2D")
+    assert (ds.RepetitionTime, ds.EchoTime, ds.MagneticFieldStrength) == (500, 15, 3)
+    assert ds.SliceThickness == 3
+    assert_dciodvfy_clean(result["paths"][0])
+
+
+# ---- a shear under the tolerance is removed, and how far it moves voxels is said ---------------
+
+def sheared_volume(cosine):
+    """An oblique volume whose k axis leans towards i by ``cosine`` (under the tolerance)."""
+    direction = DIRECTIONS["oblique"].copy()
+    leaned = direction[:, 2] + cosine * direction[:, 0]
+    direction[:, 2] = leaned / np.linalg.norm(leaned)
+    return Volume(sample_voxels(), SPACING, ORIGIN, direction, source_name="lean.nii"), direction
+
+
+def test_a_slight_shear_is_made_orthonormal_and_its_position_error_reported(tmp_path):
+    volume, sheared = sheared_volume(8e-5)
+    np.testing.assert_allclose(volume.direction.T @ volume.direction, np.eye(3), atol=1e-12)
+    # The largest move over every voxel, computed the long way: old and new affine everywhere.
+    k, j, i = np.meshgrid(*[np.arange(n) for n in volume.voxels.shape], indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()]) * np.asarray(SPACING)[:, None]
+    expected = np.max(np.linalg.norm((sheared - volume.direction) @ index, axis=0))
+    assert expected > 1e-4
+    assert volume.max_position_error == pytest.approx(expected, rel=1e-9)
+    assert any("not exactly perpendicular" in note for note in volume.notes)
+    plan = plan_series(volume, {"modality": "CT"})
+    assert plan["max_position_error"] == pytest.approx(expected, rel=1e-9)
+    result, files = written(tmp_path, volume, {"modality": "CT"})
+    # What a DICOM reader places, from what was written, is within the reported error.
+    for n, ds in enumerate(sorted(files, key=lambda ds: ds.InstanceNumber)):
+        position = np.asarray(ORIGIN) + n * SPACING[2] * sheared[:, 2]
+        written_at = np.array([float(v) for v in ds.ImagePositionPatient])
+        assert np.linalg.norm(written_at - position) <= result["max_position_error"] + 1e-5
+        orientation = np.array([float(v) for v in ds.ImageOrientationPatient]).reshape(2, 3)
+        assert abs(orientation[0] @ orientation[1]) < 1e-6
+
+
+def test_an_orthonormal_direction_moves_nothing():
+    volume = volume_of(case="oblique_left_handed")
+    assert volume.max_position_error == 0.0 and not volume.notes
+    assert plan_series(volume)["max_position_error"] == 0.0
+    np.testing.assert_array_equal(volume.direction, DIRECTIONS["oblique_left_handed"])
+
+
+def test_a_failed_write_names_the_series_folder_not_where_it_lives(tmp_path):
+    (tmp_path / "blocked").write_bytes(b"a file, not a folder")
+    with pytest.raises(VolumeError) as caught:
+        write_series(volume_of(), {}, str(tmp_path / "blocked" / "series"))
+    message = str(caught.value)
+    assert "'series'" in message and "failed" in message and str(tmp_path) not in message

@@ -8,6 +8,7 @@ from conftest import TEST_FILES_DIR
 
 from dcmstudio import values
 from dcmstudio.errors import EditError
+from dcmstudio.charset import character_set
 from dcmstudio.values import decode_value, encode_value, encodings_for
 
 CHARSET_FILES_DIR = TEST_FILES_DIR.parent / "charset_files"
@@ -15,7 +16,7 @@ PATIENT_NAME = 0x00100010
 
 
 def encode(value, vr, tag=PATIENT_NAME, charset=None, little_endian=True):
-    return encode_value(value, vr, tag=tag, encodings=encodings_for(charset),
+    return encode_value(value, vr, tag=tag, charset=character_set(charset),
                         little_endian=little_endian, where="(test)", file="t.dcm")
 
 

@@ -9,8 +9,10 @@ Run the long fuzz with ``DCMSTUDIO_FUZZ=2000 python -m pytest tests/unit/test_vo
 (default: 30 damaged files per format).
 """
 
+import importlib.util
 import os
 import random
+import re
 import sys
 import zlib
 
@@ -171,8 +173,10 @@ def write_vtk(path, voxels, *, binary=True, spacing=SPACING):
 
 
 def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1.0,
-                       intercept=0.0, slopes=None):
-    """A plain CT series written with pydicom; file names deliberately not in slice order."""
+                       intercept=0.0, slopes=None, extra=None, modality="CT"):
+    """A plain CT series written with pydicom; file names deliberately not in slice order.
+
+    ``extra`` maps keywords to a value for every file, or to a function of the slice index."""
     os.makedirs(folder, exist_ok=True)
     direction = np.asarray(direction)
     slices = voxels.shape[0]
@@ -190,7 +194,7 @@ def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality, ds.SeriesNumber, ds.SeriesDescription = "CT", 3, "Axial source"
+        ds.Modality, ds.SeriesNumber, ds.SeriesDescription = modality, 3, "Axial source"
         ds.PatientName, ds.PatientID, ds.StudyDescription = "Doe^Jane", "P-1", "Source study"
         ds.InstanceNumber = k + 1
         position = np.asarray(ORIGIN) + k * SPACING[2] * direction[:, 2]
@@ -205,6 +209,8 @@ def write_dicom_series(folder, voxels, direction, *, shuffle_names=True, slope=1
         ds.RescaleSlope = slopes[k] if slopes is not None else slope
         ds.RescaleIntercept = intercept
         ds.PixelData = np.ascontiguousarray(voxels[k]).tobytes()
+        for keyword, value in (extra or {}).items():
+            setattr(ds, keyword, value(k) if callable(value) else value)
         path = os.path.join(folder, f"file{name_index:03d}.dcm")
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -330,6 +336,32 @@ def test_metaimage_geometry_and_layouts(tmp_path, case, layout):
     volume = read_volume(paths)
     assert_geometry(volume, DIRECTIONS[case])
     np.testing.assert_array_equal(volume.voxels, voxels)
+
+
+@pytest.mark.parametrize("size_first", [True, False])
+def test_metaimage_element_spacing_wins_over_element_size(tmp_path, size_first):
+    # ITK: ElementSize is the voxel's physical extent; the spacing is ElementSpacing when given.
+    path = write_metaimage(tmp_path / "v.mha", sample_voxels(), np.eye(3))
+    spacing_line = "ElementSpacing = " + " ".join(repr(float(v)) for v in SPACING)
+    size_line = "ElementSize = 0.5 0.5 1.0"
+    both = [size_line, spacing_line] if size_first else [spacing_line, size_line]
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data.replace(spacing_line.encode(), "\n".join(both).encode(), 1))
+    assert_geometry(read_volume([path]), np.eye(3))
+    if not IN_PYODIDE and importlib.util.find_spec("SimpleITK"):
+        import SimpleITK
+        np.testing.assert_allclose(SimpleITK.ReadImage(path).GetSpacing(), SPACING)
+
+
+def test_metaimage_element_size_alone_is_the_spacing(tmp_path):
+    path = write_metaimage(tmp_path / "v.mha", sample_voxels(), np.eye(3))
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data.replace(b"ElementSpacing", b"ElementSize", 1))
+    assert_geometry(read_volume([path]), np.eye(3))
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -510,15 +542,12 @@ def test_nrrd_and_metaimage_headers_that_lie(tmp_path):
 
 def test_two_file_formats_without_their_data_file(tmp_path):
     voxels = sample_voxels()
+    # The data files exist beside the headers, but were not opened with them: not read.
     header = write_metaimage(tmp_path / "v.mhd", voxels, np.eye(3), data_file="v.raw")
-    os.remove(tmp_path / "v.raw")
-    error = refused([header], "v.raw", "drop both files")
+    error = refused([header], "v.raw", "open both files together")
     assert error.file == "v.mhd"
     header = write_nrrd(tmp_path / "n.nhdr", voxels, np.eye(3), detached=True)
-    for path in tmp_path.iterdir():
-        if path.name.startswith("n.") and not path.name.endswith(".nhdr"):
-            os.remove(path)
-    refused([header], "drop both files")
+    refused([header], "open both files together")
 
 
 def test_two_dimensional_images_are_refused(tmp_path):
@@ -730,3 +759,155 @@ def test_preview_aspect_and_rgb():
     assert preview["pixel_spacing"]["axial"] == [0.9, 0.7]
     assert preview["pixel_spacing"]["sagittal"] == [1.3, 0.9]
 
+
+
+# ---- the user's names, never internal ones --------------------------------------------------
+
+def _under_internal_keys(tmp_path, paths):
+    """The files as the page holds them: under keys f1, f2, … with the user's names apart."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    keyed, names = [], []
+    for n, path in enumerate(paths, 1):
+        key = folder / f"f{n}"
+        with open(path, "rb") as source, open(key, "wb") as target:
+            target.write(source.read())
+        keyed.append(str(key))
+        names.append("scans/" + os.path.basename(path))
+    return keyed, names
+
+
+def test_messages_name_the_users_files_not_internal_keys(tmp_path):
+    paths = write_dicom_series(tmp_path / "a", sample_voxels(), np.eye(3), shuffle_names=False)
+    ds = pydicom.dcmread(paths[1])
+    ds.ImagePositionPatient = pydicom.dcmread(paths[0]).ImagePositionPatient
+    ds.save_as(paths[1])
+    keyed, names = _under_internal_keys(tmp_path, paths)
+    with pytest.raises(VolumeError) as caught:
+        read_volume(keyed, names)
+    message = str(caught.value)
+    assert "scans/file000.dcm and scans/file001.dcm lie at the same position" in message
+    assert not re.search(r"\bf[0-9]+\b", message), message
+
+
+def test_volume_and_notes_name_the_users_files(tmp_path):
+    paths = write_dicom_series(tmp_path / "a", sample_voxels(), np.eye(3), shuffle_names=False)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    keyed, names = _under_internal_keys(tmp_path, paths + [str(notes)])
+    volume = read_volume(keyed, names)
+    assert volume.source_name == "scans/file000.dcm"
+    assert volume.notes == ["scans/notes.txt: skipped, not a DICOM image."]
+
+
+def test_the_boundary_names_the_users_file_in_its_error(tmp_path):
+    import json
+
+    from dcmstudio import api
+
+    paths = write_dicom_series(tmp_path / "a", sample_voxels(), np.eye(3), shuffle_names=False)
+    ds = pydicom.dcmread(paths[2])
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    ds.save_as(paths[2])
+    keyed, names = _under_internal_keys(tmp_path, paths)
+    answer = json.loads(api.call("volume_open", json.dumps({"paths": keyed, "names": names})))
+    assert answer["ok"] is False
+    assert answer["error"]["file"] == "scans/file002.dcm"
+    assert "scans/file000.dcm" in answer["error"]["message"]
+    assert not re.search(r"\bf[0-9]+\b", json.dumps(answer["error"])), answer
+
+
+# ---- Analyze and NIfTI .hdr + .img pairs ------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["axial_flipped", "oblique", "left_handed"])
+def test_nifti_pair_opens_with_its_forms(tmp_path, case):
+    voxels = sample_voxels("int16")
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps(DIRECTIONS[case])
+    image = nibabel.Nifti1Pair(voxels.transpose(2, 1, 0), None)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nibabel.save(image, str(tmp_path / "pair.hdr"))
+    volume = read_volume([str(tmp_path / "pair.hdr"), str(tmp_path / "pair.img")])
+    assert_geometry(volume, DIRECTIONS[case])
+    np.testing.assert_array_equal(volume.voxels, voxels)
+    assert volume.source_name == "pair.hdr" and volume.source_format == "nifti"
+    # The order of the files in the drop does not matter.
+    again = read_volume([str(tmp_path / "pair.img"), str(tmp_path / "pair.hdr")])
+    np.testing.assert_array_equal(again.voxels, voxels)
+    if not IN_PYODIDE and importlib.util.find_spec("SimpleITK"):
+        import SimpleITK
+        itk = SimpleITK.ReadImage(str(tmp_path / "pair.hdr"))
+        np.testing.assert_allclose(np.reshape(itk.GetDirection(), (3, 3)), volume.direction,
+                                   atol=1e-5)
+        np.testing.assert_allclose(itk.GetOrigin(), volume.origin, atol=1e-4)
+
+
+def test_analyze_pair_opens_with_nibabels_convention_and_says_so(tmp_path):
+    voxels = sample_voxels("int16")
+    image = nibabel.AnalyzeImage(voxels.transpose(2, 1, 0), np.diag([*SPACING, 1.0]))
+    nibabel.save(image, str(tmp_path / "old.hdr"))
+    volume = read_volume([str(tmp_path / "old.hdr"), str(tmp_path / "old.img")])
+    np.testing.assert_array_equal(volume.voxels, voxels)
+    np.testing.assert_allclose(volume.spacing, SPACING)
+    # Radiological storage: i runs to the patient's left, j to anterior, k to superior.
+    np.testing.assert_allclose(volume.direction, np.diag([1.0, -1.0, 1.0]))
+    assert volume.source_format == "analyze"
+    assert any("Analyze 7.5 stores no orientation" in note for note in volume.notes)
+
+
+def test_pair_halves_alone_are_refused_with_a_sentence(tmp_path):
+    image = nibabel.Nifti1Pair(sample_voxels().transpose(2, 1, 0), np.eye(4))
+    nibabel.save(image, str(tmp_path / "half.hdr"))
+    error = refused([tmp_path / "half.hdr"], "half.img", "open both files together")
+    assert error.file == "half.hdr"
+    error = refused([tmp_path / "half.img"], "header (.hdr)")
+    assert error.file == "half.img"
+
+
+# ---- a header names its data file: only a file opened with it is read ------------------------
+
+def _metaimage_naming(folder, data_file, voxels):
+    """v.mhd whose ElementDataFile is ``data_file``; its bytes are written as v.raw beside it."""
+    header = write_metaimage(folder / "v.mhd", voxels, np.eye(3), data_file="v.raw")
+    with open(header, "rb") as f:
+        text = f.read().replace(b"ElementDataFile = v.raw", f"ElementDataFile = {data_file}".encode())
+    with open(header, "wb") as f:
+        f.write(text)
+    return header, str(folder / "v.raw")
+
+
+def _nhdr_naming(folder, data_file, voxels):
+    """v.nhdr whose data file is ``data_file``; pynrrd writes its bytes as v.raw beside it."""
+    header = write_nrrd(folder / "v.nhdr", voxels, np.eye(3), detached=True)
+    with open(header, "rb") as f:
+        lines = [line for line in f.read().split(b"\n") if not line.startswith(b"data file")]
+    lines.insert(-2, f"data file: {data_file}".encode())
+    with open(header, "wb") as f:
+        f.write(b"\n".join(lines))
+    return header, str(folder / "v.raw")
+
+
+@pytest.mark.parametrize("make", [_metaimage_naming, _nhdr_naming])
+def test_a_header_cannot_reach_files_that_were_not_opened(tmp_path, make):
+    voxels = sample_voxels()
+    inner = tmp_path / "drop"
+    inner.mkdir()
+    # A file of the right size outside the drop, and one beside it that was not opened.
+    secret = tmp_path / "secret.raw"
+    secret.write_bytes(voxels.astype("<i2").tobytes())
+    for data_file in (str(secret), "../secret.raw", "sub/../../secret.raw"):
+        header, raw = make(inner, data_file, voxels)
+        error = refused([header, raw], "secret.raw", "not opened with it")
+        assert error.file == "v.mhd" if make is _metaimage_naming else "v.nhdr"
+    header, raw = make(inner, "other.raw", voxels)
+    (inner / "other.raw").write_bytes(voxels.astype("<i2").tobytes())
+    refused([header, raw], "other.raw", "open both files together")
+
+
+@pytest.mark.parametrize("make", [_metaimage_naming, _nhdr_naming])
+def test_a_data_file_given_with_a_folder_is_the_opened_file_of_that_name(tmp_path, make):
+    voxels = sample_voxels()
+    header, raw = make(tmp_path, "/data/scans/v.raw", voxels)
+    volume = read_volume([header, raw])
+    np.testing.assert_array_equal(volume.voxels, voxels)
+    assert any("'/data/scans/v.raw'" in note and "'v.raw'" in note for note in volume.notes)

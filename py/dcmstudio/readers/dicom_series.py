@@ -7,8 +7,6 @@ the volume itself. Series whose slices are unevenly spaced, tilted, or of differ
 refused with a sentence: resampling them would be a guess.
 """
 
-import os
-
 import numpy as np
 import pydicom
 import pydicom.datadict
@@ -34,11 +32,21 @@ KEPT_ATTRIBUTES = (
     "ReferringPhysicianName", "StudyDescription", "SeriesDescription", "SeriesNumber",
     "Modality",
 )
+# Value representations a kept value is carried in, as JSON-plain text or numbers.
+TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+            "UI", "UT"}
+INTEGER_VRS = {"US", "SS", "UL", "SL", "UV", "SV"}
+FLOAT_VRS = {"FD", "FL"}
+# Found in an enhanced multi-frame file's shared functional groups when not at the top level.
+SHARED_GROUP_ATTRIBUTES = {"SliceThickness": "PixelMeasuresSequence",
+                           "WindowCenter": "FrameVOILUTSequence",
+                           "WindowWidth": "FrameVOILUTSequence"}
 
 
-def read(paths):
-    """Read the DICOM files among ``paths`` as one volume (see ``volume.read_volume``)."""
-    headers, skipped = _read_headers(paths)
+def read(opened):
+    """Read the DICOM files among ``opened`` (:class:`dcmstudio.volume.OpenedFiles`) as one
+    volume (see ``volume.read_volume``); messages name the files by the user's names."""
+    headers, skipped = _read_headers(opened)
     if not headers:
         names = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
         raise VolumeError(f"None of the files is a volume format we read or a DICOM image"
@@ -56,15 +64,15 @@ def read(paths):
     if multiframe:
         if len(headers) > 1:
             raise VolumeError("A multi-frame file cannot be combined with other files;"
-                              " open it alone.", file=os.path.basename(multiframe[0][0]))
-        return _read_multiframe(*headers[0], notes)
-    return _read_single_frames(headers, notes)
+                              " open it alone.", file=opened.name(multiframe[0][0]))
+        return _read_multiframe(*headers[0], notes, opened.name(headers[0][0]))
+    return _read_single_frames(headers, notes, [opened.name(p) for p, _ in headers])
 
 
-def _read_headers(paths):
+def _read_headers(opened):
     headers, skipped = [], []
-    for path in paths:
-        name = os.path.basename(path)
+    for path in opened.paths:
+        name = opened.name(path)
         try:
             ds = read_dicom(path, name, stop_before_pixels=True)
         except NotDicomError:
@@ -156,18 +164,64 @@ def _sorted_geometry(positions, row, column, spacing_rc, names):
     return order, positions[0], spacing, direction
 
 
-def _kept(ds):
+def _kept(datasets, voxels_are_stored, notes, name):
+    """What a re-export keeps of the source: patient, study and series (from the first file),
+    and the acquisition attributes of ``series_header.CARRIED_ATTRIBUTES`` on which every file
+    agrees (those that differ are named in ``notes``). (0028,0120) *Pixel Padding Value* is a
+    stored value, so it is kept only when the volume holds the stored values
+    (``voxels_are_stored``)."""
+    from ..series_header import CARRIED_ATTRIBUTES
+
+    first = datasets[0]
     kept = {}
     for keyword in KEPT_ATTRIBUTES:
-        value = ds.get(keyword)
+        value = first.get(keyword)
         if value is None or value == "":
             continue
         kept[keyword] = int(value) if keyword == "SeriesNumber" else str(value)
+    carried = CARRIED_ATTRIBUTES + (("PixelPaddingValue",) if voxels_are_stored else ())
+    varying = []
+    for keyword in carried:
+        values = [_plain_value(ds, keyword) for ds in datasets]
+        if all(v == values[0] for v in values[1:]):
+            if values[0] is not None:
+                kept[keyword] = values[0]
+        else:
+            varying.append(keyword)
+    if varying:
+        notes.append(f"{name}: not carried, since their values differ from file to file and no"
+                     f" one value is right for the series: {', '.join(varying)}.")
     return kept
 
 
-def _read_single_frames(headers, notes):
-    names = [os.path.basename(p) for p, _ in headers]
+def _plain_value(ds, keyword):
+    """The value of ``keyword`` as JSON-plain text, number or list of them; None if absent,
+    empty or of a kind not carried (bytes, sequences)."""
+    element = ds[keyword] if keyword in ds else None
+    if element is None and keyword in SHARED_GROUP_ATTRIBUTES:
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        group = shared[0].get(SHARED_GROUP_ATTRIBUTES[keyword]) if shared else None
+        element = group[0][keyword] if group and keyword in group[0] else None
+    if element is None or element.value is None or element.value == "":
+        return None
+    if element.VR in TEXT_VRS:
+        convert = str
+    elif element.VR in INTEGER_VRS:
+        convert = int
+    elif element.VR in FLOAT_VRS:
+        convert = float
+    else:
+        return None
+    value = element.value
+    try:
+        if isinstance(value, (MultiValue, list, tuple)):
+            return [convert(v) for v in value] or None
+        return convert(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_single_frames(headers, notes, names):
     if len(headers) < 2:
         raise VolumeError("This is a single 2-D image; a series needs a 3-D volume of two or more"
                           " slices.", file=names[0])
@@ -215,7 +269,9 @@ def _read_single_frames(headers, notes):
         notes.append(f"{names[0]}: MONOCHROME1 (inverted grey) is written as MONOCHROME2; the"
                      " values are kept, so the display is inverted back to normal grey.")
     return Volume(voxels, spacing, origin, direction, slope, intercept, source_format="dicom",
-                  source_name=names[order[0]], dicom=_kept(first), notes=notes)
+                  source_name=names[order[0]],
+                  dicom=_kept([ds for _, ds in headers], same_rescale, notes, names[0]),
+                  notes=notes)
 
 
 def _pixels(path, name):
@@ -233,8 +289,7 @@ def _frame_item(ds, per_frame, index, keyword):
     return None
 
 
-def _read_multiframe(path, header, notes):
-    name = os.path.basename(path)
+def _read_multiframe(path, header, notes, name):
     rows, columns, samples, photometric = _image_format(header, name)
     frames = int(header.NumberOfFrames)
     per_frame = header.get("PerFrameFunctionalGroupsSequence")
@@ -270,7 +325,8 @@ def _read_multiframe(path, header, notes):
     pixels = _pixels(path, name)
     if pixels.shape[:3] != (frames, rows, columns):
         raise InvalidDicomError(f"Its pixel data has shape {pixels.shape}.", file=name)
-    if len(set(rescales)) == 1:
+    same_rescale = len(set(rescales)) == 1
+    if same_rescale:
         # Frames stored in position order (the usual case) need no reordered copy.
         in_order = np.array_equal(order, np.arange(frames))
         voxels = pixels if in_order else np.ascontiguousarray(pixels[order])
@@ -283,4 +339,4 @@ def _read_multiframe(path, header, notes):
         slope, intercept = 1.0, 0.0
     del pixels
     return Volume(voxels, spacing, origin, direction, slope, intercept, source_format="dicom",
-                  source_name=name, dicom=_kept(header), notes=notes)
+                  source_name=name, dicom=_kept([header], same_rescale, notes, name), notes=notes)

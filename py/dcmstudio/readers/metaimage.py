@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from ..errors import VolumeError
-from ..volume import Volume, require_3d, split_affine
+from ..volume import OpenedFiles, Volume, require_3d, split_affine
 from .rawdata import ZLIB_WBITS, inflate_exact, read_exact
 
 ELEMENT_TYPES = {
@@ -18,15 +18,21 @@ ELEMENT_TYPES = {
     "MET_INT": "i4", "MET_UINT": "u4", "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8",
     "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
 }
-# Synonyms MetaIO accepts for the same field.
+# Synonyms MetaIO accepts for the same field. (ElementSize is not one: it is the voxel's physical
+# extent, which ITK takes as the spacing only when ElementSpacing is absent.)
 ALIASES = {"Position": "Offset", "Origin": "Offset", "Rotation": "TransformMatrix",
-           "Orientation": "TransformMatrix", "ElementSize": "ElementSpacing"}
+           "Orientation": "TransformMatrix"}
 MAX_HEADER = 1 << 16
 
 
-def read(path):
-    """Read a .mha or .mhd file; see :func:`dcmstudio.volume.read_volume`."""
-    name = os.path.basename(path)
+def read(path, opened=None):
+    """Read a .mha or .mhd file; see :func:`dcmstudio.volume.read_volume`.
+
+    ``opened`` (:class:`dcmstudio.volume.OpenedFiles`) holds the files a .mhd may take its
+    data from, and the user's names; by default, ``path`` alone.
+    """
+    opened = opened or OpenedFiles([path])
+    name = opened.name(path)
     fields, data_offset = _header(path, name)
     if fields.get("ObjectType", "Image").lower() != "image":
         raise VolumeError(f"ObjectType is {fields['ObjectType']}; only Image is supported.",
@@ -53,10 +59,11 @@ def read(path):
         raise VolumeError("Text (BinaryData = False) MetaImage data is not supported.", file=name)
     spacing, direction, origin = _geometry(fields, name)
     count = sizes[0] * sizes[1] * sizes[2] * channels
-    flat = _voxels(fields, path, data_offset, dtype, count, name)
+    notes = []
+    flat = _voxels(fields, path, data_offset, dtype, count, opened, notes)
     shape = tuple(reversed(sizes)) + ((3,) if channels == 3 else ())
     return Volume(flat.reshape(shape), spacing, origin, direction, source_format="metaimage",
-                  source_name=name)
+                  source_name=name, notes=notes)
 
 
 def _header(path, name):
@@ -104,17 +111,19 @@ def _floats(fields, key, count, name, default):
 
 
 def _geometry(fields, name):
-    spacing = _floats(fields, "ElementSpacing", 3, name, [1.0, 1.0, 1.0])
+    spacing_key = "ElementSpacing" if "ElementSpacing" in fields else "ElementSize"
+    spacing = _floats(fields, spacing_key, 3, name, [1.0, 1.0, 1.0])
     origin = _floats(fields, "Offset", 3, name, [0.0, 0.0, 0.0])
     # Row n of TransformMatrix is the direction of index axis n (see the module docstring).
     axes = _floats(fields, "TransformMatrix", 9, name, np.eye(3).ravel()).reshape(3, 3)
     _, direction = split_affine(axes.T, name)
     if np.any(spacing <= 0):
-        raise VolumeError(f"ElementSpacing {spacing.tolist()} is not positive.", file=name)
+        raise VolumeError(f"{spacing_key} {spacing.tolist()} is not positive.", file=name)
     return spacing, direction, origin
 
 
-def _voxels(fields, path, data_offset, dtype, count, name):
+def _voxels(fields, path, data_offset, dtype, count, opened, notes):
+    name = opened.name(path)
     data_file = fields["ElementDataFile"]
     compressed = fields.get("CompressedData", "False").lower() == "true"
     if data_file.upper() == "LOCAL":
@@ -123,12 +132,9 @@ def _voxels(fields, path, data_offset, dtype, count, name):
         raise VolumeError("Data split over several files (LIST or a pattern) is not supported.",
                           file=name)
     else:
-        data_path = os.path.join(os.path.dirname(path), data_file)
-        data_name = os.path.basename(data_path)
-        if not os.path.isfile(data_path):
-            raise VolumeError(
-                f"Its voxel data is in a separate file, '{data_file}', which was not given:"
-                " drop both files together.", file=name)
+        data_path, note = opened.data_file(path, data_file)
+        data_name = opened.name(data_path)
+        notes += [note] if note else []
         data_offset = _ints(fields, "HeaderSize", name, default=[0])[0]
         if data_offset == -1 and not compressed:
             # MetaIO's convention: the data is the last bytes of the file.

@@ -1,8 +1,15 @@
-"""NIfTI-1 and NIfTI-2 volumes (.nii, .nii.gz), read with nibabel.
+"""NIfTI-1 and NIfTI-2 volumes (.nii, .nii.gz), and .hdr + .img pairs (NIfTI-1 or Analyze 7.5),
+read with nibabel.
 
 The orientation follows the NIfTI rules: the sform when its code is above 0, else the qform when
 its code is above 0; with both codes 0 the file says nothing about where the patient is, and we
 refuse it rather than guess. NIfTI is RAS; the volume is converted to LPS.
+
+An Analyze 7.5 header has no orientation at all. Its pair is read with nibabel's convention
+(SPM's): voxels stored radiologically (the first axis running from the patient's right to
+left, the second to anterior, the third to superior) and the origin from SPM's origin field,
+else the volume's centre. The volume's notes say so, since left and right rest on that
+convention.
 """
 
 import gzip
@@ -13,7 +20,7 @@ import zlib
 import numpy as np
 
 from ..errors import VolumeError
-from ..volume import RAS_TO_LPS, Volume, require_3d, split_affine
+from ..volume import RAS_TO_LPS, OpenedFiles, Volume, require_3d, split_affine
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -21,11 +28,19 @@ GZIP_MAGIC = b"\x1f\x8b"
 UNIT_TO_MM = {"mm": 1.0, "meter": 1000.0, "micron": 0.001}
 
 
-def read(path):
-    """Read a .nii or .nii.gz file; see :func:`dcmstudio.volume.read_volume`."""
+def read(path, opened=None):
+    """Read a .nii, .nii.gz or .hdr (with its .img) file; see
+    :func:`dcmstudio.volume.read_volume`.
+
+    ``opened`` (:class:`dcmstudio.volume.OpenedFiles`) holds the files a .hdr may take its
+    .img from, and the user's names; by default, ``path`` alone.
+    """
+    opened = opened or OpenedFiles([path])
+    if path.lower().endswith(".hdr"):
+        return _read_pair(path, opened)
     import nibabel
 
-    name = os.path.basename(path)
+    name = opened.name(path)
     with open(path, "rb") as f:
         magic = f.read(2)
     if (magic == GZIP_MAGIC) != name.lower().endswith(".gz"):
@@ -52,6 +67,40 @@ def read(path):
     voxels, slope, intercept = _voxels(image, path, name)
     return Volume(voxels, spacing, origin, direction, slope, intercept,
                   source_format="nifti", source_name=name, notes=notes)
+
+
+def _read_pair(path, opened):
+    """A .hdr + .img pair: NIfTI-1 (its forms) or Analyze 7.5 (nibabel's convention)."""
+    import nibabel
+
+    name = opened.name(path)
+    stem = os.path.basename(path)[:-len(".hdr")]
+    # nibabel opens the .img beside the header itself: it must be a file opened with it.
+    image_name = stem + (".IMG" if path.endswith(".HDR") else ".img")
+    image_path, _ = opened.data_file(path, image_name, "voxel data (.img)")
+    try:
+        image = nibabel.load(path, mmap=sys.platform != "emscripten")
+    except nibabel.filebasedimages.ImageFileError as exc:
+        raise VolumeError("This is not an Analyze 7.5 or NIfTI-1 header (.hdr).",
+                          file=name) from exc
+    if not isinstance(image, (nibabel.Nifti1Pair, nibabel.AnalyzeImage)):
+        raise VolumeError(f"This is a {type(image).__name__}, not an Analyze or NIfTI-1 pair.",
+                          file=name)
+    require_3d(image.shape, name)
+    if isinstance(image, nibabel.Nifti1Pair):
+        spacing, direction, origin, notes = _geometry(image.header, name)
+    else:
+        lps = RAS_TO_LPS @ np.asarray(image.affine, dtype=np.float64)[:3, :]
+        spacing, direction = split_affine(lps[:, :3], name)
+        origin = lps[:, 3]
+        notes = [f"{name}: Analyze 7.5 stores no orientation; the voxels were taken as stored"
+                 " radiologically (the first axis running to the patient's left) with the origin"
+                 " from SPM's origin field or else the centre, as nibabel and SPM do: check left"
+                 " and right before use."]
+    voxels, slope, intercept = _voxels(image, image_path, opened.name(image_path))
+    return Volume(voxels, spacing, origin, direction, slope, intercept,
+                  source_format="nifti" if isinstance(image, nibabel.Nifti1Pair) else "analyze",
+                  source_name=name, notes=notes)
 
 
 def _gzip_is_cut(path):

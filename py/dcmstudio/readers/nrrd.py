@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import VolumeError
-from ..volume import Volume, require_3d, split_affine
+from ..volume import OpenedFiles, Volume, require_3d, split_affine
 from .rawdata import GZIP_WBITS, inflate_exact, read_exact
 
 # Factor turning each named space's vectors into LPS.
@@ -28,11 +28,16 @@ UNIT_TO_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "m": 1000.0, "cm
               "um": 0.001, "micron": 0.001, "": 1.0}
 
 
-def read(path):
-    """Read a .nrrd or .nhdr file; see :func:`dcmstudio.volume.read_volume`."""
+def read(path, opened=None):
+    """Read a .nrrd or .nhdr file; see :func:`dcmstudio.volume.read_volume`.
+
+    ``opened`` (:class:`dcmstudio.volume.OpenedFiles`) holds the files a .nhdr may take its
+    data from, and the user's names; by default, ``path`` alone.
+    """
     import nrrd
 
-    name = os.path.basename(path)
+    opened = opened or OpenedFiles([path])
+    name = opened.name(path)
     with open(path, "rb") as fh:
         if not fh.read(7).startswith(b"NRRD000"):
             raise VolumeError("This is not a NRRD file (it does not start with NRRD000x).",
@@ -53,7 +58,7 @@ def read(path):
         raise VolumeError(
             f"Only RGB colour (3 components of uint8) is supported on a non-spatial axis; this"
             f" file has {sizes[0]} components of {dtype}.", file=name)
-    voxels = _voxels(header, path, header_end, dtype, sizes, name)
+    voxels = _voxels(header, path, header_end, dtype, sizes, opened, notes)
     # NRRD's sizes run fastest first; the array is C-ordered, slowest first: [k, j, i(, c)].
     # (Trailing axes of size 1, which require_3d let through, are dropped.)
     spatial = spatial_sizes[:3]
@@ -129,10 +134,11 @@ def _dtype(header, name):
     return dtype
 
 
-def _voxels(header, path, header_end, dtype, sizes, name):
+def _voxels(header, path, header_end, dtype, sizes, opened, notes):
     """The flat voxel data, from after the header or from the detached data file."""
     import nrrd
 
+    name = opened.name(path)
     count = int(np.prod(sizes, dtype=np.int64))
     encoding = str(header.get("encoding", "")).lower()
     data_file = header.get("data file", header.get("datafile"))
@@ -140,12 +146,12 @@ def _voxels(header, path, header_end, dtype, sizes, name):
         if str(data_file).upper().startswith("LIST") or " " in str(data_file).strip():
             raise VolumeError("A data file given as a LIST or a pattern is not supported.",
                               file=name)
-        data_path = os.path.join(os.path.dirname(path), str(data_file))
-        if not os.path.isfile(data_path):
-            raise VolumeError(
-                f"Its voxel data is in a separate file, '{data_file}', which was not given:"
-                " drop both files together.", file=name)
-        data_name, start = os.path.basename(data_path), 0
+        data_path, note = opened.data_file(path, data_file)
+        notes += [note] if note else []
+        data_name, start = opened.name(data_path), 0
+        # pynrrd, when it reads the data below, opens the file the header names: this one.
+        header.pop("datafile", None)
+        header["data file"] = os.path.abspath(data_path)
     else:
         data_path, data_name, start = path, name, header_end
     line_skip = int(header.get("line skip", header.get("lineskip", 0)))

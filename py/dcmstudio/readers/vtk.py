@@ -24,9 +24,9 @@ DATA_TYPES = {
 MAX_LINE = 4096
 
 
-def read(path):
+def read(path, name=None):
     """Read a legacy .vtk STRUCTURED_POINTS file; see :func:`dcmstudio.volume.read_volume`."""
-    name = os.path.basename(path)
+    name = name or os.path.basename(path)
     with open(path, "rb") as f:
         header = _Lines(f, name)
         if not header.next().startswith("# vtk DataFile Version"):

@@ -1,0 +1,107 @@
+// A task shared out over the worker pool (client.js WorkerPool.job) whose output files are written
+// as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
+import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
+
+// A random key per run, shared by every worker, so they make the same new UIDs for the same old
+// ones. Tests set `app.jobKey` to compare runs.
+function runKey(app) {
+  if (app.jobKey) return app.jobKey;
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Asks where the output goes, inside the click that started the task (the pickers need it).
+// Returns { kind, handle?, label } or null when the user closed the picker.
+export async function chooseTarget(kind, zipName) {
+  try {
+    if (kind === SAVE_TARGETS.FOLDER) {
+      const handle = await pickers.folder();
+      return { kind, handle, label: `the folder “${handle.name}”` };
+    }
+    if (kind === SAVE_TARGETS.ZIP_FILE) {
+      const handle = await pickers.zipFile(zipName);
+      return { kind, handle, label: `“${handle.name}”` };
+    }
+  } catch (error) {
+    if (error.name === "AbortError") return null;
+    throw error;
+  }
+  return { kind: SAVE_TARGETS.DOWNLOAD, label: `the download ${zipName}` };
+}
+
+// Runs task `kind` over `files` (the page's file records) into `target`. Returns
+// { ok, summary, firstReport, written, failures } or { ok: false, error }. `task` is the task
+// bar's handle (progress, cancel).
+export async function runSharedJob(app, { task, kind, options, files, target, zipName }) {
+  const named = await app.python.call("member_names", { names: files.map((f) => f.name) });
+  if (!named.ok) return named;
+  const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i] }));
+  if (target.kind === SAVE_TARGETS.FOLDER) {
+    const clash = await existingFiles(target.handle, named.members);
+    if (clash.length && !window.confirm(`${clash.length} of the ${items.length} files already exist in ` +
+      `“${target.handle.name}” (for example ${clash[0]}). Replace them?`)) {
+      return { ok: false, error: { type: "Cancelled", message: `Nothing was written: ${target.label} already holds ` +
+        `${clash.length} of these files.` } };
+    }
+  }
+  const sources = new Map(files.map((f) => [f.key, f.file]));
+  const folder = target.kind === SAVE_TARGETS.FOLDER ? new FolderWriter(target.handle) : null;
+  const writer = folder ? null
+    : target.kind === SAVE_TARGETS.ZIP_FILE ? new StreamWriter(target.handle) : new BlobWriter("application/zip");
+  const zip = writer ? new OrderedZip((part) => writer.write(part)) : null;
+
+  const partsOf = new Map();   // member → parts received so far
+  const extras = new Map();    // other outputs (each worker's report): name → parts
+  const unresolved = [];
+  const failures = [];
+  let done = 0;
+  const onPart = ({ output, buffer, ref }, item) => {
+    const part = ref ? sources.get(ref.key)?.slice(ref.offset, ref.offset + ref.length) : buffer;
+    if (!part) unresolved.push(output.name);
+    const into = item ? partsOf : extras;
+    if (!into.has(output.name)) into.set(output.name, { mime: output.mime, parts: [] });
+    into.get(output.name).parts.push(part);
+  };
+  const onStep = (step, item) => {
+    const parts = partsOf.get(item.member)?.parts || [];
+    partsOf.delete(item.member);
+    const member = step.ok && !step.error && !unresolved.includes(item.member) ? step.member : null;
+    if (!member) failures.push({ file: item.name, message: step.error?.message || `${item.name} could not be read.` });
+    if (folder && member) folder.file(item.member, parts);
+    if (zip) zip.put(item.index - 1, member, parts);
+    task.progress(++done, items.length, item.name);
+  };
+  const job = app.python.job({ kind, options: { ...options, container: folder ? "files" : "members", key: runKey(app) },
+    items, onPart, onStep });
+  task.onCancel = () => job.cancel();
+  const result = await job.done;
+  if (!result.ok) {
+    await writer?.abort?.();
+    return result;
+  }
+  try {
+    if (zip) {
+      const end = await app.python.call("zip_directory", { members: zip.members, start: zip.offset, zip_name: zipName },
+        { onPart: ({ buffer }) => writer.write(buffer) });
+      if (!end.ok) return end;
+    }
+    await folder?.finish();
+  } catch (error) {
+    return { ok: false, error: { type: "WriteError", message: `Writing to ${target.label} failed: ${error.message}` } };
+  }
+  let blob = null;
+  if (writer) blob = await writer.finish();
+  const shares = result.shares;
+  const summary = {
+    files: shares.reduce((n, s) => n + (s.summary?.files || 0), 0),
+    changes: shares.reduce((n, s) => n + (s.summary?.changes || 0), 0),
+    failed: failures,
+  };
+  const firstReport = shares.map((s) => s.first_report).filter(Boolean).sort((a, b) => a.index - b.index)[0] || null;
+  const reports = [...extras].map(([name, { mime, parts }]) => ({ name, blob: new Blob(parts, { type: mime }) }));
+  return {
+    ok: true, summary, firstReport, reports, blob, workers: result.workers,
+    written: folder ? folder.written : zip.members.length,
+    bytes: folder ? folder.bytes : writer.bytes,
+  };
+}

@@ -1,0 +1,180 @@
+// Where a task's files go, as they are made: a folder the user picks, a ZIP file the user names
+// (File System Access API, in Chromium-based browsers), or a download the browser saves (a Blob:
+// everywhere, e.g. Firefox and Safari). Python makes the bytes and the ZIP records; this module
+// only puts the parts in order and writes them.
+
+export const SAVE_TARGETS = Object.freeze({
+  DOWNLOAD: "download",
+  ZIP_FILE: "zip-file",
+  FOLDER: "folder",
+});
+
+const partSize = (part) => (part instanceof Blob ? part.size : part.byteLength);
+
+// Writes run one after another, so a slow disk holds parts in a queue (references to the opened
+// files and small header buffers), never the whole output.
+class WriteQueue {
+  constructor() {
+    this.tail = Promise.resolve();
+    this.error = null;
+  }
+
+  push(write) {
+    this.tail = this.tail.then(() => (this.error ? undefined : write())).catch((error) => { this.error ??= error; });
+    return this.tail;
+  }
+
+  async drain() {
+    await this.tail;
+    if (this.error) throw this.error;
+  }
+}
+
+// A ZIP whose members arrive in any order (several workers make them) and leave in the job's
+// order, so the archive is the same whatever the number of workers. `write(part)` takes each part;
+// `members` (name, size, crc, offset) is what Python needs to write the central directory.
+export class OrderedZip {
+  constructor(write) {
+    this.write = write;
+    this.next = 0;
+    this.waiting = new Map();
+    this.offset = 0;
+    this.members = [];
+  }
+
+  // The job's item `index` (0-based) made `member` ({ name, size, crc }) from `parts`, or nothing
+  // (member null: the file failed and is left out).
+  put(index, member, parts) {
+    this.waiting.set(index, { member, parts });
+    while (this.waiting.has(this.next)) {
+      const ready = this.waiting.get(this.next);
+      this.waiting.delete(this.next);
+      this.next++;
+      if (!ready.member) continue;
+      this.members.push({ ...ready.member, offset: this.offset });
+      for (const part of ready.parts) {
+        this.offset += partSize(part);
+        this.write(part);
+      }
+    }
+  }
+}
+
+// Directory handles for the folders of a relative path, made as needed.
+async function folderOf(root, path, { create }) {
+  let dir = root;
+  for (const name of path.split("/").slice(0, -1)) dir = await dir.getDirectoryHandle(name, { create });
+  return dir;
+}
+
+// The members of `names` that already exist under `root`: one listing per folder they go into.
+export async function existingFiles(root, names) {
+  const byFolder = new Map();
+  for (const name of names) {
+    const folder = name.includes("/") ? name.slice(0, name.lastIndexOf("/")) : "";
+    if (!byFolder.has(folder)) byFolder.set(folder, []);
+    byFolder.get(folder).push(name);
+  }
+  const found = [];
+  for (const [folder, inFolder] of byFolder) {
+    let dir;
+    try {
+      dir = folder ? await folderOf(root, `${folder}/x`, { create: false }) : root;
+    } catch {
+      continue; // the folder is not there: nothing in it can be
+    }
+    const present = new Set();
+    for await (const key of dir.keys()) present.add(key);
+    for (const name of inFolder) if (present.has(name.split("/").pop())) found.push(name);
+  }
+  return found;
+}
+
+// Each output file written under a folder, at its relative path.
+export class FolderWriter {
+  constructor(root) {
+    this.root = root;
+    this.queue = new WriteQueue();
+    this.written = 0;
+    this.bytes = 0;
+  }
+
+  file(path, parts) {
+    return this.queue.push(async () => {
+      const dir = await folderOf(this.root, path, { create: true });
+      const handle = await dir.getFileHandle(path.split("/").pop(), { create: true });
+      const writable = await handle.createWritable();
+      try {
+        for (const part of parts) await writable.write(part);
+        await writable.close();
+      } catch (error) {
+        await writable.abort().catch(() => {});
+        throw error;
+      }
+      this.written++;
+      this.bytes += parts.reduce((sum, part) => sum + partSize(part), 0);
+    });
+  }
+
+  finish() {
+    return this.queue.drain();
+  }
+}
+
+// One file written part by part: a ZIP into a file the user named.
+export class StreamWriter {
+  constructor(handle) {
+    this.queue = new WriteQueue();
+    this.writable = null;
+    this.bytes = 0;
+    this.queue.push(async () => { this.writable = await handle.createWritable(); });
+  }
+
+  write(part) {
+    this.bytes += partSize(part);
+    this.queue.push(() => this.writable.write(part));
+  }
+
+  async finish() {
+    this.queue.push(() => this.writable.close());
+    try {
+      await this.queue.drain();
+    } catch (error) {
+      await this.writable?.abort().catch(() => {});
+      throw error;
+    }
+  }
+
+  async abort() {
+    await this.queue.tail;
+    await this.writable?.abort().catch(() => {});
+  }
+}
+
+// A download: parts kept as Blob parts (the opened files' slices stay references), one Blob at the end.
+export class BlobWriter {
+  constructor(mime) {
+    this.mime = mime;
+    this.parts = [];
+    this.bytes = 0;
+  }
+
+  write(part) {
+    this.bytes += partSize(part);
+    this.parts.push(part);
+  }
+
+  finish() {
+    return new Blob(this.parts, { type: this.mime });
+  }
+}
+
+// The pickers, one place to replace them (tests hand back folders of the origin's private file
+// system, which a headless browser can write without a dialog).
+export const pickers = {
+  available: typeof globalThis.showDirectoryPicker === "function" && typeof globalThis.showSaveFilePicker === "function",
+  folder: () => globalThis.showDirectoryPicker({ id: "dcmstudio-output", mode: "readwrite" }),
+  zipFile: (suggestedName) => globalThis.showSaveFilePicker({
+    id: "dcmstudio-output", suggestedName, types: [{ description: "ZIP archive", accept: { "application/zip": [".zip"] } }],
+  }),
+};

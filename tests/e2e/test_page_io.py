@@ -1,0 +1,214 @@
+"""The page's own plumbing: files read where they are, a pool of workers, outputs written to disk.
+
+Judged by CPython: every output is read back with pydicom, and the archive with zipfile.
+"""
+
+import base64
+import io
+import zipfile
+
+import pydicom
+import pytest
+
+from conftest import open_files
+from test_page_edit import make_series
+from test_page_inspect import CT, assert_same_origin_only, wait_for_files
+
+EDITS = [
+    {"op": "set", "path": "PatientName", "value": "POOL^TEST"},
+    {"op": "set", "path": "StudyDescription", "value": "edited by file {index:04d}"},
+    {"op": "remap_uids"},
+]
+KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def many_files(folder, count, start=0):
+    """``count`` distinct CT files of one series, small enough to open by the hundred."""
+    base = pydicom.dcmread(CT)
+    paths = []
+    for i in range(start, start + count):
+        uid = f"1.2.826.0.1.3680043.8.498.{i + 1}"
+        base.SOPInstanceUID = base.file_meta.MediaStorageSOPInstanceUID = uid
+        base.InstanceNumber = i + 1
+        path = folder / f"im_{i:04d}.dcm"
+        base.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def start_edit(page, edits=EDITS, key=KEY):
+    page.evaluate("([edits, key]) => { window.dcmstudio.edits.replace(edits); window.dcmstudio.jobKey = key; }",
+                  [edits, key])
+    page.click("#tab-edit")
+    page.check("#edit-scope-all")
+
+
+def edit_to_download(page):
+    with page.expect_download(timeout=120000) as info:
+        page.click("#edit-apply")
+    data = info.value.path().read_bytes()
+    page.wait_for_selector(".task.done:has-text('Edited')", timeout=60000)
+    return data
+
+
+def wait_for_pool(page, size):
+    page.wait_for_function("(size) => window.dcmstudio.python.available().length === size", arg=size, timeout=120000)
+
+
+def read_zip(data):
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def test_a_job_started_while_files_arrive_writes_every_file(page, server, tmp_path):
+    """The scope of "everything loaded" is what was opened, described or not, when Apply is pressed."""
+    first = many_files(tmp_path, 100)
+    second = many_files(tmp_path, 100, start=100)
+    open_files(page, first)
+    wait_for_files(page, 100)
+    start_edit(page)
+    # Hold the next files back, then open them and press Apply in the same turn of the page.
+    page.evaluate("() => { const app = window.dcmstudio; app.heldOpen = app.open; "
+                  "app.open = (files) => { app.held = files; }; }")
+    open_files(page, second)
+    with page.expect_download(timeout=120000) as info:
+        pending = page.evaluate("""() => {
+            const app = window.dcmstudio;
+            app.open = app.heldOpen;
+            app.open(app.held);
+            const pending = app.files.pending;
+            document.querySelector('#edit-apply').click();
+            return pending;
+        }""")
+    assert pending == 100  # the second hundred was still being described when the job started
+    members = read_zip(info.value.path().read_bytes())
+    assert len(members) == 200
+    assert sorted(members) == sorted(p.name for p in first + second)
+    for name in list(members)[::37]:
+        assert pydicom.dcmread(io.BytesIO(members[name])).PatientName == "POOL^TEST"
+    page.wait_for_selector(".task.done:has-text('Edited 200 files')")
+    assert not page.page_errors
+
+
+def test_one_worker_or_two_write_the_same_zip_byte_for_byte(browser, server, tmp_path):
+    paths = make_series(tmp_path)
+    zips = {}
+    for workers in (1, 2):
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.goto(f"{server}?workers={workers}")
+        page.wait_for_selector("body[data-python='ready']", timeout=120000)
+        wait_for_pool(page, workers)
+        open_files(page, paths)
+        wait_for_files(page, len(paths))
+        start_edit(page)
+        zips[workers] = edit_to_download(page)
+        assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'edit').lastRun.workers") == workers
+        context.close()
+    assert zips[1] == zips[2]
+    members = read_zip(zips[2])
+    datasets = [pydicom.dcmread(io.BytesIO(members[p.name])) for p in paths]
+    assert [ds.StudyDescription for ds in datasets] == [f"edited by file {i:04d}" for i in range(1, 6)]
+    assert len({ds.StudyInstanceUID for ds in datasets}) == 1
+    # references between files follow the remapped UIDs, whichever worker wrote which file
+    for before, ds in zip(datasets, datasets[1:]):
+        assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == before.SOPInstanceUID
+
+
+OPFS_PICKERS = """async () => {
+    const outputs = await import('./static/outputs.js');
+    const root = await navigator.storage.getDirectory();
+    outputs.pickers.folder = async () => root.getDirectoryHandle('picked-folder', { create: true });
+    outputs.pickers.zipFile = async (name) => root.getFileHandle(name, { create: true });
+    return outputs.pickers.available;
+}"""
+
+READ_OPFS = """async (path) => {
+    let dir = await navigator.storage.getDirectory();
+    const parts = path.split('/');
+    for (const name of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(name);
+    const file = await (await dir.getFileHandle(parts.at(-1))).getFile();
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+}"""
+
+
+def read_opfs(page, path):
+    return base64.b64decode(page.evaluate(READ_OPFS, path))
+
+
+def test_edited_series_is_written_into_a_folder_and_into_a_zip_file(page, server, tmp_path):
+    paths = make_series(tmp_path)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    start_edit(page)
+
+    page.select_option("#edit-save-to", "folder")
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('picked-folder')", timeout=60000)
+    written = {p.name: read_opfs(page, f"picked-folder/{p.name}") for p in paths}
+    for path in paths:
+        ds = pydicom.dcmread(io.BytesIO(written[path.name]))
+        assert ds.PatientName == "POOL^TEST"
+        assert ds.PixelData == pydicom.dcmread(path).PixelData
+
+    page.select_option("#edit-save-to", "zip-file")
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('.zip')", timeout=60000)
+    zip_name = page.evaluate("document.querySelector('.task.done').textContent").split("“")[1].split("”")[0]
+    members = read_zip(read_opfs(page, zip_name))
+    # the same files as in the folder, byte for byte (the same key gives the same UIDs)
+    assert members == written
+
+    # Saving into the same folder again asks first; "no" writes nothing.
+    page.select_option("#edit-save-to", "folder")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.failed:has-text('Nothing was written')", timeout=60000)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('Edited 5 files into the folder')", timeout=60000)
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+def test_a_file_changed_on_disk_after_opening_is_named_and_the_others_are_written(page, server, tmp_path):
+    paths = make_series(tmp_path)
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    # The browser refuses to read a picked file that changed on disk since it was picked.
+    paths[2].write_bytes(paths[2].read_bytes() + b"changed")
+    start_edit(page)
+    with page.expect_download(timeout=120000) as info:
+        page.click("#edit-apply")
+    members = read_zip(info.value.path().read_bytes())
+    assert sorted(members) == sorted(p.name for i, p in enumerate(paths) if i != 2)
+    page.wait_for_selector(".task.done:has-text('Edited 4 of 5 files')")
+    report = page.inner_text("#edit-report")
+    assert f"{paths[2].name} could not be read: it was moved, deleted or changed on disk" in report
+    assert not page.page_errors
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_cancel_stops_every_worker_and_offers_nothing(browser, server, tmp_path, workers):
+    paths = many_files(tmp_path, 300)
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{server}?workers={workers}")
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    wait_for_pool(page, workers)
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    start_edit(page)
+    page.click("#edit-apply")
+    page.locator(".task.running:has-text('Editing') button", has_text="Cancel").click()
+    page.wait_for_selector(".task.failed:has-text('cancelled')", timeout=5000)
+    page.wait_for_timeout(500)
+    assert not downloads
+    context.close()
