@@ -14,6 +14,7 @@ import warnings
 import zlib
 
 from .archive import ChunkSink, ZipWriter, member_header, member_name
+from .bounded import BoundedFile
 from .errors import DicomStudioError, unreadable_as_error
 
 # Input stretches at least this long reach the page as references, not copies.
@@ -183,22 +184,26 @@ def check_reread(pieces, name):
     Every job kind calls this (or :func:`check_reread_file`) before it offers a DICOM output: a
     file dcmstudio could edit at the byte level may still be one pydicom cannot parse.
     """
+    _reread(_PiecesReader(pieces), name)
+
+
+def check_reread_file(path, name):
+    """:func:`check_reread` for an output written to ``path`` (its header only is read)."""
+    with BoundedFile(path) as f:
+        _reread(f, name)
+
+
+def _reread(source, name):
     import pydicom
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(_PiecesReader(pieces), stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(source, stop_before_pixels=True, force=True)
             if not len(ds) and not len(ds.file_meta):
                 raise ValueError("it holds no elements")
     except Exception as exc:  # noqa: BLE001 -- any failure to re-read means: not offered
         raise DicomStudioError(f"the file written from {name} could not be read back with pydicom "
                                f"({type(exc).__name__}: {exc}); it was not offered.", file=name) from exc
-
-
-def check_reread_file(path, name):
-    """:func:`check_reread` for an output written to ``path``."""
-    with open(path, "rb") as f:
-        check_reread([f.read()], name)
 
 
 def _check_part10(pieces, name):
