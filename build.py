@@ -551,6 +551,19 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, directory=str(DIST), **kwargs)
 
+    def send_head(self):
+        # Only regular files under dist/: a symlink (or a path) that leads out of it is not found.
+        root = os.path.realpath(self.directory)
+        target = os.path.realpath(self.translate_path(self.path))
+        if target != root and not target.startswith(root + os.sep):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path):
+        self.send_error(404, "File not found")  # no listings: a directory without index.html is not found
+        return None
+
     def end_headers(self):
         path = self.path.split("?", 1)[0]
         # Versioned or content-hashed paths never change; everything else is revalidated.

@@ -5,13 +5,67 @@ keeps the archive's cost close to a plain copy. ZIP64 is used automatically past
 """
 
 import os
+import re
 import shutil
 import struct
 import zipfile
 
 CHUNK_SIZE = 1 << 20
+# What a member name may hold (APPNOTE 4.4.17: relative, "/" only; most unzip tools and file
+# systems also refuse control characters, Windows' reserved ones and names over 255 bytes).
+MAX_MEMBER_BYTES = 255
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RESERVED_CHARACTERS = re.compile(r'[<>:"|?*]')  # Windows cannot name a file with these
+_DRIVE = re.compile(r"^[A-Za-z]:")
 # Pieces per writev call, well under the usual IOV_MAX (1024).
 _IOV_BATCH = 256
+
+
+def member_name(name, keep_end=None):
+    """A safe ZIP member name for a file the user called ``name``.
+
+    Relative, with ``/`` as the only separator (backslashes become ``/``, a drive such as ``C:``
+    and leading slashes go), no empty, ``.`` or ``..`` parts, no NUL or control characters (they
+    go), no Windows-reserved ones (each becomes ``_``), at most 255 bytes in UTF-8 (the stem is
+    shortened, the suffix kept); ``"file"`` when nothing is left.
+
+    Parameters
+    ----------
+    name : str
+    keep_end : int, optional
+        How many characters at the end must survive shortening (default: the suffix).
+    """
+    text = _DRIVE.sub("", str(name).replace("\\", "/"))
+    parts = [_RESERVED_CHARACTERS.sub("_", _CONTROL_CHARACTERS.sub("", part)) for part in text.split("/")]
+    parts = [part for part in parts if part.strip() not in ("", ".", "..")]
+    text = "/".join(parts) or "file"
+    if len(text.encode("utf-8")) <= MAX_MEMBER_BYTES:
+        return text
+    if keep_end is None:
+        stem, dot, suffix = parts[-1].rpartition(".")
+        keep_end = len(suffix) + 1 if dot and stem and len(suffix) <= 16 else 0
+    head, tail = text[:len(text) - keep_end], text[len(text) - keep_end:]
+    budget = MAX_MEMBER_BYTES - len(tail.encode("utf-8"))
+    head = head.encode("utf-8")[:max(0, budget)].decode("utf-8", "ignore").rstrip("/")
+    return (head + tail).lstrip("/") or "file"
+
+
+def unique_member(name, taken):
+    """:func:`member_name` of ``name``, with ``_2``, ``_3``… before its suffix if its case-folded
+    form is in ``taken`` (the file systems an archive is extracted to often ignore case)."""
+    name = member_name(name)
+    if name.casefold() not in taken:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = name, ""
+    n = 2
+    while True:
+        ending = f"_{n}.{suffix}" if suffix else f"_{n}"
+        candidate = member_name(stem + ending, keep_end=len(ending))  # a long stem is shortened
+        if candidate.casefold() not in taken:
+            return candidate
+        n += 1
 
 
 class ZipWriter:
@@ -36,23 +90,13 @@ class ZipWriter:
         self._refer = getattr(path, "expect_reference", None)
 
     def unique_name(self, name):
-        """Return ``name``, or ``name`` with ``_2``, ``_3``… before its suffix if already used."""
-        if name not in self._names:
-            return name
-        stem, dot, suffix = name.rpartition(".")
-        if not dot or "/" in suffix:
-            stem, suffix = name, ""
-        n = 2
-        while True:
-            candidate = f"{stem}_{n}.{suffix}" if suffix else f"{stem}_{n}"
-            if candidate not in self._names:
-                return candidate
-            n += 1
+        """Return the member name for a file called ``name`` (see :func:`unique_member`)."""
+        return unique_member(name, self._names)
 
     def add_file(self, source_path, name):
         """Copy the file at ``source_path`` into the archive as ``name``; return the name used."""
         name = self.unique_name(name)
-        self._names.add(name)
+        self._names.add(name.casefold())
         with open(source_path, "rb") as src, self._zip.open(name, "w", force_zip64=True) as dst:
             shutil.copyfileobj(src, dst, CHUNK_SIZE)
         return name
@@ -76,7 +120,7 @@ class ZipWriter:
             those bytes instead of a copy (the CRC is still computed from the piece).
         """
         name = self.unique_name(name)
-        self._names.add(name)
+        self._names.add(name.casefold())
         refer = self._refer if sources else None
         with self._zip.open(name, "w", force_zip64=True) as dst:
             for index, piece in enumerate(pieces):
@@ -311,23 +355,13 @@ def member_names(names):
     Returns
     -------
     list of str
-        Relative, ``/``-separated names without empty, ``.`` or ``..`` parts, leading slashes or
-        drive letters, control characters; a repeated name gets ``_2``, ``_3``… before its suffix.
+        :func:`member_name` of each; a repeated name (letter case aside) gets ``_2``, ``_3``…
+        before its suffix.
     """
     taken = set()
     result = []
     for name in names:
-        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-        if parts and len(parts[0]) == 2 and parts[0][1] == ":":
-            parts = parts[1:]  # a drive letter
-        clean = "/".join("".join(c for c in p if c >= " " and c != "\x7f") for p in parts).strip("/") or "file"
-        candidate, n = clean, 2
-        stem, dot, suffix = clean.rpartition(".")
-        if not dot or "/" in suffix:
-            stem, suffix = clean, ""
-        while candidate in taken:
-            candidate = f"{stem}_{n}.{suffix}" if suffix else f"{stem}_{n}"
-            n += 1
-        taken.add(candidate)
+        candidate = unique_member(name, taken)
+        taken.add(candidate.casefold())
         result.append(candidate)
     return result

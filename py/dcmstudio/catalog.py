@@ -15,17 +15,26 @@ import warnings
 import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.filewriter import write_data_element
 from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from dcmstudio.bounded import BoundedFile, InflatingReader, inflation_cap
 from dcmstudio.readahead import HeadFile
 from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
                               unreadable_message)
 
 PREAMBLE_LENGTH = 128
+# (7FE0,0008) Float, (7FE0,0009) Double Float and (7FE0,0010) Pixel Data: where a header ends.
+_PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_NATIVE_SYNTAXES = frozenset({pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian,
+                              pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian})
+# Bytes looked at for the transfer syntax before a file is parsed (a meta group is rarely longer).
+_HEAD_PEEK = 4096
 UNDEFINED_LENGTH = 0xFFFFFFFF
 # Explicit VR codes as they appear in the file (the enum also holds ambiguous pairs like "US or SS").
 _EXPLICIT_VR_CODES = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
@@ -66,7 +75,8 @@ def describe_file(path, name, head=None):
         "series": {"uid", "number", "modality", "description"},
         "instance": {"number", "frames", "rows", "columns"}, "has_file_meta"}``.
         Missing text is ``""``, missing numbers ``None``. ``frames`` is (0028,0008) *Number of
-        Frames* when present, else 1 for an image (one with *Rows*) and 0 for anything else.
+        Frames* when present, else 1 for an image (one with *Rows*) and 0 for anything else;
+        ``None`` when it is below 1 or more than the file's size could hold.
 
     Raises
     ------
@@ -89,6 +99,8 @@ def describe_file(path, name, head=None):
         frames = _number(ds, "NumberOfFrames", name)
         if frames is None:
             frames = 0 if rows is None else 1
+        elif not 0 < frames <= _most_frames(ds, rows, _number(ds, "Columns", name), os.path.getsize(path)):
+            frames = None  # a count the file cannot hold is not shown; the viewer says why
         return {
             "name": name,
             "size": os.path.getsize(path),
@@ -123,6 +135,17 @@ def describe_file(path, name, head=None):
             },
             "has_file_meta": len(meta) > 0,
         }
+
+
+def _most_frames(ds, rows, columns, size):
+    """The most frames a file of ``size`` bytes can hold, from what a header alone tells: an
+    encapsulated frame takes an 8-byte item header at least, a native one a bit per pixel."""
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
+    if syntax not in _NATIVE_SYNTAXES:
+        return size // 8
+    if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        size = inflation_cap(size)
+    return size * 8 // max(1, (rows or 1) * (columns or 1))
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
@@ -165,16 +188,17 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
     _check_looks_like_dicom(path, name, head, size)
     with as_invalid_dicom(name, "while parsing it"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with (open(path, "rb") if head is None else HeadFile(path, head, size)) as fp:
-            ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
-                                 force=True, specific_tags=specific_tags)
-            parsed_to = fp.tell()
-        if defer_size is not None and is_deflated(ds):
-            # A deferred value would be re-read from the compressed file at an inflated offset.
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True,
-                                 specific_tags=specific_tags)
-        # pydicom reads a cut file silently as far as it goes
-        truncation = _truncation(ds, size, parsed_to)
+        # Bounded reads: a corrupt length costs nothing and is named by _truncation below. A head
+        # fetched ahead (describe) serves the first reads; it is used only where nothing is deferred.
+        use_head = head is not None and defer_size is None
+        with (HeadFile(path, head, size) if use_head else BoundedFile(path)) as fp:
+            ds, truncation = _read_deflated(fp, name, stop_before_pixels, specific_tags)
+            if ds is None:
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, defer_size=defer_size, stop_before_pixels=stop_before_pixels,
+                                     force=True, specific_tags=specific_tags)
+                # pydicom reads a cut file silently as far as it goes
+                truncation = _truncation(ds, size, fp.tell())
     if truncation and not allow_truncated:
         raise InvalidDicomError(f"{name} is truncated: {truncation}.", file=name)
     if problems is not None:
@@ -183,6 +207,58 @@ def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specifi
             found.append(f"The file is truncated: {truncation}.")
         problems.extend(message for message in dict.fromkeys(found) if message not in problems)
     return ds
+
+
+def _read_deflated(fp, name, stop_before_pixels, specific_tags):
+    """Read a Deflated Explicit VR Little Endian file, inflating only what is read.
+
+    pydicom inflates the whole data set at once, however large it grows; here the inflation
+    stops where the reading does (before the pixel data for a header) and at ``inflation_cap``.
+    No value is deferred: it would be re-read from the compressed file at an inflated offset.
+
+    Returns
+    -------
+    tuple
+        ``(dataset, where it is cut short or None)``; ``(None, None)`` for a file that is not
+        deflated.
+    """
+    if not _may_be_deflated(fp):
+        return None, None
+    fp.seek(0)
+    preamble = read_preamble(fp, True)
+    file_meta = _read_file_meta_info(fp)
+    if file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return None, None
+    dataset_offset = fp.tell()
+    stream = InflatingReader(fp, name, inflation_cap(fp.size - dataset_offset))
+    dataset = read_dataset(stream, False, True, specific_tags=specific_tags,
+                           stop_when=_at_pixel_data if stop_before_pixels else None)
+    ds = FileDataset(fp.name, dataset, preamble, file_meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    truncation = None
+    if stream.cut_at is not None:
+        truncation = (f"its inflated data set ends at byte {stream.inflated_size:,}, inside the "
+                      f"value that starts at byte {stream.cut_at:,} of it")
+    elif stream.stream_cut:
+        truncation = "its deflated data set stops before the deflate stream's end"
+    return ds, truncation
+
+
+def _may_be_deflated(fp):
+    """False when (0002,0010) *Transfer Syntax UID* lies in the file's first bytes and is not the
+    deflated one: most files are known so without parsing their meta group twice."""
+    head = fp.read(_HEAD_PEEK)
+    at = head.find(b"\x02\x00\x10\x00UI", PREAMBLE_LENGTH + 4 if head[128:132] == b"DICM" else 0)
+    if at < 0 or at + 8 > len(head):
+        return True
+    length = int.from_bytes(head[at + 6:at + 8], "little")
+    if at + 8 + length > len(head):
+        return True
+    return head[at + 8:at + 8 + length].rstrip(b"\x00 ") == pydicom.uid.DeflatedExplicitVRLittleEndian.encode()
+
+
+def _at_pixel_data(tag, vr, length):
+    return tag in _PIXEL_DATA_TAGS
 
 
 def is_deflated(ds):
@@ -228,6 +304,9 @@ def as_invalid_dicom(name, context):
         yield
     except (DicomStudioError, MemoryError, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except RecursionError as exc:  # pydicom reads each nested sequence with deeper recursion
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): its sequences are nested "
+                                "deeper than can be read.", file=name) from exc
     except OSError as exc:
         if exc.errno == errno.EIO:
             raise UnreadableFileError(unreadable_message(name), file=name) from exc
@@ -291,8 +370,6 @@ def encoded_value_length(element, is_implicit_vr, is_little_endian):
 
 def _truncation(ds, size, parsed_to):
     """Say where a file that pydicom read ends too early, or return None if it does not."""
-    if is_deflated(ds):  # offsets are in the inflated copy, and zlib notices a cut
-        return None
     implicit, little_endian = ds.original_encoding
     last_start = -1
     last_end = PREAMBLE_LENGTH + 4 if ds.preamble is not None else 0
@@ -308,8 +385,9 @@ def _truncation(ds, size, parsed_to):
                 length = encoded_value_length(element, implicit, little_endian)
             end = None if length == UNDEFINED_LENGTH or start is None else start + length
             if end is not None and end > size:
-                return (f"it ends {end - size} bytes before the end of the value of "
-                        f"{element_label(tag, keyword_for_tag(tag))}")
+                return (f"the value of {element_label(tag, keyword_for_tag(tag))} at offset {start:,} "
+                        f"declares {length:,} bytes, but the file ends {max(0, size - start):,} bytes "
+                        f"into it ({end - size:,} bytes missing)")
             if start is not None and start > last_start:
                 last_start, last_end = start, end
         if dataset is ds.file_meta:

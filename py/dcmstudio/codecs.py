@@ -38,6 +38,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options, pack_bits
 
+from .bounded import BoundedFile
 from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
 from .errors import DicomStudioError, InvalidDicomError
 
@@ -59,6 +60,12 @@ _DROPPED_TRAILING_TAGS = {
 }
 _EXTENDED_OFFSET_TAGS = (0x7FE00001, 0x7FE00002)
 _CHUNK_SIZE = 1 << 20
+_MAX_FRAMES = 2**31 - 1  # the largest IS value
+# One decoded frame must fit in one Python object well under Pyodide's 2 GiB limit.
+_MAX_FRAME_BYTES = 1 << 30
+# An RLE replicate run encodes at most 128 bytes in 2 (PS3.5 G.3.1); each frame has a 64-byte header.
+_RLE_MAX_RATIO = 64
+_RLE_HEADER_BYTES = 64
 _RLE_BLOCK_BYTES = 1 << 16
 
 _NATIVE_SYNTAXES = {
@@ -69,6 +76,9 @@ _NATIVE_SYNTAXES = {
 }
 # Decoded by Pillow; lossy by definition (JPEG processes 1, 2 and 4).
 _LOSSY_JPEG_SYNTAXES = {uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit}
+
+# The page's HTJ2K codec is greyscale only (static/codecs.js, openjph's `colour: false`).
+_GREYSCALE_ONLY_SYNTAXES = {uids.HTJ2KLossless, uids.HTJ2KLosslessRPCL, uids.HTJ2K}
 
 # Targets compress() may write: lossless by definition, so SOP Instance UIDs stay.
 LOSSLESS_TARGETS = {
@@ -302,6 +312,19 @@ def why_not_decodable(transfer_syntax_uid, bits_stored=8):
     return f"is compressed with {ts.name} ({ts}), which the page cannot decode yet"
 
 
+def _unsupported_variant(ts, header):
+    """Why frames of a syntax decoded here cannot be in this variant, or None (a fragment)."""
+    bits = header.get("BitsAllocated")
+    samples = header.get("SamplesPerPixel") or 1
+    if ts == uids.RLELossless and isinstance(bits, int) and bits % 8:
+        return (f"is compressed with RLE Lossless at {bits} bit(s) allocated per sample, which is not "
+                "supported (pydicom's RLE decoder reads 8, 16, 32 and 64 bits)")
+    if ts in _GREYSCALE_ONLY_SYNTAXES and isinstance(samples, int) and samples > 1:
+        return (f"is compressed with {ts.name} ({ts}) in colour ({samples} samples per pixel); the page "
+                f"decodes greyscale {ts.name} only")
+    return None
+
+
 def adopt_late_pillow():
     """Let pydicom decode with Pillow when Pillow was installed after pydicom was imported.
 
@@ -378,7 +401,7 @@ class PixelSource:
                 self._dataset = read_dicom(path, name)
                 self._locate_in_dataset()
             else:
-                with open(path, "rb") as f:
+                with BoundedFile(path) as f:
                     # Only the position where the header ends is wanted from this second pass.
                     pydicom.dcmread(f, stop_before_pixels=True, force=True, specific_tags=[0x7FE00010])
                     self._locate_in_file(f)
@@ -441,17 +464,93 @@ class PixelSource:
 
     def _decoding_options(self):
         opts = as_pixel_options(self.header)
+        opts["number_of_frames"] = self._checked_frame_count()
         opts["transfer_syntax_uid"] = self.transfer_syntax
         opts["pixel_keyword"] = self.keyword
         if self.pixel_vr:
             opts["pixel_vr"] = self.pixel_vr
         return opts
 
+    def _checked_frame_count(self):
+        """(0028,0008) *Number of Frames* as a count the pixel data can hold, else a sentence."""
+        element = self.header.get(0x00280008)
+        label = "(0028,0008) NumberOfFrames"
+        if element is None or element.value in (None, ""):
+            return 1
+        try:
+            if element.VM != 1 or isinstance(element.value, (bytes, bytearray)):
+                raise ValueError
+            text = str(element.value)
+            try:
+                count = int(text)
+            except ValueError:
+                number = float(text)
+                if not number.is_integer():
+                    raise
+                count = int(number)
+        except (ValueError, OverflowError, TypeError):
+            raise InvalidDicomError(
+                f"{self.name} is not valid DICOM: its {label} is {str(element.value)[:40]!r} "
+                f"(VR {element.VR}), not one whole number of frames.", file=self.name) from None
+        if count > _MAX_FRAMES:
+            raise InvalidDicomError(
+                f"{self.name} is not valid DICOM: its {label} is {text[:40]!r}, more frames than "
+                f"an IS value can count ({_MAX_FRAMES:,}).", file=self.name)
+        if count < 1:
+            raise InvalidDicomError(
+                f"{self.name} is not valid DICOM: its {label} is {count}; an image has at least "
+                "one frame.", file=self.name)
+        held = self._frames_held()
+        if held is not None and count > held:
+            raise InvalidDicomError(
+                f"{self.name} is not valid DICOM: its {label} claims {count:,} frames, but its "
+                f"(7FE0,0010) Pixel Data holds {held:,} at most.", file=self.name)
+        self._check_frame_size(count)
+        return count
+
+    def _check_frame_size(self, count):
+        """Refuse frames too large to decode here, or larger than their RLE data can encode."""
+        header = self.header
+        frame_bytes = (int(header.Rows) * int(header.Columns) * int(header.get("SamplesPerPixel", 1))
+                       * math.ceil(int(header.BitsAllocated) / 8))
+        if frame_bytes > _MAX_FRAME_BYTES:
+            raise DicomStudioError(
+                f"The frames of {self.name} ({int(header.Rows)} x {int(header.Columns)} pixels) take "
+                f"{frame_bytes:,} bytes each decoded, more than the page decodes "
+                f"({_MAX_FRAME_BYTES:,}).", file=self.name)
+        if self.transfer_syntax == uids.RLELossless and self._dataset is None:
+            stored = max(0, os.path.getsize(self.path) - self.value_offset)
+            if count * frame_bytes > _RLE_MAX_RATIO * stored + _RLE_HEADER_BYTES * count:
+                raise InvalidDicomError(
+                    f"{self.name} is not valid DICOM: {count:,} frame(s) of {frame_bytes:,} bytes "
+                    f"cannot be encoded in the {stored:,} bytes of RLE data that follow its "
+                    "(7FE0,0010) Pixel Data header.", file=self.name)
+
+    def _frames_held(self):
+        """How many frames the pixel data's bytes can hold (None where that cannot be told)."""
+        if self.value_length == _UNDEFINED_LENGTH:  # a fragment holds one frame at most
+            with BoundedFile(self.path) as f:
+                f.seek(self.value_offset)
+                items = _skip_fragments(f, self.transfer_syntax != uids.ExplicitVRBigEndian)
+            return items - 1  # the first item is the Basic Offset Table
+        if self.transfer_syntax.is_compressed:
+            return None
+        header = self.header
+        bits_per_frame = (int(header.Rows) * int(header.Columns) * int(header.get("SamplesPerPixel", 1))
+                          * int(header.BitsAllocated))
+        if bits_per_frame <= 0:
+            return None
+        length = self.value_length
+        if self._dataset is None:  # the declared length may run past the file's end
+            length = min(length, max(0, os.path.getsize(self.path) - self.value_offset))
+        return length * 8 // bits_per_frame
+
     def why_not_decodable(self):
         """``None`` if the frames can be decoded here, else a sentence naming file and syntax."""
         if not self.has_pixels:
             return f"{self.name} has no (7FE0,0010) Pixel Data."
-        reason = why_not_decodable(self.transfer_syntax, self.header.get("BitsStored") or 8)
+        reason = (why_not_decodable(self.transfer_syntax, self.header.get("BitsStored") or 8)
+                  or _unsupported_variant(self.transfer_syntax, self.header))
         return f"The pixel data of {self.name} {reason}." if reason else None
 
     def decode_frame(self, index, as_rgb=False):
@@ -485,7 +584,7 @@ class PixelSource:
                 return decoder.as_array(
                     self._dataset, index=index, raw=not as_rgb, decoding_plugin=plugin
                 )
-            with open(self.path, "rb") as f:
+            with BoundedFile(self.path) as f:
                 f.seek(self.value_offset)
                 return decoder.as_array(
                     f, index=index, raw=not as_rgb, decoding_plugin=plugin, **self.options
@@ -496,7 +595,7 @@ class PixelSource:
         if self._dataset is not None:
             yield self._dataset[self.pixel_tag].value
             return
-        with open(self.path, "rb") as f:
+        with BoundedFile(self.path) as f:
             f.seek(self.value_offset)
             remaining = self.value_length
             while remaining:
@@ -525,7 +624,7 @@ class PixelSource:
                 trailing.set_original_encoding(*self._dataset.original_encoding)
             else:
                 little = self.transfer_syntax != uids.ExplicitVRBigEndian
-                with open(self.path, "rb") as f:
+                with BoundedFile(self.path) as f:
                     f.seek(self.value_offset)
                     if self.value_length == _UNDEFINED_LENGTH:
                         _skip_fragments(f, little)
@@ -545,14 +644,17 @@ class PixelSource:
 
 
 def _skip_fragments(f, little):
+    """Move ``f`` past encapsulated pixel data's items and delimiter; return how many items."""
     fmt = "<HHL" if little else ">HHL"
+    items = 0
     while True:
         head = f.read(8)
         if len(head) < 8:
             raise ValueError("the encapsulated pixel data has no sequence delimiter")
         group, element, length = struct.unpack(fmt, head)
         if (group, element) == _SEQUENCE_DELIMITER_TAG:
-            return
+            return items
+        items += 1
         if (group, element) != _ITEM_TAG:
             raise ValueError(f"expected an item tag in the encapsulated pixel data, found ({group:04X},{element:04X})")
         f.seek(length, 1)

@@ -15,6 +15,7 @@ import zlib
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 
+from dcmstudio.bounded import inflation_cap, inflation_refusal
 from dcmstudio.errors import InvalidDicomError, NotDicomError
 
 ITEM = 0xFFFEE000
@@ -42,8 +43,8 @@ _LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
-# One Python object stays well under Pyodide's 2 GiB limit (FACTS: the 2 GiB trap).
-MAX_INFLATED_SIZE = 1 << 30
+# Inflated bytes per step while a deflated data set's size is measured.
+_MEASURE_PIECE = 1 << 20
 # Real files nest sequences a handful of levels deep; the cap keeps a corrupt file from
 # building an unbounded stack.
 MAX_SEQUENCE_DEPTH = 64
@@ -464,16 +465,25 @@ class _Walker:
         return raw.decode("ascii", "replace").rstrip("\x00 ").strip() or None
 
     def inflate(self, compressed):
+        # Measured first, a piece at a time, then inflated once at its size: a bomb costs no
+        # memory, and a real file no more than its inflated size.
+        cap = inflation_cap(len(compressed))
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        size, pending = 0, compressed
         try:
-            inflated = inflater.decompress(compressed, MAX_INFLATED_SIZE)
+            while not inflater.eof:
+                piece = len(inflater.decompress(pending, _MEASURE_PIECE))
+                size += piece
+                pending = inflater.unconsumed_tail
+                if size > cap:
+                    raise InvalidDicomError(inflation_refusal(self.name, cap), file=self.name)
+                if not piece and not pending:
+                    break
+            if not inflater.eof:
+                self.fail("the deflated dataset is cut short: its stream has no end.")
+            return zlib.decompress(compressed, -zlib.MAX_WBITS, max(size, 1))
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")
-        if inflater.unconsumed_tail:
-            self.fail(f"the deflated dataset inflates to more than {MAX_INFLATED_SIZE:,} bytes.")
-        if not inflater.eof:
-            self.fail("the deflated dataset is cut short: its stream has no end.")
-        return inflated
 
     def dataset_encoding(self, mv, pos, ts):
         if len(mv) - pos < 8:
@@ -560,12 +570,12 @@ class _Walker:
                     if tag <= threshold and tag not in keep_tags and tag & 0xFFFF and \
                             tag >> 16 not in keep_groups and length != UNDEFINED_LENGTH and \
                             vr != "SQ":
+                        if value_offset + length > bound:
+                            self.fail(f"element {tag_text(tag)} at offset {pos:,} (length {length:,}) "
+                                      "runs past the end of the file.")
                         pos = value_offset + length
                         if skipped is not None:
                             skipped.append((value_offset, pos))
-                        if pos > bound:
-                            self.fail(f"element {tag_text(tag)} (length {length}) runs past the "
-                                      f"end of the file.")
                         continue
                     while threshold < tag:  # listed: where new elements up to here would go
                         threshold = next(successors, 0x100000000)
@@ -597,7 +607,7 @@ class _Walker:
                     continue
                 pos = value_offset + length
                 if pos > bound:
-                    self.fail(f"{self.describe(element)} (length {length}) runs past the end of "
+                    self.fail(f"{self.describe(element)} (length {length:,}) runs past the end of "
                               f"{'the file' if bound == n else self.describe(parent)}.")
                 element.end = pos
                 continue
@@ -688,4 +698,5 @@ class _Walker:
             return "the dataset"
         if element.tag == ITEM:
             return f"an item of {self.describe(element.parent)}"
-        return f"element {tag_text(element.tag)} {keyword_for_tag(element.tag)}".rstrip()
+        where = "" if element.offset is None else f" at offset {element.offset:,}"
+        return f"element {tag_text(element.tag)} {keyword_for_tag(element.tag)}".rstrip() + where

@@ -5,13 +5,16 @@ item at a time (usually one loaded file), then finished. Its results are plain d
 are named by path (see :mod:`dcmstudio.api`).
 """
 
+import bisect
 import itertools
 import json
 import os
 import shutil
+import warnings
 import zlib
 
-from .archive import ChunkSink, ZipWriter, member_header
+from .archive import ChunkSink, ZipWriter, member_header, member_name
+from .bounded import BoundedFile
 from .errors import DicomStudioError, unreadable_as_error
 
 # Input stretches at least this long reach the page as references, not copies.
@@ -159,6 +162,63 @@ def _read_whole(path):
         os.close(fd)
 
 
+class _PiecesReader:
+    """A read-only file over a list of bytes-like pieces, so an output can be re-read unjoined."""
+
+    def __init__(self, pieces):
+        self._pieces = [memoryview(piece).cast("B") for piece in pieces]
+        self._starts = list(itertools.accumulate((len(p) for p in self._pieces), initial=0))
+        self._position = 0
+
+    def read(self, size=-1):
+        end = self._starts[-1] if size is None or size < 0 else min(self._starts[-1], self._position + size)
+        out = bytearray()
+        index = bisect.bisect_right(self._starts, self._position) - 1
+        while self._position < end:
+            piece, start = self._pieces[index], self._starts[index]
+            chunk = piece[self._position - start:end - start]
+            out += chunk
+            self._position += len(chunk)
+            index += 1
+        return bytes(out)
+
+    def seek(self, offset, whence=0):
+        base = {0: 0, 1: self._position, 2: self._starts[-1]}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self):
+        return self._position
+
+
+def check_reread(pieces, name):
+    """Re-read an output's header with pydicom, as whoever receives it will; refuse it if that fails.
+
+    Every job kind calls this (or :func:`check_reread_file`) before it offers a DICOM output: a
+    file dcmstudio could edit at the byte level may still be one pydicom cannot parse.
+    """
+    _reread(_PiecesReader(pieces), name)
+
+
+def check_reread_file(path, name):
+    """:func:`check_reread` for an output written to ``path`` (its header only is read)."""
+    with BoundedFile(path) as f:
+        _reread(f, name)
+
+
+def _reread(source, name):
+    import pydicom
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(source, stop_before_pixels=True, force=True)
+            if not len(ds) and not len(ds.file_meta):
+                raise ValueError("it holds no elements")
+    except Exception as exc:  # noqa: BLE001 -- any failure to re-read means: not offered
+        raise DicomStudioError(f"the file written from {name} could not be read back with pydicom "
+                               f"({type(exc).__name__}: {exc}); it was not offered.", file=name) from exc
+
+
 def _check_part10(pieces, name):
     """The cheap re-read every output gets before it is offered: preamble and 'DICM' prefix."""
     head = bytearray()
@@ -182,11 +242,21 @@ def edit_item(item, edits, context):
         Whether the input had a DICM prefix (so the output has one).
     """
     from . import edit
+    replay = context.get("replay")
+    replayed = replay.replayed if replay is not None else None
     data = read_item(item)
     pieces, origins, report = edit.edit_output(data, edits, context=context)
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
+    # A replayed file's header is laid out byte for byte as the last one re-read.
+    if replay is None or replay.replayed == replayed:
+        try:
+            check_reread(pieces, item["name"])
+        except DicomStudioError:
+            if replay is not None:
+                replay.__init__()  # never replay a layout that failed
+            raise
     return pieces, origins, report, part10
 
 
@@ -244,20 +314,24 @@ class EditJob(ZipJob):
         self.edited += 1
         self.changes += len(report["changes"])
         self.first_report = self.first_report or {**report, "index": index}
-        self.report_file.write(json.dumps(report) + "\n")
         if self.single:
-            out = os.path.join(self.scratch, os.path.basename(name))
+            out_name = member_name(name).rsplit("/", 1)[-1]
+            self.report_file.write(json.dumps({**report, "member": out_name}) + "\n")
+            out = os.path.join(self.scratch, out_name)
             with open(out, "wb") as f:
                 f.writelines(pieces)
             return {"changes": len(report["changes"]),
-                    "outputs": [{"path": out, "name": os.path.basename(name), "mime": "application/dicom"}]}
+                    "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
         # Large stretches of the input go to the page as references to the file it opened.
         sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
                    else None for piece, origin in zip(pieces, origins)]
         if self.container == "zip":
-            self.zip.add_pieces(pieces, name, sources)
-            return {"changes": len(report["changes"]), "chunks": self.chunks()}
-        return {"changes": len(report["changes"]), **self._member(item.get("member") or name, pieces, sources)}
+            member = self.zip.add_pieces(pieces, name, sources)
+            self.report_file.write(json.dumps({**report, "member": member}) + "\n")
+            return {"changes": len(report["changes"]), "member": {"name": member}, "chunks": self.chunks()}
+        member = member_name(item.get("member") or name)
+        self.report_file.write(json.dumps({**report, "member": member}) + "\n")
+        return {"changes": len(report["changes"]), **self._member(member, pieces, sources)}
 
     def _member(self, member, pieces, sources):
         """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
@@ -347,6 +421,7 @@ def compress_item(item, out, target, verify):
         if f.read(132)[128:] != b"DICM":
             raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
                                    "not offered.", file=name)
+    check_reread_file(out, name)
     return report
 
 
@@ -392,10 +467,10 @@ class CompressJob(ZipJob):
         report = {"file": name, **report}
         self.reports.append(report)
         if self.single:
-            stem = os.path.splitext(os.path.basename(name))[0] or "file"
-            out_name = f"{stem}_{self.suffix}.dcm"
+            stem = os.path.splitext(member_name(name).rsplit("/", 1)[-1])[0] or "file"
+            out_name = member_name(f"{stem}_{self.suffix}.dcm")
             return {"report": report, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
-        self.zip.add_file(out, name)
+        report["member"] = self.zip.add_file(out, name)
         os.remove(out)
         return {"report": report, "chunks": self.chunks()}
 
@@ -434,6 +509,7 @@ def deidentify_item(deidentifier, item, index, learned=False):
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
+    check_reread(pieces, item["name"])
     return pieces, report, part10
 
 
@@ -484,7 +560,7 @@ class DeidJob(ZipJob):
             self.deidentifier.failures.append({"file": name, "message": exc.message})
             self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
             return {"report": None, "error": {"file": name, "message": exc.message}}
-        self.zip.add_pieces(pieces, report["output"])
+        report["member"] = self.zip.add_pieces(pieces, report["output"])
         self.report_file.write(json.dumps(report) + "\n")
         return {"report": {k: v for k, v in report.items() if k != "elements"},
                 "chunks": self.chunks()}

@@ -9,6 +9,8 @@ itself only for what lies past them (a header longer than the head).
 import io
 import os
 
+from dcmstudio.bounded import BoundedFile
+
 
 class HeadFile(io.RawIOBase):
     """A read-only file object: ``head`` (the file's first bytes), then the file at ``path``.
@@ -27,7 +29,7 @@ class HeadFile(io.RawIOBase):
         super().__init__()
         self.name = path
         self._head = head
-        self._size = os.path.getsize(path) if size is None else size
+        self.size = self._size = os.path.getsize(path) if size is None else size
         self._pos = 0
         self._file = None
 
@@ -44,18 +46,19 @@ class HeadFile(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         if base + offset < 0:
             raise OSError("negative seek position")
-        self._pos = base + offset
+        self._pos = min(base + offset, self._size + 1)  # as BoundedFile: never far past the end
         return self._pos
 
     def read(self, size=-1):
-        if size is None or size < 0:
-            size = max(0, self._size - self._pos)
+        # never more than is left: a corrupt declared length reserves nothing (see bounded.py)
+        left = max(0, self._size - self._pos)
+        size = left if size is None or size < 0 else min(size, left)
         end = self._pos + size
         if end <= len(self._head) or len(self._head) >= self._size:
             data = self._head[self._pos:end]
         else:
             if self._file is None:
-                self._file = open(self.name, "rb")
+                self._file = BoundedFile(self.name)
             self._file.seek(self._pos)
             data = self._file.read(size)
         self._pos += len(data)

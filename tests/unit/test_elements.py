@@ -181,8 +181,8 @@ def test_deflated_stream_cut_short_or_too_large_is_refused(monkeypatch):
     data = bundled("image_dfl.dcm").read_bytes()
     with pytest.raises(InvalidDicomError, match="cut short"):
         walk(data[:-100], "cut.dcm")
-    monkeypatch.setattr(elements, "MAX_INFLATED_SIZE", 1000)
-    with pytest.raises(InvalidDicomError, match="inflates to more than"):
+    monkeypatch.setattr(elements, "inflation_cap", lambda size: 1000)
+    with pytest.raises(InvalidDicomError, match="inflates to more than 1,000 bytes"):
         walk(data, "big.dcm")
 
 

@@ -339,8 +339,9 @@ def test_missing_pixel_bytes_of_a_truncated_file_are_reported():
     tree = tree_of("MR_truncated.dcm")
     node = find(tree, "PixelData")
     assert node["warning"] == "the file ends 8130 bytes into this 8192-byte value, 62 bytes are missing"
-    assert tree["warnings"] == ["The file is truncated: it ends 62 bytes before the end of the "
-                                "value of (7FE0,0010) PixelData."]
+    assert tree["warnings"] == ["The file is truncated: the value of (7FE0,0010) PixelData at offset "
+                                "1,500 declares 8,192 bytes, but the file ends 8,130 bytes into it "
+                                "(62 bytes missing)."]
 
 
 def test_a_value_cut_inside_a_nested_sequence_is_reported_where_it_is():
