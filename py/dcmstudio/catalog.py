@@ -138,9 +138,13 @@ def describe_file(path, name, head=None):
 
 
 def _most_frames(ds, rows, columns, size):
-    """The most frames a file of ``size`` bytes can hold, from what a header alone tells: an
-    encapsulated frame takes an 8-byte item header at least, a native one a bit per pixel."""
-    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
+    return most_frames(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian), rows, columns, size)
+
+
+def most_frames(syntax, rows, columns, size):
+    """The most frames a file of ``size`` bytes in transfer syntax ``syntax`` can hold, from what
+    a header alone tells: an encapsulated frame takes an 8-byte item header at least, a native
+    one a bit per pixel."""
     if syntax not in _NATIVE_SYNTAXES:
         return size // 8
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:

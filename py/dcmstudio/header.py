@@ -144,6 +144,10 @@ def _describe(head, size, name):
     frames = number(0x00280008)
     if frames is None:
         frames = 0 if rows is None else 1
+    elif not 0 < frames <= catalog.most_frames(
+            meta_text(0x00020010) if 0x00020010 in meta else pydicom.uid.ExplicitVRLittleEndian, rows,
+            number(0x00280011), size):
+        frames = None  # as describe_file: a count the file cannot hold is not shown
     return {
         "name": name,
         "size": size,

@@ -337,8 +337,8 @@ def test_every_job_kind_re_reads_before_offering(tmp_path, monkeypatch):
     data = unreadable_by_pydicom()
     real_deidentify = deid.Deidentifier.deidentify
 
-    def deidentify(self, source, name, index=None):
-        pieces, report = real_deidentify(self, source, name, index=index)
+    def deidentify(self, source, name, index=None, **options):
+        pieces, report = real_deidentify(self, source, name, index=index, **options)
         return ([data] if name == "bad.dcm" else pieces), report
     monkeypatch.setattr(deid.Deidentifier, "deidentify", deidentify)
     good = bundled("CT_small.dcm").read_bytes()

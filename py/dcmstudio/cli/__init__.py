@@ -19,6 +19,7 @@ import tempfile
 from concurrent.futures import BrokenExecutor
 
 from dcmstudio import __version__
+from dcmstudio.archive import member_name
 from dcmstudio.cli import files, run, tasks
 from dcmstudio.errors import DicomStudioError
 
@@ -276,7 +277,9 @@ def _run_deid(args):
             page_report.write(json.dumps({"file": result["file"], "error": result["error"]}) + "\n")
         else:
             _merge_mapping(merged, result["report"])
-            page_report.write(json.dumps(result["report"]) + "\n")
+            # as the page's job: each line names the file's member in the output
+            line = {**result["report"], "member": member_name(result["report"]["output"])}
+            page_report.write(json.dumps(line) + "\n")
 
     spec = {"command": "deid", "options": options}
     try:
