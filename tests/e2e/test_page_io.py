@@ -55,6 +55,18 @@ def wait_for_pool(page, size):
     page.wait_for_function("(size) => window.dcmstudio.python.available().length === size", arg=size, timeout=120000)
 
 
+def pool_page(browser, server, workers, paths):
+    """A fresh page with ``workers`` workers, all started, and ``paths`` opened and listed."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{server}?workers={workers}")
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    wait_for_pool(page, workers)
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    return context, page
+
+
 def read_zip(data):
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.testzip() is None
@@ -95,13 +107,7 @@ def test_one_worker_or_two_write_the_same_zip_byte_for_byte(browser, server, tmp
     paths = make_series(tmp_path)
     zips = {}
     for workers in (1, 2):
-        context = browser.new_context(accept_downloads=True)
-        page = context.new_page()
-        page.goto(f"{server}?workers={workers}")
-        page.wait_for_selector("body[data-python='ready']", timeout=120000)
-        wait_for_pool(page, workers)
-        open_files(page, paths)
-        wait_for_files(page, len(paths))
+        context, page = pool_page(browser, server, workers, paths)
         start_edit(page)
         zips[workers] = edit_to_download(page)
         assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'edit').lastRun.workers") == workers
@@ -195,14 +201,7 @@ def test_a_file_changed_on_disk_after_opening_is_named_and_the_others_are_writte
 
 @pytest.mark.parametrize("workers", [2])
 def test_cancel_stops_every_worker_and_offers_nothing(browser, server, tmp_path, workers):
-    paths = many_files(tmp_path, 300)
-    context = browser.new_context(accept_downloads=True)
-    page = context.new_page()
-    page.goto(f"{server}?workers={workers}")
-    page.wait_for_selector("body[data-python='ready']", timeout=120000)
-    wait_for_pool(page, workers)
-    open_files(page, paths)
-    wait_for_files(page, len(paths))
+    context, page = pool_page(browser, server, workers, many_files(tmp_path, 300))
     downloads = []
     page.on("download", lambda d: downloads.append(d))
     start_edit(page)
