@@ -44,6 +44,21 @@ _CATALOG_KEYWORDS = (
 )
 _CATALOG_TAGS = [Tag(keyword) for keyword in _CATALOG_KEYWORDS]
 
+# What a file that is not DICOM is, by its first bytes (whatever its name says), and where the page takes it.
+_CREATE = "use Create to make DICOM of it"
+_VOLUME = "open it in Volume → DICOM"
+_KNOWN_FORMATS = (
+    (lambda head: head.startswith(b"\xff\xd8\xff"), "a JPEG picture", _CREATE),
+    (lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), "a PNG picture", _CREATE),
+    (lambda head: head.startswith(b"%PDF-"), "a PDF document", _CREATE),
+    (lambda head: head[:4] in (b"PK\x03\x04", b"PK\x05\x06"), "a ZIP archive", "unzip it and open its files"),
+    (lambda head: head.startswith(b"\x1f\x8b"), "gzip-compressed", "a .nii.gz volume opens in Volume → DICOM"),
+    (lambda head: head[:4] in (struct.pack("<i", 348), struct.pack(">i", 348)),
+     "a NIfTI-1 or Analyze header", _VOLUME),
+    (lambda head: head[:4] in (struct.pack("<i", 540), struct.pack(">i", 540)), "a NIfTI-2 volume", _VOLUME),
+    (lambda head: head.startswith(b"NRRD"), "an NRRD volume", _VOLUME),
+)
+
 
 def describe_file(path, name, head=None):
     """Describe one file for the patient → study → series → instance tree, reading its header only.
@@ -254,6 +269,10 @@ def _check_looks_like_dicom(path, name, head=None, size=None):
     if head[PREAMBLE_LENGTH:] == b"DICM":
         return
     if not _starts_with_data_set(head, size):
+        for matches, what, where in _KNOWN_FORMATS:
+            if matches(head):
+                raise NotDicomError(f"{name} is not DICOM: its first bytes say it is {what} ({where}).",
+                                    file=name)
         raise NotDicomError(f"{name} is not DICOM: no 'DICM' prefix at byte 128 and no data set "
                             "at byte 0.", file=name)
 

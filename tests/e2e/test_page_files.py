@@ -42,3 +42,53 @@ def test_downloads_fold_behind_n_more_and_clear(page):
     assert page.locator(".download-list li").count() == 0
     assert not page.locator(".downloads").is_visible()
     assert not page.page_errors
+
+
+def picture(path, fmt):
+    from PIL import Image  # noqa: PLC0415 -- only these tests make pictures
+    Image.new("RGB", (32, 24), (200, 40, 90)).save(path, fmt)
+    return path
+
+
+def test_non_dicom_inputs_go_where_they_belong_and_the_rest_is_counted(page, tmp_path):
+    import pydicom  # noqa: PLC0415
+
+    from test_page_create import create_and_download
+    from test_page_io import many_files
+    from test_page_volume import oblique_nifti
+
+    dicom = many_files(tmp_path, 3)
+    oblique_nifti(tmp_path / "brain.nii")
+    photo = picture(tmp_path / "photo.png", "PNG")
+    disguised = picture(tmp_path / "scan_0001.dcm", "JPEG")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image\n" * 20)
+    open_files(page, [*dicom, tmp_path / "brain.nii", photo, disguised, notes])
+    wait_for_files(page, 3)
+    page.wait_for_selector(".task.done:has-text('Opened 3 DICOM files; 2 skipped')", timeout=60000)
+    # the volume opened in Volume → DICOM, as its own "Open a volume…" would, and that tab is shown
+    assert page.get_attribute("#tab-volume", "aria-selected") == "true"
+    page.wait_for_selector("#volume-plan dl", timeout=30000)
+    assert "brain.nii" in page.inner_text("#panel-volume h2")
+    page.screenshot(path=str(ARTIFACTS / "files-routed-volume.png"))
+    # the picture is Create's Secondary Capture input
+    page.click("#tab-create")
+    assert page.is_checked("#create-kind-sc")
+    assert "photo.png" in page.inner_text("#create-sc-chosen")
+    # the JPEG named .dcm says what it is
+    page.click("#skipped summary")
+    skipped = page.inner_text("#skipped")
+    assert "scan_0001.dcm is not DICOM: its first bytes say it is a JPEG picture" in skipped
+    assert "notes.txt is not DICOM" in skipped
+    assert "photo.png" not in skipped and "brain.nii" not in skipped
+    page.screenshot(path=str(ARTIFACTS / "files-routed-create.png"))
+    created = pydicom.dcmread(create_and_download(page, tmp_path))
+    assert (created.Rows, created.Columns) == (24, 32)
+    # a PDF alone goes to Create's Encapsulated PDF
+    from PIL import Image  # noqa: PLC0415
+    Image.new("RGB", (50, 50), "white").save(tmp_path / "letter.pdf", "PDF")
+    open_files(page, [tmp_path / "letter.pdf"])
+    page.wait_for_function("document.querySelector('#create-kind-pdf').checked")
+    assert page.get_attribute("#tab-create", "aria-selected") == "true"
+    assert "letter.pdf" in page.inner_text("#create-pdf-chosen")
+    assert not page.page_errors

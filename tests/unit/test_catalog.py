@@ -206,6 +206,21 @@ def test_a_text_file_is_not_dicom_with_the_reason_as_a_sentence(tmp_path):
     assert caught.value.file == "notes.txt"
 
 
+@pytest.mark.parametrize(("first_bytes", "what"), [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG picture (use Create to make DICOM of it)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG picture (use Create to make DICOM of it)"),
+    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "a PDF document (use Create to make DICOM of it)"),
+    (b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (unzip it and open its files)"),
+    (struct.pack("<i", 348) + b"\x00" * 36, "a NIfTI-1 or Analyze header (open it in Volume → DICOM)"),
+    (b"NRRD0004\ntype: short\n", "an NRRD volume (open it in Volume → DICOM)"),
+])
+def test_a_known_format_named_dcm_says_what_it_is(tmp_path, first_bytes, what):
+    path = write(tmp_path, "scan.dcm", first_bytes + b"\x00" * 300)
+    with pytest.raises(NotDicomError) as caught:
+        describe_file(path, "scan.dcm", head=(first_bytes + b"\x00" * 300)[:200])
+    assert caught.value.message == f"scan.dcm is not DICOM: its first bytes say it is {what}."
+
+
 def test_bytes_that_only_start_like_a_group_0008_tag_are_not_dicom(tmp_path):
     # (0008,0005) then neither a VR nor a length that fits in the file
     data = b"\x08\x00\x05\x00\xff\xff\xff\x7f" + b"x" * 200
