@@ -92,7 +92,9 @@ def describe(path, name, head=None):
             head_bytes = f.read()
         os.remove(head)
     try:
-        return {"dicom": True, **catalog.describe_file(path, name, head=head_bytes)}
+        info = catalog.describe_file(path, name, head=head_bytes)
+        # A cut file is still listed (its header is whole), with a mark saying so.
+        return {"dicom": True, **info, "truncated": catalog.pixel_data_truncation(path, name, head_bytes)}
     except DicomStudioError as exc:
         # A skipped file is a normal answer, not a failure: the page lists it with the reason.
         return {"dicom": False, "name": name, "reason": exc.message, "size": os.path.getsize(path)}

@@ -140,6 +140,61 @@ def describe_file(path, name, head=None):
         }
 
 
+_SEQUENCE_DELIMITERS = {True: b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"}
+_PIXEL_DATA_TAGS = [Tag(0x7FE00008), Tag(0x7FE00009), Tag(0x7FE00010)]
+
+
+def pixel_data_truncation(path, name, head=None):
+    """Say how a DICOM file's pixel data is cut short, or return None when it is whole (or absent).
+
+    ``describe_file`` reads headers only, so a file cut inside its pixel data passes it; this looks
+    at where the pixel data element says it ends (an encapsulated one must end with its sequence
+    delimiter), reading the element's place from ``head`` when it holds it, else with pydicom.
+
+    Parameters
+    ----------
+    path : str
+        A file ``describe_file`` accepted.
+    name : str
+        The user's name for it, for the sentence.
+    head : bytes, optional
+        The file's first bytes, already fetched.
+
+    Returns
+    -------
+    str or None
+        E.g. "it ends 1000 bytes before the end of the value of (7FE0,0010) PixelData".
+    """
+    from dcmstudio import header  # noqa: PLC0415 -- header reads with this module's checks
+    size = os.path.getsize(path)
+    try:
+        if head is None:
+            raise ValueError("no head")
+        element = header.pixel_data_element(head, size)
+    except ValueError:
+        problems = []
+        ds = read_dicom(path, name, defer_size=1024,
+                        problems=problems, allow_truncated=True, head=head)
+        cut = [p for p in problems if p.startswith("The file is truncated: ")]
+        if cut:
+            return cut[0][len("The file is truncated: "):].rstrip(".")
+        raw = next((ds.get_item(tag, keep_deferred=True) for tag in _PIXEL_DATA_TAGS if tag in ds), None)
+        element = None if raw is None else (raw.value_tell, raw.length, ds.original_encoding[1])
+    if element is None:
+        return None
+    value_offset, length, little = element
+    if length != UNDEFINED_LENGTH:
+        if value_offset + length > size:
+            return (f"it ends {value_offset + length - size} bytes before the end of the value of "
+                    "(7FE0,0010) PixelData")
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 8))
+        if f.read(8) != _SEQUENCE_DELIMITERS[little]:
+            return "its encapsulated pixel data does not end with a sequence delimiter"
+    return None
+
+
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
                problems=None, allow_truncated=False, head=None):
     """Read a DICOM file, or a preamble-less data set that starts like one, with pydicom.

@@ -319,3 +319,27 @@ def test_describing_all_bundled_dicom_files_is_fast():
         describe_file(str(path), name_of(path))
     per_file = (time.perf_counter() - start) / len(paths)
     assert per_file < 0.03, f"{per_file * 1000:.1f} ms per file"
+
+
+@pytest.mark.parametrize("with_head", [True, False])
+@pytest.mark.parametrize(("source", "reason"), [
+    ("CT_small.dcm", "it ends 862 bytes before the end of the value of (7FE0,0010) PixelData"),
+    ("JPEG2000.dcm", None),  # encapsulated: the reason depends on which reader found the cut
+])
+def test_a_file_cut_inside_its_pixel_data_is_described_and_flagged(tmp_path, source, reason, with_head):
+    from dcmstudio import api
+    data = bundled(source).read_bytes()
+    whole = write(tmp_path, "whole.dcm", data)
+    cut = write(tmp_path, "cut.dcm", data[:-1000])
+    head = data[:65536] if with_head else None
+    assert catalog.pixel_data_truncation(whole, "whole.dcm", head) is None
+    found = catalog.pixel_data_truncation(cut, "cut.dcm", head)
+    assert found and (reason is None or found == reason)
+    described = api.describe(str(cut), "cut.dcm")
+    assert described["dicom"] is True and described["truncated"] == catalog.pixel_data_truncation(cut, "cut.dcm")
+    assert api.describe(str(whole), "whole.dcm")["truncated"] is None
+
+
+def test_a_file_without_pixel_data_is_never_flagged_as_cut(tmp_path):
+    path = write(tmp_path, "plan.dcm", bundled("rtplan.dcm").read_bytes())
+    assert catalog.pixel_data_truncation(path, "plan.dcm", bundled("rtplan.dcm").read_bytes()[:65536]) is None
