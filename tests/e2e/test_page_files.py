@@ -92,3 +92,60 @@ def test_non_dicom_inputs_go_where_they_belong_and_the_rest_is_counted(page, tmp
     assert page.get_attribute("#tab-create", "aria-selected") == "true"
     assert "letter.pdf" in page.inner_text("#create-pdf-chosen")
     assert not page.page_errors
+
+
+def test_cut_and_repeated_files_are_marked_and_files_can_be_removed(page, tmp_path):
+    import pydicom  # noqa: PLC0415
+
+    data = CT.read_bytes()
+    same = tmp_path / "CT_copy_same_uid.dcm"
+    same.write_bytes(data)
+    cut_ds = pydicom.dcmread(CT)
+    cut_ds.SOPInstanceUID = cut_ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+    cut_ds.InstanceNumber = 2
+    cut_ds.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    cut = tmp_path / "CT_cut.dcm"
+    cut.write_bytes((tmp_path / "whole.dcm").read_bytes()[:-2000])
+    open_files(page, [CT, same, cut])
+    wait_for_files(page, 3)
+    page.wait_for_selector(".task.done:has-text('Opened 3 DICOM files')", timeout=60000)
+    cut_row = page.locator(".row.instance:has(.label:text-is('CT_cut.dcm'))")
+    assert cut_row.locator(".mark.truncated").count() == 1
+    assert "CT_cut.dcm is truncated: it ends" in cut_row.locator(".mark.truncated").get_attribute("title")
+    assert "PixelData" in cut_row.inner_text() or "PixelData" in cut_row.get_attribute("title")
+    original = page.locator(".row.instance:has(.label:text-is('CT_small.dcm'))")
+    copy = page.locator(".row.instance:has(.label:text-is('CT_copy_same_uid.dcm'))")
+    assert "duplicate of CT_copy_same_uid.dcm" in original.locator(".mark.duplicate").get_attribute("title")
+    assert "duplicate of CT_small.dcm" in copy.locator(".mark.duplicate").get_attribute("title")
+    # the reason is part of the row's accessible name, not only a tooltip
+    assert "same SOP Instance UID" in copy.evaluate("(row) => row.textContent")
+    assert cut_row.locator(".mark.duplicate").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "files-marked.png"))
+    # remove the copy: the workers are told to forget it, and the duplicate marks go
+    page.evaluate("""() => {
+      window.removed = [];
+      for (const worker of window.dcmstudio.python.available()) {
+        const request = worker.request.bind(worker);
+        worker.request = (op, args, options) => { window.removed.push([op, args]); return request(op, args, options); };
+      }
+    }""")
+    copy.click()
+    page.click("#remove-files")
+    page.wait_for_function("window.dcmstudio.files.count() === 2")
+    assert page.locator(".row.instance:has(.label:text-is('CT_copy_same_uid.dcm'))").count() == 0
+    assert page.locator(".mark.duplicate").count() == 0
+    assert page.locator(".mark.truncated").count() == 1
+    removed = [args["paths"] for op, args in page.evaluate("window.removed") if op == "remove-files"]
+    workers = page.evaluate("window.dcmstudio.python.available().length")
+    assert len(removed) == workers and all(len(paths) == 1 and paths == removed[0] for paths in removed)
+    assert page.inner_text(".row.all").endswith("2 files")
+    # removing a whole series, then everything, leaves an empty list with no Remove button
+    page.click(".row.series")
+    assert page.inner_text("#remove-files") == "Remove these 2 files from the list"
+    page.click("#remove-files")
+    page.wait_for_function("window.dcmstudio.files.count() === 0")
+    assert not page.locator("#remove-files").is_visible()
+    open_files(page, [CT])
+    wait_for_files(page, 1)
+    assert page.locator(".mark").count() == 0
+    assert not page.page_errors
