@@ -12,6 +12,7 @@ import { CreateWorkbench } from "./wb-create.js";
 import { CompressWorkbench } from "./wb-compress.js";
 import { ValidateWorkbench } from "./wb-validate.js";
 import { PendingEdits } from "./edits.js";
+import { Op } from "./protocol.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -22,13 +23,15 @@ const tasks = new TaskBar($("#tasks"), python);
 const VOLUME_NAME = /\.(nii|nii\.gz|nrrd|nhdr|mha|mhd|hdr|vtk)$/i;
 const VOLUME_DATA_NAME = /\.(img|raw|zraw|raw\.gz|img\.gz)$/i;
 const CREATE_NAME = /\.(png|jpe?g|pdf)$/i;
+const ZIP_NAME = /\.zip$/i;
 
 function routeByName(files) {
   const volume = files.filter((f) => VOLUME_NAME.test(f.name));
   const data = volume.length ? files.filter((f) => VOLUME_DATA_NAME.test(f.name)) : [];
   const create = files.filter((f) => CREATE_NAME.test(f.name));
-  const routed = new Set([...volume, ...data, ...create]);
-  return { volume: [...volume, ...data], create, rest: files.filter((f) => !routed.has(f)) };
+  const zips = files.filter((f) => ZIP_NAME.test(f.name));
+  const routed = new Set([...volume, ...data, ...create, ...zips]);
+  return { volume: [...volume, ...data], create, zips, rest: files.filter((f) => !routed.has(f)) };
 }
 
 const app = {
@@ -64,7 +67,8 @@ const app = {
   // chunk by chunk; until the last, `files.pending` counts the rest, which a task on "everything
   // loaded" waits for.
   async open(picked) {
-    const { volume, create, rest: fileEntries } = routeByName(picked);
+    const { volume, create, zips, rest: fileEntries } = routeByName(picked);
+    for (const zip of zips) await this.openZip(zip);
     const workbench = (id) => this.workbenches.find((wb) => wb.id === id);
     if (create.length) workbench("create").choose(create);
     if (volume.length) workbench("volume").openFiles(volume);
@@ -94,6 +98,27 @@ const app = {
     const counts = `${opened} DICOM file${opened === 1 ? "" : "s"}${skipped ? `; ${skipped} skipped` : ""}`;
     task.finish(task.cancelled ? `Opening cancelled: ${counts}` : `Opened ${counts}`);
   },
+};
+
+// The files inside a ZIP are opened as if they had been dropped, named "archive.zip/folder/file".
+app.openZip = async function openZip(zip) {
+  const task = tasks.start(`Unzipping ${zip.name}`);
+  const buffer = await zip.arrayBuffer();
+  const put = await python.request(Op.PUT_FILES, { dir: "/zips", files: [{ name: "archive.zip", buffer }] },
+    { transfer: [buffer] }).done;
+  if (!put.ok) return task.fail(put.error.message);
+  const collected = tasks.collector();
+  const result = await python.call("zip_members", { path: put.paths[0], name: zip.name }, { onPart: collected.onPart });
+  await python.request(Op.PUT_FILES, { dir: "/zips", files: [] }).done; // the archive's copy is not kept
+  if (!result.ok) return task.fail(result.error.message);
+  const blobs = new Map(collected.finished.map(({ name, blob }) => [name, blob]));
+  const files = result.members.map(({ member, output }) => {
+    const file = new File([blobs.get(output)], member.split("/").pop());
+    file.relpath = `${zip.relpath || zip.name}/${member}`;
+    return file;
+  });
+  task.finish(`${zip.name}: ${files.length} file${files.length === 1 ? "" : "s"} inside, opened`);
+  return this.open(files);
 };
 
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);

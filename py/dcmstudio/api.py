@@ -101,6 +101,23 @@ def describe(path, name, head=None):
 
 
 @endpoint
+def zip_members(path, name):
+    """The files inside a ZIP the user opened, as outputs, for the page to open as dropped files;
+    ``members`` gives each output's name inside the archive."""
+    members, outputs = [], []
+    try:
+        for index, (member, data) in enumerate(archive.opened_members(path, name)):
+            out_name = f"{index}-{os.path.basename(member) or 'member'}"
+            members.append({"member": member, "output": out_name})
+            outputs.append(offer(out_name, data, "application/octet-stream"))
+    except DicomStudioError:
+        for output in outputs:  # nothing half-opened is offered, nor left in memory
+            os.remove(output["path"])
+        raise
+    return {"members": members, "outputs": outputs}
+
+
+@endpoint
 def forget(paths):
     """Drop what is cached for files the page has removed."""
     for path in paths:

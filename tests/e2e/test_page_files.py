@@ -149,3 +149,26 @@ def test_cut_and_repeated_files_are_marked_and_files_can_be_removed(page, tmp_pa
     wait_for_files(page, 1)
     assert page.locator(".mark").count() == 0
     assert not page.page_errors
+
+
+def test_a_zip_is_opened_and_its_files_listed(page, tmp_path):
+    import zipfile  # noqa: PLC0415
+
+    from test_page_io import many_files
+
+    dicom = many_files(tmp_path, 2)
+    with zipfile.ZipFile(tmp_path / "study.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        for path in dicom:
+            z.write(path, f"series 1/{path.name}")
+        z.writestr("readme.txt", "notes\n" * 40)
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04" + bytes(60))
+    open_files(page, [tmp_path / "study.zip", tmp_path / "broken.zip"])
+    wait_for_files(page, 2)
+    page.wait_for_selector(".task.done:has-text('study.zip: 3 files inside, opened')", timeout=60000)
+    labels = page.locator(".row.instance .label").all_inner_texts()
+    assert sorted(labels) == ["study.zip/series 1/im_0000.dcm", "study.zip/series 1/im_0001.dcm"]
+    page.wait_for_selector(".task.failed:has-text('broken.zip cannot be opened as a ZIP archive')", timeout=60000)
+    page.click("#skipped summary")
+    assert "study.zip/readme.txt is not DICOM" in page.inner_text("#skipped")
+    page.screenshot(path=str(ARTIFACTS / "files-zip.png"))
+    assert not page.page_errors
