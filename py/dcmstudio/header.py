@@ -125,7 +125,10 @@ def _describe(head, size, name):
         raise _NotSure
     # pydicom trusts the first element's VR bytes over the transfer syntax (with a warning)
     implicit = not _looks_explicit(head, pos)
-    kept = _walk_data_set(head, pos, size, implicit, little)
+    pixel_data = []
+    kept = _walk_data_set(head, pos, size, implicit, little, pixel_data)
+    element = (pixel_data[0][1], pixel_data[0][2], little) if pixel_data else None
+    _last_walk.update(head=head, size=size, element=element)
     if not kept and size - pos < 16:  # describe_file's truncation check may refuse it as cut short
         raise _NotSure
     encodings = _data_set_encodings(head, kept)
@@ -290,6 +293,11 @@ def _header(head, pos, implicit, little):
     return tag, vr, length, pos + 8
 
 
+# Where the last head described had its pixel data: describe_file then asks pixel_data_element
+# about the same head, which need not be walked twice.
+_last_walk = {"head": None, "size": None, "element": None}
+
+
 def pixel_data_element(head, size):
     """Where the top-level pixel data element is, read from the file's first bytes.
 
@@ -304,6 +312,8 @@ def pixel_data_element(head, size):
     ValueError
         When the head alone cannot say (the caller reads the file with pydicom instead).
     """
+    if _last_walk["head"] is head and _last_walk["size"] == size:
+        return _last_walk["element"]
     try:
         if len(head) >= DATA_START and head[PREAMBLE_LENGTH:DATA_START] == b"DICM":
             start = DATA_START

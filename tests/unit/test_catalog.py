@@ -343,3 +343,13 @@ def test_a_file_cut_inside_its_pixel_data_is_described_and_flagged(tmp_path, sou
 def test_a_file_without_pixel_data_is_never_flagged_as_cut(tmp_path):
     path = write(tmp_path, "plan.dcm", bundled("rtplan.dcm").read_bytes())
     assert catalog.pixel_data_truncation(path, "plan.dcm", bundled("rtplan.dcm").read_bytes()[:65536]) is None
+
+
+@pytest.mark.parametrize("source", ["CT_small.dcm", "JPEG2000.dcm", "MR_small_bigendian.dcm"])
+def test_the_pixel_data_place_kept_from_describing_is_the_one_a_fresh_walk_finds(source):
+    from dcmstudio import header
+    path = bundled(source)
+    head = path.read_bytes()[:65536]
+    describe_file(str(path), source, head=head)
+    kept = header.pixel_data_element(head, path.stat().st_size)
+    assert kept is not None and kept == header.pixel_data_element(bytes(bytearray(head)), path.stat().st_size)
