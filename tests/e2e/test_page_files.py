@@ -172,3 +172,19 @@ def test_a_zip_is_opened_and_its_files_listed(page, tmp_path):
     assert "study.zip/readme.txt is not DICOM" in page.inner_text("#skipped")
     page.screenshot(path=str(ARTIFACTS / "files-zip.png"))
     assert not page.page_errors
+
+
+def test_a_dropped_picture_goes_to_create(page, tmp_path):
+    import base64  # noqa: PLC0415
+
+    data = base64.b64encode(picture(tmp_path / "drop.jpg", "JPEG").read_bytes()).decode()
+    page.evaluate("""(data) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], "dropped photo.jpg", { type: "image/jpeg" }));
+      document.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }""", data)
+    page.wait_for_function("document.querySelector('#tab-create').getAttribute('aria-selected') === 'true'")
+    assert page.is_checked("#create-kind-sc")
+    assert "dropped photo.jpg" in page.inner_text("#create-sc-chosen")
+    assert not page.page_errors
