@@ -51,7 +51,7 @@ _KNOWN_FORMATS = (
     (lambda head: head.startswith(b"\xff\xd8\xff"), "a JPEG picture", _CREATE),
     (lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), "a PNG picture", _CREATE),
     (lambda head: head.startswith(b"%PDF-"), "a PDF document", _CREATE),
-    (lambda head: head[:4] in (b"PK\x03\x04", b"PK\x05\x06"), "a ZIP archive", "unzip it and open its files"),
+    (lambda head: head[:4] in (b"PK\x03\x04", b"PK\x05\x06"), "a ZIP archive", "give it a .zip name to open its files"),
     (lambda head: head.startswith(b"\x1f\x8b"), "gzip-compressed", "a .nii.gz volume opens in Volume → DICOM"),
     (lambda head: head[:4] in (struct.pack("<i", 348), struct.pack(">i", 348)),
      "a NIfTI-1 or Analyze header", _VOLUME),

@@ -210,7 +210,7 @@ def test_a_text_file_is_not_dicom_with_the_reason_as_a_sentence(tmp_path):
     (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG picture (use Create to make DICOM of it)"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG picture (use Create to make DICOM of it)"),
     (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "a PDF document (use Create to make DICOM of it)"),
-    (b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (unzip it and open its files)"),
+    (b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (give it a .zip name to open its files)"),
     (struct.pack("<i", 348) + b"\x00" * 36, "a NIfTI-1 or Analyze header (open it in Volume → DICOM)"),
     (b"NRRD0004\ntype: short\n", "an NRRD volume (open it in Volume → DICOM)"),
 ])
