@@ -12,10 +12,27 @@ import { CreateWorkbench } from "./wb-create.js";
 import { CompressWorkbench } from "./wb-compress.js";
 import { ValidateWorkbench } from "./wb-validate.js";
 import { PendingEdits } from "./edits.js";
+import { Op } from "./protocol.js";
 
 const $ = (selector) => document.querySelector(selector);
 
 const tasks = new TaskBar($("#tasks"), python);
+
+// Files that are not DICOM but that a workbench takes, by name: volumes (with the data files of
+// two-file formats, when their header came too) go to Volume → DICOM, pictures and PDFs to Create.
+const VOLUME_NAME = /\.(nii|nii\.gz|nrrd|nhdr|mha|mhd|hdr|vtk)$/i;
+const VOLUME_DATA_NAME = /\.(img|raw|zraw|raw\.gz|img\.gz)$/i;
+const CREATE_NAME = /\.(png|jpe?g|pdf)$/i;
+const ZIP_NAME = /\.zip$/i;
+
+function routeByName(files) {
+  const volume = files.filter((f) => VOLUME_NAME.test(f.name));
+  const data = volume.length ? files.filter((f) => VOLUME_DATA_NAME.test(f.name)) : [];
+  const create = files.filter((f) => CREATE_NAME.test(f.name));
+  const zips = files.filter((f) => ZIP_NAME.test(f.name));
+  const routed = new Set([...volume, ...data, ...create, ...zips]);
+  return { volume: [...volume, ...data], create, zips, rest: files.filter((f) => !routed.has(f)) };
+}
 
 const app = {
   python,
@@ -49,9 +66,20 @@ const app = {
   // worker mounts them and reads what it needs when it needs it). Their descriptions arrive
   // chunk by chunk; until the last, `files.pending` counts the rest, which a task on "everything
   // loaded" waits for.
-  async open(fileEntries) {
+  async open(picked) {
+    const { volume, create, zips, rest: fileEntries } = routeByName(picked);
+    for (const zip of zips) await this.openZip(zip);
+    const workbench = (id) => this.workbenches.find((wb) => wb.id === id);
+    if (create.length) workbench("create").choose(create);
+    if (volume.length) workbench("volume").openFiles(volume);
+    if (volume.length || create.length) this.activate(volume.length ? "volume" : "create");
+    for (const [id, sent] of [["volume", volume], ["create", create]]) {
+      const names = sent.map((f) => f.name).join(", ");
+      if (sent.length) tasks.start(names).finish(`${names}: not DICOM, opened in ${workbench(id).title}`);
+    }
     if (!fileEntries.length) return;
     const task = tasks.start(`Opening ${fileEntries.length} file${fileEntries.length === 1 ? "" : "s"}`);
+    const before = { dicom: this.files.count(), skipped: this.files.skipped.length };
     const entries = fileEntries.map((file) => ({ key: this.files.newKey(), file, name: file.relpath || file.name }));
     const settled = this.files.expect(entries.length);
     let done = 0;
@@ -65,8 +93,32 @@ const app = {
       },
     });
     settled(entries.length - done);
-    task.finish(task.cancelled ? "Opening cancelled" : `Opened ${this.files.count()} DICOM file${this.files.count() === 1 ? "" : "s"}`);
+    const opened = this.files.count() - before.dicom;
+    const skipped = this.files.skipped.length - before.skipped;
+    const counts = `${opened} DICOM file${opened === 1 ? "" : "s"}${skipped ? `; ${skipped} skipped` : ""}`;
+    task.finish(task.cancelled ? `Opening cancelled: ${counts}` : `Opened ${counts}`);
   },
+};
+
+// The files inside a ZIP are opened as if they had been dropped, named "archive.zip/folder/file".
+app.openZip = async function openZip(zip) {
+  const task = tasks.start(`Unzipping ${zip.name}`);
+  const buffer = await zip.arrayBuffer();
+  const put = await python.request(Op.PUT_FILES, { dir: "/zips", files: [{ name: "archive.zip", buffer }] },
+    { transfer: [buffer] }).done;
+  if (!put.ok) return task.fail(put.error.message);
+  const collected = tasks.collector();
+  const result = await python.call("zip_members", { path: put.paths[0], name: zip.name }, { onPart: collected.onPart });
+  await python.request(Op.PUT_FILES, { dir: "/zips", files: [] }).done; // the archive's copy is not kept
+  if (!result.ok) return task.fail(result.error.message);
+  const blobs = new Map(collected.finished.map(({ name, blob }) => [name, blob]));
+  const files = result.members.map(({ member, output }) => {
+    const file = new File([blobs.get(output)], member.split("/").pop());
+    file.relpath = `${zip.relpath || zip.name}/${member}`;
+    return file;
+  });
+  task.finish(`${zip.name}: ${files.length} file${files.length === 1 ? "" : "s"} inside, opened`);
+  return this.open(files);
 };
 
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);

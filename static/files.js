@@ -1,5 +1,7 @@
 // The loaded files, grouped patient → study → series → instance, and the skipped ones with why.
-// Selecting a row makes it the scope of every workbench.
+// Selecting a row makes it the scope of every workbench. Files cut short and files repeating
+// another's SOP Instance UID are marked; the selection's files can be removed from the list.
+import { Op } from "./protocol.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -102,6 +104,41 @@ export class FileList {
     this.pending = 0;       // files handed to Python and not described yet
     this.settledWaiters = [];
     this.selection = null;  // { level, id, label }: its files are looked up when asked for
+    this.python = python;
+    this.removeButton = el("button", { type: "button", className: "small remove-files", id: "remove-files",
+      hidden: true });
+    this.removeButton.addEventListener("click", () => this.remove(this.filesOf(this.selection).map((f) => f.key)));
+    treeRoot.before(this.removeButton);
+  }
+
+  // Takes files out of the list (the user's files are untouched); every worker forgets what it
+  // cached about them.
+  async remove(keys) {
+    const paths = keys.map((key) => this.files.get(key)?.path).filter(Boolean);
+    for (const key of keys) {
+      this.files.delete(key);
+      this.thumbnails?.cache.delete(key);
+    }
+    this.selection = null;
+    this.selectionId = null;
+    this.render();
+    this.selectAll();
+    if (this.python && paths.length) {
+      await Promise.all(this.python.available().map((worker) => worker.request(Op.REMOVE_FILES, { paths }).done));
+    }
+  }
+
+  // Marks on a file's row: cut short, or another file with its SOP Instance UID.
+  marks(f, byUid) {
+    const marks = [];
+    if (f.truncated) marks.push(["truncated", `${f.name} is truncated: ${f.truncated}.`]);
+    const others = (byUid.get(f.sop_instance_uid) || []).filter((o) => o !== f);
+    if (others.length) {
+      const names = others.slice(0, 3).map((o) => o.name).join(", ") + (others.length > 3 ? ", …" : "");
+      marks.push(["duplicate", `duplicate of ${names}: the same SOP Instance UID`]);
+    }
+    return marks.map(([kind, reason]) => el("span", { className: `mark ${kind}`, title: reason },
+      `⚠ ${kind}`, el("span", { className: "visually-hidden", textContent: ` (${reason})` })));
   }
 
   // `count` more files are being described; returns a function to call with how many of them
@@ -223,6 +260,9 @@ export class FileList {
     this.selectionId = selection.id || selection.level;
     this.selection = { level: selection.level, id: this.selectionId, label: selection.label };
     this.announce();
+    const count = this.filesOf(this.selection).length;
+    this.removeButton.hidden = !count;
+    this.removeButton.textContent = `Remove ${count === 1 ? "this file" : `these ${count} files`} from the list`;
   }
 
   // Tells the workbenches what is selected, with the files it holds now.
@@ -268,6 +308,12 @@ export class FileList {
   render() {
     this.treeRoot.replaceChildren();
     this.selectedRow = null;
+    const byUid = new Map();
+    for (const f of this.files.values()) {
+      if (!f.sop_instance_uid) continue;
+      if (!byUid.has(f.sop_instance_uid)) byUid.set(f.sop_instance_uid, []);
+      byUid.get(f.sop_instance_uid).push(f);
+    }
     if (this.files.size) {
       this.treeRoot.append(this.row("all", "all", "Everything loaded", `${this.files.size} file${this.files.size === 1 ? "" : "s"}`, [...this.files.keys()]));
     }
@@ -289,6 +335,12 @@ export class FileList {
           for (const f of this.isOpen(rid, files.length) ? files : []) {
             const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
             const row = this.row("instance", `i:${f.key}`, f.name, `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key]);
+            const marks = this.marks(f, byUid);
+            if (marks.length) {
+              row.classList.add("marked");
+              row.querySelector(".detail").append(...marks);
+              row.title = marks.map((m) => m.title).join("\n");
+            }
             if (this.thumbnails && f.instance.rows) {
               const thumb = el("canvas", { className: "thumb", width: 40, height: 40 });
               thumb.setAttribute("aria-hidden", "true");

@@ -1,5 +1,8 @@
 // The task bar: long work with progress and Cancel, and the downloads it produced.
 
+// Downloads shown before the rest fold behind "N more": the bar must never grow over the page.
+const DOWNLOADS_SHOWN = 3;
+
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
   node.append(...children.filter((c) => c !== null && c !== undefined));
@@ -18,7 +21,35 @@ export class TaskBar {
     this.list = el("ul", { className: "task-list" });
     this.downloads = el("ul", { className: "download-list" });
     this.downloads.setAttribute("aria-label", "Downloads ready");
-    root.append(this.list, this.downloads);
+    this.downloadItems = []; // { item, url }, newest first
+    this.showAll = false;
+    this.more = el("button", { type: "button", className: "small download-more" });
+    this.more.setAttribute("aria-expanded", "false");
+    this.more.onclick = () => { this.showAll = !this.showAll; this.foldDownloads(); };
+    this.clear = el("button", { type: "button", className: "small download-clear", textContent: "Clear" });
+    this.clear.setAttribute("aria-label", "Clear the downloads");
+    this.clear.onclick = () => this.clearDownloads();
+    this.downloadBox = el("div", { className: "downloads", hidden: true }, this.downloads, this.more, this.clear);
+    root.append(this.list, this.downloadBox);
+  }
+
+  // Shows the newest few downloads and folds the rest behind "N more".
+  foldDownloads() {
+    const hidden = this.downloadItems.length - DOWNLOADS_SHOWN;
+    this.downloadItems.forEach(({ item }, i) => { item.hidden = !this.showAll && i >= DOWNLOADS_SHOWN; });
+    this.more.hidden = hidden <= 0;
+    if (hidden <= 0) this.showAll = false;
+    this.more.textContent = this.showAll ? "Fewer" : `${hidden} more`;
+    this.more.setAttribute("aria-expanded", String(this.showAll));
+    this.downloadBox.classList.toggle("expanded", this.showAll);
+    this.downloadBox.hidden = !this.downloadItems.length;
+  }
+
+  clearDownloads() {
+    for (const { url } of this.downloadItems) URL.revokeObjectURL(url);
+    this.downloadItems = [];
+    this.downloads.replaceChildren();
+    this.foldDownloads();
   }
 
   // A visible task; returns a handle to report progress and the end.
@@ -67,9 +98,18 @@ export class TaskBar {
     const link = el("a", { href: url, download: name, textContent: name, className: "download" });
     const remove = el("button", { type: "button", className: "small", textContent: "×" });
     remove.setAttribute("aria-label", `Remove ${name} from the downloads`);
-    const item = el("li", {}, link, el("span", { className: "detail", textContent: formatSize(blob.size) }), remove);
-    remove.onclick = () => { URL.revokeObjectURL(url); item.remove(); };
+    const size = el("span", { className: "detail", textContent: formatSize(blob.size) });
+    const item = el("li", {}, link, size, remove);
+    const entry = { item, url };
+    remove.onclick = () => {
+      URL.revokeObjectURL(url);
+      item.remove();
+      this.downloadItems = this.downloadItems.filter((d) => d !== entry);
+      this.foldDownloads();
+    };
     this.downloads.prepend(item);
+    this.downloadItems.unshift(entry);
+    this.foldDownloads();
     return link;
   }
 

@@ -125,6 +125,19 @@ export class CreateWorkbench {
     this.setSelection(this.selection);
   }
 
+  // Pictures or a PDF opened from the page's file picker or dropped on it: one picture makes a
+  // Secondary Capture, several a multi-frame one, a PDF an Encapsulated PDF.
+  choose(files) {
+    const pdf = files.filter((f) => /\.pdf$/i.test(f.name));
+    const pictures = files.filter((f) => !pdf.includes(f));
+    const kind = pictures.length > 1 ? "multiframe" : pictures.length ? "sc" : "pdf";
+    this.chosen[kind] = kind === "pdf" ? pdf.slice(0, 1) : [...pictures].sort(byName);
+    if (pdf.length && kind !== "pdf") this.chosen.pdf = pdf.slice(0, 1);
+    for (const k of ["sc", "multiframe", "pdf"]) this.renderChosen(k, this.sources[k].querySelector(".create-chosen"));
+    document.getElementById(`create-kind-${kind}`).checked = true;
+    this.setKind(kind);
+  }
+
   // ---- Sources, one per kind -------------------------------------------------------------------
 
   pictureSource(kind, text, multiple) {

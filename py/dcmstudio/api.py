@@ -92,10 +92,29 @@ def describe(path, name, head=None):
             head_bytes = f.read()
         os.remove(head)
     try:
-        return {"dicom": True, **catalog.describe_file(path, name, head=head_bytes)}
+        info = catalog.describe_file(path, name, head=head_bytes)
+        # A cut file is still listed (its header is whole), with a mark saying so.
+        return {"dicom": True, **info, "truncated": catalog.pixel_data_truncation(path, name, head_bytes)}
     except DicomStudioError as exc:
         # A skipped file is a normal answer, not a failure: the page lists it with the reason.
         return {"dicom": False, "name": name, "reason": exc.message, "size": os.path.getsize(path)}
+
+
+@endpoint
+def zip_members(path, name):
+    """The files inside a ZIP the user opened, as outputs, for the page to open as dropped files;
+    ``members`` gives each output's name inside the archive."""
+    members, outputs = [], []
+    try:
+        for index, (member, data) in enumerate(archive.opened_members(path, name)):
+            out_name = f"{index}-{os.path.basename(member) or 'member'}"
+            members.append({"member": member, "output": out_name})
+            outputs.append(offer(out_name, data, "application/octet-stream"))
+    except DicomStudioError:
+        for output in outputs:  # nothing half-opened is offered, nor left in memory
+            os.remove(output["path"])
+        raise
+    return {"members": members, "outputs": outputs}
 
 
 @endpoint

@@ -10,6 +10,8 @@ import shutil
 import struct
 import zipfile
 
+from .errors import DicomStudioError
+
 CHUNK_SIZE = 1 << 20
 # What a member name may hold (APPNOTE 4.4.17: relative, "/" only; most unzip tools and file
 # systems also refuse control characters, Windows' reserved ones and names over 255 bytes).
@@ -365,3 +367,60 @@ def member_names(names):
         taken.add(candidate.casefold())
         result.append(candidate)
     return result
+
+
+# Opening a ZIP the user dropped: what its members may add up to, against archives that
+# inflate to far more than the page can hold (a "zip bomb").
+MAX_OPENED_BYTES = 512 << 20
+MAX_OPENED_MEMBERS = 20000
+
+
+def opened_members(path, name, max_bytes=MAX_OPENED_BYTES, max_members=MAX_OPENED_MEMBERS):
+    """Read the files inside a ZIP the user opened, for the page to open like dropped files.
+
+    Parameters
+    ----------
+    path : str
+        The archive.
+    name : str
+        The user's name for it, for messages.
+    max_bytes, max_members : int
+        Refuse archives whose files add up to more (as declared, and as actually inflated).
+
+    Yields
+    ------
+    tuple
+        ``(member name, bytes)`` for each file, folders skipped, in the archive's order.
+
+    Raises
+    ------
+    DicomStudioError
+        The file is not a readable ZIP, is encrypted, or is too large to open in the page.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DicomStudioError(f"{name} cannot be opened as a ZIP archive: {exc}.", file=name) from exc
+    with archive:
+        files = [info for info in archive.infolist() if not info.is_dir()]
+        declared = sum(info.file_size for info in files)
+        if len(files) > max_members or declared > max_bytes:
+            raise DicomStudioError(f"{name} holds {len(files)} files of {declared / 1e6:.0f} MB in all: more than "
+                                   f"the page opens from one archive ({max_members} files, {max_bytes / 1e6:.0f} "
+                                   "MB). Unzip it and open its files or folders.", file=name)
+        inflated = 0
+        for info in files:
+            if info.flag_bits & 0x1:
+                raise DicomStudioError(f"{name} is encrypted ({info.filename}): unzip it with its password "
+                                       "first.", file=name)
+            try:
+                with archive.open(info) as member:
+                    data = member.read(max_bytes - inflated + 1)
+            except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
+                raise DicomStudioError(f"{name}: its member {info.filename} cannot be read: {exc}.",
+                                       file=name) from exc
+            inflated += len(data)
+            if inflated > max_bytes:
+                raise DicomStudioError(f"{name} inflates to more than {max_bytes / 1e6:.0f} MB: unzip it and "
+                                       "open its files or folders.", file=name)
+            yield info.filename, data

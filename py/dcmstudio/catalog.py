@@ -53,6 +53,21 @@ _CATALOG_KEYWORDS = (
 )
 _CATALOG_TAGS = [Tag(keyword) for keyword in _CATALOG_KEYWORDS]
 
+# What a file that is not DICOM is, by its first bytes (whatever its name says), and where the page takes it.
+_CREATE = "use Create to make DICOM of it"
+_VOLUME = "open it in Volume → DICOM"
+_KNOWN_FORMATS = (
+    (lambda head: head.startswith(b"\xff\xd8\xff"), "a JPEG picture", _CREATE),
+    (lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), "a PNG picture", _CREATE),
+    (lambda head: head.startswith(b"%PDF-"), "a PDF document", _CREATE),
+    (lambda head: head[:4] in (b"PK\x03\x04", b"PK\x05\x06"), "a ZIP archive", "give it a .zip name to open its files"),
+    (lambda head: head.startswith(b"\x1f\x8b"), "gzip-compressed", "a .nii.gz volume opens in Volume → DICOM"),
+    (lambda head: head[:4] in (struct.pack("<i", 348), struct.pack(">i", 348)),
+     "a NIfTI-1 or Analyze header", _VOLUME),
+    (lambda head: head[:4] in (struct.pack("<i", 540), struct.pack(">i", 540)), "a NIfTI-2 volume", _VOLUME),
+    (lambda head: head.startswith(b"NRRD"), "an NRRD volume", _VOLUME),
+)
+
 
 def describe_file(path, name, head=None):
     """Describe one file for the patient → study → series → instance tree, reading its header only.
@@ -138,7 +153,8 @@ def describe_file(path, name, head=None):
 
 
 def _most_frames(ds, rows, columns, size):
-    return most_frames(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian), rows, columns, size)
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
+    return most_frames(syntax, rows, columns, size)
 
 
 def most_frames(syntax, rows, columns, size):
@@ -150,6 +166,61 @@ def most_frames(syntax, rows, columns, size):
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         size = inflation_cap(size)
     return size * 8 // max(1, (rows or 1) * (columns or 1))
+
+
+_SEQUENCE_DELIMITERS = {True: b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"}
+_PIXEL_DATA_TAGS = [Tag(0x7FE00008), Tag(0x7FE00009), Tag(0x7FE00010)]
+
+
+def pixel_data_truncation(path, name, head=None):
+    """Say how a DICOM file's pixel data is cut short, or return None when it is whole (or absent).
+
+    ``describe_file`` reads headers only, so a file cut inside its pixel data passes it; this looks
+    at where the pixel data element says it ends (an encapsulated one must end with its sequence
+    delimiter), reading the element's place from ``head`` when it holds it, else with pydicom.
+
+    Parameters
+    ----------
+    path : str
+        A file ``describe_file`` accepted.
+    name : str
+        The user's name for it, for the sentence.
+    head : bytes, optional
+        The file's first bytes, already fetched.
+
+    Returns
+    -------
+    str or None
+        E.g. "it ends 1000 bytes before the end of the value of (7FE0,0010) PixelData".
+    """
+    from dcmstudio import header  # noqa: PLC0415 -- header reads with this module's checks
+    size = os.path.getsize(path)
+    try:
+        if head is None:
+            raise ValueError("no head")
+        element = header.pixel_data_element(head, size)
+    except ValueError:
+        problems = []
+        ds = read_dicom(path, name, defer_size=1024,
+                        problems=problems, allow_truncated=True, head=head)
+        cut = [p for p in problems if p.startswith("The file is truncated: ")]
+        if cut:
+            return cut[0][len("The file is truncated: "):].rstrip(".")
+        raw = next((ds.get_item(tag, keep_deferred=True) for tag in _PIXEL_DATA_TAGS if tag in ds), None)
+        element = None if raw is None else (raw.value_tell, raw.length, ds.original_encoding[1])
+    if element is None:
+        return None
+    value_offset, length, little = element
+    if length != UNDEFINED_LENGTH:
+        if value_offset + length > size:
+            return (f"it ends {value_offset + length - size} bytes before the end of the value of "
+                    "(7FE0,0010) PixelData")
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 8))
+        if f.read(8) != _SEQUENCE_DELIMITERS[little]:
+            return "its encapsulated pixel data does not end with a sequence delimiter"
+    return None
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,
@@ -337,6 +408,10 @@ def _check_looks_like_dicom(path, name, head=None, size=None):
     if head[PREAMBLE_LENGTH:] == b"DICM":
         return
     if not _starts_with_data_set(head, size):
+        for matches, what, where in _KNOWN_FORMATS:
+            if matches(head):
+                raise NotDicomError(f"{name} is not DICOM: its first bytes say it is {what} ({where}).",
+                                    file=name)
         raise NotDicomError(f"{name} is not DICOM: no 'DICM' prefix at byte 128 and no data set "
                             "at byte 0.", file=name)
 

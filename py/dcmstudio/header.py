@@ -125,7 +125,10 @@ def _describe(head, size, name):
         raise _NotSure
     # pydicom trusts the first element's VR bytes over the transfer syntax (with a warning)
     implicit = not _looks_explicit(head, pos)
-    kept = _walk_data_set(head, pos, size, implicit, little)
+    pixel_data = []
+    kept = _walk_data_set(head, pos, size, implicit, little, pixel_data)
+    element = (pixel_data[0][1], pixel_data[0][2], little) if pixel_data else None
+    _last_walk.update(head=head, size=size, element=element)
     if not kept and size - pos < 16:  # describe_file's truncation check may refuse it as cut short
         raise _NotSure
     encodings = _data_set_encodings(head, kept)
@@ -294,12 +297,52 @@ def _header(head, pos, implicit, little):
     return tag, vr, length, pos + 8
 
 
-def _walk_data_set(head, pos, size, implicit, little):
+# Where the last head described had its pixel data: describe_file then asks pixel_data_element
+# about the same head, which need not be walked twice.
+_last_walk = {"head": None, "size": None, "element": None}
+
+
+def pixel_data_element(head, size):
+    """Where the top-level pixel data element is, read from the file's first bytes.
+
+    Returns
+    -------
+    tuple or None
+        ``(value offset, length, little endian)`` (length 0xFFFFFFFF when undefined), or None when
+        the data set has none.
+
+    Raises
+    ------
+    ValueError
+        When the head alone cannot say (the caller reads the file with pydicom instead).
+    """
+    if _last_walk["head"] is head and _last_walk["size"] == size:
+        return _last_walk["element"]
+    try:
+        if len(head) >= DATA_START and head[PREAMBLE_LENGTH:DATA_START] == b"DICM":
+            start = DATA_START
+        elif catalog._starts_with_data_set(head[:DATA_START], size):
+            start = 0
+        else:
+            raise _NotSure
+        meta, pos = _read_meta(head, start)
+        _, little = _declared_encoding(head, meta, pos)
+        if pos + 8 > len(head):
+            raise _NotSure
+        found = []
+        _walk_data_set(head, pos, size, not _looks_explicit(head, pos), little, found)
+    except (_NotSure, struct.error) as exc:
+        raise ValueError("the head does not reach the pixel data") from exc
+    return (found[0][1], found[0][2], little) if found else None
+
+
+def _walk_data_set(head, pos, size, implicit, little, pixel_data=None):
     """The kept top-level elements ``{tag: (vr, value offset, length)}``, up to Pixel Data.
 
     Reads as pydicom's ``data_element_generator`` with ``specific_tags`` and
     ``stop_before_pixels``: other values are skipped by their length, undefined-length
-    sequences are walked item by item.
+    sequences are walked item by item. The pixel data element's ``(tag, value offset, length)``
+    is appended to ``pixel_data`` if given.
     """
     kept = {}
     last_tag = -1
@@ -308,6 +351,8 @@ def _walk_data_set(head, pos, size, implicit, little):
         if tag >> 16 == 0xFFFE:
             raise _NotSure
         if tag in PIXEL_DATA_TAGS:
+            if pixel_data is not None:
+                pixel_data.append((tag, value, length))
             break
         if tag <= last_tag:  # out of order or repeated: pydicom keeps the last copy
             raise _NotSure

@@ -206,6 +206,21 @@ def test_a_text_file_is_not_dicom_with_the_reason_as_a_sentence(tmp_path):
     assert caught.value.file == "notes.txt"
 
 
+@pytest.mark.parametrize(("first_bytes", "what"), [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG picture (use Create to make DICOM of it)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG picture (use Create to make DICOM of it)"),
+    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "a PDF document (use Create to make DICOM of it)"),
+    (b"PK\x03\x04\x14\x00\x00\x00", "a ZIP archive (give it a .zip name to open its files)"),
+    (struct.pack("<i", 348) + b"\x00" * 36, "a NIfTI-1 or Analyze header (open it in Volume → DICOM)"),
+    (b"NRRD0004\ntype: short\n", "an NRRD volume (open it in Volume → DICOM)"),
+])
+def test_a_known_format_named_dcm_says_what_it_is(tmp_path, first_bytes, what):
+    path = write(tmp_path, "scan.dcm", first_bytes + b"\x00" * 300)
+    with pytest.raises(NotDicomError) as caught:
+        describe_file(path, "scan.dcm", head=(first_bytes + b"\x00" * 300)[:200])
+    assert caught.value.message == f"scan.dcm is not DICOM: its first bytes say it is {what}."
+
+
 def test_bytes_that_only_start_like_a_group_0008_tag_are_not_dicom(tmp_path):
     # (0008,0005) then neither a VR nor a length that fits in the file
     data = b"\x08\x00\x05\x00\xff\xff\xff\x7f" + b"x" * 200
@@ -304,3 +319,37 @@ def test_describing_all_bundled_dicom_files_is_fast():
         describe_file(str(path), name_of(path))
     per_file = (time.perf_counter() - start) / len(paths)
     assert per_file < 0.03, f"{per_file * 1000:.1f} ms per file"
+
+
+@pytest.mark.parametrize("with_head", [True, False])
+@pytest.mark.parametrize(("source", "reason"), [
+    ("CT_small.dcm", "it ends 862 bytes before the end of the value of (7FE0,0010) PixelData"),
+    ("JPEG2000.dcm", None),  # encapsulated: the reason depends on which reader found the cut
+])
+def test_a_file_cut_inside_its_pixel_data_is_described_and_flagged(tmp_path, source, reason, with_head):
+    from dcmstudio import api
+    data = bundled(source).read_bytes()
+    whole = write(tmp_path, "whole.dcm", data)
+    cut = write(tmp_path, "cut.dcm", data[:-1000])
+    head = data[:65536] if with_head else None
+    assert catalog.pixel_data_truncation(whole, "whole.dcm", head) is None
+    found = catalog.pixel_data_truncation(cut, "cut.dcm", head)
+    assert found and (reason is None or found == reason)
+    described = api.describe(str(cut), "cut.dcm")
+    assert described["dicom"] is True and described["truncated"] == catalog.pixel_data_truncation(cut, "cut.dcm")
+    assert api.describe(str(whole), "whole.dcm")["truncated"] is None
+
+
+def test_a_file_without_pixel_data_is_never_flagged_as_cut(tmp_path):
+    path = write(tmp_path, "plan.dcm", bundled("rtplan.dcm").read_bytes())
+    assert catalog.pixel_data_truncation(path, "plan.dcm", bundled("rtplan.dcm").read_bytes()[:65536]) is None
+
+
+@pytest.mark.parametrize("source", ["CT_small.dcm", "JPEG2000.dcm", "MR_small_bigendian.dcm"])
+def test_the_pixel_data_place_kept_from_describing_is_the_one_a_fresh_walk_finds(source):
+    from dcmstudio import header
+    path = bundled(source)
+    head = path.read_bytes()[:65536]
+    describe_file(str(path), source, head=head)
+    kept = header.pixel_data_element(head, path.stat().st_size)
+    assert kept is not None and kept == header.pixel_data_element(bytes(bytearray(head)), path.stat().st_size)
