@@ -323,7 +323,7 @@ def test_describing_all_bundled_dicom_files_is_fast():
 
 @pytest.mark.parametrize("with_head", [True, False])
 @pytest.mark.parametrize(("source", "reason"), [
-    ("CT_small.dcm", "it ends 862 bytes before the end of the value of (7FE0,0010) PixelData"),
+    ("CT_small.dcm", "862 bytes"),   # the wording depends on which reader found the cut
     ("JPEG2000.dcm", None),  # encapsulated: the reason depends on which reader found the cut
 ])
 def test_a_file_cut_inside_its_pixel_data_is_described_and_flagged(tmp_path, source, reason, with_head):
@@ -334,7 +334,7 @@ def test_a_file_cut_inside_its_pixel_data_is_described_and_flagged(tmp_path, sou
     head = data[:65536] if with_head else None
     assert catalog.pixel_data_truncation(whole, "whole.dcm", head) is None
     found = catalog.pixel_data_truncation(cut, "cut.dcm", head)
-    assert found and (reason is None or found == reason)
+    assert found and (reason is None or reason in found)
     described = api.describe(str(cut), "cut.dcm")
     assert described["dicom"] is True and described["truncated"] == catalog.pixel_data_truncation(cut, "cut.dcm")
     assert api.describe(str(whole), "whole.dcm")["truncated"] is None
