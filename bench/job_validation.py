@@ -16,6 +16,9 @@ if __name__ == "__main__" and "pyodide" not in sys.modules:
 
 from dcmstudio import jobs, validate  # noqa: E402
 
+# CPU time where the system keeps it (the machine may be shared); Pyodide has only the wall clock.
+CLOCK = time.perf_counter if sys.platform == "emscripten" else time.process_time
+
 CLEAN_EDITS = [  # bench/job_a_pyodide.mjs's
     {"op": "set", "path": "PatientName", "value": "Anonymous^Edited"},
     {"op": "set", "path": "PatientID", "value": "ANON-000123-EDITED"},
@@ -28,12 +31,12 @@ BREAKING_EDITS = [{"op": "delete", "path": "StudyDate"}]  # every output gains a
 
 def run(kind, options, paths, scratch):
     job = jobs.start(kind, options, len(paths), lambda name: os.path.join(scratch, name))
-    started = time.perf_counter()
+    started = CLOCK()
     for index, path in enumerate(paths, 1):
         jobs.step(job, {"path": path, "name": os.path.basename(path), "index": index,
                         "member": os.path.basename(path)})
     summary = jobs.finish(job)["summary"]
-    return (time.perf_counter() - started) / len(paths) * 1000, summary.get("files_with_new_errors")
+    return (CLOCK() - started) / len(paths) * 1000, summary.get("files_with_new_errors")
 
 
 def measure(folder, count=None):
@@ -49,7 +52,7 @@ def measure(folder, count=None):
         for label, options, files in cases:
             kind = label.split()[0]
             timings = {}
-            for checked in (True, False, True, False):
+            for checked in (True, False) * 3:
                 if not checked:
                     validate.new_errors_in = lambda *a: []
                     validate.new_errors = lambda *a: []
