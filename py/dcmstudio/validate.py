@@ -16,8 +16,9 @@ Two kinds of check, each finding named by a rule a user can look up:
   (0008,0005) *Specific Character Set*, group lengths including (0002,0000), odd value lengths,
   and trailing padding (NUL for UI, space elsewhere).
 
-:func:`new_errors` compares an output with its input, so that a job can refuse an output that
-gained an error.
+:func:`new_errors` (files) and :func:`new_errors_in` (bytes a job holds) compare an output with its
+input, so that Create can refuse an output that gained an error and the edit, de-identify and
+compress jobs can report it (see :mod:`dcmstudio.jobs`).
 """
 
 import datetime
