@@ -29,6 +29,25 @@ export async function chooseTarget(kind, zipName) {
   return { kind: SAVE_TARGETS.DOWNLOAD, label: `the download ${zipName}` };
 }
 
+// The outputs that gained a validation error their input did not have (each step's `new_errors`,
+// see jobs.py): a line per file, or null when there are none. `flagged`: [{ file, new_errors }].
+export function newErrorsNote(flagged) {
+  if (!flagged.length) return null;
+  const box = document.createElement("div");
+  box.className = "error new-errors";
+  const head = document.createElement("p");
+  head.textContent = `${flagged.length} output${flagged.length === 1 ? "" : "s"} gained a validation error ` +
+    "that the input did not have. They were written anyway; check them in Validate.";
+  const list = document.createElement("ul");
+  for (const { file, new_errors: errors } of flagged.slice(0, 200)) {
+    const line = document.createElement("li");
+    line.textContent = `${file}: ${errors.map((e) => `${e.path || "the file"} (${e.rule}): ${e.message}`).join("; ")}`;
+    list.append(line);
+  }
+  box.append(head, list);
+  return box;
+}
+
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
 // { ok, summary, firstReport, written, failures } or { ok: false, error }. `task` is the task
 // bar's handle (progress, cancel).
@@ -54,6 +73,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const extras = new Map();    // other outputs (each worker's report): name → parts
   const unresolved = [];
   const failures = [];
+  const flagged = [];          // { file, new_errors } of the outputs that gained a validation error
   let done = 0;
   const onPart = ({ output, buffer, ref }, item) => {
     const part = ref ? sources.get(ref.key)?.slice(ref.offset, ref.offset + ref.length) : buffer;
@@ -67,6 +87,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     partsOf.delete(item.member);
     const member = step.ok && !step.error && !unresolved.includes(item.member) ? step.member : null;
     if (!member) failures.push({ file: item.name, message: step.error?.message || `${item.name} could not be read.` });
+    if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);
     if (zip) zip.put(item.index - 1, member, parts);
     task.progress(++done, items.length, item.name);
@@ -96,6 +117,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     files: shares.reduce((n, s) => n + (s.summary?.files || 0), 0),
     changes: shares.reduce((n, s) => n + (s.summary?.changes || 0), 0),
     failed: failures,
+    newErrors: flagged.sort((a, b) => a.file.localeCompare(b.file)),
   };
   const firstReport = shares.map((s) => s.first_report).filter(Boolean).sort((a, b) => a.index - b.index)[0] || null;
   const reports = [...extras].map(([name, { mime, parts }]) => ({ name, blob: new Blob(parts, { type: mime }) }));

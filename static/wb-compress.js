@@ -3,6 +3,7 @@
 // compress_choices lists them), as one file or a ZIP, with a report per file. Python does the work (the "compress" job over dcmstudio.codecs) and decodes each
 // output again to compare it with its source before it is offered.
 import { Op } from "./protocol.js";
+import { newErrorsNote } from "./jobs.js";
 
 export const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -139,7 +140,8 @@ export class CompressWorkbench {
     // An empty ZIP (every file refused) is not worth a download.
     if (s.files) this.app.tasks.offer(collected, { click: true });
     const failed = files.length - s.files;
-    task.finish(`Wrote ${plural(s.files, "file")} as ${target.name}${failed ? `; ${failed} could not be written (see Compress)` : ""}`);
+    const gained = s.files_with_new_errors ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
+    task.finish(`Wrote ${plural(s.files, "file")} as ${target.name}${failed ? `; ${failed} could not be written (see Compress)` : ""}${gained}`);
     this.renderReport(files, result.steps, s);
   }
 
@@ -168,6 +170,8 @@ export class CompressWorkbench {
         `${summary.verified} of ${summary.files} checked pixel-identical${failed ? `; ${failed} not written` : ""}.` }),
       el("table", { className: "changes compress-files" },
         el("thead", {}, el("tr", {}, ...["File", "Transfer syntax", "Frames", "Size", "Check", "Notes"].map((h) => el("th", { textContent: h })))),
-        el("tbody", {}, ...rows)));
+        el("tbody", {}, ...rows)),
+      ...[newErrorsNote(steps.filter((step) => step.ok && step.report?.new_errors?.length)
+        .map((step) => ({ file: step.report.file, new_errors: step.report.new_errors })))].filter(Boolean));
   }
 }

@@ -2,6 +2,7 @@
 // that agree across sessions, a preview of every action on one file, optional pixel masks drawn
 // on the frame, and the de-identified files as a ZIP with the mapping and a residual-PHI report.
 import { Op } from "./protocol.js";
+import { newErrorsNote } from "./jobs.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -248,7 +249,9 @@ export class DeidWorkbench {
       this.app.tasks.offer(zip, { click: true });
     }
     this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
-    task.finish(`De-identified ${s.files} file${s.files === 1 ? "" : "s"} of ${s.patients} patient${s.patients === 1 ? "" : "s"}`);
+    const gained = reports.filter((r) => r.new_errors?.length).map((r) => ({ file: r.file, new_errors: r.new_errors }));
+    task.finish(`De-identified ${s.files} file${s.files === 1 ? "" : "s"} of ${s.patients} patient${s.patients === 1 ? "" : "s"}` +
+      (gained.length ? `; ${gained.length} gained a validation error (see De-identify)` : ""));
     this.showReport(
       el("h2", { textContent: `De-identified ${s.files} files (${s.profile})` }),
       el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ${s.deterministic ? "reproducible with this secret" : "random mapping (no secret)"}` }),
@@ -258,6 +261,7 @@ export class DeidWorkbench {
         "CSVs for UIDs and patient IDs) and the report are in the task bar; their names start with IDENTIFYING: " +
         "they link the data to real people, keep them apart and safe." }),
       ...(s.failed || []).map((f) => el("p", { className: "error", textContent: `${f.file}: ${f.message}` })),
+      newErrorsNote(gained),
       ...reports.map((r) => this.burnedInNote(r)).filter(Boolean),
       this.residualList(reports));
   }

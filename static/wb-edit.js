@@ -3,7 +3,7 @@
 import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
 import { SAVE_TARGETS, pickers } from "./outputs.js";
-import { chooseTarget, runSharedJob } from "./jobs.js";
+import { chooseTarget, newErrorsNote, runSharedJob } from "./jobs.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -253,12 +253,15 @@ export class EditWorkbench {
     const { summary } = result;
     const failed = summary.failed;
     const count = result.written === files.length ? `${files.length}` : `${result.written} of ${files.length}`;
+    const gained = summary.newErrors.length;
     task.finish(`Edited ${count} file${files.length === 1 ? "" : "s"} into ${target.label}` +
-      (failed.length ? `; ${failed.length} could not be edited (see Edit)` : ""));
+      (failed.length ? `; ${failed.length} could not be edited (see Edit)` : "") +
+      (gained ? `; ${gained} gained a validation error (see Edit)` : ""));
     this.lastRun = { files: files.length, written: result.written, bytes: result.bytes, workers: result.workers };
     this.report.replaceChildren(...[
       el("h2", { textContent: `Edited ${summary.files} file${summary.files === 1 ? "" : "s"}, ${summary.changes} changes, into ${target.label}` }),
       failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      newErrorsNote(summary.newErrors),
       result.firstReport ? this.reportView(result.firstReport) : null].filter(Boolean));
   }
 
@@ -282,9 +285,12 @@ export class EditWorkbench {
     }
     this.app.tasks.offer(collected, { click: true });
     const failed = result.summary.failed;
-    task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}` : `Edited ${files[0].name}`);
+    const gained = (result.first_report?.new_errors || []).length ? [{ file: files[0].name, new_errors: result.first_report.new_errors }] : [];
+    task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}`
+      : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}`);
     this.report.replaceChildren(...[
       failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      newErrorsNote(gained),
       result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }
 }

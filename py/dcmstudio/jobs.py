@@ -230,6 +230,18 @@ def _check_part10(pieces, name):
         raise DicomStudioError("the edited file lost its DICM prefix; it was not offered", file=name)
 
 
+def listed_errors(findings):
+    """Validation findings as a job's report lists them: ``[{"path", "rule", "message"}]``."""
+    return [{"path": f["path"], "rule": f["rule"], "message": f["message"]} for f in findings]
+
+
+def new_errors_of(data, pieces, name):
+    """The errors an output (``pieces``) gained over its input (``data``), both in memory; see
+    :func:`dcmstudio.validate.new_errors_in`. The output is still offered: the user decides."""
+    from . import validate
+    return listed_errors(validate.new_errors_in(data, pieces, name))
+
+
 def edit_item(item, edits, context):
     """One file edited as the edit task edits it (read, edited, its output checked); the command
     (:mod:`dcmstudio.cli.tasks`) calls it too.
@@ -237,7 +249,8 @@ def edit_item(item, edits, context):
     Returns
     -------
     pieces, origins, report
-        As :func:`dcmstudio.edit.edit_output` gives them.
+        As :func:`dcmstudio.edit.edit_output` gives them; the report also lists ``new_errors``,
+        the validation errors the output has and the input had not (see :func:`new_errors_of`).
     part10 : bool
         Whether the input had a DICM prefix (so the output has one).
     """
@@ -257,6 +270,8 @@ def edit_item(item, edits, context):
             if replay is not None:
                 replay.__init__()  # never replay a layout that failed
             raise
+    # replayed or walked, every edited output is validated; an unchanged one is its input
+    report["new_errors"] = new_errors_of(data, pieces, item["name"]) if report["changes"] else []
     return pieces, origins, report, part10
 
 
@@ -296,6 +311,7 @@ class EditJob(ZipJob):
         self.first_report = None
         self.edited = 0
         self.changes = 0
+        self.with_new_errors = 0
         self.failures = []
         self.report_path = os.path.join(scratch, "report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
@@ -313,25 +329,26 @@ class EditJob(ZipJob):
             return {"changes": 0, "error": {"file": name, "message": exc.message}}
         self.edited += 1
         self.changes += len(report["changes"])
+        self.with_new_errors += bool(report["new_errors"])
         self.first_report = self.first_report or {**report, "index": index}
+        done = {"changes": len(report["changes"]), "new_errors": report["new_errors"]}
         if self.single:
             out_name = member_name(name).rsplit("/", 1)[-1]
             self.report_file.write(json.dumps({**report, "member": out_name}) + "\n")
             out = os.path.join(self.scratch, out_name)
             with open(out, "wb") as f:
                 f.writelines(pieces)
-            return {"changes": len(report["changes"]),
-                    "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
+            return {**done, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
         # Large stretches of the input go to the page as references to the file it opened.
         sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
                    else None for piece, origin in zip(pieces, origins)]
         if self.container == "zip":
             member = self.zip.add_pieces(pieces, name, sources)
             self.report_file.write(json.dumps({**report, "member": member}) + "\n")
-            return {"changes": len(report["changes"]), "member": {"name": member}, "chunks": self.chunks()}
+            return {**done, "member": {"name": member}, "chunks": self.chunks()}
         member = member_name(item.get("member") or name)
         self.report_file.write(json.dumps({**report, "member": member}) + "\n")
-        return {"changes": len(report["changes"]), **self._member(member, pieces, sources)}
+        return {**done, **self._member(member, pieces, sources)}
 
     def _member(self, member, pieces, sources):
         """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
@@ -352,7 +369,8 @@ class EditJob(ZipJob):
 
     def finish(self):
         self.report_file.close()
-        summary = {"files": self.edited, "failed": self.failures, "changes": self.changes}
+        summary = {"files": self.edited, "failed": self.failures, "changes": self.changes,
+                   "files_with_new_errors": self.with_new_errors}
         result = {"summary": summary, "first_report": self.first_report}
         if self.single:
             return result
@@ -413,8 +431,10 @@ def _plain(result):
 
 def compress_item(item, out, target, verify):
     """One file written to ``out`` in ``target`` as the compress task writes it, its output
-    checked; the command calls it too. Returns :func:`dcmstudio.codecs.compress`'s report."""
-    from . import codecs
+    checked; the command calls it too. Returns :func:`dcmstudio.codecs.compress`'s report, with
+    ``new_errors`` (see :func:`new_errors_of`; the input is read again only when the output has
+    errors)."""
+    from . import codecs, validate
     name = item["name"]
     report = codecs.compress(item["path"], out, target, name=name, verify=verify)
     with open(out, "rb") as f:
@@ -422,6 +442,7 @@ def compress_item(item, out, target, verify):
             raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
                                    "not offered.", file=name)
     check_reread_file(out, name)
+    report["new_errors"] = listed_errors(validate.new_errors(item["path"], out, name))
     return report
 
 
@@ -479,6 +500,7 @@ class CompressJob(ZipJob):
                    "input_bytes": sum(r["input_bytes"] for r in self.reports),
                    "output_bytes": sum(r["output_bytes"] for r in self.reports),
                    "verified": sum(1 for r in self.reports if r["verified"]),
+                   "files_with_new_errors": sum(1 for r in self.reports if r["new_errors"]),
                    "transfer_syntax": self._codecs.describe_transfer_syntax(self.target)}
         if self.single:
             return {"summary": summary, "reports": self.reports}
@@ -500,7 +522,8 @@ def deidentify_item(deidentifier, item, index, learned=False):
     Returns
     -------
     pieces, report
-        As :meth:`dcmstudio.deid.Deidentifier.deidentify` gives them.
+        As :meth:`dcmstudio.deid.Deidentifier.deidentify` gives them; the report also lists
+        ``new_errors`` (see :func:`new_errors_of`).
     part10 : bool
         Whether the input had a DICM prefix.
     """
@@ -510,6 +533,7 @@ def deidentify_item(deidentifier, item, index, learned=False):
     if part10:
         _check_part10(pieces, item["name"])
     check_reread(pieces, item["name"])
+    report["new_errors"] = new_errors_of(data, pieces, item["name"])
     return pieces, report, part10
 
 
@@ -537,6 +561,7 @@ class DeidJob(ZipJob):
         self.learned = set()  # (path, name) of the files the first pass read
         self.written = False
         self.learn_steps = 0  # output names are numbered by the de-identifying steps alone
+        self.with_new_errors = 0
         self.report_path = os.path.join(scratch, "deid_report.jsonl")
         self.report_file = open(self.report_path, "w", encoding="utf-8")
 
@@ -561,6 +586,7 @@ class DeidJob(ZipJob):
             self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
             return {"report": None, "error": {"file": name, "message": exc.message}}
         report["member"] = self.zip.add_pieces(pieces, report["output"])
+        self.with_new_errors += bool(report["new_errors"])
         self.report_file.write(json.dumps(report) + "\n")
         return {"report": {k: v for k, v in report.items() if k != "elements"},
                 "chunks": self.chunks()}
@@ -571,8 +597,8 @@ class DeidJob(ZipJob):
         report = {"path": self.report_path, "name": self._deid.mapping.report_name(stem),
                   "mime": "application/x-ndjson"}
         outputs = self.deidentifier.write_mapping(self.scratch) + [report]
-        return {"summary": self.deidentifier.summary(), "outputs": outputs,
-                "chunks": self.finish_zip()}
+        return {"summary": {**self.deidentifier.summary(), "files_with_new_errors": self.with_new_errors},
+                "outputs": outputs, "chunks": self.finish_zip()}
 
     def cancel(self):
         self.report_file.close()

@@ -16,8 +16,9 @@ Two kinds of check, each finding named by a rule a user can look up:
   (0008,0005) *Specific Character Set*, group lengths including (0002,0000), odd value lengths,
   and trailing padding (NUL for UI, space elsewhere).
 
-:func:`new_errors` compares an output with its input, so that a job can refuse an output that
-gained an error.
+:func:`new_errors` (files) and :func:`new_errors_in` (bytes a job holds) compare an output with its
+input, so that Create can refuse an output that gained an error and the edit, de-identify and
+compress jobs can report it (see :mod:`dcmstudio.jobs`).
 """
 
 import datetime
@@ -743,27 +744,61 @@ def validate_file(path, name=None):
     name = name or os.path.basename(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        want = HEAD_BYTES
-        while want < size:
+
+        def prefix(want):
             f.seek(0)
-            head = f.read(want)
-            try:
-                layout = elements.walk(head, name, stop_after=PIXEL_DATA - 1)
-            except DicomStudioError:
-                layout = None  # the header goes on past these bytes (or is broken: read it all)
-            if layout is not None and not layout.complete and not layout.deflated:
-                return _validate_layout(layout, name, pixel_header=head[layout.walk_end:layout.walk_end + 12])
-            want *= 4
-        f.seek(0)
-        return validate_bytes(f.read(), name)
+            return f.read(want)
+        return _validate_prefix(prefix, size, name)
 
 
-def new_errors(input_path, output_path):
+def validate_pieces(pieces, name):
+    """Check a file held in memory, whole or as the pieces a job wrote it in; as :func:`validate_file`,
+    only the bytes up to the Pixel Data header are walked, and the pieces are joined only that far.
+
+    Parameters
+    ----------
+    pieces : bytes-like or list of bytes-like
+        The file, or its pieces in order.
+    name : str
+        The file's name, for the report.
+    """
+    pieces = [pieces] if isinstance(pieces, (bytes, bytearray, memoryview)) else list(pieces)
+    size = sum(len(piece) for piece in pieces)
+
+    def prefix(want):
+        if len(pieces[0]) >= want:
+            return memoryview(pieces[0])[:want]  # no copy: the usual header lies in the first piece
+        head = bytearray()
+        for piece in pieces:
+            head += piece[:want - len(head)]
+            if len(head) >= want:
+                break
+        return head
+    return _validate_prefix(prefix, size, name)
+
+
+def _validate_prefix(prefix, size, name):
+    """Validate a file of ``size`` bytes whose first ``want`` bytes ``prefix(want)`` gives: headers
+    are walked from growing prefixes until the walk reaches Pixel Data, or the whole file."""
+    want = HEAD_BYTES
+    while want < size:
+        head = prefix(want)
+        try:
+            layout = elements.walk(head, name, stop_after=PIXEL_DATA - 1)
+        except DicomStudioError:
+            layout = None  # the header goes on past these bytes (or is broken: read it all)
+        if layout is not None and not layout.complete and not layout.deflated:
+            return _validate_layout(layout, name, pixel_header=bytes(head[layout.walk_end:layout.walk_end + 12]))
+        want *= 4
+    return validate_bytes(prefix(size), name)
+
+
+def new_errors(input_path, output_path, name=None):
     """Errors the output has that its input did not have.
 
-    A job that writes ``output_path`` from ``input_path`` calls this to refuse an output it made
-    worse. Findings are matched by rule and path, so an error the input already had (and the
-    output kept) is not counted.
+    A job that writes ``output_path`` from ``input_path`` calls this to refuse or flag an output it
+    made worse. Findings are matched by rule and path, so an error the input already had (and the
+    output kept) is not counted. The input is read only when the output has errors.
 
     Parameters
     ----------
@@ -771,17 +806,41 @@ def new_errors(input_path, output_path):
         The file the output was made from; None for a created object (every error is new).
     output_path : str
         The file written.
+    name : str, optional
+        The name the findings are reported under; the output path's base name by default.
 
     Returns
     -------
     list of dict
         The output's new error findings (see :class:`Finding`); empty when it gained none.
     """
-    before = set()
-    if input_path is not None:
-        before = {(f["rule"], f["path"]) for f in validate_file(input_path)["findings"] if f["severity"] == ERROR}
-    after = validate_file(output_path)["findings"]
-    return [f for f in after if f["severity"] == ERROR and (f["rule"], f["path"]) not in before]
+    return _gained(validate_file(output_path, name),
+                   None if input_path is None else lambda: validate_file(input_path, name))
+
+
+def new_errors_in(input_data, output, name):
+    """:func:`new_errors` for a job holding both files in memory (nothing is read again).
+
+    Parameters
+    ----------
+    input_data : bytes-like
+        The input file's bytes.
+    output : bytes-like or list of bytes-like
+        The output, whole or as the pieces the job wrote it in (joined only up to Pixel Data).
+    name : str
+        The file's name, for the findings.
+    """
+    return _gained(validate_pieces(output, name), lambda: validate_pieces(input_data, name))
+
+
+def _gained(output_report, input_report):
+    """The error findings of ``output_report`` not in the report ``input_report()`` gives (called
+    only when the output has errors: a clean output costs one validation, not two)."""
+    after = [f for f in output_report["findings"] if f["severity"] == ERROR]
+    if not after or input_report is None:
+        return after
+    before = {(f["rule"], f["path"]) for f in input_report()["findings"] if f["severity"] == ERROR}
+    return [f for f in after if (f["rule"], f["path"]) not in before]
 
 
 def report_text(reports):

@@ -159,3 +159,29 @@ def test_edit_list_round_trip_and_clear_errors(page, server, tmp_path):
     page.wait_for_selector("#edit-pending li .op-set")
     assert "ID-{index:04d}" in page.inner_text("#edit-pending")
     assert_same_origin_only(page, server)
+
+
+def test_an_edit_that_breaks_the_iod_is_listed_per_file(page, server, tmp_path):
+    """Deleting Type 1 Modality from a series: every output is still written, and the page lists
+    each file with the error it gained (issue 16), in the report and the task's message."""
+    paths = make_series(tmp_path)
+    open_files(page, paths)
+    wait_for_files(page, SERIES_SIZE)
+    page.locator(".file-tree .row.series").first.click()
+    page.click("#tab-edit")
+    page.select_option("#edit-op", "delete")
+    page.fill("#edit-path", "Modality")
+    page.click("#edit-add")
+    page.wait_for_selector("#edit-pending li:nth-child(1)")
+    with page.expect_download(timeout=60000) as download_info:
+        page.click("#edit-apply")
+    zip_path = tmp_path / "edited.zip"
+    download_info.value.save_as(zip_path)
+    with zipfile.ZipFile(zip_path) as z:
+        assert sorted(z.namelist()) == [p.name for p in paths]
+    page.wait_for_selector("#edit-report .new-errors")
+    lines = page.locator("#edit-report .new-errors li").all_inner_texts()
+    assert [line.split(":")[0] for line in lines] == [p.name for p in paths]
+    assert all("Modality (type1-missing)" in line for line in lines)
+    assert f"{SERIES_SIZE} gained a validation error" in page.inner_text("#tasks")
+    assert not page.page_errors

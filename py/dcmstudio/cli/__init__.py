@@ -379,6 +379,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
               run.Serial() if workers == 1 else run.ProcessPool(workers))
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
+    with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)
     try:
         shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
         todo = items if complete is None else map(complete, items)
@@ -387,6 +388,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
                 if output.zip is not None:
                     result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
                 written += len(result["outputs"])
+            with_new_errors += bool((result.get("report") or {}).get("new_errors"))
             if merge is not None:
                 merge(result)
             progress.update(result)
@@ -394,6 +396,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
         totals = {"summary": {"command": args.command, "files": len(items),
                                "succeeded": len(items) - len(reports.failed),
                                "failed": reports.failed, "outputs": written, "output": args.output,
+                               **({"files_with_new_errors": with_new_errors} if spec["command"] != "dump" else {}),
                                **(summary() if summary else {})}}
         reports.write(totals)
     finally:
