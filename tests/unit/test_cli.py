@@ -361,3 +361,26 @@ def test_a_worker_that_dies_is_said_not_hidden(tmp_path, monkeypatch, capsys):
     assert main(["dump", source, "-o", str(tmp_path / "out"), "--jobs", "2", "-q",
                  "--report", str(tmp_path / "r")]) == 1
     assert "a worker process died" in capsys.readouterr().err
+
+
+def test_validate_reports_each_file_as_the_page_does_and_strict_fails_on_errors(tmp_path):
+    from dcmstudio import validate
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copyfile(bundled("CT_small.dcm"), source / "good.dcm")
+    broken = pydicom.dcmread(bundled("CT_small.dcm"))
+    broken.SOPClassUID = ""  # Type 1, emptied
+    broken.save_as(source / "broken.dcm")
+    report = tmp_path / "report.jsonl"
+    assert main(["validate", str(source), "-o", str(tmp_path / "out"), "--jobs", "1", "--quiet",
+                 "--report", str(report)]) == 0
+    lines = {line["file"]: line for line in report_lines(report) if "file" in line}
+    for name in ("good.dcm", "broken.dcm"):
+        page = validate.validate_file(str(source / name), name)
+        assert lines[name]["report"]["errors"] == page["errors"]
+        assert (tmp_path / "out" / f"{name[:-4]}_validation.txt").read_text() == validate.report_text([page])
+    assert lines["broken.dcm"]["report"]["errors"] > lines["good.dcm"]["report"]["errors"]
+    assert report_lines(report)[-1]["summary"]["files_with_errors"] >= 1
+    assert main(["validate", str(source), "-o", str(tmp_path / "strict"), "--jobs", "1", "--quiet", "--strict",
+                 "--json", "--report", str(tmp_path / "r2.jsonl")]) == 1
+    assert json.loads((tmp_path / "strict" / "broken_validation.json").read_text())["files"][0]["errors"] >= 1

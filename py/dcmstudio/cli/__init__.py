@@ -67,6 +67,12 @@ def _parser():
     dump.add_argument("--json", action="store_true", help="DICOM JSON (PS3.18 Annex F) instead of text")
     dump.set_defaults(run=_run_dump)
 
+    check = _per_file(commands, "validate", "check each file against its IOD and every element's VR, VM, "
+                      "length and format, as the page's Validate tab does")
+    check.add_argument("--json", action="store_true", help="the reports as JSON instead of text")
+    check.add_argument("--strict", action="store_true", help="exit 1 when any file has an error")
+    check.set_defaults(run=_run_validate)
+
     edit = _per_file(commands, "edit", "edit elements at the byte level (only what is edited changes)")
     edit.add_argument("--edits", metavar="FILE", help="an edit list saved by the page (JSON)")
     for flag, op, text in (("--set", "set", "change PATH's value (like dcmodify -m)"),
@@ -197,6 +203,21 @@ def _read_json(path, what):
 
 def _run_dump(args):
     return _run_per_file(args, {"command": "dump", "json": args.json})
+
+
+def _run_validate(args):
+    errors = []
+
+    def merge(result):
+        if "error" not in result and result["report"]["errors"]:
+            errors.append(result["file"])
+
+    status = _run_per_file(args, {"command": "validate", "json": args.json}, merge=merge,
+                           summary=lambda: {"files_with_errors": len(errors)})
+    if args.strict and errors and status == EXIT_OK:
+        print(f"{len(errors)} file(s) have errors, e.g. {errors[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    return status
 
 
 def _run_edit(args):
@@ -396,7 +417,8 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
         totals = {"summary": {"command": args.command, "files": len(items),
                                "succeeded": len(items) - len(reports.failed),
                                "failed": reports.failed, "outputs": written, "output": args.output,
-                               **({"files_with_new_errors": with_new_errors} if spec["command"] != "dump" else {}),
+                               **({"files_with_new_errors": with_new_errors}
+                                  if spec["command"] not in ("dump", "validate") else {}),
                                **(summary() if summary else {})}}
         reports.write(totals)
     finally:

@@ -98,6 +98,17 @@ def _dump(spec, item):
     return [(_stem(item["name"]) + suffix, [text.encode("utf-8")], False)], {"file": item["name"]}
 
 
+def _validate(spec, item):
+    from dcmstudio import validate
+    report = validate.validate_file(item["path"], item["name"])
+    if spec["json"]:
+        text, suffix = validate.report_json([report]), "_validation.json"
+    else:
+        text, suffix = validate.report_text([report]), "_validation.txt"
+    summary = {"file": item["name"], "iod": report["iod"], "errors": report["errors"], "warnings": report["warnings"]}
+    return [(_stem(item["name"]) + suffix, [text.encode("utf-8")], False)], summary
+
+
 def _edit(spec, item):
     from dcmstudio import edit, replay
     state = _per_process.get(spec["job"])
@@ -155,7 +166,7 @@ def _transcode(spec, item):
     return [(name, pieces, True)], {"file": name, **report}
 
 
-_COMMANDS = {"dump": _dump, "edit": _edit, "deid": _deid, "compress": _transcode}
+_COMMANDS = {"dump": _dump, "validate": _validate, "edit": _edit, "deid": _deid, "compress": _transcode}
 
 
 def job_id(spec):
