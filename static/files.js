@@ -137,8 +137,9 @@ export class FileList {
       const names = others.slice(0, 3).map((o) => o.name).join(", ") + (others.length > 3 ? ", …" : "");
       marks.push(["duplicate", `duplicate of ${names}: the same SOP Instance UID`]);
     }
-    return marks.map(([kind, reason]) => el("span", { className: `mark ${kind}`, title: reason },
-      `⚠ ${kind}`, el("span", { className: "visually-hidden", textContent: ` (${reason})` })));
+    // The reason is the row's description (its title), not part of its name: a duplicate's reason
+    // names the other file, which would make the two rows' names alike.
+    return marks.map(([kind, reason]) => el("span", { className: `mark ${kind}`, title: reason }, `⚠ ${kind}`));
   }
 
   // `count` more files are being described; returns a function to call with how many of them
@@ -340,6 +341,7 @@ export class FileList {
               row.classList.add("marked");
               row.querySelector(".detail").append(...marks);
               row.title = marks.map((m) => m.title).join("\n");
+              row.setAttribute("aria-description", row.title);
             }
             if (this.thumbnails && f.instance.rows) {
               const thumb = el("canvas", { className: "thumb", width: 40, height: 40 });

@@ -219,11 +219,37 @@ def pixel_data_truncation(path, name, head=None):
             return (f"it ends {value_offset + length - size} bytes before the end of the value of "
                     "(7FE0,0010) PixelData")
         return None
+    return _fragments_truncation(path, value_offset, size, little)
+
+
+# Encapsulated pixel data longer than this is not read in full to tell whether it is whole.
+_FRAGMENTS_READ_LIMIT = 8 << 20
+
+
+def _fragments_truncation(path, value_offset, size, little):
+    """How encapsulated pixel data starting at ``value_offset`` is cut short, or None.
+
+    Elements may follow the pixel data (trailing padding, signatures), so its sequence delimiter
+    is looked for near the end first (one read); failing that, its items are walked.
+    """
+    delimiter = _SEQUENCE_DELIMITERS[little]
     with open(path, "rb") as f:
-        f.seek(max(0, size - 8))
-        if f.read(8) != _SEQUENCE_DELIMITERS[little]:
-            return "its encapsulated pixel data does not end with a sequence delimiter"
-    return None
+        f.seek(max(value_offset, size - (1 << 16)))
+        if delimiter in f.read():
+            return None
+        if size - value_offset > _FRAGMENTS_READ_LIMIT:
+            return None  # not worth reading it all to tell
+        f.seek(value_offset)
+        data = f.read()
+    item = delimiter[:2] + (b"\x00\xe0" if little else b"\xe0\x00")
+    pos = 0
+    while pos + 8 <= len(data):
+        if data[pos:pos + 4] != item:
+            return None  # not an item: something this check does not judge
+        pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little" if little else "big")
+    if pos > len(data):
+        return f"it ends {pos - len(data)} bytes into a fragment of its encapsulated pixel data"
+    return "its encapsulated pixel data does not end with a sequence delimiter"
 
 
 def read_dicom(path, name, *, defer_size=None, stop_before_pixels=False, specific_tags=None,

@@ -117,8 +117,9 @@ def test_cut_and_repeated_files_are_marked_and_files_can_be_removed(page, tmp_pa
     copy = page.locator(".row.instance:has(.label:text-is('CT_copy_same_uid.dcm'))")
     assert "duplicate of CT_copy_same_uid.dcm" in original.locator(".mark.duplicate").get_attribute("title")
     assert "duplicate of CT_small.dcm" in copy.locator(".mark.duplicate").get_attribute("title")
-    # the reason is part of the row's accessible name, not only a tooltip
-    assert "same SOP Instance UID" in copy.evaluate("(row) => row.textContent")
+    # the reason is the row's accessible description (not its name, which would then name the other file)
+    assert "same SOP Instance UID" in copy.get_attribute("aria-description")
+    assert "CT_small.dcm" not in copy.evaluate("(row) => row.textContent")
     assert cut_row.locator(".mark.duplicate").count() == 0
     page.screenshot(path=str(ARTIFACTS / "files-marked.png"))
     # remove the copy: the workers are told to forget it, and the duplicate marks go
