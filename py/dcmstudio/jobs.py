@@ -262,16 +262,22 @@ def edit_item(item, edits, context):
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
-    # A replayed file's header is laid out byte for byte as the last one re-read.
-    if replay is None or replay.replayed == replayed:
-        try:
-            check_reread(pieces, item["name"])
-        except DicomStudioError:
-            if replay is not None:
-                replay.__init__()  # never replay a layout that failed
-            raise
-    # replayed or walked, every edited output is validated; an unchanged one is its input
+    # A replayed file's header is laid out byte for byte as the last one walked, re-read and
+    # validated, with the same new values: it gains exactly the errors that one gained (the values
+    # replay does not compare are not edited, so they are the input's, errors included).
+    if replay is not None and replay.replayed != replayed:
+        report["new_errors"] = list(replay.new_errors)
+        return pieces, origins, report, part10
+    try:
+        check_reread(pieces, item["name"])
+    except DicomStudioError:
+        if replay is not None:
+            replay.__init__()  # never replay a layout that failed
+        raise
+    # an unchanged output is its input
     report["new_errors"] = new_errors_of(data, pieces, item["name"]) if report["changes"] else []
+    if replay is not None:
+        replay.new_errors = report["new_errors"]
     return pieces, origins, report, part10
 
 

@@ -113,6 +113,8 @@ class SeriesReplay:
     def __init__(self):
         self._recipe = None
         self.replayed = 0  # files edited by replay, for the curious and for tests
+        # what the last file edited in full gained in validation errors (dcmstudio.jobs.edit_item)
+        self.new_errors = []
 
     def replay(self, data, compiled):
         """Edit ``data`` as the remembered file was edited, or return ``None`` if it differs.
