@@ -129,7 +129,7 @@ export class EditWorkbench {
     this.apply.textContent = count > 1 ? `Apply to ${count} files` : "Apply and download";
     this.saveTo.hidden = this.saveToLabel.hidden = count <= 1;
     this.scopeSummary.textContent = !count ? "Nothing selected: open files or pick some at left."
-      : count > 1 ? `Apply writes ${count} edited files, saved ${this.saveTo.selectedOptions[0]?.textContent || ""}.`
+      : count > 1 ? `Apply writes ${count} edited files, saved ${(this.saveTo.selectedOptions[0]?.textContent || "").replace(/…$/, "")}.`
         : `Apply writes 1 edited file: ${files[0].name}.`;
     this.updateButtons();
   }
