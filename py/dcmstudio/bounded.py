@@ -6,7 +6,9 @@ deflated file inflates in one ``zlib.decompress`` call, however far (2 MB can be
 Everything that hands a user's file to pydicom goes through :class:`BoundedFile` (reads cut at
 the file's end, so a bad length costs nothing and is reported by ``catalog.read_dicom``) and,
 for a deflated dataset, :class:`InflatingReader` (inflates only as far as it is read, up to
-:func:`inflation_cap`).
+:func:`inflation_cap`). A read that keeps every value (a tree, a dump, pixels) first measures the
+whole inflated size with :func:`measure_inflated`, a piece at a time: the cap then counts the bytes
+of all values together, and a bomb made of many values each under it costs no memory either.
 """
 
 import io
@@ -24,6 +26,9 @@ INFLATION_RATIO = 64
 _MIN_INFLATION_CAP = 64 << 20
 MAX_INFLATED_SIZE = 1 << 30
 _INFLATE_CHUNK = 1 << 20
+# What measure_inflated reads and inflates per step: small, so measuring a bomb costs a few
+# times this much memory, whatever the file.
+_MEASURE_PIECE = 1 << 16
 # Bytes kept behind the read position of an InflatingReader: pydicom steps back at most one
 # element header (12 bytes) to stop before pixel data.
 _KEPT_BEHIND = 256
@@ -39,6 +44,52 @@ def inflation_refusal(name, cap):
     return (f"{name} is not valid DICOM: its deflated data set inflates to more than {cap:,} bytes "
             f"({INFLATION_RATIO} times the file's size, at least {_MIN_INFLATION_CAP >> 20} MiB), "
             f"which no real file does; it is refused rather than filling the memory.")
+
+
+def measure_inflated(source, name, cap):
+    """Return how many bytes the raw deflate stream ``source`` inflates to, holding one piece at a time.
+
+    Parameters
+    ----------
+    source : bytes-like or file object
+        The compressed bytes, or a file positioned at the stream's first byte (read to its end).
+    name : str
+        The user's name for the file, for the message.
+    cap : int
+        How many inflated bytes are allowed in all.
+
+    Returns
+    -------
+    tuple
+        ``(size, ended)``: the inflated size, and whether the stream reached its end (False for a
+        cut stream, whose inflated part is ``size`` bytes).
+
+    Raises
+    ------
+    InvalidDicomError
+        Past ``cap`` bytes (:func:`inflation_refusal`), or for data that is not a deflate stream.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    pending = source if in_memory else b""
+    exhausted = in_memory
+    size = 0
+    try:
+        while not inflater.eof:
+            if not pending and not exhausted:
+                pending = source.read(_MEASURE_PIECE)
+                exhausted = not pending
+            piece = len(inflater.decompress(pending, _MEASURE_PIECE))
+            pending = inflater.unconsumed_tail
+            size += piece
+            if size > cap:
+                raise InvalidDicomError(inflation_refusal(name, cap), file=name)
+            if not piece and not pending and exhausted:
+                break  # a cut stream: nothing more comes
+    except zlib.error as exc:
+        raise InvalidDicomError(f"{name} is not valid DICOM: its deflated data set cannot be inflated "
+                                f"({exc}).", file=name) from exc
+    return size, inflater.eof
 
 
 class BoundedFile:

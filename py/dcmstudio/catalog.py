@@ -23,7 +23,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from dcmstudio.bounded import BoundedFile, InflatingReader, inflation_cap
+from dcmstudio.bounded import BoundedFile, InflatingReader, inflation_cap, measure_inflated
 from dcmstudio.readahead import HeadFile
 from dcmstudio.errors import (DicomStudioError, InvalidDicomError, NotDicomError, UnreadableFileError,
                               unreadable_message)
@@ -317,7 +317,8 @@ def _read_deflated(fp, name, stop_before_pixels, specific_tags):
     """Read a Deflated Explicit VR Little Endian file, inflating only what is read.
 
     pydicom inflates the whole data set at once, however large it grows; here the inflation
-    stops where the reading does (before the pixel data for a header) and at ``inflation_cap``.
+    stops where the reading does (before the pixel data for a header) and at ``inflation_cap``,
+    counted over the whole data set where every value is kept.
     No value is deferred: it would be re-read from the compressed file at an inflated offset.
 
     Returns
@@ -334,7 +335,14 @@ def _read_deflated(fp, name, stop_before_pixels, specific_tags):
     if file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
         return None, None
     dataset_offset = fp.tell()
-    stream = InflatingReader(fp, name, inflation_cap(fp.size - dataset_offset))
+    cap = inflation_cap(fp.size - dataset_offset)
+    if specific_tags is None:
+        # Every value read is kept: count the bytes of all of them against the cap before any is
+        # read (a bomb of many values, each under the cap, is refused at no cost). A read of a few
+        # tags skips the other values, inflating and dropping them, and needs no measuring.
+        _measure_once(fp, name, cap)
+        fp.seek(dataset_offset)
+    stream = InflatingReader(fp, name, cap)
     dataset = read_dataset(stream, False, True, specific_tags=specific_tags,
                            stop_when=_at_pixel_data if stop_before_pixels else None)
     ds = FileDataset(fp.name, dataset, preamble, file_meta, False, True)
@@ -346,6 +354,27 @@ def _read_deflated(fp, name, stop_before_pixels, specific_tags):
     elif stream.stream_cut:
         truncation = "its deflated data set stops before the deflate stream's end"
     return ds, truncation
+
+
+# The last few files measured, by path, name, size and modification time: a tree, a dump and a render
+# of one file measure it once (a bomb's refusal is remembered too).
+_MEASURED = {}
+_MEASURED_KEPT = 8
+
+
+def _measure_once(fp, name, cap):
+    stat = os.stat(fp.name)
+    key = (fp.name, name, stat.st_size, stat.st_mtime_ns, cap)
+    if key not in _MEASURED:
+        try:
+            _MEASURED[key] = measure_inflated(fp, name, cap)
+        except InvalidDicomError as exc:
+            _MEASURED[key] = str(exc)  # the sentence only: an exception would keep its frames alive
+        while len(_MEASURED) > _MEASURED_KEPT:
+            del _MEASURED[next(iter(_MEASURED))]
+    if isinstance(_MEASURED[key], str):
+        raise InvalidDicomError(_MEASURED[key], file=name)
+    return _MEASURED[key]
 
 
 def _may_be_deflated(fp):
@@ -408,17 +437,32 @@ def as_invalid_dicom(name, context):
         yield
     except (DicomStudioError, MemoryError, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except RecursionError as exc:  # pydicom reads each nested sequence with deeper recursion
-        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): its sequences are nested "
-                                "deeper than can be read.", file=name) from exc
-    except OSError as exc:
-        if exc.errno == errno.EIO:
-            raise UnreadableFileError(unreadable_message(name), file=name) from exc
-        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {exc}.", file=name) from exc
     except Exception as exc:  # noqa: BLE001 -- wasm32 raises OverflowError where CPython does not
+        if nested_too_deep(exc):
+            raise InvalidDicomError(too_deep(name, context), file=name) from exc
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            raise UnreadableFileError(unreadable_message(name), file=name) from exc
         detail = str(exc) or type(exc).__name__
-        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.",
-                                file=name) from exc
+        raise InvalidDicomError(f"{name} is not valid DICOM ({context}): {detail}.", file=name) from exc
+
+
+def nested_too_deep(exc):
+    """Whether ``exc`` comes of pydicom's recursion giving out on deeply nested sequences: a
+    RecursionError, or one pydicom raised while handling it (its reader turns any failure to read
+    an item's tag into "No tag to read at file position …", which is what Pyodide shows)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, RecursionError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def too_deep(name, context):
+    """The sentence for a file whose sequences nest deeper than pydicom's recursion can follow
+    (the limit differs between CPython and Pyodide; the sentence does not)."""
+    return f"{name} is not valid DICOM ({context}): its sequences are nested deeper than can be read."
 
 
 def element_label(tag, keyword):

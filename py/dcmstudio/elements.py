@@ -15,7 +15,7 @@ import zlib
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 
-from dcmstudio.bounded import inflation_cap, inflation_refusal
+from dcmstudio.bounded import inflation_cap, measure_inflated
 from dcmstudio.errors import InvalidDicomError, NotDicomError
 
 ITEM = 0xFFFEE000
@@ -43,8 +43,6 @@ _LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 # Encapsulated values: an undefined length on these VRs means fragments, not a sequence.
 _FRAGMENT_VRS = frozenset({"OB", "OW", "OB or OW", "US or OW", "US or SS or OW"})
 
-# Inflated bytes per step while a deflated data set's size is measured.
-_MEASURE_PIECE = 1 << 20
 # Real files nest sequences a handful of levels deep; the cap keeps a corrupt file from
 # building an unbounded stack.
 MAX_SEQUENCE_DEPTH = 64
@@ -467,20 +465,10 @@ class _Walker:
     def inflate(self, compressed):
         # Measured first, a piece at a time, then inflated once at its size: a bomb costs no
         # memory, and a real file no more than its inflated size.
-        cap = inflation_cap(len(compressed))
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        size, pending = 0, compressed
+        size, ended = measure_inflated(compressed, self.name, inflation_cap(len(compressed)))
+        if not ended:
+            self.fail("the deflated dataset is cut short: its stream has no end.")
         try:
-            while not inflater.eof:
-                piece = len(inflater.decompress(pending, _MEASURE_PIECE))
-                size += piece
-                pending = inflater.unconsumed_tail
-                if size > cap:
-                    raise InvalidDicomError(inflation_refusal(self.name, cap), file=self.name)
-                if not piece and not pending:
-                    break
-            if not inflater.eof:
-                self.fail("the deflated dataset is cut short: its stream has no end.")
             return zlib.decompress(compressed, -zlib.MAX_WBITS, max(size, 1))
         except zlib.error as exc:
             self.fail(f"the deflated dataset cannot be inflated ({exc}).")

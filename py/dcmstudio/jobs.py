@@ -15,7 +15,8 @@ import zlib
 
 from .archive import ChunkSink, ZipWriter, member_header, member_name
 from .bounded import BoundedFile
-from .errors import DicomStudioError, unreadable_as_error
+from .catalog import nested_too_deep, too_deep
+from .errors import DicomStudioError, InvalidDicomError, unreadable_as_error
 
 # Input stretches at least this long reach the page as references, not copies.
 REFERENCED_PIECE = 1 << 16
@@ -215,6 +216,9 @@ def _reread(source, name):
             if not len(ds) and not len(ds.file_meta):
                 raise ValueError("it holds no elements")
     except Exception as exc:  # noqa: BLE001 -- any failure to re-read means: not offered
+        if nested_too_deep(exc):  # the input nests as deep: the sentence its readers say
+            raise InvalidDicomError(too_deep(name, "when its output was read back") + " The output was "
+                                    "not offered.", file=name) from exc
         raise DicomStudioError(f"the file written from {name} could not be read back with pydicom "
                                f"({type(exc).__name__}: {exc}); it was not offered.", file=name) from exc
 
