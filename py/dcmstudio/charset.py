@@ -261,6 +261,46 @@ class CharacterSet:
         return EditError(f"{where} is in none of the character sets (0008,0005) Specific Character "
                          f"Set declares ({self.text()}): {advice}.")
 
+    def repertoire_problems(self, raw, vr):
+        """Where an encoded value leaves the character sets (0008,0005) declares.
+
+        Under code extensions (ISO 2022) the value is read as PS3.5 6.1.2.5 has it written: each
+        escape sequence must designate a declared set, each byte (or byte pair, for the multi-byte
+        sets ISO 2022 IR 87, 159, 149 and 58) must be a character of the set in force for its half
+        (G0 for 0x21-0x7E, G1 for 0xA0-0xFF), and value 1's sets must be in force again before each
+        delimiter (``\\``, CR, LF, FF, TAB, and ``^`` and ``=`` in PN). Stand-alone sets (UTF-8,
+        GB18030, GBK) and single sets are decoded strictly with their codec.
+
+        Parameters
+        ----------
+        raw : bytes
+            The value, padding removed, several values with their backslashes.
+        vr : str
+
+        Returns
+        -------
+        list of tuple
+            ``[("error" or "warning", sentence)]``, the first problem of each kind only; empty
+            when the value is text in the declared sets.
+        """
+        if self.unknown:
+            return []  # the terms themselves are reported; what they mean is not known
+        if not self.extensions:
+            if ESC in raw:
+                return [("error", f"the value holds an escape sequence (ESC) at byte {raw.index(ESC)}, but "
+                                  f"(0008,0005) {self.text()} declares no code extensions (ISO 2022 terms)")]
+            codec = self.stand_alone or self.codecs[0]
+            codec = "ascii" if codec == "iso8859" else codec  # pydicom's name for ISO_IR 6 decodes Latin-1
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                return [("error", f"byte 0x{raw[exc.start]:02X} at {exc.start} is not text in {self.terms[0]}, "
+                                  f"the character set (0008,0005) declares")]
+            except LookupError:
+                return []
+            return []
+        return _iso2022_problems(self, bytes(raw), vr)
+
     def decode(self, raw, vr):
         """Decode one element's whole value as pydicom reads it, raising where pydicom would guess.
 
@@ -288,6 +328,105 @@ class CharacterSet:
             return decode_bytes(bytes(raw), list(self.codecs), delimiters).rstrip(" \x00")
         finally:
             config.settings.reading_validation_mode = saved
+
+
+# What designates each set in ISO 2022, whether (0008,0005) declares it or not: to name an
+# escape sequence that designates an undeclared set.
+@functools.lru_cache(maxsize=1)
+def _all_escapes():
+    escapes = {}
+    for term in _extension_terms() + ("ISO 2022 IR 6",):
+        for graphic in _graphics_of(term) or ():
+            escapes.setdefault(graphic.escape, term)
+    return escapes
+
+
+def _iso2022_problems(charset, raw, vr):
+    """:meth:`CharacterSet.repertoire_problems` under code extensions: the value read byte by byte
+    with the sets in force, as a strict ISO 2022 decoder reads it."""
+    problems = {}
+    declared = {g.escape: g for g in charset.declared}
+    delimiters = set(b"\r\n\t\f") | (set() if vr in ("LT", "ST", "UT") else {0x5C}) \
+        | ({0x5E, 0x3D} if vr == "PN" else set())
+    initial = (charset.initial_g0, charset.initial_g1)
+    g0, g1 = initial
+    at, end = 0, len(raw)
+    while at < end and len(problems) < 3:
+        byte = raw[at]
+        if byte == 0x1B:
+            escape = next((e for e in sorted(declared, key=len, reverse=True) if raw.startswith(e, at)), None)
+            if escape is None and raw.startswith(_ASCII_ESCAPE, at) and charset.initial_g0.escape == _ROMAJI_ESCAPE:
+                # ASCII where value 1 (ISO 2022 IR 13) has JIS X 0201 Romaji: they differ in two
+                # characters, and Japanese files commonly return to ASCII; PS3.5 H.3.2 writes ESC ( J.
+                problems.setdefault("romaji", (
+                    f"the escape sequence ESC ( B at byte {at} returns to ASCII, which (0008,0005) "
+                    f"{charset.text()} does not declare; with ISO 2022 IR 13 as value 1, ESC ( J returns "
+                    f"to JIS X 0201 Romaji (PS3.5 H.3.2)"))
+                g0 = charset.initial_g0
+                at += len(_ASCII_ESCAPE)
+                continue
+            if escape is None:
+                known = next((e for e in _all_escapes() if raw.startswith(e, at)), None)
+                problems.setdefault("escape", (
+                    f"the escape sequence {_escape_text(raw[at:at + (len(known) if known else 4)])} at byte "
+                    f"{at} designates " + (f"{_all_escapes()[known]}, which (0008,0005) {charset.text()} "
+                                           "does not declare" if known else "no character set DICOM defines")))
+                break  # what follows cannot be read
+            graphic = declared[escape]
+            g0, g1 = (g0, graphic) if graphic.g1 else (graphic, g1)
+            at += len(escape)
+            continue
+        if byte in delimiters or byte < 0x20:
+            # Delimiters are G0 characters: value 1's G0 set must be in force before them (a G1
+            # set may stay designated: PS3.5 I.2 writes Korean names so).
+            if g0 is not initial[0] and byte in delimiters:
+                problems.setdefault("reset", _not_reset(f"the delimiter {chr(byte)!r} at byte {at}"))
+            if byte in delimiters:
+                g0, g1 = initial
+            at += 1
+            continue
+        if byte == 0x20 or byte == 0x7F:
+            at += 1
+            continue
+        graphic = g0 if byte < 0x80 else g1
+        width = 2 if graphic is not None and graphic.multibyte else 1
+        chunk = raw[at:at + width]
+        if graphic is None or 0x80 <= byte < 0xA0 or not _holds(graphic, chunk):
+            where = "no set in force for bytes 0xA0-0xFF (G1)" if graphic is None and byte >= 0xA0 else \
+                "no character set DICOM defines" if graphic is None else f"{graphic.term}, the set in force"
+            problems.setdefault("byte", (
+                f"{'bytes' if len(chunk) > 1 else 'byte'} {chunk.hex(' ').upper()} at {at} "
+                f"{'are' if len(chunk) > 1 else 'is'} not a character of {where}"))
+            at += 1
+            continue
+        at += width
+    if g0 is not initial[0] and at >= end:
+        problems.setdefault("reset", _not_reset("the end of the value"))
+    return [("warning" if kind in ("reset", "romaji") else "error", message) for kind, message in problems.items()]
+
+
+def _not_reset(where):
+    return (f"before {where}, the character set of (0008,0005)'s value 1 is not in force again "
+            f"(PS3.5 6.1.2.5.3): an escape sequence back to it is missing")
+
+
+@functools.lru_cache(maxsize=16384)
+def _holds(graphic, chunk):
+    """Whether ``chunk`` (one or two bytes) is one character of ``graphic``."""
+    if graphic.multibyte and len(chunk) != 2:
+        return False
+    if not graphic.g1:
+        if not graphic.multibyte:
+            return all(0x21 <= b <= 0x7E for b in chunk)
+        chunk = graphic.escape + chunk  # iso2022_jp(_2) decode the designation itself
+    try:
+        return len(chunk.decode(graphic.codec)) == 1
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+def _escape_text(escape):
+    return "ESC " + " ".join(chr(b) if 0x20 < b < 0x7F else f"0x{b:02X}" for b in escape[1:])
 
 
 @functools.lru_cache(maxsize=1)

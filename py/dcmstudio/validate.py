@@ -34,7 +34,8 @@ from pydicom.valuerep import STR_VR_REGEXES
 
 from dcmstudio import elements, iod
 from dcmstudio.errors import DicomStudioError
-from dcmstudio.values import CHARSET_VRS, SINGLE_VALUED_TEXT_VRS, TEXT_VRS, _vm_allows, encodings_for
+from dcmstudio.charset import character_set
+from dcmstudio.values import CHARSET_VRS, SINGLE_VALUED_TEXT_VRS, TEXT_VRS, _vm_allows
 
 ERROR, WARNING = "error", "warning"
 
@@ -550,16 +551,27 @@ def _repertoire_problems(vr, text, charset, problems):
                              "default character repertoire (ASCII); add (0008,0005) Specific Character Set "
                              "naming the character set used, e.g. ISO_IR 192 for UTF-8."))
         return None
-    encodings = encodings_for(charset)
-    if len(encodings) == 1 and not any(term.startswith("ISO 2022") for term in charset):
-        try:
-            text.decode(encodings[0])
-        except (UnicodeDecodeError, LookupError):
-            problems.append((ERROR, "repertoire", f"the value is not valid text in {charset[0]}, the character "
-                             "set (0008,0005) names; correct the value or the character set."))
-            return None
-        return lambda part: part.decode(encodings[0])
-    return None
+    declared = character_set(charset)
+    if declared.unknown:
+        return None  # (0008,0005) itself is reported; what its terms mean is not known
+    found = declared.repertoire_problems(text, vr)
+    for severity, message in found:
+        problems.append((ERROR if severity == "error" else WARNING, "repertoire",
+                         f"{message}; correct the value or the character set."))
+    if any(severity == "error" for severity, _ in found):
+        return None
+    return functools.partial(_characters, declared, vr)
+
+
+def _characters(declared, vr, part):
+    """A value's characters, as its limit counts them: escape sequences count for nothing, a
+    multi-byte character for one."""
+    try:
+        if declared.extensions:
+            return declared.decode(part, vr)
+        return part.decode(declared.stand_alone or declared.codecs[0])
+    except (UnicodeError, ValueError, LookupError):
+        return part.decode("latin-1")
 
 
 _KIND = {"DA": "date", "TM": "time", "DT": "date-time"}

@@ -66,6 +66,23 @@ def with_length(name, tag, length):
     return bytes(data), element.offset
 
 
+def compressed_zeros(compressor, count):
+    """``count`` zero bytes through the raw deflate ``compressor``, compressed once per MiB only.
+
+    After a full flush a compressor starts afresh, so each MiB of zeros between two full flushes
+    compresses to the same bytes: they are repeated rather than computed again (a 256 MiB bomb
+    is made in milliseconds, in Pyodide too).
+    """
+    zeros = bytes(1 << 20)
+    out = [compressor.flush(zlib.Z_FULL_FLUSH)]
+    whole, rest = divmod(count, len(zeros))
+    if whole:
+        one = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+        out.append(one * whole)
+    out.append(compressor.compress(zeros[:rest]))
+    return b"".join(out)
+
+
 def deflated_bomb(tmp_path, padding, before_pixels=False):
     """image_dfl.dcm with ``padding`` zero bytes in one element, deflated again.
 
@@ -84,13 +101,8 @@ def deflated_bomb(tmp_path, padding, before_pixels=False):
         stream_parts = [inflated, header, None]
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     out = [data[:emap.dataset_offset]]
-    zeros = bytes(1 << 20)
     for part in stream_parts:
-        if part is None:
-            for start in range(0, padding, len(zeros)):
-                out.append(compressor.compress(zeros[:min(len(zeros), padding - start)]))
-        else:
-            out.append(compressor.compress(part))
+        out.append(compressed_zeros(compressor, padding) if part is None else compressor.compress(part))
     out.append(compressor.flush())
     path = tmp_path / ("bomb_before.dcm" if before_pixels else "bomb.dcm")
     path.write_bytes(b"".join(out))
