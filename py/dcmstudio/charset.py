@@ -291,6 +291,11 @@ class CharacterSet:
                                   f"(0008,0005) {self.text()} declares no code extensions (ISO 2022 terms)")]
             codec = self.stand_alone or self.codecs[0]
             codec = "ascii" if codec == "iso8859" else codec  # pydicom's name for ISO_IR 6 decodes Latin-1
+            control = None if self.stand_alone else _C1_CONTROL.search(raw)
+            if control is not None:  # Python's ISO 8859 codecs decode them; no DICOM set holds them
+                return [("error", f"byte 0x{control.group()[0]:02X} at {control.start()} is a C1 control "
+                                  f"character, which {self.terms[0]}, the character set (0008,0005) declares, "
+                                  f"does not hold")]
             try:
                 raw.decode(codec)
             except UnicodeDecodeError as exc:
@@ -299,7 +304,18 @@ class CharacterSet:
             except LookupError:
                 return []
             return []
-        return _iso2022_problems(self, bytes(raw), vr)
+        return _iso2022_read(self, bytes(raw), vr)[0]
+
+    def characters(self, raw, vr):
+        """How many characters an encoded value holds (escape sequences count for nothing, a
+        multi-byte character for one), as PS3.5's length limits count them."""
+        if self.extensions and not self.unknown:
+            return _iso2022_read(self, bytes(raw), vr)[1]
+        codec = self.stand_alone or self.codecs[0]
+        try:
+            return len(raw.decode("latin-1" if codec == "iso8859" else codec))
+        except (UnicodeError, LookupError):
+            return len(raw)
 
     def decode(self, raw, vr):
         """Decode one element's whole value as pydicom reads it, raising where pydicom would guess.
@@ -330,6 +346,9 @@ class CharacterSet:
             config.settings.reading_validation_mode = saved
 
 
+_C1_CONTROL = re.compile(rb"[\x80-\x9f]")
+
+
 # What designates each set in ISO 2022, whether (0008,0005) declares it or not: to name an
 # escape sequence that designates an undeclared set.
 @functools.lru_cache(maxsize=1)
@@ -341,10 +360,11 @@ def _all_escapes():
     return escapes
 
 
-def _iso2022_problems(charset, raw, vr):
-    """:meth:`CharacterSet.repertoire_problems` under code extensions: the value read byte by byte
-    with the sets in force, as a strict ISO 2022 decoder reads it."""
+def _iso2022_read(charset, raw, vr):
+    """Read a value under code extensions byte by byte, with the sets in force, as a strict ISO
+    2022 decoder does: ``(problems as for CharacterSet.repertoire_problems, characters)``."""
     problems = {}
+    characters = 0
     declared = {g.escape: g for g in charset.declared}
     delimiters = set(b"\r\n\t\f") | (set() if vr in ("LT", "ST", "UT") else {0x5C}) \
         | ({0x5E, 0x3D} if vr == "PN" else set())
@@ -376,33 +396,44 @@ def _iso2022_problems(charset, raw, vr):
             g0, g1 = (g0, graphic) if graphic.g1 else (graphic, g1)
             at += len(escape)
             continue
-        if byte in delimiters or byte < 0x20:
-            # Delimiters are G0 characters: value 1's G0 set must be in force before them (a G1
-            # set may stay designated: PS3.5 I.2 writes Korean names so).
+        if byte < 0x20 or (byte in delimiters and not g0.multibyte):
+            # Delimiters are G0 characters (in a multi-byte G0 set, ^ = and \\ are halves of its
+            # characters): value 1's G0 set must be in force before them (a G1 set may stay
+            # designated: PS3.5 I.2 writes Korean names so).
             if g0 is not initial[0] and byte in delimiters:
                 problems.setdefault("reset", _not_reset(f"the delimiter {chr(byte)!r} at byte {at}"))
             if byte in delimiters:
                 g0, g1 = initial
             at += 1
+            characters += 1
             continue
+        characters += 1
         if byte == 0x20 or byte == 0x7F:
             at += 1
             continue
         graphic = g0 if byte < 0x80 else g1
         width = 2 if graphic is not None and graphic.multibyte else 1
         chunk = raw[at:at + width]
-        if graphic is None or 0x80 <= byte < 0xA0 or not _holds(graphic, chunk):
-            where = "no set in force for bytes 0xA0-0xFF (G1)" if graphic is None and byte >= 0xA0 else \
-                "no character set DICOM defines" if graphic is None else f"{graphic.term}, the set in force"
-            problems.setdefault("byte", (
-                f"{'bytes' if len(chunk) > 1 else 'byte'} {chunk.hex(' ').upper()} at {at} "
-                f"{'are' if len(chunk) > 1 else 'is'} not a character of {where}"))
-            at += 1
+        if 0x80 <= byte < 0xA0:
+            problems.setdefault("byte", f"byte 0x{byte:02X} at {at} is a C1 control character, which no "
+                                        f"character set DICOM defines holds")
+        elif graphic is None:
+            problems.setdefault("byte", f"byte 0x{byte:02X} at {at} is in the right half (0xA0-0xFF), but "
+                                        f"(0008,0005) {charset.text()} puts no character set there")
+        elif len(chunk) < width or chunk[-1] < 0x20 or (chunk[-1] >= 0x80) != (byte >= 0x80):
+            problems.setdefault("byte", f"the two-byte character of {graphic.term} at byte {at} is cut short")
+        elif not _holds(graphic, chunk):
+            problems.setdefault("byte", f"{'bytes' if len(chunk) > 1 else 'byte'} {chunk.hex(' ').upper()} at "
+                                        f"{at} {'are' if len(chunk) > 1 else 'is'} not a character of "
+                                        f"{graphic.term}, the character set in force there")
+        else:
+            at += width
             continue
-        at += width
+        at += 1
     if g0 is not initial[0] and at >= end:
         problems.setdefault("reset", _not_reset("the end of the value"))
-    return [("warning" if kind in ("reset", "romaji") else "error", message) for kind, message in problems.items()]
+    return [("warning" if kind in ("reset", "romaji") else "error", message)
+            for kind, message in problems.items()], characters
 
 
 def _not_reset(where):

@@ -499,12 +499,12 @@ def _text_problems(vr, raw, vm, charset):
     parts = [stripped] if vr in SINGLE_VALUED_TEXT_VRS else stripped.split(b"\\")
     if vm is not None and stripped and vr not in SINGLE_VALUED_TEXT_VRS and not _vm_allows(vm, len(parts)):
         problems.append((ERROR, "vm", _vm_message(len(parts), vm)))
-    decode = _repertoire_problems(vr, stripped, charset, problems) if vr in CHARSET_VRS else None
+    characters = _repertoire_problems(vr, stripped, charset, problems) if vr in CHARSET_VRS else None
     for part in parts:
         if vr in LEADING_SPACE_VRS:
             part = part.lstrip(b" ")
         if part:
-            _value_problems(vr, part, decode, problems)
+            _value_problems(vr, part, characters, problems)
     return problems
 
 
@@ -516,7 +516,7 @@ def _vm_message(count, allowed):
             "values or split them into the right elements.")
 
 
-def _value_problems(vr, part, decode, problems):
+def _value_problems(vr, part, characters, problems):
     problem = _format_problem(vr, part)
     if problem:  # one finding per value: a malformed value is usually too long as well
         problems.append((ERROR, "value-format", f"{_show(part)} is not a valid {vr} value: {problem}."))
@@ -524,7 +524,7 @@ def _value_problems(vr, part, decode, problems):
     limit = MAX_VALUE_LENGTH.get(vr)
     if limit is not None:
         # Text VRs' limits count characters: one byte each unless the character set is multi-byte.
-        count = len(part) if decode is None else len(decode(part))
+        count = len(part) if characters is None else characters(part)
         if count > limit:
             problems.append((ERROR, "value-length", f"a {vr} value may be at most {limit} characters, "
                              f"but {_show(part)} has {count}."))
@@ -537,7 +537,8 @@ def _value_problems(vr, part, decode, problems):
 
 
 def _repertoire_problems(vr, text, charset, problems):
-    """Report bytes outside the repertoire; return how to decode a value to count its characters
+    """Report bytes outside the repertoire (of the sets (0008,0005) declares, escape sequences
+    included: :meth:`CharacterSet.repertoire_problems`); return how to count a value's characters
     (None: one byte per character)."""
     control = (_TEXT_CONTROL if vr in TEXT_CONTROLS else _CONTROL).search(text)
     if control is not None:
@@ -560,18 +561,7 @@ def _repertoire_problems(vr, text, charset, problems):
                          f"{message}; correct the value or the character set."))
     if any(severity == "error" for severity, _ in found):
         return None
-    return functools.partial(_characters, declared, vr)
-
-
-def _characters(declared, vr, part):
-    """A value's characters, as its limit counts them: escape sequences count for nothing, a
-    multi-byte character for one."""
-    try:
-        if declared.extensions:
-            return declared.decode(part, vr)
-        return part.decode(declared.stand_alone or declared.codecs[0])
-    except (UnicodeError, ValueError, LookupError):
-        return part.decode("latin-1")
+    return functools.partial(declared.characters, vr=vr)
 
 
 _KIND = {"DA": "date", "TM": "time", "DT": "date-time"}

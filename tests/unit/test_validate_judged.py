@@ -211,11 +211,36 @@ def test_the_group_length_fault_is_a_warning_in_both(broken):
                for f in report["findings"])
 
 
+@needs("dciodvfy")
+def test_character_repertoire_against_dciodvfy(tmp_path):
+    """On pydicom's character set files ours reports no error dciodvfy does not; on the same files
+    broken on purpose, dciodvfy has an opinion only on a C1 control byte in Latin-1 (ours finds it
+    too); ISO 2022 escapes, JIS/KS X pairs, UTF-8 and GB18030 it does not check (ours does:
+    test_validate_charset.py)."""
+    from test_validate_charset import BROKEN, broken_charset_files, charset_files
+    _, _, false_errors, _, unjudged = compare([str(p) for p in charset_files()])
+    assert false_errors == [] and unjudged == []
+    broken = broken_charset_files(tmp_path)
+    for name, path in broken.items():
+        theirs, ours = judge(path)
+        their_name_errors = [line for _, where, line in theirs if where == "PatientName"]
+        assert [f["rule"] for f in ours if f["path"] == "PatientName"] == ["repertoire"], (name, ours)
+        if name == "c1_in_latin1.dcm":
+            assert any("Character invalid for character repertoire" in line for line in their_name_errors)
+        else:
+            assert their_name_errors == [], (name, their_name_errors)
+    assert len(broken) == len(BROKEN)
+
+
 def main():
     import tempfile
     import pathlib
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {"pydicom's files": bundled_files(), "broken on purpose": broken_files(pathlib.Path(tmp) / "b")}
+        from test_validate_charset import broken_charset_files, charset_files
+        sets = {"pydicom's files": bundled_files(), "broken on purpose": broken_files(pathlib.Path(tmp) / "b"),
+                "pydicom's character set files": [str(p) for p in charset_files()],
+                "character sets broken on purpose": [str(p) for p in broken_charset_files(
+                    pathlib.Path(tmp) / "c").values()]}
         for label, paths in sets.items():
             found, missed, false_errors, clean, unjudged = compare(paths)
             print(f"== {label}: {len(paths)} files, {clean} without dciodvfy errors, "
