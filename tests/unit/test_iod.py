@@ -1,13 +1,17 @@
-"""dcmstudio.iod: the committed table equals highdicom's maps, and answers the questions deid asks."""
+"""dcmstudio.iod: the table (derived from highdicom's maps, never committed) equals them, row by
+row, and answers the questions deid asks."""
 
 import hashlib
 import json
+import os
+import pathlib
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
-from dcmstudio import iod
+from dcmstudio import iod, iod_tables
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 SC = "1.2.840.10008.5.1.4.1.1.7"
@@ -26,9 +30,44 @@ def highdicom_maps():
 
 def test_table_names_the_exact_source_files():
     sources = highdicom_maps()
-    with open(iod.TABLE_FILE, encoding="utf-8") as f:
-        recorded = json.load(f)["source"]["sha256"]
+    recorded = iod.table_source()["sha256"]
     assert recorded == {name: hashlib.sha256(data).hexdigest() for name, data in sources.items()}
+    assert iod.table_source()["edition"] == iod.EDITION == "2024b"
+
+
+def test_nothing_derived_is_committed_and_the_page_carries_the_table():
+    """The checkout holds no table (CPython makes it from the installed highdicom); the page's
+    later stage carries the one build.py derived, which is what it answers from in Pyodide."""
+    if os.environ.get("DCMSTUDIO_IN_PYODIDE") == "1":
+        assert os.path.isfile(iod.TABLE_FILE)
+        assert iod.table_source()["package"].startswith("highdicom 0.28.2 (MIT)")
+    else:
+        assert not os.path.exists(iod.TABLE_FILE), "a generated table is in the package folder"
+        assert not (pathlib.Path(iod.__file__).parent / "data" / "make_iod_tables.py").exists()
+
+
+def test_the_table_build_py_put_in_the_page_equals_the_one_made_from_highdicom():
+    """build.py derives the page's table from the pinned wheel; the same code on the installed
+    highdicom (the same version, its maps checked by sha256 above) gives the same bytes."""
+    if os.environ.get("DCMSTUDIO_IN_PYODIDE") == "1":
+        pytest.skip("compared in CPython, which has highdicom and dist/")
+    dist = pathlib.Path(__file__).parents[2] / "dist"
+    if not (dist / "runtime.json").is_file():
+        pytest.skip("no dist/: run build.py")
+    runtime = json.loads((dist / "runtime.json").read_text())
+    built = None
+    for archive in runtime["later"]["archives"]:
+        with zipfile.ZipFile(dist / archive) as z:
+            if "dcmstudio/data/iod_tables.json" in z.namelist():
+                built = z.read("dcmstudio/data/iod_tables.json").decode("utf-8")
+    assert built is not None, "the later stage carries no IOD table"
+    at_startup = set()
+    for archive in runtime["startup"]["archives"]:
+        with zipfile.ZipFile(dist / archive) as z:
+            at_startup.update(z.namelist())
+    assert "dcmstudio/data/iod_tables.json" not in at_startup, "the table must not slow start-up"
+    sources = highdicom_maps()
+    assert built == iod_tables.table_text(iod_tables.build_tables(sources))
 
 
 def test_every_sop_class_and_iod_module_list_matches_the_source():
