@@ -53,8 +53,12 @@ pyodide.FS.mkdirTree("/repo/tests");
 pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: path.join(root, "tests") }, "/repo/tests");
 const args = process.argv.slice(2);
 pyodide.globals.set("pytest_args", pyodide.toPy(args.length ? args : ["/repo/tests/unit"]));
+// The tests' own settings (DCMSTUDIO_HOSTILE_FUZZ_N ...) reach them here too.
+pyodide.globals.set("host_settings", pyodide.toPy(Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => name.startsWith("DCMSTUDIO_")))));
 const code = await pyodide.runPythonAsync(`
 import os, sys, pytest
+os.environ.update(host_settings)
 os.environ["DCMSTUDIO_IN_PYODIDE"] = "1"
 sys.exit_code = pytest.main(["-q", "-p", "no:cacheprovider", "-o", "addopts=", *pytest_args])
 int(sys.exit_code)
