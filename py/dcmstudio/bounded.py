@@ -25,10 +25,9 @@ _SMALL_READ = 1 << 16
 INFLATION_RATIO = 64
 _MIN_INFLATION_CAP = 64 << 20
 MAX_INFLATED_SIZE = 1 << 30
-_INFLATE_CHUNK = 1 << 20
-# What measure_inflated reads and inflates per step: small, so measuring a bomb costs a few
-# times this much memory, whatever the file.
-_MEASURE_PIECE = 1 << 16
+# Compressed bytes read, and inflated bytes made, per step: small, so that measuring or skipping
+# through a bomb costs a few times this much memory, whatever the file.
+_INFLATE_CHUNK = 1 << 16
 # Bytes kept behind the read position of an InflatingReader: pydicom steps back at most one
 # element header (12 bytes) to stop before pixel data.
 _KEPT_BEHIND = 256
@@ -70,16 +69,17 @@ def measure_inflated(source, name, cap):
         Past ``cap`` bytes (:func:`inflation_refusal`), or for data that is not a deflate stream.
     """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    in_memory = isinstance(source, (bytes, bytearray, memoryview))
-    pending = source if in_memory else b""
-    exhausted = in_memory
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = _ViewReader(source)  # fed a piece at a time: zlib copies what it has not consumed
+    pending = b""
+    exhausted = False
     size = 0
     try:
         while not inflater.eof:
             if not pending and not exhausted:
-                pending = source.read(_MEASURE_PIECE)
+                pending = source.read(_INFLATE_CHUNK)
                 exhausted = not pending
-            piece = len(inflater.decompress(pending, _MEASURE_PIECE))
+            piece = len(inflater.decompress(pending, _INFLATE_CHUNK))
             pending = inflater.unconsumed_tail
             size += piece
             if size > cap:
@@ -90,6 +90,19 @@ def measure_inflated(source, name, cap):
         raise InvalidDicomError(f"{name} is not valid DICOM: its deflated data set cannot be inflated "
                                 f"({exc}).", file=name) from exc
     return size, inflater.eof
+
+
+class _ViewReader:
+    """``read(n)`` over bytes in memory, as slices of them (no copies)."""
+
+    def __init__(self, data):
+        self._view = memoryview(data)
+        self._position = 0
+
+    def read(self, size):
+        piece = self._view[self._position:self._position + size]
+        self._position += len(piece)
+        return piece
 
 
 class BoundedFile:

@@ -72,6 +72,7 @@ class Outcomes:
         self.failures = []
         self.slowest = (0.0, "")
         self.worst_excess = (0, "nowhere")
+        self.largest = collections.defaultdict(lambda: (0.0, "nothing"))
         self.traced = not IN_PYODIDE or TRACE_IN_PYODIDE
 
     def run(self, mutation, label, data, tmp_path):
@@ -102,6 +103,8 @@ class Outcomes:
                 self.failures.append(f"{where}: {json.dumps(result)[:300]}")
             if seconds > self.slowest[0]:
                 self.slowest = (seconds, where)
+            if grown / len(data) > self.largest[mutation][0]:
+                self.largest[mutation] = (grown / len(data), f"{grown:,} bytes for {len(data):,} ({where})")
             # Beyond 4 times the file: the rule allows FIXED_ALLOWANCE of it.
             excess = grown - 4 * len(data)
             if excess > self.worst_excess[0]:
@@ -126,7 +129,8 @@ class Outcomes:
         for mutation, per_operation in table.items():
             lines.append(f"  {mutation} ({self.mutants[mutation]} mutants): "
                          + "; ".join(f"{operation} " + " ".join(f"{k} {n}" for k, n in kinds.items())
-                                     for operation, kinds in per_operation.items()))
+                                     for operation, kinds in per_operation.items())
+                         + f"; most memory for its size {self.largest[mutation][0]:.1f}x: {self.largest[mutation][1]}")
         memory = "tracemalloc peak" if self.traced else "wasm heap growth"
         lines.append(f"slowest {self.slowest[0] * 1000:.0f} ms ({self.slowest[1]}); largest {memory} beyond "
                      f"4x the file: {self.worst_excess[0]:,} bytes ({self.worst_excess[1]}); the rule allows "
