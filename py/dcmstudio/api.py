@@ -239,6 +239,13 @@ def pixel_value(path, name, frame, row, col):
     return {"pixel": pixels.pixel_value(path, name, frame, row, col)}
 
 
+@endpoint
+def measure(path, name, frame, kind, points):
+    """Length, angle, area and region statistics of a drawn shape (see :func:`dcmstudio.measure.measure`)."""
+    from . import measure as measuring
+    return {"measurement": measuring.measure(path, name, frame, kind, points)}
+
+
 # ---- Volume → DICOM --------------------------------------------------------------------------
 
 _volume = {}

@@ -353,15 +353,23 @@ def measurement_report_choices():
     Returns
     -------
     dict
-        ``{"source", "procedures", "measurements", "units", "finding_sites", "findings"}``:
-        ``source`` names the edition of the standard; the others are lists of
+        ``{"source", "procedures", "measurements", "units", "finding_sites", "findings",
+        "qualitative"}``: ``source`` names the edition of the standard; the others are lists of
         ``{"keyword", "value", "scheme", "meaning"}`` sorted by meaning, where ``keyword`` is the
-        ``"SCHEME.Keyword"`` form the form accepts.
+        ``"SCHEME.Keyword"`` form the form accepts; each ``qualitative`` entry (a concept) also
+        has ``values``, the codes offered as its answer.
     """
+    def entry(k):
+        return {"keyword": k, "value": CODES[k].value, "scheme": CODES[k].scheme_designator,
+                "meaning": CODES[k].meaning}
+
     choices = {"source": SOURCE}
     for field, keywords in CHOICES.items():
-        choices[field] = [{"keyword": k, "value": CODES[k].value, "scheme": CODES[k].scheme_designator,
-                           "meaning": CODES[k].meaning} for k in keywords]
+        if field == "qualitative":
+            choices[field] = [{**entry(concept), "values": [entry(v) for v in values]}
+                              for concept, values in keywords]
+        else:
+            choices[field] = [entry(k) for k in keywords]
     return choices
 
 
