@@ -225,7 +225,8 @@ def _graphic_object(graphic, where, file):
     if kind not in _GRAPHIC_POINTS:
         raise EditError(f"{where}: the graphic type must be one of {', '.join(_GRAPHIC_POINTS)}.", file=file)
     points = _finite_points(graphic.get("points"), where, file)
-    closed = bool(graphic.get("closed")) and kind in ("POLYLINE", "INTERPOLATED")
+    closes_itself = len(points) >= 4 and points[0] == points[-1]
+    closed = (bool(graphic.get("closed")) or closes_itself) and kind in ("POLYLINE", "INTERPOLATED")
     if closed and points[0] != points[-1]:
         points.append(points[0])
     fewest, most = _GRAPHIC_POINTS[kind]
