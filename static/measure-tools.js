@@ -523,8 +523,11 @@ export class MeasureTools {
 
   // ---- Shapes of loaded SRs and presentation states --------------------------------------------
 
+  // Every loaded file, selected or not (FileList keeps them by key).
+  loadedFiles() { return this.app.files?.files instanceof Map ? [...this.app.files.files.values()] : []; }
+
   async readLoadedObjects() {
-    const files = this.app.files ? [...this.app.files.values()] : [];
+    const files = this.loadedFiles();
     const objects = files.filter((f) => (f.sop_class?.uid || "").startsWith(SR_CLASS) || (f.sop_class?.uid || "").startsWith(PR_CLASS));
     const fresh = objects.filter((f) => !this.readObjects.has(f.key));
     if (!fresh.length) return;
@@ -550,7 +553,7 @@ export class MeasureTools {
   }
 
   describeImported() {
-    const loaded = new Set([...(this.app.files?.values() || [])].map((f) => f.sop_instance_uid));
+    const loaded = new Set(this.loadedFiles().map((f) => f.sop_instance_uid));
     const lines = [];
     for (const o of this.readObjects.values()) {
       if (!o) continue;
