@@ -126,12 +126,25 @@ def test_measure_export_and_reopen(page, tmp_path):
     wait_for(page, lambda: "3 on this image" in page.inner_text("#measure-summary"), "the drawings back")
     page.keyboard.press("f")
 
+    # Edited with keys: L1 selected, its first point picked with ], moved 10 px left with Shift+←.
+    page.get_by_role("button", name="Select L1 to move it with the keys").click()
+    page.keyboard.press("]")
+    page.keyboard.press("Shift+ArrowLeft")
+    wait_for(page, lambda: f"{70 * 0.661468:.1f} mm" in panel_text(page), "the longer length")
+
     # A finding and a qualitative evaluation for the ROI, then SR and GSPS.
     page.get_by_label("Finding of R1").select_option(label="Lesion")
     page.get_by_label("Qualitative evaluation of R1").select_option(label="Shape: Round")
     page.fill("#measure-observer", "Doe^Jane")
     sr_path = download(page, "#measure-export-sr", tmp_path)
     wait_for(page, lambda: "measurement groups" in page.inner_text("#measure-export-note"), "the SR note")
+    page.locator("#image-stage").focus()
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    stage, canvas = page.locator("#image-stage").bounding_box(), page.locator("#image-canvas").bounding_box()
+    shown = [(stage["x"] - canvas["x"]) / canvas["width"] * 128, (stage["y"] - canvas["y"]) / canvas["height"] * 128,
+             (stage["x"] + stage["width"] - canvas["x"]) / canvas["width"] * 128,
+             (stage["y"] + stage["height"] - canvas["y"]) / canvas["height"] * 128]
     gsps_path = download(page, "#measure-export-gsps", tmp_path)
     wait_for(page, lambda: "graphics" in page.inner_text("#measure-export-note"), "the GSPS note")
 
@@ -144,10 +157,16 @@ def test_measure_export_and_reopen(page, tmp_path):
     assert rois["R1"].finding_type.meaning == "Lesion"
     lengths = report.get_image_measurement_groups()
     assert [g.tracking_identifier for g in lengths] == ["L1"]
-    assert lengths[0].get_measurements()[0].value == pytest.approx(60 * 0.661468, abs=0.1)
+    assert lengths[0].get_measurements()[0].value == pytest.approx(70 * 0.661468, abs=0.1)
     gsps = pydicom.dcmread(gsps_path)
     assert [g.GraphicType for g in gsps.GraphicAnnotationSequence[0].GraphicObjectSequence] == \
         ["POLYLINE", "POLYLINE", "ELLIPSE"]
+    area = gsps.DisplayedAreaSelectionSequence[0]
+    corners = [*area.DisplayedAreaTopLeftHandCorner, *area.DisplayedAreaBottomRightHandCorner]
+    # The part of the image the stage shows, kept inside the image.
+    assert corners == [max(1, int(np.floor(shown[0])) + 1), max(1, int(np.floor(shown[1])) + 1),
+                       min(128, int(np.ceil(shown[2]))), min(128, int(np.ceil(shown[3])))]
+    assert corners[1] > 1 and corners[3] < 128  # zoomed in: only some rows are shown
     for path in (sr_path, gsps_path):
         if shutil.which("dciodvfy"):
             out = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True).stderr
@@ -156,7 +175,12 @@ def test_measure_export_and_reopen(page, tmp_path):
         dump = subprocess.run(["dsrdump", str(sr_path)], capture_output=True, text=True)
         assert dump.returncode == 0 and "Image Region" in dump.stdout
 
-    # Opened again, both draw their shapes over the slice they reference, and say so.
+    # Deleted from the list, then opened again: the SR and the GSPS draw their shapes over the
+    # slice they reference, and say so.
+    for label in ("L1", "R1", "E1"):
+        page.get_by_role("button", name=f"Delete {label}").click()
+    wait_for(page, lambda: "Nothing measured yet" in page.inner_text("#measure-summary"), "the drawings deleted")
+    assert page.locator("#measure-layer .measure-shape").count() == 0
     open_files(page, [sr_path, gsps_path])
     wait_for_files(page, 4)
     page.click(".file-tree .row.series")
@@ -167,5 +191,38 @@ def test_measure_export_and_reopen(page, tmp_path):
     assert "3 shapes drawn on loaded images" in note
     imported = page.locator("#measure-layer .measure-shape.imported")
     assert imported.count() == 6  # three from the SR, three from the GSPS
+    sr_polygon = page.evaluate("() => [...document.querySelectorAll('#measure-layer polygon.imported')]"
+                               ".map(p => [...p.points].map(q => [q.x, q.y]))")
+    assert [[round(v, 3) for v in q] for q in sr_polygon[0]] == [[round(v, 3) for v in q] for q in points]
     page.screenshot(path=str(ARTIFACTS / "measure-reopened.png"))
+    assert page.page_errors == []
+
+
+def touch(cdp, kind, points):
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+
+def test_touch_pinch_zooms_and_one_finger_scrolls_the_series(page, tmp_path):
+    open_files(page, two_slice_series(tmp_path))
+    wait_for_files(page, 2)
+    page.click(".file-tree .row.series")
+    page.click("#tab-image")
+    wait_for(page, lambda: "MONOCHROME2" in page.inner_text("#image-status"), "the first slice")
+    cdp = page.context.new_cdp_session(page)
+    before = int(page.inner_text("#image-zoom").rstrip("%"))
+    box = page.locator("#image-stage").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    touch(cdp, "touchStart", [(cx - 40, cy), (cx + 40, cy)])
+    for spread in range(50, 130, 10):
+        touch(cdp, "touchMove", [(cx - spread, cy), (cx + spread, cy)])
+    touch(cdp, "touchEnd", [])
+    after = wait_for(page, lambda: int(page.inner_text("#image-zoom").rstrip("%")), "a zoom")
+    assert after >= before * 2.5, (before, after)
+
+    touch(cdp, "touchStart", [(cx, cy - 60)])
+    for dy in range(-50, 40, 10):
+        touch(cdp, "touchMove", [(cx, cy + dy)])
+    touch(cdp, "touchEnd", [])
+    wait_for(page, lambda: "2 / 2" in page.inner_text("#image-frame-label"), "the next slice by touch")
     assert page.page_errors == []

@@ -146,6 +146,16 @@ def test_a_multiframe_image_is_referenced_by_frame(tmp_path):
         assert dciodvfy(sr["path"])[0] == [] and dciodvfy(gsps["path"])[0] == []
 
 
+def test_a_displayed_area_beyond_the_image_is_kept_inside_it(tmp_path):
+    gsps = create_gsps_from_drawn(DRAWN[:1], IMAGES, str(tmp_path / "g.dcm"), 40, 400, [-77, 21, 207, 108])
+    area = pydicom.dcmread(gsps["path"]).DisplayedAreaSelectionSequence[0]
+    assert [*area.DisplayedAreaTopLeftHandCorner, *area.DisplayedAreaBottomRightHandCorner] == [1, 21, 128, 108]
+    if tool("dciodvfy"):
+        assert dciodvfy(gsps["path"])[0] == []
+    with pytest.raises(DicomStudioError, match="does not overlap"):
+        create_gsps_from_drawn(DRAWN[:1], IMAGES, str(tmp_path / "h.dcm"), 40, 400, [200, 200, 300, 300])
+
+
 def test_shapes_not_drawable_are_named_not_dropped(made, tmp_path):
     ds = pydicom.dcmread(made[1]["path"])
     ds.GraphicAnnotationSequence[0].GraphicObjectSequence[0].GraphicAnnotationUnits = "DISPLAY"

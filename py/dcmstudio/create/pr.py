@@ -87,7 +87,7 @@ class GrayscalePresentationState:
         ds.ReferencedSeriesSequence = _series_references(images)
         ds.DisplayedAreaSelectionSequence = [_displayed_area(image, rows, columns, image_name)]
         if displayed_area is not None:
-            _select_area(ds.DisplayedAreaSelectionSequence[0], displayed_area, file)
+            _select_area(ds.DisplayedAreaSelectionSequence[0], displayed_area, rows, columns, file)
         _copy_modality_lut(image, ds, image_name)
         voi = Dataset()
         voi.WindowCenter = base.decimal_string(center)
@@ -154,9 +154,10 @@ def _series_references(images):
     return items
 
 
-def _select_area(area, corners, file):
-    """Set the displayed area to ``corners`` ``[left, top, right, bottom]`` (1-based pixel numbers;
-    outside the image is allowed: the zoomed-out view shows a margin)."""
+def _select_area(area, corners, rows, columns, file):
+    """Set the displayed area to ``corners`` ``[left, top, right, bottom]`` (1-based pixel numbers),
+    kept inside the image: dciodvfy reads a corner left of or above the image as an error (it takes
+    the SL values as unsigned), and the margin around a zoomed-out image says nothing."""
     try:
         left, top, right, bottom = (int(round(float(v))) for v in corners)
     except (TypeError, ValueError, OverflowError):
@@ -164,6 +165,10 @@ def _select_area(area, corners, file):
     if not (left < right and top < bottom) or max(abs(left), abs(top), abs(right), abs(bottom)) > 2 ** 30:
         raise EditError(f"The displayed area {corners} must be [left, top, right, bottom] pixel numbers with "
                         "left < right and top < bottom.", file=file)
+    left, top = max(1, left), max(1, top)
+    right, bottom = min(columns, right), min(rows, bottom)
+    if not (left < right and top < bottom):
+        raise EditError(f"The displayed area {corners} does not overlap the {columns}×{rows} image.", file=file)
     area.DisplayedAreaTopLeftHandCorner = [left, top]
     area.DisplayedAreaBottomRightHandCorner = [right, bottom]
 
