@@ -27,6 +27,7 @@ export const TOOLS = [
 const TOOL = Object.fromEntries(TOOLS.map((t) => [t.id, t]));
 const SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.";
 const PR_CLASS = "1.2.840.10008.5.1.4.1.1.11.";
+const NOTHING_DRAWN = "Nothing was drawn: draw a length, a region or a point first.";
 // Screen pixels: how near a click must be to a polygon's first point to close it; handle radius.
 const CLOSE_DISTANCE = 8;
 const HANDLE_RADIUS = 5;
@@ -43,7 +44,13 @@ export function ellipseAxes([[x0, y0], [x1, y1]]) {
   const down = [[cx, Math.min(y0, y1)], [cx, Math.max(y0, y1)]];
   return Math.abs(x1 - x0) >= Math.abs(y1 - y0) ? [...across, ...down] : [...down, ...across];
 }
-const measuredPoints = (item) => (item.kind === "ellipse" && item.points.length === 2 ? ellipseAxes(item.points) : item.points);
+// A qualitative evaluation is chosen as "concept keyword|value keyword".
+const qualitativePair = (choice) => {
+  const [name, value] = choice.split("|");
+  return { name, value };
+};
+const measuredPoints = (item) =>
+  (item.kind === "ellipse" && item.points.length === 2 ? ellipseAxes(item.points) : item.points);
 
 export class MeasureTools {
   constructor(viewer) {
@@ -82,10 +89,13 @@ export class MeasureTools {
     this.importedNote = el("p", { className: "hint", id: "measure-imported", "aria-live": "polite" });
     this.observer = el("input", { id: "measure-observer", placeholder: "Family^Given", autocomplete: "off" });
     this.procedure = el("select", { id: "measure-procedure" });
-    const srButton = el("button", { type: "button", className: "small", id: "measure-export-sr", textContent: "Export SR" });
-    srButton.onclick = () => this.exportReport();
-    const prButton = el("button", { type: "button", className: "small", id: "measure-export-gsps", textContent: "Export GSPS" });
-    prButton.onclick = () => this.exportPresentation();
+    const button = (id, text, action) => {
+      const b = el("button", { type: "button", className: "small", id, textContent: text });
+      b.onclick = action;
+      return b;
+    };
+    const srButton = button("measure-export-sr", "Export SR", () => this.exportReport());
+    const prButton = button("measure-export-gsps", "Export GSPS", () => this.exportPresentation());
     this.exportNote = el("p", { className: "hint", id: "measure-export-note", "aria-live": "polite" });
     this.panel = el("section", { className: "measure-panel", id: "measure-panel" },
       el("h2", { className: "measure-title", textContent: "Measurements" }), this.summary, this.list, this.importedNote,
@@ -119,8 +129,10 @@ export class MeasureTools {
     if (tool) this.select(null);
     this.buttons.forEach((b, i) => b.setAttribute("aria-pressed", String(TOOLS[i].id === tool)));
     this.viewer.stage.classList.toggle("measuring", Boolean(tool));
-    this.say(tool ? `${TOOL[tool].label}: click or press Enter to place ${TOOL[tool].points === Infinity
-      ? "each corner, C or a click on the first corner to close" : `${TOOL[tool].points} point${TOOL[tool].points > 1 ? "s" : ""}`}.` : "");
+    const count = TOOL[tool]?.points;
+    const what = count === Infinity ? "each corner, C or a click on the first corner to close"
+      : `${count} point${count > 1 ? "s" : ""}`;
+    this.say(tool ? `${TOOL[tool].label}: click or press Enter to place ${what}.` : "");
     this.draw();
   }
 
@@ -144,7 +156,8 @@ export class MeasureTools {
 
   layout() {
     const c = this.viewer.canvas;
-    Object.assign(this.svg.style, { left: c.style.left, top: c.style.top, width: c.style.width, height: c.style.height });
+    const { left, top, width, height } = c.style;
+    Object.assign(this.svg.style, { left, top, width, height });
     this.svg.setAttribute("viewBox", `0 0 ${c.width} ${c.height}`);
     this.draw();
   }
@@ -167,9 +180,12 @@ export class MeasureTools {
     const s = this.scale();
     const nodes = [];
     for (const shape of this.importedHere()) nodes.push(...this.shapeNodes(shape, s, "imported"));
-    for (const item of this.current()) nodes.push(...this.shapeNodes(item, s, item === this.selected ? "selected" : ""));
+    for (const item of this.current()) {
+      nodes.push(...this.shapeNodes(item, s, item === this.selected ? "selected" : ""));
+    }
     if (this.pending) {
-      const preview = { kind: this.tool, points: this.cursor && this.pendingPreview ? [...this.pending, this.cursor] : this.pending };
+      const following = this.cursor && this.pendingPreview;
+      const preview = { kind: this.tool, points: following ? [...this.pending, this.cursor] : this.pending };
       nodes.push(...this.shapeNodes(preview, s, "pending"));
     }
     if (this.tool && this.cursor) {
@@ -196,14 +212,19 @@ export class MeasureTools {
       const cy = (a0[1] + a1[1]) / 2;
       nodes.push(svg("ellipse", { class: cls, cx, cy, rx, ry, transform: `rotate(${angle} ${cx} ${cy})`, ...data }));
     } else if (item.kind === "point" || item.kind === "points" || item.kind === "text" || p.length === 1) {
-      if (item.kind !== "text") for (const [x, y] of p) nodes.push(svg("circle", { class: `${cls} point`, cx: x, cy: y, r: 3 / s, ...data }));
+      if (item.kind !== "text") {
+        for (const [x, y] of p) nodes.push(svg("circle", { class: `${cls} point`, cx: x, cy: y, r: 3 / s, ...data }));
+      }
     } else {
       const tag = item.kind === "polygon" && state !== "pending" ? "polygon" : "polyline";
       nodes.push(svg(tag, { class: cls, points: p.map(([x, y]) => `${x},${y}`).join(" "), ...data }));
     }
     if (state === "selected" || (state === "" && item.id)) {
-      p.forEach(([x, y], i) => nodes.push(svg("circle", { class: `measure-handle${state === "selected" && i === this.handle ? " active" : ""}`,
-        cx: x, cy: y, r: HANDLE_RADIUS / s, "data-item": item.id, "data-handle": i })));
+      p.forEach(([x, y], i) => {
+        const active = state === "selected" && i === this.handle ? " active" : "";
+        nodes.push(svg("circle", { class: `measure-handle${active}`, cx: x, cy: y, r: HANDLE_RADIUS / s,
+          "data-item": item.id, "data-handle": i }));
+      });
     }
     const label = this.labelOf(item);
     if (label) {
@@ -231,9 +252,17 @@ export class MeasureTools {
     if (r.area !== undefined) parts.push(`${n1(r.area)} ${u}²`);
     const st = r.stats;
     const units = st?.units ? ` ${st.units}` : "";
-    if (st) parts.push(short ? `mean ${n1(st.mean)}${units}` : `mean ${n1(st.mean)}${units} · SD ${n1(st.sd)} · min ${n1(st.min)} · max ${n1(st.max)} · ${st.count} px`);
-    if (r.value !== undefined && r.value !== null) parts.push(`${n1(r.value)}${r.value_units ? ` ${r.value_units}` : ""}`);
-    if (!short && r.spacing) parts.push(`(${r.spacing.source === "ImagerPixelSpacing" ? "Imager Pixel Spacing" : "Pixel Spacing"} ${r.spacing.row} × ${r.spacing.column} mm)`);
+    if (st) {
+      parts.push(short ? `mean ${n1(st.mean)}${units}`
+        : `mean ${n1(st.mean)}${units} · SD ${n1(st.sd)} · min ${n1(st.min)} · max ${n1(st.max)} · ${st.count} px`);
+    }
+    if (r.value !== undefined && r.value !== null) {
+      parts.push(`${n1(r.value)}${r.value_units ? ` ${r.value_units}` : ""}`);
+    }
+    if (!short && r.spacing) {
+      const source = r.spacing.source === "ImagerPixelSpacing" ? "Imager Pixel Spacing" : "Pixel Spacing";
+      parts.push(`(${source} ${r.spacing.row} × ${r.spacing.column} mm)`);
+    }
     if (!short) parts.push(...r.notes);
     return parts.join(short ? " " : " · ");
   }
@@ -243,7 +272,9 @@ export class MeasureTools {
   addPoint(point) {
     const tool = TOOL[this.tool];
     if (!this.pending) this.pending = [];
-    const closeTo = this.pending.length >= 3 && Math.hypot(point[0] - this.pending[0][0], point[1] - this.pending[0][1]) * this.scale() < CLOSE_DISTANCE;
+    const [first] = this.pending;
+    const closeTo = this.pending.length >= 3
+      && Math.hypot(point[0] - first[0], point[1] - first[1]) * this.scale() < CLOSE_DISTANCE;
     if (tool.id === "polygon" && closeTo) return this.finish();
     this.pending.push(point);
     if (this.pending.length >= tool.points) return this.finish();
@@ -370,12 +401,15 @@ export class MeasureTools {
     const arrows = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] };
     const step = event.shiftKey ? 10 : 1;
     if (this.tool) {
-      if (k === "Escape") { if (this.pending) { this.pending = null; this.draw(); } else this.setTool(null); return true; }
+      if (k === "Escape") {
+        if (this.pending) { this.pending = null; this.draw(); } else this.setTool(null);
+        return true;
+      }
       if ((k === "c" || k === "C") && this.tool === "polygon") { this.finish(); return true; }
       if (arrows[k]) {
         const c = this.cursor || [this.viewer.canvas.width / 2, this.viewer.canvas.height / 2];
         this.cursor = [c[0] + arrows[k][0] * step, c[1] + arrows[k][1] * step];
-        this.pendingPreview = this.tool === "length" || this.tool === "ellipse" || this.tool === "angle" || this.tool === "polygon";
+        this.pendingPreview = this.tool !== "point";
         this.say(`Cursor at column ${n1(this.cursor[0])}, row ${n1(this.cursor[1])}`);
         this.draw();
         return true;
@@ -459,7 +493,8 @@ export class MeasureTools {
     del.onclick = () => this.remove(item);
     return el("li", { className: item === this.selected ? "selected" : "" }, label,
       el("span", { className: "detail measure-kind", textContent: TOOL[item.kind].label }),
-      el("span", { className: "measure-numbers", textContent: item.result ? this.numbers(item.result, false) : "measuring…" }),
+      el("span", { className: "measure-numbers",
+        textContent: item.result ? this.numbers(item.result, false) : "measuring…" }),
       ...coded, selectButton, del);
   }
 
@@ -469,14 +504,19 @@ export class MeasureTools {
   drawn() {
     const items = this.allItems();
     const files = [];
-    const indexOf = (file) => { let i = files.indexOf(file); if (i < 0) { files.push(file); i = files.length - 1; } return i; };
+    const indexOf = (file) => {
+      if (!files.includes(file)) files.push(file);
+      return files.indexOf(file);
+    };
     if (this.slice) indexOf(this.slice.file);
     const drawn = items.map((item) => ({ kind: item.kind, points: measuredPoints(item), label: item.label,
       image: indexOf(item.slice.file), frame: item.slice.frame, finding: item.finding || null,
       finding_site: item.site || null, uid: item.uid || null,
-      qualitative: item.qualitative ? [{ name: item.qualitative.split("|")[0], value: item.qualitative.split("|")[1] }] : [] }));
+      qualitative: item.qualitative ? [qualitativePair(item.qualitative)] : [] }));
     return { drawn, images: files.map((f) => ({ path: f.path, name: f.name })) };
   }
+
+  refuse(message) { this.exportNote.textContent = message; }
 
   async exportObject(fn, args) {
     this.exportNote.textContent = "Writing…";
@@ -489,23 +529,28 @@ export class MeasureTools {
     }
     this.app.tasks.offer(collected, { click: true });
     const c = result.created;
-    this.exportNote.textContent = `${c.name}: ${c.sop_class_name}, ${(c.size / 1e3).toFixed(1)} kB, read back and validated` +
-      (c.groups !== undefined ? `; ${c.groups} measurement groups, ${c.regions} regions.` : `; ${c.graphics} graphics.`);
+    const content = c.groups !== undefined ? `${c.groups} measurement groups, ${c.regions} regions`
+      : `${c.graphics} graphics`;
+    this.exportNote.textContent = `${c.name}: ${c.sop_class_name}, ${(c.size / 1e3).toFixed(1)} kB, read back and ` +
+      `validated; ${content}.`;
   }
 
   exportReport() {
     const { drawn, images } = this.drawn();
-    if (!drawn.length) { this.exportNote.textContent = "Nothing was drawn: draw a length, a region or a point first."; return; }
-    if (!this.observer.value.trim()) { this.exportNote.textContent = "The report needs an observer: type the name of the person reporting (Family^Given)."; this.observer.focus(); return; }
+    if (!drawn.length) return this.refuse(NOTHING_DRAWN);
+    if (!this.observer.value.trim()) {
+      this.observer.focus();
+      return this.refuse("The report needs an observer: type the name of the person reporting (Family^Given).");
+    }
     return this.exportObject("create_report_from_drawn",
       { drawn, images, observer: this.observer.value.trim(), procedure: this.procedure.value });
   }
 
   exportPresentation() {
     const { drawn, images } = this.drawn();
-    if (!drawn.length) { this.exportNote.textContent = "Nothing was drawn: draw a length, a region or a point first."; return; }
+    if (!drawn.length) return this.refuse(NOTHING_DRAWN);
     const w = this.viewer.currentWindow();
-    if (!w) { this.exportNote.textContent = "This image has no window to keep (it is shown through a VOI LUT or in colour)."; return; }
+    if (!w) return this.refuse("This image has no window to keep (it is shown through a VOI LUT or in colour).");
     return this.exportObject("create_gsps_from_drawn",
       { drawn, images, window_center: w.center, window_width: w.width, displayed_area: this.displayedArea() });
   }
@@ -518,7 +563,8 @@ export class MeasureTools {
     const rect = v.canvas.getBoundingClientRect();
     const x = (px) => (px - rect.left) / rect.width * v.canvas.width;
     const y = (py) => (py - rect.top) / rect.height * v.canvas.height;
-    return [Math.floor(x(stage.left)) + 1, Math.floor(y(stage.top)) + 1, Math.ceil(x(stage.right)), Math.ceil(y(stage.bottom))];
+    return [Math.floor(x(stage.left)) + 1, Math.floor(y(stage.top)) + 1,
+      Math.ceil(x(stage.right)), Math.ceil(y(stage.bottom))];
   }
 
   // ---- Shapes of loaded SRs and presentation states --------------------------------------------
@@ -528,7 +574,8 @@ export class MeasureTools {
 
   async readLoadedObjects() {
     const files = this.loadedFiles();
-    const objects = files.filter((f) => (f.sop_class?.uid || "").startsWith(SR_CLASS) || (f.sop_class?.uid || "").startsWith(PR_CLASS));
+    const drawsShapes = (f) => [SR_CLASS, PR_CLASS].some((prefix) => (f.sop_class?.uid || "").startsWith(prefix));
+    const objects = files.filter(drawsShapes);
     const fresh = objects.filter((f) => !this.readObjects.has(f.key));
     if (!fresh.length) return;
     for (const f of fresh) this.readObjects.set(f.key, null);
@@ -549,7 +596,8 @@ export class MeasureTools {
   importedHere() {
     const slice = this.slice;
     if (!slice) return [];
-    return (this.imported.get(slice.file.sop_instance_uid) || []).filter((s) => s.frame === null || s.frame === slice.frame);
+    const shapes = this.imported.get(slice.file.sop_instance_uid) || [];
+    return shapes.filter((s) => s.frame === null || s.frame === slice.frame);
   }
 
   describeImported() {
@@ -559,8 +607,9 @@ export class MeasureTools {
       if (!o) continue;
       const shown = o.shapes.filter((s) => loaded.has(s.sop_instance_uid)).length;
       const away = o.shapes.length - shown;
-      lines.push(`${o.name} (${o.object}): ${shown} shape${shown === 1 ? "" : "s"} drawn on loaded images` +
-        (away ? `; ${away} refer to images not loaded` : "") + (o.not_shown.length ? `; not shown: ${o.not_shown.join(" ")}` : "."));
+      lines.push(`${o.name} (${o.object}): ${shown} shape${shown === 1 ? "" : "s"} drawn on loaded images`
+        + (away ? `; ${away} refer to images not loaded` : "")
+        + (o.not_shown.length ? `; not shown: ${o.not_shown.join(" ")}` : "."));
     }
     this.importedNote.textContent = lines.join(" ");
   }

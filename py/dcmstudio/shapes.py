@@ -130,9 +130,11 @@ def _presentation_shapes(ds):
             place(*shape, "")
         for text in annotation.get("TextObjectSequence") or []:
             value = str(text.get("UnformattedTextValue", ""))
-            if text.get("AnchorPoint") and str(text.get("AnchorPointAnnotationUnits", "")) == "PIXEL":
+            anchored = str(text.get("AnchorPointAnnotationUnits", "")) == "PIXEL"
+            boxed = str(text.get("BoundingBoxAnnotationUnits", "")) == "PIXEL"
+            if text.get("AnchorPoint") and anchored:
                 place("text", _pairs(text.AnchorPoint), value)
-            elif text.get("BoundingBoxTopLeftHandCorner") and str(text.get("BoundingBoxAnnotationUnits", "")) == "PIXEL":
+            elif text.get("BoundingBoxTopLeftHandCorner") and boxed:
                 place("text", _pairs(text.BoundingBoxTopLeftHandCorner), value)
             else:
                 not_shown.append(f"The text '{value[:40]}' on layer {layer} is placed relative to the display, "

@@ -86,8 +86,8 @@ def test_measure_export_and_reopen(page, tmp_path):
     for x, y in [(40, 50), (60, 50), (60, 62), (40, 62)]:
         page.mouse.click(*to_client(page, x, y))
     page.keyboard.press("c")
-    text = wait_for(page, lambda: re.search(r"R1.*mean (-?\d+\.\d) HU · SD (\d+\.\d).*· (\d+) px", panel_text(page), re.S),
-                    "the polygon's statistics")
+    statistics = re.compile(r"R1.*mean (-?\d+\.\d) HU · SD (\d+\.\d).*· (\d+) px", re.S)
+    text = wait_for(page, lambda: statistics.search(panel_text(page)), "the polygon's statistics")
 
     # An ellipse with the keys only: E, Enter at the cursor, Shift+arrows, Enter.
     page.keyboard.press("e")

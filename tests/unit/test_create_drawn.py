@@ -112,9 +112,11 @@ def test_the_gsps_holds_the_drawings_window_and_displayed_area(made):
     labels = [t.UnformattedTextValue for t in annotation.TextObjectSequence]
     assert labels[0].startswith("L1 · ") and labels[0].endswith(" mm")
     assert " HU" in labels[1]
-    assert (float(ds.SoftcopyVOILUTSequence[0].WindowCenter), float(ds.SoftcopyVOILUTSequence[0].WindowWidth)) == (40, 400)
+    voi = ds.SoftcopyVOILUTSequence[0]
+    assert (float(voi.WindowCenter), float(voi.WindowWidth)) == (40, 400)
     area = ds.DisplayedAreaSelectionSequence[0]
-    assert (list(area.DisplayedAreaTopLeftHandCorner), list(area.DisplayedAreaBottomRightHandCorner)) == ([20, 10], [100, 90])
+    corners = [*area.DisplayedAreaTopLeftHandCorner, *area.DisplayedAreaBottomRightHandCorner]
+    assert corners == [20, 10, 100, 90]
 
 
 @pytest.mark.parametrize("which, object_kind", [(0, "SR"), (1, "presentation state")])
@@ -125,7 +127,8 @@ def test_what_was_drawn_comes_back_as_shapes_on_the_image(made, which, object_ki
     drawn = {(s["kind"], tuple(map(tuple, s["points"]))) for s in found["shapes"] if s["kind"] != "text"}
     # A presentation state has no angles: its three-point polyline is drawn as one.
     kinds = {"angle": "polyline"} if which == 1 else {}
-    assert drawn == {(kinds.get(d["kind"], d["kind"]), tuple(tuple(map(float, p)) for p in d["points"])) for d in DRAWN}
+    expected = {(kinds.get(d["kind"], d["kind"]), tuple(tuple(map(float, p)) for p in d["points"])) for d in DRAWN}
+    assert drawn == expected
     assert {s["sop_instance_uid"] for s in found["shapes"]} == {uid}
     if which == 0:
         assert {s["label"] for s in found["shapes"]} == {"L1", "R1", "E1", "P1", "A1"}
@@ -154,6 +157,12 @@ def test_a_displayed_area_beyond_the_image_is_kept_inside_it(tmp_path):
         assert dciodvfy(gsps["path"])[0] == []
     with pytest.raises(DicomStudioError, match="does not overlap"):
         create_gsps_from_drawn(DRAWN[:1], IMAGES, str(tmp_path / "h.dcm"), 40, 400, [200, 200, 300, 300])
+
+
+def test_coordinates_without_an_image_are_named_not_dropped():
+    found = shapes.shapes_of(str(bundled("test-SR.dcm")), "test-SR.dcm")
+    assert found["shapes"] == []
+    assert found["not_shown"] == ["A region: its coordinates name no image they belong to."]
 
 
 def test_shapes_not_drawable_are_named_not_dropped(made, tmp_path):
