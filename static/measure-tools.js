@@ -86,6 +86,7 @@ export class MeasureTools {
     this.list = el("ul", { className: "measure-list", id: "measure-list" });
     this.list.setAttribute("aria-label", "Measurements on this image");
     this.summary = el("p", { className: "hint", id: "measure-summary", "aria-live": "polite" });
+    this.status = el("p", { className: "hint", id: "measure-status", role: "status" });
     this.importedNote = el("p", { className: "hint", id: "measure-imported", "aria-live": "polite" });
     this.observer = el("input", { id: "measure-observer", placeholder: "Family^Given", autocomplete: "off" });
     this.procedure = el("select", { id: "measure-procedure" });
@@ -98,7 +99,8 @@ export class MeasureTools {
     const prButton = button("measure-export-gsps", "Export GSPS", () => this.exportPresentation());
     this.exportNote = el("p", { className: "hint", id: "measure-export-note", "aria-live": "polite" });
     this.panel = el("section", { className: "measure-panel", id: "measure-panel" },
-      el("h2", { className: "measure-title", textContent: "Measurements" }), this.summary, this.list, this.importedNote,
+      el("h2", { className: "measure-title", textContent: "Measurements" }), this.summary, this.status, this.list,
+      this.importedNote,
       el("div", { className: "toolbar" },
         el("label", { htmlFor: "measure-observer", textContent: "Observer" }), this.observer,
         el("label", { htmlFor: "measure-procedure", textContent: "Procedure" }), this.procedure, srButton, prButton),
@@ -136,7 +138,8 @@ export class MeasureTools {
     this.draw();
   }
 
-  say(text) { this.viewer.readout.textContent = text; }
+  // What the tools say goes to a status line a screen reader reads (the readout changes too often).
+  say(text) { this.status.textContent = text; }
 
   // ---- Where things are ------------------------------------------------------------------------
 
@@ -326,6 +329,7 @@ export class MeasureTools {
       { path: file.path, name: file.name, frame, kind: item.kind, points: measuredPoints(item) });
     if (item.asked !== asked) return;
     item.result = result.ok ? result.measurement : { error: result.error.message };
+    this.say(`${item.label}: ${result.ok ? this.numbers(item.result, true) : item.result.error}`);
     this.draw();
     this.renderList();
   }

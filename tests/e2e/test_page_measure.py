@@ -96,6 +96,7 @@ def test_measure_export_and_reopen(page, tmp_path):
         page.keyboard.press(key)
     page.keyboard.press("Enter")
     wait_for(page, lambda: re.search(r"E1.*mean", panel_text(page), re.S), "the ellipse's statistics")
+    assert re.match(r"E1: \d+\.\d mm² mean -?\d+\.\d HU$", page.inner_text("#measure-status"))
     page.keyboard.press("Escape")
 
     # The page's mean against numpy on the pixels whose centres the polygon covers.

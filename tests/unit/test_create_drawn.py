@@ -1,7 +1,9 @@
 """Measurements drawn in the viewer as a TID 1500 SR and a GSPS, judged by highdicom, dcmtk and
 dicom3tools, and read back into shapes for the viewer."""
 
+import json
 import math
+import os
 
 import numpy as np
 import pydicom
@@ -9,7 +11,7 @@ import pytest
 from conftest import bundled
 from test_create_judges import PATIENT, STUDY, dciodvfy, needs, run, tool
 
-from dcmstudio import create, measure, shapes
+from dcmstudio import api, create, measure, shapes
 from dcmstudio.create.drawn import create_gsps_from_drawn, create_report_from_drawn
 from dcmstudio.errors import DicomStudioError
 
@@ -183,3 +185,26 @@ def test_shapes_not_drawable_are_named_not_dropped(made, tmp_path):
 def test_bad_drawings_are_refused_in_a_sentence(tmp_path, drawn, words):
     with pytest.raises(DicomStudioError, match=words):
         create_report_from_drawn(drawn, IMAGES, str(tmp_path / "sr.dcm"), "Doe^Jane", "LN.CTUnspecifiedBodyRegion")
+
+
+def test_the_endpoints_offer_both_objects_and_read_them_back_as_shapes():
+    def call(endpoint, **args):
+        return json.loads(api.call(endpoint, json.dumps(args)))
+
+    sr = call("create_report_from_drawn", drawn=DRAWN, images=IMAGES, observer="Doe^Jane",
+              procedure="LN.CTUnspecifiedBodyRegion")
+    assert sr["ok"] and sr["created"]["name"] == "CT_small_measurements_SR.dcm"
+    assert (sr["created"]["groups"], sr["created"]["regions"]) == (5, 5)
+    gsps = call("create_gsps_from_drawn", drawn=DRAWN, images=IMAGES, window_center=40, window_width=400,
+                displayed_area=None)
+    assert gsps["ok"] and gsps["created"]["graphics"] == 5
+    for result in (sr, gsps):
+        path = result["outputs"][0]["path"]
+        found = call("shapes", path=path, name=result["created"]["name"])
+        assert found["ok"] and len([s for s in found["shapes"]["shapes"] if s["kind"] != "text"]) == 5
+        os.remove(path)
+    refused = call("create_report_from_drawn", drawn=DRAWN, images=IMAGES, observer="",
+                   procedure="LN.CTUnspecifiedBodyRegion")
+    assert not refused["ok"] and "needs an observer" in refused["error"]["message"]
+    not_drawing = call("shapes", path=CT, name="CT_small.dcm")
+    assert not not_drawing["ok"] and not_drawing["error"]["file"] == "CT_small.dcm"
