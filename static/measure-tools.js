@@ -101,10 +101,12 @@ export class MeasureTools {
     this.panel = el("section", { className: "measure-panel", id: "measure-panel" },
       el("h2", { className: "measure-title", textContent: "Measurements" }), this.summary, this.status, this.list,
       this.importedNote,
-      el("div", { className: "toolbar" },
-        el("label", { htmlFor: "measure-observer", textContent: "Observer" }), this.observer,
-        el("label", { htmlFor: "measure-procedure", textContent: "Procedure" }), this.procedure, srButton, prButton),
-      this.exportNote);
+      el("details", { className: "measure-export", id: "measure-export" },
+        el("summary", { textContent: "Export as a TID 1500 SR or a GSPS" }),
+        el("div", { className: "toolbar" },
+          el("label", { htmlFor: "measure-observer", textContent: "Observer" }), this.observer,
+          el("label", { htmlFor: "measure-procedure", textContent: "Procedure" }), this.procedure, srButton, prButton),
+        this.exportNote));
     this.panel.setAttribute("aria-labelledby", "measure-summary");
     return { toolbar: this.toolbar, panel: this.panel };
   }

@@ -136,6 +136,7 @@ def test_measure_export_and_reopen(page, tmp_path):
     # A finding and a qualitative evaluation for the ROI, then SR and GSPS.
     page.get_by_label("Finding of R1").select_option(label="Lesion")
     page.get_by_label("Qualitative evaluation of R1").select_option(label="Shape: Round")
+    page.click("#measure-export > summary")
     page.fill("#measure-observer", "Doe^Jane")
     sr_path = download(page, "#measure-export-sr", tmp_path)
     wait_for(page, lambda: "measurement groups" in page.inner_text("#measure-export-note"), "the SR note")
