@@ -222,6 +222,14 @@ def test_touch_pinch_zooms_and_one_finger_scrolls_the_series(page, tmp_path):
     after = wait_for(page, lambda: int(page.inner_text("#image-zoom").rstrip("%")), "a zoom")
     assert after >= before * 2.5, (before, after)
 
+    # Two fingers moving together pan the image by as much.
+    left = page.locator("#image-canvas").bounding_box()["x"]
+    touch(cdp, "touchStart", [(cx - 40, cy), (cx + 40, cy)])
+    for dx in range(10, 60, 10):
+        touch(cdp, "touchMove", [(cx - 40 + dx, cy), (cx + 40 + dx, cy)])
+    touch(cdp, "touchEnd", [])
+    assert abs(page.locator("#image-canvas").bounding_box()["x"] - left - 50) < 1
+
     touch(cdp, "touchStart", [(cx, cy - 60)])
     for dy in range(-50, 40, 10):
         touch(cdp, "touchMove", [(cx, cy + dy)])
