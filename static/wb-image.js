@@ -2,6 +2,10 @@
 // frames), rendered by Python (modality LUT, VOI LUT or window, photometric, overlays); scrolled,
 // zoomed, panned and windowed by mouse or keyboard; values read out. Neighbouring slices are
 // rendered ahead while the worker is idle, so scrolling a series does not wait for each one.
+// Measuring (measure-tools.js) and touch gestures (image-touch.js) take pointer events first.
+
+import { MEASURE_HELP, MeasureTools } from "./measure-tools.js";
+import { bindTouch } from "./image-touch.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -95,21 +99,26 @@ export class ImageWorkbench {
     this.message = el("p", { className: "empty", id: "image-message",
       textContent: "Pick a file with an image at left to view it." });
     this.message.setAttribute("aria-live", "polite");
-    this.help = el("p", { className: "hint image-help", id: "image-help", textContent: KEY_HELP });
+    this.help = el("p", { className: "hint image-help", id: "image-help", textContent: `${KEY_HELP} · ${MEASURE_HELP}` });
     this.stage = el("div", { className: "image-stage", id: "image-stage", tabIndex: 0 }, this.message, this.canvas);
     this.stage.setAttribute("role", "application");
     this.stage.setAttribute("aria-label", "Image viewer");
     this.stage.setAttribute("aria-describedby", this.help.id);
     this.status = el("div", { className: "image-status", id: "image-status", "aria-live": "polite" });
     this.readout = el("div", { className: "image-readout", id: "image-readout" });
+    this.measuring = new MeasureTools(this);
+    const measure = this.measuring.mount(this.stage);
     panel.append(
       el("div", { className: "toolbar" }, el("label", { htmlFor: "image-file", textContent: "File" }), this.fileSelect,
         this.presets, reset, fit, actual, this.zoomLabel, el("span", { className: "spacer" }),
         this.frameInput, this.frameLabel),
+      measure.toolbar,
       this.stage,
       el("div", { className: "image-footer" }, this.status, this.readout),
+      measure.panel,
       this.help);
     this.canvas.hidden = true;
+    bindTouch(this, this.measuring);
     this.bindPointer();
     this.bindKeys();
     new ResizeObserver(() => this.layout()).observe(this.stage);
@@ -254,6 +263,7 @@ export class ImageWorkbench {
   // Nothing of the previous slice stays on screen: the reason takes the image's place.
   fail(message) {
     this.painted = null;
+    this.measuring.show();
     this.rendered = null;
     this.canvas.hidden = true;
     this.message.hidden = false;
@@ -274,6 +284,7 @@ export class ImageWorkbench {
     this.message.hidden = true;
     this.canvas.hidden = false;
     if (resized) this.layout();
+    this.measuring.show();
     const w = r.window;
     const position = this.stack.length > 1 ? `slice ${this.index + 1} of ${this.stack.length}` : null;
     this.canvas.setAttribute("aria-label", `${slice.file.name}${position ? `, ${position}` : ""}`);
@@ -322,6 +333,7 @@ export class ImageWorkbench {
     Object.assign(this.canvas.style, { width: `${width}px`, height: `${height}px`,
       left: `${(stage.width - width) / 2 + this.pan.x}px`, top: `${(stage.height - height) / 2 + this.pan.y}px` });
     this.zoomLabel.textContent = `${Math.round(scale * devicePixelRatio * 100)}%`;
+    this.measuring.layout();
   }
 
   // Zooms to `zoom` (null: fit) keeping the image point under (x, y) — client coordinates — in place.
@@ -369,6 +381,12 @@ export class ImageWorkbench {
     let drag = null;
     this.stage.addEventListener("pointerdown", (event) => {
       if (!this.rendered) return;
+      if (this.measuring.pointerDown(event)) {
+        event.preventDefault();
+        this.stage.focus({ preventScroll: true });
+        this.stage.setPointerCapture(event.pointerId);
+        return;
+      }
       const pan = event.button === 1 || (event.button === 0 && (event.shiftKey || event.ctrlKey || event.metaKey));
       const w = this.currentWindow();
       if (!pan && (event.button !== 0 || !w)) return;
@@ -379,6 +397,7 @@ export class ImageWorkbench {
       this.stage.classList.toggle("panning", pan);
     });
     this.stage.addEventListener("pointermove", (event) => {
+      if (this.measuring.pointerMove(event)) return;
       if (!drag) { this.readValue(event); return; }
       const dx = event.clientX - drag.x;
       const dy = event.clientY - drag.y;
@@ -389,7 +408,12 @@ export class ImageWorkbench {
         this.moveWindow(drag.center - dy * this.windowStep(), drag.width + dx * this.windowStep());
       }
     });
-    const end = () => { drag = null; this.stage.classList.remove("panning"); };
+    const end = (event) => {
+      this.measuring.pointerUp(event);
+      drag = null;
+      this.stage.classList.remove("panning");
+    };
+    this.stage.addEventListener("dblclick", () => this.measuring.doubleClick());
     this.stage.addEventListener("pointerup", end);
     this.stage.addEventListener("pointercancel", end);
     this.stage.addEventListener("wheel", (event) => {
@@ -412,6 +436,7 @@ export class ImageWorkbench {
 
   bindKeys() {
     this.stage.addEventListener("keydown", (event) => {
+      if (this.measuring.key(event)) { event.preventDefault(); return; }
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       const key = event.key;
       const w = this.currentWindow();

@@ -239,6 +239,13 @@ def pixel_value(path, name, frame, row, col):
     return {"pixel": pixels.pixel_value(path, name, frame, row, col)}
 
 
+@endpoint
+def measure(path, name, frame, kind, points):
+    """Length, angle, area and region statistics of a drawn shape (see :func:`dcmstudio.measure.measure`)."""
+    from . import measure as measuring
+    return {"measurement": measuring.measure(path, name, frame, kind, points)}
+
+
 # ---- Volume → DICOM --------------------------------------------------------------------------
 
 _volume = {}
@@ -396,6 +403,34 @@ def create_presentation_state(path, name, text, window_center, window_width, opt
     from . import create
     return _create(f"{_stem(name)}_GSPS.dcm", lambda out: create.create_gsps(
         path, out, text, window_center, window_width, options, image_name=name), source=path)
+
+
+@endpoint
+def create_report_from_drawn(drawn, images, observer, procedure, options=None):
+    """A TID 1500 SR of the measurements drawn in the viewer (see :mod:`dcmstudio.create.drawn`), as a download."""
+    from .create import drawn as drawn_objects
+    return _create(f"{_stem(images[0]['name'])}_measurements_SR.dcm" if images else "measurements_SR.dcm",
+                   lambda out: drawn_objects.create_report_from_drawn(drawn, images, out, observer, procedure,
+                                                                      options))
+
+
+@endpoint
+def create_gsps_from_drawn(drawn, images, window_center, window_width, displayed_area=None, options=None):
+    """A GSPS of what was drawn in the viewer, its window and zoom (see :mod:`dcmstudio.create.drawn`)."""
+    from .create import drawn as drawn_objects
+    if not images:
+        raise DicomStudioError("Nothing was drawn: draw a length, a region or a point on the image first.")
+    return _create(f"{_stem(images[0]['name'])}_measurements_GSPS.dcm",
+                   lambda out: drawn_objects.create_gsps_from_drawn(drawn, images, out, window_center,
+                                                                    window_width, displayed_area, options),
+                   source=images[0]["path"])
+
+
+@endpoint
+def shapes(path, name):
+    """What a loaded SR or GSPS draws on images (see :func:`dcmstudio.shapes.shapes_of`)."""
+    from . import shapes as drawn_shapes
+    return {"shapes": drawn_shapes.shapes_of(path, name)}
 
 
 # ---- Compress ------------------------------------------------------------------------------------

@@ -607,6 +607,49 @@ def pixel_value(path, name, frame, row, col):
     return result
 
 
+def modality_frame(path, name, frame):
+    """One frame in the modality's units (after the modality LUT or rescale), for measuring.
+
+    Returns
+    -------
+    tuple
+        ``(header, values, units)``: the file's header (no pixel data), the frame as a 2-D
+        float64 array (None for colour images, which have no modality units) and (0028,1054)
+        Rescale Type ("HU" for CT when the file does not say), or None when unknown.
+    """
+    source, stored, photometric = _stored_frame(path, name, frame)
+    header = source.header
+    if stored.ndim == 3 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return header, None, None
+    with as_invalid_dicom(name, "while applying its modality LUT"):
+        values = np.asarray(_modality(header, stored, frame), dtype=np.float64)
+        kind = _rescale(header, frame)[2]
+        if not kind and header.get("Modality") == "CT" and not header.get("ModalityLUTSequence"):
+            kind = "HU"
+    return header, values, (str(kind) if kind else None)
+
+
+def pixel_spacing(header, frame):
+    """``(row spacing, column spacing, source keyword)`` in mm of one frame, or None.
+
+    (0028,0030) Pixel Spacing (in the Pixel Measures functional group of enhanced objects, per
+    frame or shared) is the spacing in the patient; (0018,1164) Imager Pixel Spacing, at the
+    detector, is the fallback a projection radiograph may have alone.
+    """
+    measures = _functional_item(header, frame, "PixelMeasuresSequence")
+    for item, keyword in ((measures, "PixelSpacing"), (header, "PixelSpacing"),
+                          (header, "ImagerPixelSpacing")):
+        if item is None:
+            continue
+        try:
+            values = [float(v) for v in _as_list(item.get(keyword))]
+        except (TypeError, ValueError):
+            continue
+        if len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values):
+            return values[0], values[1], keyword
+    return None
+
+
 def thumbnail(path, name, size=64):
     """A small picture of the first frame, its aspect kept, at most `size` pixels a side.
 

@@ -129,7 +129,7 @@ def form_with(path, value):
     (("groups",), [], "at least one measurement group"),
     (("observer",), None, "needs an observer"),
     (("procedure",), None, "procedure reported needs a code"),
-    (("groups", 0, "measurements"), [], "measurement group 1 needs at least one measurement"),
+    (("groups", 0, "measurements"), [], "measurement group 1 needs at least one measurement, qualitative evaluation or image region"),
     (("groups", 1, "tracking_id"), " ", "measurement group 2 needs a tracking identifier"),
     (("groups", 0, "measurements", 1, "value"), "twelve",
      "measurement group 1, measurement 2: the value 'twelve' is not a finite number"),
@@ -166,7 +166,9 @@ def test_evidence_that_is_not_dicom_is_refused_by_name(tmp_path):
 def test_every_offered_choice_is_accepted_by_the_form():
     choices = measurement_report_choices()
     assert choices.pop("source") == "pydicom 3.0.2 concept dictionary, DICOM 2024c"
-    assert set(choices) == {"procedures", "measurements", "units", "finding_sites", "findings"}
+    assert set(choices) == {"procedures", "measurements", "units", "finding_sites", "findings", "qualitative"}
+    for concept in choices["qualitative"]:
+        choices.setdefault("qualitative values", []).extend(concept.pop("values"))
     for field, entries in choices.items():
         assert entries, field
         for entry in entries:

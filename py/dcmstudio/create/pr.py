@@ -1,9 +1,12 @@
-"""Grayscale Softcopy Presentation State: how to show one grayscale image, with a text note.
+"""Grayscale Softcopy Presentation State: how to show grayscale images, with notes and drawings.
 
-The presentation state refers to one image (all its frames), belongs to that image's patient and
-study, and carries: the image's modality rescale (so the window is in its units), a window
-(Softcopy VOI LUT), a displayed area showing the whole image, a text annotation on one graphic
-layer, and the presentation LUT that keeps MONOCHROME1 images the way round they are meant to be.
+The presentation state refers to one image (all its frames) or a few of the same geometry, belongs
+to the first image's patient and study, and carries: the image's modality rescale (so the window is
+in its units), a window (Softcopy VOI LUT), a displayed area (the whole image, or the part shown
+when zoomed and panned), a text annotation on one graphic layer, graphics (polylines, ellipses,
+points and their labels) on a layer of their own, and the presentation LUT that keeps MONOCHROME1
+images the way round they are meant to be. Graphic coordinates are in PIXEL units: (column, row)
+with (0, 0) the top left corner of the top left pixel (PS3.3 C.10.5.1.1).
 """
 
 import math
@@ -19,6 +22,9 @@ from dcmstudio.errors import EditError
 GSPS_OPTIONS = ("ContentLabel", "ContentDescription", "ContentCreatorName", "TextBox",
                 "WindowExplanation")
 _LAYER = "ANNOTATION"
+GRAPHICS_LAYER = "MEASUREMENTS"
+_GRAPHIC_POINTS = {"POINT": (1, 1), "POLYLINE": (2, None), "INTERPOLATED": (2, None), "CIRCLE": (2, 2),
+                   "ELLIPSE": (4, 4)}
 _TEXT_MAX = 1024  # (0070,0006) Unformatted Text Value is ST
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Where the note goes by default: a band across the top of the image, in fractions of its size.
@@ -53,8 +59,14 @@ class GrayscalePresentationState:
         invalid text, window or option.
     """
 
-    def __init__(self, image, text, window_center, window_width, options, *, image_name, file):
+    def __init__(self, image, text, window_center, window_width, options, *, image_name, file,
+                 more_images=(), graphics=(), displayed_area=None):
         rows, columns, photometric = _image_geometry(image, image_name)
+        images = [image, *(i for i in more_images if i.SOPInstanceUID != image.SOPInstanceUID)]
+        for other in images[1:]:
+            if (int(other.get("Rows") or 0), int(other.get("Columns") or 0)) != (rows, columns):
+                raise EditError(f"The images of one presentation state must share a size: {image_name} is "
+                                f"{columns}×{rows}, {other.SOPInstanceUID} is not.", file=file)
         text = "" if text is None else str(text)
         if len(text) > _TEXT_MAX:
             raise EditError(f"The annotation text has {len(text)} characters; at most {_TEXT_MAX} "
@@ -72,8 +84,10 @@ class GrayscalePresentationState:
                                                   options.get("ContentCreatorName"), file)
         ds.PresentationCreationDate = ds.InstanceCreationDate
         ds.PresentationCreationTime = ds.InstanceCreationTime
-        ds.ReferencedSeriesSequence = [_series_reference(image)]
+        ds.ReferencedSeriesSequence = _series_references(images)
         ds.DisplayedAreaSelectionSequence = [_displayed_area(image, rows, columns, image_name)]
+        if displayed_area is not None:
+            _select_area(ds.DisplayedAreaSelectionSequence[0], displayed_area, rows, columns, file)
         _copy_modality_lut(image, ds, image_name)
         voi = Dataset()
         voi.WindowCenter = base.decimal_string(center)
@@ -83,10 +97,17 @@ class GrayscalePresentationState:
         if explanation:
             voi.WindowCenterWidthExplanation = explanation
         ds.SoftcopyVOILUTSequence = [voi]
+        layers, annotations = [], []
         if text:
             box = _text_box(options.get("TextBox"), rows, columns, file)
-            ds.GraphicLayerSequence = [_graphic_layer()]
-            ds.GraphicAnnotationSequence = [_text_annotation(text, box)]
+            layers.append(_graphic_layer())
+            annotations.append(_text_annotation(text, box))
+        if graphics:
+            layers.append(_graphic_layer(GRAPHICS_LAYER, len(layers) + 1, "Measurements drawn on the image"))
+            annotations.extend(_graphic_annotations(graphics, images, file))
+        if layers:
+            ds.GraphicLayerSequence = layers
+            ds.GraphicAnnotationSequence = annotations
         # MONOCHROME1 shows low values white: INVERSE keeps that on a P-value display.
         ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
         self.dataset = ds
@@ -97,9 +118,11 @@ class GrayscalePresentationState:
         base.save(self.dataset, out_path)
         written = base.check_written(out_path, os.path.basename(out_path))
         ref = self.dataset.ReferencedSeriesSequence[0].ReferencedImageSequence[0]
+        annotations = self.dataset.get("GraphicAnnotationSequence") or []
         return base.report(written, out_path,
                            referenced_sop_instance_uid=str(ref.ReferencedSOPInstanceUID),
-                           window_center=self.window[0], window_width=self.window[1])
+                           window_center=self.window[0], window_width=self.window[1],
+                           graphics=sum(len(a.get("GraphicObjectSequence") or []) for a in annotations))
 
 
 def _image_geometry(image, name):
@@ -117,11 +140,126 @@ def _image_geometry(image, name):
     return rows, columns, photometric
 
 
-def _series_reference(image):
-    series = Dataset()
-    series.SeriesInstanceUID = image.SeriesInstanceUID
-    series.ReferencedImageSequence = [base.sop_reference(image)]
-    return series
+def _series_references(images):
+    """One Referenced Series item per series, listing its images."""
+    by_series = {}
+    for image in images:
+        by_series.setdefault(str(image.SeriesInstanceUID), []).append(base.sop_reference(image))
+    items = []
+    for uid, references in by_series.items():
+        series = Dataset()
+        series.SeriesInstanceUID = uid
+        series.ReferencedImageSequence = references
+        items.append(series)
+    return items
+
+
+def _select_area(area, corners, rows, columns, file):
+    """Set the displayed area to ``corners`` ``[left, top, right, bottom]`` (1-based pixel numbers),
+    kept inside the image: dciodvfy reads a corner left of or above the image as an error (it takes
+    the SL values as unsigned), and the margin around a zoomed-out image says nothing."""
+    try:
+        left, top, right, bottom = (int(round(float(v))) for v in corners)
+    except (TypeError, ValueError, OverflowError):
+        left = top = right = bottom = 0
+    if not (left < right and top < bottom) or max(abs(left), abs(top), abs(right), abs(bottom)) > 2 ** 30:
+        raise EditError(f"The displayed area {corners} must be [left, top, right, bottom] pixel numbers with "
+                        "left < right and top < bottom.", file=file)
+    left, top = max(1, left), max(1, top)
+    right, bottom = min(columns, right), min(rows, bottom)
+    if not (left < right and top < bottom):
+        raise EditError(f"The displayed area {corners} does not overlap the {columns}×{rows} image.", file=file)
+    area.DisplayedAreaTopLeftHandCorner = [left, top]
+    area.DisplayedAreaBottomRightHandCorner = [right, bottom]
+
+
+def _graphic_annotations(graphics, images, file):
+    """Graphic Annotation items on the graphics layer, one per image (and frame) drawn on.
+
+    Each of ``graphics`` is ``{"image": index into images, "frame": 1-based or None,
+    "graphic_type", "points": [[column, row], ...], "closed": bool, "text": str, "anchor": [column,
+    row]}``; ``text`` (optional) is a label shown at ``anchor``.
+    """
+    by_target = {}
+    for i, graphic in enumerate(graphics, 1):
+        where = f"graphic {i}"
+        if not isinstance(graphic, dict):
+            raise EditError(f"{where} must be a mapping with graphic_type, points and image.", file=file)
+        index = graphic.get("image", 0)
+        if not isinstance(index, int) or not 0 <= index < len(images):
+            raise EditError(f"{where} refers to image {index!r}, not one of the {len(images)} presented.",
+                            file=file)
+        image = images[index]
+        frames = int(image.get("NumberOfFrames") or 1)
+        frame = graphic.get("frame")
+        if frames > 1 and (not isinstance(frame, int) or not 1 <= frame <= frames):
+            raise EditError(f"{where} needs the frame it is drawn on (1 to {frames}).", file=file)
+        key = (index, frame if frames > 1 else None)
+        objects, texts = by_target.setdefault(key, ([], []))
+        objects.append(_graphic_object(graphic, where, file))
+        label = str(graphic.get("text") or "")
+        if label:
+            texts.append(_anchored_text(label, graphic.get("anchor"), where, file))
+    annotations = []
+    for (index, frame), (objects, texts) in by_target.items():
+        reference = base.sop_reference(images[index])
+        if frame:
+            reference.ReferencedFrameNumber = frame
+        annotation = Dataset()
+        annotation.ReferencedImageSequence = [reference]
+        annotation.GraphicLayer = GRAPHICS_LAYER
+        annotation.GraphicObjectSequence = objects
+        if texts:
+            annotation.TextObjectSequence = texts
+        annotations.append(annotation)
+    return annotations
+
+
+def _finite_points(points, where, file):
+    try:
+        points = [(float(x), float(y)) for x, y in points or []]
+    except (TypeError, ValueError, OverflowError):
+        points = []
+    if not points or not all(math.isfinite(v) for p in points for v in p):
+        raise EditError(f"{where} needs (column, row) points of finite numbers.", file=file)
+    return points
+
+
+def _graphic_object(graphic, where, file):
+    kind = str(graphic.get("graphic_type") or "").upper()
+    if kind not in _GRAPHIC_POINTS:
+        raise EditError(f"{where}: the graphic type must be one of {', '.join(_GRAPHIC_POINTS)}.", file=file)
+    points = _finite_points(graphic.get("points"), where, file)
+    closes_itself = len(points) >= 4 and points[0] == points[-1]
+    closed = (bool(graphic.get("closed")) or closes_itself) and kind in ("POLYLINE", "INTERPOLATED")
+    if closed and points[0] != points[-1]:
+        points.append(points[0])
+    fewest, most = _GRAPHIC_POINTS[kind]
+    if len(points) < fewest or (most and len(points) > most):
+        raise EditError(f"{where}: a {kind} takes {fewest}{'' if most == fewest else ' or more'} points.",
+                        file=file)
+    item = Dataset()
+    item.GraphicAnnotationUnits = "PIXEL"
+    item.GraphicDimensions = 2
+    item.NumberOfGraphicPoints = len(points)
+    item.GraphicData = [v for point in points for v in point]
+    item.GraphicType = kind
+    if kind in ("CIRCLE", "ELLIPSE") or closed:
+        item.GraphicFilled = "N"
+    return item
+
+
+def _anchored_text(text, anchor, where, file):
+    if len(text) > _TEXT_MAX:
+        raise EditError(f"{where}: its label has {len(text)} characters; at most {_TEXT_MAX} fit.", file=file)
+    if not anchor:
+        raise EditError(f"{where}: its label needs an anchor point.", file=file)
+    note = Dataset()
+    note.AnchorPointAnnotationUnits = "PIXEL"
+    note.UnformattedTextValue = text
+    note.AnchorPoint = list(_finite_points([anchor], f"{where}'s label anchor", file)[0])
+    note.AnchorPointVisibility = "N"
+    return note
 
 
 def _displayed_area(image, rows, columns, name):
@@ -155,11 +293,11 @@ def _copy_modality_lut(image, ds, name):
         ds.RescaleType = str(image.get("RescaleType") or default_type)
 
 
-def _graphic_layer():
+def _graphic_layer(name=_LAYER, order=1, description="Text annotation"):
     layer = Dataset()
-    layer.GraphicLayer = _LAYER
-    layer.GraphicLayerOrder = 1
-    layer.GraphicLayerDescription = "Text annotation"
+    layer.GraphicLayer = name
+    layer.GraphicLayerOrder = order
+    layer.GraphicLayerDescription = description
     return layer
 
 

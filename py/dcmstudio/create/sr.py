@@ -9,12 +9,20 @@ The content tree (PS3.16 TID 1500, 1501, 300, 1600, 1001):
       HAS CONCEPT MOD  CODE  Procedure reported    (1-n)
       CONTAINS CONTAINER Image Library → Image Library Group → IMAGE   (when images are given)
       CONTAINS CONTAINER Imaging Measurements
-        CONTAINS CONTAINER Measurement Group                          template 1501 (1-n)
+        CONTAINS CONTAINER Measurement Group             template 1501, or 1410 with a region (1-n)
           HAS OBS CONTEXT  TEXT   Tracking Identifier
           HAS OBS CONTEXT  UIDREF Tracking Unique Identifier
+          CONTAINS         SCOORD Image Region  POLYLINE/ELLIPSE/POINT… (TID 1410 only)
+            SELECTED FROM  IMAGE  Source  (SOP instance, frame)
           CONTAINS         CODE   Finding                 (optional)
           HAS CONCEPT MOD  CODE   Finding Site            (optional)
-          CONTAINS         NUM    <measurement> = value unit   (1-n)
+          CONTAINS         NUM    <measurement> = value unit   (0-n)
+            INFERRED FROM  SCOORD Source  (the drawn line or angle; TID 300 row 8, optional)
+              SELECTED FROM IMAGE Source
+          CONTAINS         CODE   <qualitative concept> = <coded value>   (0-n)
+
+SCOORD coordinates are (column, row) pairs in image pixels with (0, 0) the top left corner of the
+top left pixel (PS3.3 C.18.6.1.1); a closed polygon is a POLYLINE whose last point is its first.
 
 Codes come from ``sr_codes.json``, generated from pydicom's dictionary of the standard's concepts.
 ``MeasurementReport`` checks the whole form at construction, naming the field at fault.
@@ -141,10 +149,78 @@ def _template(identifier):
     return template
 
 
-class Measurement:
-    """One numeric measurement (TID 300): a concept name, a value and a UCUM unit."""
+# Graphic types an SCOORD may have (PS3.3 C.18.6.1.2) and how many points each takes.
+_GRAPHIC_POINTS = {"POINT": (1, 1), "MULTIPOINT": (1, None), "POLYLINE": (2, None), "CIRCLE": (2, 2),
+                   "ELLIPSE": (4, 4)}
+
+
+class ImageCoordinates:
+    """Spatial coordinates on one frame of one evidence image (an SCOORD and its source image).
+
+    ``form`` is ``{"graphic_type", "points": [[column, row], ...], "image": index into the
+    evidence, "frame": 1-based frame number (multi-frame images only)}``.
+    """
+
+    def __init__(self, form, where, evidence, file):
+        if not isinstance(form, dict):
+            raise EditError(f"{where} must be a mapping with graphic_type, points and image.", file=file)
+        self.graphic_type = str(form.get("graphic_type") or "").upper()
+        if self.graphic_type not in _GRAPHIC_POINTS:
+            raise EditError(f"{where}: the graphic type must be one of {', '.join(_GRAPHIC_POINTS)}.",
+                            file=file)
+        try:
+            points = [(float(x), float(y)) for x, y in form.get("points") or []]
+        except (TypeError, ValueError, OverflowError):
+            points = None
+        fewest, most = _GRAPHIC_POINTS[self.graphic_type]
+        if (not points or not all(math.isfinite(v) for p in points for v in p)
+                or len(points) < fewest or (most and len(points) > most)):
+            raise EditError(f"{where}: a {self.graphic_type} needs {fewest}"
+                            f"{'' if most == fewest else ' or more'} (column, row) points of finite "
+                            "numbers.", file=file)
+        self.points = points
+        index = form.get("image")
+        if not isinstance(index, int) or not 0 <= index < len(evidence):
+            raise EditError(f"{where} refers to image {index!r}, which is not one of the "
+                            f"{len(evidence)} images given as evidence.", file=file)
+        self.image = evidence[index]
+        frames = int(self.image.get("NumberOfFrames") or 1)
+        frame = form.get("frame")
+        if frame is not None and (not isinstance(frame, int) or not 1 <= frame <= frames):
+            raise EditError(f"{where}: frame {frame!r} is not a frame of its image (1 to {frames}).",
+                            file=file)
+        self.frame = frame if frames > 1 else None
+
+    def content(self, relationship, name):
+        """The SCOORD content item, with the image it is selected from."""
+        source = base.sop_reference(self.image)
+        if self.frame:
+            source.ReferencedFrameNumber = self.frame
+        image = content_item("SELECTED FROM", "IMAGE", CODES["SCT.Source"], ReferencedSOPSequence=[source])
+        item = content_item(relationship, "SCOORD", name, GraphicType=self.graphic_type,
+                            GraphicData=[v for point in self.points for v in point])
+        item.ContentSequence = [image]
+        return item
+
+
+class QualitativeEvaluation:
+    """A coded question and its coded answer (TID 1501/1410 "CONTAINS CODE")."""
 
     def __init__(self, form, where, file):
+        if not isinstance(form, dict):
+            raise EditError(f"{where} must be a mapping with name and value.", file=file)
+        self.name = coded(form.get("name"), f"{where}, name", file)
+        self.value = coded(form.get("value"), f"{where}, value", file)
+
+    def content(self):
+        return code_content("CONTAINS", self.name, self.value)
+
+
+class Measurement:
+    """One numeric measurement (TID 300): a concept name, a value, a UCUM unit, and optionally
+    the coordinates it was measured from."""
+
+    def __init__(self, form, where, file, evidence=()):
         if not isinstance(form, dict):
             raise EditError(f"{where} must be a mapping with name, value and unit.", file=file)
         self.name = coded(form.get("name"), f"{where}, name", file)
@@ -157,6 +233,8 @@ class Measurement:
             raise EditError(f"{where}: the value '{form.get('value')}' is not a finite number.",
                             file=file)
         self.value = number
+        self.coordinates = (ImageCoordinates(form["coordinates"], f"{where}, coordinates", evidence, file)
+                            if form.get("coordinates") else None)
 
     def content(self):
         measured = Dataset()
@@ -165,13 +243,17 @@ class Measurement:
         if float(str(measured.NumericValue)) != self.value:
             # (0040,A30A) is a 16-character decimal string; keep every digit alongside it.
             measured.FloatingPointValue = self.value
-        return content_item("CONTAINS", "NUM", self.name, MeasuredValueSequence=[measured])
+        item = content_item("CONTAINS", "NUM", self.name, MeasuredValueSequence=[measured])
+        if self.coordinates:
+            item.ContentSequence = [self.coordinates.content("INFERRED FROM", CODES["SCT.Source"])]
+        return item
 
 
 class MeasurementGroup:
-    """A Measurement Group (TID 1501): tracking identifier and UID, finding, site, measurements."""
+    """A Measurement Group: TID 1501 (tracking identifier and UID, finding, site, measurements,
+    qualitative evaluations), or TID 1410 when it has an image region."""
 
-    def __init__(self, form, where, file):
+    def __init__(self, form, where, file, evidence=()):
         if not isinstance(form, dict):
             raise EditError(f"{where} must be a mapping with tracking_id and measurements.",
                             file=file)
@@ -187,11 +269,21 @@ class MeasurementGroup:
                         if form.get("finding") else None)
         self.finding_site = (coded(form["finding_site"], f"{where}, finding site", file)
                              if form.get("finding_site") else None)
-        measurements = form.get("measurements")
-        if not isinstance(measurements, list) or not measurements:
-            raise EditError(f"{where} needs at least one measurement.", file=file)
-        self.measurements = [Measurement(m, f"{where}, measurement {i}", file)
+        self.region = (ImageCoordinates(form["region"], f"{where}, image region", evidence, file)
+                       if form.get("region") else None)
+        if self.region and self.region.graphic_type == "MULTIPOINT":
+            raise EditError(f"{where}: an image region cannot be a MULTIPOINT (TID 1410).", file=file)
+        measurements = form.get("measurements") or []
+        evaluations = form.get("qualitative") or []
+        if not isinstance(measurements, list) or not isinstance(evaluations, list):
+            raise EditError(f"{where}: measurements and qualitative evaluations must be lists.", file=file)
+        if not (measurements or evaluations or self.region):
+            raise EditError(f"{where} needs at least one measurement, qualitative evaluation or "
+                            "image region.", file=file)
+        self.measurements = [Measurement(m, f"{where}, measurement {i}", file, evidence)
                              for i, m in enumerate(measurements, 1)]
+        self.evaluations = [QualitativeEvaluation(q, f"{where}, qualitative evaluation {i}", file)
+                            for i, q in enumerate(evaluations, 1)]
 
     def content(self):
         children = [
@@ -200,13 +292,17 @@ class MeasurementGroup:
             content_item("HAS OBS CONTEXT", "UIDREF", CODES["DCM.TrackingUniqueIdentifier"],
                          UID=self.tracking_uid),
         ]
+        if self.region:
+            children.append(self.region.content("CONTAINS", CODES["DCM.ImageRegion"]))
         if self.finding:
             children.append(code_content("CONTAINS", CODES["DCM.Finding"], self.finding))
         if self.finding_site:
             children.append(code_content("HAS CONCEPT MOD", CODES["SCT.FindingSite"],
                                          self.finding_site))
         children.extend(m.content() for m in self.measurements)
-        return container("CONTAINS", CODES["DCM.MeasurementGroup"], children, template="1501")
+        children.extend(q.content() for q in self.evaluations)
+        return container("CONTAINS", CODES["DCM.MeasurementGroup"], children,
+                         template="1410" if self.region else "1501")
 
 
 class MeasurementReport:
@@ -219,7 +315,12 @@ class MeasurementReport:
         "procedure": code or [codes],
         "groups": [{"tracking_id": str, "tracking_uid": str (optional),
         "finding": code (optional), "finding_site": code (optional),
-        "measurements": [{"name": code, "value": number, "unit": code or UCUM string}]}]}``.
+        "region": coordinates (optional; makes the group a TID 1410 planar ROI group),
+        "qualitative": [{"name": code, "value": code}] (optional),
+        "measurements": [{"name": code, "value": number, "unit": code or UCUM string,
+        "coordinates": coordinates (optional)}]}]}``, where coordinates are ``{"graphic_type":
+        "POLYLINE" | "ELLIPSE" | "POINT" | "CIRCLE" | "MULTIPOINT", "points": [[column, row], ...],
+        "image": index into ``evidence``, "frame": 1-based (multi-frame images)}``.
         A code is ``{"value", "scheme", "meaning"}`` or a keyword such as ``"SCT.Diameter"``
         (see :func:`measurement_report_choices`).
     patient_study : base.PatientStudy
@@ -249,13 +350,13 @@ class MeasurementReport:
         groups = form.get("groups")
         if not isinstance(groups, list) or not groups:
             raise EditError("A measurement report needs at least one measurement group.", file=file)
-        self.groups = [MeasurementGroup(g, f"measurement group {i}", file)
+        self.evidence = list(evidence)
+        self.groups = [MeasurementGroup(g, f"measurement group {i}", file, self.evidence)
                        for i, g in enumerate(groups, 1)]
         tracking_uids = [g.tracking_uid for g in self.groups]
         if len(set(tracking_uids)) != len(tracking_uids):
             raise EditError("Two measurement groups have the same tracking UID; each tracked "
                             "finding needs its own.", file=file)
-        self.evidence = list(evidence)
         ds = base.new_dataset(ComprehensiveSRStorage, "SR", patient_study, options)
         ds.ReferencedPerformedProcedureStepSequence = []
         ds.CompletionFlag = base.checked_choice(options, "CompletionFlag", "COMPLETE",
@@ -312,6 +413,8 @@ class MeasurementReport:
         written = base.check_written(out_path, os.path.basename(out_path))
         return base.report(written, out_path, groups=len(self.groups),
                            measurements=sum(len(g.measurements) for g in self.groups),
+                           regions=sum(bool(g.region) + sum(bool(m.coordinates) for m in g.measurements)
+                                       for g in self.groups),
                            evidence=len(self.evidence))
 
 
@@ -353,15 +456,23 @@ def measurement_report_choices():
     Returns
     -------
     dict
-        ``{"source", "procedures", "measurements", "units", "finding_sites", "findings"}``:
-        ``source`` names the edition of the standard; the others are lists of
+        ``{"source", "procedures", "measurements", "units", "finding_sites", "findings",
+        "qualitative"}``: ``source`` names the edition of the standard; the others are lists of
         ``{"keyword", "value", "scheme", "meaning"}`` sorted by meaning, where ``keyword`` is the
-        ``"SCHEME.Keyword"`` form the form accepts.
+        ``"SCHEME.Keyword"`` form the form accepts; each ``qualitative`` entry (a concept) also
+        has ``values``, the codes offered as its answer.
     """
+    def entry(k):
+        return {"keyword": k, "value": CODES[k].value, "scheme": CODES[k].scheme_designator,
+                "meaning": CODES[k].meaning}
+
     choices = {"source": SOURCE}
     for field, keywords in CHOICES.items():
-        choices[field] = [{"keyword": k, "value": CODES[k].value, "scheme": CODES[k].scheme_designator,
-                           "meaning": CODES[k].meaning} for k in keywords]
+        if field == "qualitative":
+            choices[field] = [{**entry(concept), "values": [entry(v) for v in values]}
+                              for concept, values in keywords]
+        else:
+            choices[field] = [entry(k) for k in keywords]
     return choices
 
 

@@ -24,7 +24,15 @@ TEMPLATE_CODES = (
     "DCM.ProcedureReported", "DCM.ImageLibrary", "DCM.ImageLibraryGroup",
     "DCM.ImagingMeasurements", "DCM.MeasurementGroup", "DCM.TrackingIdentifier",
     "DCM.TrackingUniqueIdentifier", "DCM.Finding", "SCT.FindingSite", "SCT.Source",
+    # Drawn measurements (TID 1410 planar ROIs, TID 300 with its source coordinates).
+    "DCM.ImageRegion", "DCM.SourceOfMeasurement", "SCT.Length", "SCT.Area", "SCT.Angle",
+    "SCT.Mean", "SCT.StandardDeviation", "SCT.Minimum", "SCT.Maximum",
 )
+# Qualitative evaluations the page offers (TID 1501/1410 "CONTAINS CODE"): concept → values.
+QUALITATIVE = {
+    "SCT.Shape": ("SCT.Round", "DCM.Lobulated", "SCT.Irregular"),
+    "DCM.Density": ("SCT.Present", "SCT.Absent"),
+}
 # Context groups (PS3.16) whose codes the page offers in the report form.
 CHOICE_GROUPS = {
     "procedures": ("CID100",),        # Quantitative Diagnostic Imaging Procedures
@@ -64,10 +72,12 @@ def generate():
         table[keyword] = [code.value, code.scheme_designator, code.meaning]
         return keyword
 
-    for keyword in TEMPLATE_CODES + FINDINGS:
+    qualitative = tuple(QUALITATIVE) + tuple(v for values in QUALITATIVE.values() for v in values)
+    for keyword in TEMPLATE_CODES + FINDINGS + qualitative:
         scheme, name = keyword.split(".")
         add(keyword, getattr(getattr(codes, scheme), name))
-    choices = {"findings": list(FINDINGS)}
+    choices = {"findings": list(FINDINGS),
+               "qualitative": [[concept, list(values)] for concept, values in QUALITATIVE.items()]}
     for field, groups in CHOICE_GROUPS.items():
         entries = {}
         for cid in groups:
