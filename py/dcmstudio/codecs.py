@@ -1083,6 +1083,69 @@ class _Rewriter:
             ) from exc
 
 
+def register_pylibjpeg_openjpeg():
+    """Register pylibjpeg-openjpeg, where it is installed (CPython), as the JPEG 2000 codec.
+
+    The page registers its wasm OpenJPEG instead; this gives the command line and the tests the same
+    library underneath, both ways, lossless (1.2.840.10008.1.2.4.90) and lossy (.91).
+
+    Returns
+    -------
+    bool
+        Whether it is installed (and now registered).
+    """
+    try:
+        import openjpeg
+        from openjpeg.utils import encode_array
+    except ImportError:
+        return False
+
+    def decode(data, params):
+        arr = openjpeg.decode(data)
+        return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+
+    def encode(data, params):
+        kind = "i" if params["pixel_representation"] else "u"
+        samples = params["samples_per_pixel"]
+        shape = (params["rows"], params["columns"], *((samples,) if samples > 1 else ()))
+        arr = np.frombuffer(data, f"<{kind}{params['bits_allocated'] // 8}").reshape(shape)
+        ratio = params.get("compression_ratio")
+        colour = samples > 1 and params["photometric_interpretation"] in ("RGB", "YBR_RCT", "YBR_ICT")
+        codestream = encode_array(arr, bits_stored=params["bits_stored"], photometric_interpretation=1 if colour else 2 if samples == 1 else 0,
+                                  use_mct=colour, compression_ratios=[ratio] if ratio else None)
+        if not colour:
+            return codestream
+        return {"data": codestream, "photometric_interpretation": "YBR_ICT" if ratio else "YBR_RCT"}
+
+    for ts in (uids.JPEG2000Lossless, uids.JPEG2000):
+        register_decoder(ts, decode)
+        register_encoder(ts, encode)
+    return True
+
+
+def lossy_choices():
+    """The lossy targets that can be written now, each with its one setting.
+
+    Returns
+    -------
+    list of dict
+        ``{"uid", "name", "method", "setting": "ratio" or "quality", "min", "max", "default"}``:
+        JPEG 2000 when an encoder for it is registered, JPEG Baseline (8-bit samples) when Pillow
+        or a registered encoder writes it.
+    """
+    choices = []
+    if uids.JPEG2000 in _encoders:
+        low, high = lossy.RATIO_RANGE
+        choices.append({**describe_transfer_syntax(uids.JPEG2000), "method": lossy.LOSSY_METHODS[uids.JPEG2000],
+                        "setting": "ratio", "min": low, "max": high, "default": 10})
+    if uids.JPEGBaseline8Bit in _encoders or _pillow_encodes_jpeg():
+        low, high = lossy.QUALITY_RANGE
+        choices.append({**describe_transfer_syntax(uids.JPEGBaseline8Bit),
+                        "method": lossy.LOSSY_METHODS[uids.JPEGBaseline8Bit],
+                        "setting": "quality", "min": low, "max": high, "default": 90})
+    return choices
+
+
 def _pillow_encodes_jpeg():
     return importlib.util.find_spec("PIL") is not None
 
