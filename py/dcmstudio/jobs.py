@@ -553,6 +553,7 @@ class CompressJob(ZipJob):
         self.failures = []
         # Lossy runs write files without pixel data last, once it is known which images were written.
         self.deferred = []
+        self.unwritten = {}  # SOP Instance UID -> name, of the files that failed
 
     def step(self, item):
         name = item["name"]
@@ -568,7 +569,8 @@ class CompressJob(ZipJob):
                 self.deferred.append(item)
                 return {"report": None, "deferred": {"file": name, "message": "written last, once the images it "
                                                      "refers to are (if it refers to any)"}}
-            self.failures.append({"file": name, "message": exc.message, "sop_instance_uid": item.get("sop_instance_uid")})
+            self.failures.append({"file": name, "message": exc.message})
+            self.unwritten[item.get("sop_instance_uid")] = name
             return {"report": None, "error": {"file": name, "message": exc.message}}
         return self._written(item, out, report)
 
@@ -624,7 +626,7 @@ class CompressJob(ZipJob):
 
     def _dangling_references(self):
         """Outputs that refer, by its new UID, to a selected file that was not written after all."""
-        unwritten = {f["sop_instance_uid"]: f["file"] for f in self.failures if f.get("sop_instance_uid")}
+        unwritten = self.unwritten
         return [{"file": r["file"], "refers_to": [unwritten[uid] for uid in r["references_followed"] if uid in unwritten]}
                 for r in self.reports if any(uid in unwritten for uid in r.get("references_followed", []))]
 
