@@ -483,7 +483,7 @@ def _follow_references(item, out, new_uid_of, no_pixels):
 
     import pydicom
 
-    from . import edit, lossy
+    from . import codecs, edit, lossy
     name = item["name"]
     data = read_item(item)
     with warnings.catch_warnings():
@@ -500,7 +500,8 @@ def _follow_references(item, out, new_uid_of, no_pixels):
     with open(out, "wb") as f:
         f.writelines(pieces)
     size = sum(len(piece) for piece in pieces)
-    return {"transfer_syntax": report["transfer_syntax"], "source_transfer_syntax": report["transfer_syntax"],
+    syntax = codecs.describe_transfer_syntax(report["transfer_syntax"])
+    return {"transfer_syntax": syntax, "source_transfer_syntax": syntax,
             "frames": 0, "input_bytes": len(data), "output_bytes": size, "verified": False,
             "not_verified_because": "it has no pixel data: only its references to recompressed instances changed",
             "dropped": [], "references_followed": followed,
