@@ -545,7 +545,7 @@ class CompressJob(ZipJob):
         elif options.get("lossy"):
             raise DicomStudioError(f"{target.name} is lossless: it takes no ratio or quality.")
         self.target = target
-        self.suffix = _SYNTAX_SUFFIXES.get(target, target.keyword or "converted")
+        self.suffix = {**_SYNTAX_SUFFIXES, **_LOSSY_SUFFIXES}.get(target, target.keyword or "converted")
         self.verify = bool(options.get("verify", True))
         self.single = bool(options.get("single")) and count == 1
         self.zip_name = f"{options.get('zip_stem') or 'dcmstudio'}_{self.suffix}.zip"
@@ -637,9 +637,8 @@ _SYNTAX_SUFFIXES = {
     "1.2.840.10008.1.2.5": "rle",
     "1.2.840.10008.1.2.1.99": "deflated",
     "1.2.840.10008.1.2.1": "uncompressed",
-    "1.2.840.10008.1.2.4.91": "j2k_lossy",
-    "1.2.840.10008.1.2.4.50": "jpeg_lossy",
 }
+_LOSSY_SUFFIXES = {"1.2.840.10008.1.2.4.91": "j2k_lossy", "1.2.840.10008.1.2.4.50": "jpeg_lossy"}
 
 
 def deidentify_item(deidentifier, item, index, learned=False):

@@ -219,11 +219,13 @@ def test_references_follow_the_instances_recompressed_in_the_run(j2k_codec, tmp_
     steps = [jobs.step(job, item) for item in items]
     assert steps[0]["deferred"]["file"] == "gsps.dcm"
     assert steps[1]["report"]["lossy"]["quality"] == 80
+    assert steps[1]["report"]["new_errors"] == []  # our own validation, input against output
     assert "8-bit samples only" in steps[2]["error"]["message"]
     result = jobs.finish(job)
     new_image_uid = steps[1]["report"]["sop_instance_uid"]["new"]
     assert new_image_uid == lossy_uid(options["key"], image_uid)  # keyed: every worker agrees
     assert result["deferred"][0]["report"]["references_followed"] == [image_uid]
+    assert result["deferred"][0]["report"]["new_errors"] == []
     assert result["summary"]["dangling_references"] == []
     zip_path = tmp_path / "out.zip"
     with open(zip_path, "wb") as f:
