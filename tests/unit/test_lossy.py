@@ -71,6 +71,7 @@ def values(ds, keyword):
 CASES = [
     ("CT_small.dcm", J2K, {"ratio": 10}),  # signed 16-bit
     ("MR_small.dcm", J2K, {"ratio": 5}),
+    ("examples_overlay.dcm", J2K, {"ratio": 10}),  # 12 of 16 bits: the ratio is still against 16
     ("examples_rgb_color.dcm", J2K, {"ratio": 20}),  # RGB: the irreversible colour transform
     ("image_dfl.dcm", BASELINE, {"quality": 75}),  # 8-bit grey, deflated
     ("examples_rgb_color.dcm", BASELINE, {"quality": 50}),
