@@ -42,7 +42,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options, pack_bits
 
-from . import lossy
+from . import iod, lossy
 from .bounded import BoundedFile
 from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
 from .errors import DicomStudioError, InvalidDicomError
@@ -894,7 +894,11 @@ class _Rewriter:
         self.references_followed = sorted(followed - {old})
         self.header.SOPInstanceUID = self.new_uid
         sop_class = self.header.get("SOPClassUID") or self.source.header.file_meta.get("MediaStorageSOPClassUID")
-        lossy.add_predecessor(self.header, sop_class, old, self.was_lossy)
+        # Attributes the object's IOD does not hold (an enhanced image has no top-level Source Image
+        # Sequence) are not added.
+        self.defines = lambda keyword: keyword in self.header or bool(iod.attribute_requirements(sop_class, keyword))
+        if self.defines("SourceImageSequence"):
+            lossy.add_predecessor(self.header, sop_class, old, self.was_lossy)
 
     def lossy_report(self):
         """What a lossy output's report adds (see :func:`compress`)."""
@@ -975,7 +979,7 @@ class _Rewriter:
                     frames_file.write(fragment)
                     sizes.append(len(fragment))
             self.ratio = lossy.achieved_ratio(self.header, len(sizes), sum(sizes))
-            lossy.mark_lossy(self.header, self.lossy, self.ratio)
+            lossy.mark_lossy(self.header, self.lossy, self.ratio, derivation=self.defines("DerivationDescription"))
             raw.write(self._encoded(self.header))
             fragments = _EncapsulatedWriter(raw, len(sizes))
             with open(scratch, "rb") as frames_file:

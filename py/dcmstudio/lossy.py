@@ -157,7 +157,7 @@ def _values(dataset, keyword):
     return [str(v) for v in value] if isinstance(value, (list, tuple, MultiValue)) else [str(value)]
 
 
-def mark_lossy(header, settings, ratio):
+def mark_lossy(header, settings, ratio, *, derivation=True):
     """Record in ``header`` (changed in place) that its pixel data was just lossy compressed.
 
     Parameters
@@ -166,6 +166,9 @@ def mark_lossy(header, settings, ratio):
     settings : LossySettings
     ratio : float
         The ratio achieved (see :func:`achieved_ratio`).
+    derivation : bool
+        Whether to add the line to (0008,2111) *Derivation Description* (False where the object's
+        IOD does not hold it).
     """
     ratios = _values(header, "LossyImageCompressionRatio")
     methods = _values(header, "LossyImageCompressionMethod")
@@ -175,6 +178,8 @@ def mark_lossy(header, settings, ratio):
     image_type = _values(header, "ImageType")
     if image_type:
         header.ImageType = ["DERIVED", *image_type[1:]]
+    if not derivation:
+        return
     line = f"Lossy compression with {settings.describe()}, compression ratio {_format_ratio(ratio)}"
     earlier = str(header.get("DerivationDescription") or "").strip()
     header.DerivationDescription = (f"{earlier}; {line}" if earlier else line)[-_DERIVATION_LIMIT:]

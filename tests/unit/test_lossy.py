@@ -297,3 +297,16 @@ def test_the_command_compresses_lossily_only_when_asked(tmp_path, capsys):
             codecs.unregister_decoder(ts)
         for ts in codecs.registered_encoders():
             codecs.unregister_encoder(ts)
+
+
+def test_attributes_the_iod_does_not_hold_are_not_added(j2k_codec, tmp_path):
+    """An enhanced image has no top-level Source Image Sequence or Derivation Description."""
+    ds = pydicom.dcmread(bundled("MR_small.dcm"))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = uids.EnhancedMRImageStorage
+    enhanced = tmp_path / "enhanced.dcm"
+    ds.save_as(enhanced)
+    out = tmp_path / "out.dcm"
+    codecs.compress(str(enhanced), str(out), J2K, name="enhanced.dcm", lossy_settings=lossy.LossySettings(J2K, ratio=10))
+    written = pydicom.dcmread(out)
+    assert written.LossyImageCompression == "01" and written.LossyImageCompressionMethod == "ISO_15444_1"
+    assert "SourceImageSequence" not in written and "DerivationDescription" not in written
