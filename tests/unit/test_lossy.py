@@ -310,3 +310,23 @@ def test_attributes_the_iod_does_not_hold_are_not_added(j2k_codec, tmp_path):
     written = pydicom.dcmread(out)
     assert written.LossyImageCompression == "01" and written.LossyImageCompressionMethod == "ISO_15444_1"
     assert "SourceImageSequence" not in written and "DerivationDescription" not in written
+
+
+def test_an_image_left_referring_to_one_not_written_is_named(j2k_codec, tmp_path):
+    ct_uid = pydicom.dcmread(bundled("CT_small.dcm")).SOPInstanceUID
+    ds = pydicom.dcmread(bundled("image_dfl.dcm"))
+    reference = pydicom.Dataset()
+    reference.ReferencedSOPClassUID = uids.CTImageStorage
+    reference.ReferencedSOPInstanceUID = ct_uid
+    ds.ReferencedImageSequence = [reference]
+    referring = tmp_path / "referring.dcm"
+    ds.save_as(referring)
+    items = [{"path": str(referring), "name": "referring.dcm", "sop_instance_uid": ds.SOPInstanceUID},
+             {"path": str(bundled("CT_small.dcm")), "name": "CT_small.dcm", "sop_instance_uid": ct_uid}]
+    options = {"transfer_syntax": str(BASELINE), "lossy": {"quality": 90},
+               "instances": [item["sop_instance_uid"] for item in items]}
+    job = jobs.start("compress", options, len(items), lambda p: str(tmp_path / "scratch" / p))
+    steps = [jobs.step(job, item) for item in items]
+    assert steps[0]["report"]["references_followed"] == [ct_uid]
+    # the CT is 16-bit: not written as JPEG Baseline, so the reference made to its new UID dangles, and says so
+    assert jobs.finish(job)["summary"]["dangling_references"] == [{"file": "referring.dcm", "refers_to": ["CT_small.dcm"]}]
