@@ -108,7 +108,8 @@ export class CompressWorkbench {
     this.lossyList.replaceChildren(...this.lossyTargets.map((t, i) => {
       const id = `compress-lossy-${i}`;
       return el("div", {}, radio(t, id, false), el("label", { htmlFor: id },
-        el("span", { textContent: ` ${t.name} (lossy, ${t.setting === "ratio" ? "at a compression ratio" : "at a quality; 8-bit samples"})` }),
+        el("span", { textContent: ` ${t.name} (lossy, ${t.setting === "ratio" ? "at a compression ratio"
+          : "at a quality; 8-bit samples"})` }),
         el("span", { className: "detail", textContent: ` ${t.uid}` })));
     }));
     this.lossyFieldset.hidden = !this.lossyTargets.length;
@@ -220,7 +221,8 @@ export class CompressWorkbench {
     if (s.files) this.app.tasks.offer(collected, { click: true });
     const failed = files.length - s.files;
     const gained = s.files_with_new_errors ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
-    task.finish(`Wrote ${plural(s.files, "file")} as ${this.targetLabel(target)}${failed ? `; ${failed} could not be written (see Compress)` : ""}${gained}`);
+    const notWritten = failed ? `; ${failed} could not be written (see Compress)` : "";
+    task.finish(`Wrote ${plural(s.files, "file")} as ${this.targetLabel(target)}${notWritten}${gained}`);
     this.renderReport(files, withDeferred(result.steps, result.deferred), s);
   }
 
@@ -236,7 +238,8 @@ export class CompressWorkbench {
         r.sop_instance_uid?.new && r.sop_instance_uid.new !== r.sop_instance_uid.old ? "new SOP Instance UID" : null,
         r.references_followed?.length ? `${plural(r.references_followed.length, "reference")} to recompressed files followed` : null]
         .filter(Boolean);
-      const check = r.lossy ? lossyCheck(r.lossy) : r.frames === 0 ? "no pixel data" : r.verified ? "✓ pixels identical" : "not checked";
+      const check = r.lossy ? lossyCheck(r.lossy)
+        : r.frames === 0 ? "no pixel data" : r.verified ? "✓ pixels identical" : "not checked";
       return el("tr", {},
         el("td", { textContent: r.file }),
         el("td", { textContent: `${r.source_transfer_syntax.name} → ${r.transfer_syntax.name}` }),
@@ -247,7 +250,8 @@ export class CompressWorkbench {
     });
     const failed = steps.length - summary.files;
     const dangling = (summary.dangling_references || []).map((d) => el("p", { className: "error",
-      textContent: `${d.file} refers to ${d.refers_to.join(", ")}, which could not be written: that reference now names a UID no written file has.` }));
+      textContent: `${d.file} refers to ${d.refers_to.join(", ")}, which could not be written: ` +
+        "that reference now names a UID no written file has." }));
     const checked = summary.lossy
       ? "every output decoded again and measured: PSNR against the largest value Bits Stored holds (2^BitsStored − 1)"
       : `${summary.verified} of ${summary.files} checked pixel-identical`;

@@ -884,16 +884,18 @@ class _Rewriter:
 
     def _new_instance(self, new_uid_of):
         """A lossy output is a new instance: new SOP Instance UID, references within the run followed."""
-        old = str(self.header.get("SOPInstanceUID") or self.source.header.file_meta.get("MediaStorageSOPInstanceUID") or "")
+        meta = self.source.header.file_meta
+        old = str(self.header.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or "")
         if not old:
             raise DicomStudioError(f"{self.source.name} has no (0008,0018) SOP Instance UID to replace.",
                                    file=self.source.name)
         new_uid_of.setdefault(old, new_uid())
         self.old_uid, self.new_uid = old, new_uid_of[old]
-        followed = lossy.remap_instance_uids(self.header, new_uid_of) | lossy.remap_instance_uids(self.trailing, new_uid_of)
+        followed = (lossy.remap_instance_uids(self.header, new_uid_of)
+                    | lossy.remap_instance_uids(self.trailing, new_uid_of))
         self.references_followed = sorted(followed - {old})
         self.header.SOPInstanceUID = self.new_uid
-        sop_class = self.header.get("SOPClassUID") or self.source.header.file_meta.get("MediaStorageSOPClassUID")
+        sop_class = self.header.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")
         # Attributes the object's IOD does not hold (an enhanced image has no top-level Source Image
         # Sequence) are not added.
         self.defines = lambda keyword: keyword in self.header or bool(iod.attribute_requirements(sop_class, keyword))
@@ -1115,7 +1117,8 @@ def register_pylibjpeg_openjpeg():
         arr = np.frombuffer(data, f"<{kind}{params['bits_allocated'] // 8}").reshape(shape)
         ratio = params.get("compression_ratio")
         colour = samples > 1 and params["photometric_interpretation"] in ("RGB", "YBR_RCT", "YBR_ICT")
-        codestream = encode_array(arr, bits_stored=params["bits_stored"], photometric_interpretation=1 if colour else 2 if samples == 1 else 0,
+        photometric = 1 if colour else 2 if samples == 1 else 0  # sRGB, greyscale, unspecified
+        codestream = encode_array(arr, bits_stored=params["bits_stored"], photometric_interpretation=photometric,
                                   use_mct=colour, compression_ratios=[ratio] if ratio else None)
         if not colour:
             return codestream

@@ -620,16 +620,20 @@ class CompressJob(ZipJob):
             summary["dangling_references"] = self._dangling_references()
         if self.single:
             return {"summary": summary, "reports": self.reports}
-        return {"summary": summary, "reports": self.reports, "deferred": [{k: v for k, v in step.items() if k != "chunks"}
-                                                                        for step in deferred],
+        deferred_results = [{k: v for k, v in step.items() if k != "chunks"} for step in deferred]
+        return {"summary": summary, "reports": self.reports, "deferred": deferred_results,
                 "chunks": [chunk for step in deferred for chunk in step.get("chunks", [])] + self.finish_zip()}
 
 
     def _dangling_references(self):
         """Outputs that refer, by its new UID, to a selected file that was not written after all."""
         unwritten = self.unwritten
-        return [{"file": r["file"], "refers_to": [unwritten[uid] for uid in r["references_followed"] if uid in unwritten]}
-                for r in self.reports if any(uid in unwritten for uid in r.get("references_followed", []))]
+        dangling = []
+        for report in self.reports:
+            names = [unwritten[uid] for uid in report.get("references_followed", []) if uid in unwritten]
+            if names:
+                dangling.append({"file": report["file"], "refers_to": names})
+        return dangling
 
 
 # Short names for output files, by target transfer syntax.

@@ -293,7 +293,7 @@ def test_pillow_installed_after_pydicom_decodes_jpeg(tmp_path, monkeypatch):
     "name, target, message",
     [
         ("MR_small.dcm", uids.JPEGBaseline8Bit, "never compresses lossily unless asked"),
-        ("MR_small.dcm", uids.JPEGExtended12Bit, "writes lossless transfer syntaxes, and lossy JPEG 2000 or JPEG Baseline"),
+        ("MR_small.dcm", uids.JPEGExtended12Bit, "writes lossless transfer syntaxes, and lossy JPEG 2000 or"),
         ("MR_small.dcm", J2K_LOSSLESS, "no encoder for it"),
         ("rtdose.dcm", RLE, "8- or 16-bit"),
         ("liver_1frame.dcm", RLE, "1-bit"),
