@@ -23,13 +23,19 @@ const CODECS = {
   openjpeg: {
     label: "JPEG 2000",
     decodes: ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"],
-    encodes: "1.2.840.10008.1.2.4.90",
+    // lossless, and lossy (irreversible 9/7 wavelet) at the ratio Python passes as compression_ratio
+    encodes: ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"],
     Decoder: "J2KDecoder",
     Encoder: "J2KEncoder",
     configure(encoder, params) {
       // OpenJPEG refuses more resolution levels than the smaller side allows.
       encoder.setDecompositions(Math.min(5, Math.floor(Math.log2(Math.min(params.rows, params.columns)))));
-      encoder.setQuality(true, 0);
+      if (params.compression_ratio) {
+        encoder.setQuality(false, 1); // one quality layer, at the ratio (OpenJPEG counts it against bits stored)
+        encoder.setCompressionRatio(0, params.compression_ratio);
+      } else {
+        encoder.setQuality(true, 0);
+      }
     },
     // This build's encoder traps on colour deeper than 8 bits.
     encodesDeepColour: false,
@@ -207,12 +213,13 @@ function encoderFor(codec, holder) {
         encoder.encode();
         const codestream = encoder.getEncodedBuffer().slice();
         if (codec.Encoder === "JpegLSEncoder" || !usesColourTransform(codestream)) return codestream;
-        // A multi-frame file's header says YBR_RCT once its first frame is written.
-        if (!["RGB", "YBR_RCT"].includes(p.photometric_interpretation)) {
+        // A multi-frame file's header says YBR_RCT (or YBR_ICT) once its first frame is written.
+        if (!["RGB", "YBR_RCT", "YBR_ICT"].includes(p.photometric_interpretation)) {
           throw new Error(`the ${codec.label} codec applies its RGB colour transform, which does not suit ` +
             `${p.photometric_interpretation} samples`);
         }
-        return { data: codestream, photometric_interpretation: "YBR_RCT" };
+        // the irreversible wavelet goes with the irreversible colour transform
+        return { data: codestream, photometric_interpretation: p.compression_ratio ? "YBR_ICT" : "YBR_RCT" };
       } finally {
         encoder.delete();
       }
@@ -241,7 +248,8 @@ export async function installCodecs(pyodide, siteRoot, files = {}, registry = nu
       const holder = await withTimeout(loadModule(files[name], siteRoot, codec.label), LOAD_TIMEOUT_MS);
       const decode = decoderFor(codec, holder);
       for (const ts of codec.decodes) registry.register_decoder(ts, decode);
-      registry.register_encoder(codec.encodes, encoderFor(codec, holder));
+      const encode = encoderFor(codec, holder);
+      for (const ts of [codec.encodes].flat()) registry.register_encoder(ts, encode);
       return codec.label;
     } catch (error) {
       const reason = `the ${codec.label} codec did not load (${error.message || error})`;

@@ -1,7 +1,9 @@
 // The Compress workbench: the selection at left written again in another transfer syntax, losslessly
 // (RLE Lossless, Deflated, uncompressed Explicit VR Little Endian, and whatever the wasm codecs write:
 // compress_choices lists them), as one file or a ZIP, with a report per file. Python does the work (the "compress" job over dcmstudio.codecs) and decodes each
-// output again to compare it with its source before it is offered.
+// output again to compare it with its source before it is offered. Lossy JPEG 2000 (at a ratio) and
+// JPEG Baseline (at a quality) are a separate choice, never the default: picking one shows its setting
+// and asks the person to confirm that pixel values change; its report gives ratio, PSNR and largest error.
 import { Op } from "./protocol.js";
 import { newErrorsNote } from "./jobs.js";
 
@@ -39,12 +41,28 @@ export class CompressWorkbench {
     this.app = app;
     this.selection = { files: [], label: "" };
     this.targets = [];
+    this.lossyTargets = [];
   }
 
   mount(panel) {
     this.scope = el("p", { className: "compress-scope", id: "compress-scope" });
     this.targetList = el("div", { className: "compress-targets", id: "compress-targets" },
       el("p", { className: "hint", textContent: "Loading the transfer syntaxes…" }));
+    this.lossyList = el("div", { className: "compress-targets", id: "compress-lossy-targets" });
+    this.setting = el("input", { type: "number", id: "compress-setting", required: true });
+    this.settingLabel = el("label", { htmlFor: "compress-setting" });
+    this.settingHint = el("span", { className: "detail", id: "compress-setting-hint" });
+    this.setting.setAttribute("aria-describedby", "compress-setting-hint");
+    this.setting.addEventListener("input", () => this.renderScope());
+    this.confirmLossy = el("input", { type: "checkbox", id: "compress-lossy-confirm" });
+    this.confirmLossy.addEventListener("change", () => this.renderScope());
+    this.lossyControls = el("div", { className: "compress-lossy", id: "compress-lossy-controls", hidden: true },
+      el("div", { className: "field" }, this.settingLabel, this.setting, this.settingHint),
+      el("label", { className: "check", htmlFor: "compress-lossy-confirm" }, this.confirmLossy,
+        " I understand that pixel values change: each output gets a new SOP Instance UID, is marked lossy " +
+        "((0028,2110) 01, ratio and method), and references to it from the other selected files follow it"));
+    this.lossyFieldset = el("fieldset", { className: "scope", hidden: true },
+      el("legend", { textContent: "Lossy (changes pixel values)" }), this.lossyList, this.lossyControls);
     this.verify = el("input", { type: "checkbox", id: "compress-verify", checked: true });
     this.run = el("button", { type: "button", className: "primary", id: "compress-run", disabled: true });
     this.run.onclick = () => this.start();
@@ -55,9 +73,10 @@ export class CompressWorkbench {
         el("h2", { textContent: "Write the selection in another transfer syntax" }),
         this.scope,
         el("fieldset", { className: "scope" }, el("legend", { textContent: "Transfer syntax" }), this.targetList),
+        this.lossyFieldset,
         el("label", { className: "check", htmlFor: "compress-verify" }, this.verify,
           " Check every output: decode it again and compare each frame with the source"),
-        el("p", { className: "hint", textContent: "Only lossless syntaxes: pixel values never change, so SOP Instance UIDs are kept. " +
+        el("p", { className: "hint", textContent: "Lossless syntaxes keep every pixel value, so SOP Instance UIDs are kept. " +
           "Trailing padding and digital signatures, which re-encoding invalidates, are left out and listed. " +
           "One file downloads as itself; several as a ZIP with their names and folders." }),
         el("div", { className: "actions" }, this.run),
@@ -74,19 +93,75 @@ export class CompressWorkbench {
       return;
     }
     this.targets = result.targets;
+    this.lossyTargets = result.lossy_targets || [];
+    const radio = (t, id, checked) => {
+      const input = el("input", { type: "radio", name: "compress-target", id, value: t.uid, checked });
+      input.addEventListener("change", () => this.chose());
+      return input;
+    };
     this.targetList.replaceChildren(...this.targets.map((t, i) => {
       const id = `compress-target-${i}`;
-      const radio = el("input", { type: "radio", name: "compress-target", id, value: t.uid, checked: i === 0 });
-      radio.addEventListener("change", () => this.renderScope());
-      return el("div", {}, radio, el("label", { htmlFor: id },
+      return el("div", {}, radio(t, id, i === 0), el("label", { htmlFor: id },
         el("span", { textContent: ` ${t.name}${t.compressed ? "" : " (uncompressed)"}` }), el("span", { className: "detail", textContent: ` ${t.uid}` })));
     }));
+    // the same radio group: one choice, lossless by default
+    this.lossyList.replaceChildren(...this.lossyTargets.map((t, i) => {
+      const id = `compress-lossy-${i}`;
+      return el("div", {}, radio(t, id, false), el("label", { htmlFor: id },
+        el("span", { textContent: ` ${t.name} (lossy, ${t.setting === "ratio" ? "at a compression ratio"
+          : "at a quality; 8-bit samples"})` }),
+        el("span", { className: "detail", textContent: ` ${t.uid}` })));
+    }));
+    this.lossyFieldset.hidden = !this.lossyTargets.length;
+    this.renderScope();
+  }
+
+  // A lossy choice shows its setting (at its default) and asks again for confirmation.
+  chose() {
+    const lossy = this.lossyTarget();
+    this.lossyControls.hidden = !lossy;
+    this.confirmLossy.checked = false;
+    // a lossy output is always decoded again: its report gives the ratio, PSNR and largest error
+    if (lossy) this.verify.checked = true;
+    this.verify.disabled = Boolean(lossy);
+    if (lossy) {
+      const ratio = lossy.setting === "ratio";
+      Object.assign(this.setting, { min: lossy.min, max: lossy.max, step: ratio ? "0.5" : "1", value: lossy.default });
+      this.settingLabel.textContent = ratio ? "Compression ratio (uncompressed : compressed) " : "Quality ";
+      this.settingHint.textContent = ratio
+        ? ` ${lossy.min} to ${lossy.max}; 10 means a tenth of the uncompressed size`
+        : ` ${lossy.min} (smallest) to ${lossy.max} (best)`;
+    }
     this.renderScope();
   }
 
   target() {
-    const checked = this.targetList.querySelector("input:checked");
-    return this.targets.find((t) => t.uid === checked?.value) || null;
+    const checked = this.panelChecked();
+    return [...this.targets, ...this.lossyTargets].find((t) => t.uid === checked?.value) || null;
+  }
+
+  panelChecked() {
+    return this.targetList.querySelector("input:checked") || this.lossyList.querySelector("input:checked");
+  }
+
+  lossyTarget() {
+    const checked = this.lossyList.querySelector("input:checked");
+    return this.lossyTargets.find((t) => t.uid === checked?.value) || null;
+  }
+
+  // {ratio} or {quality} as typed, or null while it is out of range.
+  lossySetting() {
+    const lossy = this.lossyTarget();
+    const value = Number(this.setting.value);
+    if (!lossy || this.setting.value === "" || !(value >= lossy.min && value <= lossy.max)) return null;
+    if (lossy.setting === "quality" && !Number.isInteger(value)) return null;
+    return { [lossy.setting]: value };
+  }
+
+  targetLabel(target) {
+    const setting = this.lossyTarget() && this.lossySetting();
+    if (!setting) return target.name;
+    return `${target.name} (lossy, ${setting.ratio ? `${setting.ratio}:1` : `quality ${setting.quality}`})`;
   }
 
   setSelection(selection) {
@@ -104,10 +179,12 @@ export class CompressWorkbench {
       ? `Acts on the selection at left: ${this.selection.label} (${plural(files.length, "file")}; now ${now}).`
       : "Select files at left (a file, a series, a study or everything loaded).";
     const target = this.target();
-    this.run.disabled = !files.length || !target;
+    const lossyReady = !this.lossyTarget() || (this.lossySetting() && this.confirmLossy.checked);
+    this.run.disabled = !files.length || !target || !lossyReady;
+    const label = target ? this.targetLabel(target) : "";
     if (!target) this.run.textContent = "Write";
-    else if (files.length === 1) this.run.textContent = `Write ${files[0].name.split("/").pop()} as ${target.name}`;
-    else this.run.textContent = `Write ${plural(files.length, "file")} as ${target.name} (ZIP)`;
+    else if (files.length === 1) this.run.textContent = `Write ${files[0].name.split("/").pop()} as ${label}`;
+    else this.run.textContent = `Write ${plural(files.length, "file")} as ${label} (ZIP)`;
   }
 
   async start() {
@@ -115,17 +192,20 @@ export class CompressWorkbench {
     const files = await this.app.files.resolve();
     const target = this.target();
     if (!files.length || !target) return;
+    const lossy = this.lossyTarget() ? this.lossySetting() : null;
+    if (this.lossyTarget() && (!lossy || !this.confirmLossy.checked)) return; // never lossy unless confirmed
     this.error.textContent = "";
     const single = files.length === 1;
     const stem = (this.selection.level === "all" ? "dcmstudio" : this.selection.label)
       .replace(/[^\p{L}\p{N}]+/gu, "_").replace(/^_+|_+$/g, "") || "dcmstudio";
-    const task = this.app.tasks.start(`Writing ${single ? files[0].name : plural(files.length, "file")} as ${target.name}`);
+    const task = this.app.tasks.start(`Writing ${single ? files[0].name : plural(files.length, "file")} as ${this.targetLabel(target)}`);
     const collected = this.app.tasks.collector();
     this.run.disabled = true;
     const request = this.app.python.request(Op.JOB, {
       kind: "compress",
-      options: { transfer_syntax: target.uid, verify: this.verify.checked, single, zip_stem: stem },
-      items: files.map((f) => ({ path: f.path, name: f.name })),
+      options: { transfer_syntax: target.uid, verify: this.verify.checked, single, zip_stem: stem,
+        ...(lossy ? { lossy, instances: files.map((f) => f.sop_instance_uid).filter(Boolean), key: lossyKey() } : {}) },
+      items: files.map((f) => ({ path: f.path, name: f.name, sop_instance_uid: f.sop_instance_uid || null })),
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;
@@ -141,8 +221,9 @@ export class CompressWorkbench {
     if (s.files) this.app.tasks.offer(collected, { click: true });
     const failed = files.length - s.files;
     const gained = s.files_with_new_errors ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
-    task.finish(`Wrote ${plural(s.files, "file")} as ${target.name}${failed ? `; ${failed} could not be written (see Compress)` : ""}${gained}`);
-    this.renderReport(files, result.steps, s);
+    const notWritten = failed ? `; ${failed} could not be written (see Compress)` : "";
+    task.finish(`Wrote ${plural(s.files, "file")} as ${this.targetLabel(target)}${notWritten}${gained}`);
+    this.renderReport(files, withDeferred(result.steps, result.deferred), s);
   }
 
   renderReport(files, steps, summary) {
@@ -153,25 +234,62 @@ export class CompressWorkbench {
         return el("tr", { className: "failed" }, el("td", { textContent: files[i].name }),
           el("td", { colSpan: 5, className: "error", textContent: problem || "not written" }));
       }
-      const notes = [...r.dropped.map((d) => `left out ${d}`), r.not_verified_because].filter(Boolean);
+      const notes = [...r.dropped.map((d) => `left out ${d}`), r.not_verified_because,
+        r.sop_instance_uid?.new && r.sop_instance_uid.new !== r.sop_instance_uid.old ? "new SOP Instance UID" : null,
+        r.references_followed?.length ? `${plural(r.references_followed.length, "reference")} to recompressed files followed` : null]
+        .filter(Boolean);
+      const check = r.lossy ? lossyCheck(r.lossy)
+        : r.frames === 0 ? "no pixel data" : r.verified ? "✓ pixels identical" : "not checked";
       return el("tr", {},
         el("td", { textContent: r.file }),
         el("td", { textContent: `${r.source_transfer_syntax.name} → ${r.transfer_syntax.name}` }),
         el("td", { className: "number", textContent: String(r.frames) }),
         el("td", { className: "number", textContent: `${kilobytes(r.input_bytes)} → ${kilobytes(r.output_bytes)} (${ratio(r.input_bytes, r.output_bytes)})` }),
-        el("td", { className: r.verified ? "ok" : "", textContent: r.verified ? "✓ pixels identical" : "not checked" }),
-        el("td", { className: "detail", textContent: notes.join("; ") }));
+        el("td", { className: r.verified && !r.lossy ? "ok" : r.lossy ? "lossy" : "", textContent: check }),
+        el("td", { className: "detail", textContent: notes.join("; "), title: r.sop_instance_uid?.new || "" }));
     });
     const failed = steps.length - summary.files;
+    const dangling = (summary.dangling_references || []).map((d) => el("p", { className: "error",
+      textContent: `${d.file} refers to ${d.refers_to.join(", ")}, which could not be written: ` +
+        "that reference now names a UID no written file has." }));
+    const checked = summary.lossy
+      ? "every output decoded again and measured: PSNR against the largest value Bits Stored holds (2^BitsStored − 1)"
+      : `${summary.verified} of ${summary.files} checked pixel-identical`;
     this.report.replaceChildren(
-      el("h2", { textContent: `Wrote ${plural(summary.files, "file")} as ${summary.transfer_syntax.name}` }),
+      el("h2", { textContent: `Wrote ${plural(summary.files, "file")} as ${summary.transfer_syntax.name}${lossyLabel(summary.lossy)}` }),
       el("p", { className: "detail", id: "compress-summary", textContent:
         `${kilobytes(summary.input_bytes)} → ${kilobytes(summary.output_bytes)} (${ratio(summary.input_bytes, summary.output_bytes)}); ` +
-        `${summary.verified} of ${summary.files} checked pixel-identical${failed ? `; ${failed} not written` : ""}.` }),
+        `${checked}${failed ? `; ${failed} not written` : ""}.` }),
+      ...dangling,
       el("table", { className: "changes compress-files" },
-        el("thead", {}, el("tr", {}, ...["File", "Transfer syntax", "Frames", "Size", "Check", "Notes"].map((h) => el("th", { textContent: h })))),
+        el("thead", {}, el("tr", {}, ...["File", "Transfer syntax", "Frames", "Size", summary.lossy ? "Decoded again" : "Check", "Notes"]
+          .map((h) => el("th", { textContent: h })))),
         el("tbody", {}, ...rows)),
       ...[newErrorsNote(steps.filter((step) => step.ok && step.report?.new_errors?.length)
         .map((step) => ({ file: step.report.file, new_errors: step.report.new_errors })))].filter(Boolean));
   }
+}
+
+// A random key per lossy run: new SOP Instance UIDs are derived from it (dcmstudio.uids.keyed_uid).
+function lossyKey() {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// What decoding a lossy output again found: the ratio it achieved, its PSNR and largest error.
+function lossyCheck(l) {
+  const psnr = l.psnr_db === null ? "no sample changed" : `PSNR ${l.psnr_db.toFixed(1)} dB`;
+  return `ratio ${l.achieved_ratio}:1 · ${psnr} · largest error ${l.max_abs_error}`;
+}
+
+// Files without pixel data in a lossy run are written last (with their references followed): their
+// steps only said so, and the finish brought their results, in the same order.
+function withDeferred(steps, deferred = []) {
+  const later = [...deferred];
+  return steps.map((step) => (step.ok && step.deferred ? { ok: true, ...later.shift() } : step));
+}
+
+// " (lossy, 10:1)" or " (lossy, quality 90)" for a lossy run's summary, else "".
+function lossyLabel(l) {
+  if (!l) return "";
+  return ` (lossy, ${l.ratio ? `${l.ratio}:1` : `quality ${l.quality}`})`;
 }

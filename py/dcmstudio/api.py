@@ -437,11 +437,13 @@ def shapes(path, name):
 
 @endpoint
 def compress_choices():
-    """The transfer syntaxes the Compress workbench can write now, all lossless.
+    """The transfer syntaxes the Compress workbench can write now.
 
-    Returns ``{"targets": [{"uid", "name", "compressed"}]}``: RLE Lossless, Deflated Explicit VR
-    Little Endian and Explicit VR Little Endian (uncompressed) always, then every lossless syntax
-    a codec registered with :func:`dcmstudio.codecs.register_encoder` writes.
+    Returns ``{"targets": [{"uid", "name", "compressed"}], "lossy_targets": [...]}``: RLE
+    Lossless, Deflated Explicit VR Little Endian and Explicit VR Little Endian (uncompressed)
+    always, then every lossless syntax a codec registered with
+    :func:`dcmstudio.codecs.register_encoder` writes; apart, the lossy ones that can be written
+    now, each with its setting (see :func:`dcmstudio.codecs.lossy_choices`).
     """
     from pydicom import uid
 
@@ -450,7 +452,8 @@ def compress_choices():
     registered = [uid.UID(ts) for ts in codecs.registered_encoders()
                   if ts in codecs.LOSSLESS_TARGETS and ts not in always]
     return {"targets": [{**codecs.describe_transfer_syntax(ts), "compressed": ts.is_compressed or ts.is_deflated}
-                        for ts in always + registered]}
+                        for ts in always + registered],
+            "lossy_targets": codecs.lossy_choices()}
 
 
 # ---- Edit ----------------------------------------------------------------------------------------

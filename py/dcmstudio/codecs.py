@@ -15,13 +15,17 @@ into samples.
 
 Writing (:func:`compress`, :func:`decompress`) streams frame by frame to the output file: the
 header is encoded by pydicom, the pixel data element is written here so that a 500-frame file
-never sits decoded in memory. Only lossless targets are written, and each output is decoded again
-and compared frame by frame with its source before it is reported as done.
+never sits decoded in memory. Lossless targets are written unless a lossy one is asked for by name
+with its setting (:class:`dcmstudio.lossy.LossySettings`: JPEG 2000 at a ratio, JPEG Baseline at a
+quality); each output is decoded again and compared frame by frame with its source before it is
+reported as done: identical for lossless, measured (PSNR, largest error) for lossy.
 """
 
 import copy
 import hashlib
 import importlib
+import importlib.util
+import io
 import itertools
 import math
 import os
@@ -38,9 +42,11 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options, pack_bits
 
+from . import iod, lossy
 from .bounded import BoundedFile
 from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
 from .errors import DicomStudioError, InvalidDicomError
+from .uids import new_uid
 
 # The label under which registered codecs appear among pydicom's plugins.
 PLUGIN_LABEL = "dcmstudio"
@@ -192,19 +198,22 @@ def unregister_decoder(transfer_syntax_uid):
 
 
 def register_encoder(transfer_syntax_uid, fn):
-    """Offer an encoder for one lossless encapsulated transfer syntax (a browser or wasm codec).
+    """Offer an encoder for one encapsulated transfer syntax (a browser or wasm codec).
 
     Parameters
     ----------
     transfer_syntax_uid : str
-        One of the lossless encapsulated syntaxes in :data:`LOSSLESS_TARGETS`.
+        One of the lossless encapsulated syntaxes in :data:`LOSSLESS_TARGETS`, or a lossy one of
+        :data:`dcmstudio.lossy.LOSSY_TARGETS`.
     fn : callable
         ``fn(data, params)``: `data` is one frame's samples, little endian, colour-by-pixel,
         ``bits_allocated // 8`` bytes each; `params` a plain ``dict`` with the keys listed in
         :func:`register_decoder` plus ``planar_configuration`` (always 0). It returns the
         codestream as bytes-like, or ``{"data": bytes, "photometric_interpretation": str}``
         when the codec changed the colour space (a JPEG 2000 reversible colour transform makes
-        RGB into ``"YBR_RCT"``).
+        RGB into ``"YBR_RCT"``, an irreversible one into ``"YBR_ICT"``). For JPEG 2000 lossy,
+        `params` also holds ``compression_ratio``, the ratio to ask of the codec relative to
+        (0028,0101) *Bits Stored* bits per sample (as OpenJPEG counts it).
 
     Raises
     ------
@@ -214,9 +223,9 @@ def register_encoder(transfer_syntax_uid, fn):
     ts = pydicom.uid.UID(str(transfer_syntax_uid))
     if not callable(fn):
         raise TypeError("register_encoder needs a callable fn(data, params)")
-    if ts not in LOSSLESS_TARGETS or not ts.is_compressed:
+    if ts not in LOSSLESS_TARGETS | lossy.LOSSY_TARGETS or not ts.is_compressed:
         raise ValueError(
-            f"{ts} is not a lossless encapsulated transfer syntax; dcmstudio writes only those"
+            f"{ts} is not an encapsulated transfer syntax dcmstudio writes"
         )
     _encoders[ts] = fn
 
@@ -665,8 +674,10 @@ def _frame_digest(arr):
     return hashlib.sha256(np.ascontiguousarray(little).tobytes()).digest()
 
 
-def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
-    """Write `in_path` again with its pixel data in `transfer_syntax_uid`, losslessly.
+def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True, lossy_settings=None,
+             new_uid_of=None):
+    """Write `in_path` again with its pixel data in `transfer_syntax_uid`, losslessly unless a lossy
+    target is asked for with its setting.
 
     Parameters
     ----------
@@ -679,7 +690,16 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
     name : str, optional
         The file's name for messages; defaults to `in_path`.
     verify : bool
-        Decode the output again and compare every frame with the source (default).
+        Decode the output again and compare every frame with the source (default). A lossy
+        output is always decoded again and measured.
+    lossy_settings : dcmstudio.lossy.LossySettings, optional
+        Required for a lossy target, refused for a lossless one: lossy is never chosen silently.
+        The output then gets a new SOP Instance UID and says it was lossy compressed (see
+        :func:`dcmstudio.lossy.mark_lossy`); its Source Image Sequence names the source.
+    new_uid_of : dict of str to str, optional
+        Lossy only: old SOP Instance UID to new one for every instance recompressed in the same
+        run, this one included, so that references between them follow (see
+        :func:`dcmstudio.lossy.remap_instance_uids`). By default this file gets a new random UID.
 
     Returns
     -------
@@ -688,7 +708,11 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
         "frames": int, "input_bytes": int, "output_bytes": int, "verified": bool,
         "not_verified_because": str or None, "dropped": [str, ...]}``. `dropped` names the
         elements left out: an Icon Image Sequence whose pixels were compressed, trailing
-        padding, digital signatures (which re-encoding invalidates).
+        padding, digital signatures (which re-encoding invalidates). A lossy output adds
+        ``"lossy": {"method", "ratio", "quality", "requested_ratio", "achieved_ratio", "psnr_db",
+        "max_abs_error", "rmse"}`` (``psnr_db`` None when no sample changed),
+        ``"sop_instance_uid": {"old", "new"}`` and ``"references_followed"`` (the other
+        recompressed instances it refers to, by old UID).
 
     Raises
     ------
@@ -702,10 +726,10 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
     name = name or str(in_path)
     target = pydicom.uid.UID(str(transfer_syntax_uid))
     source = PixelSource(in_path, name)
-    _check_target(source, target)
+    _check_target(source, target, lossy_settings)
     try:
         with as_invalid_dicom(name, f"while writing it as {target.name}"):
-            writer = _Rewriter(source, target)
+            writer = _Rewriter(source, target, lossy_settings, new_uid_of)
             digests = writer.write(out_path)
         result = {
             "transfer_syntax": describe_transfer_syntax(target),
@@ -717,7 +741,10 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True):
             "not_verified_because": "verification was not asked for" if not verify else None,
             "dropped": writer.dropped,
         }
-        if verify:
+        if lossy_settings is not None:
+            result.update(writer.lossy_report())
+            _measure(source, out_path, target, result)
+        elif verify:
             _verify(source, out_path, target, digests, result)
     except BaseException:
         if os.path.exists(out_path):
@@ -744,6 +771,20 @@ def _verify(source, out_path, target, digests, result):
     result["verified"] = True
 
 
+def _measure(source, out_path, target, result):
+    """Decode a lossy `out_path` and measure each frame against the source's; refuse what cannot be."""
+    written = PixelSource(out_path, source.name)
+    reason = written.why_not_decodable()
+    if reason:
+        raise DicomStudioError(f"{source.name} was written as {target.name} but cannot be decoded again here to "
+                               f"measure it ({reason.rstrip('.')}); the output was not kept.", file=source.name)
+    fidelity = lossy.Fidelity(source.header.get("BitsStored") or source.header.BitsAllocated)
+    for index in range(written.frames):
+        fidelity.add(source.decode_frame(index, as_rgb=True)[0], written.decode_frame(index, as_rgb=True)[0])
+    result["lossy"].update(fidelity.report())
+    result["verified"] = True
+
+
 def decompress(in_path, out_path, *, name=None, verify=True):
     """Write `in_path` again with uncompressed pixel data (Explicit VR Little Endian).
 
@@ -752,15 +793,28 @@ def decompress(in_path, out_path, *, name=None, verify=True):
     return compress(in_path, out_path, uids.ExplicitVRLittleEndian, name=name, verify=verify)
 
 
-def _check_target(source, target):
+def _check_target(source, target, lossy_settings=None):
     name = source.name
-    if target not in LOSSLESS_TARGETS:
+    if target in lossy.LOSSY_TARGETS and lossy_settings is None:
         raise DicomStudioError(
-            f"{name} cannot be written as {describe_transfer_syntax(target)['name']} ({target}): "
-            "dcmstudio writes only lossless transfer syntaxes.",
+            f"{name} cannot be written as {target.name} ({target}) without a chosen "
+            f"{'compression ratio' if target == uids.JPEG2000 else 'quality'}: dcmstudio never "
+            "compresses lossily unless asked to.",
             file=name,
         )
-    if target.is_compressed and target != uids.RLELossless and target not in _encoders:
+    if lossy_settings is not None and lossy_settings.target != target:
+        raise DicomStudioError(f"{name}: lossy settings for {lossy_settings.target.name} were given for "
+                               f"{target.name}.", file=name)
+    if target not in LOSSLESS_TARGETS | lossy.LOSSY_TARGETS:
+        raise DicomStudioError(
+            f"{name} cannot be written as {describe_transfer_syntax(target)['name']} ({target}): "
+            "dcmstudio writes lossless transfer syntaxes, and lossy JPEG 2000 or JPEG Baseline when asked.",
+            file=name,
+        )
+    if target == uids.JPEGBaseline8Bit and target not in _encoders and not _pillow_encodes_jpeg():
+        raise DicomStudioError(f"{name} cannot be written as {target.name}: Pillow, which encodes it, is not "
+                               "installed.", file=name)
+    if target.is_compressed and target not in (uids.RLELossless, uids.JPEGBaseline8Bit) and target not in _encoders:
         raise DicomStudioError(
             f"{name} cannot be written as {target.name} ({target}): no encoder for it is "
             "available in the page yet.",
@@ -781,6 +835,9 @@ def _check_target(source, target):
             f"{name} has (0028,0100) Bits Allocated 1; dcmstudio does not compress 1-bit pixel data.",
             file=name,
         )
+    why_not = lossy_settings and lossy.why_not_lossy(lossy_settings, source.header)
+    if why_not:
+        raise DicomStudioError(f"{name} cannot be written as {target.name}: it {why_not}.", file=name)
     if target == uids.RLELossless and bits not in (8, 16):
         raise DicomStudioError(
             f"{name} has (0028,0100) Bits Allocated {bits}; RLE Lossless holds 8- or 16-bit "
@@ -792,15 +849,19 @@ def _check_target(source, target):
 class _Rewriter:
     """One compress() call: the source's header made right for the target, then the writing."""
 
-    def __init__(self, source, target):
+    def __init__(self, source, target, lossy_settings=None, new_uid_of=None):
         self.source = source
         self.target = target
+        self.lossy = lossy_settings
         self.dropped = []
         # Native little-endian pixels going to a native target are copied byte for byte.
         self.copy_value = source.is_native_little_endian and not target.is_compressed
         # Decoding lossy JPEG colour includes its YCbCr to RGB step (as dcmdjpeg does): most
-        # IODs do not allow the full-resolution YBR_FULL that would be left otherwise.
-        self.as_rgb = source.transfer_syntax in uids.JPEGTransferSyntaxes
+        # IODs do not allow the full-resolution YBR_FULL that would be left otherwise. Lossy
+        # encoders take colour as RGB and apply their own colour transform.
+        self.as_rgb = source.transfer_syntax in uids.JPEGTransferSyntaxes or lossy_settings is not None
+        self.was_lossy = (source.transfer_syntax in _LOSSY_JPEG_SYNTAXES
+                          or source.header.get("LossyImageCompression") == "01")
         header = copy.deepcopy(source.header)
         for tag in list(header.keys()):
             if tag.group == 0x0002 or tag in _EXTENDED_OFFSET_TAGS:
@@ -818,6 +879,35 @@ class _Rewriter:
         if source.transfer_syntax == uids.ExplicitVRBigEndian:
             _swap_words_to_little_endian(self.header)
             _swap_words_to_little_endian(self.trailing)
+        if lossy_settings is not None:
+            self._new_instance(dict(new_uid_of or {}))
+
+    def _new_instance(self, new_uid_of):
+        """A lossy output is a new instance: new SOP Instance UID, references within the run followed."""
+        meta = self.source.header.file_meta
+        old = str(self.header.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or "")
+        if not old:
+            raise DicomStudioError(f"{self.source.name} has no (0008,0018) SOP Instance UID to replace.",
+                                   file=self.source.name)
+        new_uid_of.setdefault(old, new_uid())
+        self.old_uid, self.new_uid = old, new_uid_of[old]
+        followed = (lossy.remap_instance_uids(self.header, new_uid_of)
+                    | lossy.remap_instance_uids(self.trailing, new_uid_of))
+        self.references_followed = sorted(followed - {old})
+        self.header.SOPInstanceUID = self.new_uid
+        sop_class = self.header.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")
+        # Attributes the object's IOD does not hold (an enhanced image has no top-level Source Image
+        # Sequence) are not added.
+        self.defines = lambda keyword: keyword in self.header or bool(iod.attribute_requirements(sop_class, keyword))
+        if self.defines("SourceImageSequence"):
+            lossy.add_predecessor(self.header, sop_class, old, self.was_lossy)
+
+    def lossy_report(self):
+        """What a lossy output's report adds (see :func:`compress`)."""
+        return {"lossy": {**self.lossy.as_dict(), "requested_ratio": self.lossy.ratio,
+                          "achieved_ratio": round(self.ratio, 2)},
+                "sop_instance_uid": {"old": self.old_uid, "new": self.new_uid},
+                "references_followed": self.references_followed}
 
     def write(self, out_path):
         """Write the output file; return each source frame's digest (``None`` when copied)."""
@@ -838,6 +928,8 @@ class _Rewriter:
         for element in self.source.header.file_meta:
             meta.add(copy.deepcopy(element))
         meta.TransferSyntaxUID = self.target
+        if self.lossy is not None:
+            meta.MediaStorageSOPInstanceUID = self.new_uid
         if "MediaStorageSOPClassUID" not in meta and "SOPClassUID" in self.header:
             meta.MediaStorageSOPClassUID = self.header.SOPClassUID
         if "MediaStorageSOPInstanceUID" not in meta and "SOPInstanceUID" in self.header:
@@ -860,6 +952,8 @@ class _Rewriter:
             yield arr
 
     def _write_encapsulated(self, raw):
+        if self.lossy is not None:
+            return self._write_lossy(raw)
         digests = []
         for index, arr in enumerate(self._decoded_frames()):
             fragment, said = self._encode(arr)
@@ -873,6 +967,32 @@ class _Rewriter:
         fragments.close()
         raw.write(self._encoded(self.trailing))
         return digests
+
+    def _write_lossy(self, raw):
+        """Encode every frame into a scratch file first: the header holds the ratio they achieve."""
+        sizes = []
+        scratch = raw.name + ".frames"
+        try:
+            with open(scratch, "wb") as frames_file:
+                for index, arr in enumerate(self._decoded_frames()):
+                    fragment, said = self._encode(arr)
+                    if index == 0 and "photometric_interpretation" in said:
+                        self.header.PhotometricInterpretation = said["photometric_interpretation"]
+                    frames_file.write(fragment)
+                    sizes.append(len(fragment))
+            self.ratio = lossy.achieved_ratio(self.header, len(sizes), sum(sizes))
+            lossy.mark_lossy(self.header, self.lossy, self.ratio, derivation=self.defines("DerivationDescription"))
+            raw.write(self._encoded(self.header))
+            fragments = _EncapsulatedWriter(raw, len(sizes))
+            with open(scratch, "rb") as frames_file:
+                for size in sizes:
+                    fragments.add(frames_file.read(size))
+            fragments.close()
+            raw.write(self._encoded(self.trailing))
+        finally:
+            if os.path.exists(scratch):
+                os.remove(scratch)
+        return None
 
     def _write_native(self, body):
         if self.copy_value:
@@ -953,7 +1073,12 @@ class _Rewriter:
         try:
             if self.target in _encoders:
                 params["transfer_syntax_uid"] = str(self.target)
+                if self.lossy is not None and self.lossy.ratio is not None:
+                    # OpenJPEG counts the ratio against Bits Stored; the report against Bits Allocated.
+                    params["compression_ratio"] = self.lossy.ratio * params["bits_stored"] / params["bits_allocated"]
                 return _split_codec_result(_encoders[self.target](arr.tobytes(), params))
+            if self.target == uids.JPEGBaseline8Bit:
+                return pillow_jpeg_encode_frame(arr, self.lossy.quality)
             return rle_encode_frame(arr), {}
         except MemoryError:
             raise
@@ -962,6 +1087,100 @@ class _Rewriter:
                 f"{self.source.name} could not be encoded as {self.target.name}: {_first_line(exc)}",
                 file=self.source.name,
             ) from exc
+
+
+def register_pylibjpeg_openjpeg():
+    """Register pylibjpeg-openjpeg, where it is installed (CPython), as the JPEG 2000 codec.
+
+    The page registers its wasm OpenJPEG instead; this gives the command line and the tests the same
+    library underneath, both ways, lossless (1.2.840.10008.1.2.4.90) and lossy (.91).
+
+    Returns
+    -------
+    bool
+        Whether it is installed (and now registered).
+    """
+    try:
+        import openjpeg
+        from openjpeg.utils import encode_array
+    except ImportError:
+        return False
+
+    def decode(data, params):
+        arr = openjpeg.decode(data)
+        return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+
+    def encode(data, params):
+        kind = "i" if params["pixel_representation"] else "u"
+        samples = params["samples_per_pixel"]
+        shape = (params["rows"], params["columns"], *((samples,) if samples > 1 else ()))
+        arr = np.frombuffer(data, f"<{kind}{params['bits_allocated'] // 8}").reshape(shape)
+        ratio = params.get("compression_ratio")
+        colour = samples > 1 and params["photometric_interpretation"] in ("RGB", "YBR_RCT", "YBR_ICT")
+        photometric = 1 if colour else 2 if samples == 1 else 0  # sRGB, greyscale, unspecified
+        codestream = encode_array(arr, bits_stored=params["bits_stored"], photometric_interpretation=photometric,
+                                  use_mct=colour, compression_ratios=[ratio] if ratio else None)
+        if not colour:
+            return codestream
+        return {"data": codestream, "photometric_interpretation": "YBR_ICT" if ratio else "YBR_RCT"}
+
+    for ts in (uids.JPEG2000Lossless, uids.JPEG2000):
+        register_decoder(ts, decode)
+        register_encoder(ts, encode)
+    return True
+
+
+def lossy_choices():
+    """The lossy targets that can be written now, each with its one setting.
+
+    Returns
+    -------
+    list of dict
+        ``{"uid", "name", "method", "setting": "ratio" or "quality", "min", "max", "default"}``:
+        JPEG 2000 when an encoder for it is registered, JPEG Baseline (8-bit samples) when Pillow
+        or a registered encoder writes it.
+    """
+    choices = []
+    if uids.JPEG2000 in _encoders:
+        low, high = lossy.RATIO_RANGE
+        choices.append({**describe_transfer_syntax(uids.JPEG2000), "method": lossy.LOSSY_METHODS[uids.JPEG2000],
+                        "setting": "ratio", "min": low, "max": high, "default": 10})
+    if uids.JPEGBaseline8Bit in _encoders or _pillow_encodes_jpeg():
+        low, high = lossy.QUALITY_RANGE
+        choices.append({**describe_transfer_syntax(uids.JPEGBaseline8Bit),
+                        "method": lossy.LOSSY_METHODS[uids.JPEGBaseline8Bit],
+                        "setting": "quality", "min": low, "max": high, "default": 90})
+    return choices
+
+
+def _pillow_encodes_jpeg():
+    return importlib.util.find_spec("PIL") is not None
+
+
+def pillow_jpeg_encode_frame(arr, quality):
+    """Encode one 8-bit frame as JPEG Baseline (ISO 10918-1 process 1) with Pillow.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        (rows, columns) greyscale or (rows, columns, 3) RGB, unsigned 8-bit.
+    quality : int
+        1 to 100 (the IJG scale).
+
+    Returns
+    -------
+    tuple of (bytes, dict)
+        The codestream, and for colour ``{"photometric_interpretation": "YBR_FULL_422"}``: Pillow
+        stores colour as YCbCr with its chrominance halved horizontally.
+    """
+    from PIL import Image
+
+    colour = arr.ndim == 3
+    image = Image.fromarray(np.ascontiguousarray(arr.astype(np.uint8, copy=False)), "RGB" if colour else "L")
+    out = io.BytesIO()
+    # 4:2:2 (subsampling=1) is what YBR_FULL_422 describes; no progressive, no optimised tables' extras.
+    image.save(out, "JPEG", quality=int(quality), subsampling=1 if colour else 0, progressive=False)
+    return out.getvalue(), ({"photometric_interpretation": "YBR_FULL_422"} if colour else {})
 
 
 _WORD_SIZES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}

@@ -439,14 +439,27 @@ def _plain(result):
     return {k: v for k, v in result.items() if k not in ("paths", "zip_path")}
 
 
-def compress_item(item, out, target, verify):
+# What codecs says of a file without pixel data; in a lossy run such a file may still need writing.
+NO_PIXEL_DATA = "has no (7FE0,0010) Pixel Data"
+
+
+def compress_item(item, out, target, verify, lossy_settings=None, new_uid_of=None, follow_references=True):
     """One file written to ``out`` in ``target`` as the compress task writes it, its output
     checked; the command calls it too. Returns :func:`dcmstudio.codecs.compress`'s report, with
     ``new_errors`` (see :func:`new_errors_of`; the input is read again only when the output has
-    errors)."""
+    errors). With ``lossy_settings`` (see :func:`dcmstudio.codecs.compress`) and
+    ``follow_references``, a file without pixel data that refers to an instance in ``new_uid_of``
+    is written again with its references followed (and a new UID of its own when it has one in
+    ``new_uid_of``)."""
     from . import codecs, validate
     name = item["name"]
-    report = codecs.compress(item["path"], out, target, name=name, verify=verify)
+    try:
+        report = codecs.compress(item["path"], out, target, name=name, verify=verify,
+                                 lossy_settings=lossy_settings, new_uid_of=new_uid_of)
+    except DicomStudioError as exc:
+        if lossy_settings is None or not new_uid_of or not follow_references or NO_PIXEL_DATA not in exc.message:
+            raise
+        report = _follow_references(item, out, new_uid_of, exc.message)
     with open(out, "rb") as f:
         if f.read(132)[128:] != b"DICM":
             raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
@@ -456,15 +469,64 @@ def compress_item(item, out, target, verify):
     return report
 
 
+class _SelectedInstances:
+    """A UID map for the byte-level editor's ``remap_uids`` that replaces only the UIDs of the
+    instances recompressed in the run, and leaves every other UID as it is."""
+
+    def __init__(self, new_uid_of):
+        self.new_uid_of = new_uid_of
+
+    def __getitem__(self, old):
+        return self.new_uid_of.get(old, old)
+
+
+def _follow_references(item, out, new_uid_of, no_pixels):
+    """A file without pixel data in a lossy run (a presentation state, an SR...): its references
+    to recompressed instances rewritten by the byte-level editor, every other byte kept."""
+    import io
+
+    import pydicom
+
+    from . import codecs, edit, lossy
+    name = item["name"]
+    data = read_item(item)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+    own = str(header.get("SOPInstanceUID") or "")
+    followed = sorted(lossy.remap_instance_uids(header, new_uid_of) - {own})
+    if not followed:
+        raise DicomStudioError(f"{no_pixels.rstrip('.')}, and refers to no image recompressed in this run.", file=name)
+    pieces, _, report = edit.edit_output(data, [{"op": "remap_uids"}],
+                                         context={"uid_map": _SelectedInstances(new_uid_of), "name": name})
+    if data[128:132] == b"DICM":
+        _check_part10(pieces, name)
+    with open(out, "wb") as f:
+        f.writelines(pieces)
+    size = sum(len(piece) for piece in pieces)
+    syntax = codecs.describe_transfer_syntax(report["transfer_syntax"])
+    return {"transfer_syntax": syntax, "source_transfer_syntax": syntax,
+            "frames": 0, "input_bytes": len(data), "output_bytes": size, "verified": False,
+            "not_verified_because": "it has no pixel data: only its references to recompressed instances changed",
+            "dropped": [], "references_followed": followed,
+            "sop_instance_uid": {"old": own, "new": new_uid_of.get(own, own)}}
+
+
 @register("compress")
 class CompressJob(ZipJob):
-    """Loaded files written again in another transfer syntax, losslessly (see :mod:`dcmstudio.codecs`).
+    """Loaded files written again in another transfer syntax (see :mod:`dcmstudio.codecs`).
 
     Options: ``transfer_syntax`` (a UID :func:`dcmstudio.api.compress_choices` offers),
     ``verify`` (decode each output and compare every frame with its source; default True),
     ``single`` (True: the one file is offered as itself, not in a ZIP), ``zip_stem`` (the ZIP is
-    ``<zip_stem>_<syntax>.zip``). Each item: ``{"path", "name"}`` of a loaded file. A file that
-    cannot be written is reported and left out; the others go on.
+    ``<zip_stem>_<syntax>.zip``). Each item: ``{"path", "name"}`` of a loaded file, and
+    ``sop_instance_uid`` when known. A file that cannot be written is reported and left out; the
+    others go on.
+
+    A lossy target needs ``lossy``: ``{"ratio": float}`` for JPEG 2000, ``{"quality": int}`` for
+    JPEG Baseline (see :class:`dcmstudio.lossy.LossySettings`), and takes ``instances`` (the SOP
+    Instance UIDs of every selected file: each gets a new UID, and references to it in the other
+    outputs follow it) and ``key`` (hex; new UIDs are derived from it, as in the edit task).
     """
 
     def __init__(self, options, count, scratch):
@@ -472,29 +534,53 @@ class CompressJob(ZipJob):
 
         from . import codecs
         self._codecs = codecs
+        from . import lossy, uids
         target = pydicom.uid.UID(str(options.get("transfer_syntax") or ""))
-        if target not in codecs.LOSSLESS_TARGETS:
-            raise DicomStudioError(f"'{target}' is not a lossless transfer syntax dcmstudio writes; "
-                                   "choose RLE Lossless, Deflated or Explicit VR Little Endian.")
+        self.lossy = None
+        self.new_uid_of = None
+        if target in lossy.LOSSY_TARGETS:
+            # Lossy only when asked for with its setting: LossySettings refuses anything less.
+            self.lossy = lossy.LossySettings.from_options(target, options.get("lossy") or {})
+            key = bytes.fromhex(options["key"]) if options.get("key") else os.urandom(32)
+            self.new_uid_of = {uid: uids.keyed_uid(key, uid) for uid in options.get("instances") or [] if uid}
+        elif target not in codecs.LOSSLESS_TARGETS:
+            raise DicomStudioError(f"'{target}' is not a transfer syntax dcmstudio writes; choose a lossless one, or "
+                                   "JPEG 2000 or JPEG Baseline with a ratio or quality.")
+        elif options.get("lossy"):
+            raise DicomStudioError(f"{target.name} is lossless: it takes no ratio or quality.")
         self.target = target
-        self.suffix = _SYNTAX_SUFFIXES.get(target, target.keyword or "converted")
+        self.suffix = {**_SYNTAX_SUFFIXES, **_LOSSY_SUFFIXES}.get(target, target.keyword or "converted")
         self.verify = bool(options.get("verify", True))
         self.single = bool(options.get("single")) and count == 1
         self.zip_name = f"{options.get('zip_stem') or 'dcmstudio'}_{self.suffix}.zip"
         super().__init__(options, count, scratch)
         self.reports = []
         self.failures = []
+        # Lossy runs write files without pixel data last, once it is known which images were written.
+        self.deferred = []
+        self.unwritten = {}  # SOP Instance UID -> name, of the files that failed
 
     def step(self, item):
         name = item["name"]
         out = os.path.join(self.scratch, f"{self.index}.dcm")
         try:
-            report = compress_item(item, out, self.target, self.verify)
+            # files without pixel data wait for the end (see _write_deferred)
+            report = compress_item(item, out, self.target, self.verify, self.lossy, self.new_uid_of,
+                                   follow_references=False)
         except DicomStudioError as exc:
             if os.path.exists(out):
                 os.remove(out)
+            if self.lossy is not None and NO_PIXEL_DATA in exc.message and self.new_uid_of:
+                self.deferred.append(item)
+                return {"report": None, "deferred": {"file": name, "message": "written last, once the images it "
+                                                     "refers to are (if it refers to any)"}}
             self.failures.append({"file": name, "message": exc.message})
+            self.unwritten[item.get("sop_instance_uid")] = name
             return {"report": None, "error": {"file": name, "message": exc.message}}
+        return self._written(item, out, report)
+
+    def _written(self, item, out, report):
+        name = item["name"]
         report = {"file": name, **report}
         self.reports.append(report)
         if self.single:
@@ -505,16 +591,53 @@ class CompressJob(ZipJob):
         os.remove(out)
         return {"report": report, "chunks": self.chunks()}
 
+    def _write_deferred(self):
+        """Files without pixel data in a lossy run, written with their references to the images
+        that were written (and only those) followed; returns their steps' results."""
+        written = {r["sop_instance_uid"]["old"]: r["sop_instance_uid"]["new"] for r in self.reports}
+        own = {item.get("sop_instance_uid") for item in self.deferred}
+        new_uid_of = {**{uid: new for uid, new in self.new_uid_of.items() if uid in own}, **written}
+        results = []
+        for item in self.deferred:
+            out = os.path.join(self.scratch, f"deferred_{len(results)}.dcm")
+            try:
+                report = compress_item(item, out, self.target, self.verify, self.lossy, new_uid_of)
+            except DicomStudioError as exc:
+                if os.path.exists(out):
+                    os.remove(out)
+                self.failures.append({"file": item["name"], "message": exc.message})
+                results.append({"report": None, "error": {"file": item["name"], "message": exc.message}})
+                continue
+            results.append(self._written(item, out, report))
+        return results
+
     def finish(self):
+        deferred = self._write_deferred() if self.deferred else []
         summary = {"files": len(self.reports), "failed": self.failures,
                    "input_bytes": sum(r["input_bytes"] for r in self.reports),
                    "output_bytes": sum(r["output_bytes"] for r in self.reports),
                    "verified": sum(1 for r in self.reports if r["verified"]),
                    "files_with_new_errors": sum(1 for r in self.reports if r["new_errors"]),
                    "transfer_syntax": self._codecs.describe_transfer_syntax(self.target)}
+        if self.lossy is not None:
+            summary["lossy"] = self.lossy.as_dict()
+            summary["dangling_references"] = self._dangling_references()
         if self.single:
             return {"summary": summary, "reports": self.reports}
-        return {"summary": summary, "reports": self.reports, "chunks": self.finish_zip()}
+        deferred_results = [{k: v for k, v in step.items() if k != "chunks"} for step in deferred]
+        return {"summary": summary, "reports": self.reports, "deferred": deferred_results,
+                "chunks": [chunk for step in deferred for chunk in step.get("chunks", [])] + self.finish_zip()}
+
+
+    def _dangling_references(self):
+        """Outputs that refer, by its new UID, to a selected file that was not written after all."""
+        unwritten = self.unwritten
+        dangling = []
+        for report in self.reports:
+            names = [unwritten[uid] for uid in report.get("references_followed", []) if uid in unwritten]
+            if names:
+                dangling.append({"file": report["file"], "refers_to": names})
+        return dangling
 
 
 # Short names for output files, by target transfer syntax.
@@ -523,6 +646,7 @@ _SYNTAX_SUFFIXES = {
     "1.2.840.10008.1.2.1.99": "deflated",
     "1.2.840.10008.1.2.1": "uncompressed",
 }
+_LOSSY_SUFFIXES = {"1.2.840.10008.1.2.4.91": "j2k_lossy", "1.2.840.10008.1.2.4.50": "jpeg_lossy"}
 
 
 def deidentify_item(deidentifier, item, index, learned=False):

@@ -3,6 +3,7 @@ trips are pixel-identical (pydicom decodes both), dcmdump parses every output, a
 be compressed is reported while the others go on, and a long job can be cancelled."""
 
 import io
+import re
 import shutil
 import subprocess
 import time
@@ -10,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pydicom
+import pytest
 
 from conftest import ARTIFACTS, open_files
 from test_page_create import click_and_download
@@ -109,5 +111,137 @@ def test_a_long_job_can_be_cancelled_and_offers_nothing(page, server, tmp_path):
     time.sleep(0.5)
     assert not downloads
     assert not page.is_disabled("#compress-run")
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+# --- lossy ----------------------------------------------------------------------------------------
+
+IMAGE_8BIT = TEST_FILES / "image_dfl.dcm"  # 8-bit grey, deflated
+
+
+def reported_rows(page):
+    """The report table as {file: [cells...]}."""
+    rows = page.locator("#compress-report tbody tr")
+    return {rows.nth(i).locator("td").first.inner_text(): rows.nth(i).locator("td").all_inner_texts()
+            for i in range(rows.count())}
+
+
+def measured(check_cell):
+    """(ratio, PSNR, largest error) as the report cell 'ratio 10.4:1 · PSNR 79.5 dB · largest error 37' says."""
+    match = re.search(r"ratio ([\d.]+):1 · PSNR ([\d.]+) dB · largest error (\d+)", check_cell)
+    assert match, check_cell
+    return float(match[1]), float(match[2]), int(match[3])
+
+
+def psnr_and_largest_error(written, source):
+    """PSNR against 2**BitsStored - 1, and the largest absolute error, from pydicom's own decoders."""
+    original = pydicom.dcmread(source)
+    difference = written.pixel_array.astype(np.float64) - original.pixel_array.astype(np.float64)
+    mse = float(np.mean(np.square(difference)))
+    return 10 * np.log10((2 ** original.BitsStored - 1) ** 2 / mse), int(np.abs(difference).max())
+
+
+def screenshot_report(page, name):
+    """The whole workbench with its report in view (the run button left it scrolled down)."""
+    page.eval_on_selector(".compress-layout", "layout => { layout.scrollTop = 0; }")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def choose_lossy(page, uid, setting):
+    page.click("#tab-compress")
+    page.wait_for_selector("#compress-lossy-targets input")
+    # lossless is the default, and nothing lossy shows until it is chosen
+    assert page.is_checked("#compress-targets input[value='1.2.840.10008.1.2.5']")
+    assert not page.is_visible("#compress-lossy-controls")
+    page.check(f"#compress-lossy-targets input[value='{uid}']")
+    assert page.is_visible("#compress-setting")
+    assert page.is_checked("#compress-verify") and page.is_disabled("#compress-verify")  # always measured
+    page.fill("#compress-setting", str(setting))
+    assert page.is_disabled("#compress-run")  # not before the person confirms that pixels change
+    page.check("#compress-lossy-confirm")
+    assert not page.is_disabled("#compress-run")
+
+
+def no_new_dciodvfy_errors(output, source, tmp_path):
+    if not shutil.which("dciodvfy"):
+        return
+    errors = []
+    for path in (source, output):
+        if pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == \
+                pydicom.uid.DeflatedExplicitVRLittleEndian:  # dciodvfy does not read deflate
+            inflated = tmp_path / f"inflated_{path.name}"
+            subprocess.run(["dcmconv", "+te", str(path), str(inflated)], check=True)
+            path = inflated
+        result = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True)
+        errors.append({line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")})
+    assert errors[1] <= errors[0], errors[1] - errors[0]
+
+
+def test_lossy_jpeg_2000_is_chosen_explicitly_measured_and_references_follow(page, server, tmp_path):
+    from dcmstudio.create.pr import create_gsps
+    gsps = tmp_path / "ct_gsps.dcm"
+    made = create_gsps(str(CT), str(gsps), "lesion", 40, 400)
+    open_files(page, [CT, MR, gsps])
+    wait_for_files(page, 3)
+    choose_lossy(page, pydicom.uid.JPEG2000, 10)
+    assert "(lossy, 10:1) (ZIP)" in page.inner_text("#compress-run")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compress-lossy-choice.png"))
+    zip_path = download(page, tmp_path)
+    assert zip_path.name == "dcmstudio_j2k_lossy.zip"
+    rows = reported_rows(page)
+    screenshot_report(page, "compress-lossy-report.png")
+    with zipfile.ZipFile(zip_path) as z:
+        assert sorted(z.namelist()) == ["CT_small.dcm", "MR_small.dcm", "ct_gsps.dcm"]
+        z.extractall(tmp_path / "out")
+    new_uids = {}
+    for name, source in [("CT_small.dcm", CT), ("MR_small.dcm", MR)]:
+        path = tmp_path / "out" / name
+        written = pydicom.dcmread(path)  # decoded by pydicom with pylibjpeg-openjpeg
+        original = pydicom.dcmread(source)
+        assert written.file_meta.TransferSyntaxUID == pydicom.uid.JPEG2000
+        assert written.LossyImageCompression == "01" and written.LossyImageCompressionMethod == "ISO_15444_1"
+        assert written.SOPInstanceUID != original.SOPInstanceUID
+        assert written.SourceImageSequence[-1].ReferencedSOPInstanceUID == original.SOPInstanceUID
+        new_uids[original.SOPInstanceUID] = written.SOPInstanceUID
+        ratio, psnr, largest = measured(rows[name][4])
+        assert float(written.LossyImageCompressionRatio) == pytest.approx(ratio, rel=0.01)
+        assert ratio == pytest.approx(10, rel=0.15)
+        expected_psnr, expected_largest = psnr_and_largest_error(written, source)
+        assert psnr == pytest.approx(expected_psnr, abs=0.06) and largest == expected_largest
+        dcmdump_parses(path)
+        no_new_dciodvfy_errors(path, source, tmp_path)
+    pr = pydicom.dcmread(tmp_path / "out" / "ct_gsps.dcm")
+    referenced = pr.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert referenced == new_uids[pydicom.dcmread(CT).SOPInstanceUID]
+    assert pr.SOPInstanceUID != made["sop_instance_uid"]
+    assert "1 reference to recompressed files followed" in rows["ct_gsps.dcm"][5]
+    assert rows["ct_gsps.dcm"][1] == "Explicit VR Little Endian → Explicit VR Little Endian"
+    no_new_dciodvfy_errors(tmp_path / "out" / "ct_gsps.dcm", gsps, tmp_path)
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+def test_lossy_jpeg_baseline_for_8_bit_data_and_a_sentence_for_the_rest(page, server, tmp_path):
+    open_files(page, [IMAGE_8BIT, CT])
+    wait_for_files(page, 2)
+    choose_lossy(page, pydicom.uid.JPEGBaseline8Bit, 80)
+    zip_path = download(page, tmp_path)
+    rows = reported_rows(page)
+    assert "JPEG Baseline holds 8-bit samples only" in rows["CT_small.dcm"][1]
+    with zipfile.ZipFile(zip_path) as z:
+        assert z.namelist() == ["image_dfl.dcm"]
+        (tmp_path / "jpeg.dcm").write_bytes(z.read("image_dfl.dcm"))
+    written = pydicom.dcmread(tmp_path / "jpeg.dcm")  # decoded by pydicom with Pillow
+    assert written.file_meta.TransferSyntaxUID == pydicom.uid.JPEGBaseline8Bit
+    assert written.LossyImageCompressionMethod == "ISO_10918_1"
+    _, psnr, largest = measured(rows["image_dfl.dcm"][4])
+    expected_psnr, expected_largest = psnr_and_largest_error(written, IMAGE_8BIT)
+    assert psnr == pytest.approx(expected_psnr, abs=0.06) and largest == expected_largest
+    no_new_dciodvfy_errors(tmp_path / "jpeg.dcm", IMAGE_8BIT, tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot_report(page, "compress-lossy-jpeg-report.png")
     assert not page.page_errors
     assert_same_origin_only(page, server)

@@ -270,9 +270,11 @@ def test_a_file_without_pixels_is_reported_and_the_others_go_on():
         assert z.namelist() == ["CT_small.dcm"]
 
 
-def test_a_lossy_target_is_refused_before_any_file_is_touched():
+def test_a_lossy_target_without_its_setting_is_refused_before_any_file_is_touched():
     started = call("job_start", kind="compress", options={"transfer_syntax": pydicom.uid.JPEGBaseline8Bit}, count=1)
-    assert not started["ok"] and "lossless" in started["error"]["message"]
+    assert not started["ok"] and "quality must be a number from 1 to 100; none was given" in started["error"]["message"]
+    started = call("job_start", kind="compress", options={"transfer_syntax": pydicom.uid.JPEGExtended12Bit}, count=1)
+    assert not started["ok"] and "not a transfer syntax dcmstudio writes" in started["error"]["message"]
 
 
 @pytest.mark.skipif(tool("dcmdump") is None, reason="dcmdump is not available here")

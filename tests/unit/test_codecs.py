@@ -292,7 +292,8 @@ def test_pillow_installed_after_pydicom_decodes_jpeg(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "name, target, message",
     [
-        ("MR_small.dcm", uids.JPEGBaseline8Bit, "writes only lossless"),
+        ("MR_small.dcm", uids.JPEGBaseline8Bit, "never compresses lossily unless asked"),
+        ("MR_small.dcm", uids.JPEGExtended12Bit, "writes lossless transfer syntaxes, and lossy JPEG 2000 or"),
         ("MR_small.dcm", J2K_LOSSLESS, "no encoder for it"),
         ("rtdose.dcm", RLE, "8- or 16-bit"),
         ("liver_1frame.dcm", RLE, "1-bit"),
@@ -568,7 +569,7 @@ def test_registration_refuses_what_it_cannot_host():
     with pytest.raises(ValueError):
         codecs.register_decoder(EXPLICIT, j2k_decoder)
     with pytest.raises(ValueError):
-        codecs.register_encoder(uids.JPEGBaseline8Bit, j2k_encoder)
+        codecs.register_encoder(uids.JPEGExtended12Bit, j2k_encoder)
     with pytest.raises(TypeError):
         codecs.register_decoder(J2K_LOSSLESS, "not callable")
 

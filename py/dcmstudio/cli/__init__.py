@@ -104,12 +104,16 @@ def _parser():
                       "(default: beside OUTPUT, never inside it)")
     deid.set_defaults(run=_run_deid)
 
-    for name, text in (("compress", "rewrite losslessly in another transfer syntax"),
+    for name, text in (("compress", "rewrite in another transfer syntax, losslessly unless a lossy one is asked for"),
                        ("decompress", "rewrite uncompressed (Explicit VR Little Endian)")):
         sub = _per_file(commands, name, text)
         if name == "compress":
             sub.add_argument("--syntax", default="rle", help="rle, deflated, uncompressed, or a transfer "
-                             "syntax UID (default: rle); jpeg-ls, j2k, htj2k where an encoder is registered")
+                             "syntax UID (default: rle); jpeg-ls, j2k, htj2k where an encoder is registered "
+                             "(j2k with pylibjpeg-openjpeg installed); lossy: j2k-lossy (with --ratio), "
+                             "jpeg-baseline (8-bit samples, with --quality)")
+            sub.add_argument("--ratio", type=float, help="j2k-lossy: the compression ratio aimed at (1.5 to 1000)")
+            sub.add_argument("--quality", type=int, help="jpeg-baseline: the quality, 1 (smallest) to 100 (best)")
         sub.add_argument("--no-verify", dest="verify", action="store_false",
                          help="do not decode each output again to compare it with its source")
         sub.set_defaults(run=_run_compress)
@@ -364,20 +368,59 @@ def _merge_mapping(merged, report):
 
 _SYNTAXES = {"rle": "1.2.840.10008.1.2.5", "deflated": "1.2.840.10008.1.2.1.99",
              "jpeg-ls": "1.2.840.10008.1.2.4.80", "j2k": "1.2.840.10008.1.2.4.90",
-             "htj2k": "1.2.840.10008.1.2.4.201", "uncompressed": "1.2.840.10008.1.2.1"}
+             "htj2k": "1.2.840.10008.1.2.4.201", "uncompressed": "1.2.840.10008.1.2.1",
+             "j2k-lossy": "1.2.840.10008.1.2.4.91", "jpeg-baseline": "1.2.840.10008.1.2.4.50"}
 
 
 def _run_compress(args):
-    from dcmstudio import api
+    from dcmstudio import api, codecs, lossy
     asked = getattr(args, "syntax", "uncompressed")
     syntax = _SYNTAXES.get(asked.lower(), asked)
+    codecs.register_pylibjpeg_openjpeg()  # JPEG 2000 where pylibjpeg-openjpeg is installed
     # what the page's Compress workbench would offer in this Python (JPEG-LS, JPEG 2000 and HTJ2K
     # need an encoder registered with dcmstudio.codecs; the page registers its wasm ones)
-    offered = {target["uid"]: target["name"] for target in api.compress_choices()["targets"]}
+    choices = api.compress_choices()
+    offered = {target["uid"]: target["name"] for target in choices["targets"] + choices["lossy_targets"]}
     if syntax not in offered:
         raise files.UsageError(f"{asked} is not a transfer syntax dcmstudio can write here; choose "
                                + ", ".join(f"{name} ({uid})" for uid, name in offered.items()) + ".")
-    return _run_per_file(args, {"command": "compress", "transfer_syntax": syntax, "verify": args.verify})
+    setting = {key: value for key, value in (("ratio", getattr(args, "ratio", None)),
+                                             ("quality", getattr(args, "quality", None))) if value is not None}
+    spec = {"command": "compress", "transfer_syntax": syntax, "verify": args.verify}
+    if syntax not in lossy.LOSSY_TARGETS:
+        if setting:
+            raise files.UsageError(f"{offered[syntax]} is lossless: --ratio and --quality are for j2k-lossy and "
+                                   "jpeg-baseline.")
+        return _run_per_file(args, spec)
+    try:
+        lossy.LossySettings(syntax, **setting)  # lossy is never chosen without its setting
+    except DicomStudioError as exc:
+        raise files.UsageError(exc.message) from None
+    spec.update(lossy=setting, key=os.urandom(32).hex())
+
+    def first_pass(runner, spec, items, folder):
+        # every input's new UID is known before the first output, so references follow
+        return runner.share(_instance_uids(items), folder), None
+    return _run_per_file(args, spec, first_pass=first_pass)
+
+
+def _instance_uids(items):
+    """The SOP Instance UIDs of the inputs that have one (headers only)."""
+    import warnings
+
+    import pydicom
+    found = []
+    for item in items:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                uid = pydicom.dcmread(item["path"], stop_before_pixels=True, force=True,
+                                      specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
+        except Exception:  # noqa: BLE001 -- an unreadable file is reported when its turn comes
+            continue
+        if uid:
+            found.append(str(uid))
+    return found
 
 
 def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):

@@ -155,13 +155,20 @@ def _deid(spec, item, identifiers):
     return [(report["output"], pieces, part10)], report
 
 
-def _transcode(spec, item):
+def _transcode(spec, item, instances=None):
     import tempfile
 
+    from dcmstudio import codecs, lossy
+    codecs.register_pylibjpeg_openjpeg()  # in each worker process: JPEG 2000 where installed
     name = item["name"]
+    settings = new_uid_of = None
+    if spec.get("lossy") is not None:
+        settings = lossy.LossySettings.from_options(spec["transfer_syntax"], spec["lossy"])
+        key = bytes.fromhex(spec["key"])
+        new_uid_of = {uid: uids.keyed_uid(key, uid) for uid in instances or []}
     with tempfile.TemporaryDirectory(dir=spec.get("scratch")) as folder:
         out = os.path.join(folder, "out.dcm")
-        report = jobs.compress_item(item, out, spec["transfer_syntax"], spec["verify"])
+        report = jobs.compress_item(item, out, spec["transfer_syntax"], spec["verify"], settings, new_uid_of)
         pieces = [jobs.read_file(out)]
     return [(name, pieces, True)], {"file": name, **report}
 
