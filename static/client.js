@@ -250,7 +250,7 @@ export class WorkerPool {
       const pump = async () => {
         while (queue.length && !cancelled && !failure) {
           const chunk = queue.splice(0, STEP_CHUNK);
-          const request = worker.request(Op.JOB_STEPS, { job, items: chunk }, { onPart: part });
+          const request = worker.request(Op.JOB_STEPS, { job, items: chunk, reads: opened.reads }, { onPart: part });
           running.add({ worker, id: request.id });
           const result = await request.done;
           if (!result.ok) { failure ??= result; break; }
