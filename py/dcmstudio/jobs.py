@@ -170,7 +170,7 @@ def read_item_for_edit(item, head_only=False):
 
     Returns
     -------
-    data : bytes
+    data : bytes or bytearray
     tail : int or None
     """
     head_path = item.get("head")
@@ -187,7 +187,9 @@ def read_item_for_edit(item, head_only=False):
             return head, None
         tail = header.pixel_data_tail(head, size)
         if tail is not None:
-            return head[:tail] + bytes(size - tail), tail
+            data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
+            data[:tail] = memoryview(head)[:tail]
+            return data, tail
     return read_file(item["path"], item.get("name")), None
 
 
