@@ -71,6 +71,16 @@ LIST_OPFS = """async () => {
 }"""
 
 
+# Where the time went, from the page's own marks (app.js, jobs.js): seconds per span.
+PHASES = """() => {
+    const at = Object.fromEntries(performance.getEntriesByType('mark')
+        .filter((m) => m.name.startsWith('dcmstudio:')).map((m) => [m.name.slice(10), m.startTime]));
+    const spans = [['opening', 'open', 'opened'], ['until job', 'opened', 'job'], ['job steps', 'job', 'job-steps'],
+                   ['writing', 'job-steps', 'job-written']];
+    return Object.fromEntries(spans.filter(([, a, b]) => a in at && b in at).map(([k, a, b]) => [k, (at[b] - at[a]) / 1000]));
+}"""
+
+
 def browser_memory(pid):
     """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
     total = 0
@@ -245,6 +255,7 @@ def main():
     cases = args.cases.split(",")
     times = {c: [] for c in ["dcmodify", *cases]}
     memory = {c: [] for c in cases}
+    phases = {c: [] for c in cases}
     server, url = start_site_server()
     from playwright.sync_api import sync_playwright
     try:
@@ -260,6 +271,7 @@ def main():
                     with PeakMemory(pid) as peak:
                         seconds, outputs = run_case(page, case, paths)
                     times[case].append(seconds)
+                    phases[case].append(page.evaluate(PHASES))
                     memory[case].append(peak.peak - empty)
                     check_outputs(outputs, args.files, edited=case != "deid")
                     context.close()
@@ -274,6 +286,8 @@ def main():
         median = statistics.median(times[case])
         print(f"  {'page: ' + case:28s} {median:7.3f} s  {median / base:5.2f}x dcmodify  "
               f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page")
+        spans = {k: statistics.median(p[k] for p in phases[case] if k in p) for k in phases[case][0]}
+        print("      " + ", ".join(f"{k} {v:.2f} s" for k, v in spans.items()))
     print("  every output: all files present, each read back by pydicom with the edits in place")
 
 

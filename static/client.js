@@ -203,17 +203,20 @@ export class WorkerPool {
       }
       offset += files.length;
     }
-    const running = new Map();  // worker → request id, to cancel
-    const drain = async (worker) => {
+    const running = new Map();  // request id → worker, to cancel
+    // Two requests in flight per worker: the heads of one chunk are read while Python describes
+    // the other (reading is waiting on the browser, describing is the worker's own work).
+    const pump = async (worker) => {
       while (queue.length && !isCancelled()) {
         const { batch, sent } = queue.shift();
         const request = worker.request(Op.ADD_FILES, { batch, describe: sent.map(({ key, name }) => ({ key, name })) });
-        running.set(worker, request.id);
+        running.set(request.id, worker);
         const result = await request.done;
+        running.delete(request.id);
         onDescribed(result.ok ? result.files : sent.map(({ key }) => ({ key, ok: false, error: result.error })), sent);
       }
-      running.delete(worker);
     };
+    const drain = (worker) => Promise.all([pump(worker), pump(worker)]);
     // Helpers that become ready meanwhile join in; none is waited for once the queue is empty.
     const active = new Set();
     const start = (worker) => {
@@ -225,7 +228,7 @@ export class WorkerPool {
     for (const helper of this.helpers.filter((h) => !h.isReady)) {
       helper.ready.then(() => { if (queue.length && !isCancelled()) start(helper); }, () => {});
     }
-    this.cancelDescribe = () => { for (const [worker, id] of running) worker.cancel(id); };
+    this.cancelDescribe = () => { for (const [id, worker] of running) worker.cancel(id); };
     while (active.size) await Promise.all([...active]);
   }
 
@@ -250,7 +253,7 @@ export class WorkerPool {
       const pump = async () => {
         while (queue.length && !cancelled && !failure) {
           const chunk = queue.splice(0, STEP_CHUNK);
-          const request = worker.request(Op.JOB_STEPS, { job, items: chunk }, { onPart: part });
+          const request = worker.request(Op.JOB_STEPS, { job, items: chunk, reads: opened.reads }, { onPart: part });
           running.add({ worker, id: request.id });
           const result = await request.done;
           if (!result.ok) { failure ??= result; break; }

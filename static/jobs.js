@@ -52,6 +52,7 @@ export function newErrorsNote(flagged) {
 // { ok, summary, firstReport, written, failures } or { ok: false, error }. `task` is the task
 // bar's handle (progress, cancel).
 export async function runSharedJob(app, { task, kind, options, files, target, zipName }) {
+  performance.mark("dcmstudio:job");
   const named = await app.python.call("member_names", { names: files.map((f) => f.name) });
   if (!named.ok) return named;
   const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i] }));
@@ -96,6 +97,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     items, onPart, onStep });
   task.onCancel = () => job.cancel();
   const result = await job.done;
+  performance.mark("dcmstudio:job-steps");
   if (!result.ok) {
     await writer?.abort?.();
     return result;
@@ -112,6 +114,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   }
   let blob = null;
   if (writer) blob = await writer.finish();
+  performance.mark("dcmstudio:job-written");
   const shares = result.shares;
   const summary = {
     files: shares.reduce((n, s) => n + (s.summary?.files || 0), 0),

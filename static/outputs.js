@@ -90,34 +90,54 @@ export async function existingFiles(root, names) {
   return found;
 }
 
-// Each output file written under a folder, at its relative path.
+// Each output file written under a folder, at its relative path. Several files are written at
+// once: each write is a round trip to the browser's file system (open a swap file, write, move it
+// into place), and one after another they took longer than making the files.
+const FOLDER_WRITES_AT_ONCE = 8;
+
 export class FolderWriter {
   constructor(root) {
     this.root = root;
-    this.queue = new WriteQueue();
+    this.waiting = [];   // files not started yet: { path, parts }
+    this.running = new Set();
+    this.error = null;
     this.written = 0;
     this.bytes = 0;
   }
 
   file(path, parts) {
-    return this.queue.push(async () => {
-      const dir = await folderOf(this.root, path, { create: true });
-      const handle = await dir.getFileHandle(path.split("/").pop(), { create: true });
-      const writable = await handle.createWritable();
-      try {
-        for (const part of parts) await writable.write(part);
-        await writable.close();
-      } catch (error) {
-        await writable.abort().catch(() => {});
-        throw error;
-      }
-      this.written++;
-      this.bytes += parts.reduce((sum, part) => sum + partSize(part), 0);
-    });
+    this.waiting.push({ path, parts });
+    this.pump();
   }
 
-  finish() {
-    return this.queue.drain();
+  pump() {
+    while (this.running.size < FOLDER_WRITES_AT_ONCE && this.waiting.length && !this.error) {
+      const { path, parts } = this.waiting.shift();
+      const write = this.write(path, parts)
+        .catch((error) => { this.error ??= error; })
+        .finally(() => { this.running.delete(write); this.pump(); });
+      this.running.add(write);
+    }
+  }
+
+  async write(path, parts) {
+    const dir = await folderOf(this.root, path, { create: true });
+    const handle = await dir.getFileHandle(path.split("/").pop(), { create: true });
+    const writable = await handle.createWritable();
+    try {
+      for (const part of parts) await writable.write(part);
+      await writable.close();
+    } catch (error) {
+      await writable.abort().catch(() => {});
+      throw error;
+    }
+    this.written++;
+    this.bytes += parts.reduce((sum, part) => sum + partSize(part), 0);
+  }
+
+  async finish() {
+    while (this.running.size) await Promise.all([...this.running]);
+    if (this.error) throw this.error;
   }
 }
 

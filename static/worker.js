@@ -260,12 +260,15 @@ const handlers = {
     return callPython("job_start", { kind, options, count });
   },
 
-  async [Op.JOB_STEPS](id, { job, items }) {
-    const locals = await prefetch(items.map((item) => item.path));
+  // `reads` (from job_start): what Python reads of each file, its head or the whole of it.
+  async [Op.JOB_STEPS](id, { job, items, reads }) {
+    const headOnly = reads === "head";
+    const locals = await prefetch(items.map((item) => item.path), headOnly ? HEAD_BYTES : 0);
     const steps = [];
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
-      const step = callPython("job_step", { job, item: locals[i] ? { ...item, local: locals[i] } : item });
+      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
+      const step = callPython("job_step", { job, item: { ...item, ...fetched } });
       if (step.ok) {
         sendChunks(id, step);
         sendOutputs(id, step);

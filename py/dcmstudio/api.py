@@ -558,7 +558,8 @@ def job_start(kind, options, count):
     """Start a long task of ``kind`` (see :mod:`dcmstudio.jobs`) over ``count`` items."""
     if kind == "write_series":
         options = {**options, "volume": _opened_volume()}
-    return {"job": jobs.start(kind, options, count, output_path)}
+    job = jobs.start(kind, options, count, output_path)
+    return {"job": job, "reads": jobs.reads(job)}
 
 
 @endpoint

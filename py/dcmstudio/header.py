@@ -336,6 +336,31 @@ def pixel_data_element(head, size):
     return (found[0][1], found[0][2], little) if found else None
 
 
+def pixel_data_tail(head, size):
+    """Where the pixel data's value starts, when the head shows it is the file's last element.
+
+    A job that passes pixel data through unchanged needs only the bytes before it (see
+    :func:`dcmstudio.jobs.read_item_for_edit`).
+
+    Returns
+    -------
+    int or None
+        The value's offset, or None when the head cannot say, the file has no pixel data, its
+        length is undefined (encapsulated: where it ends is only known by reading it), the data
+        set is deflated, or anything follows the pixel data.
+    """
+    try:
+        element = pixel_data_element(head, size)
+    except ValueError:
+        return None
+    if element is None:
+        return None
+    value, length, _ = element
+    if length == UNDEFINED_LENGTH or value + length != size or value > len(head):
+        return None
+    return value
+
+
 def _walk_data_set(head, pos, size, implicit, little, pixel_data=None):
     """The kept top-level elements ``{tag: (vr, value offset, length)}``, up to Pixel Data.
 

@@ -12,7 +12,9 @@ import os
 import shutil
 import warnings
 import zlib
+from typing import NamedTuple, Optional
 
+from . import header
 from .archive import ChunkSink, ZipWriter, member_header, member_name
 from .bounded import BoundedFile
 from .catalog import nested_too_deep, too_deep
@@ -38,7 +40,12 @@ class Job:
     """Base of task kinds: holds the options and a scratch folder for outputs.
 
     Subclasses implement ``step(item) -> dict`` and may override ``finish() -> dict``.
+    ``reads`` tells the worker what to fetch of each item's file ahead of its step: ``"whole"``,
+    or ``"head"`` (its first bytes, as ``item["head"]``; the step reads the rest itself if it
+    needs it).
     """
+
+    reads = "whole"
 
     def __init__(self, options, count, scratch):
         self.options = options
@@ -89,6 +96,11 @@ def start(kind, options, count, output_path):
     os.makedirs(scratch, exist_ok=True)
     _running[job_id] = cls(options, count, scratch)
     return job_id
+
+
+def reads(job_id):
+    """What the worker fetches ahead of each step of a task (see :class:`Job`)."""
+    return _job(job_id).reads
 
 
 def _job(job_id):
@@ -145,6 +157,59 @@ def read_item(item):
         finally:
             os.remove(local)
     return read_file(item["path"], item.get("name"))
+
+
+def read_item_for_edit(item, head_only=False):
+    """The bytes of a job item's file an edit needs, and where the bytes not read begin.
+
+    With ``head_only`` and a head the worker fetched (``item["head"]``, a scratch copy of the
+    file's first bytes, deleted here) that shows the file ending with its pixel data, the pixel
+    data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset.
+    Output pieces from ``tail`` on are then never the file's bytes: they must reach the page as
+    references to the opened file (an edit neither reads nor changes them). Otherwise the whole
+    file is read, and ``tail`` is None.
+
+    Returns
+    -------
+    data : bytes or bytearray
+    tail : int or None
+    """
+    head_path = item.get("head")
+    if not head_path:
+        return read_item(item), None
+    try:
+        head = _read_whole(head_path)
+    finally:
+        os.remove(head_path)
+    if head_only:
+        with unreadable_as_error(item.get("name") or os.path.basename(item["path"])):
+            size = os.stat(item["path"]).st_size
+        if len(head) == size:
+            return head, None
+        tail = header.pixel_data_tail(head, size)
+        if tail is not None:
+            data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
+            data[:tail] = memoryview(head)[:tail]
+            return data, tail
+    return read_file(item["path"], item.get("name")), None
+
+
+def split_at_tail(pieces, origins, tail):
+    """``pieces`` and ``origins`` with the piece that straddles ``tail`` cut in two there, so
+    that every piece is wholly before ``tail`` or wholly from it on (see
+    :func:`read_item_for_edit`)."""
+    if tail is None:
+        return pieces, origins
+    cut_pieces, cut_origins = [], []
+    for piece, origin in zip(pieces, origins):
+        if origin is not None and origin < tail < origin + len(piece):
+            cut = tail - origin
+            cut_pieces += [piece[:cut], piece[cut:]]
+            cut_origins += [origin, tail]
+        else:
+            cut_pieces.append(piece)
+            cut_origins.append(origin)
+    return cut_pieces, cut_origins
 
 
 def _read_whole(path):
@@ -246,23 +311,37 @@ def new_errors_of(data, pieces, name):
     return listed_errors(validate.new_errors_in(data, pieces, name))
 
 
-def edit_item(item, edits, context):
+class EditedItem(NamedTuple):
+    """One file as :func:`edit_item` edited it."""
+
+    pieces: list
+    """The output, as :func:`dcmstudio.edit.edit_output` gives it."""
+    origins: list
+    """Per piece, its offset in the input, or None for new bytes."""
+    report: dict
+    """:func:`dcmstudio.edit.edit_output`'s report, plus ``new_errors``: the validation errors
+    the output has and the input had not (see :func:`new_errors_of`)."""
+    part10: bool
+    """Whether the input had a DICM prefix (so the output has one)."""
+    tail: Optional[int]
+    """Where the input's bytes that were not read begin (see :func:`read_item_for_edit`): the
+    pieces from there on stand in for them and must go as references. None: all was read."""
+
+
+def edit_item(item, edits, context, head_only=False):
     """One file edited as the edit task edits it (read, edited, its output checked); the command
-    (:mod:`dcmstudio.cli.tasks`) calls it too.
+    (:mod:`dcmstudio.cli.tasks`) calls it too. ``head_only``: see :func:`read_item_for_edit`.
 
     Returns
     -------
-    pieces, origins, report
-        As :func:`dcmstudio.edit.edit_output` gives them; the report also lists ``new_errors``,
-        the validation errors the output has and the input had not (see :func:`new_errors_of`).
-    part10 : bool
-        Whether the input had a DICM prefix (so the output has one).
+    EditedItem
     """
     from . import edit
     replay = context.get("replay")
     replayed = replay.replayed if replay is not None else None
-    data = read_item(item)
+    data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = edit.edit_output(data, edits, context=context)
+    pieces, origins = split_at_tail(pieces, origins, tail)
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -271,7 +350,7 @@ def edit_item(item, edits, context):
     # replay does not compare are not edited, so they are the input's, errors included).
     if replay is not None and replay.replayed != replayed:
         report["new_errors"] = list(replay.new_errors)
-        return pieces, origins, report, part10
+        return EditedItem(pieces, origins, report, part10, tail)
     try:
         check_reread(pieces, item["name"])
     except DicomStudioError:
@@ -282,7 +361,7 @@ def edit_item(item, edits, context):
     report["new_errors"] = new_errors_of(data, pieces, item["name"]) if report["changes"] else []
     if replay is not None:
         replay.new_errors = report["new_errors"]
-    return pieces, origins, report, part10
+    return EditedItem(pieces, origins, report, part10, tail)
 
 
 @register("edit")
@@ -314,6 +393,8 @@ class EditJob(ZipJob):
         self.container = options.get("container") or "zip"
         if self.container not in ("zip", "members", "files"):
             raise DicomStudioError(f"an edit job writes a zip, members or files, not '{self.container}'")
+        # A ZIP member's CRC needs every byte; a file in a folder only what is edited.
+        self.reads = "head" if self.container == "files" else "whole"
         super().__init__(options, count, scratch)
         key = options.get("key")
         self.uid_map = uids.UidMap(key=bytes.fromhex(key) if key else None)
@@ -331,7 +412,8 @@ class EditJob(ZipJob):
         index = item.get("index", self.index + 1)
         context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         try:
-            pieces, origins, report, _ = edit_item(item, self.edits, context)
+            # A folder save takes unchanged pixel data from the opened file: only heads are read.
+            pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=self.reads == "head")
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message, "index": index})
@@ -350,7 +432,8 @@ class EditJob(ZipJob):
                 f.writelines(pieces)
             return {**done, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
         # Large stretches of the input go to the page as references to the file it opened.
-        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
+                                                                     or tail is not None and origin >= tail)
                    else None for piece, origin in zip(pieces, origins)]
         if self.container == "zip":
             member = self.zip.add_pieces(pieces, name, sources)
@@ -363,10 +446,11 @@ class EditJob(ZipJob):
     def _member(self, member, pieces, sources):
         """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
         size = sum(len(piece) for piece in pieces)
-        crc = 0
-        for piece in pieces:
-            crc = zlib.crc32(piece, crc)
+        crc = None  # a file in a folder needs none (and its pixel data may not have been read)
         if self.container == "members":
+            crc = 0
+            for piece in pieces:
+                crc = zlib.crc32(piece, crc)
             self.sink.write(member_header(member, size, crc))
         for piece, source in zip(pieces, sources):
             if source is not None:

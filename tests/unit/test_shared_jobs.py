@@ -29,6 +29,7 @@ def _series(tmp_path, count):
     source = pydicom.dcmread(bundled("CT_small.dcm"))
     source.Rows = source.Columns = 256  # pixel data past jobs.REFERENCED_PIECE: sent as references
     source.PixelData = bytes(range(256)) * 512
+    del source[0xFFFCFFFC]  # Data Set Trailing Padding: the pixel data ends the file
     paths = []
     for index in range(1, count + 1):
         source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.{index}"
@@ -165,3 +166,68 @@ class _SparseArchive(io.RawIOBase):
         buffer[:len(out)] = out
         self.pos = end
         return len(out)
+
+
+def _with_heads(items, tmp_path, length):
+    """Items as the worker hands them for a job that reads heads: ``head``, a scratch copy of
+    each file's first ``length`` bytes (the step deletes it)."""
+    out = []
+    for item in items:
+        head = tmp_path / f"head-{item['index']}"
+        with open(item["path"], "rb") as f:
+            head.write_bytes(f.read(length))
+        out.append({**item, "head": str(head)})
+    return out
+
+
+def _folder_outputs(tmp_path, items, options):
+    job = jobs.start("edit", options, len(items), lambda name: str(tmp_path / "out" / name))
+    assert jobs.reads(job) == "head"
+    outputs = {}
+    for item in items:
+        result = jobs.step(job, item)
+        assert "error" not in result, result
+        outputs[result["member"]["name"]] = result["chunks"]
+    jobs.finish(job)
+    return outputs
+
+
+def test_a_folder_save_reads_only_each_file_head_and_references_the_pixel_data(tmp_path, monkeypatch):
+    paths = _series(tmp_path, 3)
+    whole = _shared_zip(tmp_path / "whole", paths, 1, container="files")
+    items = [{"path": str(p), "name": p.name, "index": i + 1, "member": p.name} for i, p in enumerate(paths)]
+    options = {"edits": EDITS, "container": "files", "key": KEY}
+
+    def no_whole_read(*args, **kwargs):
+        raise AssertionError("a folder save read a whole file")
+    monkeypatch.setattr(jobs, "read_file", no_whole_read)
+    monkeypatch.setattr(jobs, "read_item", no_whole_read)
+    outputs = _folder_outputs(tmp_path, _with_heads(items, tmp_path, 64 * 1024), options)
+    pixel_bytes = len(pydicom.dcmread(paths[0]).PixelData)
+    for name, chunks in outputs.items():
+        # the pixel data is one reference to the opened file, never bytes that stood in for it
+        references = [c for c in chunks if "source" in c]
+        assert [(c["source"], c["length"]) for c in references] == [(str(tmp_path / "in" / name), pixel_bytes)]
+        assert read_parts(chunks) == whole[name]
+
+
+@pytest.mark.parametrize("case", ["head too short", "something after the pixel data", "deflated"])
+def test_a_folder_save_reads_the_whole_file_where_the_head_cannot_vouch_for_the_rest(tmp_path, case):
+    paths = _series(tmp_path, 1)
+    ds = pydicom.dcmread(paths[0])
+    length = 64 * 1024
+    if case == "head too short":
+        length = 200
+    elif case == "something after the pixel data":
+        ds.add_new((0xFFFC, 0xFFFC), "OB", b"\0" * 8)  # Data Set Trailing Padding
+        ds.save_as(paths[0], enforce_file_format=True)
+    else:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+        ds.save_as(paths[0], enforce_file_format=True)
+    item = {"path": str(paths[0]), "name": paths[0].name, "index": 1, "member": paths[0].name}
+    [headed] = _with_heads([item], tmp_path, length)
+    data, tail = jobs.read_item_for_edit(headed, head_only=True)
+    assert tail is None and data == paths[0].read_bytes()
+    outputs = _folder_outputs(tmp_path, _with_heads([item], tmp_path, length), {"edits": EDITS, "container": "files", "key": KEY})
+    edited = pydicom.dcmread(io.BytesIO(read_parts(outputs[paths[0].name])))
+    assert edited.PatientName == "Shared^Job" and edited.PixelData == ds.PixelData

@@ -119,8 +119,8 @@ def _edit(spec, item):
     # A fresh keyed map per file: the same new UIDs, and nothing that grows with the job.
     context = {"index": item["index"], "uid_map": KeyedUidMap(bytes.fromhex(spec["key"])),
                "name": name, "replay": state["replay"]}
-    pieces, _, report, part10 = jobs.edit_item(item, spec["edits"], context)
-    return [(name, pieces, part10)], report
+    edited = jobs.edit_item(item, spec["edits"], context)
+    return [(name, edited.pieces, edited.part10)], edited.report
 
 
 def learn_file(spec, item):
