@@ -23,3 +23,16 @@ def bundled(name):
     path = TEST_FILES_DIR / name
     assert path.is_file(), f"pydicom's wheel no longer ships {name}"
     return path
+
+
+@pytest.fixture(autouse=True)
+def codec_registry_restored():
+    """Codecs a test registers (directly, or through the command, which registers pylibjpeg's
+    JPEG 2000 where it is installed) are withdrawn after it: each test sees the runtime's own."""
+    from dcmstudio import codecs
+    decoders, encoders = set(codecs.registered_decoders()), set(codecs.registered_encoders())
+    yield
+    for ts in set(codecs.registered_decoders()) - decoders:
+        codecs.unregister_decoder(ts)
+    for ts in set(codecs.registered_encoders()) - encoders:
+        codecs.unregister_encoder(ts)
