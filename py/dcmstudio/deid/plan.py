@@ -21,10 +21,32 @@ TYPE_CHOSEN = {"X/Z": {"1": "X", "2": "Z", "3": "X"},
                "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
                "X/D": {"1": "D", "2": "D", "3": "X"},
                "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+# A single action that would take away what the object's IOD requires, and the action that
+# keeps it: a Type 1 attribute keeps a value (a dummy), a Type 2 one stays, empty (PS3.15
+# E.1.1: a de-identified object stays a valid instance; Table E.1-1 says X for some attributes
+# an IOD makes Type 1, such as a presentation state's (0070,0082) Presentation Creation Date).
+TYPE_KEPT = {"X": {"1": "D", "2": "Z"}, "Z": {"1": "D"}}
 # (SOP Class UID, tag, enclosing sequences) → Type in the IOD: a series asks the same few.
 _TYPES = {}
 # Character sets whose text the residual scan may search as bytes (see residual.scan).
 PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
+
+
+def _type_at(place, mandatory=False):
+    """The Type of an attribute at ``place`` = (SOP Class UID, tag, enclosing sequences) in the
+    object's IOD, or ``None``; with ``mandatory``, only as the IOD's mandatory modules give it."""
+    kind = _TYPES.get((place, mandatory), "")
+    if kind == "":
+        try:
+            places = iod.attribute_requirements(*place)
+        except (KeyError, ValueError):
+            places = []
+        if mandatory:
+            places = [(module, kind) for module, kind in places if module.usage == "M"]
+        else:
+            places = [(module, kind) for module, kind in places if module.usage == "M"] or places
+        kind = _TYPES[(place, mandatory)] = iod.governing_type(places) if places else None
+    return kind
 
 
 class FilePlan:
@@ -241,8 +263,10 @@ class FilePlan:
         E.1.1: the dummy only where the IOD needs a value, the empty value only where it needs
         the attribute): X/Z is Z for Type 2 and X otherwise; X/Z/D is D for Type 1, Z for 2, X
         otherwise; X/D is D for Type 1 or 2; Z/D is D for Type 1. Conditional types count as
-        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D."""
-        if action not in TYPE_CHOSEN:
+        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D.
+        A single X or Z yields to the Type a mandatory module gives (see ``TYPE_KEPT``): the
+        attributes of an optional module may go, as the module may (an overlay goes whole)."""
+        if action not in TYPE_CHOSEN and action not in TYPE_KEPT:
             return action
         if self._sop_class is None:
             self._sop_class = self._text(self.top.get(SOP_CLASS_UID))
@@ -252,12 +276,9 @@ class FilePlan:
                 parents.append(up.tag)
             up = up.parent
         place = (self._sop_class, node.tag, tuple(reversed(parents)))
-        kind = _TYPES.get(place, "")
-        if kind == "":
-            try:
-                kind = _TYPES[place] = iod.attribute_type(*place)
-            except (KeyError, ValueError):
-                kind = _TYPES[place] = None
+        if action in TYPE_KEPT:
+            return TYPE_KEPT[action].get((_type_at(place, mandatory=True) or "3")[0], action)
+        kind = _type_at(place)
         return TYPE_CHOSEN[action].get((kind or "3")[0], TYPE_CHOSEN[action]["3"])
 
     def _apply(self, node, rule, action, by, mode):
