@@ -184,16 +184,17 @@ def test_a_clean_deidentification_reports_none(tmp_path):
 
 
 def test_a_deidentification_that_breaks_the_iod_is_reported(tmp_path, monkeypatch):
-    real = deid.Deidentifier.deidentify
+    real = deid.Deidentifier.deidentify_output
 
     def losing_the_modality(self, data, name, **kwargs):
-        pieces, report = real(self, data, name, **kwargs)
+        pieces, _, report = real(self, data, name, **kwargs)
         context = {"index": 1, "uid_map": uids.UidMap(), "name": name}
         from dcmstudio import edit
-        damaged, _, _ = edit.edit_output(b"".join(pieces), [{"op": "delete", "path": "Modality"}], context=context)
-        return damaged, report
+        damaged, origins, _ = edit.edit_output(b"".join(pieces), [{"op": "delete", "path": "Modality"}],
+                                               context=context)
+        return damaged, [None] * len(damaged), report
 
-    monkeypatch.setattr(deid.Deidentifier, "deidentify", losing_the_modality)
+    monkeypatch.setattr(deid.Deidentifier, "deidentify_output", losing_the_modality)
     steps, finished = _deid_job(tmp_path, [bundled("CT_small.dcm")])
     assert _found(steps[0]["report"]["new_errors"]) == [("type1-missing", "Modality")]
     assert _zip_members(steps, finished) == 1  # still written: the user decides

@@ -146,6 +146,12 @@ def _deid(spec, item, identifiers):
     # it replaces) stays its own, so the result does not depend on which worker saw which
     # files before: the page's task gives the same.
     job = Deidentifier(spec["options"], scratch=spec.get("scratch"))
+    # the layouts met by this worker (state that changes how fast, never what, it writes)
+    key = ("deid", job_id(spec))
+    if key not in _per_process:
+        _per_process.clear()
+        _per_process[key] = job.layouts
+    job.layouts = _per_process[key]
     learned = item.get("learned", False)
     # a file the first pass could not read learns its own values, as the page's task does
     job.identifiers = identifiers if learned else copy.deepcopy(identifiers)

@@ -80,16 +80,22 @@ class FilePlan:
         self.elements = []
         self.notes = []
         self._deleted = set()
+        # What the decisions depended on, so a file of the same layout can reuse them (see
+        # dcmstudio.deid.layouts): the elements whose values were read, those edited, and the
+        # UIDs replaced by keyed ones (one value each, in the order they were replaced).
+        self.read = set()
+        self.edited = set()
+        self.uid_slots = []
+        self.other_ids = []
         self._sop_class = None
         self._encodings = {}
         top = {node.tag: node for node in emap.root.children}
         self.top = top
         self.pixel_representation = 0
         self.pixel_representation = self._number(top.get(PIXEL_REPRESENTATION)) or 0
-        self.patient = job.patient(self._text(top.get(PATIENT_ID)),
-                                   self._text(top.get(ISSUER_OF_PATIENT_ID)),
-                                   self._text(top.get(PATIENT_NAME)),
-                                   self._text(top.get(PATIENT_BIRTH_DATE)))
+        self.patient_key = (self._text(top.get(PATIENT_ID)), self._text(top.get(ISSUER_OF_PATIENT_ID)),
+                            self._text(top.get(PATIENT_NAME)), self._text(top.get(PATIENT_BIRTH_DATE)))
+        self.patient = job.patient(*self.patient_key)
         self.plain_charset = all(
             term.strip() in PLAIN_CHARSETS for node in emap.elements
             if node.tag == SPECIFIC_CHARACTER_SET for term in self._texts(node, values.DEFAULT_ENCODINGS))
@@ -124,10 +130,12 @@ class FilePlan:
             return values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
         return in_force(container, self._encodings, own, values.DEFAULT_ENCODINGS)
 
-    def _texts(self, node, encodings=None):
+    def _texts(self, node, encodings=None, record=True):
         """A plain element's values as a list of text (numbers as their text)."""
         if node is None or node.children is not None or not node.length:
             return []
+        if record:
+            self.read.add(node)
         raw = self.data[node.value_offset:node.value_offset + node.length]
         vr = self._vr(node)
         if vr in BULK_VRS or vr == "SQ":
@@ -351,6 +359,7 @@ class FilePlan:
                               "by": by})
 
     def _edit(self, op, node, value=None, suffix=""):
+        self.edited.add(node)
         item = {"op": op, "path": node.tag_path + suffix}
         if op != "delete":
             item["value"] = value
@@ -381,6 +390,7 @@ class FilePlan:
         original = self._text(node)
         if node.tag == PATIENT_ID and original and original != self.patient.original_id:
             value = self.job.pseudonym_for_id(original)
+            self.other_ids.append(original)
         else:
             value = self.patient.pseudonym
         if original != value:
@@ -421,7 +431,7 @@ class FilePlan:
                                else DUMMY_TEXT)
 
     def _replace_uids(self, node, by, action, only_instances=False):
-        old = self._texts(node)
+        old = self._texts(node, record=False)
         new = []
         for uid in old:
             keep = not uid or uid.startswith(uids.DICOM_ROOT) or \
@@ -429,6 +439,10 @@ class FilePlan:
             new.append(uid if keep else self.job.new_uid(uid))
             if not keep and uids.is_remappable(node.tag, uid):
                 self.identifiers.instance_uids.add(uid)
+        if len(old) == 1 and new != old:
+            self.uid_slots.append((node, only_instances))  # the new value follows the old one
+        else:
+            self.read.add(node)
         if new != old:
             self._record(node, action, by)
             self._edit("set", node, new if len(new) > 1 else new[0])
@@ -495,6 +509,7 @@ class FilePlan:
             self._delete(node, "basic")  # reserved private range: no creator, not safe
             return
         creator = self._creator(node)
+        self.read.add(node)  # its value may decide whether it is safe
         if creator is not None and private.is_safe(node, creator, self.data, self.options.safe_private):
             blocks_kept.add((node.tag >> 16, element >> 8))
             self._record(node, "C", "retain_safe_private")
