@@ -15,7 +15,8 @@ file's own: its new UIDs. A :class:`Layout` keeps what de-identifying one file g
 - its output as segments: stretches of the input, new bytes, and the UIDs that follow the
   file's own.
 
-A file whose masked header equals a layout's, of the same size (its pixel data ends the file),
+A file whose masked header equals a layout's, of the same size, with the same elements after
+its pixel data (if any: they are compared whole),
 whose replaced values differ from their fixed replacements, and whose new UIDs have the lengths
 the layout's had, gets that output with its own input stretches and new UIDs: the bytes, report
 and mapping de-identifying it in full gives (a test holds them equal), so which files a process
@@ -35,6 +36,8 @@ TRANSFER_SYNTAX_UID = 0x00020010
 PREAMBLE = 128
 # Layouts kept per job: a series has a few (its UIDs' lengths differ with the instance number).
 KEPT = 8
+# Elements after the pixel data (Data Set Trailing Padding) are compared whole, up to this size.
+TRAILER = 4096
 _INPUT, _NEW, _UID = 0, 1, 2
 
 
@@ -61,7 +64,7 @@ class Layout:
     Build one with :meth:`of`; :meth:`replay` applies it.
     """
 
-    __slots__ = ("size", "pixels_at", "mask", "key", "differs", "slots", "same_uids", "segments",
+    __slots__ = ("size", "pixels_at", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
                  "changes", "dicm", "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
@@ -72,14 +75,17 @@ class Layout:
         data = emap.data
         pixels = emap.top_level(PIXEL_DATA)
         if emap.deflated or plan.masks or pixel_range is None or pixels is None or \
-                pixels.length is None or pixels.end != len(data) or emap.root.children[-1] is not pixels:
+                pixels.length is None or len(data) - pixels.end > TRAILER:
             return None
         start = pixels.value_offset
-        out_start = start + sum(len(piece) for piece in pieces) - len(data)
-        if tuple(pixel_range) != (out_start, out_start + pixels.length):
-            return None
         ordered = sorted(changes, key=lambda change: tuple(change["input_range"]))
-        if any(change["input_range"][1] > pixels.offset for change in ordered):
+        if any(change["input_range"][1] > pixels.offset and change["input_range"][0] < pixels.end
+               for change in ordered):
+            return None
+        ordered = [change for change in ordered if change["input_range"][1] <= pixels.offset]
+        out_start = start + sum((d - c) - (b - a) for (a, b), (c, d) in
+                                ((change["input_range"], change["byte_range"]) for change in ordered))
+        if tuple(pixel_range) != (out_start, out_start + pixels.length):
             return None
         head = residual.cut(pieces, 0, out_start)
         by_range = {tuple(change["input_range"]): change for change in ordered if change["op"] == "set"}
@@ -100,6 +106,9 @@ class Layout:
         layout = cls()
         layout.size = len(data)
         layout.pixels_at = start
+        # after the pixel data: the same input, the same output
+        layout.trailer = (pixels.end, bytes(data[pixels.end:]),
+                          residual.cut(pieces, out_start + pixels.length, None))
         layout.dicm = bytes(data[PREAMBLE:PREAMBLE + 4]) == b"DICM"
         layout.segments, position = [], 0
         for change in ordered:
@@ -140,6 +149,8 @@ class Layout:
         view = memoryview(data)
         if int.from_bytes(view[:self.pixels_at], "little") & self.mask != self.key:
             return None
+        if view[self.trailer[0]:] != self.trailer[1]:
+            return None
         if any(view[start:end] == new for start, end, new in self.differs):
             return None  # set to the value it already has: no change, unlike in the layout's file
         olds = []
@@ -163,7 +174,10 @@ class Layout:
             else:
                 out += self.slots[segment[1]][4]
                 out += news[segment[1]]
-        pieces, origins = [bytes(out), view[self.pixels_at:]], [None, self.pixels_at]
+        pieces, origins = [bytes(out), view[self.pixels_at:self.trailer[0]]], [None, self.pixels_at]
+        if self.trailer[2]:
+            pieces.append(self.trailer[2])
+            origins.append(None)
         edit.verify_unchanged(data, pieces, self.changes, name, origins=origins)
         if self.dicm:
             pieces[0] = bytes(PREAMBLE) + pieces[0][PREAMBLE:]
