@@ -1099,3 +1099,39 @@ def test_pixel_range_from_the_edit_report_matches_a_walk_of_the_output(corpus, n
     pieces, report = edit.edit_bytes(data, file_plan.edits)
     pixels = walk(b"".join(pieces), name).top_level(0x7FE00010)
     assert residual.pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)
+
+
+def test_the_byte_finder_finds_what_a_case_blind_whole_token_search_finds():
+    """The residual scan's byte search folds ASCII case itself and checks a token's start by hand
+    (fast); a plain case-insensitive search with look-arounds is the reference."""
+    import random
+
+    from dcmstudio.deid.identifiers import Identifiers
+    found = Identifiers()
+    for name in ("Wu^Li", "Müller^Jürgen", "山田^花子", "O'Neil^Ann Marie"):
+        found.add_name(name)
+    found.add("id", "PID-0042")
+    found.add("date", "20240131")
+    found.instance_uids.update({"1.2.3.4.5", "1.2.840.99.7"})
+    texts = sorted(found.texts, key=len, reverse=True)
+    forms = {f.encode(e, "ignore") for t in texts for f in (t, t.upper(), t.title()) for e in ("utf-8", "latin-1")}
+    words = re.compile(rb"(?<![A-Za-z0-9])(?:" + b"|".join(re.escape(f) for f in sorted(forms - {b""}, key=len,
+                       reverse=True)) + rb")(?![A-Za-z0-9])|" + "|".join(found.ideographs).encode(), re.IGNORECASE)
+    uids_ = re.compile(rb"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])")
+    dates_ = re.compile(rb"(?<![0-9])((?:19|20)[0-9]{2})[-./]?([01][0-9])[-./]?([0-3][0-9])")
+
+    def reference(data):
+        hits = [(m.start(), m.group(0).decode("utf-8", "replace")) for m in words.finditer(data)]
+        hits += [(m.start(), m.group(0).decode()) for m in uids_.finditer(data) if m.group(0).decode() in found.instance_uids]
+        hits += [(m.start(), m.group(0).decode()) for m in dates_.finditer(data)
+                 if b"".join(m.groups()).decode() in found.dates]
+        return sorted(hits)
+
+    pieces = [b"li", b"LI", b"xli", b"Wu", b"wu2", b"WU^LI", b"M\xfcller", "MÜLLER".encode(), "花".encode(),
+              b"1.2.3.4.5", b"11.2.3.4.5", b"1.2.3.4.5.6", b".1.2.3.4.5", b"20240131", b"2024-01-31", b"120240131",
+              b"PID-0042", b"pid-00421", b"o'neil", b" ", b"^", b"\\", b"\x00", b"ann marie", b"anne marie"]
+    generator = random.Random(7)
+    finder = found.finder()
+    for _ in range(300):
+        data = b"".join(generator.choice(pieces) for _ in range(generator.randint(1, 12)))
+        assert [(at, text) for at, _, text in finder(data, 0, len(data))] == reference(data), data
