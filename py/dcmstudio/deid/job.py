@@ -17,8 +17,9 @@ from dcmstudio.deid.plan import FilePlan
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
 
-# The learning pass reads this much of a file first: the header of nearly every image.
-HEADER_READ = 1 << 18
+# The learning pass reads this much of a file first (the header of nearly every image), then
+# sixteen times more at each try, then all of it.
+HEADER_READ = 1 << 16
 HEADER_END = 0x7FDFFFFF  # the last tag before (7FE0,0008) Float Pixel Data
 
 
@@ -59,6 +60,7 @@ class Deidentifier:
     def __init__(self, options=None, scratch=None, *, session=False):
         self.options = DeidOptions(options)
         self.profile = deid_profile.load()
+        self.rules = {}  # tag → (rule, action, decided_by) under these options (see FilePlan)
         self._key, self.deterministic = derive_key(self.options.secret)
         if session and not self.deterministic:
             self._key = session_key()
@@ -289,16 +291,18 @@ class Deidentifier:
         """
         try:
             with open(path, "rb") as f:
-                head = f.read(HEADER_READ)
-                try:
-                    self.learn_identifiers(head, name)
-                    return True
-                except DicomStudioError:
-                    rest = f.read()
-                    if not rest:
-                        raise
-            self.learn_identifiers(head + rest, name)  # a longer header, or a deflated file
-            return True
+                head, want = f.read(HEADER_READ), HEADER_READ
+                while True:
+                    try:
+                        self.learn_identifiers(head, name)
+                        return True
+                    except DicomStudioError:
+                        # a longer header, or a deflated file: read on (all of it at last)
+                        want = want * 16 if want < HEADER_READ << 8 else -1
+                        more = f.read(want - len(head) if want > 0 else -1)
+                        if not more:
+                            raise
+                        head += more
         except (DicomStudioError, OSError):
             return False
 

@@ -159,6 +159,16 @@ class FilePlan:
         except ValueError:
             return None
 
+    def _rule(self, tag):
+        """``(rule, action, decided_by)`` of a standard tag under the chosen options, or
+        ``(None, None, None)`` when the table omits it; the job remembers them."""
+        found = self.job.rules.get(tag)
+        if found is None:
+            rule = self.profile.rule_for(tag)
+            found = self.job.rules[tag] = (rule, *self.profile.action(rule, self.chosen)) \
+                if rule is not None else (None, None, None)
+        return found
+
     # --- identifying values --------------------------------------------------------------------
 
     def _collect_identifiers(self):
@@ -177,8 +187,7 @@ class FilePlan:
                     for text in self._texts(node):
                         identifiers.add_name(text)
                 continue
-            rule = self.profile.rule_for(tag)
-            action = self.profile.action(rule, self.chosen)[0] if rule is not None else None
+            rule, action, _ = self._rule(tag)
             if action == "K":
                 continue
             if vr == "UI":
@@ -235,11 +244,10 @@ class FilePlan:
             if group & 1:
                 self._private(node, blocks_kept, creators)
                 continue
-            rule = self.profile.rule_for(tag)
+            rule, action, by = self._rule(tag)
             if rule is None:
                 self._unlisted(node, mode)
                 continue
-            action, by = self.profile.action(rule, self.chosen)
             self._apply(node, rule, action, by, mode)
         for creator in creators:
             block = (creator.tag >> 16, creator.tag & 0xFF)
