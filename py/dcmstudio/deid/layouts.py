@@ -21,13 +21,14 @@ whose replaced values differ from their fixed replacements, and whose new UIDs h
 the layout's had, gets that output with its own input stretches and new UIDs: the bytes, report
 and mapping de-identifying it in full gives (a test holds them equal), so which files a process
 replays never changes a result. Anything else is de-identified in full, and may become a layout.
-Replayed outputs pass the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) and the
-residual scan like any other. A layout is used only after the file it came from passed the
+A layout replayed on its own file must give what the full run gave, byte for byte, or it is
+not kept: the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) that file passed then
+holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout is used only after the file it came from passed the
 re-read and the validation with no new error: those hold for a replayed output too, whose header
 is that file's but for values of the same lengths copied from its input, or keyed UIDs.
 """
 
-from dcmstudio import edit, uids
+from dcmstudio import uids
 from dcmstudio.deid import residual
 from dcmstudio.deid.tags import PIXEL_DATA, SPECIFIC_CHARACTER_SET
 from dcmstudio.elements import ITEM
@@ -65,7 +66,7 @@ class Layout:
     """
 
     __slots__ = ("size", "pixels_at", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
-                 "changes", "dicm", "report", "patient_key", "other_ids", "pixel_range")
+                 "dicm", "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
     def of(cls, plan, emap, pieces, changes, pixel_range):
@@ -123,7 +124,6 @@ class Layout:
         olds = [slot[6] for slot in slots]
         layout.same_uids = [olds.index(old) for old in olds]
         layout.mask, layout.key, layout.differs = _mask(plan, emap, ordered, slot_of, start, head)
-        layout.changes = changes
         layout.patient_key = plan.patient_key
         layout.other_ids = list(plan.other_ids)
         layout.pixel_range = tuple(pixel_range)
@@ -133,6 +133,12 @@ class Layout:
         layout.report = {"actions": counts, "elements": plan.elements, "changes": len(changes),
                          "burned_in": plan.burned_in, "notes": list(plan.notes),
                          "pixel_range": layout.pixel_range, "plain_charset": plan.plain_charset}
+        # Replayed on its own file, a layout must give exactly what the full run gave: the
+        # editor's self-check then holds for every file it is replayed on (whose bytes outside
+        # the changes are copied from the same offsets, and whose new UIDs fill the same places).
+        again = layout.replay(plan.job, data, plan.name, None)
+        if again is None or b"".join(again[0]) != b"".join(pieces):
+            return None
         return layout
 
     def replay(self, job, data, name, identifiers):
@@ -143,6 +149,7 @@ class Layout:
         -------
         (pieces, origins, report_fields, patient) or None
             ``report_fields`` holds the report's fields that do not depend on the file's name.
+            The UIDs replaced are added to ``identifiers`` (unless ``None``).
         """
         if len(data) != self.size:
             return None
@@ -174,15 +181,14 @@ class Layout:
             else:
                 out += self.slots[segment[1]][4]
                 out += news[segment[1]]
+        if self.dicm:
+            out[:PREAMBLE] = bytes(PREAMBLE)
         pieces, origins = [bytes(out), view[self.pixels_at:self.trailer[0]]], [None, self.pixels_at]
         if self.trailer[2]:
             pieces.append(self.trailer[2])
             origins.append(None)
-        edit.verify_unchanged(data, pieces, self.changes, name, origins=origins)
-        if self.dicm:
-            pieces[0] = bytes(PREAMBLE) + pieces[0][PREAMBLE:]
         for old, slot in zip(olds, self.slots):
-            if uids.is_remappable(slot[2], old):
+            if identifiers is not None and uids.is_remappable(slot[2], old):
                 identifiers.instance_uids.add(old)
         patient = job.patient(*self.patient_key)
         for original in self.other_ids:
@@ -232,10 +238,11 @@ class Layouts:
 
     def replay(self, job, data, name, identifiers):
         """The first layout's :meth:`Layout.replay` that fits ``data``, or ``None``."""
-        for layout in self._layouts:
+        for index, layout in enumerate(self._layouts):
             result = layout.replay(job, data, name, identifiers)
             if result is not None:
                 self.replayed += 1
+                self._layouts.insert(0, self._layouts.pop(index))  # the series' current layout first
                 return result
         return None
 
