@@ -1135,3 +1135,38 @@ def test_the_byte_finder_finds_what_a_case_blind_whole_token_search_finds():
     for _ in range(300):
         data = b"".join(generator.choice(pieces) for _ in range(generator.randint(1, 12)))
         assert [(at, text) for at, _, text in finder(data, 0, len(data))] == reference(data), data
+
+
+def test_each_kind_of_change_does_what_it_says(corpus):
+    """Every element acted on names its kind of change (dcmstudio.deid.actions), and the output
+    shows it: what is removed is gone, what is emptied is there and empty, dummies are not the
+    original, new UIDs are keyed, shifted dates moved by the patient's offset."""
+    from dcmstudio.deid import actions
+    does = {action.does: action for action in actions.ALL}
+    assert len(does) == len(actions.ALL) and all(a.code and a.does for a in actions.ALL)
+    assert deid.profile_info()["actions"] == [type(a).describe() for a in actions.ALL]
+    job, outputs, reports = run_job(corpus, {"retain_long_modified_dates": True}, names=("ct1.dcm",))
+    source, out = corpus["datasets"]["ct1.dcm"], read(outputs["ct1.dcm"])
+    offset = job.mapping()["patients"][0]["date_offset_days"]
+    seen = set()
+    for element in reports["ct1.dcm"]["elements"]:
+        action = does[element["does"]]  # a known kind, described as that kind describes itself
+        seen.add(type(action).__name__)
+        keyword = element["name"]
+        if element["path"] != keyword or not keyword or keyword not in source or element["by"] == "duplicate":
+            continue  # top-level standard elements only: pydicom finds them by keyword
+        if isinstance(action, actions.Remove):
+            assert keyword not in out, keyword
+        elif isinstance(action, actions.Empty):
+            assert keyword in out and not out[keyword].value, keyword
+        elif isinstance(action, actions.Pseudonym):
+            assert out[keyword].value == reports["ct1.dcm"]["patient"], keyword
+        elif type(action) is actions.Dummy:
+            assert keyword in out and str(out[keyword].value) != str(source[keyword].value), keyword
+        elif isinstance(action, actions.ReplaceUID):
+            assert out[keyword].value == job.new_uid(source[keyword].value), keyword
+        elif isinstance(action, actions.ShiftDate) and out[keyword].VR == "DA":
+            moved = datetime.datetime.strptime(out[keyword].value, "%Y%m%d") - \
+                datetime.datetime.strptime(source[keyword].value, "%Y%m%d")
+            assert moved.days == offset, keyword
+    assert {"Remove", "Empty", "Pseudonym", "Dummy", "ReplaceUID", "ShiftDate"} <= seen

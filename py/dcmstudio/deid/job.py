@@ -8,7 +8,7 @@ import os
 
 from dcmstudio import edit
 from dcmstudio.catalog import as_invalid_dicom
-from dcmstudio.deid import mapping, pixels, preamble, profile as deid_profile, residual
+from dcmstudio.deid import actions, mapping, pixels, preamble, profile as deid_profile, residual
 from dcmstudio.deid.identifiers import Identifiers
 from dcmstudio.deid.keys import derive_key, session_key
 from dcmstudio.deid.layouts import Layout, Layouts
@@ -356,8 +356,9 @@ def _zeroed_preamble(pieces, origins):
 
 def profile_info():
     """The pinned table's edition, source and options, for the page (see
-    :meth:`dcmstudio.deid_profile.Profile.describe`)."""
-    return deid_profile.load().describe()
+    :meth:`dcmstudio.deid_profile.Profile.describe`), and ``actions``: every kind of change with
+    its code and what it does (see :func:`dcmstudio.deid.actions.legend`)."""
+    return {**deid_profile.load().describe(), "actions": actions.legend()}
 
 
 def preview(data, name, options):

@@ -1,18 +1,20 @@
-"""The plan for one file: every element's action under the chosen options, as byte-level edits."""
+"""The plan for one file: every element's action under the chosen options, as byte-level edits.
+
+The plan decides which kind of change each element gets (the table's row, the options, the
+object's IOD); the kinds themselves, and how each is made, are :mod:`dcmstudio.deid.actions`.
+"""
 
 import collections
 
 from pydicom.datadict import dictionary_VR
 
 from dcmstudio import __version__, iod, uids, values
-from dcmstudio.deid import burned_in, dates, private
-from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
+from dcmstudio.deid import actions, burned_in, private
 from dcmstudio.deid.identifiers import identifier_kind
-from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
-                                 CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODES, FILE_META_REMOVED,
-                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
+from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS, DEIDENTIFICATION_METHOD_CODES,
+                                 FILE_META_REMOVED, ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
                                  PATIENT_BIRTH_DATE, PATIENT_ID, PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS,
-                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, keyword)
 from dcmstudio.elements import ITEM, in_force, tag_text
 
 
@@ -229,9 +231,7 @@ class FilePlan:
                 # acted on. The editor deletes the first live copy a path names, so these
                 # deletes, made first, leave the paths of the last copy as they are.
                 occurrences[tag] -= 1
-                self._deleted.add(node)
-                self._record(node, "X", "duplicate")
-                self._edit("delete", node)
+                actions.REMOVE.apply(self, node, "duplicate")
                 self.notes.append(f"{node.path} {tag_text(tag)} occurs more than once in "
                                   f"{'the file' if node.parent.tag is None else 'its item'}: "
                                   f"only the last copy is kept, de-identified.")
@@ -252,7 +252,7 @@ class FilePlan:
         for creator in creators:
             block = (creator.tag >> 16, creator.tag & 0xFF)
             if block not in blocks_kept:
-                self._delete(node=creator, by="basic")
+                actions.REMOVE.apply(self, creator, "basic")
         if len(self._deleted) > deleted_before:
             self._remove_orphaned_overlays(container)
 
@@ -262,7 +262,7 @@ class FilePlan:
                   if node.tag & 0xFF00FFFF == 0x60003000 and node in self._deleted}
         for node in container.children:
             if node.tag >> 16 in groups and node.tag & 0xFFFF and node not in self._deleted:
-                self._delete(node, "beyond-table")
+                actions.REMOVE.apply(self, node, "beyond-table")
 
     def _file_meta(self, node):
         """The File Meta Information (PS3.15 E.1.1 item 7): the instance UID follows the new
@@ -270,9 +270,9 @@ class FilePlan:
         encoding and stays."""
         if node.tag == MEDIA_STORAGE_SOP_INSTANCE_UID:
             if "retain_uids" not in self.chosen:
-                self._replace_uids(node, "basic", "U")
+                actions.REPLACE_UID.apply(self, node, "basic")
         elif node.tag in FILE_META_REMOVED:
-            self._delete(node, "file-meta")
+            actions.REMOVE.apply(self, node, "file-meta")
 
     def _choose(self, node, action):
         """One action of a combination, by the attribute's Type in the object's IOD (PS3.15
@@ -299,31 +299,17 @@ class FilePlan:
 
     def _apply(self, node, rule, action, by, mode):
         action = self._choose(node, action)
-        sequence = node.is_sequence
-        if action == "K":
-            self._record(node, "K", by)
-            if sequence:
-                # Retain UIDs keeps a reference sequence for its UIDs: other free text in its
-                # items still goes, as the Basic Profile's action for the sequence says.
-                self._items(node, "dummy" if by == "retain_uids" else mode)
-        elif action == "X":
-            self._delete(node, by)
-        elif action == "Z":
-            self._empty(node, by)
-        elif action == "U":
-            self._replace_uids(node, by, action)
-        elif action == "X/Z/U*":
-            if sequence:
-                self._record(node, action, by)
-                self._items(node, mode or "clean")
+        if action == "X/Z/U*":
+            if node.is_sequence:
+                actions.CLEAN_ITEMS.apply(self, node, by, action, mode or "clean")
             elif self._vr(node) == "UI":
-                self._replace_uids(node, by, action)
+                actions.REPLACE_UID.apply(self, node, by, action)
             else:
-                self._empty(node, by)
-        elif action == "C":
-            self._clean(node, by)
-        else:  # D (combinations were resolved by the IOD above)
-            self._dummy(node, by, action)
+                actions.EMPTY.apply(self, node, by)
+        elif action == "K":
+            actions.KEEP.apply(self, node, by, mode)
+        else:  # combinations were resolved by the IOD above
+            actions.BY_CODE[action].apply(self, node, by)
 
     def _items(self, sequence, mode):
         for item in sequence.children:
@@ -340,31 +326,33 @@ class FilePlan:
         vr = self._vr(node)
         if vr == "UI":
             if "retain_uids" not in self.chosen:
-                self._replace_uids(node, "beyond-table", "U", only_instances=True)
+                actions.REPLACE_UID.apply(self, node, "beyond-table", only_instances=True)
         elif not keyword(node.tag):
-            self._delete(node, "beyond-table")
+            actions.REMOVE.apply(self, node, "beyond-table")
         elif mode == "dummy":
             self._dummy_content(node, vr)
         elif mode == "clean" and vr in CLEANABLE_TEXT_VRS:
-            self._scrub(node, "beyond-table")
+            actions.CLEAN_TEXT.apply(self, node, "beyond-table", record=False)
 
     def _dummy_content(self, node, vr):
         """A value inside a sequence whose action is D: text, dates and opaque bytes become
         dummies (or follow a longitudinal option); coded values, numbers and UIDs (replaced
         above) keep the content readable."""
         if vr in ("DA", "DT", "TM"):
-            self._clean_date(node, "in-dummied-sequence", vr)
+            actions.date(self, node, "in-dummied-sequence", vr)
         elif vr == "UN":
-            self._delete(node, "in-dummied-sequence")
+            actions.REMOVE.apply(self, node, "in-dummied-sequence")
         elif (vr in CLEANABLE_TEXT_VRS or vr == "UR") and node.tag not in CODE_TERMS and node.length:
-            self._set_dummy(node, "in-dummied-sequence", vr)
+            actions.DUMMY.set(self, node, "in-dummied-sequence", vr)
 
     # --- actions -------------------------------------------------------------------------------
 
-    def _record(self, node, action, by):
+    def _record(self, node, action, by, code=None):
+        """Report what ``action`` (a :class:`dcmstudio.deid.actions.Action`) does to ``node``;
+        ``code``: the table's letter for it when that is not the action's own (X/Z/U*...)."""
         self.elements.append({"path": node.path, "tag": tag_text(node.tag),
-                              "name": keyword(node.tag) or "", "action": action,
-                              "by": by})
+                              "name": keyword(node.tag) or "", "action": code or action.code,
+                              "by": by, "does": action.does})
 
     def _edit(self, op, node, value=None, suffix=""):
         self.edited.add(node)
@@ -375,156 +363,28 @@ class FilePlan:
                 item["vr"] = self._vr(node)  # the editor's dictionary lacks it; the table has it
         self.edits.append(item)
 
-    def _delete(self, node, by):
-        self._deleted.add(node)
-        self._record(node, "X", by)
-        self._edit("delete", node)
-
-    def _empty(self, node, by):
-        if node.is_sequence:
-            self._record(node, "Z", by)
-            if node.children:
-                self._edit("delete", node, suffix="[*]")
-            return
-        if node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "Z")  # Z allows a dummy value: the pseudonym
-            return
-        self._record(node, "Z", by)
-        if node.length:
-            self._edit("set", node, "")
-
-    def _pseudonym(self, node, by, action):
-        self._record(node, action, by)
-        original = self._text(node)
-        if node.tag == PATIENT_ID and original and original != self.patient.original_id:
-            value = self.job.pseudonym_for_id(original)
-            self.other_ids.append(original)
-        else:
-            value = self.patient.pseudonym
-        if original != value:
-            self._edit("set", node, value)
-
-    def _dummy(self, node, by, action):
-        if node.is_sequence:
-            self._record(node, "D", by)
-            if (keyword(node.tag) or "").endswith("CodeSequence"):
-                self._dummy_codes(node, by)
-            else:
-                self._items(node, "dummy")
-            return
-        vr = self._vr(node)
-        if vr == "UI":
-            self._replace_uids(node, by, "D")
-        elif node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "D")
-        else:
-            self._set_dummy(node, by, vr)
-
-    def _set_dummy(self, node, by, vr):
-        self._record(node, "D", by)
-        if vr not in DUMMY_VALUES:
-            self._deleted.add(node)
-            self._edit("delete", node)  # no dummy can be written for it: removing is safer
-            return
-        self._edit("set", node, DUMMY_VALUES[vr])
-
-    def _dummy_codes(self, sequence, by):
-        """Every text of a code sequence's items becomes a dummy (codes for people, places)."""
-        for item in sequence.children:
-            for node in item.children or ():
-                if node.is_sequence:
-                    self._dummy_codes(node, by)
-                elif node.children is None and self._vr(node) in TEXT_VRS and node.length:
-                    self._edit("set", node, "99DEID" if node.tag == CODING_SCHEME_DESIGNATOR
-                               else DUMMY_TEXT)
-
-    def _replace_uids(self, node, by, action, only_instances=False):
-        old = self._texts(node, record=False)
-        new = []
-        for uid in old:
-            keep = not uid or uid.startswith(uids.DICOM_ROOT) or \
-                (only_instances and not uids.is_remappable(node.tag, uid))
-            new.append(uid if keep else self.job.new_uid(uid))
-            if not keep and uids.is_remappable(node.tag, uid):
-                self.identifiers.instance_uids.add(uid)
-        if len(old) == 1 and new != old:
-            self.uid_slots.append((node, only_instances))  # the new value follows the old one
-        else:
-            self.read.add(node)
-        if new != old:
-            self._record(node, action, by)
-            self._edit("set", node, new if len(new) > 1 else new[0])
-
-    def _clean(self, node, by):
-        """C: keep what the option retains, without the identifying parts."""
-        if node.is_sequence:
-            self._record(node, "C", by)
-            self._items(node, "clean")
-            return
-        vr = self._vr(node)
-        if vr in ("DA", "DT", "TM"):
-            self._clean_date(node, by, vr)
-        elif vr == "UI":
-            self._replace_uids(node, by, "C")
-        elif node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "C")
-        elif vr == "PN":
-            self._set_dummy(node, by, vr)
-        elif vr in TEXT_VRS:
-            self._scrub(node, by, record=True)
-        else:  # overlay bitmaps and other bulk data cannot be cleaned here: removed
-            self._delete(node, by)
-
-    def _clean_date(self, node, by, vr):
-        if "retain_long_full_dates" in self.chosen:
-            self._record(node, "K", by)
-        elif "retain_long_modified_dates" in self.chosen:
-            self._record(node, "C", by)
-            if vr == "TM":
-                return  # whole-day offsets leave times as they are
-            old = self._texts(node)
-            offset = self.patient.date_offset_days
-            new = [dates.shift(v, offset, vr) for v in old]
-            if None in new:
-                self.notes.append(f"{node.path}: a {vr} value that is not a date was replaced "
-                                  f"by a dummy.")
-                new = [DUMMY_VALUES[vr] if v is None else v for v in new]
-            if new != old:
-                self._edit("set", node, new if len(new) > 1 else new[0])
-        else:
-            self._set_dummy(node, by, vr)
-
-    def _scrub(self, node, by, record=False):
-        old = self._texts(node)
-        # a value that was nothing but identifying becomes a dummy: it may be Type 1
-        new = [self.identifiers.scrub(v) or DUMMY_TEXT for v in old]
-        if record or new != old:
-            self._record(node, "C", by)
-        if new != old:
-            self._edit("set", node, new if len(new) > 1 else new[0])
-
     # --- private elements ----------------------------------------------------------------------
 
     def _private(self, node, blocks_kept, creators):
         if "retain_safe_private" not in self.chosen:
-            self._delete(node, "basic")
+            actions.REMOVE.apply(self, node, "basic")
             return
         element = node.tag & 0xFFFF
         if 0x10 <= element <= 0xFF:
             creators.append(node)
             return
         if element < 0x1000:
-            self._delete(node, "basic")  # reserved private range: no creator, not safe
+            actions.REMOVE.apply(self, node, "basic")  # reserved private range: no creator, not safe
             return
         creator = self._creator(node)
         self.read.add(node)  # its value may decide whether it is safe
         if creator is not None and private.is_safe(node, creator, self.data, self.options.safe_private):
             blocks_kept.add((node.tag >> 16, element >> 8))
-            self._record(node, "C", "retain_safe_private")
+            actions.KEEP_SAFE.apply(self, node, "retain_safe_private")
             if node.is_sequence:
                 self._items(node, None)
         else:
-            self._delete(node, "retain_safe_private")
+            actions.REMOVE.apply(self, node, "retain_safe_private")
 
     def _creator(self, node):
         tag = node.tag & 0xFFFF0000 | node.tag >> 8 & 0xFF
