@@ -54,8 +54,13 @@ def run(paths, options=None, replay=True):
 
 
 class NoLayouts(Layouts):
+    """Every file walked, planned and learned in full."""
+
     def replay(self, *args):
         return None
+
+    def learn(self, *args):
+        return False
 
 
 def assert_same_as_in_full(paths, options=None):
@@ -67,13 +72,18 @@ def assert_same_as_in_full(paths, options=None):
     assert json.dumps(job.mapping(), sort_keys=True, default=str) == \
         json.dumps(full_job.mapping(), sort_keys=True, default=str)
     assert job.summary() == full_job.summary()
+    # the first pass learned the same values, by layout or in full
+    for learned in (job.identifiers, full_job.identifiers):
+        learned._patterns = None
+    assert vars(job.identifiers) == vars(full_job.identifiers)
+    assert list(job.patients) == list(full_job.patients)
     return job, replayed
 
 
 def test_one_series_every_file_after_the_first_is_replayed_as_a_full_run_would_write_it(tmp_path):
     paths = series(tmp_path / "in")
     job, outputs = assert_same_as_in_full(paths)
-    assert job.layouts.replayed == len(paths) - 1
+    assert job.layouts.replayed == job.layouts.learned == len(paths) - 1
     for (data, _), path in zip(outputs, paths):
         out, source = pydicom.dcmread(io.BytesIO(data)), pydicom.dcmread(path)
         assert out.SOPInstanceUID == out.file_meta.MediaStorageSOPInstanceUID == job.new_uid(source.SOPInstanceUID)
@@ -94,14 +104,23 @@ def test_one_series_with_options(tmp_path, options):
 
 def test_a_file_of_another_patient_or_with_the_dummy_already_there_is_de_identified_in_full(tmp_path):
     """What the plan read (the patient's ID) must be the same; a value the plan replaces by a
-    fixed one must not already be that value (a full run would then change nothing there)."""
-    paths = series(tmp_path / "in", count=6, changes={2: {"PatientID": "OTHER-7"},
-                                                4: {"AcquisitionTime": "000000",
-                                                    "ReferringPhysicianName": ""}})
+    fixed one must not already be that value (a full run would then change nothing there).
+    The first pass reads any value from the places its layout says: a name of the same length
+    is learned as well as walking the file would learn it."""
+    name = str(pydicom.dcmread(bundled("CT_small.dcm")).PatientName)
+    other = ("Other^Person" + "X" * len(name))[:len(name)]
+    paths = series(tmp_path / "in", count=7, changes={2: {"PatientID": "OTHER-7"},
+                                                      4: {"AcquisitionTime": "000000",
+                                                          "ReferringPhysicianName": ""},
+                                                      5: {"PatientName": other}})
     job, outputs = assert_same_as_in_full(paths)
-    assert job.layouts.replayed <= len(paths) - 3
+    assert job.layouts.replayed <= len(paths) - 4
+    # in full: file 0, and 2 and 4 (values of other lengths); by layout: 1, 3, 6 and 5, whose
+    # name is learned where file 0's was
+    assert job.layouts.learned == 4
+    assert other.lower() in job.identifiers.texts
     reports = [json.loads(report) for _, report in outputs]
-    assert reports[2]["patient"] != reports[1]["patient"] == reports[3]["patient"]
+    assert reports[2]["patient"] != reports[1]["patient"] == reports[3]["patient"] == reports[5]["patient"]  # by ID
 
 
 def test_a_uid_of_another_length_or_a_private_element_more_is_not_replayed(tmp_path):

@@ -11,7 +11,7 @@ from dcmstudio.catalog import as_invalid_dicom
 from dcmstudio.deid import actions, mapping, pixels, preamble, profile as deid_profile, residual
 from dcmstudio.deid.identifiers import Identifiers
 from dcmstudio.deid.keys import derive_key, session_key
-from dcmstudio.deid.layouts import Layout, Layouts
+from dcmstudio.deid.layouts import Layout, Layouts, LearnedLayout
 from dcmstudio.deid.options import DeidOptions
 from dcmstudio.deid.plan import FilePlan
 from dcmstudio.elements import walk
@@ -277,7 +277,13 @@ class Deidentifier:
         ``data`` may stop anywhere after the last element before the pixel data.
         """
         with as_invalid_dicom(name, "while reading its identifying values"):
-            FilePlan(self, walk(data, name, stop_after=HEADER_END), name, collect_only=True)
+            if self.layouts.learn(self, data):
+                return  # read where a file of the same layout held its values
+            emap = walk(data, name, stop_after=HEADER_END)
+            plan = FilePlan(self, emap, name, collect_only=True)
+            layout = LearnedLayout.of(plan, emap)
+            if layout is not None:
+                self.layouts.add_learned(layout)
 
     def learn_file(self, path, name):
         """:meth:`learn_identifiers` from a file, reading its header only where it can.

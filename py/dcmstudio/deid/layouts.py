@@ -30,7 +30,8 @@ is that file's but for values of the same lengths copied from its input, or keye
 
 from dcmstudio import uids
 from dcmstudio.deid import residual
-from dcmstudio.deid.tags import PIXEL_DATA, SPECIFIC_CHARACTER_SET
+from dcmstudio.deid.plan import decoded_texts, learn_values
+from dcmstudio.deid.tags import PIXEL_DATA, PIXEL_REPRESENTATION, SPECIFIC_CHARACTER_SET
 from dcmstudio.elements import ITEM
 
 TRANSFER_SYNTAX_UID = 0x00020010
@@ -39,6 +40,8 @@ PREAMBLE = 128
 KEPT = 8
 # Elements after the pixel data (Data Set Trailing Padding) are compared whole, up to this size.
 TRAILER = 4096
+# Where a walk stopped, it had read the next element's header: 8 bytes at most.
+_NEXT_HEADER = 8
 _INPUT, _NEW, _UID = 0, 1, 2
 
 
@@ -229,12 +232,28 @@ def _mask(plan, emap, ordered, slot_of, end, head):
 
 
 class Layouts:
-    """The layouts of one job's files, the newest first (at most ``KEPT``): state that changes
-    how fast, never what, a job writes; a worker may keep one per job."""
+    """The layouts of one job's files, the newest first (at most ``KEPT``), for de-identifying
+    (:class:`Layout`) and for the first pass (:class:`LearnedLayout`): state that changes how
+    fast, never what, a job writes; a worker may keep one per job."""
 
     def __init__(self):
         self._layouts = []
+        self._learned = []
         self.replayed = 0
+        self.learned = 0
+
+    def learn(self, job, data):
+        """Learn ``data``'s values by the first learned layout it has; whether one fitted."""
+        for index, layout in enumerate(self._learned):
+            if layout.learn(job, data):
+                self.learned += 1
+                self._learned.insert(0, self._learned.pop(index))
+                return True
+        return False
+
+    def add_learned(self, layout):
+        self._learned.insert(0, layout)
+        del self._learned[KEPT:]
 
     def replay(self, job, data, name, identifiers):
         """The first layout's :meth:`Layout.replay` that fits ``data``, or ``None``."""
@@ -249,3 +268,50 @@ class Layouts:
     def add(self, layout):
         self._layouts.insert(0, layout)
         del self._layouts[KEPT:]
+
+
+class LearnedLayout:
+    """The first pass's reading of one file's header, for the files of its layout: where each
+    identifying value lies and what it is learned as.
+
+    The header up to the pixel data's element (as far as the walk read) is compared whole but for
+    the values of plain elements and the preamble; the values the walk or the decoding depend on
+    (transfer syntax, character set, group lengths, Pixel Representation) are compared too. A file
+    that matches has its values learned from the same places as this one's, in the same order:
+    what walking and planning it would learn.
+    """
+
+    __slots__ = ("end", "mask", "key", "reads", "patient")
+
+    @classmethod
+    def of(cls, plan, emap):
+        """The layout of a file whose values ``plan`` (collect only) learned, or ``None``."""
+        data = emap.data
+        end = emap.walk_end + _NEXT_HEADER
+        if emap.deflated or emap.complete or len(data) < end:
+            return None
+        free = [(0, PREAMBLE)] if emap.preamble_length else []
+        free += [(node.value_offset, node.value_offset + node.length) for node in emap.elements
+                 if node.children is None and node.tag not in (None, ITEM) and node.length
+                 and node.value_offset + node.length <= end and not _read_by_editor(node.tag)
+                 and node.tag != PIXEL_REPRESENTATION]
+        layout = cls()
+        layout.end = end
+        mask = bytearray(b"\xff") * end
+        for start, stop in free:
+            mask[start:stop] = bytes(stop - start)
+        layout.mask = int.from_bytes(mask, "little")
+        layout.key = int.from_bytes(memoryview(data)[:end], "little") & layout.mask
+        layout.reads = [(how, node.tag, plan.decoding(node)) for node, how in plan.learned_from]
+        layout.patient = [plan.decoding(node) for node in plan.patient_nodes]
+        return layout
+
+    def learn(self, job, data):
+        """Learn ``data``'s values into ``job`` if it has this layout; whether it had."""
+        if len(data) < self.end or \
+                int.from_bytes(memoryview(data)[:self.end], "little") & self.mask != self.key:
+            return False
+        job.patient(*("\\".join(decoded_texts(data, decoding)) for decoding in self.patient))
+        for how, tag, decoding in self.reads:
+            learn_values(job.identifiers, how, tag, decoded_texts(data, decoding))
+        return True

@@ -51,6 +51,35 @@ def _type_at(place, mandatory=False):
     return kind
 
 
+def decoded_texts(data, decoding):
+    """The values of an element of ``data`` as text, read as ``decoding`` =
+    ``(start, end, vr, tag, encodings, little_endian, implicit_vr)`` says (``None``: none)."""
+    if decoding is None:
+        return []
+    start, end, vr, tag, encodings, little_endian, implicit_vr = decoding
+    decoded = values.decode_value(data[start:end], vr, tag=tag, encodings=encodings,
+                                  little_endian=little_endian, implicit_vr=implicit_vr)
+    if decoded is None:
+        return []
+    items = decoded if isinstance(decoded, list) else [decoded]
+    return [str(v) for v in items if v is not None]
+
+
+def learn_values(identifiers, how, tag, texts):
+    """Learn one element's values ``texts`` as ``how`` says: ``"name"`` (a person name),
+    ``"uid"`` (instance UIDs), or a kind of :meth:`dcmstudio.deid.identifiers.Identifiers.add`."""
+    if how == "name":
+        for text in texts:
+            identifiers.add_name(text)
+    elif how == "uid":
+        for uid in texts:
+            if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
+                identifiers.instance_uids.add(uid)
+    else:
+        for text in texts:
+            identifiers.add(how, text)
+
+
 class FilePlan:
     """The decisions for one walked file: identifying values first, then the edits.
 
@@ -95,8 +124,9 @@ class FilePlan:
         self.top = top
         self.pixel_representation = 0
         self.pixel_representation = self._number(top.get(PIXEL_REPRESENTATION)) or 0
-        self.patient_key = (self._text(top.get(PATIENT_ID)), self._text(top.get(ISSUER_OF_PATIENT_ID)),
-                            self._text(top.get(PATIENT_NAME)), self._text(top.get(PATIENT_BIRTH_DATE)))
+        self.patient_nodes = [top.get(tag) for tag in (PATIENT_ID, ISSUER_OF_PATIENT_ID, PATIENT_NAME,
+                                                       PATIENT_BIRTH_DATE)]
+        self.patient_key = tuple(self._text(node) for node in self.patient_nodes)
         self.patient = job.patient(*self.patient_key)
         self.plain_charset = all(
             term.strip() in PLAIN_CHARSETS for node in emap.elements
@@ -138,18 +168,19 @@ class FilePlan:
             return []
         if record:
             self.read.add(node)
-        raw = self.data[node.value_offset:node.value_offset + node.length]
+        return decoded_texts(self.data, self.decoding(node, encodings))
+
+    def decoding(self, node, encodings=None):
+        """How to read ``node``'s values as text (see :func:`decoded_texts`), or ``None`` when
+        it holds none (absent, empty, a sequence, bulk data)."""
+        if node is None or node.children is not None or not node.length:
+            return None
         vr = self._vr(node)
         if vr in BULK_VRS or vr == "SQ":
-            return []
-        decoded = values.decode_value(raw, vr, tag=node.tag,
-                                      encodings=encodings or self._encodings_in(node.parent),
-                                      little_endian=node.encoding.little_endian,
-                                      implicit_vr=node.encoding.implicit_vr)
-        if decoded is None:
-            return []
-        items = decoded if isinstance(decoded, list) else [decoded]
-        return [str(v) for v in items if v is not None]
+            return None
+        return (node.value_offset, node.value_offset + node.length, vr, node.tag,
+                encodings or self._encodings_in(node.parent), node.encoding.little_endian,
+                node.encoding.implicit_vr)
 
     def _text(self, node):
         return "\\".join(self._texts(node))
@@ -176,9 +207,10 @@ class FilePlan:
     def _collect_identifiers(self):
         """Learn the values that could name someone, at every depth, the file meta included:
         every person name (private ones too), and the IDs, addresses, dates and instance UIDs
-        the profile does not keep."""
-        identifiers = self.identifiers
+        the profile does not keep. ``learned_from`` keeps which elements were read, and as what
+        (see :func:`learn_values`)."""
         retain_uids = "retain_uids" in self.chosen
+        self.learned_from = []
         for node in self.emap.elements:
             if node.children is not None or node.tag in (None, ITEM):
                 continue
@@ -186,30 +218,26 @@ class FilePlan:
             vr = self._vr(node)
             if tag >> 16 & 1:
                 if vr == "PN":
-                    for text in self._texts(node):
-                        identifiers.add_name(text)
+                    self.learned_from.append((node, "name"))
                 continue
             rule, action, _ = self._rule(tag)
             if action == "K":
                 continue
             if vr == "UI":
-                if rule is None and retain_uids:
-                    continue
-                for uid in self._texts(node):
-                    if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
-                        identifiers.instance_uids.add(uid)
+                if not (rule is None and retain_uids):
+                    self.learned_from.append((node, "uid"))
                 continue
             if vr == "PN":
-                for text in self._texts(node):
-                    identifiers.add_name(text)
+                self.learned_from.append((node, "name"))
                 continue
             if rule is None:
                 continue
             kind = identifier_kind(rule.keyword or keyword(tag), vr)
             if kind is None or (action == "C" and kind != "date"):
                 continue  # cleaned text stays by design
-            for text in self._texts(node):
-                identifiers.add(kind, text)
+            self.learned_from.append((node, kind))
+        for node, how in self.learned_from:
+            learn_values(self.identifiers, how, node.tag, self._texts(node))
 
     # --- decisions -------------------------------------------------------------------------------
 
