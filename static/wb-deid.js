@@ -210,7 +210,8 @@ export class DeidWorkbench {
     const files = await this.app.files.resolve();
     if (!files.length) return;
     const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
-    const collected = this.app.tasks.collector();
+    // the pixel data comes back as references to the opened files (File.slice), not as copies
+    const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
     const reports = [];
     const items = files.map((f) => ({ path: f.path, name: f.name }));
     // A first pass learns every file's identifiers before the first output is written.
