@@ -142,3 +142,33 @@ def test_a_file_that_is_only_planted_values_away_gets_them_scanned(tmp_path):
     assert job.layouts.replayed == 3
     hits = json.loads(outputs[3][1])["residual"]
     assert [hit["found"] for hit in hits] == ["WHO^REFERRED1"]
+
+
+def test_what_the_first_pass_learned_travels_as_plain_data_to_another_worker(tmp_path):
+    """A pool: workers learn shares of the files, their values are merged in input order and
+    handed (as JSON) to every worker, which then de-identifies its share as one process would."""
+    from dcmstudio.deid.identifiers import Identifiers
+    # file 1 names, where nothing is read, the patient of file 3: only the merged values find it
+    paths = series(tmp_path / "in", count=6, changes={1: {"ManufacturerModelName": "Other^Patient"},
+                                                      3: {"PatientName": "Other^Patient"}})
+    whole, _ = run(paths)
+    assert [hit["found"] for hit in json.loads(whole[1][1])["residual"]] == ["Other^Patient"]
+    shares = [paths[:3], paths[3:]]
+    learned = []
+    for share in shares:
+        worker = Deidentifier({"secret": "layouts"})
+        for path in share:
+            worker.learn_file(str(path), path.name)
+        learned.append(json.loads(json.dumps(worker.identifiers.to_plain())))
+    merged = Identifiers()
+    for plain in learned:
+        merged.update(Identifiers.from_plain(plain))
+    shared = json.loads(json.dumps(merged.to_plain()))
+    outputs = []
+    for share, first in zip(shares, (1, 4)):
+        worker = Deidentifier({"secret": "layouts"})
+        worker.identifiers = Identifiers.from_plain(shared)
+        for index, path in enumerate(share, start=first):
+            pieces, report, _ = jobs.deidentify_item(worker, {"path": str(path), "name": path.name}, index, True)
+            outputs.append((b"".join(pieces), json.dumps(report, sort_keys=True)))
+    assert outputs == whole

@@ -88,6 +88,21 @@ class Identifiers:
         self.instance_uids |= other.instance_uids
         self._patterns = None
 
+    def to_plain(self):
+        """What was learned, as plain JSON data (for another worker: see :meth:`from_plain`)."""
+        return {"texts": list(self.texts.items()), "ideographs": list(self.ideographs.items()),
+                "dates": sorted(self.dates), "instance_uids": sorted(self.instance_uids)}
+
+    @classmethod
+    def from_plain(cls, plain):
+        """The identifiers :meth:`to_plain` gave (the same finders, scrubbing and scans)."""
+        found = cls()
+        found.texts = dict(plain["texts"])
+        found.ideographs = dict(plain["ideographs"])
+        found.dates = set(plain["dates"])
+        found.instance_uids = set(plain["instance_uids"])
+        return found
+
     def for_one_file(self):
         """A view for de-identifying one file after the first pass: everything learned is shared
         (compiled once), and the UIDs the file itself replaces are added to its view only, so a
