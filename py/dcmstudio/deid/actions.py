@@ -225,7 +225,7 @@ class ShiftDate(Action):
     by the patient's offset in whole days (times stay, intervals are kept)."""
 
     code = "C"
-    does = "shifted by the patient's date offset"
+    does = "shifted by the patient's date offset; a time stays"
 
     def apply(self, plan, node, by, vr):
         plan._record(node, self, by)
