@@ -1122,7 +1122,8 @@ def test_the_byte_finder_finds_what_a_case_blind_whole_token_search_finds():
 
     def reference(data):
         hits = [(m.start(), m.group(0).decode("utf-8", "replace")) for m in words.finditer(data)]
-        hits += [(m.start(), m.group(0).decode()) for m in uids_.finditer(data) if m.group(0).decode() in found.instance_uids]
+        hits += [(m.start(), m.group(0).decode()) for m in uids_.finditer(data)
+                 if m.group(0).decode() in found.instance_uids]
         hits += [(m.start(), m.group(0).decode()) for m in dates_.finditer(data)
                  if b"".join(m.groups()).decode() in found.dates]
         return sorted(hits)

@@ -23,9 +23,10 @@ and mapping de-identifying it in full gives (a test holds them equal), so which 
 replays never changes a result. Anything else is de-identified in full, and may become a layout.
 A layout replayed on its own file must give what the full run gave, byte for byte, or it is
 not kept: the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) that file passed then
-holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout is used only after the file it came from passed the
-re-read and the validation with no new error: those hold for a replayed output too, whose header
-is that file's but for values of the same lengths copied from its input, or keyed UIDs.
+holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout
+is used only after the file it came from passed the re-read and the validation with no new
+error: those hold for a replayed output too, whose header is that file's but for values of the
+same lengths copied from its input, or keyed UIDs.
 """
 
 from dcmstudio import uids
