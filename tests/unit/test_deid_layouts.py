@@ -172,3 +172,35 @@ def test_what_the_first_pass_learned_travels_as_plain_data_to_another_worker(tmp
             pieces, report, _ = jobs.deidentify_item(worker, {"path": str(path), "name": path.name}, index, True)
             outputs.append((b"".join(pieces), json.dumps(report, sort_keys=True)))
     assert outputs == whole
+
+
+def test_a_compressed_series_is_replayed_once_its_fragments_end_where_the_layouts_did(tmp_path):
+    """Encapsulated pixel data is copied as it is once its items are seen to end where the
+    layout's did: a file whose fragments end earlier, with another element in the bytes left (the
+    same size), is de-identified in full; replayed, that element would be copied unread."""
+    source = pydicom.dcmread(bundled("JPEG2000.dcm"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for index in range(4):
+        ds = copy.deepcopy(source)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{BASE_UID}.{100 + index}"
+        path = folder / f"{index:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    data = bytearray(paths[3].read_bytes())
+    assert data[-8:] == b"\xfe\xff\xdd\xe0" + bytes(4)  # the pixel data ends the file
+    position = data.index(b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff") + 12
+    while data[position:position + 4] == b"\xfe\xff\x00\xe0":
+        last = position
+        position += 8 + int.from_bytes(data[position + 4:position + 8], "little")
+    length = int.from_bytes(data[last + 4:last + 8], "little")
+    data[last + 4:last + 8] = (length - 16).to_bytes(4, "little")
+    cut = last + 8 + length - 16
+    # the delimiter earlier, then a private creator naming someone, in the 16 bytes left
+    data[cut:] = b"\xfe\xff\xdd\xe0" + bytes(4) + b"\x09\x00\x10\x00LO\x08\x00" + b"WHO^ELSE"
+    assert len(data) == paths[3].stat().st_size
+    paths[3].write_bytes(bytes(data))
+    job, outputs = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == 2  # files 1 and 2; file 3 in full
+    assert b"WHO^ELSE" not in outputs[3][0] and b"WHO^ELSE" in data

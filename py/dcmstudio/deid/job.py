@@ -14,6 +14,7 @@ from dcmstudio.deid.keys import derive_key, session_key
 from dcmstudio.deid.layouts import Layout, Layouts, LearnedLayout
 from dcmstudio.deid.options import DeidOptions
 from dcmstudio.deid.plan import FilePlan
+from dcmstudio.deid.tags import PIXEL_DATA
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
 
@@ -203,7 +204,11 @@ class Deidentifier:
                     f"{name} may have text burned into its pixels ({'; '.join(plan.burned_in['reasons'])}) "
                     f"and no Clean Pixel Data mask covers it: it was left out, as chosen. Mask it, "
                     f"or choose to keep such files flagged.", file=name)
-            pieces, origins, edit_report = edit.edit_output(data, plan.edits, context={"name": name})
+            # elements after the pixel data (out of tag order, or trailing padding) are acted on too
+            pixel_data = emap.top_level(PIXEL_DATA)
+            walk_whole = pixel_data is not None and emap.root.children[-1] is not pixel_data
+            pieces, origins, edit_report = edit.edit_output(data, plan.edits,
+                                                            context={"name": name, "walk_whole": walk_whole})
             pieces, origins = _zeroed_preamble(pieces, origins)
             notes = list(plan.notes)
             if plan.masks:

@@ -29,6 +29,8 @@ error: those hold for a replayed output too, whose header is that file's but for
 same lengths copied from its input, or keyed UIDs.
 """
 
+import struct
+
 from dcmstudio import uids
 from dcmstudio.deid import residual
 from dcmstudio.deid.plan import decoded_texts, learn_values
@@ -36,6 +38,10 @@ from dcmstudio.deid.tags import PIXEL_DATA, PIXEL_REPRESENTATION, SPECIFIC_CHARA
 from dcmstudio.elements import ITEM
 
 TRANSFER_SYNTAX_UID = 0x00020010
+# Encapsulated pixel data (always little endian): items, then the sequence delimiter; a tag read
+# as one little-endian 32-bit number has its group in the low half.
+_ITEM_HEADER = struct.Struct("<II")
+FRAGMENT_ITEM, SEQUENCE_DELIMITER = 0xE000FFFE, 0xE0DDFFFE
 PREAMBLE = 128
 # Layouts kept per job: a series has a few (its UIDs' lengths differ with the instance number).
 KEPT = 8
@@ -69,7 +75,7 @@ class Layout:
     Build one with :meth:`of`; :meth:`replay` applies it.
     """
 
-    __slots__ = ("size", "pixels_at", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
+    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
                  "dicm", "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
@@ -80,7 +86,7 @@ class Layout:
         data = emap.data
         pixels = emap.top_level(PIXEL_DATA)
         if emap.deflated or plan.masks or pixel_range is None or pixels is None or \
-                pixels.length is None or len(data) - pixels.end > TRAILER:
+                (pixels.length is None and not pixels.is_fragments) or len(data) - pixels.end > TRAILER:
             return None
         start = pixels.value_offset
         ordered = sorted(changes, key=lambda change: tuple(change["input_range"]))
@@ -90,7 +96,7 @@ class Layout:
         ordered = [change for change in ordered if change["input_range"][1] <= pixels.offset]
         out_start = start + sum((d - c) - (b - a) for (a, b), (c, d) in
                                 ((change["input_range"], change["byte_range"]) for change in ordered))
-        if tuple(pixel_range) != (out_start, out_start + pixels.length):
+        if tuple(pixel_range) != (out_start, out_start + pixels.end - start):
             return None
         head = residual.cut(pieces, 0, out_start)
         by_range = {tuple(change["input_range"]): change for change in ordered if change["op"] == "set"}
@@ -111,9 +117,10 @@ class Layout:
         layout = cls()
         layout.size = len(data)
         layout.pixels_at = start
+        layout.encapsulated = pixels.length is None
         # after the pixel data: the same input, the same output
         layout.trailer = (pixels.end, bytes(data[pixels.end:]),
-                          residual.cut(pieces, out_start + pixels.length, None))
+                          residual.cut(pieces, out_start + pixels.end - start, None))
         layout.dicm = bytes(data[PREAMBLE:PREAMBLE + 4]) == b"DICM"
         layout.segments, position = [], 0
         for change in ordered:
@@ -162,6 +169,8 @@ class Layout:
             return None
         if view[self.trailer[0]:] != self.trailer[1]:
             return None
+        if self.encapsulated and _fragments_end(view, self.pixels_at) != self.trailer[0]:
+            return None  # its fragments end elsewhere: what follows them is not the layout's
         if any(view[start:end] == new for start, end, new in self.differs):
             return None  # set to the value it already has: no change, unlike in the layout's file
         olds = []
@@ -198,6 +207,20 @@ class Layout:
         for original in self.other_ids:
             job.pseudonym_for_id(original)
         return pieces, origins, self.report, patient
+
+
+def _fragments_end(view, position):
+    """Where encapsulated pixel data whose first item starts at ``position`` ends (after its
+    Sequence Delimitation Item), walking the item headers only; ``None`` if it does not."""
+    size = len(view)
+    while position + 8 <= size:
+        tag, length = _ITEM_HEADER.unpack_from(view, position)
+        if tag == SEQUENCE_DELIMITER:
+            return position + 8
+        if tag != FRAGMENT_ITEM or length == 0xFFFFFFFF:
+            return None
+        position += 8 + length
+    return None
 
 
 def _mask(plan, emap, ordered, slot_of, end, head):
