@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "py"))
 
 import pydicom  # noqa: E402
 
+from dcmstudio import jobs  # noqa: E402
 from dcmstudio.deid import Deidentifier  # noqa: E402
 
 CACHE = pathlib.Path(os.environ.get("DCMSTUDIO_CACHE", pathlib.Path.home() / ".cache" / "dcmstudio"))
@@ -108,13 +109,17 @@ def run_pyodide(data_dir, out_zip, script):
 
 
 def run_cpython(data_dir, out_dir):
+    """The page's per-file function in-process (first pass, then each file read, de-identified,
+    checked and written), for reference."""
     job = Deidentifier({"secret": SECRET})
     started = time.perf_counter()
     paths = sorted(data_dir.iterdir())
     learned = {path for path in paths if job.learn_file(str(path), path.name)}  # the first pass
     for index, path in enumerate(paths, start=1):
-        report = job.deidentify_file(str(path), str(out_dir / f"{index:05d}.dcm"), path.name,
-                                     index=index, learned=path in learned)
+        pieces, report, _ = jobs.deidentify_item(job, {"path": str(path), "name": path.name}, index,
+                                                 path in learned)
+        with open(out_dir / f"{index:05d}.dcm", "wb") as f:
+            f.writelines(pieces)
         assert report["file"] == path.name
     return time.perf_counter() - started
 

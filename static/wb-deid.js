@@ -164,9 +164,10 @@ export class DeidWorkbench {
     const rows = r.elements.map((e) => {
       const c = changed.get(e.path);
       const after = !c ? "(kept)" : c.op === "delete" ? "(removed)" : shown(c.new);
-      return el("tr", {}, el("td", {}, el("code", { textContent: e.tag })), el("td", { textContent: e.path }),
+      // what was done and what decided it, under the element's name (the value columns keep their width)
+      return el("tr", {}, el("td", {}, el("code", { textContent: e.tag })),
+        el("td", {}, e.path, el("div", { className: "detail", textContent: `${e.does} (${e.by})` })),
         el("td", { className: `action action-${e.action[0]}`, textContent: e.action }),
-        el("td", { className: "detail", textContent: e.by }),
         el("td", { className: "old", textContent: c ? shown(c.old) : "" }),
         el("td", { className: "new", textContent: after }));
     });
@@ -178,7 +179,7 @@ export class DeidWorkbench {
       el("p", { textContent: Object.entries(r.actions).map(([a, n]) => `${a}: ${n}`).join(" · ") + ` · ${r.changes} byte-level changes` }),
       this.burnedInNote(r), this.residualList([r]),
       el("table", { className: "changes" },
-        el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "By", "Old", "New"]
+        el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "Old", "New"]
           .map((h) => el("th", { textContent: h })))),
         el("tbody", {}, ...rows)));
   }
@@ -210,7 +211,8 @@ export class DeidWorkbench {
     const files = await this.app.files.resolve();
     if (!files.length) return;
     const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
-    const collected = this.app.tasks.collector();
+    // the pixel data comes back as references to the opened files (File.slice), not as copies
+    const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
     const reports = [];
     const items = files.map((f) => ({ path: f.path, name: f.name }));
     // A first pass learns every file's identifiers before the first output is written.

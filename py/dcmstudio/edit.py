@@ -439,7 +439,9 @@ def edit_bytes(data, edits, *, context=None):
         The whole input file.
     edits : list of dict
     context : dict, optional
-        As for :func:`apply_edits` (``"name"`` defaults to ``"file"``), and ``"replay"``: a
+        As for :func:`apply_edits` (``"name"`` defaults to ``"file"``), ``"walk_whole"`` (walk
+        to the end of the file, not only as far as the edits' tags go: for elements out of tag
+        order after the pixel data), and ``"replay"``: a
         :class:`dcmstudio.replay.SeriesReplay` shared by the files of one task, so that a file
         whose header agrees with the previous one's is edited without being walked again.
 
@@ -510,7 +512,9 @@ def _edit_walked(data, compiled, name, context, replay):
     Returns a :class:`dcmstudio.replay.Rendered`; ``replay`` (a
     :class:`dcmstudio.replay.SeriesReplay` or ``None``) remembers it for the next file.
     """
-    limit, keep = _walk_plan(compiled)
+    # "walk_whole": the edits may reach elements out of tag order after the pixel data, where a
+    # walk that stops after the last tag they name would never arrive
+    limit, keep = (None, None) if context.get("walk_whole") else _walk_plan(compiled)
     emap = walk(data, name, stop_after=limit, keep=keep, record_skipped=replay is not None)
     try:
         session = _Session(emap, name, context)

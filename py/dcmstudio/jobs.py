@@ -733,9 +733,11 @@ _SYNTAX_SUFFIXES = {
 _LOSSY_SUFFIXES = {"1.2.840.10008.1.2.4.91": "j2k_lossy", "1.2.840.10008.1.2.4.50": "jpeg_lossy"}
 
 
-def deidentify_item(deidentifier, item, index, learned=False):
+def deidentify_item(deidentifier, item, index, learned=False, with_origins=False):
     """One file de-identified as the deid task does it (read, de-identified by ``deidentifier``
-    as the ``index``-th file, its output checked); the command calls it too.
+    as the ``index``-th file, its output checked); the command calls it too. Its output depends
+    only on the file, ``index`` and what the deidentifier shares with every file of the job (key,
+    options, what the first pass learned), never on the files de-identified before it.
 
     Returns
     -------
@@ -744,15 +746,23 @@ def deidentify_item(deidentifier, item, index, learned=False):
         ``new_errors`` (see :func:`new_errors_of`).
     part10 : bool
         Whether the input had a DICM prefix.
+    origins : list of (int or None)
+        With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
     data = read_item(item)
-    pieces, report = deidentifier.deidentify(data, item["name"], index=index, learned=learned)
+    pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
-    check_reread(pieces, item["name"])
-    report["new_errors"] = new_errors_of(data, pieces, item["name"])
-    return pieces, report, part10
+    if deidentifier.replayed:
+        # the header of a file whose re-read and validation found nothing new, with values of
+        # the same lengths from this file's input or keyed UIDs (see dcmstudio.deid.layouts)
+        report["new_errors"] = []
+    else:
+        check_reread(pieces, item["name"])
+        report["new_errors"] = new_errors_of(data, pieces, item["name"])
+        deidentifier.output_checked(report["new_errors"])
+    return (pieces, report, part10, origins) if with_origins else (pieces, report, part10)
 
 
 @register("deid")
@@ -796,14 +806,17 @@ class DeidJob(ZipJob):
         self.written = True
         try:
             learned = (item["path"], name) in self.learned
-            pieces, report, _ = deidentify_item(self.deidentifier, item, self.index + 1 - self.learn_steps,
-                                                learned)
+            pieces, report, _, origins = deidentify_item(self.deidentifier, item, self.index + 1 - self.learn_steps,
+                                                         learned, with_origins=True)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.deidentifier.failures.append({"file": name, "message": exc.message})
             self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
             return {"report": None, "error": {"file": name, "message": exc.message}}
-        report["member"] = self.zip.add_pieces(pieces, report["output"])
+        # the pixel data goes to the page as a reference to the file it opened, not a copy
+        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+                   else None for piece, origin in zip(pieces, origins)]
+        report["member"] = self.zip.add_pieces(pieces, report["output"], sources)
         self.with_new_errors += bool(report["new_errors"])
         self.report_file.write(json.dumps(report) + "\n")
         return {"report": {k: v for k, v in report.items() if k != "elements"},

@@ -36,6 +36,9 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
     page.wait_for_selector("#deid-report table.changes")
     preview = page.inner_text("#deid-report")
     assert "null" not in preview and "(removed)" in preview  # old → new, no stray null
+    # each change says what it does (dcmstudio.deid.actions) and what decided it
+    assert "removed (basic)" in preview
+    assert "shifted by the patient's date offset; a time stays (retain_long_modified_dates)" in preview
     pseudonym = page.inner_text("#deid-report h2").split("→")[1].strip().split("/")[0]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "deid-preview.png"))

@@ -242,6 +242,29 @@ def test_every_copy_of_a_repeated_element_is_acted_on(leaky):
     assert any("more than once" in note for note in reports["dup.dcm"]["notes"])
 
 
+@pytest.mark.parametrize("extra", [
+    b"\x08\x00\x80\x00LO\x06\x00LK090 ",  # InstitutionName (X), out of tag order
+    b"\x11\x00\x10\x00LO\x06\x00LK091 ",  # a private creator no other element names
+    b"\x09\x00\x10\x00LO\x06\x00LK092 ",  # a second copy of the file's private creator
+    b"\x10\x00\x10\x00PN\x06\x00LK^093",  # a second Patient's Name
+], ids=["institution", "private creator", "repeated creator", "repeated name"])
+def test_an_element_after_the_pixel_data_is_acted_on(extra, tmp_path):
+    """Elements out of tag order after the pixel data: the editor walks the whole file for them
+    (it used to stop after the last tag the edits name, before the pixel data, and kept them)."""
+    from conftest import bundled
+    data = bundled("JPEG2000.dcm").read_bytes() + extra
+    path = tmp_path / "after.dcm"
+    path.write_bytes(data)
+    for learned in (False, True):
+        job = Deidentifier({"secret": SECRET})
+        if learned:
+            assert job.learn_file(str(path), path.name)
+        pieces, report, _ = jobs.deidentify_item(job, {"path": str(path), "name": path.name}, 1, learned)
+        out = b"".join(pieces)
+        assert not MARK.search(out), (extra, learned)
+        pydicom.dcmread(io.BytesIO(out))
+
+
 def test_an_implicit_vr_datetime_newer_than_pydicom_is_shifted_not_removed(tmp_path):
     ds = with_pixels(dataset("IMPLICIT^DT", "LK080", charset="ISO_IR 100"))
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian

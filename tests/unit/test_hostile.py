@@ -354,12 +354,12 @@ def test_every_job_kind_re_reads_before_offering(tmp_path, monkeypatch):
     (simulated here) still offers nothing pydicom cannot read back."""
     from dcmstudio import deid
     data = unreadable_by_pydicom()
-    real_deidentify = deid.Deidentifier.deidentify
+    real_deidentify = deid.Deidentifier.deidentify_output
 
     def deidentify(self, source, name, index=None, **options):
-        pieces, report = real_deidentify(self, source, name, index=index, **options)
-        return ([data] if name == "bad.dcm" else pieces), report
-    monkeypatch.setattr(deid.Deidentifier, "deidentify", deidentify)
+        pieces, origins, report = real_deidentify(self, source, name, index=index, **options)
+        return ([data], [None], report) if name == "bad.dcm" else (pieces, origins, report)
+    monkeypatch.setattr(deid.Deidentifier, "deidentify_output", deidentify)
     good = bundled("CT_small.dcm").read_bytes()
     steps, _, members = job_outputs("deid", {}, two_items(tmp_path, good))
     assert_first_refused_second_offered(steps, members)

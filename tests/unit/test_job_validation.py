@@ -184,31 +184,38 @@ def test_a_clean_deidentification_reports_none(tmp_path):
 
 
 def test_a_deidentification_that_breaks_the_iod_is_reported(tmp_path, monkeypatch):
-    real = deid.Deidentifier.deidentify
+    real = deid.Deidentifier.deidentify_output
 
     def losing_the_modality(self, data, name, **kwargs):
-        pieces, report = real(self, data, name, **kwargs)
+        pieces, _, report = real(self, data, name, **kwargs)
         context = {"index": 1, "uid_map": uids.UidMap(), "name": name}
         from dcmstudio import edit
-        damaged, _, _ = edit.edit_output(b"".join(pieces), [{"op": "delete", "path": "Modality"}], context=context)
-        return damaged, report
+        damaged, origins, _ = edit.edit_output(b"".join(pieces), [{"op": "delete", "path": "Modality"}],
+                                               context=context)
+        return damaged, [None] * len(damaged), report
 
-    monkeypatch.setattr(deid.Deidentifier, "deidentify", losing_the_modality)
+    monkeypatch.setattr(deid.Deidentifier, "deidentify_output", losing_the_modality)
     steps, finished = _deid_job(tmp_path, [bundled("CT_small.dcm")])
     assert _found(steps[0]["report"]["new_errors"]) == [("type1-missing", "Modality")]
     assert _zip_members(steps, finished) == 1  # still written: the user decides
     assert finished["summary"]["files_with_new_errors"] == 1
 
 
-def test_deidentifying_a_presentation_state_loses_its_type_1_creation_date(tmp_path):
+def test_deidentifying_a_presentation_state_keeps_its_type_1_creation_date_as_a_dummy(tmp_path):
     """A real case the check found: PS3.15 removes (X) Presentation Creation Date and Time,
-    which the GSPS IOD makes Type 1. If deid comes to keep them (a dummy, D), this list empties."""
+    which the GSPS IOD makes Type 1; deid writes dummies there instead, and the output gains no
+    error."""
     gsps = tmp_path / "pr.dcm"
     create_gsps(str(bundled("CT_small.dcm")), str(gsps), "note", 40, 400)
     steps, finished = _deid_job(tmp_path, [gsps])
-    assert _found(steps[0]["report"]["new_errors"]) == [("type1-missing", "PresentationCreationDate"),
-                                                       ("type1-missing", "PresentationCreationTime")]
-    assert finished["summary"]["files_with_new_errors"] == 1
+    assert steps[0]["report"]["new_errors"] == []
+    assert finished["summary"]["files_with_new_errors"] == 0
+    parts = [part for step in steps for part in step["chunks"]] + finished["chunks"]
+    with zipfile.ZipFile(io.BytesIO(read_parts(parts))) as archive:
+        out = pydicom.dcmread(io.BytesIO(archive.read(archive.namelist()[0])))
+    original = pydicom.dcmread(gsps)
+    assert (out.PresentationCreationDate, out.PresentationCreationTime) == ("19000101", "000000")
+    assert original.PresentationCreationDate != out.PresentationCreationDate
 
 
 # ---- compress --------------------------------------------------------------------------------

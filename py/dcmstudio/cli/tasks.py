@@ -129,12 +129,24 @@ def learn_file(spec, item):
     merge in input order into the job-wide set every worker then gets."""
     from dcmstudio.deid import Deidentifier
     job = Deidentifier(spec["options"])
+    job.layouts = _layouts(spec)
     try:
         learned = job.learn_file(item["path"], item["name"])
     except Exception:  # noqa: BLE001 -- the file's own step then names what is wrong with it
         learned = False
     return {"index": item["index"], "learned": learned, "identifiers": job.identifiers,
             "patients": list(job.patients.values())}
+
+
+def _layouts(spec):
+    """The de-identification layouts this worker met in the job ``spec`` (see
+    :mod:`dcmstudio.deid.layouts`: state that changes how fast, never what, it writes)."""
+    from dcmstudio.deid.layouts import Layouts
+    key = ("deid", job_id(spec))
+    if key not in _per_process:
+        _per_process.clear()
+        _per_process[key] = Layouts()
+    return _per_process[key]
 
 
 def _deid(spec, item, identifiers):
@@ -146,6 +158,7 @@ def _deid(spec, item, identifiers):
     # it replaces) stays its own, so the result does not depend on which worker saw which
     # files before: the page's task gives the same.
     job = Deidentifier(spec["options"], scratch=spec.get("scratch"))
+    job.layouts = _layouts(spec)
     learned = item.get("learned", False)
     # a file the first pass could not read learns its own values, as the page's task does
     job.identifiers = identifiers if learned else copy.deepcopy(identifiers)

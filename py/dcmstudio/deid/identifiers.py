@@ -22,8 +22,14 @@ _NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\
                               r"\uac00-\ud7af\uff66-\uff9f]")
 _UID_TOKEN = r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])"
 _DATE_TOKEN = r"(?<![0-9])((?:19|20)[0-9]{2})[-./]?([01][0-9])[-./]?([0-3][0-9])"
-_UID_BYTES, _DATE_BYTES = re.compile(_UID_TOKEN.encode()), re.compile(_DATE_TOKEN.encode())
+# The same without their look-behind (checked by _tokens): a pattern that starts with a digit
+# lets the engine skip to the next digit, one with a look-behind tries every byte.
+_UID_BYTES = re.compile(_UID_TOKEN.encode().replace(rb"(?<![0-9.])", b"", 1))
+_DATE_BYTES = re.compile(_DATE_TOKEN.encode().replace(rb"(?<![0-9])", b"", 1))
+_DIGIT_BYTES = frozenset(b"0123456789")
+_UID_BYTE_BEFORE = _DIGIT_BYTES | {ord(".")}
 _UID_TEXT, _DATE_TEXT = re.compile(_UID_TOKEN), re.compile(_DATE_TOKEN)
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 class Identifiers:
@@ -82,6 +88,21 @@ class Identifiers:
         self.instance_uids |= other.instance_uids
         self._patterns = None
 
+    def to_plain(self):
+        """What was learned, as plain JSON data (for another worker: see :meth:`from_plain`)."""
+        return {"texts": list(self.texts.items()), "ideographs": list(self.ideographs.items()),
+                "dates": sorted(self.dates), "instance_uids": sorted(self.instance_uids)}
+
+    @classmethod
+    def from_plain(cls, plain):
+        """The identifiers :meth:`to_plain` gave (the same finders, scrubbing and scans)."""
+        found = cls()
+        found.texts = dict(plain["texts"])
+        found.ideographs = dict(plain["ideographs"])
+        found.dates = set(plain["dates"])
+        found.instance_uids = set(plain["instance_uids"])
+        return found
+
     def for_one_file(self):
         """A view for de-identifying one file after the first pass: everything learned is shared
         (compiled once), and the UIDs the file itself replaces are added to its view only, so a
@@ -109,16 +130,30 @@ class Identifiers:
         def find(data, start, end):
             hits = []
             if pattern is not None:
-                for match in pattern.finditer(data, start, end):
-                    found = match.group(0).decode("utf-8", "replace")
-                    hits.append((match.start(), kinds.get(found.lower(), "text"), found))
-            for match in _UID_BYTES.finditer(data, start, end):
-                token = match.group(0).decode("ascii")
-                if token in instance_uids:
-                    hits.append((match.start(), "uid", token))
-            for match in _DATE_BYTES.finditer(data, start, end):
-                if b"".join(match.groups()).decode("ascii") in dates:
-                    hits.append((match.start(), "date", match.group(0).decode("ascii")))
+                # ASCII letters folded here, not by the pattern: a pattern of literals without
+                # IGNORECASE lets the engine skip to where a first byte fits (10-20x faster)
+                lowered = bytes(data[start:end]).lower()
+                position = 0
+                while True:
+                    match = pattern.search(lowered, position)
+                    if match is None:
+                        break
+                    at, stop = match.span()
+                    if at and lowered[at - 1] in _WORD_BYTES and match.lastindex is None:
+                        position = at + 1  # inside a longer token: look again one byte on
+                        continue
+                    found = bytes(data[start + at:start + stop]).decode("utf-8", "replace")
+                    hits.append((start + at, kinds.get(found.lower(), "text"), found))
+                    position = stop
+            if instance_uids:
+                for match in _tokens(_UID_BYTES, data, start, end, _UID_BYTE_BEFORE):
+                    token = match.group(0).decode("ascii")
+                    if token in instance_uids:
+                        hits.append((match.start(), "uid", token))
+            if dates:
+                for match in _tokens(_DATE_BYTES, data, start, end, _DIGIT_BYTES):
+                    if b"".join(match.groups()).decode("ascii") in dates:
+                        hits.append((match.start(), "date", match.group(0).decode("ascii")))
             return sorted(hits)
 
         return find
@@ -163,6 +198,22 @@ class Identifiers:
         return self._patterns
 
 
+def _tokens(pattern, data, start, end, not_after):
+    """The matches of ``pattern`` in ``data[start:end]`` that do not follow a byte of
+    ``not_after``, as ``finditer`` gives them with that look-behind in the pattern."""
+    position = start
+    while True:
+        match = pattern.search(data, position, end)
+        if match is None:
+            return
+        at = match.start()
+        if at and data[at - 1] in not_after:
+            position = at + 1
+            continue
+        yield match
+        position = max(match.end(), at + 1)
+
+
 class _FileUids:
     """The learned instance UIDs (read only) and those one file adds."""
 
@@ -179,14 +230,16 @@ class _FileUids:
 
 
 def _bytes_pattern(texts, ideographs):
-    """Whole tokens in UTF-8 or Latin-1, any case of their letters; ideographs anywhere."""
+    """Whole tokens in UTF-8 or Latin-1, any case of their ASCII letters (searched in bytes whose
+    ASCII letters were lowered; the token's start is checked by the finder); ideographs anywhere,
+    as group 1."""
     forms = {form for text in texts for form in (text, text.upper(), text.title())}
-    encoded = {form.encode(encoding, "ignore") for form in forms for encoding in ("utf-8", "latin-1")}
+    encoded = {form.encode(encoding, "ignore").lower() for form in forms for encoding in ("utf-8", "latin-1")}
     encoded = sorted(encoded - {b""}, key=len, reverse=True)
-    alternatives = [rb"(?<![A-Za-z0-9])(?:" + b"|".join(re.escape(e) for e in encoded) +
-                    rb")(?![A-Za-z0-9])"] if encoded else []
-    alternatives += [re.escape(c.encode("utf-8")) for c in ideographs]
-    return re.compile(b"|".join(alternatives), re.IGNORECASE) if alternatives else None
+    alternatives = [b"(?:" + b"|".join(re.escape(e) for e in encoded) + rb")(?![a-z0-9])"] if encoded else []
+    if ideographs:
+        alternatives.append(b"(" + b"|".join(re.escape(c.encode("utf-8")) for c in ideographs) + b")")
+    return re.compile(b"|".join(alternatives)) if alternatives else None
 
 
 def _text_pattern(texts, ideographs, escaped=None):

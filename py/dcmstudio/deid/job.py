@@ -8,16 +8,19 @@ import os
 
 from dcmstudio import edit
 from dcmstudio.catalog import as_invalid_dicom
-from dcmstudio.deid import mapping, pixels, preamble, profile as deid_profile, residual
+from dcmstudio.deid import actions, mapping, pixels, preamble, profile as deid_profile, residual
 from dcmstudio.deid.identifiers import Identifiers
 from dcmstudio.deid.keys import derive_key, session_key
+from dcmstudio.deid.layouts import Layout, Layouts, LearnedLayout
 from dcmstudio.deid.options import DeidOptions
 from dcmstudio.deid.plan import FilePlan
+from dcmstudio.deid.tags import PIXEL_DATA
 from dcmstudio.elements import walk
 from dcmstudio.errors import DicomStudioError
 
-# The learning pass reads this much of a file first: the header of nearly every image.
-HEADER_READ = 1 << 18
+# The learning pass reads this much of a file first (the header of nearly every image), then
+# sixteen times more at each try, then all of it.
+HEADER_READ = 1 << 16
 HEADER_END = 0x7FDFFFFF  # the last tag before (7FE0,0008) Float Pixel Data
 
 
@@ -58,6 +61,7 @@ class Deidentifier:
     def __init__(self, options=None, scratch=None, *, session=False):
         self.options = DeidOptions(options)
         self.profile = deid_profile.load()
+        self.rules = {}  # tag → (rule, action, decided_by) under these options (see FilePlan)
         self._key, self.deterministic = derive_key(self.options.secret)
         if session and not self.deterministic:
             self._key = session_key()
@@ -73,6 +77,11 @@ class Deidentifier:
         self.totals = {"files": 0, "residual_hits": 0, "burned_in_flagged": 0,
                        "pixels_cleaned": 0}
         self.failures = []
+        # what de-identifying a file gave, for the next files of its layout (see
+        # dcmstudio.deid.layouts); a worker may hand every file's Deidentifier the same one
+        self.layouts = Layouts()
+        self._unchecked_layout = None  # the last file's, until its output passed the checks
+        self.replayed = False  # whether the last file was de-identified by a replay
 
     # --- keyed values ------------------------------------------------------------------------
 
@@ -159,50 +168,96 @@ class Deidentifier:
         EditError, DicomStudioError
             A change cannot be made (e.g. compressed pixels that cannot be decoded here).
         """
+        pieces, _, report = self.deidentify_output(data, name, index=index, learned=learned)
+        return pieces, report
+
+    def deidentify_output(self, data, name, *, index=1, learned=False):
+        """:meth:`deidentify`, also saying where in ``data`` each output piece was cut from.
+
+        Returns
+        -------
+        pieces : list of bytes-like
+        origins : list of (int or None)
+            Per piece, the offset in ``data`` it is a copy of (the pixel data, as a rule), or
+            ``None`` for new bytes.
+        report : dict
+        """
+        self.replayed, self._unchecked_layout = False, None
         with as_invalid_dicom(name, "while de-identifying it"):
             preamble.check(data, name)
-            emap = walk(data, name)
             # after the first pass, what this file adds (the UIDs it replaces) stays its own
             identifiers = self.identifiers.for_one_file() if learned else self.identifiers
+            # a file of a layout met before (the files of a series) replays what that gave
+            replayed = self.layouts.replay(self, data, name, identifiers) \
+                if learned and not self.keep_values and not self.options.masks_for(name) else None
+            if replayed is not None:
+                pieces, origins, fields, patient = replayed
+                self.replayed = True
+                output = self._output_name(name, patient, index)
+                hits = residual.scan(identifiers, pieces, name, output, pixel_range=fields["pixel_range"],
+                                     plain_charset=fields["plain_charset"])
+                return pieces, origins, self._report(name, output, patient, fields, hits, False, [])
+            emap = walk(data, name)
             plan = FilePlan(self, emap, name, learn=not learned, identifiers=identifiers)
             if plan.burned_in["flag"] and not plan.masks and self.options.burned_in == "refuse":
                 raise DicomStudioError(
                     f"{name} may have text burned into its pixels ({'; '.join(plan.burned_in['reasons'])}) "
                     f"and no Clean Pixel Data mask covers it: it was left out, as chosen. Mask it, "
                     f"or choose to keep such files flagged.", file=name)
-            pieces, edit_report = edit.edit_bytes(data, plan.edits, context={"name": name})
-            pieces = preamble.zeroed(pieces)
+            # elements after the pixel data (out of tag order, or trailing padding) are acted on too
+            pixel_data = emap.top_level(PIXEL_DATA)
+            walk_whole = pixel_data is not None and emap.root.children[-1] is not pixel_data
+            pieces, origins, edit_report = edit.edit_output(data, plan.edits,
+                                                            context={"name": name, "walk_whole": walk_whole})
+            pieces, origins = _zeroed_preamble(pieces, origins)
             notes = list(plan.notes)
             if plan.masks:
                 pieces = pixels.clean(pieces, name, plan.masks, notes, self.scratch)
+                origins = [None] * len(pieces)
             output = self._output_name(name, plan.patient, index)
             pixel_range = None if plan.masks else residual.pixels_in_output(emap, pieces, edit_report)
             hits = residual.scan(identifiers, pieces, name, output, pixel_range=pixel_range,
                                  plain_charset=plan.plain_charset)
+            if learned and not self.keep_values:
+                self._unchecked_layout = Layout.of(plan, emap, pieces, edit_report["changes"], pixel_range)
         counts = {}
         for element in plan.elements:
             counts[element["action"]] = counts.get(element["action"], 0) + 1
-        plan.patient.files += 1
+        fields = {"actions": counts, "elements": plan.elements, "changes": len(edit_report["changes"]),
+                  "burned_in": plan.burned_in, "notes": notes}
+        changed = [{"path": c["path"], "tag": c["tag"], "op": c["op"], "old": c["old"], "new": c["new"]}
+                   for c in edit_report["changes"]
+                   if c["op"] not in ("length", "group_length")] if self.keep_values else []
+        return pieces, origins, self._report(name, output, plan.patient, fields, hits, bool(plan.masks), changed)
+
+    def _report(self, name, output, patient, fields, hits, pixels_cleaned, changed):
+        """One file's report (see :meth:`deidentify`), the job's totals counted."""
+        patient.files += 1
         report = {
             "file": name,
             "output": output,
-            "patient": plan.patient.pseudonym,
-            "actions": counts,
-            "elements": plan.elements,
-            "changes": len(edit_report["changes"]),
-            "burned_in": plan.burned_in,
-            "pixels_cleaned": bool(plan.masks),
+            "patient": patient.pseudonym,
+            "actions": dict(fields["actions"]),
+            "elements": fields["elements"],
+            "changes": fields["changes"],
+            "burned_in": fields["burned_in"],
+            "pixels_cleaned": pixels_cleaned,
             "residual": hits,
-            "notes": notes,
-            "changed": [{"path": c["path"], "tag": c["tag"], "op": c["op"], "old": c["old"],
-                         "new": c["new"]} for c in edit_report["changes"]
-                        if c["op"] not in ("length", "group_length")] if self.keep_values else [],
+            "notes": list(fields["notes"]),
+            "changed": changed,
         }
         self.totals["files"] += 1
         self.totals["residual_hits"] += len(hits)
-        self.totals["burned_in_flagged"] += plan.burned_in["flag"]
-        self.totals["pixels_cleaned"] += bool(plan.masks)
-        return pieces, report
+        self.totals["burned_in_flagged"] += fields["burned_in"]["flag"]
+        self.totals["pixels_cleaned"] += pixels_cleaned
+        return report
+
+    def output_checked(self, new_errors):
+        """The last file's output was re-read and validated (``new_errors``: what it gained):
+        without new errors, its layout may be replayed for the files after it."""
+        if self._unchecked_layout is not None and not new_errors:
+            self.layouts.add(self._unchecked_layout)
+        self._unchecked_layout = None
 
     def deidentify_file(self, in_path, out_path, name=None, *, index=1, learned=False):
         """:meth:`deidentify` from a path to a path; returns the report."""
@@ -227,7 +282,13 @@ class Deidentifier:
         ``data`` may stop anywhere after the last element before the pixel data.
         """
         with as_invalid_dicom(name, "while reading its identifying values"):
-            FilePlan(self, walk(data, name, stop_after=HEADER_END), name, collect_only=True)
+            if self.layouts.learn(self, data):
+                return  # read where a file of the same layout held its values
+            emap = walk(data, name, stop_after=HEADER_END)
+            plan = FilePlan(self, emap, name, collect_only=True)
+            layout = LearnedLayout.of(plan, emap)
+            if layout is not None:
+                self.layouts.add_learned(layout)
 
     def learn_file(self, path, name):
         """:meth:`learn_identifiers` from a file, reading its header only where it can.
@@ -241,16 +302,18 @@ class Deidentifier:
         """
         try:
             with open(path, "rb") as f:
-                head = f.read(HEADER_READ)
-                try:
-                    self.learn_identifiers(head, name)
-                    return True
-                except DicomStudioError:
-                    rest = f.read()
-                    if not rest:
-                        raise
-            self.learn_identifiers(head + rest, name)  # a longer header, or a deflated file
-            return True
+                head, want = f.read(HEADER_READ), HEADER_READ
+                while True:
+                    try:
+                        self.learn_identifiers(head, name)
+                        return True
+                    except DicomStudioError:
+                        # a longer header, or a deflated file: read on (all of it at last)
+                        want = want * 16 if want < HEADER_READ << 8 else -1
+                        more = f.read(want - len(head) if want > 0 else -1)
+                        if not more:
+                            raise
+                        head += more
         except (DicomStudioError, OSError):
             return False
 
@@ -287,10 +350,26 @@ class Deidentifier:
 
 
 
+def _zeroed_preamble(pieces, origins):
+    """:func:`dcmstudio.deid.preamble.zeroed`, the pieces' origins kept in step."""
+    zeroed = preamble.zeroed(pieces)
+    if zeroed is pieces:
+        return pieces, origins
+    # the preamble's bytes became one new piece; the pieces after it lost as many bytes
+    out_origins, skipped = [None], 0
+    for piece, origin in zip(pieces, origins):
+        take = min(len(piece), preamble.PREAMBLE_LENGTH - skipped)
+        skipped += take
+        if len(piece) > take:
+            out_origins.append(None if origin is None else origin + take)
+    return zeroed, out_origins
+
+
 def profile_info():
     """The pinned table's edition, source and options, for the page (see
-    :meth:`dcmstudio.deid_profile.Profile.describe`)."""
-    return deid_profile.load().describe()
+    :meth:`dcmstudio.deid_profile.Profile.describe`), and ``actions``: every kind of change with
+    its code and what it does (see :func:`dcmstudio.deid.actions.legend`)."""
+    return {**deid_profile.load().describe(), "actions": actions.legend()}
 
 
 def preview(data, name, options):

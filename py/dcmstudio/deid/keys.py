@@ -47,18 +47,19 @@ def pbkdf2_sha256(password, salt, iterations):
     block = password.ljust(64, b"\x00")
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-
-    def prf(message):
-        i = inner.copy()
-        i.update(message)
-        o = outer.copy()
-        o.update(i.digest())
-        return o.digest()
-
-    u = prf(salt + b"\x00\x00\x00\x01")
-    result = int.from_bytes(u, "big")
+    # the loop inlined, its lookups bound to locals: it runs 100,000 times (Pyodide: ~0.4 s)
+    inner_copy, outer_copy, from_bytes = inner.copy, outer.copy, int.from_bytes
+    i = inner_copy()
+    i.update(salt + b"\x00\x00\x00\x01")
+    o = outer_copy()
+    o.update(i.digest())
+    u = o.digest()
+    result = from_bytes(u, "big")
     for _ in range(iterations - 1):
-        u = prf(u)
-        result ^= int.from_bytes(u, "big")
+        i = inner_copy()
+        i.update(u)
+        o = outer_copy()
+        o.update(i.digest())
+        u = o.digest()
+        result ^= from_bytes(u, "big")
     return result.to_bytes(32, "big")
-

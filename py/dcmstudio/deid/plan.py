@@ -1,18 +1,20 @@
-"""The plan for one file: every element's action under the chosen options, as byte-level edits."""
+"""The plan for one file: every element's action under the chosen options, as byte-level edits.
+
+The plan decides which kind of change each element gets (the table's row, the options, the
+object's IOD); the kinds themselves, and how each is made, are :mod:`dcmstudio.deid.actions`.
+"""
 
 import collections
 
 from pydicom.datadict import dictionary_VR
 
 from dcmstudio import __version__, iod, uids, values
-from dcmstudio.deid import burned_in, dates, private
-from dcmstudio.deid.dummies import DUMMY_TEXT, DUMMY_VALUES
+from dcmstudio.deid import actions, burned_in, private
 from dcmstudio.deid.identifiers import identifier_kind
-from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS,
-                                 CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODES, FILE_META_REMOVED,
-                                 ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
+from dcmstudio.deid.tags import (BULK_VRS, CLEANABLE_TEXT_VRS, CODE_TERMS, DEIDENTIFICATION_METHOD_CODES,
+                                 FILE_META_REMOVED, ISSUER_OF_PATIENT_ID, MEDIA_STORAGE_SOP_INSTANCE_UID,
                                  PATIENT_BIRTH_DATE, PATIENT_ID, PATIENT_NAME, PIXEL_DATA, PIXEL_DATA_TAGS,
-                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, TEXT_VRS, keyword)
+                                 PIXEL_REPRESENTATION, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET, keyword)
 from dcmstudio.elements import ITEM, in_force, tag_text
 
 
@@ -21,10 +23,61 @@ TYPE_CHOSEN = {"X/Z": {"1": "X", "2": "Z", "3": "X"},
                "X/Z/D": {"1": "D", "2": "Z", "3": "X"},
                "X/D": {"1": "D", "2": "D", "3": "X"},
                "Z/D": {"1": "D", "2": "Z", "3": "Z"}}
+# A single action that would take away what the object's IOD requires, and the action that
+# keeps it: a Type 1 attribute keeps a value (a dummy), a Type 2 one stays, empty (PS3.15
+# E.1.1: a de-identified object stays a valid instance; Table E.1-1 says X for some attributes
+# an IOD makes Type 1, such as a presentation state's (0070,0082) Presentation Creation Date).
+TYPE_KEPT = {"X": {"1": "D", "2": "Z"}, "Z": {"1": "D"}}
 # (SOP Class UID, tag, enclosing sequences) → Type in the IOD: a series asks the same few.
 _TYPES = {}
 # Character sets whose text the residual scan may search as bytes (see residual.scan).
 PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
+
+
+def _type_at(place, mandatory=False):
+    """The Type of an attribute at ``place`` = (SOP Class UID, tag, enclosing sequences) in the
+    object's IOD, or ``None``; with ``mandatory``, only as the IOD's mandatory modules give it."""
+    kind = _TYPES.get((place, mandatory), "")
+    if kind == "":
+        try:
+            places = iod.attribute_requirements(*place)
+        except (KeyError, ValueError):
+            places = []
+        if mandatory:
+            places = [(module, kind) for module, kind in places if module.usage == "M"]
+        else:
+            places = [(module, kind) for module, kind in places if module.usage == "M"] or places
+        kind = _TYPES[(place, mandatory)] = iod.governing_type(places) if places else None
+    return kind
+
+
+def decoded_texts(data, decoding):
+    """The values of an element of ``data`` as text, read as ``decoding`` =
+    ``(start, end, vr, tag, encodings, little_endian, implicit_vr)`` says (``None``: none)."""
+    if decoding is None:
+        return []
+    start, end, vr, tag, encodings, little_endian, implicit_vr = decoding
+    decoded = values.decode_value(data[start:end], vr, tag=tag, encodings=encodings,
+                                  little_endian=little_endian, implicit_vr=implicit_vr)
+    if decoded is None:
+        return []
+    items = decoded if isinstance(decoded, list) else [decoded]
+    return [str(v) for v in items if v is not None]
+
+
+def learn_values(identifiers, how, tag, texts):
+    """Learn one element's values ``texts`` as ``how`` says: ``"name"`` (a person name),
+    ``"uid"`` (instance UIDs), or a kind of :meth:`dcmstudio.deid.identifiers.Identifiers.add`."""
+    if how == "name":
+        for text in texts:
+            identifiers.add_name(text)
+    elif how == "uid":
+        for uid in texts:
+            if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
+                identifiers.instance_uids.add(uid)
+    else:
+        for text in texts:
+            identifiers.add(how, text)
 
 
 class FilePlan:
@@ -58,16 +111,23 @@ class FilePlan:
         self.elements = []
         self.notes = []
         self._deleted = set()
+        # What the decisions depended on, so a file of the same layout can reuse them (see
+        # dcmstudio.deid.layouts): the elements whose values were read, those edited, and the
+        # UIDs replaced by keyed ones (one value each, in the order they were replaced).
+        self.read = set()
+        self.edited = set()
+        self.uid_slots = []
+        self.other_ids = []
         self._sop_class = None
         self._encodings = {}
         top = {node.tag: node for node in emap.root.children}
         self.top = top
         self.pixel_representation = 0
         self.pixel_representation = self._number(top.get(PIXEL_REPRESENTATION)) or 0
-        self.patient = job.patient(self._text(top.get(PATIENT_ID)),
-                                   self._text(top.get(ISSUER_OF_PATIENT_ID)),
-                                   self._text(top.get(PATIENT_NAME)),
-                                   self._text(top.get(PATIENT_BIRTH_DATE)))
+        self.patient_nodes = [top.get(tag) for tag in (PATIENT_ID, ISSUER_OF_PATIENT_ID, PATIENT_NAME,
+                                                       PATIENT_BIRTH_DATE)]
+        self.patient_key = tuple(self._text(node) for node in self.patient_nodes)
+        self.patient = job.patient(*self.patient_key)
         self.plain_charset = all(
             term.strip() in PLAIN_CHARSETS for node in emap.elements
             if node.tag == SPECIFIC_CHARACTER_SET for term in self._texts(node, values.DEFAULT_ENCODINGS))
@@ -102,22 +162,25 @@ class FilePlan:
             return values.encodings_for(tuple(self._texts(charset, values.DEFAULT_ENCODINGS)))
         return in_force(container, self._encodings, own, values.DEFAULT_ENCODINGS)
 
-    def _texts(self, node, encodings=None):
+    def _texts(self, node, encodings=None, record=True):
         """A plain element's values as a list of text (numbers as their text)."""
         if node is None or node.children is not None or not node.length:
             return []
-        raw = self.data[node.value_offset:node.value_offset + node.length]
+        if record:
+            self.read.add(node)
+        return decoded_texts(self.data, self.decoding(node, encodings))
+
+    def decoding(self, node, encodings=None):
+        """How to read ``node``'s values as text (see :func:`decoded_texts`), or ``None`` when
+        it holds none (absent, empty, a sequence, bulk data)."""
+        if node is None or node.children is not None or not node.length:
+            return None
         vr = self._vr(node)
         if vr in BULK_VRS or vr == "SQ":
-            return []
-        decoded = values.decode_value(raw, vr, tag=node.tag,
-                                      encodings=encodings or self._encodings_in(node.parent),
-                                      little_endian=node.encoding.little_endian,
-                                      implicit_vr=node.encoding.implicit_vr)
-        if decoded is None:
-            return []
-        items = decoded if isinstance(decoded, list) else [decoded]
-        return [str(v) for v in items if v is not None]
+            return None
+        return (node.value_offset, node.value_offset + node.length, vr, node.tag,
+                encodings or self._encodings_in(node.parent), node.encoding.little_endian,
+                node.encoding.implicit_vr)
 
     def _text(self, node):
         return "\\".join(self._texts(node))
@@ -129,14 +192,25 @@ class FilePlan:
         except ValueError:
             return None
 
+    def _rule(self, tag):
+        """``(rule, action, decided_by)`` of a standard tag under the chosen options, or
+        ``(None, None, None)`` when the table omits it; the job remembers them."""
+        found = self.job.rules.get(tag)
+        if found is None:
+            rule = self.profile.rule_for(tag)
+            found = self.job.rules[tag] = (rule, *self.profile.action(rule, self.chosen)) \
+                if rule is not None else (None, None, None)
+        return found
+
     # --- identifying values --------------------------------------------------------------------
 
     def _collect_identifiers(self):
         """Learn the values that could name someone, at every depth, the file meta included:
         every person name (private ones too), and the IDs, addresses, dates and instance UIDs
-        the profile does not keep."""
-        identifiers = self.identifiers
+        the profile does not keep. ``learned_from`` keeps which elements were read, and as what
+        (see :func:`learn_values`)."""
         retain_uids = "retain_uids" in self.chosen
+        self.learned_from = []
         for node in self.emap.elements:
             if node.children is not None or node.tag in (None, ITEM):
                 continue
@@ -144,31 +218,26 @@ class FilePlan:
             vr = self._vr(node)
             if tag >> 16 & 1:
                 if vr == "PN":
-                    for text in self._texts(node):
-                        identifiers.add_name(text)
+                    self.learned_from.append((node, "name"))
                 continue
-            rule = self.profile.rule_for(tag)
-            action = self.profile.action(rule, self.chosen)[0] if rule is not None else None
+            rule, action, _ = self._rule(tag)
             if action == "K":
                 continue
             if vr == "UI":
-                if rule is None and retain_uids:
-                    continue
-                for uid in self._texts(node):
-                    if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
-                        identifiers.instance_uids.add(uid)
+                if not (rule is None and retain_uids):
+                    self.learned_from.append((node, "uid"))
                 continue
             if vr == "PN":
-                for text in self._texts(node):
-                    identifiers.add_name(text)
+                self.learned_from.append((node, "name"))
                 continue
             if rule is None:
                 continue
             kind = identifier_kind(rule.keyword or keyword(tag), vr)
             if kind is None or (action == "C" and kind != "date"):
                 continue  # cleaned text stays by design
-            for text in self._texts(node):
-                identifiers.add(kind, text)
+            self.learned_from.append((node, kind))
+        for node, how in self.learned_from:
+            learn_values(self.identifiers, how, node.tag, self._texts(node))
 
     # --- decisions -------------------------------------------------------------------------------
 
@@ -190,9 +259,7 @@ class FilePlan:
                 # acted on. The editor deletes the first live copy a path names, so these
                 # deletes, made first, leave the paths of the last copy as they are.
                 occurrences[tag] -= 1
-                self._deleted.add(node)
-                self._record(node, "X", "duplicate")
-                self._edit("delete", node)
+                actions.REMOVE.apply(self, node, "duplicate")
                 self.notes.append(f"{node.path} {tag_text(tag)} occurs more than once in "
                                   f"{'the file' if node.parent.tag is None else 'its item'}: "
                                   f"only the last copy is kept, de-identified.")
@@ -205,16 +272,15 @@ class FilePlan:
             if group & 1:
                 self._private(node, blocks_kept, creators)
                 continue
-            rule = self.profile.rule_for(tag)
+            rule, action, by = self._rule(tag)
             if rule is None:
                 self._unlisted(node, mode)
                 continue
-            action, by = self.profile.action(rule, self.chosen)
             self._apply(node, rule, action, by, mode)
         for creator in creators:
             block = (creator.tag >> 16, creator.tag & 0xFF)
             if block not in blocks_kept:
-                self._delete(node=creator, by="basic")
+                actions.REMOVE.apply(self, creator, "basic")
         if len(self._deleted) > deleted_before:
             self._remove_orphaned_overlays(container)
 
@@ -224,7 +290,7 @@ class FilePlan:
                   if node.tag & 0xFF00FFFF == 0x60003000 and node in self._deleted}
         for node in container.children:
             if node.tag >> 16 in groups and node.tag & 0xFFFF and node not in self._deleted:
-                self._delete(node, "beyond-table")
+                actions.REMOVE.apply(self, node, "beyond-table")
 
     def _file_meta(self, node):
         """The File Meta Information (PS3.15 E.1.1 item 7): the instance UID follows the new
@@ -232,17 +298,19 @@ class FilePlan:
         encoding and stays."""
         if node.tag == MEDIA_STORAGE_SOP_INSTANCE_UID:
             if "retain_uids" not in self.chosen:
-                self._replace_uids(node, "basic", "U")
+                actions.REPLACE_UID.apply(self, node, "basic")
         elif node.tag in FILE_META_REMOVED:
-            self._delete(node, "file-meta")
+            actions.REMOVE.apply(self, node, "file-meta")
 
     def _choose(self, node, action):
         """One action of a combination, by the attribute's Type in the object's IOD (PS3.15
         E.1.1: the dummy only where the IOD needs a value, the empty value only where it needs
         the attribute): X/Z is Z for Type 2 and X otherwise; X/Z/D is D for Type 1, Z for 2, X
         otherwise; X/D is D for Type 1 or 2; Z/D is D for Type 1. Conditional types count as
-        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D."""
-        if action not in TYPE_CHOSEN:
+        their kind (the condition may hold: the attribute is there). Unknown: X, or Z for Z/D.
+        A single X or Z yields to the Type a mandatory module gives (see ``TYPE_KEPT``): the
+        attributes of an optional module may go, as the module may (an overlay goes whole)."""
+        if action not in TYPE_CHOSEN and action not in TYPE_KEPT:
             return action
         if self._sop_class is None:
             self._sop_class = self._text(self.top.get(SOP_CLASS_UID))
@@ -252,41 +320,24 @@ class FilePlan:
                 parents.append(up.tag)
             up = up.parent
         place = (self._sop_class, node.tag, tuple(reversed(parents)))
-        kind = _TYPES.get(place, "")
-        if kind == "":
-            try:
-                kind = _TYPES[place] = iod.attribute_type(*place)
-            except (KeyError, ValueError):
-                kind = _TYPES[place] = None
+        if action in TYPE_KEPT:
+            return TYPE_KEPT[action].get((_type_at(place, mandatory=True) or "3")[0], action)
+        kind = _type_at(place)
         return TYPE_CHOSEN[action].get((kind or "3")[0], TYPE_CHOSEN[action]["3"])
 
     def _apply(self, node, rule, action, by, mode):
         action = self._choose(node, action)
-        sequence = node.is_sequence
-        if action == "K":
-            self._record(node, "K", by)
-            if sequence:
-                # Retain UIDs keeps a reference sequence for its UIDs: other free text in its
-                # items still goes, as the Basic Profile's action for the sequence says.
-                self._items(node, "dummy" if by == "retain_uids" else mode)
-        elif action == "X":
-            self._delete(node, by)
-        elif action == "Z":
-            self._empty(node, by)
-        elif action == "U":
-            self._replace_uids(node, by, action)
-        elif action == "X/Z/U*":
-            if sequence:
-                self._record(node, action, by)
-                self._items(node, mode or "clean")
+        if action == "X/Z/U*":
+            if node.is_sequence:
+                actions.CLEAN_ITEMS.apply(self, node, by, action, mode or "clean")
             elif self._vr(node) == "UI":
-                self._replace_uids(node, by, action)
+                actions.REPLACE_UID.apply(self, node, by, action)
             else:
-                self._empty(node, by)
-        elif action == "C":
-            self._clean(node, by)
-        else:  # D (combinations were resolved by the IOD above)
-            self._dummy(node, by, action)
+                actions.EMPTY.apply(self, node, by)
+        elif action == "K":
+            actions.KEEP.apply(self, node, by, mode)
+        else:  # combinations were resolved by the IOD above
+            actions.BY_CODE[action].apply(self, node, by)
 
     def _items(self, sequence, mode):
         for item in sequence.children:
@@ -303,33 +354,36 @@ class FilePlan:
         vr = self._vr(node)
         if vr == "UI":
             if "retain_uids" not in self.chosen:
-                self._replace_uids(node, "beyond-table", "U", only_instances=True)
+                actions.REPLACE_UID.apply(self, node, "beyond-table", only_instances=True)
         elif not keyword(node.tag):
-            self._delete(node, "beyond-table")
+            actions.REMOVE.apply(self, node, "beyond-table")
         elif mode == "dummy":
             self._dummy_content(node, vr)
         elif mode == "clean" and vr in CLEANABLE_TEXT_VRS:
-            self._scrub(node, "beyond-table")
+            actions.CLEAN_TEXT.apply(self, node, "beyond-table", record=False)
 
     def _dummy_content(self, node, vr):
         """A value inside a sequence whose action is D: text, dates and opaque bytes become
         dummies (or follow a longitudinal option); coded values, numbers and UIDs (replaced
         above) keep the content readable."""
         if vr in ("DA", "DT", "TM"):
-            self._clean_date(node, "in-dummied-sequence", vr)
+            actions.date(self, node, "in-dummied-sequence", vr)
         elif vr == "UN":
-            self._delete(node, "in-dummied-sequence")
+            actions.REMOVE.apply(self, node, "in-dummied-sequence")
         elif (vr in CLEANABLE_TEXT_VRS or vr == "UR") and node.tag not in CODE_TERMS and node.length:
-            self._set_dummy(node, "in-dummied-sequence", vr)
+            actions.DUMMY.set(self, node, "in-dummied-sequence", vr)
 
     # --- actions -------------------------------------------------------------------------------
 
-    def _record(self, node, action, by):
+    def _record(self, node, action, by, code=None):
+        """Report what ``action`` (a :class:`dcmstudio.deid.actions.Action`) does to ``node``;
+        ``code``: the table's letter for it when that is not the action's own (X/Z/U*...)."""
         self.elements.append({"path": node.path, "tag": tag_text(node.tag),
-                              "name": keyword(node.tag) or "", "action": action,
-                              "by": by})
+                              "name": keyword(node.tag) or "", "action": code or action.code,
+                              "by": by, "does": action.does})
 
     def _edit(self, op, node, value=None, suffix=""):
+        self.edited.add(node)
         item = {"op": op, "path": node.tag_path + suffix}
         if op != "delete":
             item["value"] = value
@@ -337,150 +391,28 @@ class FilePlan:
                 item["vr"] = self._vr(node)  # the editor's dictionary lacks it; the table has it
         self.edits.append(item)
 
-    def _delete(self, node, by):
-        self._deleted.add(node)
-        self._record(node, "X", by)
-        self._edit("delete", node)
-
-    def _empty(self, node, by):
-        if node.is_sequence:
-            self._record(node, "Z", by)
-            if node.children:
-                self._edit("delete", node, suffix="[*]")
-            return
-        if node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "Z")  # Z allows a dummy value: the pseudonym
-            return
-        self._record(node, "Z", by)
-        if node.length:
-            self._edit("set", node, "")
-
-    def _pseudonym(self, node, by, action):
-        self._record(node, action, by)
-        original = self._text(node)
-        if node.tag == PATIENT_ID and original and original != self.patient.original_id:
-            value = self.job.pseudonym_for_id(original)
-        else:
-            value = self.patient.pseudonym
-        if original != value:
-            self._edit("set", node, value)
-
-    def _dummy(self, node, by, action):
-        if node.is_sequence:
-            self._record(node, "D", by)
-            if (keyword(node.tag) or "").endswith("CodeSequence"):
-                self._dummy_codes(node, by)
-            else:
-                self._items(node, "dummy")
-            return
-        vr = self._vr(node)
-        if vr == "UI":
-            self._replace_uids(node, by, "D")
-        elif node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "D")
-        else:
-            self._set_dummy(node, by, vr)
-
-    def _set_dummy(self, node, by, vr):
-        self._record(node, "D", by)
-        if vr not in DUMMY_VALUES:
-            self._deleted.add(node)
-            self._edit("delete", node)  # no dummy can be written for it: removing is safer
-            return
-        self._edit("set", node, DUMMY_VALUES[vr])
-
-    def _dummy_codes(self, sequence, by):
-        """Every text of a code sequence's items becomes a dummy (codes for people, places)."""
-        for item in sequence.children:
-            for node in item.children or ():
-                if node.is_sequence:
-                    self._dummy_codes(node, by)
-                elif node.children is None and self._vr(node) in TEXT_VRS and node.length:
-                    self._edit("set", node, "99DEID" if node.tag == CODING_SCHEME_DESIGNATOR
-                               else DUMMY_TEXT)
-
-    def _replace_uids(self, node, by, action, only_instances=False):
-        old = self._texts(node)
-        new = []
-        for uid in old:
-            keep = not uid or uid.startswith(uids.DICOM_ROOT) or \
-                (only_instances and not uids.is_remappable(node.tag, uid))
-            new.append(uid if keep else self.job.new_uid(uid))
-            if not keep and uids.is_remappable(node.tag, uid):
-                self.identifiers.instance_uids.add(uid)
-        if new != old:
-            self._record(node, action, by)
-            self._edit("set", node, new if len(new) > 1 else new[0])
-
-    def _clean(self, node, by):
-        """C: keep what the option retains, without the identifying parts."""
-        if node.is_sequence:
-            self._record(node, "C", by)
-            self._items(node, "clean")
-            return
-        vr = self._vr(node)
-        if vr in ("DA", "DT", "TM"):
-            self._clean_date(node, by, vr)
-        elif vr == "UI":
-            self._replace_uids(node, by, "C")
-        elif node.tag in (PATIENT_NAME, PATIENT_ID):
-            self._pseudonym(node, by, "C")
-        elif vr == "PN":
-            self._set_dummy(node, by, vr)
-        elif vr in TEXT_VRS:
-            self._scrub(node, by, record=True)
-        else:  # overlay bitmaps and other bulk data cannot be cleaned here: removed
-            self._delete(node, by)
-
-    def _clean_date(self, node, by, vr):
-        if "retain_long_full_dates" in self.chosen:
-            self._record(node, "K", by)
-        elif "retain_long_modified_dates" in self.chosen:
-            self._record(node, "C", by)
-            if vr == "TM":
-                return  # whole-day offsets leave times as they are
-            old = self._texts(node)
-            offset = self.patient.date_offset_days
-            new = [dates.shift(v, offset, vr) for v in old]
-            if None in new:
-                self.notes.append(f"{node.path}: a {vr} value that is not a date was replaced "
-                                  f"by a dummy.")
-                new = [DUMMY_VALUES[vr] if v is None else v for v in new]
-            if new != old:
-                self._edit("set", node, new if len(new) > 1 else new[0])
-        else:
-            self._set_dummy(node, by, vr)
-
-    def _scrub(self, node, by, record=False):
-        old = self._texts(node)
-        # a value that was nothing but identifying becomes a dummy: it may be Type 1
-        new = [self.identifiers.scrub(v) or DUMMY_TEXT for v in old]
-        if record or new != old:
-            self._record(node, "C", by)
-        if new != old:
-            self._edit("set", node, new if len(new) > 1 else new[0])
-
     # --- private elements ----------------------------------------------------------------------
 
     def _private(self, node, blocks_kept, creators):
         if "retain_safe_private" not in self.chosen:
-            self._delete(node, "basic")
+            actions.REMOVE.apply(self, node, "basic")
             return
         element = node.tag & 0xFFFF
         if 0x10 <= element <= 0xFF:
             creators.append(node)
             return
         if element < 0x1000:
-            self._delete(node, "basic")  # reserved private range: no creator, not safe
+            actions.REMOVE.apply(self, node, "basic")  # reserved private range: no creator, not safe
             return
         creator = self._creator(node)
+        self.read.add(node)  # its value may decide whether it is safe
         if creator is not None and private.is_safe(node, creator, self.data, self.options.safe_private):
             blocks_kept.add((node.tag >> 16, element >> 8))
-            self._record(node, "C", "retain_safe_private")
+            actions.KEEP_SAFE.apply(self, node, "retain_safe_private")
             if node.is_sequence:
                 self._items(node, None)
         else:
-            self._delete(node, "retain_safe_private")
+            actions.REMOVE.apply(self, node, "retain_safe_private")
 
     def _creator(self, node):
         tag = node.tag & 0xFFFF0000 | node.tag >> 8 & 0xFF

@@ -1,0 +1,341 @@
+"""Files of one series share a layout: what de-identifying one gave is replayed for the next.
+
+The files of a series nearly always hold the same elements, in the same order, with the same
+lengths; their values differ where the instances differ (SOP Instance UID, Instance Number,
+Image Position, acquisition times...). De-identifying each of them from scratch (walk, plan,
+edit, re-read, validate) does the same work to the same end, but for the values that follow the
+file's own: its new UIDs. A :class:`Layout` keeps what de-identifying one file gave, reduced to
+
+- its header up to the pixel data's value, as one integer masked to the bytes that decided
+  something: every element and item header, every value the plan read (identifying values, the
+  character set, the SOP Class, private creators...) or the editor reads (transfer syntax, group
+  lengths, private creators). Free are the values of elements kept as they are without being
+  read, of elements removed or replaced by a fixed value, the UIDs replaced by keyed ones, and
+  the preamble (zeroed in every output);
+- its output as segments: stretches of the input, new bytes, and the UIDs that follow the
+  file's own.
+
+A file whose masked header equals a layout's, of the same size, with the same elements after
+its pixel data (if any: they are compared whole),
+whose replaced values differ from their fixed replacements, and whose new UIDs have the lengths
+the layout's had, gets that output with its own input stretches and new UIDs: the bytes, report
+and mapping de-identifying it in full gives (a test holds them equal), so which files a process
+replays never changes a result. Anything else is de-identified in full, and may become a layout.
+A layout replayed on its own file must give what the full run gave, byte for byte, or it is
+not kept: the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) that file passed then
+holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout
+is used only after the file it came from passed the re-read and the validation with no new
+error: those hold for a replayed output too, whose header is that file's but for values of the
+same lengths copied from its input, or keyed UIDs.
+"""
+
+import struct
+
+from dcmstudio import uids
+from dcmstudio.deid import residual
+from dcmstudio.deid.plan import decoded_texts, learn_values
+from dcmstudio.deid.tags import PIXEL_DATA, PIXEL_REPRESENTATION, SPECIFIC_CHARACTER_SET
+from dcmstudio.elements import ITEM
+
+TRANSFER_SYNTAX_UID = 0x00020010
+# Encapsulated pixel data (always little endian): items, then the sequence delimiter; a tag read
+# as one little-endian 32-bit number has its group in the low half.
+_ITEM_HEADER = struct.Struct("<II")
+FRAGMENT_ITEM, SEQUENCE_DELIMITER = 0xE000FFFE, 0xE0DDFFFE
+PREAMBLE = 128
+# Layouts kept per job: a series has a few (its UIDs' lengths differ with the instance number).
+KEPT = 8
+# Elements after the pixel data (Data Set Trailing Padding) are compared whole, up to this size.
+TRAILER = 4096
+# Where a walk stopped, it had read the next element's header: 8 bytes at most.
+_NEXT_HEADER = 8
+_INPUT, _NEW, _UID = 0, 1, 2
+
+
+def _read_by_editor(tag):
+    """Values the editor or the walker reads whatever the edits: group lengths, the transfer
+    syntax, the character set, private creators."""
+    element = tag & 0xFFFF
+    return not element or tag in (TRANSFER_SYNTAX_UID, SPECIFIC_CHARACTER_SET) or \
+        (tag >> 16 & 1 and 0x10 <= element <= 0xFF)
+
+
+def _uid_text(raw):
+    return bytes(raw).decode("ascii", "replace").rstrip("\x00 ")
+
+
+def _encoded_uid(uid):
+    raw = uid.encode("ascii")
+    return raw + b"\x00" if len(raw) % 2 else raw
+
+
+class Layout:
+    """One de-identified file reduced to what a file of the same layout needs (see the module).
+
+    Build one with :meth:`of`; :meth:`replay` applies it.
+    """
+
+    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
+                 "dicm", "report", "patient_key", "other_ids", "pixel_range")
+
+    @classmethod
+    def of(cls, plan, emap, pieces, changes, pixel_range):
+        """The layout of a file de-identified in full, or ``None`` when it cannot be replayed
+        (deflated, pixel data that is not the last element or not of defined length, a change
+        in or after the pixel data, a UID element with several values replaced...)."""
+        data = emap.data
+        pixels = emap.top_level(PIXEL_DATA)
+        if emap.deflated or plan.masks or pixel_range is None or pixels is None or \
+                (pixels.length is None and not pixels.is_fragments) or len(data) - pixels.end > TRAILER:
+            return None
+        start = pixels.value_offset
+        ordered = sorted(changes, key=lambda change: tuple(change["input_range"]))
+        if any(change["input_range"][1] > pixels.offset and change["input_range"][0] < pixels.end
+               for change in ordered):
+            return None
+        ordered = [change for change in ordered if change["input_range"][1] <= pixels.offset]
+        out_start = start + sum((d - c) - (b - a) for (a, b), (c, d) in
+                                ((change["input_range"], change["byte_range"]) for change in ordered))
+        if tuple(pixel_range) != (out_start, out_start + pixels.end - start):
+            return None
+        head = residual.cut(pieces, 0, out_start)
+        by_range = {tuple(change["input_range"]): change for change in ordered if change["op"] == "set"}
+        slot_of, slots = {}, []
+        for node, only_instances in plan.uid_slots:
+            change = by_range.get((node.offset, node.end))
+            if change is None or node in slot_of:
+                return None
+            old = _uid_text(data[node.value_offset:node.value_offset + node.length])
+            encoded = _encoded_uid(plan.job.new_uid(old))
+            header = node.value_offset - node.offset
+            begin, end = change["byte_range"]
+            if head[begin + header:end] != encoded:
+                return None  # the editor wrote another value (kept equal to another UID)
+            slot_of[node] = len(slots)
+            slots.append((node.value_offset, node.value_offset + node.length, node.tag, only_instances,
+                          head[begin:begin + header], len(encoded), old))
+        layout = cls()
+        layout.size = len(data)
+        layout.pixels_at = start
+        layout.encapsulated = pixels.length is None
+        # after the pixel data: the same input, the same output
+        layout.trailer = (pixels.end, bytes(data[pixels.end:]),
+                          residual.cut(pieces, out_start + pixels.end - start, None))
+        layout.dicm = bytes(data[PREAMBLE:PREAMBLE + 4]) == b"DICM"
+        layout.segments, position = [], 0
+        for change in ordered:
+            (a, b), (c, d) = change["input_range"], change["byte_range"]
+            if a > position:
+                layout.segments.append((_INPUT, position, a))
+            slot = next((index for node, index in slot_of.items() if (node.offset, node.end) == (a, b)), None)
+            layout.segments.append((_UID, slot) if slot is not None else (_NEW, bytes(head[c:d])))
+            position = b
+        layout.segments.append((_INPUT, position, start))
+        layout.slots = [slot[:6] for slot in slots]
+        olds = [slot[6] for slot in slots]
+        layout.same_uids = [olds.index(old) for old in olds]
+        layout.mask, layout.key, layout.differs = _mask(plan, emap, ordered, slot_of, start, head)
+        layout.patient_key = plan.patient_key
+        layout.other_ids = list(plan.other_ids)
+        layout.pixel_range = tuple(pixel_range)
+        counts = {}
+        for element in plan.elements:
+            counts[element["action"]] = counts.get(element["action"], 0) + 1
+        layout.report = {"actions": counts, "elements": plan.elements, "changes": len(changes),
+                         "burned_in": plan.burned_in, "notes": list(plan.notes),
+                         "pixel_range": layout.pixel_range, "plain_charset": plan.plain_charset}
+        # Replayed on its own file, a layout must give exactly what the full run gave: the
+        # editor's self-check then holds for every file it is replayed on (whose bytes outside
+        # the changes are copied from the same offsets, and whose new UIDs fill the same places).
+        again = layout.replay(plan.job, data, plan.name, None)
+        if again is None or b"".join(again[0]) != b"".join(pieces):
+            return None
+        return layout
+
+    def replay(self, job, data, name, identifiers):
+        """De-identify ``data`` as the file this layout came from was, or return ``None`` if it
+        does not have its layout.
+
+        Returns
+        -------
+        (pieces, origins, report_fields, patient) or None
+            ``report_fields`` holds the report's fields that do not depend on the file's name.
+            The UIDs replaced are added to ``identifiers`` (unless ``None``).
+        """
+        if len(data) != self.size:
+            return None
+        view = memoryview(data)
+        if int.from_bytes(view[:self.pixels_at], "little") & self.mask != self.key:
+            return None
+        if view[self.trailer[0]:] != self.trailer[1]:
+            return None
+        if self.encapsulated and _fragments_end(view, self.pixels_at) != self.trailer[0]:
+            return None  # its fragments end elsewhere: what follows them is not the layout's
+        if any(view[start:end] == new for start, end, new in self.differs):
+            return None  # set to the value it already has: no change, unlike in the layout's file
+        olds = []
+        for start, end, tag, only_instances, _, _ in self.slots:
+            old = _uid_text(view[start:end])
+            if not old or old.startswith(uids.DICOM_ROOT) or \
+                    (only_instances and not uids.is_remappable(tag, old)):
+                return None
+            olds.append(old)
+        if [olds.index(old) for old in olds] != self.same_uids:
+            return None
+        news = [_encoded_uid(job.new_uid(old)) for old in olds]
+        if any(len(new) != slot[5] for new, slot in zip(news, self.slots)):
+            return None  # a new UID of another length moves everything after it
+        out = bytearray()
+        for segment in self.segments:
+            if segment[0] == _INPUT:
+                out += view[segment[1]:segment[2]]
+            elif segment[0] == _NEW:
+                out += segment[1]
+            else:
+                out += self.slots[segment[1]][4]
+                out += news[segment[1]]
+        if self.dicm:
+            out[:PREAMBLE] = bytes(PREAMBLE)
+        pieces, origins = [bytes(out), view[self.pixels_at:self.trailer[0]]], [None, self.pixels_at]
+        if self.trailer[2]:
+            pieces.append(self.trailer[2])
+            origins.append(None)
+        for old, slot in zip(olds, self.slots):
+            if identifiers is not None and uids.is_remappable(slot[2], old):
+                identifiers.instance_uids.add(old)
+        patient = job.patient(*self.patient_key)
+        for original in self.other_ids:
+            job.pseudonym_for_id(original)
+        return pieces, origins, self.report, patient
+
+
+def _fragments_end(view, position):
+    """Where encapsulated pixel data whose first item starts at ``position`` ends (after its
+    Sequence Delimitation Item), walking the item headers only; ``None`` if it does not."""
+    size = len(view)
+    while position + 8 <= size:
+        tag, length = _ITEM_HEADER.unpack_from(view, position)
+        if tag == SEQUENCE_DELIMITER:
+            return position + 8
+        if tag != FRAGMENT_ITEM or length == 0xFFFFFFFF:
+            return None
+        position += 8 + length
+    return None
+
+
+def _mask(plan, emap, ordered, slot_of, end, head):
+    """The header bytes a file must share with the layout's, as ``(mask, key)`` integers, and
+    the ``(start, end, new value)`` of values replaced by fixed ones (they must differ again)."""
+    data = emap.data
+    covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
+    free, differs = [], []
+    if emap.preamble_length:
+        free.append((0, PREAMBLE))
+    for node in emap.elements:
+        if node.children is not None or node.tag in (None, ITEM) or not node.length or \
+                node.value_offset + node.length > end or node in plan.read or _read_by_editor(node.tag):
+            continue
+        change = next((c for (a, b), c in covering if a <= node.offset and node.end <= b), None)
+        value = (node.value_offset, node.value_offset + node.length)
+        if node in slot_of:
+            free.append(value)
+        elif node in plan.edited:
+            if change is None:
+                continue  # the edit found the value it sets: that value decided it
+            if change["op"] == "set" and tuple(change["input_range"]) == (node.offset, node.end):
+                c, d = change["byte_range"]
+                differs.append((*value, bytes(head[c + node.value_offset - node.offset:d])))
+            free.append(value)
+        elif change is None:
+            free.append(value)  # kept as it is, never read
+    mask = bytearray(b"\xff") * end
+    for start, stop in free:
+        mask[start:stop] = bytes(stop - start)
+    mask = int.from_bytes(mask, "little")
+    return mask, int.from_bytes(memoryview(data)[:end], "little") & mask, differs
+
+
+class Layouts:
+    """The layouts of one job's files, the newest first (at most ``KEPT``), for de-identifying
+    (:class:`Layout`) and for the first pass (:class:`LearnedLayout`): state that changes how
+    fast, never what, a job writes; a worker may keep one per job."""
+
+    def __init__(self):
+        self._layouts = []
+        self._learned = []
+        self.replayed = 0
+        self.learned = 0
+
+    def learn(self, job, data):
+        """Learn ``data``'s values by the first learned layout it has; whether one fitted."""
+        for index, layout in enumerate(self._learned):
+            if layout.learn(job, data):
+                self.learned += 1
+                self._learned.insert(0, self._learned.pop(index))
+                return True
+        return False
+
+    def add_learned(self, layout):
+        self._learned.insert(0, layout)
+        del self._learned[KEPT:]
+
+    def replay(self, job, data, name, identifiers):
+        """The first layout's :meth:`Layout.replay` that fits ``data``, or ``None``."""
+        for index, layout in enumerate(self._layouts):
+            result = layout.replay(job, data, name, identifiers)
+            if result is not None:
+                self.replayed += 1
+                self._layouts.insert(0, self._layouts.pop(index))  # the series' current layout first
+                return result
+        return None
+
+    def add(self, layout):
+        self._layouts.insert(0, layout)
+        del self._layouts[KEPT:]
+
+
+class LearnedLayout:
+    """The first pass's reading of one file's header, for the files of its layout: where each
+    identifying value lies and what it is learned as.
+
+    The header up to the pixel data's element (as far as the walk read) is compared whole but for
+    the values of plain elements and the preamble; the values the walk or the decoding depend on
+    (transfer syntax, character set, group lengths, Pixel Representation) are compared too. A file
+    that matches has its values learned from the same places as this one's, in the same order:
+    what walking and planning it would learn.
+    """
+
+    __slots__ = ("end", "mask", "key", "reads", "patient")
+
+    @classmethod
+    def of(cls, plan, emap):
+        """The layout of a file whose values ``plan`` (collect only) learned, or ``None``."""
+        data = emap.data
+        end = emap.walk_end + _NEXT_HEADER
+        if emap.deflated or emap.complete or len(data) < end:
+            return None
+        free = [(0, PREAMBLE)] if emap.preamble_length else []
+        free += [(node.value_offset, node.value_offset + node.length) for node in emap.elements
+                 if node.children is None and node.tag not in (None, ITEM) and node.length
+                 and node.value_offset + node.length <= end and not _read_by_editor(node.tag)
+                 and node.tag != PIXEL_REPRESENTATION]
+        layout = cls()
+        layout.end = end
+        mask = bytearray(b"\xff") * end
+        for start, stop in free:
+            mask[start:stop] = bytes(stop - start)
+        layout.mask = int.from_bytes(mask, "little")
+        layout.key = int.from_bytes(memoryview(data)[:end], "little") & layout.mask
+        layout.reads = [(how, node.tag, plan.decoding(node)) for node, how in plan.learned_from]
+        layout.patient = [plan.decoding(node) for node in plan.patient_nodes]
+        return layout
+
+    def learn(self, job, data):
+        """Learn ``data``'s values into ``job`` if it has this layout; whether it had."""
+        if len(data) < self.end or \
+                int.from_bytes(memoryview(data)[:self.end], "little") & self.mask != self.key:
+            return False
+        job.patient(*("\\".join(decoded_texts(data, decoding)) for decoding in self.patient))
+        for how, tag, decoding in self.reads:
+            learn_values(job.identifiers, how, tag, decoded_texts(data, decoding))
+        return True

@@ -1,0 +1,206 @@
+"""Files of one layout replay what de-identifying the first gave: always what a full run gives."""
+
+import copy
+import io
+import json
+
+import pydicom
+import pytest
+from conftest import bundled
+
+from dcmstudio import jobs
+from dcmstudio.deid import Deidentifier
+from dcmstudio.deid.layouts import Layouts
+
+BASE_UID = "1.2.826.0.1.3680043.8.498.1234567"
+
+
+def series(folder, count=8, changes=None):
+    """``count`` instances of CT_small, as a scanner writes a series: per instance its own SOP
+    Instance UID, number, position and time. ``changes``: {index: {keyword: value}} for some."""
+    folder.mkdir(exist_ok=True)
+    source = pydicom.dcmread(bundled("CT_small.dcm"))
+    paths = []
+    for index in range(count):
+        ds = copy.deepcopy(source)
+        uid = f"{BASE_UID}.{100 + index}"  # one length: every file after the first can be replayed
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.InstanceNumber = index + 1
+        # values of one length: a series whose values' lengths vary has a layout per combination
+        ds.ImagePositionPatient = ["0", "0", f"{100 + index * 1.25:.2f}"]
+        ds.ManufacturerModelName = "SCANNER MODEL"
+        ds.AcquisitionTime = f"1200{index:02d}"
+        ds.ReferringPhysicianName = f"WHO^REFERRED{index}"
+        for keyword, value in (changes or {}).get(index, {}).items():
+            setattr(ds, keyword, value)
+        path = folder / f"{index:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def run(paths, options=None, replay=True):
+    """De-identify ``paths`` as the page's task does (first pass, then each file)."""
+    job = Deidentifier({"secret": "layouts", **(options or {})})
+    if not replay:
+        job.layouts = NoLayouts()
+    learned = {path for path in paths if job.learn_file(str(path), path.name)}
+    outputs = []
+    for index, path in enumerate(paths, start=1):
+        pieces, report, _ = jobs.deidentify_item(job, {"path": str(path), "name": path.name}, index,
+                                                 path in learned)
+        outputs.append((b"".join(pieces), json.dumps(report, sort_keys=True)))
+    return outputs, job
+
+
+class NoLayouts(Layouts):
+    """Every file walked, planned and learned in full."""
+
+    def replay(self, *args):
+        return None
+
+    def learn(self, *args):
+        return False
+
+
+def assert_same_as_in_full(paths, options=None):
+    replayed, job = run(paths, options)
+    full, full_job = run(paths, options, replay=False)
+    for (data, report), (full_data, full_report), path in zip(replayed, full, paths):
+        assert data == full_data, path.name
+        assert report == full_report, path.name
+    assert json.dumps(job.mapping(), sort_keys=True, default=str) == \
+        json.dumps(full_job.mapping(), sort_keys=True, default=str)
+    assert job.summary() == full_job.summary()
+    # the first pass learned the same values, by layout or in full
+    for learned in (job.identifiers, full_job.identifiers):
+        learned._patterns = None
+    assert vars(job.identifiers) == vars(full_job.identifiers)
+    assert list(job.patients) == list(full_job.patients)
+    return job, replayed
+
+
+def test_one_series_every_file_after_the_first_is_replayed_as_a_full_run_would_write_it(tmp_path):
+    paths = series(tmp_path / "in")
+    job, outputs = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == job.layouts.learned == len(paths) - 1
+    for (data, _), path in zip(outputs, paths):
+        out, source = pydicom.dcmread(io.BytesIO(data)), pydicom.dcmread(path)
+        assert out.SOPInstanceUID == out.file_meta.MediaStorageSOPInstanceUID == job.new_uid(source.SOPInstanceUID)
+        assert out.InstanceNumber == source.InstanceNumber  # kept, from the file's own bytes
+        assert out.ImagePositionPatient == source.ImagePositionPatient
+        assert out.PixelData == source.PixelData
+        assert "REFERRED" not in str(out.get("ReferringPhysicianName", ""))
+        assert bytes(data[:128]) == bytes(128)
+
+
+@pytest.mark.parametrize("options", [{"retain_long_modified_dates": True, "clean_descriptors": True},
+                                     {"retain_uids": True, "retain_device_identity": True}])
+def test_one_series_with_options(tmp_path, options):
+    paths = series(tmp_path / "in")
+    job, _ = assert_same_as_in_full(paths, options)
+    assert job.layouts.replayed >= len(paths) - 2
+
+
+def test_a_file_of_another_patient_or_with_the_dummy_already_there_is_de_identified_in_full(tmp_path):
+    """What the plan read (the patient's ID) must be the same; a value the plan replaces by a
+    fixed one must not already be that value (a full run would then change nothing there).
+    The first pass reads any value from the places its layout says: a name of the same length
+    is learned as well as walking the file would learn it."""
+    name = str(pydicom.dcmread(bundled("CT_small.dcm")).PatientName)
+    other = ("Other^Person" + "X" * len(name))[:len(name)]
+    paths = series(tmp_path / "in", count=7, changes={2: {"PatientID": "OTHER-7"},
+                                                      4: {"AcquisitionTime": "000000",
+                                                          "ReferringPhysicianName": ""},
+                                                      5: {"PatientName": other}})
+    job, outputs = assert_same_as_in_full(paths)
+    assert job.layouts.replayed <= len(paths) - 4
+    # in full: file 0, and 2 and 4 (values of other lengths); by layout: 1, 3, 6 and 5, whose
+    # name is learned where file 0's was
+    assert job.layouts.learned == 4
+    assert other.lower() in job.identifiers.texts
+    reports = [json.loads(report) for _, report in outputs]
+    assert reports[2]["patient"] != reports[1]["patient"] == reports[3]["patient"] == reports[5]["patient"]  # by ID
+
+
+def test_a_uid_of_another_length_or_a_private_element_more_is_not_replayed(tmp_path):
+    paths = series(tmp_path / "in", count=5, changes={1: {"SOPInstanceUID": BASE_UID + ".1"}})
+    ds = pydicom.dcmread(paths[3])
+    ds.private_block(0x0009, "LAYOUT TEST", create=True).add_new(0x01, "LO", "NAME OF SOMEONE")
+    ds.save_as(paths[3], enforce_file_format=True)
+    job, outputs = assert_same_as_in_full(paths)
+    assert b"NAME OF SOMEONE" not in outputs[3][0]
+    assert job.layouts.replayed <= len(paths) - 3
+
+
+def test_a_file_that_is_only_planted_values_away_gets_them_scanned(tmp_path):
+    """A kept element the plan never reads (not in the table) is copied from each file's own
+    bytes, and the residual scan judges each output: a name planted there is reported."""
+    paths = series(tmp_path / "in", count=4, changes={3: {"ManufacturerModelName": "WHO^REFERRED1"}})
+    assert len("WHO^REFERRED1") == len("SCANNER MODEL")
+    job, outputs = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == 3
+    hits = json.loads(outputs[3][1])["residual"]
+    assert [hit["found"] for hit in hits] == ["WHO^REFERRED1"]
+
+
+def test_what_the_first_pass_learned_travels_as_plain_data_to_another_worker(tmp_path):
+    """A pool: workers learn shares of the files, their values are merged in input order and
+    handed (as JSON) to every worker, which then de-identifies its share as one process would."""
+    from dcmstudio.deid.identifiers import Identifiers
+    # file 1 names, where nothing is read, the patient of file 3: only the merged values find it
+    paths = series(tmp_path / "in", count=6, changes={1: {"ManufacturerModelName": "Other^Patient"},
+                                                      3: {"PatientName": "Other^Patient"}})
+    whole, _ = run(paths)
+    assert [hit["found"] for hit in json.loads(whole[1][1])["residual"]] == ["Other^Patient"]
+    shares = [paths[:3], paths[3:]]
+    learned = []
+    for share in shares:
+        worker = Deidentifier({"secret": "layouts"})
+        for path in share:
+            worker.learn_file(str(path), path.name)
+        learned.append(json.loads(json.dumps(worker.identifiers.to_plain())))
+    merged = Identifiers()
+    for plain in learned:
+        merged.update(Identifiers.from_plain(plain))
+    shared = json.loads(json.dumps(merged.to_plain()))
+    outputs = []
+    for share, first in zip(shares, (1, 4)):
+        worker = Deidentifier({"secret": "layouts"})
+        worker.identifiers = Identifiers.from_plain(shared)
+        for index, path in enumerate(share, start=first):
+            pieces, report, _ = jobs.deidentify_item(worker, {"path": str(path), "name": path.name}, index, True)
+            outputs.append((b"".join(pieces), json.dumps(report, sort_keys=True)))
+    assert outputs == whole
+
+
+def test_a_compressed_series_is_replayed_once_its_fragments_end_where_the_layouts_did(tmp_path):
+    """Encapsulated pixel data is copied as it is once its items are seen to end where the
+    layout's did: a file whose fragments end earlier, with another element in the bytes left (the
+    same size), is de-identified in full; replayed, that element would be copied unread."""
+    source = pydicom.dcmread(bundled("JPEG2000.dcm"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for index in range(4):
+        ds = copy.deepcopy(source)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{BASE_UID}.{100 + index}"
+        path = folder / f"{index:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    data = bytearray(paths[3].read_bytes())
+    assert data[-8:] == b"\xfe\xff\xdd\xe0" + bytes(4)  # the pixel data ends the file
+    position = data.index(b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff") + 12
+    while data[position:position + 4] == b"\xfe\xff\x00\xe0":
+        last = position
+        position += 8 + int.from_bytes(data[position + 4:position + 8], "little")
+    length = int.from_bytes(data[last + 4:last + 8], "little")
+    data[last + 4:last + 8] = (length - 16).to_bytes(4, "little")
+    cut = last + 8 + length - 16
+    # the delimiter earlier, then a private creator naming someone, in the 16 bytes left
+    data[cut:] = b"\xfe\xff\xdd\xe0" + bytes(4) + b"\x09\x00\x10\x00LO\x08\x00" + b"WHO^ELSE"
+    assert len(data) == paths[3].stat().st_size
+    paths[3].write_bytes(bytes(data))
+    job, outputs = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == 2  # files 1 and 2; file 3 in full
+    assert b"WHO^ELSE" not in outputs[3][0] and b"WHO^ELSE" in data
