@@ -1,11 +1,9 @@
 // The file tree as a drawer on narrow screens (style.css): a toggle in the header opens it. While
-// open it holds the focus (Tab and Shift+Tab go round inside it, the rest of the page is inert);
+// open it holds the keyboard's focus (Tab and Shift+Tab go round inside it);
 // Escape, a click beside it or picking a row closes it, and focus goes back to the toggle.
 const body = document.body;
 const toggle = document.querySelector("#drawer-toggle");
 const sidebar = document.querySelector("#sidebar");
-const outside = [".main", "#tasks", ".top h1", ".top .open", ".top .python", ".top .privacy"]
-  .map((selector) => document.querySelector(selector));
 const narrow = matchMedia("(max-width: 720px)");
 const FOCUSABLE = "button, summary, label[for], input, [tabindex='0']";
 
@@ -17,7 +15,6 @@ const stops = () => [...sidebar.querySelectorAll(FOCUSABLE)].filter((node) => !n
 function setOpen(open) {
   body.classList.toggle("drawer-open", open);
   toggle.setAttribute("aria-expanded", String(open));
-  for (const node of outside) node?.toggleAttribute("inert", open);
   if (open) (sidebar.querySelector("[role=treeitem][tabindex='0']") || stops()[0])?.focus();
   else if (sidebar.contains(document.activeElement) || document.activeElement === body) toggle.focus();
 }

@@ -293,11 +293,11 @@ export class FileList {
   // The selected items' ids, in display order: one item is a selection of its level; several
   // are their files together.
   select(ids) {
-    const counts = new Map();
-    for (const id of ids) counts.set(levelOf(id), (counts.get(levelOf(id)) || 0) + 1);
+    const counts = new Map(Object.keys(LEVEL_NAMES).map((level) => [level, 0]));
+    for (const id of ids) counts.set(levelOf(id), counts.get(levelOf(id)) + 1);
     const label = ids.length === 1 ? this.labels.get(ids[0]) || "everything loaded"
       : ids.includes("all") ? "everything loaded"
-        : [...counts].map(([level, n]) => plural(n, LEVEL_NAMES[level][0], LEVEL_NAMES[level][1])).join(", ");
+        : [...counts].filter(([, n]) => n).map(([level, n]) => plural(n, LEVEL_NAMES[level][0], LEVEL_NAMES[level][1])).join(", ");
     this.selection = ids.length === 1 ? { level: levelOf(ids[0]), id: ids[0], label }
       : { level: ids.length ? "several" : "none", id: ids.length ? "several" : null, ids, label: ids.length ? label : "nothing" };
     this.announce();
@@ -316,7 +316,7 @@ export class FileList {
   // A row of the tree: what a person reads and clicks; `level` is its class (tests and styles).
   row(level, id, text, detail) {
     this.labels.set(id, level === "all" ? "everything loaded" : text);
-    return el("div", { className: `row ${level}`, id: `tree-row-${++this.rowCount}` },
+    return el("div", { className: `row ${level}` },
       el("span", { className: "label", textContent: text }),
       detail ? el("span", { className: "detail", textContent: detail }) : null);
   }
@@ -349,7 +349,6 @@ export class FileList {
 
   render() {
     const hadFocus = this.treeRoot.contains(document.activeElement);
-    this.rowCount = 0;
     this.large.clear();
     const byUid = new Map();
     for (const f of this.files.values()) {

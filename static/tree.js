@@ -35,10 +35,11 @@ export class TreeView {
       this.place(items, 1));
   }
 
-  // An item: its row (whose text is the item's name), and its group of children if it has one.
+  // An item: its row, and its group of children if it has one. Its name is its row's text (a
+  // browser leaves the group out of it; aria-labelledby would make axe see a name that differs).
   item(id, name, row, group = null, open = false) {
     const item = el("li", { role: "treeitem", tabIndex: -1, "data-id": id, "data-name": name.toLowerCase(),
-      "aria-selected": String(this.selected.has(id)), "aria-labelledby": row.id }, row);
+      "aria-selected": String(this.selected.has(id)) }, row);
     if (this.selected.has(id)) row.classList.add("selected");
     if (group) {
       item.setAttribute("aria-expanded", String(open));
@@ -169,13 +170,16 @@ export class TreeView {
         && i.hasAttribute("aria-expanded"));
       this.actions.openAll(siblings.map((i) => i.dataset.id));
     } else if (key === "Delete" && this.selected.size) this.actions.remove();
-    else if (key.length === 1 && !command && key.trim()) this.typeAhead(key, items, here);
+    else if (key.length === 1 && !command && key.trim()) return this.typeAhead(event, items, here);
     else return;
+    this.typed = "";
     event.preventDefault();
   }
 
   // Goes to the next item whose name starts with what was typed in the last moment.
-  typeAhead(key, items, here) {
+  typeAhead(event, items, here) {
+    event.preventDefault();
+    const key = event.key;
     const now = performance.now();
     this.typed = now - this.typedAt < TYPE_AHEAD_MS ? this.typed + key.toLowerCase() : key.toLowerCase();
     this.typedAt = now;

@@ -34,6 +34,7 @@ export class EditWorkbench {
 
     // Scope: the file picked here, or every file selected at left.
     this.fileSelect = el("select", { id: "edit-file" });
+    this.fileSelect.setAttribute("aria-label", "The file to apply to");
     this.scopeFile = el("input", { type: "radio", name: "edit-scope", value: "file", id: "edit-scope-file", checked: true });
     this.scopeAll = el("input", { type: "radio", name: "edit-scope", value: "all", id: "edit-scope-all" });
     this.scopeAllLabel = el("label", { htmlFor: "edit-scope-all" });
