@@ -329,9 +329,7 @@ export class FileList {
     const line = el("div", { className: "line" },
       el("span", { className: "toggle", textContent: open ? "▾" : "▸", "aria-hidden": "true" }),
       this.row(level, id, text, detail));
-    const item = this.tree.item(id, text, line.lastChild, group, open);
-    item.prepend(line);
-    return item;
+    return this.tree.item(id, text, line, group, open);
   }
 
   isOpen(id, size = 0) {

@@ -35,12 +35,11 @@ export class TreeView {
       this.place(items, 1));
   }
 
-  // An item: its row, and its group of children if it has one. Its name is its row's text (a
+  // An item: its row (or the line holding it), and its group of children if it has one. Its name is its row's text (a
   // browser leaves the group out of it; aria-labelledby would make axe see a name that differs).
   item(id, name, row, group = null, open = false) {
     const item = el("li", { role: "treeitem", tabIndex: -1, "data-id": id, "data-name": name.toLowerCase(),
       "aria-selected": String(this.selected.has(id)) }, row);
-    if (this.selected.has(id)) row.classList.add("selected");
     if (group) {
       item.setAttribute("aria-expanded", String(open));
       group.setAttribute("role", "group");
@@ -95,12 +94,11 @@ export class TreeView {
     this.selected = new Set(ids);
     this.anchor = anchor;
     for (const item of this.container.querySelectorAll(ITEM)) {
-      const on = this.selected.has(item.dataset.id);
-      item.setAttribute("aria-selected", String(on));
-      item.firstElementChild?.classList.toggle("selected", on);
+      item.setAttribute("aria-selected", String(this.selected.has(item.dataset.id)));
     }
-    this.actions.select(this.visible().map((i) => i.dataset.id).filter((id) => this.selected.has(id))
-      .concat([...this.selected].filter((id) => !this.find(id))));
+    const shown = this.visible().map((i) => i.dataset.id);
+    const inView = new Set(shown);
+    this.actions.select(shown.filter((id) => this.selected.has(id)).concat([...this.selected].filter((id) => !inView.has(id))));
   }
 
   selectOnly(item) {
