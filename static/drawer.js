@@ -10,7 +10,8 @@ const FOCUSABLE = "button, summary, label[for], input, [tabindex='0']";
 const isOpen = () => body.classList.contains("drawer-open");
 
 // What Tab can reach inside the drawer, in order (the tree is one stop: its roving item).
-const stops = () => [...sidebar.querySelectorAll(FOCUSABLE)].filter((node) => !node.disabled && node.getClientRects().length);
+const stops = () => [...sidebar.querySelectorAll(FOCUSABLE)]
+  .filter((node) => !node.disabled && node.getClientRects().length);
 
 function setOpen(open) {
   body.classList.toggle("drawer-open", open);

@@ -293,13 +293,19 @@ export class FileList {
   // The selected items' ids, in display order: one item is a selection of its level; several
   // are their files together.
   select(ids) {
-    const counts = new Map(Object.keys(LEVEL_NAMES).map((level) => [level, 0]));
-    for (const id of ids) counts.set(levelOf(id), counts.get(levelOf(id)) + 1);
-    const label = ids.length === 1 ? this.labels.get(ids[0]) || "everything loaded"
-      : ids.includes("all") ? "everything loaded"
-        : [...counts].filter(([, n]) => n).map(([level, n]) => plural(n, LEVEL_NAMES[level][0], LEVEL_NAMES[level][1])).join(", ");
-    this.selection = ids.length === 1 ? { level: levelOf(ids[0]), id: ids[0], label }
-      : { level: ids.length ? "several" : "none", id: ids.length ? "several" : null, ids, label: ids.length ? label : "nothing" };
+    if (ids.length === 1) {
+      this.selection = { level: levelOf(ids[0]), id: ids[0], label: this.labels.get(ids[0]) || "everything loaded" };
+    } else if (!ids.length) {
+      this.selection = { level: "none", id: null, ids, label: "nothing" };
+    } else {
+      // "2 series, 3 files": how many of each level, from patients down
+      const names = Object.entries(LEVEL_NAMES).map(([level, [one, many]]) => {
+        const n = ids.filter((id) => levelOf(id) === level).length;
+        return n ? plural(n, one, many) : null;
+      });
+      const label = ids.includes("all") ? "everything loaded" : names.filter(Boolean).join(", ");
+      this.selection = { level: "several", id: "several", ids, label };
+    }
     this.announce();
     const count = this.filesOf(this.selection).length;
     this.removeButton.hidden = !count;

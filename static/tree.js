@@ -98,7 +98,8 @@ export class TreeView {
     }
     const shown = this.visible().map((i) => i.dataset.id);
     const inView = new Set(shown);
-    this.actions.select(shown.filter((id) => this.selected.has(id)).concat([...this.selected].filter((id) => !inView.has(id))));
+    const hidden = [...this.selected].filter((id) => !inView.has(id));
+    this.actions.select(shown.filter((id) => this.selected.has(id)).concat(hidden));
   }
 
   selectOnly(item) {
