@@ -28,6 +28,10 @@ export function checkbox(id, text, { checked = false, onchange } = {}) {
   return [input, el("label", { className: "check", htmlFor: id }, input, ` ${text}`)];
 }
 
+// A description list from [term, text, props of the description] rows; rows that are null are left out.
+export const terms = (rows) => el("dl", {}, rows.filter(Boolean)
+  .flatMap(([term, text, props = {}]) => [el("dt", { textContent: term }), el("dd", { textContent: text, ...props })]));
+
 // A line that says what the workbench will act on, read out when it changes.
 export const statusLine = (id, className = "") => el("p", { id, className, "aria-live": "polite" });
 
