@@ -200,7 +200,8 @@ export class VolumeWorkbench extends Workbench {
     const p = this.plan;
     const names = p.file_names.length > 2 ? `${p.file_names[0]} … ${p.file_names.at(-1)}` : p.file_names.join(", ");
     this.writeButton.textContent = p.multiframe ? "Write multi-frame file" : `Write ${p.file_count} files as ZIP`;
-    const pixels = `${p.bits_allocated}-bit ${p.pixel_representation ? "signed" : "unsigned"} ${p.photometric_interpretation}`;
+    const sign = p.pixel_representation ? "signed" : "unsigned";
+    const pixels = `${p.bits_allocated}-bit ${sign} ${p.photometric_interpretation}`;
     const error = `rescale slope ${p.rescale_slope}, intercept ${p.rescale_intercept}; ` +
       `largest error ${p.max_abs_error.toPrecision(3)}`;
     const positions = p.max_position_error
@@ -224,7 +225,8 @@ export class VolumeWorkbench extends Workbench {
     const stem = this.inputs.series_description.value || this.opened.source_name.replace(/\..*$/, "") || "series";
     const steps = p.multiframe ? p.slices : p.file_count;
     const title = `Writing ${p.multiframe ? "a multi-frame file" : `${steps} DICOM files`}`;
-    const { task, collected, done } = this.job(title, "write_series", { options: this.options(), zip_name: `${stem.replace(/[^\p{L}\p{N}]+/gu, "_")}.zip` },
+    const zipName = `${stem.replace(/[^\p{L}\p{N}]+/gu, "_")}.zip`;
+    const { task, collected, done } = this.job(title, "write_series", { options: this.options(), zip_name: zipName },
       Array.from({ length: steps }, (_, i) => ({ name: p.file_names[i] || `frame ${i + 1}` })));
     const result = await done;
     if (!result.ok) return this.failed(task, result.error, "Writing cancelled: nothing was kept.");
