@@ -63,7 +63,8 @@ export class ValidateWorkbench extends Workbench {
     const more = clean.length > 20 ? ` and ${clean.length - 20} more` : "";
     const head = `${plural(summary.files_with_errors, "file")} with errors of ${plural(summary.files, "file")}`;
     this.report.replaceChildren(el("h2", { textContent: head }),
-      el("p", { className: "detail", id: "validate-summary", textContent: `${counts(summary)}; ${reports[0]?.edition || ""}.` }),
+      el("p", { className: "detail", id: "validate-summary",
+        textContent: `${counts(summary)}; ${reports[0]?.edition || ""}.` }),
       ...reports.filter((r) => r.findings.length).map((r) => this.fileReport(r)),
       clean.length ? el("p", { className: "ok", textContent: `No findings: ${clean.slice(0, 20).join(", ")}${more}.` })
         : null);
