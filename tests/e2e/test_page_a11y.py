@@ -70,6 +70,20 @@ def selected(page):
     return page.locator("[role=treeitem][aria-selected=true]").evaluate_all("(items) => items.map((i) => i.dataset.name)")
 
 
+def test_a_skip_link_leads_past_the_header_and_the_file_tree(page, server):
+    open_files(page, [CT])
+    wait_for_files(page, 1)
+    page.keyboard.press("Tab")
+    link = page.locator(".skip-link")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    assert link.bounding_box()["y"] >= 0  # shown once it has the focus
+    page.screenshot(path=str(ARTIFACTS / "a11y-skip-link.png"))
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "tab-tags"
+    assert not page.page_errors
+
+
 def here(page):
     """What has the focus: 'tree:' and the item's id inside the file tree, else the element and its id."""
     return page.evaluate("""() => { const e = document.activeElement;
@@ -96,7 +110,7 @@ def test_the_file_tree_is_one_tab_stop_and_works_from_the_keyboard_alone(page, s
     assert tree.get_attribute("aria-multiselectable") == "true"
     assert page.locator("#file-tree [role=group]").count() == 6  # 2 patients, 2 studies, 2 series
     # from the top of the page: 2 stops a row before (171 Tabs past 38 files), now one for the tree
-    assert tabs_to_workbench(page) == ["input#open-files", "input#open-folder", "button#remove-files", "tree:all",
+    assert tabs_to_workbench(page) == ["a#skip-link", "input#open-files", "input#open-folder", "button#remove-files", "tree:all",
                                        "button#tab-tags"]
 
     # Tab into the tree: "Everything loaded" (selected) has the focus; arrows move it
