@@ -285,3 +285,12 @@ def test_the_drawer_holds_the_focus_and_escape_gives_it_back(page, server, tmp_p
     assert page.evaluate("document.activeElement.id") == "drawer-toggle"
     assert page.evaluate("window.dcmstudio.files.selection.level") == "patient"
     assert not page.page_errors
+
+
+def test_axe_is_refused_when_its_tarball_is_not_the_pinned_one(tmp_path, monkeypatch):
+    import axe  # noqa: PLC0415
+
+    monkeypatch.setattr(axe, "CACHE", tmp_path)
+    (tmp_path / f"axe-core-{axe.AXE_VERSION}.tgz").write_bytes(b"not the reviewed package")
+    with pytest.raises(RuntimeError, match="pins e6b0ce02"):
+        axe.axe_source()
