@@ -1,6 +1,7 @@
 // The loaded files, grouped patient → study → series → instance, and the skipped ones with why.
-// Selecting a row makes it the scope of every workbench. Files cut short and files repeating
-// another's SOP Instance UID are marked; the selection's files can be removed from the list.
+// Selecting rows (tree.js: one ARIA tree, by keyboard or pointer) makes them the scope of every
+// workbench. Files cut short and files repeating another's SOP Instance UID are marked; the
+// selection's files can be removed from the list.
 import { button, el, plural } from "./dom.js";
 import { Op } from "./protocol.js";
 import { TreeView } from "./tree.js";
@@ -354,6 +355,7 @@ export class FileList {
   render() {
     const hadFocus = this.treeRoot.contains(document.activeElement);
     this.large.clear();
+    this.labels.clear();
     const byUid = new Map();
     for (const f of this.files.values()) {
       if (!f.sop_instance_uid) continue;
