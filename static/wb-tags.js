@@ -1,4 +1,6 @@
 // The Tags workbench: every element of the selected file as a foldable tree, search, copy, export.
+// The tree is one Tab stop: arrows move between rows and fold, Enter edits a value, Delete deletes
+// the element, Ctrl+C copies its value (the row's buttons do the same for a pointer).
 import { button, el, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
 
@@ -48,6 +50,11 @@ export class TagsWorkbench extends Workbench {
     this.columnHeads.setAttribute("aria-hidden", "true");
     this.columnHeads.style.setProperty("--depth", 0);
     this.body.setAttribute("aria-label", "Elements of the selected file");
+    this.body.addEventListener("keydown", (event) => this.onKey(event));
+    this.body.addEventListener("focusin", (event) => {
+      const row = event.target.closest?.("[role=treeitem]");
+      if (row) this.rove(row);
+    });
     this.empty = el("p", { className: "empty",
       textContent: "Open DICOM files, then pick one at left to see every element." });
     panel.append(
@@ -133,15 +140,57 @@ export class TagsWorkbench extends Workbench {
       }
     };
     addNodes(this.tree.nodes, 0);
+    const hadFocus = this.body.contains(document.activeElement);
     this.body.replaceChildren(this.columnHeads, ...rows);
+    // One Tab stop: the row last focused (else the first); the buttons in rows are for pointers.
+    for (const control of this.body.querySelectorAll("button")) control.tabIndex = -1;
+    const focused = rows.find((row) => row.dataset.id === this.focusId) || rows[0];
+    if (focused) this.rove(focused);
+    if (focused && hadFocus) focused.focus();
+  }
+
+  rove(row) {
+    for (const other of this.body.querySelectorAll("[role=treeitem][tabindex='0']")) other.tabIndex = -1;
+    row.tabIndex = 0;
+    this.focusId = row.dataset.id;
+  }
+
+  onKey(event) {
+    const row = event.target.closest("[role=treeitem]");
+    if (!row || event.target !== row || event.altKey) return;
+    const rows = [...this.body.querySelectorAll("[role=treeitem]")];
+    const here = rows.indexOf(row);
+    const open = row.getAttribute("aria-expanded");
+    const go = (target) => target?.focus();
+    const press = (selector) => row.querySelector(selector)?.click();
+    const command = event.ctrlKey || event.metaKey;
+    const key = event.key;
+    if (key === "ArrowDown") go(rows[here + 1]);
+    else if (key === "ArrowUp") go(rows[here - 1]);
+    else if (key === "PageDown") go(rows[Math.min(rows.length - 1, here + 10)]);
+    else if (key === "PageUp") go(rows[Math.max(0, here - 10)]);
+    else if (key === "Home") go(rows[0]);
+    else if (key === "End") go(rows.at(-1));
+    else if (key === "ArrowRight" && open) {
+      if (open === "true") go(rows[here + 1]); else press(".toggle");
+    } else if (key === "ArrowLeft") {
+      const level = Number(row.getAttribute("aria-level"));
+      if (open === "true") press(".toggle");
+      else go(rows.slice(0, here).reverse().find((r) => Number(r.getAttribute("aria-level")) < level));
+    } else if ((key === "Enter" || key === "F2") && !command) press("button.value");
+    else if (key === "Delete") press(".delete");
+    else if (command && key === "c" && !String(getSelection())) press(".copy");
+    else return;
+    event.preventDefault();
   }
 
   toggleButton(id, label) {
     const open = !this.collapsed.has(id);
     return button(open ? "▾" : "▸", () => {
       if (this.collapsed.has(id)) this.collapsed.delete(id); else this.collapsed.add(id);
+      this.focusId = id;
       this.render();
-      this.body.querySelector(`[data-id="${id}"] .toggle`)?.focus();
+      this.body.querySelector(`[data-id="${id}"]`)?.focus();
     }, { className: "toggle", "aria-expanded": open, "aria-label": `${open ? "Collapse" : "Expand"} ${label}` });
   }
 
@@ -206,11 +255,7 @@ export class TagsWorkbench extends Workbench {
       this.valueCell(node),
       el("span", { className: "row-actions" }, node.items ? null : copy,
         node.path ? this.deleteButton(node.path, node.keyword || node.tag) : null));
-    row.style.setProperty("--depth", depth);
-    row.dataset.id = node.id;
-    row.setAttribute("role", "treeitem");
-    row.setAttribute("aria-level", String(depth + 1));
-    return row;
+    return this.treeItem(row, node.id, depth, node.items ? !this.collapsed.has(node.id) : null);
   }
 
   itemRow(sequence, item, depth) {
@@ -221,10 +266,17 @@ export class TagsWorkbench extends Workbench {
       el("span", { className: "value detail", textContent: plural(item.nodes.length, "element") }),
       sequence.path ? this.deleteButton(`${sequence.path}[${item.index}]`, name) : null);
     if (this.app.edits.forPath(`${sequence.path}[${item.index}]`)?.op === "delete") row.classList.add("deleted");
+    return this.treeItem(row, item.id, depth, !this.collapsed.has(item.id));
+  }
+
+  // A row as an item of the tree: focusable (not a Tab stop), its depth, open or not if it folds.
+  treeItem(row, id, depth, open) {
     row.style.setProperty("--depth", depth);
-    row.dataset.id = item.id;
+    row.dataset.id = id;
+    row.tabIndex = -1;
     row.setAttribute("role", "treeitem");
     row.setAttribute("aria-level", String(depth + 1));
+    if (open !== null) row.setAttribute("aria-expanded", String(open));
     return row;
   }
 

@@ -7,7 +7,7 @@ import pytest
 from axe import axe_source, violations
 from conftest import ARTIFACTS, open_files
 from test_page_image import ct_series
-from test_page_inspect import CT, MR, wait_for_files
+from test_page_inspect import CT, MR, NESTED, wait_for_files
 
 SIZES = {"wide": {"width": 1400, "height": 860}, "narrow": {"width": 390, "height": 780}}
 # The Image workbench's "1:1" button is named "One image pixel per screen pixel", which does not
@@ -294,3 +294,59 @@ def test_axe_is_refused_when_its_tarball_is_not_the_pinned_one(tmp_path, monkeyp
     (tmp_path / f"axe-core-{axe.AXE_VERSION}.tgz").write_bytes(b"not the reviewed package")
     with pytest.raises(RuntimeError, match="pins e6b0ce02"):
         axe.axe_source()
+
+
+def test_the_tag_tree_is_one_tab_stop_and_edits_from_the_keyboard(page, server):
+    open_files(page, [NESTED])
+    wait_for_files(page, 1)
+    page.wait_for_selector(".tag-tree .el:not(.column-heads) .value")
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert here(page) == "button#tab-tags"
+    stops = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if not page.evaluate("document.activeElement.closest('#panel-tags') !== null"):
+            break
+        stops.append(page.evaluate("document.activeElement.closest('.tag-tree') ? 'tree' : document.activeElement.id"))
+    # 797 stops for CT_small.dcm's 266 rows before: a value, Copy and Delete button in each
+    assert stops.count("tree") == 1 and len(stops) <= 8, stops
+    page.keyboard.press("Shift+Tab")
+    while page.evaluate("document.activeElement.closest('.tag-tree') === null"):
+        page.keyboard.press("Shift+Tab")
+    row_text = "document.activeElement.closest('[role=treeitem]').textContent"
+    for _ in range(60):
+        if "(0010,0010)" in page.evaluate(row_text):
+            break
+        page.keyboard.press("ArrowDown")
+    assert "(0010,0010)" in page.evaluate(row_text)
+    page.keyboard.press("Enter")  # edits the value in place
+    assert page.evaluate("document.activeElement.className") == "value-input"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("KEYBOARD^EDIT")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.dcmstudio.edits.list.length === 1")
+    assert page.evaluate("window.dcmstudio.edits.list[0]") == {"op": "set", "path": "PatientName", "value": "KEYBOARD^EDIT"}
+    assert "(0010,0010)" in page.evaluate(row_text)  # the focus is back on its row
+    page.keyboard.press("Delete")
+    page.wait_for_function("window.dcmstudio.edits.list.length === 2")
+    assert page.evaluate("window.dcmstudio.edits.list[1]") == {"op": "delete", "path": "PatientName"}
+    # a sequence opens with Right and its first item is next; Left closes, or goes up a level
+    for _ in range(200):
+        if page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "false":
+            break
+        page.keyboard.press("ArrowDown")
+    sequence = page.evaluate("document.activeElement.dataset.id")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "true"
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.classList.contains('item')")
+    page.keyboard.press("ArrowLeft")  # the item is open: it closes
+    assert page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "false"
+    page.keyboard.press("ArrowLeft")  # then up to its sequence
+    assert page.evaluate("document.activeElement.dataset.id") == sequence
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "false"
+    page.screenshot(path=str(ARTIFACTS / "a11y-tag-tree-keyboard.png"))
+    assert not page.page_errors
