@@ -1,13 +1,10 @@
 // The loaded files, grouped patient → study → series → instance, and the skipped ones with why.
-// Selecting a row makes it the scope of every workbench. Files cut short and files repeating
-// another's SOP Instance UID are marked; the selection's files can be removed from the list.
+// Selecting rows (tree.js: one ARIA tree, by keyboard or pointer) makes them the scope of every
+// workbench. Files cut short and files repeating another's SOP Instance UID are marked; the
+// selection's files can be removed from the list.
+import { button, el, plural } from "./dom.js";
 import { Op } from "./protocol.js";
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { TreeView } from "./tree.js";
 
 // While files are opening, the file tree is redrawn at most this often, and less often when
 // drawing it takes long (thousands of files): never more than a tenth of the time.
@@ -18,6 +15,12 @@ const ANNOUNCE_EVERY_MS = 2000;
 // A series with more files than this starts folded: thousands of rows cost the page more than
 // they help a person, who scrolls a series in the Image workbench.
 const LARGE_SERIES = 500;
+
+// An item's level from its id: "all", or p:, s:, r:, i: before a patient, study, series or file.
+const LEVELS = { p: "patient", s: "study", r: "series", i: "instance" };
+const levelOf = (id) => LEVELS[id[0]] && id[1] === ":" ? LEVELS[id[0]] : "all";
+const LEVEL_NAMES = { patient: ["patient"], study: ["study", "studies"], series: ["series", "series"],
+  instance: ["file"], all: ["everything loaded"] };
 
 const byNumberThenName = (a, b) =>
   (a.instance.number ?? Infinity) - (b.instance.number ?? Infinity) || a.name.localeCompare(b.name);
@@ -94,7 +97,6 @@ export class FileList {
     this.files = new Map(); // key → described DICOM file
     this.skipped = [];
     this.counter = 0;
-    this.selectedRow = null;
     this.collapsed = new Set();
     this.renderTimer = null;
     this.lastRender = 0;
@@ -103,12 +105,24 @@ export class FileList {
     this.unfolded = new Set(); // large series the person unfolded
     this.pending = 0;       // files handed to Python and not described yet
     this.settledWaiters = [];
-    this.selection = null;  // { level, id, label }: its files are looked up when asked for
+    this.selection = null;  // { level, id, label, ids? }: its files are looked up when asked for
     this.python = python;
-    this.removeButton = el("button", { type: "button", className: "small remove-files", id: "remove-files",
-      hidden: true });
-    this.removeButton.addEventListener("click", () => this.remove(this.filesOf(this.selection).map((f) => f.key)));
+    this.labels = new Map(); // item id → its name, for the selection's label
+    this.tree = new TreeView(treeRoot, "Loaded files", {
+      select: (ids) => this.select(ids),
+      open: (id, open) => this.setOpen([id], open),
+      openAll: (ids) => this.setOpen(ids.filter((id) => !this.large.has(id)), true),
+      remove: () => this.removeSelected(),
+      picked: () => treeRoot.dispatchEvent(new CustomEvent("files-picked", { bubbles: true })),
+    });
+    this.large = new Set(); // ids of the series over LARGE_SERIES files: `*` leaves them folded
+    this.removeButton = button("", () => this.removeSelected(),
+      { className: "small remove-files", id: "remove-files", hidden: true });
     treeRoot.before(this.removeButton);
+  }
+
+  removeSelected() {
+    return this.remove(this.filesOf(this.selection).map((f) => f.key));
   }
 
   // Takes files out of the list (the user's files are untouched); every worker forgets what it
@@ -120,12 +134,32 @@ export class FileList {
       this.thumbnails?.cache.delete(key);
     }
     this.selection = null;
-    this.selectionId = null;
     this.render();
     this.selectAll();
     if (this.python && paths.length) {
       await Promise.all(this.python.available().map((worker) => worker.request(Op.REMOVE_FILES, { paths }).done));
     }
+  }
+
+  instanceItem(f, byUid) {
+    const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
+    const id = `i:${f.key}`;
+    const row = this.row("instance", id, f.name, `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`);
+    const item = this.tree.item(id, f.name, row);
+    const marks = this.marks(f, byUid);
+    if (marks.length) {
+      row.classList.add("marked");
+      row.querySelector(".detail").append(...marks);
+      row.title = marks.map((m) => m.title).join("\n");
+      item.setAttribute("aria-description", row.title);
+    }
+    if (this.thumbnails && f.instance.rows) {
+      const thumb = el("canvas", { className: "thumb", width: 40, height: 40, "aria-hidden": "true" });
+      row.prepend(thumb);
+      row.classList.add("with-thumb");
+      this.thumbnails.attach(thumb, f);
+    }
+    return item;
   }
 
   // Marks on a file's row: cut short, or another file with its SOP Instance UID.
@@ -171,7 +205,12 @@ export class FileList {
   }
 
   filesOf(selection) {
-    if (!selection) return [];
+    if (!selection?.id) return [];
+    if (selection.ids) {
+      const seen = new Set();
+      return selection.ids.flatMap((id) => this.filesOf({ level: levelOf(id), id }))
+        .filter((f) => !seen.has(f.key) && seen.add(f.key));
+    }
     const { level, id } = selection;
     if (level === "instance") return [this.files.get(id.slice(2))].filter(Boolean);
     const out = [];
@@ -199,7 +238,7 @@ export class FileList {
       this.lastRender = performance.now();
       this.render();
       this.renderCost = performance.now() - this.lastRender;
-      if (!this.selectedRow && this.files.size) this.selectAll();
+      if (!this.selection && this.files.size) this.selectAll();
       else if (this.selection && (!this.pending || performance.now() - this.lastAnnounce > ANNOUNCE_EVERY_MS)) {
         this.announce(); // a selected group may have grown
       }
@@ -249,17 +288,25 @@ export class FileList {
   }
 
   selectAll() {
-    this.select({ level: "all", label: "everything loaded", keys: [...this.files.keys()] }, this.treeRoot.querySelector(".all"));
+    this.tree.setSelection(this.files.size ? ["all"] : [], "all");
   }
 
-  select(selection, row) {
-    this.selectedRow?.classList.remove("selected");
-    this.selectedRow?.setAttribute("aria-pressed", "false");
-    this.selectedRow = row;
-    row?.classList.add("selected");
-    row?.setAttribute("aria-pressed", "true");
-    this.selectionId = selection.id || selection.level;
-    this.selection = { level: selection.level, id: this.selectionId, label: selection.label };
+  // The selected items' ids, in display order: one item is a selection of its level; several
+  // are their files together.
+  select(ids) {
+    if (ids.length === 1) {
+      this.selection = { level: levelOf(ids[0]), id: ids[0], label: this.labels.get(ids[0]) || "everything loaded" };
+    } else if (!ids.length) {
+      this.selection = { level: "none", id: null, ids, label: "nothing" };
+    } else {
+      // "2 series, 3 files": how many of each level, from patients down
+      const names = Object.entries(LEVEL_NAMES).map(([level, [one, many]]) => {
+        const n = ids.filter((id) => levelOf(id) === level).length;
+        return n ? plural(n, one, many) : null;
+      });
+      const label = ids.includes("all") ? "everything loaded" : names.filter(Boolean).join(", ");
+      this.selection = { level: "several", id: "several", ids, label };
+    }
     this.announce();
     const count = this.filesOf(this.selection).length;
     this.removeButton.hidden = !count;
@@ -273,99 +320,78 @@ export class FileList {
     this.onSelect({ ...this.selection, keys: files.map((f) => f.key), files });
   }
 
-  row(level, id, text, detail, keys) {
-    const button = el("button", { className: `row ${level}`, type: "button" },
+  // A row of the tree: what a person reads and clicks; `level` is its class (tests and styles).
+  row(level, id, text, detail) {
+    this.labels.set(id, level === "all" ? "everything loaded" : text);
+    return el("div", { className: `row ${level}` },
       el("span", { className: "label", textContent: text }),
       detail ? el("span", { className: "detail", textContent: detail }) : null);
-    button.setAttribute("aria-pressed", "false");
-    button.dataset.id = id;
-    button.addEventListener("click", () => this.select({ level, id, label: text, keys }, button));
-    if (this.selectionId === id) {
-      this.selectedRow = button;
-      button.classList.add("selected");
-      button.setAttribute("aria-pressed", "true");
-    }
-    return button;
+  }
+
+  // An item with children, its triangle before its row (a pointer's way to open it; the
+  // keyboard's is the arrow keys, so the triangle is no Tab stop).
+  parent(level, id, text, detail, group, size = 0) {
+    const open = this.isOpen(id, size);
+    if (size > LARGE_SERIES) this.large.add(id);
+    const line = el("div", { className: "line" },
+      el("span", { className: "toggle", textContent: open ? "▾" : "▸", "aria-hidden": "true" }),
+      this.row(level, id, text, detail));
+    return this.tree.item(id, text, line, group, open);
   }
 
   isOpen(id, size = 0) {
     return size > LARGE_SERIES ? this.unfolded.has(id) : !this.collapsed.has(id);
   }
 
-  toggle(id, children, size = 0) {
-    const open = this.isOpen(id, size);
-    const button = el("button", { className: "toggle", type: "button", textContent: open ? "▾" : "▸" });
-    button.setAttribute("aria-expanded", String(open));
-    button.setAttribute("aria-label", open ? "Collapse" : "Expand");
-    button.addEventListener("click", () => {
-      const set = size > LARGE_SERIES ? this.unfolded : this.collapsed;
-      if (set.has(id)) set.delete(id); else set.add(id);
-      this.render();
-    });
-    children.hidden = !open;
-    return button;
+  setOpen(ids, open) {
+    for (const id of ids) {
+      const large = this.large.has(id);
+      const set = large ? this.unfolded : this.collapsed;
+      if (open === large) set.add(id); else set.delete(id);
+    }
+    this.render();
   }
 
   render() {
-    this.treeRoot.replaceChildren();
-    this.selectedRow = null;
+    const hadFocus = this.treeRoot.contains(document.activeElement);
+    this.large.clear();
+    this.labels.clear();
     const byUid = new Map();
     for (const f of this.files.values()) {
       if (!f.sop_instance_uid) continue;
       if (!byUid.has(f.sop_instance_uid)) byUid.set(f.sop_instance_uid, []);
       byUid.get(f.sop_instance_uid).push(f);
     }
-    if (this.files.size) {
-      this.treeRoot.append(this.row("all", "all", "Everything loaded", `${this.files.size} file${this.files.size === 1 ? "" : "s"}`, [...this.files.keys()]));
-    }
-    const list = el("ul", { className: "groups" });
+    const tree = this.tree;
+    const patients = [];
     for (const [pKey, { patient, studies }] of this.groups()) {
-      const pid = `p:${pKey}`;
-      const studyList = el("ul");
-      const pKeys = [];
+      const studyItems = [];
       for (const [studyUid, { study, series }] of studies) {
-        const sid = `s:${studyUid}`;
-        const seriesList = el("ul");
-        const sKeys = [];
+        const seriesItems = [];
         for (const [seriesUid, { series: se, files }] of series) {
           files.sort(byNumberThenName);
-          const keys = files.map((f) => f.key);
-          sKeys.push(...keys);
           const rid = `r:${seriesUid}`;
-          const instances = el("ul");
-          for (const f of this.isOpen(rid, files.length) ? files : []) {
-            const frames = f.instance.frames > 1 ? ` · ${f.instance.frames} frames` : "";
-            const row = this.row("instance", `i:${f.key}`, f.name, `#${f.instance.number ?? "–"}${frames} · ${formatSize(f.size)}`, [f.key]);
-            const marks = this.marks(f, byUid);
-            if (marks.length) {
-              row.classList.add("marked");
-              row.querySelector(".detail").append(...marks);
-              row.title = marks.map((m) => m.title).join("\n");
-              row.setAttribute("aria-description", row.title);
-            }
-            if (this.thumbnails && f.instance.rows) {
-              const thumb = el("canvas", { className: "thumb", width: 40, height: 40 });
-              thumb.setAttribute("aria-hidden", "true");
-              row.prepend(thumb);
-              row.classList.add("with-thumb");
-              this.thumbnails.attach(thumb, f);
-            }
-            instances.append(el("li", {}, row));
-          }
-          const title = `${se.modality || "??"} ${se.number ?? ""} ${se.description || "(no description)"}`.replace(/\s+/g, " ");
-          seriesList.append(el("li", {}, el("div", { className: "line" }, this.toggle(rid, instances, files.length),
-            this.row("series", rid, title, `${files.length} file${files.length === 1 ? "" : "s"}`, keys)), instances));
+          const shown = this.isOpen(rid, files.length) ? files : [];
+          const instances = el("ul", {}, tree.place(shown.map((f) => this.instanceItem(f, byUid)), 4));
+          const title = `${se.modality || "??"} ${se.number ?? ""} ${se.description || "(no description)"}`;
+          seriesItems.push(this.parent("series", rid, title.replace(/\s+/g, " "), plural(files.length, "file"),
+            instances, files.length));
         }
-        pKeys.push(...sKeys);
+        const sid = `s:${studyUid}`;
         const title = `${formatDate(study.date)} ${study.description || "(no study description)"}`.trim();
-        studyList.append(el("li", {}, el("div", { className: "line" }, this.toggle(sid, seriesList),
-          this.row("study", sid, title, study.accession ? `Acc ${study.accession}` : "", sKeys)), seriesList));
+        studyItems.push(this.parent("study", sid, title, study.accession ? `Acc ${study.accession}` : "",
+          el("ul", {}, tree.place(seriesItems, 3))));
       }
-      const title = patient.name || "(no patient name)";
-      list.append(el("li", {}, el("div", { className: "line" }, this.toggle(pid, studyList),
-        this.row("patient", pid, title, patient.id ? `ID ${patient.id}` : "", pKeys)), studyList));
+      patients.push(this.parent("patient", `p:${pKey}`, patient.name || "(no patient name)",
+        patient.id ? `ID ${patient.id}` : "", el("ul", {}, tree.place(studyItems, 2))));
     }
-    this.treeRoot.append(list);
+    this.treeRoot.replaceChildren();
+    if (this.files.size) {
+      const all = tree.item("all", "Everything loaded",
+        this.row("all", "all", "Everything loaded", plural(this.files.size, "file")));
+      this.treeRoot.append(tree.root([all, ...patients]));
+    }
+    tree.drawn(hadFocus);
 
     this.skippedRoot.replaceChildren();
     if (this.skipped.length) {

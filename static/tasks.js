@@ -58,8 +58,8 @@ export class TaskBar {
     bar.setAttribute("aria-label", label);
     const text = el("span", { className: "task-text", textContent: label });
     const cancel = el("button", { type: "button", textContent: "Cancel", className: "small" });
+    text.setAttribute("role", "status"); // on the text: a list item cannot be a status
     const item = el("li", { className: "task running" }, text, bar, cancel);
-    item.setAttribute("role", "status");
     this.list.prepend(item);
     const task = {
       cancelled: false,

@@ -6,32 +6,11 @@
 // and asks the person to confirm that pixel values change; its report gives ratio, PSNR and largest error.
 import { Op } from "./protocol.js";
 import { newErrorsNote } from "./jobs.js";
+import { el, onFirstShow, plural } from "./dom.js";
 
-export const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
-
-export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+export { el, onFirstShow, plural }; // first written here; now in dom.js
 const kilobytes = (bytes) => `${(bytes / 1e3).toLocaleString("en", { maximumFractionDigits: 1 })} kB`;
 const ratio = (input, output) => (input ? `${Math.round((100 * output) / input)}%` : "");
-
-// Runs `load` the first time `panel` is shown: Python work for a tab nobody opens is not done.
-export function onFirstShow(panel, load) {
-  const observer = new MutationObserver(() => {
-    if (panel.hidden) return;
-    observer.disconnect();
-    load();
-  });
-  observer.observe(panel, { attributes: true, attributeFilter: ["hidden"] });
-  // The shell shows the first tab right after mounting them all: a shown panel never mutates.
-  queueMicrotask(() => {
-    if (panel.hidden) return;
-    observer.disconnect();
-    load();
-  });
-}
 
 export class CompressWorkbench {
   id = "compress";

@@ -2,7 +2,8 @@
 // form, or a window and note over an image selected at left. Patient and study are copied from a
 // loaded file or typed in. Python builds and checks the object (dcmstudio.create); this is the form.
 import { Op } from "./protocol.js";
-import { el, onFirstShow, plural } from "./wb-compress.js";
+import { button, el, errorLine, onFirstShow, plural, terms } from "./dom.js";
+import { Workbench } from "./workbench.js";
 
 const byName = (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true });
 const dicomDateToInput = (da) => (/^\d{8}$/.test(da || "") ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : "");
@@ -15,10 +16,13 @@ const PICTURE_TYPES = ".png,.jpg,.jpeg,image/png,image/jpeg";
 
 const KINDS = [
   { id: "sc", label: "Secondary Capture", hint: "One PNG or JPEG picture as a DICOM image." },
-  { id: "multiframe", label: "Multi-frame Secondary Capture", hint: "Several PNG or JPEG pictures as the frames of one file, in the order of their names." },
+  { id: "multiframe", label: "Multi-frame Secondary Capture",
+    hint: "Several PNG or JPEG pictures as the frames of one file, in the order of their names." },
   { id: "pdf", label: "Encapsulated PDF", hint: "A PDF document carried whole inside a DICOM file." },
-  { id: "sr", label: "Measurement report (SR)", hint: "A Comprehensive SR following TID 1500 “Measurement Report”, filled in below." },
-  { id: "gsps", label: "Presentation state (GSPS)", hint: "A window and a text note for a grayscale image selected at left; the image itself is not changed." },
+  { id: "sr", label: "Measurement report (SR)",
+    hint: "A Comprehensive SR following TID 1500 “Measurement Report”, filled in below." },
+  { id: "gsps", label: "Presentation state (GSPS)",
+    hint: "A window and a text note for a grayscale image selected at left; the image itself is not changed." },
 ];
 
 // Patient and study attributes that can be typed in: [keyword, label, input type or
@@ -48,8 +52,14 @@ const OPTION_FIELDS = [
   ["ContentCreatorName", "Made by", "text", "gsps", "Family^Given"],
 ];
 
+const option = (value, text = value) => el("option", { value, textContent: text });
+
+// A form field: its label above its control (which has an id); `wide` ones take a whole row.
+const labelled = (text, control, wide = false) => el("div", { className: wide ? "create-field wide" : "create-field" },
+  el("label", { htmlFor: control.id, textContent: text }), control);
+
 function field(id, type, placeholder = "") {
-  if (Array.isArray(type)) return el("select", { id }, ...type.map(([value, label]) => el("option", { value, textContent: label })));
+  if (Array.isArray(type)) return el("select", { id }, type.map(([value, label]) => option(value, label)));
   return el("input", { id, type, placeholder, autocomplete: "off" });
 }
 
@@ -57,21 +67,21 @@ function field(id, type, placeholder = "") {
 function picker(id, text, accept, multiple, onChange) {
   const input = el("input", { type: "file", id, accept, multiple, className: "visually-hidden" });
   input.addEventListener("change", () => onChange([...input.files]));
-  return el("div", { className: "toolbar-inline" }, input, el("label", { htmlFor: id, className: "button", textContent: text }));
+  return el("div", { className: "toolbar-inline" }, input,
+    el("label", { htmlFor: id, className: "button", textContent: text }));
 }
 
 function codeOptions(codes, blank) {
   return [blank === undefined ? null : el("option", { value: "", textContent: blank }),
-    ...codes.map((c) => el("option", { value: c.keyword, textContent: c.scheme === "UCUM" ? `${c.value} (${c.meaning})` : c.meaning }))];
+    ...codes.map((c) => option(c.keyword, c.scheme === "UCUM" ? `${c.value} (${c.meaning})` : c.meaning))];
 }
 
-export class CreateWorkbench {
+export class CreateWorkbench extends Workbench {
   id = "create";
   title = "Create";
 
   constructor(app) {
-    this.app = app;
-    this.selection = { files: [], label: "" };
+    super(app);
     this.kind = "sc";
     this.chosen = { sc: [], multiframe: [], pdf: [] }; // File objects picked per kind
     this.copied = null; // { key, patient, study } of the file whose patient and study are copied
@@ -84,7 +94,8 @@ export class CreateWorkbench {
   mount(panel) {
     const kinds = el("fieldset", { className: "create-kinds" }, el("legend", { textContent: "Object to create" }),
       ...KINDS.map((k) => {
-        const radio = el("input", { type: "radio", name: "create-kind", id: `create-kind-${k.id}`, value: k.id, checked: k.id === this.kind });
+        const radio = el("input", { type: "radio", name: "create-kind", id: `create-kind-${k.id}`, value: k.id,
+          checked: k.id === this.kind });
         radio.addEventListener("change", () => this.setKind(k.id));
         return el("div", { className: "kind" }, radio, el("label", { htmlFor: radio.id },
           el("strong", { textContent: k.label }), el("span", { className: "detail", textContent: ` ${k.hint}` })));
@@ -99,30 +110,31 @@ export class CreateWorkbench {
     };
 
     this.patientStudy = this.patientStudyFieldset();
-    this.optionsFieldset = el("fieldset", { className: "create-options" }, el("legend", { textContent: "Series and object" }));
+    this.optionsFieldset = el("fieldset", { className: "create-options" },
+      el("legend", { textContent: "Series and object" }));
     const grid = el("div", { className: "create-fields" });
     this.optionInputs = {};
     for (const [keyword, label, type, kinds, placeholder] of OPTION_FIELDS) {
       const input = field(`create-opt-${keyword}`, type, placeholder);
-      const wrap = el("div", { className: "create-field" }, el("label", { htmlFor: input.id, textContent: label }), input);
+      const wrap = labelled(label, input);
       wrap.dataset.kinds = kinds;
       this.optionInputs[keyword] = input;
       grid.append(wrap);
     }
     this.optionsFieldset.append(grid);
 
-    this.run = el("button", { type: "button", className: "primary", id: "create-run", textContent: "Create and download" });
-    this.run.onclick = () => this.create();
-    this.error = el("p", { className: "error", role: "alert", id: "create-error" });
+    this.run = button("Create and download", () => this.create(), { className: "primary", id: "create-run" });
+    this.error = errorLine("create-error");
     this.result = el("div", { className: "report create-result", id: "create-result", "aria-live": "polite" },
-      el("p", { className: "hint", textContent: "The object is checked (read back) before it is offered; it downloads and stays in the task bar." }));
+      el("p", { className: "hint", textContent: "The object is checked (read back) before it is offered; " +
+        "it downloads and stays in the task bar." }));
     panel.append(el("div", { className: "create-layout" },
-      el("div", { className: "create-main" }, kinds, ...Object.values(this.sources), this.patientStudy, this.optionsFieldset,
-        el("div", { className: "actions" }, this.run), this.error),
+      el("div", { className: "create-main" }, kinds, ...Object.values(this.sources), this.patientStudy,
+        this.optionsFieldset, el("div", { className: "actions" }, this.run), this.error),
       this.result));
     onFirstShow(panel, () => this.loadChoices());
     this.setKind(this.kind);
-    this.setSelection(this.selection);
+    this.selectionChanged();
   }
 
   // Pictures or a PDF opened from the page's file picker or dropped on it: one picture makes a
@@ -165,7 +177,8 @@ export class CreateWorkbench {
   renderChosen(kind, node) {
     const files = this.chosen[kind];
     if (!files.length) {
-      node.replaceChildren(el(kind === "multiframe" ? "li" : "span", { className: "hint", textContent: "Nothing chosen yet." }));
+      node.replaceChildren(el(kind === "multiframe" ? "li" : "span",
+        { className: "hint", textContent: "Nothing chosen yet." }));
       return;
     }
     const line = (f) => `${f.name} (${Math.max(1, Math.round(f.size / 1e3))} kB)`;
@@ -174,24 +187,24 @@ export class CreateWorkbench {
   }
 
   reportSource() {
-    this.srObserver = el("input", { id: "create-sr-observer", type: "text", placeholder: "Family^Given", autocomplete: "off" });
+    this.srObserver = el("input", { id: "create-sr-observer", type: "text", placeholder: "Family^Given",
+      autocomplete: "off" });
     this.srOrganization = el("input", { id: "create-sr-organization", type: "text", autocomplete: "off" });
     this.srProcedure = el("select", { id: "create-sr-procedure" });
     this.srGroups = el("div", { className: "sr-groups", id: "create-sr-groups" });
     this.srEvidence = el("input", { type: "checkbox", id: "create-sr-evidence", checked: true });
     this.srEvidenceLabel = el("span");
-    const addGroup = el("button", { type: "button", id: "create-sr-add-group", textContent: "Add a measurement group" });
-    addGroup.onclick = () => {
+    const addGroup = button("Add a measurement group", () => {
       this.groups.push(this.newGroup());
       this.renderGroups();
       this.srGroups.querySelector(".sr-group:last-child input")?.focus();
-    };
+    }, { id: "create-sr-add-group" });
     this.srSource = el("p", { className: "hint" });
     return el("section", { className: "create-source", id: "create-source-sr" },
       el("div", { className: "create-fields" },
-        el("div", { className: "create-field" }, el("label", { htmlFor: "create-sr-observer", textContent: "Observer (who measured)" }), this.srObserver),
-        el("div", { className: "create-field" }, el("label", { htmlFor: "create-sr-organization", textContent: "Organization" }), this.srOrganization),
-        el("div", { className: "create-field wide" }, el("label", { htmlFor: "create-sr-procedure", textContent: "Procedure reported" }), this.srProcedure)),
+        labelled("Observer (who measured)", this.srObserver),
+        labelled("Organization", this.srOrganization),
+        labelled("Procedure reported", this.srProcedure, true)),
       this.srGroups, addGroup,
       el("label", { className: "check", htmlFor: "create-sr-evidence" }, this.srEvidence, this.srEvidenceLabel),
       this.srSource);
@@ -208,7 +221,8 @@ export class CreateWorkbench {
   }
 
   newGroup() {
-    return { tracking_id: `lesion ${this.groups.length + 1}`, finding: "", finding_site: "", measurements: [this.newMeasurement()] };
+    return { tracking_id: `lesion ${this.groups.length + 1}`, finding: "", finding_site: "",
+      measurements: [this.newMeasurement()] };
   }
 
   // The measurement groups, drawn from `this.groups`; every control writes back to it.
@@ -216,26 +230,28 @@ export class CreateWorkbench {
     const c = this.choices;
     const bind = (control, object, key) => {
       control.value = object[key];
-      control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => { object[key] = control.value; });
+      control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => {
+        object[key] = control.value;
+      });
       return control;
     };
     this.srGroups.replaceChildren(...this.groups.map((group, g) => {
       const n = g + 1;
       const id = (part) => `create-sr-g${n}-${part}`;
-      const remove = el("button", { type: "button", className: "small", textContent: "Remove group", disabled: this.groups.length === 1 });
-      remove.setAttribute("aria-label", `Remove measurement group ${n}`);
-      remove.onclick = () => { this.groups.splice(g, 1); this.renderGroups(); };
+      const remove = button("Remove group", () => { this.groups.splice(g, 1); this.renderGroups(); },
+        { className: "small", disabled: this.groups.length === 1, "aria-label": `Remove measurement group ${n}` });
       const rows = group.measurements.map((m, i) => {
         const where = `Measurement group ${n}, measurement ${i + 1}`;
         const name = bind(el("select", { id: id(`m${i + 1}-name`) }, ...codeOptions(c.measurements)), m, "name");
-        const value = bind(el("input", { id: id(`m${i + 1}-value`), type: "number", step: "any", placeholder: "value" }), m, "value");
+        const value = bind(el("input", { id: id(`m${i + 1}-value`), type: "number", step: "any",
+          placeholder: "value" }), m, "value");
         const unit = bind(el("select", { id: id(`m${i + 1}-unit`) }, ...codeOptions(c.units)), m, "unit");
         name.setAttribute("aria-label", `${where}: what was measured`);
         value.setAttribute("aria-label", `${where}: value`);
         unit.setAttribute("aria-label", `${where}: unit`);
-        const drop = el("button", { type: "button", className: "small", textContent: "×", disabled: group.measurements.length === 1 });
-        drop.setAttribute("aria-label", `Remove ${where.toLowerCase()}`);
-        drop.onclick = () => { group.measurements.splice(i, 1); this.renderGroups(); };
+        const drop = button("×", () => { group.measurements.splice(i, 1); this.renderGroups(); },
+          { className: "small", disabled: group.measurements.length === 1,
+            "aria-label": `Remove ${where.toLowerCase()}` });
         return el("div", { className: "sr-measurement" }, name, value, unit, drop);
       });
       const add = el("button", { type: "button", className: "small", textContent: "Add measurement" });
@@ -247,12 +263,12 @@ export class CreateWorkbench {
       };
       return el("fieldset", { className: "sr-group" }, el("legend", { textContent: `Measurement group ${n}` }),
         el("div", { className: "create-fields" },
-          el("div", { className: "create-field" }, el("label", { htmlFor: id("tracking"), textContent: "Tracking identifier" }),
+          labelled("Tracking identifier",
             bind(el("input", { id: id("tracking"), type: "text", autocomplete: "off" }), group, "tracking_id")),
-          el("div", { className: "create-field" }, el("label", { htmlFor: id("finding"), textContent: "Finding" }),
-            bind(el("select", { id: id("finding") }, ...codeOptions(c.findings, "not stated")), group, "finding")),
-          el("div", { className: "create-field wide" }, el("label", { htmlFor: id("site"), textContent: "Finding site" }),
-            bind(el("select", { id: id("site") }, ...codeOptions(c.finding_sites, "not stated")), group, "finding_site"))),
+          labelled("Finding",
+            bind(el("select", { id: id("finding") }, codeOptions(c.findings, "not stated")), group, "finding")),
+          labelled("Finding site", bind(el("select", { id: id("site") }, codeOptions(c.finding_sites, "not stated")),
+            group, "finding_site"), true)),
         ...rows, el("div", { className: "toolbar-inline" }, add, remove));
     }));
   }
@@ -260,20 +276,23 @@ export class CreateWorkbench {
   presentationSource() {
     this.gspsImage = el("select", { id: "create-gsps-image" });
     this.gspsImage.addEventListener("change", () => this.loadWindow());
-    this.gspsText = el("textarea", { id: "create-gsps-text", rows: 2, maxLength: 1024, placeholder: "e.g. Compare with the prior study" });
+    this.gspsText = el("textarea", { id: "create-gsps-text", rows: 2, maxLength: 1024,
+      placeholder: "e.g. Compare with the prior study" });
     this.gspsCenter = el("input", { id: "create-gsps-center", type: "number", step: "any" });
     this.gspsWidth = el("input", { id: "create-gsps-width", type: "number", step: "any", min: 1 });
-    this.gspsExplanation = el("input", { id: "create-gsps-explanation", type: "text", autocomplete: "off", placeholder: "e.g. soft tissue" });
+    this.gspsExplanation = el("input", { id: "create-gsps-explanation", type: "text", autocomplete: "off",
+      placeholder: "e.g. soft tissue" });
     this.gspsInfo = el("p", { className: "hint", id: "create-gsps-info" });
     return el("section", { className: "create-source", id: "create-source-gsps" },
       el("div", { className: "create-fields" },
-        el("div", { className: "create-field wide" }, el("label", { htmlFor: "create-gsps-image", textContent: "Image (selected at left)" }), this.gspsImage),
-        el("div", { className: "create-field wide" }, el("label", { htmlFor: "create-gsps-text", textContent: "Text shown on the image" }), this.gspsText),
-        el("div", { className: "create-field" }, el("label", { htmlFor: "create-gsps-center", textContent: "Window centre" }), this.gspsCenter),
-        el("div", { className: "create-field" }, el("label", { htmlFor: "create-gsps-width", textContent: "Window width" }), this.gspsWidth),
-        el("div", { className: "create-field wide" }, el("label", { htmlFor: "create-gsps-explanation", textContent: "Window name" }), this.gspsExplanation)),
+        labelled("Image (selected at left)", this.gspsImage, true),
+        labelled("Text shown on the image", this.gspsText, true),
+        labelled("Window centre", this.gspsCenter),
+        labelled("Window width", this.gspsWidth),
+        labelled("Window name", this.gspsExplanation, true)),
       this.gspsInfo,
-      el("p", { className: "hint", textContent: "A presentation state belongs to its image's patient and study: they are copied from it." }));
+      el("p", { className: "hint",
+        textContent: "A presentation state belongs to its image's patient and study: they are copied from it." }));
   }
 
   // ---- Patient and study -----------------------------------------------------------------------
@@ -292,12 +311,14 @@ export class CreateWorkbench {
     for (const [keyword, label, type, placeholder] of PATIENT_STUDY_FIELDS) {
       const input = field(`create-${keyword}`, type, placeholder);
       this.psInputs[keyword] = input;
-      grid.append(el("div", { className: "create-field" }, el("label", { htmlFor: input.id, textContent: label }), input));
+      grid.append(labelled(label, input));
     }
     this.psNote = el("p", { className: "hint", id: "create-ps-note" });
     return el("fieldset", { className: "create-patient" }, el("legend", { textContent: "Patient and study" }),
-      el("div", { className: "mode" }, this.psCopy, el("label", { htmlFor: "create-ps-copy", textContent: "The same as" }), this.psFile),
-      el("div", { className: "mode" }, this.psType, el("label", { htmlFor: "create-ps-type", textContent: "A new study, typed in below" })),
+      el("div", { className: "mode" }, this.psCopy,
+        el("label", { htmlFor: "create-ps-copy", textContent: "The same as" }), this.psFile),
+      el("div", { className: "mode" }, this.psType,
+        el("label", { htmlFor: "create-ps-type", textContent: "A new study, typed in below" })),
       grid, this.psNote);
   }
 
@@ -348,14 +369,17 @@ export class CreateWorkbench {
     if (this.psMode === "copy" && this.copied?.study) {
       this.psNote.textContent = `The new object joins study ${this.copied.study.StudyInstanceUID}.`;
     } else if (this.psMode === "type") {
-      this.psNote.textContent = "The new object starts a new study (a new Study Instance UID; date and time now unless given).";
+      this.psNote.textContent = "The new object starts a new study (a new Study Instance UID; " +
+        "date and time now unless given).";
     }
   }
 
   // { patient, study } for the request, or throws a sentence.
   patientAndStudy() {
     if (this.psMode === "copy") {
-      if (!this.copied || this.copied.key !== this.psFile.value) throw new Error("The patient and study of the chosen file are still being read; try again.");
+      if (!this.copied || this.copied.key !== this.psFile.value) {
+        throw new Error("The patient and study of the chosen file are still being read; try again.");
+      }
       if (this.copied.error) throw new Error(this.copied.error);
       return { patient: this.copied.patient, study: this.copied.study };
     }
@@ -369,11 +393,10 @@ export class CreateWorkbench {
 
   // ---- Selection and kind ----------------------------------------------------------------------
 
-  setSelection(selection) {
-    this.selection = selection;
-    const files = selection.files;
-    const options = () => (files.length ? files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name }))
-      : [el("option", { value: "", textContent: "a file selected at left (none yet)" })]);
+  selectionChanged() {
+    const files = this.selection.files;
+    const options = () => (files.length ? files.slice(0, 2000).map((f) => option(f.key, f.name))
+      : [option("", "a file selected at left (none yet)")]);
     const previousCopy = this.psFile.value;
     const previousImage = this.gspsImage.value;
     this.psFile.replaceChildren(...options());
@@ -385,7 +408,8 @@ export class CreateWorkbench {
     const evidence = files.length;
     this.srEvidence.disabled = !evidence || evidence > MAX_EVIDENCE;
     this.srEvidenceLabel.textContent = evidence > MAX_EVIDENCE
-      ? ` ${evidence} files are selected at left: select one series (at most ${MAX_EVIDENCE} files) to list the images measured`
+      ? ` ${evidence} files are selected at left: select one series (at most ${MAX_EVIDENCE} files) ` +
+        "to list the images measured"
       : ` List the ${plural(evidence, "file")} selected at left as the images measured`;
     // Copy from a loaded file by default, until the person chooses.
     if (!files.length) this.setPatientStudyMode("type");
@@ -398,7 +422,9 @@ export class CreateWorkbench {
     this.kind = kind;
     for (const [id, section] of Object.entries(this.sources)) section.hidden = id !== kind;
     this.patientStudy.hidden = kind === "gsps";
-    for (const wrap of this.optionsFieldset.querySelectorAll(".create-field")) wrap.hidden = !wrap.dataset.kinds.split(" ").includes(kind);
+    for (const wrap of this.optionsFieldset.querySelectorAll(".create-field")) {
+      wrap.hidden = !wrap.dataset.kinds.split(" ").includes(kind);
+    }
     this.error.textContent = "";
     if (kind === "gsps") this.loadWindow();
     this.updateRun();
@@ -446,8 +472,11 @@ export class CreateWorkbench {
       this.gspsWidth.value = preset.width;
     }
     const units = info.rescale?.type ? ` (values in ${info.rescale.type})` : "";
-    this.gspsInfo.textContent = `${file.name}: ${info.columns} × ${info.rows}, ${info.photometric}${info.frames > 1 ? `, ${info.frames} frames` : ""}${units}. ` +
-      (preset ? `The window starts from its preset “${preset.explanation || "window"}” (${preset.center} / ${preset.width}).` : "It has no window preset: give one.");
+    const frames = info.frames > 1 ? `, ${info.frames} frames` : "";
+    const windowNote = preset ? `The window starts from its preset “${preset.explanation || "window"}” ` +
+      `(${preset.center} / ${preset.width}).` : "It has no window preset: give one.";
+    this.gspsInfo.textContent = `${file.name}: ${info.columns} × ${info.rows}, ${info.photometric}${frames}${units}. ` +
+      windowNote;
   }
 
   options() {
@@ -457,7 +486,8 @@ export class CreateWorkbench {
       if (!kinds.split(" ").includes(this.kind) || value === "") continue;
       options[keyword] = type === "number" ? Number(value) : value;
     }
-    if (this.kind === "gsps" && this.gspsExplanation.value.trim()) options.WindowExplanation = this.gspsExplanation.value.trim();
+    const explanation = this.gspsExplanation.value.trim();
+    if (this.kind === "gsps" && explanation) options.WindowExplanation = explanation;
     return options;
   }
 
@@ -491,7 +521,8 @@ export class CreateWorkbench {
       const form = {
         observer: { name: this.srObserver.value.trim(), organization: this.srOrganization.value.trim() },
         procedure: this.srProcedure.value,
-        groups: this.groups.map((g) => ({ tracking_id: g.tracking_id, finding: g.finding || null, finding_site: g.finding_site || null,
+        groups: this.groups.map((g) => ({ tracking_id: g.tracking_id, finding: g.finding || null,
+          finding_site: g.finding_site || null,
           measurements: g.measurements.map((m) => ({ name: m.name, value: m.value, unit: m.unit })) })),
       };
       return ["create_report", { form, patient, study, options, evidence }];
@@ -500,7 +531,8 @@ export class CreateWorkbench {
     if (!files.length) throw new Error(kind === "pdf" ? "Choose a PDF first." : "Choose a PNG or JPEG picture first.");
     const { paths, names } = await this.put(files);
     if (kind === "pdf") return ["create_pdf", { pdf_path: paths[0], pdf_name: names[0], patient, study, options }];
-    return ["create_image", { image_paths: paths, image_names: names, patient, study, options, multiframe: kind === "multiframe" }];
+    return ["create_image", { image_paths: paths, image_names: names, patient, study, options,
+      multiframe: kind === "multiframe" }];
   }
 
   async create() {
@@ -533,9 +565,12 @@ export class CreateWorkbench {
     const facts = [
       ["Object", r.sop_class_name],
       ["Size", `${(r.size / 1e3).toFixed(1)} kB`],
-      r.rows ? ["Pixels", `${r.columns} × ${r.rows}${r.frames > 1 ? ` × ${r.frames} frames` : ""}, ${r.bits_allocated}-bit ${r.photometric_interpretation}`] : null,
-      r.document_title !== undefined ? ["Document", `${r.document_title} (${(r.document_bytes / 1e3).toFixed(1)} kB PDF)`] : null,
-      r.groups !== undefined ? ["Content", `${plural(r.groups, "measurement group")}, ${plural(r.measurements, "measurement")}, ${plural(r.evidence, "image")} referenced`] : null,
+      r.rows ? ["Pixels", `${r.columns} × ${r.rows}${r.frames > 1 ? ` × ${r.frames} frames` : ""}, ` +
+        `${r.bits_allocated}-bit ${r.photometric_interpretation}`] : null,
+      r.document_title !== undefined
+        ? ["Document", `${r.document_title} (${(r.document_bytes / 1e3).toFixed(1)} kB PDF)`] : null,
+      r.groups !== undefined ? ["Content", `${plural(r.groups, "measurement group")}, ` +
+        `${plural(r.measurements, "measurement")}, ${plural(r.evidence, "image")} referenced`] : null,
       r.referenced_sop_instance_uid ? ["Presents", r.referenced_sop_instance_uid] : null,
       r.window_width !== undefined ? ["Window", `centre ${r.window_center}, width ${r.window_width}`] : null,
       ["SOP Instance UID", r.sop_instance_uid],
@@ -544,8 +579,9 @@ export class CreateWorkbench {
     ].filter(Boolean);
     this.result.replaceChildren(
       el("h2", { textContent: `Created ${r.name}` }),
-      el("dl", { className: "create-facts" }, ...facts.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })])),
+      Object.assign(terms(facts), { className: "create-facts" }),
       ...(r.notes || []).map((n) => el("p", { className: "hint", textContent: n })),
-      el("p", { className: "hint", textContent: "It was read back before it was offered; the download is also in the task bar." }));
+      el("p", { className: "hint",
+        textContent: "It was read back before it was offered; the download is also in the task bar." }));
   }
 }

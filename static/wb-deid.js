@@ -44,7 +44,7 @@ export class DeidWorkbench {
     this.cleanPixels.addEventListener("change", () => this.renderMasks());
     this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
     this.preview = el("button", { type: "button", id: "deid-preview", textContent: "Preview on the first file" });
-    this.run = el("button", { type: "button", className: "primary", id: "deid-run" });
+    this.run = el("button", { type: "button", className: "primary", id: "deid-run", textContent: "De-identify" });
     this.preview.onclick = () => this.runPreview();
     this.run.onclick = () => this.runJob();
     this.error = el("p", { className: "error", role: "alert", id: "deid-error" });

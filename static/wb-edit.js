@@ -4,37 +4,36 @@ import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
 import { SAVE_TARGETS, pickers } from "./outputs.js";
 import { chooseTarget, newErrorsNote, runSharedJob } from "./jobs.js";
+import { button, el, plural } from "./dom.js";
+import { Workbench } from "./workbench.js";
 
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
-
-const VRS = ["", "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
-  "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"];
+const VRS = ["", "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
+  "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"];
+const PATH_EXAMPLES = "PatientName, (0010,0020), RequestAttributesSequence[0].RequestedProcedureID, " +
+  "(0040,0275)[*].(0040,1001)";
+const option = (value, text = value) => el("option", { value, textContent: text });
+const HINT = "Edit values in place in the Tags tab too (click a value, Enter to keep, Esc to drop). Only the edited " +
+  "elements and the lengths around them change; every other byte stays identical, and each output is checked.";
+const failures = (failed) => (failed.length
+  ? el("ul", { className: "error" }, failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null);
 
 function stem(name) {
   const base = name.split("/").pop();
   return base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
 }
 
-export class EditWorkbench {
+export class EditWorkbench extends Workbench {
   id = "edit";
   title = "Edit";
-
-  constructor(app) {
-    this.app = app;
-    this.selection = { files: [], label: "" };
-  }
 
   mount(panel) {
     const edits = this.app.edits;
     edits.onChange(() => this.renderPending());
 
     // Scope: the file picked here, or every file selected at left.
-    this.fileSelect = el("select", { id: "edit-file" });
-    this.scopeFile = el("input", { type: "radio", name: "edit-scope", value: "file", id: "edit-scope-file", checked: true });
+    this.fileSelect = el("select", { id: "edit-file", "aria-label": "The file to apply to" });
+    this.scopeFile = el("input", { type: "radio", name: "edit-scope", value: "file", id: "edit-scope-file",
+      checked: true });
     this.scopeAll = el("input", { type: "radio", name: "edit-scope", value: "all", id: "edit-scope-all" });
     this.scopeAllLabel = el("label", { htmlFor: "edit-scope-all" });
     for (const input of [this.scopeFile, this.scopeAll]) input.addEventListener("change", () => this.renderScope());
@@ -42,23 +41,24 @@ export class EditWorkbench {
     this.scopeSummary = el("p", { className: "hint", id: "edit-scope-summary", "aria-live": "polite" });
     const scope = el("fieldset", { className: "scope" }, el("legend", { textContent: "Apply to" }),
       el("div", {}, this.scopeAll, this.scopeAllLabel),
-      el("div", {}, this.scopeFile, el("label", { htmlFor: "edit-scope-file", textContent: "this file: " }), this.fileSelect),
+      el("div", {}, this.scopeFile, el("label", { htmlFor: "edit-scope-file", textContent: "this file: " }),
+        this.fileSelect),
       this.scopeSummary);
 
     // A new change, typed in (the Tags tree adds them too).
-    this.op = el("select", { id: "edit-op" }, ...["set", "add", "delete"].map((o) => el("option", { value: o, textContent: o })));
-    this.path = el("input", { id: "edit-path", placeholder: "PatientName, (0010,0020), RequestAttributesSequence[0].RequestedProcedureID, (0040,0275)[*].(0040,1001)", autocomplete: "off" });
-    this.value = el("input", { id: "edit-value", placeholder: "value; templates {index}, {index:04d}, {uid}, {name}", autocomplete: "off" });
-    this.vr = el("select", { id: "edit-vr" }, ...VRS.map((v) => el("option", { value: v, textContent: v || "VR (auto)" })));
-    this.vr.setAttribute("aria-label", "VR, for adding an element the dictionary does not know");
-    const add = el("button", { type: "button", textContent: "Add change", id: "edit-add" });
+    this.op = el("select", { id: "edit-op" }, ["set", "add", "delete"].map((o) => option(o)));
+    this.path = el("input", { id: "edit-path", placeholder: PATH_EXAMPLES, autocomplete: "off" });
+    this.value = el("input", { id: "edit-value", autocomplete: "off",
+      placeholder: "value; templates {index}, {index:04d}, {uid}, {name}" });
+    this.vr = el("select", { id: "edit-vr", "aria-label": "VR, for adding an element the dictionary does not know" },
+      VRS.map((v) => option(v, v || "VR (auto)")));
+    const add = button("Add change", () => this.addFromForm(), { id: "edit-add" });
     this.formError = el("p", { className: "error", role: "alert" });
-    add.onclick = () => this.addFromForm();
     for (const input of [this.path, this.value]) {
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); this.addFromForm(); } });
     }
-    const remap = el("button", { type: "button", textContent: "New UIDs for all instances (consistent)", id: "edit-remap" });
-    remap.onclick = () => edits.add({ op: "remap_uids" });
+    const remap = button("New UIDs for all instances (consistent)", () => edits.add({ op: "remap_uids" }),
+      { id: "edit-remap" });
     const form = el("div", { className: "edit-form" },
       el("label", { htmlFor: "edit-op", textContent: "Change" }), this.op,
       el("label", { htmlFor: "edit-path", className: "visually-hidden", textContent: "Element path" }), this.path,
@@ -68,19 +68,17 @@ export class EditWorkbench {
     // The pending list.
     this.pending = el("ol", { className: "pending", id: "edit-pending" });
     this.pendingTitle = el("h2", { textContent: "Pending changes" });
-    const undo = el("button", { type: "button", textContent: "Undo last", className: "small" });
-    const clear = el("button", { type: "button", textContent: "Clear", className: "small" });
-    undo.onclick = () => edits.undo();
-    clear.onclick = () => edits.replace([]);
-    const load = el("input", { type: "file", accept: ".json,application/json", id: "edit-load", className: "visually-hidden" });
-    load.addEventListener("change", () => this.loadList(load));
-    const exportJson = el("button", { type: "button", textContent: "Save edit list (JSON)", className: "small", id: "edit-export-json" });
-    const exportScript = el("button", { type: "button", textContent: "Export pydicom script", className: "small", id: "edit-export-script" });
-    exportJson.onclick = () => this.exportEdits("json");
-    exportScript.onclick = () => this.exportEdits("script");
+    const undo = button("Undo last", () => edits.undo(), { className: "small" });
+    const clear = button("Clear", () => edits.replace([]), { className: "small" });
+    const load = el("input", { type: "file", accept: ".json,application/json", id: "edit-load",
+      className: "visually-hidden", onchange: () => this.loadList(load) });
+    const exportJson = button("Save edit list (JSON)", () => this.exportEdits("json"),
+      { className: "small", id: "edit-export-json" });
+    const exportScript = button("Export pydicom script", () => this.exportEdits("script"),
+      { className: "small", id: "edit-export-script" });
 
-    this.preview = el("button", { type: "button", textContent: "Preview on this file", id: "edit-preview" });
-    this.apply = el("button", { type: "button", className: "primary", id: "edit-apply" });
+    this.preview = button("Preview on this file", () => this.runPreview(), { id: "edit-preview" });
+    this.apply = button("", () => this.runApply(), { className: "primary", id: "edit-apply" });
     // Where a series goes: written as it is made where the browser lets a page write to disk.
     this.saveTo = el("select", { id: "edit-save-to" },
       el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
@@ -88,8 +86,6 @@ export class EditWorkbench {
       pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
     this.saveToLabel = el("label", { htmlFor: "edit-save-to", textContent: "Save" });
     this.saveTo.addEventListener("change", () => this.renderScope());
-    this.preview.onclick = () => this.runPreview();
-    this.apply.onclick = () => this.runApply();
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
 
     panel.append(el("div", { className: "edit-layout" },
@@ -99,19 +95,18 @@ export class EditWorkbench {
           el("label", { htmlFor: "edit-load", className: "button small", textContent: "Load edit list…" }), load,
           exportJson, exportScript),
         this.pending, form, this.formError,
-        el("p", { className: "hint", textContent: "Edit values in place in the Tags tab too (click a value, Enter to keep, Esc to drop). " +
-          "Only the edited elements and the lengths around them change; every other byte stays identical, and each output is checked." }),
+        el("p", { className: "hint", textContent: HINT }),
         el("div", { className: "actions" }, this.preview, this.apply, this.saveToLabel, this.saveTo)),
       this.report));
     this.renderPending();
     this.renderScope();
   }
 
-  setSelection(selection) {
-    this.selection = selection;
-    this.fileSelect.replaceChildren(...selection.files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+  selectionChanged() {
+    const files = this.selection.files;
+    this.fileSelect.replaceChildren(...files.slice(0, 2000).map((f) => option(f.key, f.name)));
     // The scope follows the selection: a series (or more) selected means all of it.
-    (selection.files.length > 1 ? this.scopeAll : this.scopeFile).checked = true;
+    (files.length > 1 ? this.scopeAll : this.scopeFile).checked = true;
     this.renderScope();
   }
 
@@ -123,13 +118,15 @@ export class EditWorkbench {
 
   renderScope() {
     const n = this.selection.files.length;
-    this.scopeAllLabel.textContent = `the selection at left: ${this.selection.label || "nothing"} (${n} file${n === 1 ? "" : "s"})`;
+    const label = this.selection.label || "nothing";
+    this.scopeAllLabel.textContent = `the selection at left: ${label} (${plural(n, "file")})`;
     const files = this.scopeFiles();
     const count = files.length;
     this.apply.textContent = count > 1 ? `Apply to ${count} files` : "Apply and download";
     this.saveTo.hidden = this.saveToLabel.hidden = count <= 1;
+    const saved = (this.saveTo.selectedOptions[0]?.textContent || "").replace(/…$/, "");
     this.scopeSummary.textContent = !count ? "Nothing selected: open files or pick some at left."
-      : count > 1 ? `Apply writes ${count} edited files, saved ${(this.saveTo.selectedOptions[0]?.textContent || "").replace(/…$/, "")}.`
+      : count > 1 ? `Apply writes ${count} edited files, saved ${saved}.`
         : `Apply writes 1 edited file: ${files[0].name}.`;
     this.updateButtons();
   }
@@ -144,13 +141,15 @@ export class EditWorkbench {
     const list = this.app.edits.list;
     this.pendingTitle.textContent = `Pending changes (${list.length})`;
     this.pending.replaceChildren(...list.map((edit, i) => {
-      const remove = el("button", { type: "button", className: "small", textContent: "Remove" });
-      remove.setAttribute("aria-label", `Remove: ${describeEdit(edit)}`);
-      remove.onclick = () => this.app.edits.remove(i);
+      const remove = button("Remove", () => this.app.edits.remove(i),
+        { className: "small", "aria-label": `Remove: ${describeEdit(edit)}` });
       return el("li", {}, el("span", { className: `op op-${edit.op}`, textContent: edit.op }),
         el("span", { textContent: describeEdit(edit) }), remove);
     }));
-    if (!list.length) this.pending.append(el("li", { className: "empty", textContent: "None yet: add one below, or click a value in the Tags tab." }));
+    if (!list.length) {
+      const none = "None yet: add one below, or click a value in the Tags tab.";
+      this.pending.append(el("li", { className: "empty", textContent: none }));
+    }
     this.app.setBadge?.("edit", list.length);
     this.updateButtons?.();
   }
@@ -189,7 +188,8 @@ export class EditWorkbench {
 
   async exportEdits(kind) {
     const collected = this.app.tasks.collector();
-    const result = await this.app.python.call("export_edits", { edits: this.app.edits.list, kind }, { onPart: collected.onPart });
+    const result = await this.app.python.call("export_edits", { edits: this.app.edits.list, kind },
+      { onPart: collected.onPart });
     if (!result.ok) {
       this.formError.textContent = result.error.message;
       return;
@@ -201,9 +201,11 @@ export class EditWorkbench {
     const file = this.app.files.get(this.fileSelect.value);
     if (!file) return;
     this.report.replaceChildren(el("p", { textContent: `Previewing on ${file.name}…` }));
-    const result = await this.app.python.call("preview_edits", { path: file.path, name: file.name, edits: this.app.edits.list });
+    const result = await this.app.python.call("preview_edits", { path: file.path, name: file.name,
+      edits: this.app.edits.list });
     if (!result.ok) {
-      this.report.replaceChildren(el("p", { className: "error", role: "alert", textContent: `${result.error.file || file.name}: ${result.error.message}` }));
+      const message = `${result.error.file || file.name}: ${result.error.message}`;
+      this.report.replaceChildren(el("p", { className: "error", role: "alert", textContent: message }));
       return;
     }
     this.report.replaceChildren(this.reportView(result.report));
@@ -212,17 +214,20 @@ export class EditWorkbench {
   reportView(report) {
     const rows = report.changes.map((c) => el("tr", {},
       el("td", { textContent: c.op }), el("td", {}, el("code", { textContent: c.path || c.tag || "" })),
-      el("td", { className: "old", textContent: c.old ?? "" }), el("td", { className: "new", textContent: c.new ?? "" }),
+      el("td", { className: "old", textContent: c.old ?? "" }),
+      el("td", { className: "new", textContent: c.new ?? "" }),
       el("td", { className: "range", textContent: c.byte_range ? `${c.byte_range[0]}–${c.byte_range[1]}` : "" })));
-    const absent = (report.absent || []).map((a) => el("li", { textContent: `${a.op} ${a.path}: not in this file, nothing done` }));
+    const absent = (report.absent || [])
+      .map((a) => el("li", { textContent: `${a.op} ${a.path}: not in this file, nothing done` }));
+    const sizes = `${report.size_in} → ${report.size_out} bytes · every other byte verified identical`;
     return el("div", {},
-      el("h2", { textContent: `${report.file}: ${report.changes.length} change${report.changes.length === 1 ? "" : "s"}` }),
-      el("p", { className: "detail", textContent: `${report.size_in} → ${report.size_out} bytes · every other byte verified identical` +
-        (report.deflated ? " · deflated again" : "") }),
+      el("h2", { textContent: `${report.file}: ${plural(report.changes.length, "change")}` }),
+      el("p", { className: "detail", textContent: sizes + (report.deflated ? " · deflated again" : "") }),
       el("table", { className: "changes" },
-        el("thead", {}, el("tr", {}, ...["Change", "Element", "Old", "New", "Output bytes"].map((h) => el("th", { textContent: h })))),
-        el("tbody", {}, ...rows)),
-      absent.length ? el("ul", { className: "absent" }, ...absent) : null);
+        el("thead", {}, el("tr", {},
+          ["Change", "Element", "Old", "New", "Output bytes"].map((h) => el("th", { textContent: h })))),
+        el("tbody", {}, rows)),
+      absent.length ? el("ul", { className: "absent" }, absent) : null);
   }
 
   async runApply() {
@@ -232,7 +237,8 @@ export class EditWorkbench {
       await this.applyToOne();
       return;
     }
-    const base = this.selection.level === "series" ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "";
+    const series = this.selection.level === "series";
+    const base = series ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "";
     const zipName = `${base || "dcmstudio"}_edited.zip`;
     // The picker first: it needs the click that is still being handled.
     const target = await chooseTarget(this.saveTo.value, zipName);
@@ -244,9 +250,8 @@ export class EditWorkbench {
       task, kind: "edit", options: { edits: this.app.edits.list, zip_name: zipName }, files, target, zipName,
     });
     if (!result.ok) {
-      task.fail(result.error.type === "Cancelled" ? (result.error.message.startsWith("Nothing") ? result.error.message
-        : "Editing cancelled: nothing was kept.") : result.error.message);
-      return;
+      const nothing = result.error.message.startsWith("Nothing");
+      return this.failed(task, result.error, nothing ? result.error.message : "Editing cancelled: nothing was kept.");
     }
     if (result.blob) this.app.tasks.offer({ finished: [{ name: zipName, blob: result.blob }] }, { click: true });
     this.app.tasks.offer({ finished: result.reports });
@@ -254,13 +259,14 @@ export class EditWorkbench {
     const failed = summary.failed;
     const count = result.written === files.length ? `${files.length}` : `${result.written} of ${files.length}`;
     const gained = summary.newErrors.length;
-    task.finish(`Edited ${count} file${files.length === 1 ? "" : "s"} into ${target.label}` +
+    task.finish(`Edited ${count} ${files.length === 1 ? "file" : "files"} into ${target.label}` +
       (failed.length ? `; ${failed.length} could not be edited (see Edit)` : "") +
       (gained ? `; ${gained} gained a validation error (see Edit)` : ""));
     this.lastRun = { files: files.length, written: result.written, bytes: result.bytes, workers: result.workers };
     this.report.replaceChildren(...[
-      el("h2", { textContent: `Edited ${summary.files} file${summary.files === 1 ? "" : "s"}, ${summary.changes} changes, into ${target.label}` }),
-      failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      el("h2", { textContent:
+        `Edited ${plural(summary.files, "file")}, ${summary.changes} changes, into ${target.label}` }),
+      failures(failed),
       newErrorsNote(summary.newErrors),
       result.firstReport ? this.reportView(result.firstReport) : null].filter(Boolean));
   }
@@ -285,11 +291,12 @@ export class EditWorkbench {
     }
     this.app.tasks.offer(collected, { click: true });
     const failed = result.summary.failed;
-    const gained = (result.first_report?.new_errors || []).length ? [{ file: files[0].name, new_errors: result.first_report.new_errors }] : [];
+    const newErrors = result.first_report?.new_errors || [];
+    const gained = newErrors.length ? [{ file: files[0].name, new_errors: newErrors }] : [];
     task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}`
       : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}`);
     this.report.replaceChildren(...[
-      failed.length ? el("ul", { className: "error" }, ...failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null,
+      failures(failed),
       newErrorsNote(gained),
       result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }

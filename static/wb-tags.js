@@ -1,20 +1,18 @@
 // The Tags workbench: every element of the selected file as a foldable tree, search, copy, export.
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+// The tree is one Tab stop: arrows move between rows and fold, Enter edits a value, Delete deletes
+// the element, Ctrl+C copies its value (the row's buttons do the same for a pointer).
+import { button, el, plural } from "./dom.js";
+import { Workbench } from "./workbench.js";
 
 // Values shown as a byte preview: not edited by typing.
 const BULK_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "UN"]);
 
-export class TagsWorkbench {
+export class TagsWorkbench extends Workbench {
   id = "tags";
   title = "Tags";
 
   constructor(app) {
-    this.app = app;
+    super(app);
     this.file = null;
     this.tree = null;
     this.collapsed = new Set();
@@ -26,7 +24,8 @@ export class TagsWorkbench {
     this.app.edits.onChange(() => this.render());
     this.fileSelect = el("select", { id: "tags-file" });
     this.fileSelect.addEventListener("change", () => this.show(this.app.files.get(this.fileSelect.value)));
-    this.search = el("input", { type: "search", id: "tags-search", placeholder: "Search keyword, tag (0010,0010) or value", autocomplete: "off" });
+    this.search = el("input", { type: "search", id: "tags-search", autocomplete: "off",
+      placeholder: "Search keyword, tag (0010,0010) or value" });
     this.searchInfo = el("span", { className: "search-info", id: "tags-search-info" });
     this.search.addEventListener("input", () => {
       clearTimeout(this.searchTimer);
@@ -36,14 +35,10 @@ export class TagsWorkbench {
       if (event.key === "Enter") { event.preventDefault(); this.step(event.shiftKey ? -1 : 1); }
       if (event.key === "Escape") { this.search.value = ""; this.runSearch(); }
     });
-    const exportText = el("button", { type: "button", textContent: "Download text dump", id: "tags-export-text" });
-    const exportJson = el("button", { type: "button", textContent: "Download DICOM JSON", id: "tags-export-json" });
-    exportText.onclick = () => this.export("export_text");
-    exportJson.onclick = () => this.export("export_json");
-    const expand = el("button", { type: "button", textContent: "Expand all", className: "small" });
-    const collapse = el("button", { type: "button", textContent: "Collapse all", className: "small" });
-    expand.onclick = () => { this.collapsed.clear(); this.render(); };
-    collapse.onclick = () => { this.collapseAll(); this.render(); };
+    const exportText = button("Download text dump", () => this.export("export_text"), { id: "tags-export-text" });
+    const exportJson = button("Download DICOM JSON", () => this.export("export_json"), { id: "tags-export-json" });
+    const expand = button("Expand all", () => { this.collapsed.clear(); this.render(); }, { className: "small" });
+    const collapse = button("Collapse all", () => { this.collapseAll(); this.render(); }, { className: "small" });
     const fileLabel = el("label", { htmlFor: "tags-file", textContent: "File" });
     const searchLabel = el("label", { htmlFor: "tags-search", textContent: "Search", className: "visually-hidden" });
     this.header = el("div", { className: "file-header" });
@@ -55,7 +50,13 @@ export class TagsWorkbench {
     this.columnHeads.setAttribute("aria-hidden", "true");
     this.columnHeads.style.setProperty("--depth", 0);
     this.body.setAttribute("aria-label", "Elements of the selected file");
-    this.empty = el("p", { className: "empty", textContent: "Open DICOM files, then pick one at left to see every element." });
+    this.body.addEventListener("keydown", (event) => this.onKey(event));
+    this.body.addEventListener("focusin", (event) => {
+      const row = event.target.closest?.("[role=treeitem]");
+      if (row) this.rove(row);
+    });
+    this.empty = el("p", { className: "empty",
+      textContent: "Open DICOM files, then pick one at left to see every element." });
     panel.append(
       el("div", { className: "toolbar" }, fileLabel, this.fileSelect, searchLabel, this.search, this.searchInfo,
         el("span", { className: "spacer" }), expand, collapse, exportText, exportJson),
@@ -68,9 +69,10 @@ export class TagsWorkbench {
     for (const c of this.controls) c.disabled = !on;
   }
 
-  setSelection(selection) {
-    const files = selection.files;
-    this.fileSelect.replaceChildren(...files.slice(0, 2000).map((f) => el("option", { value: f.key, textContent: f.name })));
+  selectionChanged() {
+    const files = this.selection.files;
+    this.fileSelect.replaceChildren(...files.slice(0, 2000)
+      .map((f) => el("option", { value: f.key, textContent: f.name })));
     this.enable(files.length > 0);
     if (files.length) this.show(files[0]);
   }
@@ -93,7 +95,8 @@ export class TagsWorkbench {
     this.collapseAll();
     const ts = this.tree.transfer_syntax || {};
     this.header.replaceChildren(el("strong", { textContent: file.name }),
-      el("span", { className: "detail", textContent: ` · ${ts.name || ts.uid || "unknown transfer syntax"} · ${this.countNodes(this.tree.nodes)} elements` }));
+      el("span", { className: "detail", textContent:
+        ` · ${ts.name || ts.uid || "unknown transfer syntax"} · ${this.countNodes(this.tree.nodes)} elements` }));
     this.render();
     if (this.search.value) this.runSearch();
   }
@@ -137,31 +140,70 @@ export class TagsWorkbench {
       }
     };
     addNodes(this.tree.nodes, 0);
+    const hadFocus = this.body.contains(document.activeElement);
     this.body.replaceChildren(this.columnHeads, ...rows);
+    // One Tab stop: the row last focused (else the first); the buttons in rows are for pointers.
+    for (const control of this.body.querySelectorAll("button")) control.tabIndex = -1;
+    const focused = rows.find((row) => row.dataset.id === this.focusId) || rows[0];
+    if (focused) this.rove(focused);
+    if (focused && hadFocus) focused.focus();
+  }
+
+  rove(row) {
+    for (const other of this.body.querySelectorAll("[role=treeitem][tabindex='0']")) other.tabIndex = -1;
+    row.tabIndex = 0;
+    this.focusId = row.dataset.id;
+  }
+
+  onKey(event) {
+    const row = event.target.closest("[role=treeitem]");
+    if (!row || event.target !== row || event.altKey) return;
+    const rows = [...this.body.querySelectorAll("[role=treeitem]")];
+    const here = rows.indexOf(row);
+    const open = row.getAttribute("aria-expanded");
+    const go = (target) => target?.focus();
+    const press = (selector) => row.querySelector(selector)?.click();
+    const command = event.ctrlKey || event.metaKey;
+    const key = event.key;
+    if (key === "ArrowDown") go(rows[here + 1]);
+    else if (key === "ArrowUp") go(rows[here - 1]);
+    else if (key === "PageDown") go(rows[Math.min(rows.length - 1, here + 10)]);
+    else if (key === "PageUp") go(rows[Math.max(0, here - 10)]);
+    else if (key === "Home") go(rows[0]);
+    else if (key === "End") go(rows.at(-1));
+    else if (key === "ArrowRight" && open) {
+      if (open === "true") go(rows[here + 1]); else press(".toggle");
+    } else if (key === "ArrowLeft") {
+      const level = Number(row.getAttribute("aria-level"));
+      if (open === "true") press(".toggle");
+      else go(rows.slice(0, here).reverse().find((r) => Number(r.getAttribute("aria-level")) < level));
+    } else if ((key === "Enter" || key === "F2") && !command) press("button.value");
+    else if (key === "Delete") press(".delete");
+    else if (command && key === "c" && !String(getSelection())) press(".copy");
+    else return;
+    event.preventDefault();
   }
 
   toggleButton(id, label) {
     const open = !this.collapsed.has(id);
-    const button = el("button", { type: "button", className: "toggle", textContent: open ? "▾" : "▸" });
-    button.setAttribute("aria-expanded", String(open));
-    button.setAttribute("aria-label", `${open ? "Collapse" : "Expand"} ${label}`);
-    button.onclick = () => {
+    return button(open ? "▾" : "▸", () => {
       if (this.collapsed.has(id)) this.collapsed.delete(id); else this.collapsed.add(id);
+      this.focusId = id;
       this.render();
-      this.body.querySelector(`[data-id="${id}"] .toggle`)?.focus();
-    };
-    return button;
+      this.body.querySelector(`[data-id="${id}"]`)?.focus();
+    }, { className: "toggle", "aria-expanded": open, "aria-label": `${open ? "Collapse" : "Expand"} ${label}` });
   }
 
   // The value cell: click (or Enter) to edit in place; the change waits in the pending list.
   valueCell(node) {
     if (node.items) {
-      return el("span", { className: "value", textContent: `${node.items.length} item${node.items.length === 1 ? "" : "s"}` });
+      return el("span", { className: "value", textContent: plural(node.items.length, "item") });
     }
     const pending = this.app.edits.forPath(node.path);
     const editable = !BULK_VRS.has(node.vr) && node.path;
     const shown = pending?.op === "set" ? String(pending.value) : node.value ?? "";
-    const cell = el(editable ? "button" : "span", { className: `value${pending ? ` pending-${pending.op}` : ""}`, textContent: shown },
+    const cell = el(editable ? "button" : "span",
+      { className: `value${pending ? ` pending-${pending.op}` : ""}`, textContent: shown },
       node.truncated && !pending ? el("span", { className: "detail", textContent: " (cut)" }) : null);
     if (!editable) return cell;
     cell.type = "button";
@@ -171,7 +213,9 @@ export class TagsWorkbench {
       const input = el("input", { className: "value-input", value: shown });
       input.setAttribute("aria-label", `New value of ${node.keyword || node.tag}`);
       const done = (keep) => {
-        if (keep && input.value !== (node.value ?? "")) this.app.edits.add({ op: "set", path: node.path, value: input.value });
+        if (keep && input.value !== (node.value ?? "")) {
+          this.app.edits.add({ op: "set", path: node.path, value: input.value });
+        }
         else this.render();
       };
       input.addEventListener("keydown", (e) => {
@@ -187,22 +231,21 @@ export class TagsWorkbench {
   }
 
   deleteButton(path, label) {
-    const button = el("button", { type: "button", className: "delete small", textContent: "Delete" });
-    button.setAttribute("aria-label", `Delete ${label}`);
-    button.onclick = () => this.app.edits.add({ op: "delete", path });
-    return button;
+    return button("Delete", () => this.app.edits.add({ op: "delete", path }),
+      { className: "delete small", "aria-label": `Delete ${label}` });
   }
 
   nodeRow(node, depth, isMatch) {
     const name = node.private_creator && !node.keyword
       ? `${node.name || "Private"} [${node.private_creator}]` : (node.name || node.keyword || "Unknown");
-    const copy = el("button", { type: "button", className: "copy small", textContent: "Copy" });
-    copy.setAttribute("aria-label", `Copy the value of ${node.keyword || node.tag}`);
+    const copy = button("Copy", null,
+      { className: "copy small", "aria-label": `Copy the value of ${node.keyword || node.tag}` });
     copy.onclick = () => navigator.clipboard?.writeText(node.value ?? "").then(
       () => { copy.textContent = "Copied"; setTimeout(() => { copy.textContent = "Copy"; }, 1200); },
       () => { copy.textContent = "Copy failed"; });
     const pendingDelete = this.app.edits.forPath(node.path)?.op === "delete";
-    const row = el("div", { className: `el${node.meta ? " meta" : ""}${node.private_creator ? " private" : ""}${isMatch ? " match" : ""}${pendingDelete ? " deleted" : ""}` },
+    const kinds = { meta: node.meta, private: node.private_creator, match: isMatch, deleted: pendingDelete };
+    const row = el("div", { className: ["el", ...Object.keys(kinds).filter((kind) => kinds[kind])].join(" ") },
       el("span", { className: "indent" }, node.items ? this.toggleButton(node.id, node.keyword || node.tag) : null),
       el("code", { className: "tag", textContent: node.tag }),
       el("span", { className: "name", textContent: name, title: node.path || "" }),
@@ -212,24 +255,28 @@ export class TagsWorkbench {
       this.valueCell(node),
       el("span", { className: "row-actions" }, node.items ? null : copy,
         node.path ? this.deleteButton(node.path, node.keyword || node.tag) : null));
-    row.style.setProperty("--depth", depth);
-    row.dataset.id = node.id;
-    row.setAttribute("role", "treeitem");
-    row.setAttribute("aria-level", String(depth + 1));
-    return row;
+    return this.treeItem(row, node.id, depth, node.items ? !this.collapsed.has(node.id) : null);
   }
 
   itemRow(sequence, item, depth) {
+    const name = `${sequence.keyword || sequence.tag} ${item.label}`;
     const row = el("div", { className: "el item" },
-      el("span", { className: "indent" }, this.toggleButton(item.id, `${sequence.keyword || sequence.tag} ${item.label}`)),
+      el("span", { className: "indent" }, this.toggleButton(item.id, name)),
       el("span", { className: "name", textContent: `${item.label}` }),
-      el("span", { className: "value detail", textContent: `${item.nodes.length} element${item.nodes.length === 1 ? "" : "s"}` }),
-      sequence.path ? this.deleteButton(`${sequence.path}[${item.index}]`, `${sequence.keyword || sequence.tag} ${item.label}`) : null);
+      el("span", { className: "value detail", textContent: plural(item.nodes.length, "element") }),
+      sequence.path ? this.deleteButton(`${sequence.path}[${item.index}]`, name) : null);
     if (this.app.edits.forPath(`${sequence.path}[${item.index}]`)?.op === "delete") row.classList.add("deleted");
+    return this.treeItem(row, item.id, depth, !this.collapsed.has(item.id));
+  }
+
+  // A row as an item of the tree: focusable (not a Tab stop), its depth, open or not if it folds.
+  treeItem(row, id, depth, open) {
     row.style.setProperty("--depth", depth);
-    row.dataset.id = item.id;
+    row.dataset.id = id;
+    row.tabIndex = -1;
     row.setAttribute("role", "treeitem");
     row.setAttribute("aria-level", String(depth + 1));
+    if (open !== null) row.setAttribute("aria-expanded", String(open));
     return row;
   }
 
@@ -250,7 +297,8 @@ export class TagsWorkbench {
     this.matches = result.matches;
     for (const id of result.reveal) this.collapsed.delete(id);
     this.current = -1;
-    this.searchInfo.textContent = this.matches.length ? `${this.matches.length} match${this.matches.length === 1 ? "" : "es"} · Enter for next` : "no match";
+    const n = this.matches.length;
+    this.searchInfo.textContent = n ? `${plural(n, "match", "matches")} · Enter for next` : "no match";
     this.render();
     this.step(1);
   }
@@ -269,7 +317,8 @@ export class TagsWorkbench {
     if (!this.file) return;
     const task = this.app.tasks.start(`Exporting ${this.file.name}`);
     const collected = this.app.tasks.collector();
-    const result = await this.app.python.call(fn, { path: this.file.path, name: this.file.name }, { onPart: collected.onPart });
+    const { path, name } = this.file;
+    const result = await this.app.python.call(fn, { path, name }, { onPart: collected.onPart });
     if (!result.ok) return task.fail(result.error.message);
     this.app.tasks.offer(collected, { click: true });
     task.finish(`Exported ${collected.finished.map((f) => f.name).join(", ")}`);

@@ -1,13 +1,9 @@
 // The Volume → DICOM workbench: open a NIfTI, NRRD, MetaImage or VTK volume (or take the DICOM
 // series selected at left), see its geometry and middle slices, choose the series' attributes,
 // check what will be written, then write it as a ZIP (or one multi-frame file).
+import { button, el, errorLine, plural, terms } from "./dom.js";
 import { Op } from "./protocol.js";
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { Workbench } from "./workbench.js";
 
 const num = (x, digits = 4) => Number(x).toFixed(digits).replace(/\.?0+$/, "");
 const vec = (v) => `(${v.map((x) => num(x)).join(", ")})`;
@@ -28,13 +24,16 @@ const FIELDS = [
   ["exact", "Refuse if values cannot be stored exactly", "checkbox", false],
 ];
 
-export class VolumeWorkbench {
+const FORMATS_HINT = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd " +
+  "with its .raw/.zraw), Analyze or NIfTI pairs (.hdr with its .img), VTK legacy structured points (.vtk). Pick " +
+  "both files of a two-file format together: a header's data file is only ever one of the files picked with it.";
+
+export class VolumeWorkbench extends Workbench {
   id = "volume";
   title = "Volume → DICOM";
 
   constructor(app) {
-    this.app = app;
-    this.selection = { files: [] };
+    super(app);
     this.opened = null;
     this.plan = null;
   }
@@ -43,8 +42,8 @@ export class VolumeWorkbench {
     const input = el("input", { type: "file", multiple: true, id: "volume-files", className: "visually-hidden",
       accept: ".nii,.gz,.nrrd,.nhdr,.raw,.mha,.mhd,.zraw,.vtk,.img,.hdr" });
     input.addEventListener("change", () => { this.openFiles([...input.files]); input.value = ""; });
-    this.useSeries = el("button", { type: "button", id: "volume-use-series", textContent: "Use the DICOM series selected at left" });
-    this.useSeries.onclick = () => this.openSeries();
+    this.useSeries = button("Use the DICOM series selected at left", () => this.openSeries(),
+      { id: "volume-use-series" });
     this.sourceInfo = el("div", { className: "volume-info", id: "volume-info" });
     this.previews = el("div", { className: "volume-previews", id: "volume-previews" });
     this.form = el("form", { className: "volume-form", id: "volume-form" });
@@ -55,7 +54,8 @@ export class VolumeWorkbench {
       let field;
       if (type.startsWith("select:")) {
         const labels = { "": "default (kept from a DICOM source, else new)", keep: "keep the source's", new: "new" };
-        field = el("select", { id }, ...type.slice(7).split(",").map((v) => el("option", { value: v, textContent: labels[v] ?? v })));
+        field = el("select", { id }, type.slice(7).split(",")
+          .map((v) => el("option", { value: v, textContent: labels[v] ?? v })));
         field.value = def;
       } else if (type === "checkbox") {
         field = el("input", { type: "checkbox", id, checked: def });
@@ -68,24 +68,24 @@ export class VolumeWorkbench {
       else this.form.append(el("label", { htmlFor: id, textContent: label }), field);
     }
     this.checkButton = el("button", { type: "submit", textContent: "Check", id: "volume-check" });
-    this.writeButton = el("button", { type: "button", className: "primary", textContent: "Write series", id: "volume-write" });
-    this.writeButton.onclick = () => this.write();
+    this.writeButton = button("Write series", () => this.write(), { className: "primary", id: "volume-write" });
     this.form.append(el("div", { className: "actions" }, this.checkButton, this.writeButton));
     this.planView = el("div", { className: "volume-plan", id: "volume-plan", "aria-live": "polite" });
-    this.error = el("p", { className: "error", role: "alert", id: "volume-error" });
+    this.error = errorLine("volume-error");
     panel.append(el("div", { className: "volume-layout" },
       el("div", { className: "volume-source" },
         el("div", { className: "toolbar-inline" },
-          el("label", { htmlFor: "volume-files", className: "button primary", textContent: "Open a volume…" }), input, this.useSeries),
-        el("p", { className: "hint", textContent: "NIfTI (.nii, .nii.gz), NRRD (.nrrd, or .nhdr with its data file), MetaImage (.mha, or .mhd with its .raw/.zraw), Analyze or NIfTI pairs (.hdr with its .img), VTK legacy structured points (.vtk). Pick both files of a two-file format together: a header's data file is only ever one of the files picked with it." }),
+          el("label", { htmlFor: "volume-files", className: "button primary", textContent: "Open a volume…" }), input,
+          this.useSeries),
+        el("p", { className: "hint", textContent: FORMATS_HINT }),
         this.error, this.sourceInfo, this.previews),
-      el("div", { className: "volume-options" }, el("h2", { textContent: "The series to write" }), this.form, this.planView)));
+      el("div", { className: "volume-options" },
+        el("h2", { textContent: "The series to write" }), this.form, this.planView)));
     this.renderPlan();
   }
 
-  setSelection(selection) {
-    this.selection = selection;
-    this.useSeries.disabled = !selection.files.length;
+  selectionChanged() {
+    this.useSeries.disabled = !this.selection.files.length;
   }
 
   options() {
@@ -102,7 +102,8 @@ export class VolumeWorkbench {
   async openFiles(files) {
     if (!files.length) return;
     const buffers = await Promise.all(files.map((f) => f.arrayBuffer()));
-    const put = await this.app.python.request(Op.PUT_FILES, { dir: "/volume", files: files.map((f, i) => ({ name: f.name, buffer: buffers[i] })) },
+    const named = files.map((f, i) => ({ name: f.name, buffer: buffers[i] }));
+    const put = await this.app.python.request(Op.PUT_FILES, { dir: "/volume", files: named },
       { transfer: buffers }).done;
     if (!put.ok) return this.fail(put.error.message);
     await this.open(put.paths, files.map((f) => f.name).join(" + "));
@@ -112,7 +113,7 @@ export class VolumeWorkbench {
     // what the selection holds now, files still being described included
     const files = await this.app.files.resolve();
     if (!files.length) return;
-    await this.open(files.map((f) => f.path), `${files.length} DICOM file${files.length === 1 ? "" : "s"} (${this.selection.label})`,
+    await this.open(files.map((f) => f.path), `${plural(files.length, "DICOM file")} (${this.selection.label})`,
       files.map((f) => f.name));
   }
 
@@ -136,22 +137,23 @@ export class VolumeWorkbench {
     this.plan = null;
     const v = result.volume;
     const d = v.direction;
+    const axes = `i ${vec(d.slice(0, 3))}, j ${vec(d.slice(3, 6))}, k ${vec(d.slice(6, 9))}`;
     this.sourceInfo.replaceChildren(
       el("h2", { textContent: `${v.source_name} (${v.source_format})` }),
-      el("dl", {},
-        el("dt", { textContent: "Size" }), el("dd", { textContent: `${v.shape.join(" × ")} voxels${v.components > 1 ? ", RGB" : ""}, ${v.dtype}` }),
-        el("dt", { textContent: "Spacing" }), el("dd", { textContent: `${v.spacing.map((x) => num(x)).join(" × ")} mm` }),
-        el("dt", { textContent: "Origin (LPS)" }), el("dd", { textContent: `${vec(v.origin)} mm` }),
-        el("dt", { textContent: "Axes (LPS)" }), el("dd", { textContent: `i ${vec(d.slice(0, 3))}, j ${vec(d.slice(3, 6))}, k ${vec(d.slice(6, 9))}${v.right_handed ? "" : " (left-handed)"}` }),
-        v.slope !== 1 || v.intercept !== 0 ? el("dt", { textContent: "Scaling" }) : null,
-        v.slope !== 1 || v.intercept !== 0 ? el("dd", { textContent: `× ${v.slope} + ${v.intercept}` }) : null),
+      terms([
+        ["Size", `${v.shape.join(" × ")} voxels${v.components > 1 ? ", RGB" : ""}, ${v.dtype}`],
+        ["Spacing", `${v.spacing.map((x) => num(x)).join(" × ")} mm`],
+        ["Origin (LPS)", `${vec(v.origin)} mm`],
+        ["Axes (LPS)", `${axes}${v.right_handed ? "" : " (left-handed)"}`],
+        v.slope !== 1 || v.intercept !== 0 ? ["Scaling", `× ${v.slope} + ${v.intercept}`] : null]),
       ...v.notes.map((n) => el("p", { className: "hint", textContent: n })));
     this.previews.replaceChildren();
     for (const { name, blob } of collected.finished) {
       const plane = name.replace(".rgba", "");
       const p = result.previews[plane];
       const canvas = el("canvas", { width: p.columns, height: p.rows });
-      canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(await blob.arrayBuffer()), p.columns, p.rows), 0, 0);
+      const pixels = new Uint8ClampedArray(await blob.arrayBuffer());
+      canvas.getContext("2d").putImageData(new ImageData(pixels, p.columns, p.rows), 0, 0);
       // Keep the physical aspect ratio: rows are pixel_spacing[0] mm apart, columns [1].
       canvas.style.aspectRatio = `${p.columns * p.pixel_spacing[1]} / ${p.rows * p.pixel_spacing[0]}`;
       canvas.setAttribute("role", "img");
@@ -161,7 +163,9 @@ export class VolumeWorkbench {
     const modality = v.dicom?.Modality;
     if (modality) {
       const select = this.inputs.modality;
-      if (![...select.options].some((o) => o.value === modality)) select.append(el("option", { value: modality, textContent: modality }));
+      if (![...select.options].some((o) => o.value === modality)) {
+        select.append(el("option", { value: modality, textContent: modality }));
+      }
       select.value = modality;
     }
     await this.check();
@@ -189,40 +193,45 @@ export class VolumeWorkbench {
       return;
     }
     if (!this.plan) {
-      this.planView.replaceChildren(el("p", { className: "hint", textContent: this.opened ? "Check to see what will be written." : "Open a volume first." }));
+      const hint = this.opened ? "Check to see what will be written." : "Open a volume first.";
+      this.planView.replaceChildren(el("p", { className: "hint", textContent: hint }));
       return;
     }
     const p = this.plan;
     const names = p.file_names.length > 2 ? `${p.file_names[0]} … ${p.file_names.at(-1)}` : p.file_names.join(", ");
     this.writeButton.textContent = p.multiframe ? "Write multi-frame file" : `Write ${p.file_count} files as ZIP`;
-    this.planView.replaceChildren(el("dl", {},
-      el("dt", { textContent: "SOP class" }), el("dd", { textContent: `${p.sop_class_name} (${p.modality})` }),
-      el("dt", { textContent: "Files" }), el("dd", { textContent: `${p.file_count}: ${names}` }),
-      el("dt", { textContent: "Pixels" }), el("dd", { textContent: `${p.columns} × ${p.rows} × ${p.slices}, ${p.bits_allocated}-bit ${p.pixel_representation ? "signed" : "unsigned"} ${p.photometric_interpretation}` }),
-      el("dt", { textContent: "Values" }), el("dd", { id: "volume-error-bound",
-        textContent: p.exact ? "stored exactly" : `rescale slope ${p.rescale_slope}, intercept ${p.rescale_intercept}; largest error ${p.max_abs_error.toPrecision(3)}` }),
-      el("dt", { textContent: "Geometry" }), el("dd", { textContent: `first slice at ${vec(p.first_position)}, last at ${vec(p.last_position)}; slices ${num(p.slice_spacing)} mm apart` }),
-      el("dt", { textContent: "Positions" }), el("dd", { id: "volume-position-error",
-        textContent: p.max_position_error ? `axes made perpendicular; largest position error ${p.max_position_error.toPrecision(3)} mm` : "exact" }),
-      el("dt", { textContent: "Size" }), el("dd", { textContent: `about ${(p.estimated_bytes / 1e6).toFixed(1)} MB` })),
-      ...(p.notes || []).map((n) => el("p", { className: "hint", textContent: n })));
+    const sign = p.pixel_representation ? "signed" : "unsigned";
+    const pixels = `${p.bits_allocated}-bit ${sign} ${p.photometric_interpretation}`;
+    const error = `rescale slope ${p.rescale_slope}, intercept ${p.rescale_intercept}; ` +
+      `largest error ${p.max_abs_error.toPrecision(3)}`;
+    const positions = p.max_position_error
+      ? `axes made perpendicular; largest position error ${p.max_position_error.toPrecision(3)} mm` : "exact";
+    const geometry = `first slice at ${vec(p.first_position)}, last at ${vec(p.last_position)}; ` +
+      `slices ${num(p.slice_spacing)} mm apart`;
+    this.planView.replaceChildren(terms([
+      ["SOP class", `${p.sop_class_name} (${p.modality})`],
+      ["Files", `${p.file_count}: ${names}`],
+      ["Pixels", `${p.columns} × ${p.rows} × ${p.slices}, ${pixels}`],
+      ["Values", p.exact ? "stored exactly" : error, { id: "volume-error-bound" }],
+      ["Geometry", geometry],
+      ["Positions", positions, { id: "volume-position-error" }],
+      ["Size", `about ${(p.estimated_bytes / 1e6).toFixed(1)} MB`]]),
+    ...(p.notes || []).map((n) => el("p", { className: "hint", textContent: n })));
   }
 
   async write() {
     if (!(await this.check())) return;
     const p = this.plan;
-    const base = (this.inputs.series_description.value || this.opened.source_name.replace(/\..*$/, "") || "series").replace(/[^\p{L}\p{N}]+/gu, "_");
+    const stem = this.inputs.series_description.value || this.opened.source_name.replace(/\..*$/, "") || "series";
     const steps = p.multiframe ? p.slices : p.file_count;
-    const task = this.app.tasks.start(`Writing ${p.multiframe ? "a multi-frame file" : `${steps} DICOM files`}`);
-    const collected = this.app.tasks.collector();
-    const request = this.app.python.request(Op.JOB, {
-      kind: "write_series", options: { options: this.options(), zip_name: `${base}.zip` },
-      items: Array.from({ length: steps }, (_, i) => ({ name: p.file_names[i] || `frame ${i + 1}` })),
-    }, { onProgress: (x) => task.progress(x.done, x.total, x.label), onPart: collected.onPart });
-    task.onCancel = () => this.app.python.cancel(request.id);
-    const result = await request.done;
-    if (!result.ok) return task.fail(result.error.type === "Cancelled" ? "Writing cancelled: nothing was kept." : result.error.message);
+    const title = `Writing ${p.multiframe ? "a multi-frame file" : `${steps} DICOM files`}`;
+    const zipName = `${stem.replace(/[^\p{L}\p{N}]+/gu, "_")}.zip`;
+    const { task, collected, done } = this.job(title, "write_series", { options: this.options(), zip_name: zipName },
+      Array.from({ length: steps }, (_, i) => ({ name: p.file_names[i] || `frame ${i + 1}` })));
+    const result = await done;
+    if (!result.ok) return this.failed(task, result.error, "Writing cancelled: nothing was kept.");
     this.app.tasks.offer(collected, { click: true });
-    task.finish(`Wrote ${p.multiframe ? "1 multi-frame file" : `${p.file_count} files`} in ${result.result.seconds.toFixed(1)} s`);
+    const wrote = p.multiframe ? "1 multi-frame file" : `${p.file_count} files`;
+    task.finish(`Wrote ${wrote} in ${result.result.seconds.toFixed(1)} s`);
   }
 }

@@ -143,7 +143,7 @@ def test_a_codec_whose_wasm_does_not_load_is_named_and_the_others_work(browser, 
         open_files(page, [TEST_FILES / "MR_small_jp2klossless.dcm", TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"])
         wait_for_files(page, 2)
         page.click("#tab-image")
-        page.get_by_role("button", name="MR_small_jp2klossless.dcm").click()
+        page.get_by_role("treeitem", name="MR_small_jp2klossless.dcm").click()
         deadline = time.time() + 30
         while "did not load" not in page.inner_text(".image-stage") and time.time() < deadline:
             time.sleep(0.1)

@@ -31,7 +31,7 @@ def canvas_rgba(page):
 
 
 def show(page, name, expect):
-    page.get_by_role("button", name=name).click()
+    page.get_by_role("treeitem", name=name).click()
     deadline = time.time() + 20
     while time.time() < deadline:
         status = page.inner_text("#image-status")
@@ -265,7 +265,7 @@ def test_a_file_that_cannot_be_decoded_clears_the_view_and_says_why(page, server
     wait_for_files(page, 2)
     page.click("#tab-image")
     show(page, "CT_small.dcm", "MONOCHROME2")
-    page.get_by_role("button", name="broken_rle.dcm").click()
+    page.get_by_role("treeitem", name="broken_rle.dcm").click()
     message = page.locator("#image-message")
     message.wait_for(state="visible")
     assert "broken_rle.dcm" in message.inner_text() and "RLE" in message.inner_text()

@@ -58,7 +58,7 @@ def test_open_inspect_search_and_export(page, server, tmp_path):
     page.click("#skipped summary")
     assert "not DICOM" in page.inner_text("#skipped")
 
-    page.get_by_role("button", name="CT_small.dcm").click()
+    page.get_by_role("treeitem", name="CT_small.dcm").click()
     page.wait_for_selector(".tag-tree .el")
     rows = page.inner_text(".tag-tree")
     assert "(0010,0010)" in rows and "CompressedSamples^CT1" in rows
@@ -78,7 +78,7 @@ def test_open_inspect_search_and_export(page, server, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "inspect-search.png"))
 
     # A match inside a nested item is revealed (the sequence opens).
-    page.get_by_role("button", name="rtplan.dcm").click()
+    page.get_by_role("treeitem", name="rtplan.dcm").click()
     page.wait_for_selector(".tag-tree .el")
     page.fill("#tags-search", "300a,00c0")  # BeamNumber, inside BeamSequence items
     deadline = time.time() + 10
@@ -87,7 +87,7 @@ def test_open_inspect_search_and_export(page, server, tmp_path):
     assert "(300A,00C0)" in page.inner_text(".tag-tree .el.current")
 
     # DICOM JSON export: a download that CPython pydicom reads back to the same data set.
-    page.get_by_role("button", name="CT_small.dcm").click()
+    page.get_by_role("treeitem", name="CT_small.dcm").click()
     page.wait_for_selector(".tag-tree .el")
     with page.expect_download() as download_info:
         page.click("#tags-export-json")
@@ -125,7 +125,7 @@ def test_a_package_loaded_after_start_up_that_fails_leaves_inspection_working(br
     assert "could not be loaded" in notice and "inspecting and editing still work" in notice, notice
     open_files(page, [CT])
     wait_for_files(page, 1)
-    page.get_by_role("button", name="CT_small.dcm").click()
+    page.get_by_role("treeitem", name="CT_small.dcm").click()
     page.wait_for_selector(".tag-tree .el")
     assert "CompressedSamples^CT1" in page.inner_text(".tag-tree")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
