@@ -91,7 +91,7 @@ export class ImageWorkbench {
     };
     const reset = button("Reset window", null, () => { this.presets.value = "file"; this.setWindow(null); });
     const fit = button("Fit", "Fit the image to the view", () => this.setZoom(null));
-    const actual = button("1:1", "One image pixel per screen pixel", () => this.setZoom(1 / devicePixelRatio));
+    const actual = button("1:1", "1:1, one image pixel per screen pixel", () => this.setZoom(1 / devicePixelRatio));
     this.zoomLabel = el("span", { className: "detail", id: "image-zoom" });
     this.canvas = el("canvas", { id: "image-canvas" });
     this.canvas.setAttribute("role", "img");

@@ -218,7 +218,7 @@ def test_zoom_pan_and_keyboard_window(page, server):
     stage = page.locator("#image-stage").bounding_box()
     assert fitted["width"] > 128 and abs(fitted["height"] - (stage["height"] - 16)) < 2
 
-    page.get_by_role("button", name="One image pixel per screen pixel").click()
+    page.get_by_role("button", name="1:1, one image pixel per screen pixel").click()
     assert round(canvas.bounding_box()["width"]) == 128
     page.mouse.move(stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2)
     page.keyboard.down("Control")
