@@ -25,13 +25,19 @@ def bundled(name):
     return path
 
 
+_codecs_at_start = []
+
+
 @pytest.fixture(autouse=True)
 def codec_registry_restored():
-    """Codecs a test registers (directly, or through the command, which registers pylibjpeg's
-    JPEG 2000 where it is installed) are withdrawn after it: each test sees the runtime's own."""
+    """Codecs registered during a test (directly, or through the command, which registers
+    pylibjpeg's JPEG 2000 where it is installed, also from a module-scoped fixture) are withdrawn
+    after it: each test starts with the codecs the runtime had when the session began."""
     from dcmstudio import codecs
-    decoders, encoders = set(codecs.registered_decoders()), set(codecs.registered_encoders())
+    if not _codecs_at_start:
+        _codecs_at_start.append((set(codecs.registered_decoders()), set(codecs.registered_encoders())))
     yield
+    decoders, encoders = _codecs_at_start[0]
     for ts in set(codecs.registered_decoders()) - decoders:
         codecs.unregister_decoder(ts)
     for ts in set(codecs.registered_encoders()) - encoders:

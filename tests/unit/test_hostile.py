@@ -366,8 +366,8 @@ def test_every_job_kind_re_reads_before_offering(tmp_path, monkeypatch):
 
     real_compress = codecs.compress
 
-    def compress(path, out, target, name=None, verify=True):
-        report = real_compress(path, out, target, name=name, verify=verify)
+    def compress(path, out, target, name=None, verify=True, **settings):
+        report = real_compress(path, out, target, name=name, verify=verify, **settings)
         if name == "bad.dcm":
             with open(out, "wb") as f:
                 f.write(data)
