@@ -126,7 +126,9 @@ app.openZip = async function openZip(zip) {
 app.files = new FileList($("#file-tree"), $("#skipped"), (selection) => app.select(selection), python);
 
 // Workbenches: each owns a tab and a panel and acts on the selection at left.
-for (const Workbench of [TagsWorkbench, ImageWorkbench, EditWorkbench, DeidWorkbench, VolumeWorkbench, CreateWorkbench, CompressWorkbench, ValidateWorkbench]) {
+const WORKBENCHES = [TagsWorkbench, ImageWorkbench, EditWorkbench, DeidWorkbench, VolumeWorkbench, CreateWorkbench,
+  CompressWorkbench, ValidateWorkbench];
+for (const Workbench of WORKBENCHES) {
   const wb = new Workbench(app);
   const tab = document.createElement("button");
   tab.role = "tab";

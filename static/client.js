@@ -35,8 +35,9 @@ export class PythonWorker {
       worker.onmessage = (event) => this.receive(event.data);
       worker.onerror = (event) => {
         event.preventDefault();
-        this.fail(`The Python worker failed to load: ${event.message || "its script could not be run"}. Reload; if it ` +
-          "happens again, the server may send static/worker.js or the .mjs/.wasm files with a wrong MIME type (see the README, Hosting).");
+        this.fail(`The Python worker failed to load: ${event.message || "its script could not be run"}. ` +
+          "Reload; if it happens again, the server may send static/worker.js or the .mjs/.wasm files with a " +
+          "wrong MIME type (see the README, Hosting).");
       };
       worker.onmessageerror = () => this.fail("The Python worker sent a message the page could not read.");
     }, (error) => this.fail(`The Python worker could not be created: ${error.message}`));
@@ -112,7 +113,8 @@ export class PythonWorker {
 // default one per core up to 4, fewer where the device reports little memory (each worker holds
 // its own Python, about 150 MB).
 export function poolSize() {
-  const asked = Number(new URLSearchParams(location.search).get("workers") || localStorage.getItem("dcmstudio.workers"));
+  const asked = Number(new URLSearchParams(location.search).get("workers")
+    || localStorage.getItem("dcmstudio.workers"));
   if (Number.isInteger(asked) && asked >= 1) return Math.min(asked, 16);
   const cores = navigator.hardwareConcurrency || 2;
   const memoryGB = navigator.deviceMemory || 8;
@@ -183,7 +185,8 @@ export class WorkerPool {
   mount(entries) {
     const batches = [];
     for (let first = 0; first < entries.length; first += MOUNT_BATCH) {
-      const batch = { batch: `b${++this.batchCount}`, files: entries.slice(first, first + MOUNT_BATCH).map(({ key, file }) => ({ key, file })) };
+      const files = entries.slice(first, first + MOUNT_BATCH).map(({ key, file }) => ({ key, file }));
+      const batch = { batch: `b${++this.batchCount}`, files };
       this.batches.push(batch);
       for (const worker of [this.primary, ...this.helpers]) worker.request(Op.MOUNT, batch);
       batches.push(batch);
@@ -199,7 +202,8 @@ export class WorkerPool {
     let offset = 0;
     for (const { batch, files } of this.mount(entries)) {
       for (let first = 0; first < files.length; first += DESCRIBE_CHUNK) {
-        queue.push({ batch, sent: entries.slice(offset + first, offset + Math.min(first + DESCRIBE_CHUNK, files.length)) });
+        const end = offset + Math.min(first + DESCRIBE_CHUNK, files.length);
+        queue.push({ batch, sent: entries.slice(offset + first, end) });
       }
       offset += files.length;
     }
@@ -268,7 +272,9 @@ export class WorkerPool {
       return worker.request(Op.JOB_CLOSE, { job }, { onPart: part }).done;
     };
     const done = Promise.all(workers.map(share)).then((finished) => {
-      if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+      if (cancelled) {
+        return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+      }
       if (failure) return failure;
       const broken = finished.find((f) => !f.ok);
       return broken || { ok: true, shares: finished, workers: workers.length };

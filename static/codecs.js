@@ -110,7 +110,8 @@ async function loadModule(files, siteRoot, label) {
         if (trapped) holder.module = start();
         if (error instanceof Error && !trapped) throw error;
         const printed = messages.filter((m) => /error|fail/i.test(m)).pop();
-        throw new Error(`${label} could not ${action} this frame: ${trapped ? error.message : printed || "the codec gave no reason"}`);
+        const reason = trapped ? error.message : printed || "the codec gave no reason";
+        throw new Error(`${label} could not ${action} this frame: ${reason}`);
       }
     },
   };
@@ -139,7 +140,8 @@ function decoderFor(codec, holder) {
   return (data, params) => {
     const expected = plain(params);
     if (expected.samples_per_pixel > 1 && codec.colour === false) {
-      throw new Error(`${codec.label} colour is not decoded here: this codec's colour is not read alike by other decoders`);
+      throw new Error(`${codec.label} colour is not decoded here: ` +
+        "this codec's colour is not read alike by other decoders");
     }
     return holder.use("decode", (module) => {
       const decoder = new module[codec.Decoder]();
@@ -148,11 +150,14 @@ function decoderFor(codec, holder) {
         decoder.decode();
         const info = decoder.getFrameInfo();
         if (!info.width) throw SEE_PRINTED_ERROR;
-        if (info.width !== expected.columns || info.height !== expected.rows || info.componentCount !== expected.samples_per_pixel) {
-          throw new Error(`the ${codec.label} codestream is ${info.width} × ${info.height} × ${info.componentCount} ` +
-            `(columns × rows × samples), the header says ${expected.columns} × ${expected.rows} × ${expected.samples_per_pixel}`);
+        const { columns, rows, samples_per_pixel: samples } = expected;
+        if (info.width !== columns || info.height !== rows || info.componentCount !== samples) {
+          throw new Error(`the ${codec.label} codestream is ${info.width} × ${info.height} × ` +
+            `${info.componentCount} (columns × rows × samples), the header says ${columns} × ${rows} × ${samples}`);
         }
-        if (info.bitsPerSample > 16) throw new Error(`${codec.label} samples of ${info.bitsPerSample} bits are not decoded here`);
+        if (info.bitsPerSample > 16) {
+          throw new Error(`${codec.label} samples of ${info.bitsPerSample} bits are not decoded here`);
+        }
         const result = { data: decoder.getDecodedBuffer().slice() };
         // CharLS returns colour as it was interleaved: mode 0 is one plane after another.
         if (info.componentCount > 1 && decoder.getInterleaveMode?.() === 0) result.planar_configuration = 1;

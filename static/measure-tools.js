@@ -4,12 +4,9 @@
 // exported as a TID 1500 SR or a GSPS. Every number shown comes from Python (dcmstudio.measure);
 // shapes of loaded SRs and presentation states are drawn over the images they reference.
 
+import { button, el } from "./dom.js";
+
 const SVG = "http://www.w3.org/2000/svg";
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
 const svg = (tag, attributes = {}) => {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
@@ -74,31 +71,25 @@ export class MeasureTools {
     this.svg = svg("svg", { class: "measure-layer", id: "measure-layer", "aria-hidden": "true" });
     stage.append(this.svg);
     this.buttons = TOOLS.map((t) => {
-      const b = el("button", { type: "button", className: "small", textContent: t.label, id: `tool-${t.id}` });
-      b.setAttribute("aria-pressed", "false");
-      b.setAttribute("aria-keyshortcuts", t.key.toUpperCase());
-      b.onclick = () => { this.setTool(this.tool === t.id ? null : t.id); stage.focus({ preventScroll: true }); };
-      return b;
+      return button(t.label, () => {
+        this.setTool(this.tool === t.id ? null : t.id);
+        stage.focus({ preventScroll: true });
+      }, { className: "small", id: `tool-${t.id}`, "aria-pressed": "false", "aria-keyshortcuts": t.key.toUpperCase() });
     });
-    this.toolbar = el("div", { className: "toolbar measure-tools", role: "toolbar" },
+    this.toolbar = el("div", { className: "toolbar measure-tools", role: "toolbar", "aria-label": "Measuring tools" },
       el("span", { className: "detail", textContent: "Measure" }), ...this.buttons);
-    this.toolbar.setAttribute("aria-label", "Measuring tools");
-    this.list = el("ul", { className: "measure-list", id: "measure-list" });
-    this.list.setAttribute("aria-label", "Measurements on this image");
+    this.list = el("ul", { className: "measure-list", id: "measure-list", "aria-label": "Measurements on this image" });
     this.summary = el("p", { className: "hint", id: "measure-summary", "aria-live": "polite" });
     this.status = el("p", { className: "hint", id: "measure-status", role: "status" });
     this.importedNote = el("p", { className: "hint", id: "measure-imported", "aria-live": "polite" });
     this.observer = el("input", { id: "measure-observer", placeholder: "Family^Given", autocomplete: "off" });
     this.procedure = el("select", { id: "measure-procedure" });
-    const button = (id, text, action) => {
-      const b = el("button", { type: "button", className: "small", id, textContent: text });
-      b.onclick = action;
-      return b;
-    };
-    const srButton = button("measure-export-sr", "Export SR", () => this.exportReport());
-    const prButton = button("measure-export-gsps", "Export GSPS", () => this.exportPresentation());
+    const srButton = button("Export SR", () => this.exportReport(), { className: "small", id: "measure-export-sr" });
+    const prButton = button("Export GSPS", () => this.exportPresentation(),
+      { className: "small", id: "measure-export-gsps" });
     this.exportNote = el("p", { className: "hint", id: "measure-export-note", "aria-live": "polite" });
-    this.panel = el("section", { className: "measure-panel", id: "measure-panel" },
+    this.panel = el("section",
+      { className: "measure-panel", id: "measure-panel", "aria-labelledby": "measure-summary" },
       el("h2", { className: "measure-title", textContent: "Measurements" }), this.summary, this.status, this.list,
       this.importedNote,
       el("details", { className: "measure-export", id: "measure-export" },
@@ -107,7 +98,6 @@ export class MeasureTools {
           el("label", { htmlFor: "measure-observer", textContent: "Observer" }), this.observer,
           el("label", { htmlFor: "measure-procedure", textContent: "Procedure" }), this.procedure, srButton, prButton),
         this.exportNote));
-    this.panel.setAttribute("aria-labelledby", "measure-summary");
     return { toolbar: this.toolbar, panel: this.panel };
   }
 
@@ -471,14 +461,12 @@ export class MeasureTools {
   }
 
   listEntry(item) {
-    const label = el("input", { value: item.label, className: "measure-name" });
-    label.setAttribute("aria-label", `Label of ${item.kind} ${item.label}`);
+    const label = el("input",
+      { value: item.label, className: "measure-name", "aria-label": `Label of ${item.kind} ${item.label}` });
     label.addEventListener("change", () => { item.label = label.value.trim() || item.label; this.draw(); });
     const pick = (options, value, name, apply) => {
-      const s = el("select", {});
-      s.replaceChildren(...options);
+      const s = el("select", { "aria-label": `${name} of ${item.label}` }, options);
       s.value = value;
-      s.setAttribute("aria-label", `${name} of ${item.label}`);
       s.addEventListener("change", () => apply(s.value));
       return s;
     };
@@ -491,12 +479,11 @@ export class MeasureTools {
           el("option", { value: `${q.keyword}|${v.keyword}`, textContent: `${q.meaning}: ${v.meaning}` })))];
       coded.push(pick(pairs, item.qualitative, "Qualitative evaluation", (v) => { item.qualitative = v; }));
     }
-    const selectButton = el("button", { type: "button", className: "small", textContent: "Select" });
-    selectButton.setAttribute("aria-label", `Select ${item.label} to move it with the keys`);
-    selectButton.onclick = () => { this.select(item); this.viewer.stage.focus({ preventScroll: true }); };
-    const del = el("button", { type: "button", className: "small", textContent: "Delete" });
-    del.setAttribute("aria-label", `Delete ${item.label}`);
-    del.onclick = () => this.remove(item);
+    const selectButton = button("Select", () => {
+      this.select(item);
+      this.viewer.stage.focus({ preventScroll: true });
+    }, { className: "small", "aria-label": `Select ${item.label} to move it with the keys` });
+    const del = button("Delete", () => this.remove(item), { className: "small", "aria-label": `Delete ${item.label}` });
     return el("li", { className: item === this.selected ? "selected" : "" }, label,
       el("span", { className: "detail measure-kind", textContent: TOOL[item.kind].label }),
       el("span", { className: "measure-numbers",

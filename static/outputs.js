@@ -192,9 +192,11 @@ export class BlobWriter {
 // The pickers, one place to replace them (tests hand back folders of the origin's private file
 // system, which a headless browser can write without a dialog).
 export const pickers = {
-  available: typeof globalThis.showDirectoryPicker === "function" && typeof globalThis.showSaveFilePicker === "function",
+  available: typeof globalThis.showDirectoryPicker === "function"
+    && typeof globalThis.showSaveFilePicker === "function",
   folder: () => globalThis.showDirectoryPicker({ id: "dcmstudio-output", mode: "readwrite" }),
   zipFile: (suggestedName) => globalThis.showSaveFilePicker({
-    id: "dcmstudio-output", suggestedName, types: [{ description: "ZIP archive", accept: { "application/zip": [".zip"] } }],
+    id: "dcmstudio-output", suggestedName,
+    types: [{ description: "ZIP archive", accept: { "application/zip": [".zip"] } }],
   }),
 };

@@ -19,7 +19,8 @@ export function pyodideOptions(runtime, resolve) {
 export async function loadStage(pyodide, stage, archives) {
   // loadPackage does not reject when a package fails: it reports through errorCallback.
   const errors = [];
-  const packages = pyodide.loadPackage(stage.packages, { messageCallback: () => {}, errorCallback: (e) => errors.push(e) });
+  const packages = pyodide.loadPackage(stage.packages,
+    { messageCallback: () => {}, errorCallback: (e) => errors.push(e) });
   for (const bytes of await Promise.all(archives)) {
     pyodide.unpackArchive(bytes, "zip", { extractDir: SITE_PACKAGES });
   }

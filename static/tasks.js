@@ -1,13 +1,9 @@
 // The task bar: long work with progress and Cancel, and the downloads it produced.
+import { el } from "./dom.js";
 
 // Downloads shown before the rest fold behind "N more": the bar must never grow over the page.
 const DOWNLOADS_SHOWN = 3;
 
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
 
 function formatSize(bytes) {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
@@ -66,7 +62,8 @@ export class TaskBar {
       onCancel: null,
       progress(done, total, detail) {
         bar.value = total ? done / total : 0;
-        text.textContent = `${label} … ${total ? Math.floor((100 * done) / total) : 0}%${detail ? ` · ${detail}` : ""}`;
+        const percent = total ? Math.floor((100 * done) / total) : 0;
+        text.textContent = `${label} … ${percent}%${detail ? ` · ${detail}` : ""}`;
       },
       finish(message) {
         item.className = "task done";

@@ -1,24 +1,26 @@
 // The Compress workbench: the selection at left written again in another transfer syntax, losslessly
 // (RLE Lossless, Deflated, uncompressed Explicit VR Little Endian, and whatever the wasm codecs write:
-// compress_choices lists them), as one file or a ZIP, with a report per file. Python does the work (the "compress" job over dcmstudio.codecs) and decodes each
-// output again to compare it with its source before it is offered. Lossy JPEG 2000 (at a ratio) and
-// JPEG Baseline (at a quality) are a separate choice, never the default: picking one shows its setting
-// and asks the person to confirm that pixel values change; its report gives ratio, PSNR and largest error.
-import { Op } from "./protocol.js";
+// compress_choices lists them), as one file or a ZIP, with a report per file. Python does the work
+// (the "compress" job over dcmstudio.codecs) and decodes each output again to compare it with its
+// source before it is offered. Lossy JPEG 2000 (at a ratio) and JPEG Baseline (at a quality) are a
+// separate choice, never the default: picking one shows its setting and asks the person to confirm
+// that pixel values change; its report gives ratio, PSNR and largest error.
 import { newErrorsNote } from "./jobs.js";
-import { el, onFirstShow, plural } from "./dom.js";
+import { button, checkbox, el, errorLine, onFirstShow, plural, selectionStem } from "./dom.js";
+import { NOTHING_SELECTED, Workbench } from "./workbench.js";
 
-export { el, onFirstShow, plural }; // first written here; now in dom.js
 const kilobytes = (bytes) => `${(bytes / 1e3).toLocaleString("en", { maximumFractionDigits: 1 })} kB`;
 const ratio = (input, output) => (input ? `${Math.round((100 * output) / input)}%` : "");
+// "120 kB → 60 kB (50%)" for a report with input_bytes and output_bytes.
+const sizes = (r) =>
+  `${kilobytes(r.input_bytes)} → ${kilobytes(r.output_bytes)} (${ratio(r.input_bytes, r.output_bytes)})`;
 
-export class CompressWorkbench {
+export class CompressWorkbench extends Workbench {
   id = "compress";
   title = "Compress";
 
   constructor(app) {
-    this.app = app;
-    this.selection = { files: [], label: "" };
+    super(app);
     this.targets = [];
     this.lossyTargets = [];
   }
@@ -33,19 +35,20 @@ export class CompressWorkbench {
     this.settingHint = el("span", { className: "detail", id: "compress-setting-hint" });
     this.setting.setAttribute("aria-describedby", "compress-setting-hint");
     this.setting.addEventListener("input", () => this.renderScope());
-    this.confirmLossy = el("input", { type: "checkbox", id: "compress-lossy-confirm" });
-    this.confirmLossy.addEventListener("change", () => this.renderScope());
+    let confirmLabel;
+    [this.confirmLossy, confirmLabel] = checkbox("compress-lossy-confirm",
+      "I understand that pixel values change: each output gets a new SOP Instance UID, is marked lossy " +
+      "((0028,2110) 01, ratio and method), and references to it from the other selected files follow it",
+      { onchange: () => this.renderScope() });
     this.lossyControls = el("div", { className: "compress-lossy", id: "compress-lossy-controls", hidden: true },
-      el("div", { className: "field" }, this.settingLabel, this.setting, this.settingHint),
-      el("label", { className: "check", htmlFor: "compress-lossy-confirm" }, this.confirmLossy,
-        " I understand that pixel values change: each output gets a new SOP Instance UID, is marked lossy " +
-        "((0028,2110) 01, ratio and method), and references to it from the other selected files follow it"));
+      el("div", { className: "field" }, this.settingLabel, this.setting, this.settingHint), confirmLabel);
     this.lossyFieldset = el("fieldset", { className: "scope", hidden: true },
       el("legend", { textContent: "Lossy (changes pixel values)" }), this.lossyList, this.lossyControls);
-    this.verify = el("input", { type: "checkbox", id: "compress-verify", checked: true });
-    this.run = el("button", { type: "button", className: "primary", id: "compress-run", disabled: true });
-    this.run.onclick = () => this.start();
-    this.error = el("p", { className: "error", role: "alert", id: "compress-error" });
+    let verifyLabel;
+    [this.verify, verifyLabel] = checkbox("compress-verify",
+      "Check every output: decode it again and compare each frame with the source", { checked: true });
+    this.run = button("", () => this.start(), { className: "primary", id: "compress-run", disabled: true });
+    this.error = errorLine("compress-error");
     this.report = el("div", { className: "report compress-report", id: "compress-report", "aria-live": "polite" });
     panel.append(el("div", { className: "compress-layout" },
       el("div", { className: "compress-main" },
@@ -53,11 +56,10 @@ export class CompressWorkbench {
         this.scope,
         el("fieldset", { className: "scope" }, el("legend", { textContent: "Transfer syntax" }), this.targetList),
         this.lossyFieldset,
-        el("label", { className: "check", htmlFor: "compress-verify" }, this.verify,
-          " Check every output: decode it again and compare each frame with the source"),
-        el("p", { className: "hint", textContent: "Lossless syntaxes keep every pixel value, so SOP Instance UIDs are kept. " +
-          "Trailing padding and digital signatures, which re-encoding invalidates, are left out and listed. " +
-          "One file downloads as itself; several as a ZIP with their names and folders." }),
+        verifyLabel,
+        el("p", { className: "hint", textContent: "Lossless syntaxes keep every pixel value, so SOP Instance UIDs " +
+          "are kept. Trailing padding and digital signatures, which re-encoding invalidates, are left out and " +
+          "listed. One file downloads as itself; several as a ZIP with their names and folders." }),
         el("div", { className: "actions" }, this.run),
         this.error),
       this.report));
@@ -81,7 +83,8 @@ export class CompressWorkbench {
     this.targetList.replaceChildren(...this.targets.map((t, i) => {
       const id = `compress-target-${i}`;
       return el("div", {}, radio(t, id, i === 0), el("label", { htmlFor: id },
-        el("span", { textContent: ` ${t.name}${t.compressed ? "" : " (uncompressed)"}` }), el("span", { className: "detail", textContent: ` ${t.uid}` })));
+        el("span", { textContent: ` ${t.name}${t.compressed ? "" : " (uncompressed)"}` }),
+        el("span", { className: "detail", textContent: ` ${t.uid}` })));
     }));
     // the same radio group: one choice, lossless by default
     this.lossyList.replaceChildren(...this.lossyTargets.map((t, i) => {
@@ -105,7 +108,8 @@ export class CompressWorkbench {
     this.verify.disabled = Boolean(lossy);
     if (lossy) {
       const ratio = lossy.setting === "ratio";
-      Object.assign(this.setting, { min: lossy.min, max: lossy.max, step: ratio ? "0.5" : "1", value: lossy.default });
+      Object.assign(this.setting,
+        { min: lossy.min, max: lossy.max, step: ratio ? "0.5" : "1", value: lossy.default });
       this.settingLabel.textContent = ratio ? "Compression ratio (uncompressed : compressed) " : "Quality ";
       this.settingHint.textContent = ratio
         ? ` ${lossy.min} to ${lossy.max}; 10 means a tenth of the uncompressed size`
@@ -143,8 +147,7 @@ export class CompressWorkbench {
     return `${target.name} (lossy, ${setting.ratio ? `${setting.ratio}:1` : `quality ${setting.quality}`})`;
   }
 
-  setSelection(selection) {
-    this.selection = selection;
+  selectionChanged() {
     this.renderScope();
   }
 
@@ -152,11 +155,13 @@ export class CompressWorkbench {
   renderScope() {
     const files = this.selection.files;
     const bySyntax = new Map();
-    for (const f of files) bySyntax.set(f.transfer_syntax.name, (bySyntax.get(f.transfer_syntax.name) || 0) + 1);
+    for (const f of files) {
+      bySyntax.set(f.transfer_syntax.name, (bySyntax.get(f.transfer_syntax.name) || 0) + 1);
+    }
     const now = [...bySyntax].map(([name, n]) => `${n} ${name}`).join(", ");
     this.scope.textContent = files.length
       ? `Acts on the selection at left: ${this.selection.label} (${plural(files.length, "file")}; now ${now}).`
-      : "Select files at left (a file, a series, a study or everything loaded).";
+      : NOTHING_SELECTED;
     const target = this.target();
     const lossyReady = !this.lossyTarget() || (this.lossySetting() && this.confirmLossy.checked);
     this.run.disabled = !files.length || !target || !lossyReady;
@@ -175,31 +180,23 @@ export class CompressWorkbench {
     if (this.lossyTarget() && (!lossy || !this.confirmLossy.checked)) return; // never lossy unless confirmed
     this.error.textContent = "";
     const single = files.length === 1;
-    const stem = (this.selection.level === "all" ? "dcmstudio" : this.selection.label)
-      .replace(/[^\p{L}\p{N}]+/gu, "_").replace(/^_+|_+$/g, "") || "dcmstudio";
-    const task = this.app.tasks.start(`Writing ${single ? files[0].name : plural(files.length, "file")} as ${this.targetLabel(target)}`);
-    const collected = this.app.tasks.collector();
+    const instances = lossy ? files.map((f) => f.sop_instance_uid).filter(Boolean) : [];
+    const options = { transfer_syntax: target.uid, verify: this.verify.checked, single,
+      zip_stem: selectionStem(this.selection), ...(lossy ? { lossy, instances, key: lossyKey() } : {}) };
+    const items = files.map((f) => ({ path: f.path, name: f.name, sop_instance_uid: f.sop_instance_uid || null }));
+    const what = single ? files[0].name : plural(files.length, "file");
     this.run.disabled = true;
-    const request = this.app.python.request(Op.JOB, {
-      kind: "compress",
-      options: { transfer_syntax: target.uid, verify: this.verify.checked, single, zip_stem: stem,
-        ...(lossy ? { lossy, instances: files.map((f) => f.sop_instance_uid).filter(Boolean), key: lossyKey() } : {}) },
-      items: files.map((f) => ({ path: f.path, name: f.name, sop_instance_uid: f.sop_instance_uid || null })),
-    }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
-    task.onCancel = () => this.app.python.cancel(request.id);
-    const result = await request.done;
+    const { task, collected, done } = this.job(`Writing ${what} as ${this.targetLabel(target)}`, "compress",
+      options, items);
+    const result = await done;
     this.renderScope();
-    if (!result.ok) {
-      const cancelled = result.error.type === "Cancelled";
-      task.fail(cancelled ? "Compressing cancelled: nothing was kept." : result.error.message);
-      if (!cancelled) this.error.textContent = `${result.error.file ? `${result.error.file}: ` : ""}${result.error.message}`;
-      return;
-    }
+    if (!result.ok) return this.failed(task, result.error, "Compressing cancelled: nothing was kept.");
     const s = result.summary;
     // An empty ZIP (every file refused) is not worth a download.
     if (s.files) this.app.tasks.offer(collected, { click: true });
     const failed = files.length - s.files;
-    const gained = s.files_with_new_errors ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
+    const gained = s.files_with_new_errors
+      ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
     const notWritten = failed ? `; ${failed} could not be written (see Compress)` : "";
     task.finish(`Wrote ${plural(s.files, "file")} as ${this.targetLabel(target)}${notWritten}${gained}`);
     this.renderReport(files, withDeferred(result.steps, result.deferred), s);
@@ -213,9 +210,11 @@ export class CompressWorkbench {
         return el("tr", { className: "failed" }, el("td", { textContent: files[i].name }),
           el("td", { colSpan: 5, className: "error", textContent: problem || "not written" }));
       }
+      const newUid = r.sop_instance_uid?.new && r.sop_instance_uid.new !== r.sop_instance_uid.old;
+      const followed = r.references_followed?.length;
       const notes = [...r.dropped.map((d) => `left out ${d}`), r.not_verified_because,
-        r.sop_instance_uid?.new && r.sop_instance_uid.new !== r.sop_instance_uid.old ? "new SOP Instance UID" : null,
-        r.references_followed?.length ? `${plural(r.references_followed.length, "reference")} to recompressed files followed` : null]
+        newUid ? "new SOP Instance UID" : null,
+        followed ? `${plural(followed, "reference")} to recompressed files followed` : null]
         .filter(Boolean);
       const check = r.lossy ? lossyCheck(r.lossy)
         : r.frames === 0 ? "no pixel data" : r.verified ? "✓ pixels identical" : "not checked";
@@ -223,7 +222,7 @@ export class CompressWorkbench {
         el("td", { textContent: r.file }),
         el("td", { textContent: `${r.source_transfer_syntax.name} → ${r.transfer_syntax.name}` }),
         el("td", { className: "number", textContent: String(r.frames) }),
-        el("td", { className: "number", textContent: `${kilobytes(r.input_bytes)} → ${kilobytes(r.output_bytes)} (${ratio(r.input_bytes, r.output_bytes)})` }),
+        el("td", { className: "number", textContent: sizes(r) }),
         el("td", { className: r.verified && !r.lossy ? "ok" : r.lossy ? "lossy" : "", textContent: check }),
         el("td", { className: "detail", textContent: notes.join("; "), title: r.sop_instance_uid?.new || "" }));
     });
@@ -232,17 +231,18 @@ export class CompressWorkbench {
       textContent: `${d.file} refers to ${d.refers_to.join(", ")}, which could not be written: ` +
         "that reference now names a UID no written file has." }));
     const checked = summary.lossy
-      ? "every output decoded again and measured: PSNR against the largest value Bits Stored holds (2^BitsStored − 1)"
+      ? "every output decoded again and measured: PSNR against the largest value Bits Stored holds " +
+        "(2^BitsStored − 1)"
       : `${summary.verified} of ${summary.files} checked pixel-identical`;
+    const wrote = `Wrote ${plural(summary.files, "file")} as ${summary.transfer_syntax.name}`;
+    const columns = ["File", "Transfer syntax", "Frames", "Size", summary.lossy ? "Decoded again" : "Check", "Notes"];
     this.report.replaceChildren(
-      el("h2", { textContent: `Wrote ${plural(summary.files, "file")} as ${summary.transfer_syntax.name}${lossyLabel(summary.lossy)}` }),
-      el("p", { className: "detail", id: "compress-summary", textContent:
-        `${kilobytes(summary.input_bytes)} → ${kilobytes(summary.output_bytes)} (${ratio(summary.input_bytes, summary.output_bytes)}); ` +
-        `${checked}${failed ? `; ${failed} not written` : ""}.` }),
+      el("h2", { textContent: `${wrote}${lossyLabel(summary.lossy)}` }),
+      el("p", { className: "detail", id: "compress-summary",
+        textContent: `${sizes(summary)}; ${checked}${failed ? `; ${failed} not written` : ""}.` }),
       ...dangling,
       el("table", { className: "changes compress-files" },
-        el("thead", {}, el("tr", {}, ...["File", "Transfer syntax", "Frames", "Size", summary.lossy ? "Decoded again" : "Check", "Notes"]
-          .map((h) => el("th", { textContent: h })))),
+        el("thead", {}, el("tr", {}, ...columns.map((h) => el("th", { textContent: h })))),
         el("tbody", {}, ...rows)),
       ...[newErrorsNote(steps.filter((step) => step.ok && step.report?.new_errors?.length)
         .map((step) => ({ file: step.report.file, new_errors: step.report.new_errors })))].filter(Boolean));

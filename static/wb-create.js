@@ -475,8 +475,8 @@ export class CreateWorkbench extends Workbench {
     const frames = info.frames > 1 ? `, ${info.frames} frames` : "";
     const windowNote = preset ? `The window starts from its preset “${preset.explanation || "window"}” ` +
       `(${preset.center} / ${preset.width}).` : "It has no window preset: give one.";
-    this.gspsInfo.textContent = `${file.name}: ${info.columns} × ${info.rows}, ${info.photometric}${frames}${units}. ` +
-      windowNote;
+    this.gspsInfo.textContent =
+      `${file.name}: ${info.columns} × ${info.rows}, ${info.photometric}${frames}${units}. ${windowNote}`;
   }
 
   options() {

@@ -1,25 +1,19 @@
 // The De-identify workbench: the pinned PS3.15 profile and its options, a secret for mappings
 // that agree across sessions, a preview of every action on one file, optional pixel masks drawn
 // on the frame, and the de-identified files as a ZIP with the mapping and a residual-PHI report.
-import { Op } from "./protocol.js";
 import { newErrorsNote } from "./jobs.js";
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { button, el, errorLine, plural } from "./dom.js";
+import { Workbench } from "./workbench.js";
 
 // Options other than dates, which are one choice of three (PS3.15 allows one longitudinal option).
 const DATE_KEYS = ["retain_long_full_dates", "retain_long_modified_dates"];
 
-export class DeidWorkbench {
+export class DeidWorkbench extends Workbench {
   id = "deid";
   title = "De-identify";
 
   constructor(app) {
-    this.app = app;
-    this.selection = { files: [] };
+    super(app);
     this.profile = null;
     this.masks = [];
   }
@@ -28,14 +22,18 @@ export class DeidWorkbench {
     this.edition = el("p", { className: "hint", id: "deid-edition", textContent: "Loading the profile…" });
     this.optionBoxes = el("div", { className: "deid-options", id: "deid-options" });
     this.dates = el("fieldset", { className: "deid-dates" }, el("legend", { textContent: "Dates and times" }),
-      ...[["", "Replace with dummies or remove (Basic Profile)"], ["retain_long_modified_dates", "Shift by a per-patient offset that keeps intervals"],
+      ...[["", "Replace with dummies or remove (Basic Profile)"],
+        ["retain_long_modified_dates", "Shift by a per-patient offset that keeps intervals"],
         ["retain_long_full_dates", "Keep full dates"]].map(([value, label], i) => el("div", {},
         el("input", { type: "radio", name: "deid-dates", value, id: `deid-dates-${i}`, checked: i === 0 }),
         el("label", { htmlFor: `deid-dates-${i}`, textContent: ` ${label}` }))));
     this.secret = el("input", { type: "password", id: "deid-secret", autocomplete: "off" });
-    const show = el("button", { type: "button", className: "small", textContent: "Show" });
-    show.onclick = () => { this.secret.type = this.secret.type === "password" ? "text" : "password"; show.textContent = this.secret.type === "password" ? "Show" : "Hide"; };
-    this.prefix = el("input", { type: "text", id: "deid-prefix", value: "DEID", autocomplete: "off", maxLength: 16 });
+    const show = button("Show", () => {
+      this.secret.type = this.secret.type === "password" ? "text" : "password";
+      show.textContent = this.secret.type === "password" ? "Show" : "Hide";
+    }, { className: "small" });
+    this.prefix = el("input",
+      { type: "text", id: "deid-prefix", value: "DEID", autocomplete: "off", maxLength: 16 });
     this.keepNames = el("input", { type: "checkbox", id: "deid-keep-names" });
     this.cleanPixels = el("input", { type: "checkbox", id: "deid-clean-pixels" });
     this.burnedIn = el("select", { id: "deid-burned-in" },
@@ -43,23 +41,26 @@ export class DeidWorkbench {
       el("option", { value: "refuse", textContent: "leave them out unless a mask covers them" }));
     this.cleanPixels.addEventListener("change", () => this.renderMasks());
     this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
-    this.preview = el("button", { type: "button", id: "deid-preview", textContent: "Preview on the first file" });
-    this.run = el("button", { type: "button", className: "primary", id: "deid-run", textContent: "De-identify" });
-    this.preview.onclick = () => this.runPreview();
-    this.run.onclick = () => this.runJob();
-    this.error = el("p", { className: "error", role: "alert", id: "deid-error" });
+    this.preview = button("Preview on the first file", () => this.runPreview(), { id: "deid-preview" });
+    this.run = button("De-identify", () => this.runJob(), { className: "primary", id: "deid-run" });
+    this.error = errorLine("deid-error");
     this.report = el("div", { className: "report", id: "deid-report", "aria-live": "polite" });
     panel.append(el("div", { className: "edit-layout" },
       el("div", { className: "edit-main" },
         el("h2", { textContent: "De-identify to DICOM PS3.15" }), this.edition,
-        el("fieldset", {}, el("legend", { textContent: "Options (each keeps or cleans more than the Basic Profile)" }), this.optionBoxes),
+        el("fieldset", {}, el("legend", { textContent: "Options (each keeps or cleans more than the Basic Profile)" }),
+          this.optionBoxes),
         this.dates,
         el("div", { className: "deid-secret" },
           el("label", { htmlFor: "deid-secret", textContent: "Secret" }), this.secret, show,
           el("label", { htmlFor: "deid-prefix", textContent: "Pseudonym prefix" }), this.prefix),
-        el("p", { className: "hint", textContent: "With a secret, the same patient gets the same pseudonym and date offset and the same UID the same new UID, in any session on any day. Without one, the mapping holds for this run only." }),
-        el("div", {}, this.keepNames, el("label", { htmlFor: "deid-keep-names", textContent: " Keep file names (otherwise pseudonym/00001.dcm …)" })),
-        el("div", {}, this.cleanPixels, el("label", { htmlFor: "deid-clean-pixels", textContent: " Clean Pixel Data: black out rectangles drawn on the frame below" })),
+        el("p", { className: "hint", textContent: "With a secret, the same patient gets the same pseudonym and " +
+          "date offset and the same UID the same new UID, in any session on any day. Without one, the mapping " +
+          "holds for this run only." }),
+        el("div", {}, this.keepNames, el("label",
+          { htmlFor: "deid-keep-names", textContent: " Keep file names (otherwise pseudonym/00001.dcm …)" })),
+        el("div", {}, this.cleanPixels, el("label", { htmlFor: "deid-clean-pixels",
+          textContent: " Clean Pixel Data: black out rectangles drawn on the frame below" })),
         el("div", {}, el("label", { htmlFor: "deid-burned-in",
           textContent: "Files that may have text burned into their pixels " +
             "(Burned In Annotation YES, ultrasound, screenshots): " }),
@@ -79,15 +80,15 @@ export class DeidWorkbench {
     this.edition.textContent = `${p.title}: Basic Profile edition ${p.edition}, option columns edition ` +
       `${p.options_edition} (${p.rows} rows, ${p.rows_new_since_options_edition} new since ${p.options_edition} ` +
       `with option columns by rule). Source: ${p.source}.`;
-    const boxes = p.options.filter((o) => !DATE_KEYS.includes(o.key) && o.key !== "clean_pixel_data").map((o) => el("div", {},
-      el("input", { type: "checkbox", id: `deid-${o.key}`, value: o.key }),
-      el("label", { htmlFor: `deid-${o.key}`, textContent: ` ${o.meaning.replace(/ Option$/, "")} (${o.code})` })));
+    const boxes = p.options.filter((o) => !DATE_KEYS.includes(o.key) && o.key !== "clean_pixel_data")
+      .map((o) => el("div", {},
+        el("input", { type: "checkbox", id: `deid-${o.key}`, value: o.key }),
+        el("label", { htmlFor: `deid-${o.key}`, textContent: ` ${o.meaning.replace(/ Option$/, "")} (${o.code})` })));
     this.optionBoxes.replaceChildren(...boxes);
   }
 
-  setSelection(selection) {
-    this.selection = selection;
-    const n = selection.files.length;
+  selectionChanged() {
+    const n = this.selection.files.length;
     this.run.textContent = n > 1 ? `De-identify ${n} files` : "De-identify";
     this.run.disabled = !n;
     this.preview.disabled = !n;
@@ -105,20 +106,31 @@ export class DeidWorkbench {
     options.keep_names = this.keepNames.checked;
     options.clean_pixel_data = this.cleanPixels.checked;
     options.burned_in = this.burnedIn.value;
-    if (this.cleanPixels.checked) options.pixel_masks = this.masks.map(({ x, y, width, height }) => ({ x, y, width, height }));
+    if (this.cleanPixels.checked) {
+      options.pixel_masks = this.masks.map(({ x, y, width, height }) => ({ x, y, width, height }));
+    }
     return options;
   }
 
   // Mask rectangles are drawn by dragging on the first selected file's frame.
   async renderMasks() {
-    if (!this.cleanPixels.checked || !this.selection.files.length) { this.maskArea.replaceChildren(); return; }
+    if (!this.cleanPixels.checked || !this.selection.files.length) {
+      this.maskArea.replaceChildren();
+      return;
+    }
     const file = this.selection.files[0];
     const collected = this.app.tasks.collector();
-    const result = await this.app.python.call("render_frame", { path: file.path, name: file.name, frame: 0 }, { onPart: collected.onPart });
-    if (!result.ok) { this.maskArea.replaceChildren(el("p", { className: "error", textContent: result.error.message })); return; }
+    const result = await this.app.python.call("render_frame", { path: file.path, name: file.name, frame: 0 },
+      { onPart: collected.onPart });
+    if (!result.ok) {
+      this.maskArea.replaceChildren(el("p", { className: "error", textContent: result.error.message }));
+      return;
+    }
     const r = result.render;
-    const frame = new ImageData(new Uint8ClampedArray(await collected.finished[0].blob.arrayBuffer()), r.columns, r.rows);
-    const canvas = el("canvas", { width: r.columns, height: r.rows, className: "deid-mask-canvas", id: "deid-mask-canvas" });
+    const pixels = new Uint8ClampedArray(await collected.finished[0].blob.arrayBuffer());
+    const frame = new ImageData(pixels, r.columns, r.rows);
+    const canvas = el("canvas",
+      { width: r.columns, height: r.rows, className: "deid-mask-canvas", id: "deid-mask-canvas" });
     canvas.setAttribute("aria-label", "Drag to add a rectangle to black out");
     const list = el("ul", { className: "deid-mask-list" });
     const draw = (extra) => {
@@ -127,17 +139,21 @@ export class DeidWorkbench {
       g.fillStyle = "rgba(220, 20, 60, 0.55)";
       for (const m of [...this.masks, ...(extra ? [extra] : [])]) g.fillRect(m.x, m.y, m.width, m.height);
       list.replaceChildren(...this.masks.map((m, i) => {
-        const remove = el("button", { type: "button", className: "small", textContent: "Remove" });
-        remove.onclick = () => { this.masks.splice(i, 1); draw(); };
+        const remove = button("Remove", () => {
+          this.masks.splice(i, 1);
+          draw();
+        }, { className: "small" });
         return el("li", {}, `x ${m.x}, y ${m.y}, ${m.width} × ${m.height} px `, remove);
       }));
     };
     const at = (event) => {
       const rect = canvas.getBoundingClientRect();
-      return { x: Math.round(((event.clientX - rect.left) / rect.width) * r.columns), y: Math.round(((event.clientY - rect.top) / rect.height) * r.rows) };
+      return { x: Math.round(((event.clientX - rect.left) / rect.width) * r.columns),
+        y: Math.round(((event.clientY - rect.top) / rect.height) * r.rows) };
     };
     let start = null;
-    const box = (a, b) => ({ x: Math.max(0, Math.min(a.x, b.x)), y: Math.max(0, Math.min(a.y, b.y)), width: Math.abs(a.x - b.x), height: Math.abs(a.y - b.y) });
+    const box = (a, b) => ({ x: Math.max(0, Math.min(a.x, b.x)), y: Math.max(0, Math.min(a.y, b.y)),
+      width: Math.abs(a.x - b.x), height: Math.abs(a.y - b.y) });
     canvas.addEventListener("pointerdown", (e) => { start = at(e); canvas.setPointerCapture(e.pointerId); });
     canvas.addEventListener("pointermove", (e) => { if (start) draw(box(start, at(e))); });
     canvas.addEventListener("pointerup", (e) => {
@@ -147,14 +163,20 @@ export class DeidWorkbench {
       draw();
     });
     draw();
-    this.maskArea.replaceChildren(el("p", { className: "hint", textContent: `${file.name}: drag to add a rectangle; it is blacked out in every frame of every file.` }), canvas, list);
+    this.maskArea.replaceChildren(el("p", { className: "hint",
+      textContent: `${file.name}: drag to add a rectangle; it is blacked out in every frame of every file.` }),
+    canvas, list);
   }
 
   async runPreview() {
     const file = this.selection.files[0];
     if (!file) return;
-    const result = await this.app.python.call("deid_preview", { path: file.path, name: file.name, options: this.options() });
-    if (!result.ok) { this.error.textContent = `${result.error.file || file.name}: ${result.error.message}`; return; }
+    const result = await this.app.python.call("deid_preview",
+      { path: file.path, name: file.name, options: this.options() });
+    if (!result.ok) {
+      this.error.textContent = `${result.error.file || file.name}: ${result.error.message}`;
+      return;
+    }
     this.error.textContent = "";
     const r = result.report;
     // What each element became (the preview holds original values: it stays on this page).
@@ -176,7 +198,8 @@ export class DeidWorkbench {
       el("h2", { textContent: `${r.file} → ${r.output}` }),
       el("p", { className: "hint", textContent: "Identifying: this preview shows original values. " +
         "It uses the run's key: the same pseudonym, new UIDs and date offset." }),
-      el("p", { textContent: Object.entries(r.actions).map(([a, n]) => `${a}: ${n}`).join(" · ") + ` · ${r.changes} byte-level changes` }),
+      el("p", { textContent: Object.entries(r.actions).map(([a, n]) => `${a}: ${n}`).join(" · ") +
+        ` · ${r.changes} byte-level changes` }),
       this.burnedInNote(r), this.residualList([r]),
       el("table", { className: "changes" },
         el("thead", {}, el("tr", {}, ...["Tag", "Element", "Action", "Old", "New"]
@@ -190,14 +213,19 @@ export class DeidWorkbench {
 
   burnedInNote(report) {
     if (!report.burned_in?.flag) return null;
-    return el("p", { className: "error", textContent: `${report.file}: may have text burned into its pixels (${report.burned_in.reasons.join("; ")}). ` +
-      "Check the image, and use Clean Pixel Data to black it out." });
+    const reasons = report.burned_in.reasons.join("; ");
+    return el("p", { className: "error", textContent: `${report.file}: may have text burned into its pixels ` +
+      `(${reasons}). Check the image, and use Clean Pixel Data to black it out.` });
   }
 
   residualList(reports) {
     const hits = reports.flatMap((r) => (r.residual || []).map((h) => ({ file: r.file, ...h })));
-    if (!hits.length) return el("p", { className: "ok", textContent: "Residual scan: none of the original identifying values is left." });
-    return el("div", { className: "error" }, el("strong", { textContent: `Residual scan: ${hits.length} hit${hits.length === 1 ? "" : "s"}` }),
+    if (!hits.length) {
+      return el("p", { className: "ok",
+        textContent: "Residual scan: none of the original identifying values is left." });
+    }
+    return el("div", { className: "error" },
+      el("strong", { textContent: `Residual scan: ${plural(hits.length, "hit")}` }),
       el("ul", {}, ...hits.slice(0, 200).map((h) => {
         const where = h.where === "file name" ? "the file name" : h.where === "preamble" ? "the preamble"
           : `${h.path}${h.tag ? ` ${h.tag}` : ""}`;
@@ -210,21 +238,19 @@ export class DeidWorkbench {
     // what the selection holds now, files still being described included
     const files = await this.app.files.resolve();
     if (!files.length) return;
-    const task = this.app.tasks.start(`De-identifying ${files.length} file${files.length === 1 ? "" : "s"}`);
-    // the pixel data comes back as references to the opened files (File.slice), not as copies
-    const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
     const reports = [];
     const items = files.map((f) => ({ path: f.path, name: f.name }));
     // A first pass learns every file's identifiers before the first output is written.
     const learn = items.map((item) => ({ ...item, learn: true }));
-    const request = this.app.python.request(Op.JOB, {
-      kind: "deid", options: { ...this.options(), zip_name: "deidentified.zip" }, items: [...learn, ...items],
-    }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
-    task.onCancel = () => this.app.python.cancel(request.id);
-    const result = await request.done;
+    // the pixel data comes back as references to the opened files (File.slice), not as copies
+    const { task, collected, done } = this.job(`De-identifying ${plural(files.length, "file")}`, "deid",
+      { ...this.options(), zip_name: "deidentified.zip" }, [...learn, ...items],
+      new Map(files.map((f) => [f.key, f.file])));
+    const result = await done;
     if (!result.ok) {
       this.error.textContent = result.error.message;
-      return task.fail(result.error.type === "Cancelled" ? "De-identification cancelled: nothing was kept." : result.error.message);
+      const cancelled = result.error.type === "Cancelled";
+      return task.fail(cancelled ? "De-identification cancelled: nothing was kept." : result.error.message);
     }
     this.error.textContent = "";
     for (const step of result.steps || []) if (step.report) reports.push(step.report);
@@ -233,30 +259,30 @@ export class DeidWorkbench {
     // With residual hits, the ZIP waits until the person has seen them and chooses.
     let choice = null;
     if (s.residual_hits) {
-      const keep = el("button", { type: "button", id: "deid-keep-anyway", textContent: "Download the ZIP anyway" });
-      const discard = el("button", { type: "button", id: "deid-discard", textContent: "Discard it" });
-      keep.onclick = () => {
+      const keep = button("Download the ZIP anyway", () => {
         this.app.tasks.offer(zip, { click: true });
         choice.replaceChildren(el("p", { textContent: "Offered in the task bar." }));
-      };
-      discard.onclick = () => {
+      }, { id: "deid-keep-anyway" });
+      const discard = button("Discard it", () => {
         zip.finished.length = 0;
         choice.replaceChildren(el("p", { textContent: "Discarded: nothing was offered." }));
-      };
+      }, { id: "deid-discard" });
       choice = el("div", { className: "error", id: "deid-choice" },
-        el("p", { textContent: `The residual scan found ${s.residual_hits} original identifying ` +
-          `value${s.residual_hits === 1 ? "" : "s"} in the output (listed below). The ZIP was not offered.` }),
+        el("p", { textContent: `The residual scan found ${plural(s.residual_hits, "original identifying value")} ` +
+          "in the output (listed below). The ZIP was not offered." }),
         keep, discard);
     } else {
       this.app.tasks.offer(zip, { click: true });
     }
     this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
-    const gained = reports.filter((r) => r.new_errors?.length).map((r) => ({ file: r.file, new_errors: r.new_errors }));
-    task.finish(`De-identified ${s.files} file${s.files === 1 ? "" : "s"} of ${s.patients} patient${s.patients === 1 ? "" : "s"}` +
+    const gained = reports.filter((r) => r.new_errors?.length)
+      .map((r) => ({ file: r.file, new_errors: r.new_errors }));
+    task.finish(`De-identified ${plural(s.files, "file")} of ${plural(s.patients, "patient")}` +
       (gained.length ? `; ${gained.length} gained a validation error (see De-identify)` : ""));
     this.showReport(
       el("h2", { textContent: `De-identified ${s.files} files (${s.profile})` }),
-      el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ${s.deterministic ? "reproducible with this secret" : "random mapping (no secret)"}` }),
+      el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ` +
+        (s.deterministic ? "reproducible with this secret" : "random mapping (no secret)") }),
       choice,
       el("p", { className: "hint", textContent: "The mapping (original → new IDs, UIDs, date offsets; " +
         "also as id_old,id_new " +

@@ -6,12 +6,8 @@
 
 import { MEASURE_HELP, MeasureTools } from "./measure-tools.js";
 import { bindTouch } from "./image-touch.js";
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { button, el } from "./dom.js";
+import { Workbench } from "./workbench.js";
 
 const fmt = (x) => (Number.isInteger(x) ? String(x) : Number(x).toFixed(Math.abs(x) < 10 ? 2 : 1));
 
@@ -27,8 +23,8 @@ const STALE_AFTER_MS = 250;
 const WINDOW_SETTLE_MS = 200;
 const WINDOW_SOURCES = { file: "the file's", minmax: "from the values", argument: "set here" };
 
-const KEY_HELP = "Wheel, ↑ ↓, PgUp PgDn, Home End: slices · drag: window · Shift+↑ ↓ level, Shift+← → width · " +
-  "Ctrl+wheel or + −: zoom · Shift+drag or middle drag: pan · F: fit · 1: 1:1";
+const KEY_HELP = "Wheel, ↑ ↓, PgUp PgDn, Home End: slices · drag: window · Shift+↑ ↓ level, " +
+  "Shift+← → width · Ctrl+wheel or + −: zoom · Shift+drag or middle drag: pan · F: fit · 1: 1:1";
 
 // What a rendered slice is kept under: the file, the frame and the window it was drawn with.
 const renderKey = ({ file, frame }, window) => `${file.key}:${frame}:${JSON.stringify(window)}`;
@@ -50,12 +46,12 @@ export function seriesStack(files, file) {
   return series.flatMap((f) => Array.from({ length: f.instance.frames }, (_, frame) => ({ file: f, frame })));
 }
 
-export class ImageWorkbench {
+export class ImageWorkbench extends Workbench {
   id = "image";
   title = "Image";
 
   constructor(app) {
-    this.app = app;
+    super(app);
     this.files = [];
     this.stack = [];
     this.index = 0;
@@ -76,40 +72,34 @@ export class ImageWorkbench {
   mount(panel) {
     this.fileSelect = el("select", { id: "image-file" });
     this.fileSelect.addEventListener("change", () => this.show(this.app.files.get(this.fileSelect.value)));
-    this.presets = el("select", { id: "image-preset" });
-    this.presets.setAttribute("aria-label", "Window preset");
+    this.presets = el("select", { id: "image-preset", "aria-label": "Window preset" });
     this.presets.addEventListener("change", () => this.applyPreset());
-    this.frameInput = el("input", { type: "range", id: "image-frame", min: 0, max: 0, value: 0 });
-    this.frameInput.setAttribute("aria-label", "Slice");
+    this.frameInput = el("input",
+      { type: "range", id: "image-frame", min: 0, max: 0, value: 0, "aria-label": "Slice" });
     this.frameInput.addEventListener("input", () => this.goTo(Number(this.frameInput.value)));
     this.frameLabel = el("span", { className: "detail slice-count", id: "image-frame-label" });
-    const button = (text, label, action) => {
-      const b = el("button", { type: "button", className: "small", textContent: text });
-      if (label) b.setAttribute("aria-label", label);
-      b.onclick = action;
-      return b;
-    };
-    const reset = button("Reset window", null, () => { this.presets.value = "file"; this.setWindow(null); });
-    const fit = button("Fit", "Fit the image to the view", () => this.setZoom(null));
-    const actual = button("1:1", "1:1, one image pixel per screen pixel", () => this.setZoom(1 / devicePixelRatio));
+    const small = (text, label, action) => button(text, action, { className: "small", "aria-label": label });
+    const reset = small("Reset window", null, () => {
+      this.presets.value = "file";
+      this.setWindow(null);
+    });
+    const fit = small("Fit", "Fit the image to the view", () => this.setZoom(null));
+    const actual = small("1:1", "1:1, one image pixel per screen pixel", () => this.setZoom(1 / devicePixelRatio));
     this.zoomLabel = el("span", { className: "detail", id: "image-zoom" });
-    this.canvas = el("canvas", { id: "image-canvas" });
-    this.canvas.setAttribute("role", "img");
-    this.canvas.setAttribute("aria-label", "The selected slice");
-    this.message = el("p", { className: "empty", id: "image-message",
+    this.canvas = el("canvas", { id: "image-canvas", role: "img", "aria-label": "The selected slice" });
+    this.message = el("p", { className: "empty", id: "image-message", "aria-live": "polite",
       textContent: "Pick a file with an image at left to view it." });
-    this.message.setAttribute("aria-live", "polite");
-    this.help = el("p", { className: "hint image-help", id: "image-help", textContent: `${KEY_HELP} · ${MEASURE_HELP}` });
-    this.stage = el("div", { className: "image-stage", id: "image-stage", tabIndex: 0 }, this.message, this.canvas);
-    this.stage.setAttribute("role", "application");
-    this.stage.setAttribute("aria-label", "Image viewer");
-    this.stage.setAttribute("aria-describedby", this.help.id);
+    this.help = el("p", { className: "hint image-help", id: "image-help",
+      textContent: `${KEY_HELP} · ${MEASURE_HELP}` });
+    this.stage = el("div", { className: "image-stage", id: "image-stage", tabIndex: 0, role: "application",
+      "aria-label": "Image viewer", "aria-describedby": this.help.id }, this.message, this.canvas);
     this.status = el("div", { className: "image-status", id: "image-status", "aria-live": "polite" });
     this.readout = el("div", { className: "image-readout", id: "image-readout" });
     this.measuring = new MeasureTools(this);
     const measure = this.measuring.mount(this.stage);
     panel.append(
-      el("div", { className: "toolbar" }, el("label", { htmlFor: "image-file", textContent: "File" }), this.fileSelect,
+      el("div", { className: "toolbar" },
+        el("label", { htmlFor: "image-file", textContent: "File" }), this.fileSelect,
         this.presets, reset, fit, actual, this.zoomLabel, el("span", { className: "spacer" }),
         this.frameInput, this.frameLabel),
       measure.toolbar,
@@ -124,12 +114,12 @@ export class ImageWorkbench {
     new ResizeObserver(() => this.layout()).observe(this.stage);
   }
 
-  setSelection(selection) {
-    this.files = selection.files;
-    this.fileSelect.replaceChildren(...selection.files.slice(0, 2000)
+  selectionChanged() {
+    this.files = this.selection.files;
+    this.fileSelect.replaceChildren(...this.files.slice(0, 2000)
       .map((f) => el("option", { value: f.key, textContent: f.name })));
     this.stack = [];
-    const first = selection.files.find((f) => f.instance.frames > 0) || selection.files[0];
+    const first = this.files.find((f) => f.instance.frames > 0) || this.files[0];
     if (first) this.show(first);
   }
 

@@ -28,9 +28,10 @@ export class Workbench {
   }
 
   // A Python job (jobs.py `kind`) over `items` as a task named `title`: { task, collected, done }.
-  job(title, kind, options, items) {
+  // `sources` (key → File) lets parts that refer to opened files come back as slices, not copies.
+  job(title, kind, options, items, sources = undefined) {
     const task = this.app.tasks.start(title);
-    const collected = this.app.tasks.collector();
+    const collected = this.app.tasks.collector(sources);
     const request = this.app.python.request(Op.JOB, { kind, options, items },
       { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);

@@ -73,8 +73,10 @@ async function start() {
     .then(() => announceLaterStage(apiCall))
     .then(() => { timings.later = Math.round(performance.now()); })
     .catch((error) => {
-      post({ kind: Reply.NOTICE, message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
-        + "inspecting and editing still work; JPEG images, image creation and volumes do not. Reload the page to try again." });
+      post({ kind: Reply.NOTICE,
+        message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
+          + "inspecting and editing still work; JPEG images, image creation and volumes do not. "
+          + "Reload the page to try again." });
     })
     .finally(() => post({ kind: Reply.SETTLED }));
 }
@@ -114,7 +116,8 @@ function mount(batch, files) {
   const dir = `${INPUT_DIR}/${batch}`;
   if (mounted.has(batch)) return dir;
   pyodide.FS.mkdirTree(dir);
-  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs: files.map(({ key, file }) => ({ name: key, data: file })) }, dir);
+  const blobs = files.map(({ key, file }) => ({ name: key, data: file }));
+  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs }, dir);
   mounted.add(batch);
   return dir;
 }
@@ -350,7 +353,8 @@ self.onmessage = async (event) => {
     const result = await handler(id, args || {});
     post({ kind: Reply.DONE, id, result });
   } catch (error) {
-    post({ kind: Reply.DONE, id, result: { ok: false, error: { type: "WorkerError", message: String(error.message || error), file: null } } });
+    const failure = { type: "WorkerError", message: String(error.message || error), file: null };
+    post({ kind: Reply.DONE, id, result: { ok: false, error: failure } });
   } finally {
     cancelled.delete(id);
   }
