@@ -93,7 +93,8 @@ export class ImageWorkbench extends Workbench {
       textContent: `${KEY_HELP} · ${MEASURE_HELP}` });
     this.stage = el("div", { className: "image-stage", id: "image-stage", tabIndex: 0, role: "application",
       "aria-label": "Image viewer", "aria-describedby": this.help.id }, this.message, this.canvas);
-    this.status = el("div", { className: "image-status", id: "image-status" });  // not live: it changes with every slice and window drag
+    // Not a live region: it changes with every slice and every window drag.
+    this.status = el("div", { className: "image-status", id: "image-status" });
     this.readout = el("div", { className: "image-readout", id: "image-readout" });
     this.measuring = new MeasureTools(this);
     const measure = this.measuring.mount(this.stage);
