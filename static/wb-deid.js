@@ -77,9 +77,14 @@ export class DeidWorkbench extends Workbench {
     if (!result.ok) { this.edition.textContent = result.error.message; return; }
     const p = result.profile;
     this.profile = p;
-    this.edition.textContent = `${p.title}: Basic Profile edition ${p.edition}, option columns edition ` +
-      `${p.options_edition} (${p.rows} rows, ${p.rows_new_since_options_edition} new since ${p.options_edition} ` +
-      `with option columns by rule). Source: ${p.source}.`;
+    // What the profile does first; where its table comes from only on request.
+    this.edition.replaceChildren(
+      `${p.basic.meaning}: each of the ${p.rows} attributes PS3.15 Table E.1-1 (edition ${p.edition}) lists is ` +
+      "removed, emptied, replaced by a dummy value or, for UIDs, replaced consistently across the files; other " +
+      "private elements are removed. The options below keep or clean some of them.",
+      el("details", {}, el("summary", { textContent: "Where the table comes from" }),
+        el("p", { textContent: `Basic Profile edition ${p.edition}; option columns edition ${p.options_edition} ` +
+          `(${p.rows_new_since_options_edition} rows newer than that get theirs by rule). ${p.source}.` })));
     const boxes = p.options.filter((o) => !DATE_KEYS.includes(o.key) && o.key !== "clean_pixel_data")
       .map((o) => el("div", {},
         el("input", { type: "checkbox", id: `deid-${o.key}`, value: o.key }),
@@ -163,9 +168,26 @@ export class DeidWorkbench extends Workbench {
       draw();
     });
     draw();
+    // The same rectangles from the keyboard: a corner and a size in pixels.
+    const field = (key, label, max) => el("label", {}, `${label} `,
+      el("input", { type: "number", min: 0, max, step: 1, required: true, id: `deid-mask-${key}`,
+        className: "small" }));
+    const form = el("form", { className: "deid-mask-form", id: "deid-mask-form" },
+      field("x", "x", r.columns - 1), field("y", "y", r.rows - 1),
+      field("width", "width", r.columns), field("height", "height", r.rows),
+      el("button", { type: "submit", textContent: "Add rectangle" }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = (key) => Number(form.querySelector(`#deid-mask-${key}`).value);
+      const m = { x: value("x"), y: value("y"), width: Math.min(value("width"), r.columns - value("x")),
+        height: Math.min(value("height"), r.rows - value("y")) };
+      if (m.width > 0 && m.height > 0) this.masks.push(m);
+      draw();
+    });
     this.maskArea.replaceChildren(el("p", { className: "hint",
-      textContent: `${file.name}: drag to add a rectangle; it is blacked out in every frame of every file.` }),
-    canvas, list);
+      textContent: `${file.name}: drag to add a rectangle, or type one below; it is blacked out in every frame ` +
+        "of every file." }),
+    canvas, form, list);
   }
 
   async runPreview() {

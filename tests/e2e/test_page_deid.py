@@ -97,3 +97,30 @@ def test_a_run_with_residual_hits_waits_for_the_persons_choice(page, server, tmp
     assert download_info.value.suggested_filename == "deidentified.zip"
     assert not page.page_errors
     assert_same_origin_only(page, server)
+
+
+def test_the_profile_is_described_and_a_pixel_mask_can_be_added_from_the_keyboard(page, server, tmp_path):
+    paths = make_series(tmp_path)
+    open_files(page, paths[:1])
+    wait_for_files(page, 1)
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    # what the profile does comes first; where its table comes from only on request
+    edition = page.inner_text("#deid-edition")
+    assert edition.startswith("Basic Application Confidentiality Profile") and ".whl" not in edition.split("\n")[0]
+    page.check("#deid-clean-pixels")
+    page.wait_for_selector("#deid-mask-form")
+    page.focus("#deid-mask-x")
+    for key, value in (("x", "2"), ("y", "3"), ("width", "20"), ("height", "10")):
+        if key != "x":
+            page.keyboard.press("Tab")
+        page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    assert page.inner_text(".deid-mask-list").strip().startswith("x 2, y 3, 20 × 10 px")
+    outputs = run_deid(page, tmp_path, "masked")
+    [data] = outputs.values()
+    pixels = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    source = pydicom.dcmread(paths[0]).pixel_array
+    masked = pixels[3:13, 2:22]
+    assert (masked == masked.flat[0]).all() and not (source[3:13, 2:22] == masked.flat[0]).all()  # one black
+    assert (pixels[20:, 30:] == source[20:, 30:]).all()
