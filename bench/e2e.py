@@ -71,6 +71,9 @@ LIST_OPFS = """async () => {
 }"""
 
 
+CASE_TIMEOUT_MS = 1200000  # 20 min: longer means the page is stuck
+TASK_BAR = "() => [...document.querySelectorAll('.task')].map((t) => t.textContent).join('\\n')"
+
 # Where the time went, from the page's own marks (app.js, jobs.js): seconds per span.
 PHASES = """() => {
     const at = Object.fromEntries(performance.getEntriesByType('mark')
@@ -210,7 +213,7 @@ def run_case(page, case, paths):
     page.wait_for_selector(".file-tree .row.all")
     if case == "deid":
         page.wait_for_selector("#deid-run:not([disabled])")
-        with page.expect_download(timeout=3600000) as info:
+        with page.expect_download(timeout=CASE_TIMEOUT_MS) as info:
             page.click("#deid-run")
         path = info.value.path()
         return time.perf_counter() - start, ZipOutputs(path)
@@ -218,9 +221,9 @@ def run_case(page, case, paths):
     if case == "folder":
         page.select_option("#edit-save-to", "folder")
         page.click("#edit-apply")
-        page.wait_for_selector(".task.done:has-text('Edited')", timeout=3600000)
+        page.wait_for_selector(".task.done:has-text('Edited')", timeout=CASE_TIMEOUT_MS)
         return time.perf_counter() - start, FolderOutputs(page)
-    with page.expect_download(timeout=3600000) as info:
+    with page.expect_download(timeout=CASE_TIMEOUT_MS) as info:
         page.click("#edit-apply")
     path = info.value.path()  # returns once the browser has written the whole file
     return time.perf_counter() - start, ZipOutputs(path)
@@ -269,7 +272,13 @@ def main():
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory(pid)
                     with PeakMemory(pid) as peak:
-                        seconds, outputs = run_case(page, case, paths)
+                        try:
+                            seconds, outputs = run_case(page, case, paths)
+                        except Exception:
+                            # say where the page stood: its task bar, and a screenshot
+                            print(f"{case} did not finish; the task bar says:\n" + page.evaluate(TASK_BAR))
+                            page.screenshot(path=str(work / f"{case}-unfinished.png"))
+                            raise
                     times[case].append(seconds)
                     phases[case].append(page.evaluate(PHASES))
                     memory[case].append(peak.peak - empty)
