@@ -84,30 +84,17 @@ async function start() {
 // A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was
 // opened) makes FileReaderSync throw inside a read() system call, which Python cannot catch. Turn
 // that into an I/O error (EIO), which dcmstudio reports as a sentence naming the file.
-//
-// It is Emscripten's WORKERFS read, but the buffer each read makes is freed as soon as its bytes
-// are in the wasm heap (see release): a series read file by file would otherwise leave gigabytes
-// of them for a garbage collector that comes late.
 function reportUnreadableFiles(FS) {
-  const WORKERFS = FS.filesystems.WORKERFS;
-  WORKERFS.stream_ops.read = function readOrEIO(stream, buffer, offset, length, position) {
-    if (position >= stream.node.size) return 0;
-    const chunk = stream.node.contents.slice(position, position + length);
-    let bytes;
+  const ops = FS.filesystems.WORKERFS.stream_ops;
+  const read = ops.read;
+  ops.read = function readOrEIO(...args) {
     try {
-      bytes = WORKERFS.reader.readAsArrayBuffer(chunk);
-    } catch {
+      return read.apply(this, args);
+    } catch (error) {
+      if (error instanceof FS.ErrnoError) throw error;
       throw new FS.ErrnoError(pyodide._module.ERRNO_CODES.EIO);
     }
-    buffer.set(new Uint8Array(bytes), offset);
-    release(bytes);
-    return chunk.size;
   };
-}
-
-// Frees an ArrayBuffer's memory now (detaching it), where the browser can (ArrayBuffer.transfer).
-function release(buffer) {
-  if (buffer && typeof buffer.transfer === "function" && !buffer.detached) buffer.transfer(0);
 }
 
 // Mounts a batch of opened files at /in/<batch>/<key>, once: only the File handles are kept.
@@ -130,7 +117,6 @@ function mount(batch, files) {
 const HEAD_BYTES = 64 * 1024;
 const PREFETCH_DIR = "/prefetch";
 let prefetched = 0;
-const prefetchedBuffers = new Map();  // scratch path → the buffer its bytes were fetched into
 function prefetch(paths, length = 0) {
   return Promise.all(paths.map(async (path) => {
     try {
@@ -138,25 +124,11 @@ function prefetch(paths, length = 0) {
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
-      prefetchedBuffers.set(local, bytes.buffer);
       return local;
     } catch {
       return null;
     }
   }));
-}
-
-// Python deletes each scratch copy once it has read it; this deletes what it left (e.g. after a
-// failure) and frees the buffers at once.
-function discardPrefetched(locals) {
-  for (const local of locals) {
-    if (!local) continue;
-    try {
-      pyodide.FS.unlink(local);
-    } catch { /* Python deleted it */ }
-    release(prefetchedBuffers.get(local));
-    prefetchedBuffers.delete(local);
-  }
 }
 
 function callPython(fn, args) {
@@ -229,11 +201,9 @@ const handlers = {
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
       described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
-      discardPrefetched([heads[i]]);
       post({ kind: Reply.PROGRESS, id, done: i + 1, total: describe.length, label: name });
       await yieldToMessages();
     }
-    discardPrefetched(heads);
     return { ok: true, files: described };
   },
 
@@ -302,14 +272,12 @@ const handlers = {
       if (cancelled.has(id)) break;
       const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
-      discardPrefetched([locals[i]]);
       if (step.ok) {
         sendChunks(id, step);
         sendOutputs(id, step);
       }
       steps.push(step);
     }
-    discardPrefetched(locals);
     return { ok: true, steps };
   },
 
