@@ -3,16 +3,9 @@
 // reference to the opened file's pixel data.   node bench/job_a_folder_pyodide.mjs IN_DIR
 import fs from "node:fs";
 import path from "node:path";
-import { startRuntime } from "./pyodide_runtime.mjs";
+import { JOB_A_EDITS as EDITS, startRuntime } from "./pyodide_runtime.mjs";
 
 const [inDir] = process.argv.slice(2);
-const EDITS = [
-  { op: "set", path: "PatientName", value: "Anonymous^Edited" },
-  { op: "set", path: "PatientID", value: "ANON-000123-EDITED" },
-  { op: "set", path: "StudyDescription", value: "CT CHEST WITH CONTRAST - RESEARCH EDIT (BENCH)" },
-  { op: "delete", path: "(0009,1002)" },
-  { op: "set", path: "(0040,0275)[0].(0040,1001)", value: "RP-EDITED-42" },
-];
 const HEAD_BYTES = 64 * 1024;
 
 const { pyodide, call } = await startRuntime();

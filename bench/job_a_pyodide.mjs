@@ -4,16 +4,9 @@
 // of MEMFS as the worker does.   node bench/job_a_pyodide.mjs IN_DIR OUT_ZIP
 import fs from "node:fs";
 import path from "node:path";
-import { startRuntime } from "./pyodide_runtime.mjs";
+import { JOB_A_EDITS as EDITS, startRuntime } from "./pyodide_runtime.mjs";
 
 const [inDir, outZip] = process.argv.slice(2);
-const EDITS = [
-  { op: "set", path: "PatientName", value: "Anonymous^Edited" },
-  { op: "set", path: "PatientID", value: "ANON-000123-EDITED" },
-  { op: "set", path: "StudyDescription", value: "CT CHEST WITH CONTRAST - RESEARCH EDIT (BENCH)" },
-  { op: "delete", path: "(0009,1002)" },
-  { op: "set", path: "(0040,0275)[0].(0040,1001)", value: "RP-EDITED-42" },
-];
 
 const { pyodide, call, take, heapBytes } = await startRuntime();
 const names = fs.readdirSync(inDir).sort();

@@ -7,6 +7,15 @@ import { loadPageRuntime } from "../tests/pyodide/page_runtime.mjs";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+// Job A's five edits (../shared/peers/edits.py; bench/e2e.py has the same list).
+export const JOB_A_EDITS = [
+  { op: "set", path: "PatientName", value: "Anonymous^Edited" },
+  { op: "set", path: "PatientID", value: "ANON-000123-EDITED" },
+  { op: "set", path: "StudyDescription", value: "CT CHEST WITH CONTRAST - RESEARCH EDIT (BENCH)" },
+  { op: "delete", path: "(0009,1002)" },
+  { op: "set", path: "(0040,0275)[0].(0040,1001)", value: "RP-EDITED-42" },
+];
+
 export async function startRuntime() {
   const { pyodide, apiCall } = await loadPageRuntime(path.join(root, "dist"));
   const call = (fn, args) => {
