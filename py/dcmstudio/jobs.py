@@ -912,11 +912,13 @@ class DeidJob(ZipJob):
 class ValidateJob(Job):
     """Loaded files checked against their IODs and PS3.5 (see :mod:`dcmstudio.validate`).
 
-    Options: ``report_stem`` (the reports are ``<report_stem>_validation.json`` and ``.txt``).
+    Options: ``report_stem`` (the reports are ``<report_stem>_validation.json`` and ``.txt``),
+    ``shared`` (True: one share of a task spread over several workers, see below).
     Each item: ``{"path", "name"}`` of a loaded file (and ``"head"``, its first bytes the worker
     fetched ahead); each step answers ``{"report"}``. Finishing offers both reports as downloads
-    and answers ``{"summary"}``. Shared out over several workers, the page gathers the steps'
-    reports in the order of the files and has :func:`validation_reports` make the same two.
+    and answers ``{"summary"}``. Shared out, finishing answers the share's summary only: the page
+    gathers the steps' reports in the order of the files and has :func:`validation_reports` make
+    the two reports of the whole run.
     """
 
     reads = "head"
@@ -940,6 +942,8 @@ class ValidateJob(Job):
         return {"report": report}
 
     def finish(self):
+        if self.options.get("shared"):
+            return {"summary": validation_summary(self.reports)}
         return validation_reports(self.reports, self.stem, self.scratch)
 
 
@@ -968,7 +972,11 @@ def validation_reports(reports, stem, scratch):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         outputs.append({"path": path, "name": f"{stem}_validation.{suffix}", "mime": mime})
-    summary = {"files": len(reports), "errors": sum(r["errors"] for r in reports),
-               "warnings": sum(r["warnings"] for r in reports),
-               "files_with_errors": sum(1 for r in reports if r["errors"])}
-    return {"summary": summary, "outputs": outputs}
+    return {"summary": validation_summary(reports), "outputs": outputs}
+
+
+def validation_summary(reports):
+    """Files, errors, warnings and files with errors of a validation run's ``reports``."""
+    return {"files": len(reports), "errors": sum(r["errors"] for r in reports),
+            "warnings": sum(r["warnings"] for r in reports),
+            "files_with_errors": sum(1 for r in reports if r["errors"])}

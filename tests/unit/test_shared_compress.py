@@ -185,11 +185,11 @@ def test_validation_shared_out_gives_the_same_reports_as_one_task(tmp_path):
     # two workers, each file's head fetched ahead (64 kB, or 200 bytes: the header goes on past it)
     reports = {}
     for w, length in ((0, 64 * 1024), (1, 200)):
-        share = jobs.start("validate", {"report_stem": "run"}, len(items), lambda n, w=w: str(tmp_path / f"w{w}" / n))
+        share = jobs.start("validate", {"shared": True}, len(items), lambda n, w=w: str(tmp_path / f"w{w}" / n))
         assert jobs.reads(share) == "head"
         for item in _with_heads(items[w::2], tmp_path, length):
             reports[item["index"]] = jobs.step(share, item)["report"]
-        jobs.finish(share)
+        assert jobs.finish(share) == {"summary": jobs.validation_summary([reports[i] for i in range(w + 1, 5, 2)])}
     merged = api.json.loads(api.call("validation_reports", api.json.dumps(
         {"reports": [reports[i] for i in sorted(reports)], "report_stem": "run"})))
     assert merged["summary"] == alone["summary"] and merged["summary"]["files"] == 4
