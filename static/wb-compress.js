@@ -62,7 +62,8 @@ export class CompressWorkbench extends Workbench {
         verifyLabel,
         el("p", { className: "hint", textContent: "Lossless syntaxes keep every pixel value, so SOP Instance UIDs " +
           "are kept. Trailing padding and digital signatures, which re-encoding invalidates, are left out and " +
-          "listed. One file downloads as itself; several as a ZIP with their names and folders." }),
+          "listed. One file downloads as itself; several go, with their names and folders, into a ZIP or, where " +
+          "the browser allows, a folder you pick." }),
         el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveTo),
         this.error),
       this.report));
