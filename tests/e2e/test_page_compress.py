@@ -347,3 +347,42 @@ def test_cancel_stops_every_worker_and_offers_nothing(browser, server, tmp_path)
     assert not page.is_disabled("#compress-run")
     assert not page.page_errors
     context.close()
+
+
+BAD_DATE_IN_OUTPUTS = """
+from dcmstudio import codecs
+import pydicom
+real = codecs.compress
+
+def with_a_bad_date(in_path, out_path, target, **kwargs):
+    report = real(in_path, out_path, target, **kwargs)
+    if "bad" in kwargs.get("name", ""):
+        ds = pydicom.dcmread(out_path)
+        ds.StudyDate = "31.01.2024"
+        ds.save_as(out_path)
+    return report
+
+codecs.compress = with_a_bad_date
+"""
+
+
+def test_outputs_that_gain_a_validation_error_are_noted_whichever_worker_wrote_them(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    paths = many_files(tmp_path, 8)
+    bad = [paths[i].rename(paths[i].with_name(f"bad_{paths[i].name}")) for i in (2, 5)]
+    paths = [p for i, p in enumerate(paths) if i not in (2, 5)] + bad
+    context, page = pool_page(browser, server, 2, paths)
+    # every worker's compressor spoils the date of the files named bad_*, as a faulty encoder would
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    assert len(workers) == 2
+    for worker in workers:
+        worker.evaluate("code => self.dcmstudio.pyodide.runPythonAsync(code)", BAD_DATE_IN_OUTPUTS)
+    choose_target(page, pydicom.uid.RLELossless)
+    data = compress_to_download(page)
+    assert len(zip_members(data)) == 8  # still written: the person decides
+    assert "2 gained a validation error" in page.inner_text(".task.done")
+    note = page.inner_text("#compress-report .new-errors")
+    assert note.startswith("2 outputs gained a validation error")
+    assert all(f"{p.name}: StudyDate" in note for p in bad)
+    assert not page.page_errors
+    context.close()
