@@ -47,6 +47,7 @@ export class ValidateWorkbench extends Workbench {
     // what the selection holds now, files still being described included
     const files = await this.app.files.resolve();
     if (!files.length) return task.fail("Nothing to validate: the selected files were removed.");
+    if (task.cancelled) return task.fail("Validation cancelled."); // while the last files were being listed
     this.error.textContent = "";
     this.run.disabled = true;
     const steps = new Array(files.length);

@@ -97,3 +97,17 @@ def test_one_worker_or_two_write_the_same_reports_byte_for_byte(browser, server,
     errors = sum(f["errors"] for f in document["files"])
     assert errors >= 2 and runs[2][1].startswith(f"{errors} errors")  # rtplan's and broken's at least
     assert runs[2][0]["txt"].decode().count("\n\n") == len(paths) - 1  # one block per file
+
+
+def test_cancel_stops_every_worker_and_offers_no_report(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    context, page = pool_page(browser, server, 2, many_files(tmp_path, 300))
+    page.click("#tab-validate")
+    page.click("#validate-run")
+    page.locator(".task.running:has-text('Validating') button", has_text="Cancel").click()
+    page.wait_for_selector(".task.failed:has-text('Validation cancelled')", timeout=5000)
+    page.wait_for_timeout(500)
+    assert page.locator(".download-list a[download$='_validation.json']").count() == 0
+    assert not page.is_disabled("#validate-run")
+    assert not page.page_errors
+    context.close()
