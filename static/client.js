@@ -241,6 +241,9 @@ export class WorkerPool {
   // item it belongs to (parts are named by the item's `member`); `onStep(step, item)` each item's
   // result, in completion order. Resolves with every share's finish result, in worker order, or
   // the first failure; `handle.cancel()` stops every share.
+  // A step that answers `later` is not done: its item is sent again, in a last round, once every
+  // other item is done, with `last_round`: what the other steps left for it (`for_last_round`),
+  // in the order of the items (e.g. a file that refers to others, told which of them failed).
   job({ kind, options, items, onPart, onStep }) {
     const workers = this.available();
     const byMember = new Map(items.map((item) => [item.member, item]));
@@ -248,6 +251,14 @@ export class WorkerPool {
     let cancelled = false;
     const running = new Set();  // { worker, id } of the requests sent
     let failure = null;
+    const held = [];            // items whose step answered `later`
+    const told = new Map();     // item → what its step left for the last round
+    let inFlight = 0;
+    const wake = [];            // pumps waiting for the first round to end
+    const lastRound = () => {
+      const notes = items.filter((item) => told.has(item)).map((item) => told.get(item));
+      queue.push(...held.splice(0).map((item) => ({ ...item, last_round: notes })));
+    };
     const share = async (worker) => {
       const opened = await worker.request(Op.JOB_OPEN, { kind, options, count: items.length }).done;
       if (!opened.ok) { failure ??= opened; return null; }
@@ -255,13 +266,32 @@ export class WorkerPool {
       const part = (message) => onPart(message, byMember.get(message.output.name));
       // Two requests in flight per worker: the files of one are read while the other is processed.
       const pump = async () => {
-        while (queue.length && !cancelled && !failure) {
+        for (;;) {
+          if (cancelled || failure) break;
+          if (!queue.length) {
+            // Held items wait until no request of the first round is left, then go to the pumps
+            // still there (a pump with nothing held in sight leaves: its share can close).
+            if (!held.length) break;
+            if (inFlight) { await new Promise((resolve) => wake.push(resolve)); continue; }
+            lastRound();
+          }
           const chunk = queue.splice(0, STEP_CHUNK);
           const request = worker.request(Op.JOB_STEPS, { job, items: chunk, reads: opened.reads }, { onPart: part });
           running.add({ worker, id: request.id });
+          inFlight++;
           const result = await request.done;
-          if (!result.ok) { failure ??= result; break; }
-          result.steps.forEach((step, i) => onStep(step, chunk[i]));
+          inFlight--;
+          if (result.ok) {
+            result.steps.forEach((step, i) => {
+              if (step.ok && step.later && !chunk[i].last_round) return held.push(chunk[i]);
+              if (step.ok && step.for_last_round != null) told.set(chunk[i], step.for_last_round);
+              return onStep(step, chunk[i]);
+            });
+          } else {
+            failure ??= result;
+          }
+          for (const resolve of wake.splice(0)) resolve();
+          if (!result.ok) break;
         }
       };
       await Promise.all([pump(), pump()]);

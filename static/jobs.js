@@ -1,6 +1,7 @@
 // A task shared out over the worker pool (client.js WorkerPool.job) whose output files are written
 // as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
+import { el } from "./dom.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -8,6 +9,17 @@ function runKey(app) {
   if (app.jobKey) return app.jobKey;
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Where a task's many files go: a ZIP download everywhere, or, where the browser lets a page write
+// to disk, a ZIP file or a folder, written as they are made. Returns [select, its label].
+export function saveTargetChoice(id, onChange) {
+  const select = el("select", { id },
+    el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
+    pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
+    pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
+  select.addEventListener("change", onChange);
+  return [select, el("label", { htmlFor: id, textContent: "Save" })];
 }
 
 // Asks where the output goes, inside the click that started the task (the pickers need it).
@@ -49,13 +61,15 @@ export function newErrorsNote(flagged) {
 }
 
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
-// { ok, summary, firstReport, written, failures } or { ok: false, error }. `task` is the task
-// bar's handle (progress, cancel).
-export async function runSharedJob(app, { task, kind, options, files, target, zipName }) {
+// { ok, summary, firstReport, written, steps, ... } (`steps`: each file's step, in the order of
+// the files) or { ok: false, error }. `task` is the task bar's handle (progress, cancel);
+// `itemOf(file)`, if given, adds fields of the file to its item.
+export async function runSharedJob(app, { task, kind, options, files, target, zipName, itemOf }) {
   performance.mark("dcmstudio:job");
   const named = await app.python.call("member_names", { names: files.map((f) => f.name) });
   if (!named.ok) return named;
-  const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i] }));
+  const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i],
+    ...itemOf?.(f) }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
     const clash = await existingFiles(target.handle, named.members);
     if (clash.length && !window.confirm(`${clash.length} of the ${items.length} files already exist in ` +
@@ -75,6 +89,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const unresolved = [];
   const failures = [];
   const flagged = [];          // { file, new_errors } of the outputs that gained a validation error
+  const steps = new Array(items.length);
   let done = 0;
   const onPart = ({ output, buffer, ref }, item) => {
     const part = ref ? sources.get(ref.key)?.slice(ref.offset, ref.offset + ref.length) : buffer;
@@ -91,6 +106,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);
     if (zip) zip.put(item.index - 1, member, parts);
+    steps[item.index - 1] = step;
     task.progress(++done, items.length, item.name);
   };
   const job = app.python.job({ kind, options: { ...options, container: folder ? "files" : "members", key: runKey(app) },
@@ -125,7 +141,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const firstReport = shares.map((s) => s.first_report).filter(Boolean).sort((a, b) => a.index - b.index)[0] || null;
   const reports = [...extras].map(([name, { mime, parts }]) => ({ name, blob: new Blob(parts, { type: mime }) }));
   return {
-    ok: true, summary, firstReport, reports, blob, workers: result.workers,
+    ok: true, summary, firstReport, reports, blob, steps, workers: result.workers,
     written: folder ? folder.written : zip.members.length,
     bytes: folder ? folder.bytes : writer.bytes,
   };

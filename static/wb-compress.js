@@ -5,7 +5,8 @@
 // source before it is offered. Lossy JPEG 2000 (at a ratio) and JPEG Baseline (at a quality) are a
 // separate choice, never the default: picking one shows its setting and asks the person to confirm
 // that pixel values change; its report gives ratio, PSNR and largest error.
-import { newErrorsNote } from "./jobs.js";
+import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
+import { SAVE_TARGETS } from "./outputs.js";
 import { button, checkbox, el, errorLine, onFirstShow, plural, selectionStem } from "./dom.js";
 import { NOTHING_SELECTED, Workbench } from "./workbench.js";
 
@@ -48,6 +49,8 @@ export class CompressWorkbench extends Workbench {
     [this.verify, verifyLabel] = checkbox("compress-verify",
       "Check every output: decode it again and compare each frame with the source", { checked: true });
     this.run = button("", () => this.start(), { className: "primary", id: "compress-run", disabled: true });
+    // Several files are shared out over the workers and written as they are made (jobs.js).
+    [this.saveTo, this.saveToLabel] = saveTargetChoice("compress-save-to", () => this.renderScope());
     this.error = errorLine("compress-error");
     this.report = el("div", { className: "report compress-report", id: "compress-report", "aria-live": "polite" });
     panel.append(el("div", { className: "compress-layout" },
@@ -59,8 +62,9 @@ export class CompressWorkbench extends Workbench {
         verifyLabel,
         el("p", { className: "hint", textContent: "Lossless syntaxes keep every pixel value, so SOP Instance UIDs " +
           "are kept. Trailing padding and digital signatures, which re-encoding invalidates, are left out and " +
-          "listed. One file downloads as itself; several as a ZIP with their names and folders." }),
-        el("div", { className: "actions" }, this.run),
+          "listed. One file downloads as itself; several go, with their names and folders, into a ZIP or, where " +
+          "the browser allows, a folder you pick." }),
+        el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveTo),
         this.error),
       this.report));
     onFirstShow(panel, () => this.loadTargets());
@@ -168,16 +172,22 @@ export class CompressWorkbench extends Workbench {
     const label = target ? this.targetLabel(target) : "";
     if (!target) this.run.textContent = "Write";
     else if (files.length === 1) this.run.textContent = `Write ${files[0].name.split("/").pop()} as ${label}`;
-    else this.run.textContent = `Write ${plural(files.length, "file")} as ${label} (ZIP)`;
+    else {
+      const into = this.saveTo.value === SAVE_TARGETS.FOLDER ? "into a folder" : "ZIP";
+      this.run.textContent = `Write ${plural(files.length, "file")} as ${label} (${into})`;
+    }
+    this.saveTo.hidden = this.saveToLabel.hidden = files.length <= 1;
   }
 
   async start() {
-    // what the selection holds now, files still being described included
-    const files = await this.app.files.resolve();
     const target = this.target();
-    if (!files.length || !target) return;
+    if (!target) return;
     const lossy = this.lossyTarget() ? this.lossySetting() : null;
     if (this.lossyTarget() && (!lossy || !this.confirmLossy.checked)) return; // never lossy unless confirmed
+    if (this.selection.files.length > 1) return this.startShared(target, lossy);
+    // what the selection holds now, files still being described included
+    const files = await this.app.files.resolve();
+    if (!files.length) return;
     this.error.textContent = "";
     const single = files.length === 1;
     const instances = lossy ? files.map((f) => f.sop_instance_uid).filter(Boolean) : [];
@@ -200,6 +210,49 @@ export class CompressWorkbench extends Workbench {
     const notWritten = failed ? `; ${failed} could not be written (see Compress)` : "";
     task.finish(`Wrote ${plural(s.files, "file")} as ${this.targetLabel(target)}${notWritten}${gained}`);
     this.renderReport(files, withDeferred(result.steps, result.deferred), s);
+  }
+
+  // Several files: shared out over the workers (jobs.js runSharedJob), each output written to the
+  // folder, ZIP file or download as it is made. A lossy run's new UIDs are keyed by the run's key,
+  // so every worker knows the new UID of every file; files that refer to others come last.
+  async startShared(target, lossy) {
+    const zipName = `${selectionStem(this.selection)}_${target.suffix}.zip`;
+    // The picker first: it needs the click that is still being handled.
+    const saveTarget = await chooseTarget(this.saveTo.value, zipName);
+    if (!saveTarget) return;
+    // The scope is decided now, with every file that is still being described.
+    const files = await this.app.files.resolve();
+    if (!files.length) return;
+    this.error.textContent = "";
+    this.run.disabled = true;
+    const options = { transfer_syntax: target.uid, verify: this.verify.checked, zip_stem: selectionStem(this.selection),
+      ...(lossy ? { lossy, instances: files.map((f) => f.sop_instance_uid).filter(Boolean) } : {}) };
+    const label = this.targetLabel(target);
+    const task = this.app.tasks.start(`Writing ${plural(files.length, "file")} as ${label} into ${saveTarget.label}`);
+    const result = await runSharedJob(this.app, { task, kind: "compress", options, files, target: saveTarget, zipName,
+      itemOf: (f) => ({ sop_instance_uid: f.sop_instance_uid || null }) });
+    this.renderScope();
+    if (!result.ok) {
+      const nothing = result.error.message.startsWith("Nothing");
+      return this.failed(task, result.error, nothing ? result.error.message : "Compressing cancelled: nothing was kept.");
+    }
+    const { steps } = result;
+    // The run's summary from every file's step, whichever worker made it (a share knows only its own).
+    const unwritten = Object.fromEntries(files.filter((f, i) => f.sop_instance_uid && !steps[i]?.report)
+      .map((f) => [f.sop_instance_uid, f.name]));
+    const summarised = await this.app.python.call("compress_summary", { options, unwritten,
+      reports: steps.filter((step) => step?.report).map((step) => step.report), failures: result.summary.failed });
+    if (!summarised.ok) return this.failed(task, summarised.error);
+    const s = summarised.summary;
+    // An empty ZIP (every file refused) is not worth a download.
+    if (result.blob && s.files) this.app.tasks.offer({ finished: [{ name: zipName, blob: result.blob }] }, { click: true });
+    this.lastRun = { files: files.length, written: result.written, workers: result.workers };
+    const failed = files.length - s.files;
+    const gained = s.files_with_new_errors
+      ? `; ${s.files_with_new_errors} gained a validation error (see Compress)` : "";
+    const notWritten = failed ? `; ${failed} could not be written (see Compress)` : "";
+    task.finish(`Wrote ${plural(s.files, "file")} as ${label} into ${saveTarget.label}${notWritten}${gained}`);
+    this.renderReport(files, steps, s);
   }
 
   renderReport(files, steps, summary) {

@@ -39,20 +39,39 @@ export class ValidateWorkbench extends Workbench {
     this.run.textContent = n ? `Validate ${plural(n, "file")}` : "Validate";
   }
 
+  // Shared out over the workers (client.js WorkerPool.job); the reports of every file, in the
+  // order of the files, then make the same two downloads whatever the number of workers.
   async start() {
-    const files = this.selection.files;
-    if (!files.length) return;
+    if (!this.selection.files.length) return;
+    const task = this.app.tasks.start(`Validating ${plural(this.selection.files.length, "file")}`);
+    // what the selection holds now, files still being described included
+    const files = await this.app.files.resolve();
+    if (!files.length) return task.fail("Nothing to validate: the selected files were removed.");
+    if (task.cancelled) return task.fail("Validation cancelled."); // while the last files were being listed
     this.error.textContent = "";
     this.run.disabled = true;
-    const { task, collected, done } = this.job(`Validating ${plural(files.length, "file")}`, "validate",
-      { report_stem: selectionStem(this.selection) }, files.map((f) => ({ path: f.path, name: f.name })));
-    const result = await done;
+    const steps = new Array(files.length);
+    let done = 0;
+    const job = this.app.python.job({ kind: "validate", options: { shared: true },
+      items: files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1 })),
+      onPart: () => {},
+      onStep: (step, item) => {
+        steps[item.index - 1] = step;
+        task.progress(++done, files.length, item.name);
+      } });
+    task.onCancel = () => job.cancel();
+    const ran = await job.done;
+    const reports = steps.filter((step) => step?.ok).map((step) => step.report);
+    const collected = this.app.tasks.collector();
+    const result = ran.ok ? await this.app.python.call("validation_reports",
+      { reports, report_stem: selectionStem(this.selection) }, { onPart: collected.onPart }) : ran;
     this.selectionChanged();
     if (!result.ok) return this.failed(task, result.error, "Validation cancelled.");
     this.app.tasks.offer(collected);
+    this.lastRun = { files: files.length, workers: ran.workers };
     const s = result.summary;
     task.finish(`Validated ${plural(s.files, "file")}: ${counts(s)}`);
-    this.render(result.steps.map((step, i) => (step.ok ? step.report : {
+    this.render(steps.map((step, i) => (step.ok ? step.report : {
       name: files[i].name, iod: null, errors: 1, warnings: 0, edition: "",
       findings: [{ severity: "error", path: "", tag: "", module: "", rule: "unreadable", message: step.error.message }],
     })), s);

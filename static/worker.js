@@ -277,7 +277,10 @@ const handlers = {
         sendOutputs(id, step);
       }
       steps.push(step);
+      await yieldToMessages();  // a Cancel is heard between items, not after the whole chunk
     }
+    // what was fetched for the items a Cancel left out
+    for (const local of locals.slice(steps.length)) if (local) pyodide.FS.unlink(local);
     return { ok: true, steps };
   },
 

@@ -439,7 +439,7 @@ def shapes(path, name):
 def compress_choices():
     """The transfer syntaxes the Compress workbench can write now.
 
-    Returns ``{"targets": [{"uid", "name", "compressed"}], "lossy_targets": [...]}``: RLE
+    Returns ``{"targets": [{"uid", "name", "compressed", "suffix"}], "lossy_targets": [...]}``: RLE
     Lossless, Deflated Explicit VR Little Endian and Explicit VR Little Endian (uncompressed)
     always, then every lossless syntax a codec registered with
     :func:`dcmstudio.codecs.register_encoder` writes; apart, the lossy ones that can be written
@@ -451,9 +451,16 @@ def compress_choices():
     always = [uid.RLELossless, uid.DeflatedExplicitVRLittleEndian, uid.ExplicitVRLittleEndian]
     registered = [uid.UID(ts) for ts in codecs.registered_encoders()
                   if ts in codecs.LOSSLESS_TARGETS and ts not in always]
-    return {"targets": [{**codecs.describe_transfer_syntax(ts), "compressed": ts.is_compressed or ts.is_deflated}
-                        for ts in always + registered],
-            "lossy_targets": codecs.lossy_choices()}
+    return {"targets": [{**codecs.describe_transfer_syntax(ts), "compressed": ts.is_compressed or ts.is_deflated,
+                         "suffix": jobs.compress_suffix(ts)} for ts in always + registered],
+            "lossy_targets": [{**t, "suffix": jobs.compress_suffix(t["uid"])} for t in codecs.lossy_choices()]}
+
+
+@endpoint
+def compress_summary(options, reports, failures, unwritten):
+    """The summary of a compress task shared out over several workers, from every written file's
+    report in the order of the files (see :func:`dcmstudio.jobs.compress_summary`)."""
+    return {"summary": jobs.compress_summary(options, reports, failures, unwritten)}
 
 
 # ---- Edit ----------------------------------------------------------------------------------------
@@ -535,6 +542,15 @@ def validate(files):
     """
     from . import validate as checks
     return {"reports": [checks.validate_file(f["path"], f["name"]) for f in files]}
+
+
+@endpoint
+def validation_reports(reports, report_stem):
+    """Both reports and the summary of a validation shared out over several workers, from every
+    file's report in the order of the files (see :func:`dcmstudio.jobs.validation_reports`)."""
+    scratch = output_path("validation")
+    os.makedirs(scratch)
+    return jobs.validation_reports(reports, report_stem or "dcmstudio", scratch)
 
 
 # ---- Long tasks ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import zlib
 from typing import NamedTuple, Optional
 
 from . import header
-from .archive import ChunkSink, ZipWriter, member_header, member_name
+from .archive import CHUNK_SIZE, ChunkSink, ZipWriter, member_header, member_name
 from .bounded import BoundedFile
 from .catalog import nested_too_deep, too_deep
 from .errors import DicomStudioError, InvalidDicomError, unreadable_as_error
@@ -537,13 +537,17 @@ def compress_item(item, out, target, verify, lossy_settings=None, new_uid_of=Non
     ``new_uid_of``)."""
     from . import codecs, validate
     name = item["name"]
+    local = item.get("local")  # a copy the worker fetched ahead: read, then deleted
     try:
-        report = codecs.compress(item["path"], out, target, name=name, verify=verify,
+        report = codecs.compress(local or item["path"], out, target, name=name, verify=verify,
                                  lossy_settings=lossy_settings, new_uid_of=new_uid_of)
     except DicomStudioError as exc:
         if lossy_settings is None or not new_uid_of or not follow_references or NO_PIXEL_DATA not in exc.message:
             raise
         report = _follow_references(item, out, new_uid_of, exc.message)
+    finally:
+        if local and os.path.exists(local):
+            os.remove(local)
     with open(out, "rb") as f:
         if f.read(132)[128:] != b"DICM":
             raise DicomStudioError(f"The file written from {name} has no DICM prefix; it was "
@@ -603,40 +607,38 @@ class CompressJob(ZipJob):
     Options: ``transfer_syntax`` (a UID :func:`dcmstudio.api.compress_choices` offers),
     ``verify`` (decode each output and compare every frame with its source; default True),
     ``single`` (True: the one file is offered as itself, not in a ZIP), ``zip_stem`` (the ZIP is
-    ``<zip_stem>_<syntax>.zip``). Each item: ``{"path", "name"}`` of a loaded file, and
-    ``sop_instance_uid`` when known. A file that cannot be written is reported and left out; the
-    others go on.
+    ``<zip_stem>_<syntax>.zip``), ``container`` (as in the edit task: ``"zip"``, the default,
+    ``"members"`` or ``"files"``, for a task shared out over several workers). Each item:
+    ``{"path", "name"}`` of a loaded file, ``sop_instance_uid`` when known, and ``member`` (its
+    name in the output) when shared out. A file that cannot be written is reported and left out;
+    the others go on.
 
     A lossy target needs ``lossy``: ``{"ratio": float}`` for JPEG 2000, ``{"quality": int}`` for
     JPEG Baseline (see :class:`dcmstudio.lossy.LossySettings`), and takes ``instances`` (the SOP
     Instance UIDs of every selected file: each gets a new UID, and references to it in the other
-    outputs follow it) and ``key`` (hex; new UIDs are derived from it, as in the edit task).
+    outputs follow it) and ``key`` (hex; new UIDs are derived from it, as in the edit task, so
+    every worker knows the new UID of every file). Files without pixel data (a presentation state,
+    an SR) are written last, with their references followed to the images that were written: in a
+    ZIP, when the task finishes; shared out, their step answers ``{"later": true}`` and the page
+    sends them again once every other file is done, each with ``last_round``: the SOP Instance
+    UIDs of the files that failed (each failed step names its own as ``for_last_round``).
     """
 
     def __init__(self, options, count, scratch):
-        import pydicom
-
-        from . import codecs
+        from . import codecs, uids
         self._codecs = codecs
-        from . import lossy, uids
-        target = pydicom.uid.UID(str(options.get("transfer_syntax") or ""))
-        self.lossy = None
+        self.target, self.lossy = compress_target(options)
         self.new_uid_of = None
-        if target in lossy.LOSSY_TARGETS:
-            # Lossy only when asked for with its setting: LossySettings refuses anything less.
-            self.lossy = lossy.LossySettings.from_options(target, options.get("lossy") or {})
+        if self.lossy is not None:
             key = bytes.fromhex(options["key"]) if options.get("key") else os.urandom(32)
             self.new_uid_of = {uid: uids.keyed_uid(key, uid) for uid in options.get("instances") or [] if uid}
-        elif target not in codecs.LOSSLESS_TARGETS:
-            raise DicomStudioError(f"'{target}' is not a transfer syntax dcmstudio writes; choose a lossless one, or "
-                                   "JPEG 2000 or JPEG Baseline with a ratio or quality.")
-        elif options.get("lossy"):
-            raise DicomStudioError(f"{target.name} is lossless: it takes no ratio or quality.")
-        self.target = target
-        self.suffix = {**_SYNTAX_SUFFIXES, **_LOSSY_SUFFIXES}.get(target, target.keyword or "converted")
+        self.suffix = compress_suffix(self.target)
         self.verify = bool(options.get("verify", True))
         self.single = bool(options.get("single")) and count == 1
         self.zip_name = f"{options.get('zip_stem') or 'dcmstudio'}_{self.suffix}.zip"
+        self.container = options.get("container") or "zip"
+        if self.container not in ("zip", "members", "files"):
+            raise DicomStudioError(f"a compress job writes a zip, members or files, not '{self.container}'")
         super().__init__(options, count, scratch)
         self.reports = []
         self.failures = []
@@ -647,20 +649,30 @@ class CompressJob(ZipJob):
     def step(self, item):
         name = item["name"]
         out = os.path.join(self.scratch, f"{self.index}.dcm")
+        if "last_round" in item:
+            unwritten = set(item["last_round"])
+            new_uid_of = {uid: new for uid, new in self.new_uid_of.items() if uid not in unwritten}
         try:
-            # files without pixel data wait for the end (see _write_deferred)
-            report = compress_item(item, out, self.target, self.verify, self.lossy, self.new_uid_of,
-                                   follow_references=False)
+            if "last_round" in item:
+                report = compress_item(item, out, self.target, self.verify, self.lossy, new_uid_of)
+            else:
+                # files without pixel data wait for the end (see _write_deferred)
+                report = compress_item(item, out, self.target, self.verify, self.lossy, self.new_uid_of,
+                                       follow_references=False)
         except DicomStudioError as exc:
             if os.path.exists(out):
                 os.remove(out)
-            if self.lossy is not None and NO_PIXEL_DATA in exc.message and self.new_uid_of:
+            if self.lossy is not None and NO_PIXEL_DATA in exc.message and self.new_uid_of \
+                    and "last_round" not in item:
+                if self.container != "zip":
+                    return {"report": None, "later": True}
                 self.deferred.append(item)
                 return {"report": None, "deferred": {"file": name, "message": "written last, once the images it "
                                                      "refers to are (if it refers to any)"}}
             self.failures.append({"file": name, "message": exc.message})
             self.unwritten[item.get("sop_instance_uid")] = name
-            return {"report": None, "error": {"file": name, "message": exc.message}}
+            return {"report": None, "error": {"file": name, "message": exc.message},
+                    "for_last_round": item.get("sop_instance_uid")}
         return self._written(item, out, report)
 
     def _written(self, item, out, report):
@@ -671,9 +683,30 @@ class CompressJob(ZipJob):
             stem = os.path.splitext(member_name(name).rsplit("/", 1)[-1])[0] or "file"
             out_name = member_name(f"{stem}_{self.suffix}.dcm")
             return {"report": report, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
+        if self.container != "zip":
+            report["member"] = member_name(item.get("member") or name)
+            return {"report": report, "new_errors": report["new_errors"], **self._member(report["member"], out)}
         report["member"] = self.zip.add_file(out, name)
         os.remove(out)
         return {"report": report, "chunks": self.chunks()}
+
+    def _member(self, member, out):
+        """The output at ``out`` as parts for the page: ``member`` (name, size, CRC) and ``chunks``
+        (a ZIP member's local header, for ``"members"``, then the file itself, moved, not copied)."""
+        size = os.path.getsize(out)
+        crc = None
+        chunks = []
+        if self.container == "members":
+            crc = 0
+            with open(out, "rb") as f:
+                for block in iter(lambda: f.read(CHUNK_SIZE), b""):
+                    crc = zlib.crc32(block, crc)
+            self.sink.write(member_header(member, size, crc))
+            chunks = self.sink.take_chunks(final=True)
+        mime = "application/zip" if self.container == "members" else "application/dicom"
+        chunks = [{**part, "name": member, "mime": mime, "final": False} for part in chunks]
+        chunks.append({"path": out, "name": member, "mime": mime, "final": True})
+        return {"member": {"name": member, "size": size, "crc": crc}, "chunks": chunks}
 
     def _write_deferred(self):
         """Files without pixel data in a lossy run, written with their references to the images
@@ -697,31 +730,70 @@ class CompressJob(ZipJob):
 
     def finish(self):
         deferred = self._write_deferred() if self.deferred else []
-        summary = {"files": len(self.reports), "failed": self.failures,
-                   "input_bytes": sum(r["input_bytes"] for r in self.reports),
-                   "output_bytes": sum(r["output_bytes"] for r in self.reports),
-                   "verified": sum(1 for r in self.reports if r["verified"]),
-                   "files_with_new_errors": sum(1 for r in self.reports if r["new_errors"]),
-                   "transfer_syntax": self._codecs.describe_transfer_syntax(self.target)}
-        if self.lossy is not None:
-            summary["lossy"] = self.lossy.as_dict()
-            summary["dangling_references"] = self._dangling_references()
-        if self.single:
+        summary = compress_summary(self.options, self.reports, self.failures, self.unwritten)
+        if self.single or self.container != "zip":
             return {"summary": summary, "reports": self.reports}
         deferred_results = [{k: v for k, v in step.items() if k != "chunks"} for step in deferred]
         return {"summary": summary, "reports": self.reports, "deferred": deferred_results,
                 "chunks": [chunk for step in deferred for chunk in step.get("chunks", [])] + self.finish_zip()}
 
 
-    def _dangling_references(self):
-        """Outputs that refer, by its new UID, to a selected file that was not written after all."""
-        unwritten = self.unwritten
-        dangling = []
-        for report in self.reports:
-            names = [unwritten[uid] for uid in report.get("references_followed", []) if uid in unwritten]
-            if names:
-                dangling.append({"file": report["file"], "refers_to": names})
-        return dangling
+def compress_target(options):
+    """The transfer syntax a compress task's ``options`` ask for and, when it is lossy, its
+    settings (see :class:`CompressJob`).
+
+    Returns
+    -------
+    target : pydicom.uid.UID
+    lossy_settings : dcmstudio.lossy.LossySettings or None
+
+    Raises
+    ------
+    DicomStudioError
+        A syntax dcmstudio does not write, a lossy one without its setting, or a lossless one with one.
+    """
+    import pydicom
+
+    from . import codecs, lossy
+    target = pydicom.uid.UID(str(options.get("transfer_syntax") or ""))
+    if target in lossy.LOSSY_TARGETS:
+        # Lossy only when asked for with its setting: LossySettings refuses anything less.
+        return target, lossy.LossySettings.from_options(target, options.get("lossy") or {})
+    if target not in codecs.LOSSLESS_TARGETS:
+        raise DicomStudioError(f"'{target}' is not a transfer syntax dcmstudio writes; choose a lossless one, or "
+                               "JPEG 2000 or JPEG Baseline with a ratio or quality.")
+    if options.get("lossy"):
+        raise DicomStudioError(f"{target.name} is lossless: it takes no ratio or quality.")
+    return target, None
+
+
+def compress_summary(options, reports, failures, unwritten):
+    """What a compress task wrote, from every written file's report: counts, sizes, checks and,
+    for a lossy run, its setting and the outputs that refer to a selected file that was not
+    written (``unwritten``: its SOP Instance UID -> its name). The page asks for it when the task
+    was shared out over several workers; a task that ran alone finishes with it."""
+    from . import codecs
+    target, settings = compress_target(options)
+    summary = {"files": len(reports), "failed": failures,
+               "input_bytes": sum(r["input_bytes"] for r in reports),
+               "output_bytes": sum(r["output_bytes"] for r in reports),
+               "verified": sum(1 for r in reports if r["verified"]),
+               "files_with_new_errors": sum(1 for r in reports if r["new_errors"]),
+               "transfer_syntax": codecs.describe_transfer_syntax(target)}
+    if settings is not None:
+        summary["lossy"] = settings.as_dict()
+        summary["dangling_references"] = [
+            {"file": r["file"], "refers_to": [unwritten[uid] for uid in r.get("references_followed", [])
+                                              if uid in unwritten]}
+            for r in reports if any(uid in unwritten for uid in r.get("references_followed", []))]
+    return summary
+
+
+def compress_suffix(target):
+    """The short name of transfer syntax ``target`` (a UID) in the compress task's output names."""
+    import pydicom
+    target = pydicom.uid.UID(str(target))
+    return {**_SYNTAX_SUFFIXES, **_LOSSY_SUFFIXES}.get(target, target.keyword or "converted")
 
 
 # Short names for output files, by target transfer syntax.
@@ -840,10 +912,16 @@ class DeidJob(ZipJob):
 class ValidateJob(Job):
     """Loaded files checked against their IODs and PS3.5 (see :mod:`dcmstudio.validate`).
 
-    Options: ``report_stem`` (the reports are ``<report_stem>_validation.json`` and ``.txt``).
-    Each item: ``{"path", "name"}`` of a loaded file; each step answers ``{"report"}``. Finishing
-    offers both reports as downloads and answers ``{"summary"}``.
+    Options: ``report_stem`` (the reports are ``<report_stem>_validation.json`` and ``.txt``),
+    ``shared`` (True: one share of a task spread over several workers, see below).
+    Each item: ``{"path", "name"}`` of a loaded file (and ``"head"``, its first bytes the worker
+    fetched ahead); each step answers ``{"report"}``. Finishing offers both reports as downloads
+    and answers ``{"summary"}``. Shared out, finishing answers the share's summary only: the page
+    gathers the steps' reports in the order of the files and has :func:`validation_reports` make
+    the two reports of the whole run.
     """
+
+    reads = "head"
 
     def __init__(self, options, count, scratch):
         from . import validate
@@ -853,19 +931,52 @@ class ValidateJob(Job):
         self.reports = []
 
     def step(self, item):
-        report = self._validate.validate_file(item["path"], item["name"])
+        head = None
+        if item.get("head"):
+            try:
+                head = _read_whole(item["head"])
+            finally:
+                os.remove(item["head"])
+        report = self._validate.validate_file(item["path"], item["name"], head=head)
         self.reports.append(report)
         return {"report": report}
 
     def finish(self):
-        outputs = []
-        for suffix, mime, text in (("json", "application/json", self._validate.report_json(self.reports)),
-                                   ("txt", "text/plain;charset=utf-8", self._validate.report_text(self.reports))):
-            path = os.path.join(self.scratch, f"validation.{suffix}")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            outputs.append({"path": path, "name": f"{self.stem}_validation.{suffix}", "mime": mime})
-        summary = {"files": len(self.reports), "errors": sum(r["errors"] for r in self.reports),
-                   "warnings": sum(r["warnings"] for r in self.reports),
-                   "files_with_errors": sum(1 for r in self.reports if r["errors"])}
-        return {"summary": summary, "outputs": outputs}
+        if self.options.get("shared"):
+            return {"summary": validation_summary(self.reports)}
+        return validation_reports(self.reports, self.stem, self.scratch)
+
+
+def validation_reports(reports, stem, scratch):
+    """The JSON and text reports of a validation run, written under ``scratch``, and its summary.
+
+    Parameters
+    ----------
+    reports : list of dict
+        Every file's report (:func:`dcmstudio.validate.validate_file`), in the order of the files.
+    stem : str
+        The reports are ``<stem>_validation.json`` and ``<stem>_validation.txt``.
+    scratch : str
+        An existing folder.
+
+    Returns
+    -------
+    dict
+        ``{"summary", "outputs"}``.
+    """
+    from . import validate
+    outputs = []
+    for suffix, mime, text in (("json", "application/json", validate.report_json(reports)),
+                               ("txt", "text/plain;charset=utf-8", validate.report_text(reports))):
+        path = os.path.join(scratch, f"validation.{suffix}")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        outputs.append({"path": path, "name": f"{stem}_validation.{suffix}", "mime": mime})
+    return {"summary": validation_summary(reports), "outputs": outputs}
+
+
+def validation_summary(reports):
+    """Files, errors, warnings and files with errors of a validation run's ``reports``."""
+    return {"files": len(reports), "errors": sum(r["errors"] for r in reports),
+            "warnings": sum(r["warnings"] for r in reports),
+            "files_with_errors": sum(1 for r in reports if r["errors"])}

@@ -730,7 +730,7 @@ def _report(name, sop_class, iod_key, findings):
 HEAD_BYTES = 1 << 16
 
 
-def validate_file(path, name=None):
+def validate_file(path, name=None, head=None):
     """Check the DICOM file at ``path``; see :func:`validate_bytes` for the report.
 
     Only the bytes before (7FE0,0010) *Pixel Data* and its header are read when the file has
@@ -742,12 +742,17 @@ def validate_file(path, name=None):
         Where the file is.
     name : str, optional
         The name the report gives it (the user's file name); the path's base name by default.
+    head : bytes, optional
+        The file's first bytes, already read (the page's worker fetches them ahead): the file
+        itself is read only where the header goes on past them.
     """
     name = name or os.path.basename(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
 
         def prefix(want):
+            if head is not None and (len(head) >= want or len(head) == size):
+                return head[:want]
             f.seek(0)
             return f.read(want)
         return _validate_prefix(prefix, size, name)

@@ -245,3 +245,144 @@ def test_lossy_jpeg_baseline_for_8_bit_data_and_a_sentence_for_the_rest(page, se
     screenshot_report(page, "compress-lossy-jpeg-report.png")
     assert not page.page_errors
     assert_same_origin_only(page, server)
+
+
+# --- shared out over the worker pool --------------------------------------------------------------
+
+def compress_to_download(page):
+    with page.expect_download(timeout=180000) as info:
+        page.click("#compress-run")
+    data = info.value.path().read_bytes()
+    page.wait_for_selector(".task.running:has-text('Writing')", state="detached", timeout=60000)
+    return data
+
+
+def zip_members(data):
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def test_one_worker_or_two_compress_to_the_same_zip_byte_for_byte(browser, server, tmp_path):
+    """Lossless and lossy; in the lossy run a GSPS follows its image's new UID, whichever worker wrote it."""
+    from dcmstudio.create.pr import create_gsps
+    from test_page_io import KEY, many_files, pool_page
+    paths = many_files(tmp_path, 12)
+    gsps = tmp_path / "gsps.dcm"
+    create_gsps(str(paths[9]), str(gsps), "lesion", 40, 400)
+    runs = {}
+    for workers in (1, 2):
+        context, page = pool_page(browser, server, workers, paths + [gsps, RTPLAN])
+        page.evaluate("(key) => { window.dcmstudio.jobKey = key; }", KEY)
+        choose_target(page, pydicom.uid.RLELossless)
+        lossless = compress_to_download(page)
+        assert "rtplan.dcm" in page.inner_text("#compress-report")  # named, not silently dropped
+        choose_lossy(page, pydicom.uid.JPEG2000, 10)
+        lossy = compress_to_download(page)
+        rows = reported_rows(page)
+        assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'compress').lastRun.workers") == workers
+        assert not page.page_errors
+        assert_same_origin_only(page, server)
+        context.close()
+        runs[workers] = (lossless, lossy)
+    assert runs[1] == runs[2]
+    lossless, lossy = (zip_members(data) for data in runs[2])
+    assert sorted(lossless) == sorted(p.name for p in paths)  # the GSPS has no pixel data: not in a lossless run
+    for path in paths[::5]:
+        written = same_pixels(lossless[path.name], path)
+        assert written.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    assert sorted(lossy) == sorted(p.name for p in paths + [gsps])
+    image = pydicom.dcmread(io.BytesIO(lossy[paths[9].name]))
+    assert image.SOPInstanceUID != pydicom.dcmread(paths[9]).SOPInstanceUID
+    pr = pydicom.dcmread(io.BytesIO(lossy["gsps.dcm"]))
+    assert pr.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID == image.SOPInstanceUID
+    assert "1 reference to recompressed files followed" in rows["gsps.dcm"][5]
+
+
+def test_several_files_are_written_into_a_folder_as_they_are_made(page, server, tmp_path):
+    from test_page_io import OPFS_PICKERS, read_opfs
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, [CT, MR, RTPLAN])
+    wait_for_files(page, 3)
+    choose_target(page, pydicom.uid.DeflatedExplicitVRLittleEndian)
+    page.select_option("#compress-save-to", "folder")
+    assert "(into a folder)" in page.inner_text("#compress-run")
+    page.click("#compress-run")
+    page.wait_for_selector(".task.done:has-text('picked-folder')", timeout=60000)
+    assert "Wrote 2 files" in page.inner_text(".task.done") and "1 could not be written" in page.inner_text(".task.done")
+    for source in (CT, MR):
+        written = same_pixels(read_opfs(page, f"picked-folder/{source.name}"), source)
+        assert written.file_meta.TransferSyntaxUID == pydicom.uid.DeflatedExplicitVRLittleEndian
+    assert "2 of 2 checked pixel-identical; 1 not written" in page.inner_text("#compress-summary")
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
+
+
+def test_cancel_stops_every_worker_and_offers_nothing(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    context, page = pool_page(browser, server, 2, many_files(tmp_path, 300))
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    choose_target(page, pydicom.uid.RLELossless)
+    page.click("#compress-run")
+    page.wait_for_selector(".task.running:has-text('Writing') progress[value]:not([value='0'])", timeout=60000)
+    # timed in the page: from the click on Cancel to the task saying it was cancelled
+    seconds = page.evaluate("""() => new Promise((resolve) => {
+        const button = [...document.querySelectorAll('.task.running button')].find((b) => b.textContent === 'Cancel'
+            && b.closest('.task').textContent.includes('Writing'));
+        const started = performance.now();
+        const seen = new MutationObserver(() => {
+            if (document.querySelector('.task.failed')?.textContent.includes('cancelled')) {
+                seen.disconnect();
+                resolve((performance.now() - started) / 1000);
+            }
+        });
+        seen.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+        button.click();
+    })""")
+    print(f"compress cancelled over 2 workers in {seconds:.2f} s")
+    assert seconds < 2  # 0.5 s on a quiet machine; this one is shared
+    page.wait_for_timeout(500)
+    assert not downloads
+    assert not page.is_disabled("#compress-run")
+    assert not page.page_errors
+    context.close()
+
+
+BAD_DATE_IN_OUTPUTS = """
+from dcmstudio import codecs
+import pydicom
+real = codecs.compress
+
+def with_a_bad_date(in_path, out_path, target, **kwargs):
+    report = real(in_path, out_path, target, **kwargs)
+    if "bad" in kwargs.get("name", ""):
+        ds = pydicom.dcmread(out_path)
+        ds.StudyDate = "31.01.2024"
+        ds.save_as(out_path)
+    return report
+
+codecs.compress = with_a_bad_date
+"""
+
+
+def test_outputs_that_gain_a_validation_error_are_noted_whichever_worker_wrote_them(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    paths = many_files(tmp_path, 8)
+    bad = [paths[i].rename(paths[i].with_name(f"bad_{paths[i].name}")) for i in (2, 5)]
+    paths = [p for i, p in enumerate(paths) if i not in (2, 5)] + bad
+    context, page = pool_page(browser, server, 2, paths)
+    # every worker's compressor spoils the date of the files named bad_*, as a faulty encoder would
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    assert len(workers) == 2
+    for worker in workers:
+        worker.evaluate("code => self.dcmstudio.pyodide.runPythonAsync(code)", BAD_DATE_IN_OUTPUTS)
+    choose_target(page, pydicom.uid.RLELossless)
+    data = compress_to_download(page)
+    assert len(zip_members(data)) == 8  # still written: the person decides
+    assert "2 gained a validation error" in page.inner_text(".task.done")
+    note = page.inner_text("#compress-report .new-errors")
+    assert note.startswith("2 outputs gained a validation error")
+    assert all(f"{p.name}: StudyDate" in note for p in bad)
+    assert not page.page_errors
+    context.close()

@@ -10,7 +10,7 @@ import zipfile
 import pydicom
 import pytest
 
-from conftest import open_files
+from conftest import RequestLog, open_files
 from test_page_edit import make_series
 from test_page_inspect import CT, assert_same_origin_only, wait_for_files
 
@@ -59,6 +59,10 @@ def pool_page(browser, server, workers, paths):
     """A fresh page with ``workers`` workers, all started, and ``paths`` opened and listed."""
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
+    # as the page fixture of conftest does: what the page failed at and every request it made
+    page.page_errors, page.request_log = [], RequestLog()
+    page.on("pageerror", lambda e: page.page_errors.append(str(e)))
+    context.on("request", lambda r: page.request_log.append(r.url))
     page.goto(f"{server}?workers={workers}")
     page.wait_for_selector("body[data-python='ready']", timeout=120000)
     wait_for_pool(page, workers)

@@ -60,3 +60,54 @@ def test_validate_the_selection_and_download_both_reports(page, server, tmp_path
     assert "ERROR: PatientID (0010,0020) [Patient] type2-missing" in text
     assert not page.page_errors
     assert_same_origin_only(page, server)
+
+
+# --- shared out over the worker pool --------------------------------------------------------------
+
+def validate_and_save_reports(page, tmp_path, count):
+    page.click("#tab-validate")
+    page.click("#validate-run")
+    page.wait_for_selector(f".task.done:has-text('Validated {count} files')", timeout=120000)
+    saved = {}
+    for suffix in ("json", "txt"):
+        with page.expect_download() as info:
+            page.locator(f".download-list a[download$='_validation.{suffix}']").first.click()
+        saved[suffix] = info.value.path().read_bytes()
+    return saved, page.inner_text("#validate-summary")
+
+
+def test_one_worker_or_two_write_the_same_reports_byte_for_byte(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    broken = tmp_path / "broken.dcm"
+    ds = pydicom.dcmread(CT)
+    del ds.PatientID
+    ds.save_as(broken)
+    paths = many_files(tmp_path, 24) + [RTPLAN, broken, MR]
+    runs = {}
+    for workers in (1, 2):
+        context, page = pool_page(browser, server, workers, paths)
+        runs[workers] = validate_and_save_reports(page, tmp_path, len(paths))
+        assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'validate').lastRun.workers") == workers
+        assert not page.page_errors
+        context.close()
+    assert runs[1] == runs[2]
+    document = json.loads(runs[2][0]["json"])
+    # every file once, whichever worker checked it
+    assert sorted(f["name"] for f in document["files"]) == sorted(p.name for p in paths)
+    errors = sum(f["errors"] for f in document["files"])
+    assert errors >= 2 and runs[2][1].startswith(f"{errors} errors")  # rtplan's and broken's at least
+    assert runs[2][0]["txt"].decode().count("\n\n") == len(paths) - 1  # one block per file
+
+
+def test_cancel_stops_every_worker_and_offers_no_report(browser, server, tmp_path):
+    from test_page_io import many_files, pool_page
+    context, page = pool_page(browser, server, 2, many_files(tmp_path, 300))
+    page.click("#tab-validate")
+    page.click("#validate-run")
+    page.locator(".task.running:has-text('Validating') button", has_text="Cancel").click()
+    page.wait_for_selector(".task.failed:has-text('Validation cancelled')", timeout=5000)
+    page.wait_for_timeout(500)
+    assert page.locator(".download-list a[download$='_validation.json']").count() == 0
+    assert not page.is_disabled("#validate-run")
+    assert not page.page_errors
+    context.close()
