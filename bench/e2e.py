@@ -216,7 +216,7 @@ def wait_for_output(page, click, finished):
     task ends the wait at once with the page's own sentence, so a failure is never taken for a
     page that is still working."""
     downloads = []
-    page.on("download", downloads.append)
+    page.on("download", lambda download: downloads.append(download))
     page.click(click)
     deadline = time.monotonic() + CASE_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
