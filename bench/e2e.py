@@ -2,8 +2,8 @@
 
     python bench/e2e.py [--files 300] [--rounds 3] [--workers N]
 
-Chromium (Debian's, headless) on the page that `build.py serve` serves; a fresh browser context
-(profile) every round. Each case is timed from handing the files to the file input to the last
+Chromium (Debian's, headless) on the page that `build.py serve` serves; a fresh Chromium with its
+own profile on disk for every case (an in-memory profile's quota cannot hold a 1.5 GB folder save). Each case is timed from handing the files to the file input to the last
 byte of the output on disk:
 
 - (a) zip: Job A's five edits (../shared/peers/edits.py), saved as a ZIP download;
@@ -24,6 +24,7 @@ import base64
 import io
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -152,9 +153,12 @@ def browser_pid():
     return newest[1]
 
 
-def fresh_page(browser, url, workers):
-    context = browser.new_context(accept_downloads=True)
-    page = context.new_page()
+def fresh_page(p, url, workers, profile):
+    """A new Chromium with its own profile on disk (`profile`): a context without one keeps its
+    origin-private files in memory, with a quota far below a 1.5 GB study."""
+    context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=CHROMIUM_FLAGS,
+                                                   accept_downloads=True)
+    page = context.pages[0] if context.pages else context.new_page()
     page.goto(f"{url}?workers={workers}" if workers else url)
     page.wait_for_selector("body[data-python='ready']", timeout=120000)
     size = page.evaluate("window.dcmstudio.python.size")
@@ -202,6 +206,31 @@ def check_outputs(outputs, count, edited=True):
         assert (0x0009, 0x1002) not in ds, name
 
 
+class CaseFailed(Exception):
+    """The page said the task failed (its sentence is the message)."""
+
+
+def wait_for_output(page, click, finished):
+    """Clicks `click`, then waits until the task's output is complete: a download the browser has
+    written whole (`finished` None), or a task row matching `finished` (a folder save). A failed
+    task ends the wait at once with the page's own sentence, so a failure is never taken for a
+    page that is still working."""
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    page.click(click)
+    deadline = time.monotonic() + CASE_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        failed = page.query_selector(".task.failed")
+        if failed:
+            raise CaseFailed(failed.text_content())
+        if finished is None and downloads:
+            return downloads[0].path()  # returns once the browser has written the whole file
+        if finished is not None and page.query_selector(finished):
+            return None
+        page.wait_for_timeout(50)
+    raise TimeoutError(f"no output after {CASE_TIMEOUT_MS / 60000:.0f} minutes")
+
+
 def run_case(page, case, paths):
     """One timed case in an open page; returns (seconds, its outputs)."""
     if case == "folder":
@@ -213,19 +242,14 @@ def run_case(page, case, paths):
     page.wait_for_selector(".file-tree .row.all")
     if case == "deid":
         page.wait_for_selector("#deid-run:not([disabled])")
-        with page.expect_download(timeout=CASE_TIMEOUT_MS) as info:
-            page.click("#deid-run")
-        path = info.value.path()
+        path = wait_for_output(page, "#deid-run", None)
         return time.perf_counter() - start, ZipOutputs(path)
     page.check("#edit-scope-all")
     if case == "folder":
         page.select_option("#edit-save-to", "folder")
-        page.click("#edit-apply")
-        page.wait_for_selector(".task.done:has-text('Edited')", timeout=CASE_TIMEOUT_MS)
+        wait_for_output(page, "#edit-apply", ".task.done:has-text('Edited')")
         return time.perf_counter() - start, FolderOutputs(page)
-    with page.expect_download(timeout=CASE_TIMEOUT_MS) as info:
-        page.click("#edit-apply")
-    path = info.value.path()  # returns once the browser has written the whole file
+    path = wait_for_output(page, "#edit-apply", None)
     return time.perf_counter() - start, ZipOutputs(path)
 
 
@@ -263,12 +287,12 @@ def main():
     from playwright.sync_api import sync_playwright
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-            pid = browser_pid()
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 times["dcmodify"].append(timed(["sh", str(PEERS / "a1_dcmodify.sh"), str(data), str(work / "a1")])[0])
                 for case in cases:
-                    context, page, workers = fresh_page(browser, url, args.workers)
+                    profile = work / f"profile-{round_}-{case}"
+                    context, page, workers = fresh_page(p, url, args.workers, str(profile))
+                    pid = browser_pid()
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory(pid)
                     with PeakMemory(pid) as peak:
@@ -284,9 +308,10 @@ def main():
                     memory[case].append(peak.peak - empty)
                     check_outputs(outputs, args.files, edited=case != "deid")
                     context.close()
-            browser.close()
+                    shutil.rmtree(profile, ignore_errors=True)
     finally:
         server.terminate()
+        shutil.rmtree(work, ignore_errors=True)  # the inputs are links, but dcmodify's copies are not
     base = statistics.median(times["dcmodify"])
     print(f"{args.files} files, {size / 1e6:.1f} MB, {workers} worker(s), median of {args.rounds} rounds, "
           "files handed over → output on disk")

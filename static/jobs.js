@@ -112,8 +112,14 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const job = app.python.job({ kind, options: { ...options, container: folder ? "files" : "members", key: runKey(app) },
     items, onPart, onStep });
   task.onCancel = () => job.cancel();
+  // A folder that cannot be written (a full disk, a quota, a folder removed meanwhile) stops the
+  // job at once: making the other files would only fill the queue.
+  const writeFailed = (error) => ({ ok: false, error: { type: "WriteError", message: `Writing to ${target.label} ` +
+    `failed${folder ? ` after ${folder.written} of ${items.length} files` : ""}: ${error.message}` } });
+  if (folder) folder.onError = () => job.cancel();
   const result = await job.done;
   performance.mark("dcmstudio:job-steps");
+  if (folder?.error) return writeFailed(folder.error);
   if (!result.ok) {
     await writer?.abort?.();
     return result;
@@ -126,7 +132,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     }
     await folder?.finish();
   } catch (error) {
-    return { ok: false, error: { type: "WriteError", message: `Writing to ${target.label} failed: ${error.message}` } };
+    return writeFailed(error);
   }
   let blob = null;
   if (writer) blob = await writer.finish();

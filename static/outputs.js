@@ -103,6 +103,7 @@ export class FolderWriter {
     this.error = null;
     this.written = 0;
     this.bytes = 0;
+    this.onError = () => {};  // called once, with the first write's failure
   }
 
   file(path, parts) {
@@ -114,7 +115,11 @@ export class FolderWriter {
     while (this.running.size < FOLDER_WRITES_AT_ONCE && this.waiting.length && !this.error) {
       const { path, parts } = this.waiting.shift();
       const write = this.write(path, parts)
-        .catch((error) => { this.error ??= error; })
+        .catch((error) => {
+          if (this.error) return;
+          this.error = error;
+          this.onError(error);
+        })
         .finally(() => { this.running.delete(write); this.pump(); });
       this.running.add(write);
     }

@@ -217,3 +217,40 @@ def test_cancel_stops_every_worker_and_offers_nothing(browser, server, tmp_path,
     page.wait_for_timeout(500)
     assert not downloads
     context.close()
+
+
+# A picked folder whose disk fills up after `allowed` files: the real folder of the origin's
+# private file system, whose file handles refuse to be written from then on.
+FILLING_FOLDER = """async (allowed) => {
+    const outputs = await import('./static/outputs.js');
+    const real = await (await navigator.storage.getDirectory()).getDirectoryHandle('full-disk', { create: true });
+    let opened = 0;
+    const full = () => new DOMException('There is not enough space on the disk.', 'QuotaExceededError');
+    const folder = {
+        name: real.name, kind: 'directory',
+        keys: () => real.keys(),
+        getDirectoryHandle: (name, options) => real.getDirectoryHandle(name, options),
+        getFileHandle: async (name, options) => {
+            if (++opened > allowed) throw full();
+            return real.getFileHandle(name, options);
+        },
+    };
+    outputs.pickers.folder = async () => folder;
+    window.folderOpens = () => opened;
+}"""
+
+
+def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, server, tmp_path):
+    context, page = pool_page(browser, server, 2, many_files(tmp_path, 120))
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.evaluate(FILLING_FOLDER, 3)
+    start_edit(page)
+    page.select_option("#edit-save-to", "folder")
+    page.click("#edit-apply")
+    failed = page.wait_for_selector(".task.failed", timeout=60000).text_content()
+    assert "Writing to the folder “full-disk” failed after 3 of 120 files: There is not enough space" in failed
+    # the job stopped at the first failure instead of making every other file for nothing
+    assert page.evaluate("window.folderOpens()") < 120
+    assert not errors
+    context.close()
