@@ -242,8 +242,6 @@ FILLING_FOLDER = """async (allowed) => {
 
 def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, server, tmp_path):
     context, page = pool_page(browser, server, 2, many_files(tmp_path, 120))
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
     page.evaluate(FILLING_FOLDER, 3)
     start_edit(page)
     page.select_option("#edit-save-to", "folder")
@@ -252,5 +250,5 @@ def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, s
     assert "Writing to the folder “full-disk” failed after 3 of 120 files: There is not enough space" in failed
     # the job stopped at the first failure instead of making every other file for nothing
     assert page.evaluate("window.folderOpens()") < 120
-    assert not errors
+    assert not page.page_errors
     context.close()
