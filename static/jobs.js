@@ -119,7 +119,10 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   if (folder) folder.onError = () => job.cancel();
   const result = await job.done;
   performance.mark("dcmstudio:job-steps");
-  if (folder?.error) return writeFailed(folder.error);
+  if (folder?.error) {
+    await folder.finish().catch(() => {});  // the writes under way when it failed end first
+    return writeFailed(folder.error);
+  }
   if (!result.ok) {
     await writer?.abort?.();
     return result;
