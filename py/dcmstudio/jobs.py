@@ -162,12 +162,13 @@ def read_item(item):
 def read_item_for_edit(item, head_only=False):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
-    With ``head_only`` and a head the worker fetched (``item["head"]``, a scratch copy of the
-    file's first bytes, deleted here) that shows the file ending with its pixel data, the pixel
+    With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
     data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset.
+    The head is the one the worker fetched (``item["head"]``, a scratch copy of the file's first
+    bytes, deleted here), or else the file's first :data:`HEAD_BYTES` read in place (the command).
     Output pieces from ``tail`` on are then never the file's bytes: they must reach the page as
-    references to the opened file (an edit neither reads nor changes them). Otherwise the whole
-    file is read, and ``tail`` is None.
+    references to the opened file, or be copied from it (an edit neither reads nor changes them).
+    Otherwise the whole file is read, and ``tail`` is None.
 
     Returns
     -------
@@ -175,15 +176,22 @@ def read_item_for_edit(item, head_only=False):
     tail : int or None
     """
     head_path = item.get("head")
-    if not head_path:
+    name = item.get("name") or os.path.basename(item["path"])
+    if head_path:
+        try:
+            head = _read_whole(head_path)
+        finally:
+            os.remove(head_path)
+        size = None
+    elif head_only:
+        with unreadable_as_error(name):
+            head, size = _read_head(item["path"])
+    else:
         return read_item(item), None
-    try:
-        head = _read_whole(head_path)
-    finally:
-        os.remove(head_path)
     if head_only:
-        with unreadable_as_error(item.get("name") or os.path.basename(item["path"])):
-            size = os.stat(item["path"]).st_size
+        if size is None:
+            with unreadable_as_error(name):
+                size = os.stat(item["path"]).st_size
         if len(head) == size:
             return head, None
         tail = header.pixel_data_tail(head, size)
@@ -210,6 +218,19 @@ def split_at_tail(pieces, origins, tail):
             cut_pieces.append(piece)
             cut_origins.append(origin)
     return cut_pieces, cut_origins
+
+
+# As much of a file as the page's worker fetches ahead of a head-only step (static/worker.js).
+HEAD_BYTES = 64 * 1024
+
+
+def _read_head(path):
+    """The file's first :data:`HEAD_BYTES` (fewer if it is shorter) and its size, with one open."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, HEAD_BYTES, 0), os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def _read_whole(path):

@@ -149,7 +149,12 @@ def _per_file(commands, name, text):
     sub = commands.add_parser(name, help=text, description=text)
     _common(sub)
     sub.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                     help="processes working at once (default: the number of cores)")
+                     help="worker processes at most (default: the number of cores); see --pool")
+    sub.add_argument("--pool", choices=("auto", "always"), default="auto",
+                     help="auto (default): start the worker processes only when the files left would "
+                     "keep this one busy for a second or more (timed on the first files) and a core is "
+                     "idle, since starting them costs more than a few hundred small files take; "
+                     "always: start them after the first file")
     sub.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (its "
                      "scheduler); inputs and a folder OUTPUT must be reachable by every worker")
     return sub
@@ -288,7 +293,7 @@ def _run_deid(args):
         if not args.quiet:
             print(f"first pass: learning the identifying values of {len(items)} files", file=sys.stderr)
         unlearned = set()
-        for learned in run.in_order(runner, tasks.learn_file, spec, items):
+        for learned in run.in_order(runner, tasks.learn_file, spec, items, count=len(items)):
             merged.identifiers.update(learned["identifiers"])
             for patient in learned["patients"]:
                 merged.patients.setdefault(patient.key, patient)
@@ -440,14 +445,14 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     spec["job"] = tasks.job_id(spec)
     workers = min(args.jobs, len(items))
     runner = (run.DaskCluster(args.dask) if args.dask else
-              run.Serial() if workers == 1 else run.ProcessPool(workers))
+              run.Serial() if workers == 1 else run.ProcessPool(workers, always=args.pool == "always"))
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
     with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)
     try:
         shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
         todo = items if complete is None else map(complete, items)
-        for result in run.in_order(runner, tasks.run_file, spec, todo, shared):
+        for result in run.in_order(runner, tasks.run_file, spec, todo, shared, count=len(items)):
             if "error" not in result:
                 if output.zip is not None:
                     result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
@@ -460,6 +465,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
         totals = {"summary": {"command": args.command, "files": len(items),
                                "succeeded": len(items) - len(reports.failed),
                                "failed": reports.failed, "outputs": written, "output": args.output,
+                               "worker_processes": runner.workers if runner.started else 0,
                                **({"files_with_new_errors": with_new_errors}
                                   if spec["command"] not in ("dump", "validate") else {}),
                                **(summary() if summary else {})}}

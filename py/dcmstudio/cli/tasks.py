@@ -26,7 +26,7 @@ import os
 
 from dcmstudio import jobs, uids
 from dcmstudio.cli import run
-from dcmstudio.cli.files import write_checked
+from dcmstudio.cli.files import FromInput, write_checked
 from dcmstudio.errors import DicomStudioError
 
 # State a worker process builds once per job and keeps between files (no effect on the bytes).
@@ -68,9 +68,9 @@ def run_file(spec, item, shared=None):
     try:
         outputs, report = work(spec, item, *([] if shared is None else [run.resolve(shared)]))
         delivered = []
-        for name, pieces, dicom in outputs:
+        for name, pieces, dicom, *source in outputs:
             if spec.get("folder"):
-                write_checked(spec["folder"], name, pieces, dicom=dicom)
+                write_checked(spec["folder"], name, pieces, dicom=dicom, source=source[0] if source else None)
                 delivered.append(name)
             else:
                 delivered.append((name, b"".join(pieces)))
@@ -119,8 +119,27 @@ def _edit(spec, item):
     # A fresh keyed map per file: the same new UIDs, and nothing that grows with the job.
     context = {"index": item["index"], "uid_map": KeyedUidMap(bytes.fromhex(spec["key"])),
                "name": name, "replay": state["replay"]}
-    edited = jobs.edit_item(item, spec["edits"], context)
-    return [(name, edited.pieces, edited.part10)], edited.report
+    # Into a folder, as the page's folder save: only the head is read, and the pixel data that
+    # ends the file is copied from the input by the system (see files.write_checked).
+    edited = jobs.edit_item(item, spec["edits"], context, head_only=bool(spec.get("folder")))
+    return [(name, unread_as_copies(edited), edited.part10, item["path"])], edited.report
+
+
+def unread_as_copies(edited):
+    """An edit's output pieces, those that stand for the input's bytes not read (from
+    ``edited.tail`` on, see :func:`dcmstudio.jobs.read_item_for_edit`) replaced by
+    :class:`dcmstudio.cli.files.FromInput` ranges, consecutive ones merged."""
+    if edited.tail is None:
+        return edited.pieces
+    pieces = []
+    for piece, origin in zip(edited.pieces, edited.origins):
+        if origin is None or origin < edited.tail:
+            pieces.append(piece)
+        elif pieces and isinstance(pieces[-1], FromInput) and pieces[-1].offset + pieces[-1].length == origin:
+            pieces[-1] = FromInput(pieces[-1].offset, pieces[-1].length + len(piece))
+        else:
+            pieces.append(FromInput(origin, len(piece)))
+    return pieces
 
 
 def learn_file(spec, item):
