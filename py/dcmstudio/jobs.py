@@ -19,6 +19,7 @@ from .archive import ChunkSink, ZipWriter, member_header, member_name
 from .bounded import BoundedFile
 from .catalog import nested_too_deep, too_deep
 from .errors import DicomStudioError, InvalidDicomError, unreadable_as_error
+from .replay import SMALL_PIECE
 
 # Input stretches at least this long reach the page as references, not copies.
 REFERENCED_PIECE = 1 << 16
@@ -195,7 +196,9 @@ def read_item_for_edit(item, head_only=False):
         if len(head) == size:
             return head, None
         tail = header.pixel_data_tail(head, size)
-        if tail is not None:
+        # A shorter stretch of input would be joined with its neighbours into new bytes (see
+        # dcmstudio.replay.coalesce), zeros and all: it is read.
+        if tail is not None and size - tail >= SMALL_PIECE:
             data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
             data[:tail] = memoryview(head)[:tail]
             return data, tail
@@ -363,6 +366,11 @@ def edit_item(item, edits, context, head_only=False):
     data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = edit.edit_output(data, edits, context=context)
     pieces, origins = split_at_tail(pieces, origins, tail)
+    if tail is not None:  # the zeros standing in for the unread bytes must all be references
+        kept = sum(len(piece) for piece, origin in zip(pieces, origins) if origin is not None and origin >= tail)
+        if kept != len(data) - tail:
+            raise DicomStudioError(f"the edit of {item['name']} did not keep its pixel data as its own "
+                                   "stretch of the file; it was not offered.", file=item["name"])
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])

@@ -20,7 +20,9 @@ from concurrent.futures import BrokenExecutor
 
 from dcmstudio import __version__
 from dcmstudio.archive import member_name
-from dcmstudio.cli import files, run, tasks
+# The per-file code (dcmstudio.cli.tasks, and with it pydicom, numpy and pydicom's pixel decoders,
+# ~0.25 s) is imported by the subcommands that run it, not by --help or a usage error.
+from dcmstudio.cli import files, run
 from dcmstudio.errors import DicomStudioError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -292,6 +294,7 @@ def _run_deid(args):
         learns them) before any output; every worker then gets the job-wide set."""
         if not args.quiet:
             print(f"first pass: learning the identifying values of {len(items)} files", file=sys.stderr)
+        from dcmstudio.cli import tasks
         unlearned = set()
         for learned in run.in_order(runner, tasks.learn_file, spec, items, count=len(items)):
             merged.identifiers.update(learned["identifiers"])
@@ -434,6 +437,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     ``merge(result)`` sees each file's result in input order; ``first_pass(runner, spec, items,
     scratch)`` runs before the first file and returns what every worker gets (a handle from the
     runner's ``share``) and a function that completes each item."""
+    from dcmstudio.cli import tasks
     if args.jobs < 1:
         raise files.UsageError("--jobs must be at least 1.")
     files.check_output(args.output, args.inputs)
