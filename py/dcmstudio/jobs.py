@@ -205,6 +205,16 @@ def read_item_for_edit(item, head_only=False):
     return read_file(item["path"], item.get("name")), None
 
 
+def unread_kept(pieces, origins, tail, size):
+    """Whether the output ``pieces`` hold the input's unread bytes (from ``tail`` to ``size``, see
+    :func:`read_item_for_edit`) only as pieces of their own, whose origins say so: never the
+    zeros that stand in for them inside new bytes. True when all was read (``tail`` None)."""
+    if tail is None:
+        return True
+    return sum(len(piece) for piece, origin in zip(pieces, origins) if origin is not None and origin >= tail) \
+        == size - tail
+
+
 def split_at_tail(pieces, origins, tail):
     """``pieces`` and ``origins`` with the piece that straddles ``tail`` cut in two there, so
     that every piece is wholly before ``tail`` or wholly from it on (see
@@ -366,11 +376,9 @@ def edit_item(item, edits, context, head_only=False):
     data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = edit.edit_output(data, edits, context=context)
     pieces, origins = split_at_tail(pieces, origins, tail)
-    if tail is not None:  # the zeros standing in for the unread bytes must all be references
-        kept = sum(len(piece) for piece, origin in zip(pieces, origins) if origin is not None and origin >= tail)
-        if kept != len(data) - tail:
-            raise DicomStudioError(f"the edit of {item['name']} did not keep its pixel data as its own "
-                                   "stretch of the file; it was not offered.", file=item["name"])
+    if not unread_kept(pieces, origins, tail, len(data)):
+        raise DicomStudioError(f"the edit of {item['name']} did not keep its pixel data as its own "
+                               "stretch of the file; it was not offered.", file=item["name"])
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -762,11 +770,17 @@ _SYNTAX_SUFFIXES = {
 _LOSSY_SUFFIXES = {"1.2.840.10008.1.2.4.91": "j2k_lossy", "1.2.840.10008.1.2.4.50": "jpeg_lossy"}
 
 
-def deidentify_item(deidentifier, item, index, learned=False, with_origins=False):
+def deidentify_item(deidentifier, item, index, learned=False, with_origins=False, head_only=False):
     """One file de-identified as the deid task does it (read, de-identified by ``deidentifier``
     as the ``index``-th file, its output checked); the command calls it too. Its output depends
     only on the file, ``index`` and what the deidentifier shares with every file of the job (key,
     options, what the first pass learned), never on the files de-identified before it.
+
+    With ``head_only`` (the command, writing into a folder, no pixel mask for the file) the
+    pixel data that ends the file is not read, as for an edit (see :func:`read_item_for_edit`):
+    the pieces from ``tail`` on (returned last) stand in for it. If the de-identification did not
+    keep them as pieces of their own, :class:`UnreadBytesNeeded` is raised before any check:
+    the caller de-identifies the file again, read whole, with a fresh deidentifier.
 
     Returns
     -------
@@ -778,8 +792,11 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
     origins : list of (int or None)
         With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
-    data = read_item(item)
+    data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
+    pieces, origins = split_at_tail(pieces, origins, tail)
+    if not unread_kept(pieces, origins, tail, len(data)):
+        raise UnreadBytesNeeded(item["name"])
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -791,7 +808,14 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
         check_reread(pieces, item["name"])
         report["new_errors"] = new_errors_of(data, pieces, item["name"])
         deidentifier.output_checked(report["new_errors"])
+    if head_only:
+        return pieces, report, part10, origins, tail
     return (pieces, report, part10, origins) if with_origins else (pieces, report, part10)
+
+
+class UnreadBytesNeeded(Exception):
+    """A head-only step found that the output needs the bytes it did not read (see
+    :func:`deidentify_item`)."""
 
 
 @register("deid")

@@ -92,6 +92,45 @@ def test_a_folder_edit_reading_heads_gives_the_bytes_of_whole_reads(tmp_path, mo
     assert folder_lines[-1].replace(str(tmp_path / "folder"), "") == zip_lines[-1].replace(str(tmp_path / "all.zip"), "")
 
 
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_folder_deid_reading_heads_gives_the_bytes_and_reports_of_whole_reads(tmp_path, monkeypatch, small_pieces,
+                                                                              fallback):
+    """De-identified into a folder (heads only where the pixel data ends the file) and into a ZIP:
+    the same files, reports and mapping. ``fallback``: every head-only file is found to need its
+    unread bytes (as a defect would), and is de-identified again, read whole."""
+    real_read_file = jobs.read_file
+    whole_reads = []
+
+    def read_file(path, name=None):
+        whole_reads.append(name)
+        return real_read_file(path, name)
+
+    monkeypatch.setattr(jobs, "read_file", read_file)
+    if fallback:
+        monkeypatch.setattr(jobs, "unread_kept", lambda pieces, origins, tail, size: tail is None)
+    source = tmp_path / "in"
+    source.mkdir()
+    names = ["MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtdose.dcm", "SC_ybr_full_422_uncompressed.dcm",
+             "CT_small.dcm", "ExplVR_BigEnd.dcm"]
+    for name in names:
+        (source / name).write_bytes(bundled(name).read_bytes())
+    outputs = {}
+    for way, output in (("folder", "files"), ("zip", "files.zip")):
+        (tmp_path / way).mkdir()
+        assert main(["deid", str(source), "-o", str(tmp_path / way / output), "--secret", "s", "-q", "--jobs", "1",
+                     "--option", "retain_long_modified_dates", "--keep-names", "--mapping", str(tmp_path / way),
+                     "--report", str(tmp_path / way / "r.jsonl")]) == 0
+        mapping = {p.name: p.read_bytes() for p in (tmp_path / way).glob("IDENTIFYING-*")}
+        report = [line for line in (tmp_path / way / "r.jsonl").read_text().splitlines() if '"summary"' not in line]
+        outputs[way] = mapping, report
+        if way == "folder":
+            read_whole_for_folder = len(whole_reads)
+    assert digests(tmp_path / "folder" / "files") == zip_digests(tmp_path / "zip" / "files.zip")
+    assert outputs["folder"] == outputs["zip"]
+    # the ZIP reads every file whole; the folder only those whose pixel data it had to read
+    assert read_whole_for_folder == (len(names) if fallback else 1)  # CT_small's header is over 2 KiB
+
+
 def test_the_pixel_data_is_copied_by_the_system_else_by_reading(tmp_path, monkeypatch, small_pieces):
     """copy_file_range, else sendfile, else reads and writes: the same output file."""
     source = bundled("MR_small_implicit.dcm")
