@@ -64,10 +64,11 @@ class Inputs:
             prefix = os.path.basename(os.path.normpath(os.path.abspath(given))) if len(self.inputs) > 1 else ""
             for folder, dirs, names in os.walk(given):
                 dirs.sort()
+                # the folder's path relative to INPUT, once per folder (not per file)
+                relative = os.path.relpath(folder, given).replace(os.sep, "/")
+                start = "/".join(part for part in (prefix, relative if relative != "." else "") if part)
                 for file_name in sorted(names):
-                    path = os.path.join(folder, file_name)
-                    relative = os.path.relpath(path, given).replace(os.sep, "/")
-                    yield path, f"{prefix}/{relative}" if prefix else relative
+                    yield os.path.join(folder, file_name), f"{start}/{file_name}" if start else file_name
 
     def __len__(self):
         return self.count
