@@ -7,6 +7,7 @@ and the mapping come out in the same order whichever way the files ran.
 
 import collections
 import concurrent.futures
+import gc
 import itertools
 import json
 import os
@@ -90,6 +91,9 @@ class ProcessPool:
         if self._left is not None:
             self._left -= files
         if self._pool is None and self._here == 0 and self._worth_it():
+            # what this process holds now is never collected in the forked workers: their
+            # garbage collector then leaves its pages alone instead of copying them
+            gc.freeze()
             self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=_context())
             self.started += 1
         if self._pool is not None:
