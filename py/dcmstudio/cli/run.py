@@ -107,15 +107,15 @@ class ProcessPool:
         return future
 
     def _worth_it(self):
+        """Whether to start the workers now (asked once per pass, after the timed files)."""
         if self.always:
             return True
-        if self._here < 0 or not self._left:
+        self._here = -1  # decided: not asked again in this pass
+        if not self._left or not self._timed:
             return False
-        self._here = -1  # decided once per pass
         left = self._left + 1  # this file too
-        per_file = statistics.median(self._timed) if self._timed else 0
         idle = (os.cpu_count() or 1) - os.getloadavg()[0] if hasattr(os, "getloadavg") else self.workers
-        return per_file * left >= POOL_AFTER_SECONDS and idle >= 1
+        return statistics.median(self._timed) * left >= POOL_AFTER_SECONDS and idle >= 1
 
     def share(self, value, folder):
         """``value`` pickled once into ``folder``: each worker process loads it once (not once per
