@@ -1,6 +1,7 @@
 """The ``dcmstudio`` command beside the command-line tools people script, whole process each.
 
     python bench/cli.py [DATA_DIR] [--rounds 3] [--jobs 2] [--files 2860] [--skip dicognito] [--pool-too]
+                        [--baseline PY_DIR]
 
 Run it with the test venv's Python (it has pydicom): ``~/.cache/dcmstudio/test-venv/bin/python``.
 DATA_DIR defaults to Job A's 300-file CT series (~/.cache/dcmstudio/bench-data/D1, made by
@@ -20,7 +21,9 @@ Timed, interleaved over the rounds, median reported, each a whole process from s
   ``import pydicom`` (which imports numpy and pydicom's pixel decoders), ``dcmstudio --help`` (the
   command without pydicom) and the interpreter with every module the per-file code imports;
 - with ``--pool-too``, the command again with ``--pool always`` (worker processes started after the
-  first file whatever the count: by default they start only when they pay, see ``--pool``).
+  first file whatever the count: by default they start only when they pay, see ``--pool``);
+- with ``--baseline PY_DIR``, the command from another copy of ``py/`` too, e.g. an earlier
+  revision's: ``git archive REV py | tar -x -C /tmp/rev`` then ``--baseline /tmp/rev/py``.
 
 The command runs as ``pip install`` leaves it: its modules compiled to bytecode first (where
 PYTHONDONTWRITEBYTECODE is set, as on the project's machines, Python would otherwise compile
@@ -82,7 +85,7 @@ def linked_folder(data, count):
 def worker_processes(report):
     """How many worker processes the command started (its report's summary)."""
     with open(report, encoding="utf-8") as f:
-        return json.loads(f.readlines()[-1])["summary"]["worker_processes"]
+        return json.loads(f.readlines()[-1])["summary"].get("worker_processes")
 
 
 def main():
@@ -93,6 +96,8 @@ def main():
     parser.add_argument("--files", type=int, help="time a folder of this many hard links to DATA_DIR's files")
     parser.add_argument("--skip", action="append", default=[], metavar="NAME", help="leave out a run (e.g. dicognito)")
     parser.add_argument("--pool-too", action="store_true", help="the command with --pool always too")
+    parser.add_argument("--baseline", type=pathlib.Path, metavar="PY_DIR",
+                        help="also time the command from another copy of py/ (e.g. `git archive REV py`)")
     args = parser.parse_args()
     data = bench_deid.ensure_data(args.data)
     if args.files and args.files > len(list(data.iterdir())):
@@ -101,7 +106,9 @@ def main():
     for tool in ("gdcmanon", "dcmodify", "openssl"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (Debian: libgdcm-tools, dcmtk, openssl)")
-    compileall.compile_dir(str(ROOT / "py" / "dcmstudio"), quiet=1)  # as pip install does
+    for py in (ROOT / "py", args.baseline):
+        if py is not None:
+            compileall.compile_dir(str(py / "dcmstudio"), quiet=1)  # as pip install does
     env = {**os.environ, "PYTHONPATH": str(ROOT / "py")}
     command = [sys.executable, "-m", "dcmstudio.cli"]
     pools = {}  # run name → worker processes started, per round
@@ -112,11 +119,11 @@ def main():
                        check=True, capture_output=True)
         (work / "edits.json").write_text(json.dumps({"dcmstudio_edits": 1, "edits": JOB_A_EDITS}))
 
-        def ours(name, subcommand, *extra):
+        def ours(name, subcommand, *extra, py=ROOT / "py"):
             def run(out):
                 report = str(out) + "-report.jsonl"
                 elapsed = timed([*command, subcommand, str(data), "-o", str(out), "-q", "--jobs", str(args.jobs),
-                                 "--report", report, *extra], env=env)
+                                 "--report", report, *extra], env={**env, "PYTHONPATH": str(py)})
                 pools.setdefault(name, []).append(worker_processes(report))
                 os.remove(report)
                 return elapsed
@@ -147,6 +154,12 @@ def main():
             runs[f"dcmstudio edit --jobs {args.jobs} --pool always"] = ours(
                 f"dcmstudio edit --jobs {args.jobs} --pool always", "edit", "--edits", str(work / "edits.json"),
                 "--pool", "always")
+        if args.baseline:
+            runs[f"baseline deid --jobs {args.jobs}"] = lambda out: ours(
+                f"baseline deid --jobs {args.jobs}", "deid", *deid_options, "--mapping", str(out) + "-mapping",
+                py=args.baseline)(out)
+            runs[f"baseline edit --jobs {args.jobs}"] = ours(f"baseline edit --jobs {args.jobs}", "edit", "--edits",
+                                                             str(work / "edits.json"), py=args.baseline)
         runs = {name: run for name, run in runs.items() if not any(skip in name for skip in args.skip)}
         times = {name: [] for name in runs}
         for round_ in range(args.rounds):
@@ -163,6 +176,9 @@ def main():
               "python + import pydicom / dcmodify": medians["python -c 'import pydicom'"] / medians["dcmodify"]}
     if "dicognito" in medians:
         ratios["deid / dicognito"] = medians[deid] / medians["dicognito"]
+    if args.baseline:
+        ratios["deid / baseline deid"] = medians[deid] / medians[f"baseline deid --jobs {args.jobs}"]
+        ratios["edit / baseline edit"] = medians[edit] / medians[f"baseline edit --jobs {args.jobs}"]
     result = {
         "files": len(list(data.iterdir())),
         "bytes": sum(p.stat().st_size for p in data.iterdir()),
