@@ -30,6 +30,9 @@ PYTHONDONTWRITEBYTECODE is set, as on the project's machines, Python would other
 dcmstudio's 30-odd modules from source at every start, ~0.13 s). Each command run writes its
 report to a file, whose summary says how many worker processes it started.
 
+Each run's CPU seconds (user and system, its own and its children's) are kept too: on a machine
+busy with other work, elapsed times favour runs with more processes (they get more of its share).
+
 Targets (issue 15): de-identification at most gdcmanon's time, edit at most dcmodify's.
 Results: printed, and written to bench/results/cli.json (cli-N.json with --files N).
 """
@@ -40,6 +43,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,10 +65,16 @@ JOB_A_EDITS = [{"op": "set", "path": "PatientName", "value": "Anonymous^Edited"}
                {"op": "set", "path": "RequestAttributesSequence[0].RequestedProcedureID", "value": "RP-EDITED-42"}]
 
 
+_cpu = {}  # the CPU seconds (user + system, the process and all it waited for) of the last timed run
+
+
 def timed(command, **kwargs):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, **kwargs)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _cpu["last"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.decode(errors='replace')[-2000:]}")
     return elapsed
@@ -162,10 +172,12 @@ def main():
                                                              str(work / "edits.json"), py=args.baseline)
         runs = {name: run for name, run in runs.items() if not any(skip in name for skip in args.skip)}
         times = {name: [] for name in runs}
+        cpu = {name: [] for name in runs}
         for round_ in range(args.rounds):
             for name, run in runs.items():
                 out = work / f"out-{round_}-{len(times[name])}"
                 times[name].append(run(out))
+                cpu[name].append(_cpu["last"])
                 shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(str(out) + "-mapping", ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
@@ -176,6 +188,9 @@ def main():
               "python + import pydicom / dcmodify": medians["python -c 'import pydicom'"] / medians["dcmodify"]}
     if "dicognito" in medians:
         ratios["deid / dicognito"] = medians[deid] / medians["dicognito"]
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    ratios["cpu: deid / gdcmanon"] = cpu_medians[deid] / cpu_medians["gdcmanon"]
+    ratios["cpu: edit / dcmodify"] = cpu_medians[edit] / cpu_medians["dcmodify"]
     if args.baseline:
         ratios["deid / baseline deid"] = medians[deid] / medians[f"baseline deid --jobs {args.jobs}"]
         ratios["edit / baseline edit"] = medians[edit] / medians[f"baseline edit --jobs {args.jobs}"]
@@ -187,6 +202,9 @@ def main():
         "load_average_at_end": os.getloadavg(),
         "seconds_median": medians,
         "seconds_all": times,
+        # a busy machine shares its cores among everyone's processes: two get more than one, so
+        # CPU seconds compare the work each run does better than elapsed time does then
+        "cpu_seconds_median": cpu_medians,
         "worker_processes_started": pools,
         "ratios": ratios,
         "versions": {"dicognito": dicognito_version},
