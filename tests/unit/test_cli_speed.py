@@ -246,3 +246,18 @@ def test_help_does_not_import_pydicom():
                             env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "py")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_report_encoded_once_is_written_as_json_would_write_it():
+    import io
+    import json
+    report = {"file": "a.dcm", "residual": [{"found": "DOE^J"}], "n": 1.5, "ü": None}
+    record = {"file": "a.dcm", "index": 3, "outputs": ["x/00001.dcm"], "report": report}
+    reports = run.Reports(None)
+    reports.stream = io.StringIO()
+    page_line = run.with_key(run.encode_report(report), "member", json.dumps("x/00001.dcm"))
+    assert page_line == json.dumps({**report, "member": "x/00001.dcm"})
+    reports.write(record)
+    reports.write({**record, "report": {}})  # not the one encoded: encoded as usual
+    assert reports.stream.getvalue().splitlines() == [json.dumps(record), json.dumps({**record, "report": {}})]
+    assert run.with_key("{}", "member", '"m"') == json.dumps({"member": "m"})

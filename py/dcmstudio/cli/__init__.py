@@ -311,8 +311,8 @@ def _run_deid(args):
         else:
             _merge_mapping(merged, result["report"])
             # as the page's job: each line names the file's member in the output
-            line = {**result["report"], "member": member_name(result["report"]["output"])}
-            page_report.write(json.dumps(line) + "\n")
+            member = json.dumps(member_name(result["report"]["output"]))
+            page_report.write(run.with_key(run.encode_report(result["report"]), "member", member) + "\n")
 
     spec = {"command": "deid", "options": options}
     try:

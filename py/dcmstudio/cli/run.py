@@ -275,9 +275,31 @@ class Reports:
     def write(self, record):
         if "error" in record:
             self.failed.append({"file": record["file"], "message": record["error"]})
-        self.stream.write(json.dumps(record, default=str) + "\n")
+        report, encoded = _encoded
+        _encoded[:] = [None, None]
+        if report is not None and record.get("report") is report and next(reversed(record)) == "report":
+            rest = json.dumps({key: value for key, value in record.items() if key != "report"}, default=str)
+            self.stream.write(with_key(rest, "report", encoded) + "\n")
+        else:
+            self.stream.write(json.dumps(record, default=str) + "\n")
 
     def close(self):
         self.stream.flush()
         if self.owned:
             self.stream.close()
+
+
+_encoded = [None, None]  # the report encode_report encoded last, and its text
+
+
+def encode_report(report):
+    """``report`` as JSON text, as its file's line in :class:`Reports` will hold it, which then
+    takes this text instead of encoding it again (deid writes each report twice)."""
+    _encoded[:] = [report, json.dumps(report, default=str)]
+    return _encoded[1]
+
+
+def with_key(encoded, key, value):
+    """The JSON object text ``encoded`` with ``key`` and the JSON text ``value`` after its last
+    member: what ``json.dumps`` writes for the object with that key added last."""
+    return f"{encoded[:-1]}{', ' if encoded != '{}' else ''}{json.dumps(key)}: {value}}}"
