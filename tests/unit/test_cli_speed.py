@@ -89,7 +89,8 @@ def test_a_folder_edit_reading_heads_gives_the_bytes_of_whole_reads(tmp_path, mo
         folder_lines, zip_lines = a.read().splitlines(), b.read().splitlines()
     # the same reports (new errors included), line for line; the summaries name their outputs
     assert folder_lines[:-1] == zip_lines[:-1]
-    assert folder_lines[-1].replace(str(tmp_path / "folder"), "") == zip_lines[-1].replace(str(tmp_path / "all.zip"), "")
+    assert folder_lines[-1].replace(str(tmp_path / "folder"), "") == \
+        zip_lines[-1].replace(str(tmp_path / "all.zip"), "")
 
 
 @pytest.mark.parametrize("fallback", [False, True])
@@ -154,7 +155,8 @@ def test_the_pixel_data_is_copied_by_the_system_else_by_reading(tmp_path, monkey
         calls.clear()
         with monkeypatch.context() as patch:
             if real_copy is not None:
-                patch.setattr(os, "copy_file_range", patches.get("copy_file_range", counted(real_copy, "copy_file_range")))
+                patch.setattr(os, "copy_file_range",
+                              patches.get("copy_file_range", counted(real_copy, "copy_file_range")))
             if real_sendfile is not None:
                 patch.setattr(os, "sendfile", patches.get("sendfile", counted(real_sendfile, "sendfile")))
             out = tmp_path / way.replace(" ", "_")
