@@ -449,7 +449,9 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     spec["job"] = tasks.job_id(spec)
     workers = min(args.jobs, len(items))
     runner = (run.DaskCluster(args.dask) if args.dask else
-              run.Serial() if workers == 1 else run.ProcessPool(workers, always=args.pool == "always"))
+              run.Serial() if workers == 1 else
+              # results bring a ZIP's outputs back as bytes: one file per task then
+              run.ProcessPool(workers, always=args.pool == "always", batch=8 if output.folder else 1))
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
     with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)

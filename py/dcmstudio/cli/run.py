@@ -58,18 +58,22 @@ class ProcessPool:
 
     Workers are forked from this process on Linux, so they start with every module imported and
     the caches warm instead of importing and filling them again; elsewhere a fork server that has
-    imported the per-file code starts them (or they are spawned). Files go to them :attr:`batch`
-    at a time: one task per file costs about as much as editing the file.
+    imported the per-file code starts them (or they are spawned). Files go to them ``batch`` at
+    a time: one task per file costs about as much as editing the file.
 
     Parameters
     ----------
     workers : int
     always : bool
+    batch : int
+        Files per task: 1 where each result carries the output's bytes (a ZIP), so that no more
+        files are held in memory at once than without batches.
     """
 
-    def __init__(self, workers, always=False):
+    def __init__(self, workers, always=False, batch=8):
         self.workers = workers
         self.always = always
+        self._batch = batch
         self._pool = None
         self._here = 0  # files still to run in this process before deciding
         self._timed = []  # seconds per file of the timed ones
@@ -78,7 +82,7 @@ class ProcessPool:
 
     @property
     def batch(self):
-        return 8 if self._pool is not None else 1
+        return self._batch if self._pool is not None else 1
 
     def begin(self, function, count=None):
         self.shutdown()  # its workers were forked warm for the previous pass
