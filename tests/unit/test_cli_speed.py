@@ -263,3 +263,25 @@ def test_a_report_encoded_once_is_written_as_json_would_write_it():
     reports.write({**record, "report": {}})  # not the one encoded: encoded as usual
     assert reports.stream.getvalue().splitlines() == [json.dumps(record), json.dumps({**record, "report": {}})]
     assert run.with_key("{}", "member", '"m"') == json.dumps({"member": "m"})
+
+
+def test_the_pages_folder_save_never_writes_the_zeros_standing_for_unread_pixel_data(tmp_path):
+    """The page's edit task saving into a folder, with a head fetched ahead (2 KiB here, 64 KiB in
+    the page) of a file whose pixel data is shorter than SMALL_PIECE: before the fix, that pixel
+    data was joined into new bytes with the zeros standing in for it, and saved as zeros."""
+    import io
+
+    import pydicom
+
+    from dcmstudio.archive import read_parts
+    source = TEST_FILES_DIR / "dicomdirtests" / "98892003" / "MR2" / "15970"
+    head = tmp_path / "head"
+    head.write_bytes(source.read_bytes()[:2048])
+    assert jobs.header.pixel_data_tail(head.read_bytes(), source.stat().st_size) is not None  # ends with it
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    job = jobs.EditJob({"edits": [{"op": "set", "path": "PatientName", "value": "X"}], "container": "files"}, 1,
+                       str(scratch))
+    step = job.step({"path": str(source), "name": "a.dcm", "head": str(head)})
+    edited = pydicom.dcmread(io.BytesIO(read_parts(step["chunks"])))
+    assert edited.PatientName == "X" and edited.PixelData == pydicom.dcmread(source).PixelData
