@@ -23,7 +23,7 @@ from test_cli_parity import PARITY_LINE, cli_digests, copy_inputs, sha  # noqa: 
 
 def run_command(argv):
     env = {"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "dcmstudio.cli", *argv, "--jobs", "2"], env=env,
+    return subprocess.run([sys.executable, "-m", "dcmstudio.cli", *argv, "--jobs", "2", "--pool", "always"], env=env,
                           capture_output=True, timeout=300).returncode
 
 

@@ -19,6 +19,7 @@ from .archive import CHUNK_SIZE, ChunkSink, ZipWriter, member_header, member_nam
 from .bounded import BoundedFile
 from .catalog import nested_too_deep, too_deep
 from .errors import DicomStudioError, InvalidDicomError, unreadable_as_error
+from .replay import SMALL_PIECE
 
 # Input stretches at least this long reach the page as references, not copies.
 REFERENCED_PIECE = 1 << 16
@@ -162,12 +163,13 @@ def read_item(item):
 def read_item_for_edit(item, head_only=False):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
-    With ``head_only`` and a head the worker fetched (``item["head"]``, a scratch copy of the
-    file's first bytes, deleted here) that shows the file ending with its pixel data, the pixel
+    With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
     data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset.
+    The head is the one the worker fetched (``item["head"]``, a scratch copy of the file's first
+    bytes, deleted here), or else the file's first :data:`HEAD_BYTES` read in place (the command).
     Output pieces from ``tail`` on are then never the file's bytes: they must reach the page as
-    references to the opened file (an edit neither reads nor changes them). Otherwise the whole
-    file is read, and ``tail`` is None.
+    references to the opened file, or be copied from it (an edit neither reads nor changes them).
+    Otherwise the whole file is read, and ``tail`` is None.
 
     Returns
     -------
@@ -175,23 +177,42 @@ def read_item_for_edit(item, head_only=False):
     tail : int or None
     """
     head_path = item.get("head")
-    if not head_path:
+    name = item.get("name") or os.path.basename(item["path"])
+    if head_path:
+        try:
+            head = _read_whole(head_path)
+        finally:
+            os.remove(head_path)
+        size = None
+    elif head_only:
+        with unreadable_as_error(name):
+            head, size = _read_head(item["path"])
+    else:
         return read_item(item), None
-    try:
-        head = _read_whole(head_path)
-    finally:
-        os.remove(head_path)
     if head_only:
-        with unreadable_as_error(item.get("name") or os.path.basename(item["path"])):
-            size = os.stat(item["path"]).st_size
+        if size is None:
+            with unreadable_as_error(name):
+                size = os.stat(item["path"]).st_size
         if len(head) == size:
             return head, None
         tail = header.pixel_data_tail(head, size)
-        if tail is not None:
+        # A shorter stretch of input would be joined with its neighbours into new bytes (see
+        # dcmstudio.replay.coalesce), zeros and all: it is read.
+        if tail is not None and size - tail >= SMALL_PIECE:
             data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
             data[:tail] = memoryview(head)[:tail]
             return data, tail
     return read_file(item["path"], item.get("name")), None
+
+
+def unread_kept(pieces, origins, tail, size):
+    """Whether the output ``pieces`` hold the input's unread bytes (from ``tail`` to ``size``, see
+    :func:`read_item_for_edit`) only as pieces of their own, whose origins say so: never the
+    zeros that stand in for them inside new bytes. True when all was read (``tail`` None)."""
+    if tail is None:
+        return True
+    return sum(len(piece) for piece, origin in zip(pieces, origins) if origin is not None and origin >= tail) \
+        == size - tail
 
 
 def split_at_tail(pieces, origins, tail):
@@ -210,6 +231,19 @@ def split_at_tail(pieces, origins, tail):
             cut_pieces.append(piece)
             cut_origins.append(origin)
     return cut_pieces, cut_origins
+
+
+# As much of a file as the page's worker fetches ahead of a head-only step (static/worker.js).
+HEAD_BYTES = 64 * 1024
+
+
+def _read_head(path):
+    """The file's first :data:`HEAD_BYTES` (fewer if it is shorter) and its size, with one open."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, HEAD_BYTES, 0), os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def _read_whole(path):
@@ -342,6 +376,9 @@ def edit_item(item, edits, context, head_only=False):
     data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = edit.edit_output(data, edits, context=context)
     pieces, origins = split_at_tail(pieces, origins, tail)
+    if not unread_kept(pieces, origins, tail, len(data)):
+        raise DicomStudioError(f"the edit of {item['name']} did not keep its pixel data as its own "
+                               "stretch of the file; it was not offered.", file=item["name"])
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -805,11 +842,17 @@ _SYNTAX_SUFFIXES = {
 _LOSSY_SUFFIXES = {"1.2.840.10008.1.2.4.91": "j2k_lossy", "1.2.840.10008.1.2.4.50": "jpeg_lossy"}
 
 
-def deidentify_item(deidentifier, item, index, learned=False, with_origins=False):
+def deidentify_item(deidentifier, item, index, learned=False, with_origins=False, head_only=False):
     """One file de-identified as the deid task does it (read, de-identified by ``deidentifier``
     as the ``index``-th file, its output checked); the command calls it too. Its output depends
     only on the file, ``index`` and what the deidentifier shares with every file of the job (key,
     options, what the first pass learned), never on the files de-identified before it.
+
+    With ``head_only`` (the command, writing into a folder, no pixel mask for the file) the
+    pixel data that ends the file is not read, as for an edit (see :func:`read_item_for_edit`):
+    the pieces from ``tail`` on (returned last) stand in for it. If the de-identification did not
+    keep them as pieces of their own, :class:`UnreadBytesNeeded` is raised before any check:
+    the caller de-identifies the file again, read whole, with a fresh deidentifier.
 
     Returns
     -------
@@ -821,8 +864,11 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
     origins : list of (int or None)
         With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
-    data = read_item(item)
+    data, tail = read_item_for_edit(item, head_only)
     pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
+    pieces, origins = split_at_tail(pieces, origins, tail)
+    if not unread_kept(pieces, origins, tail, len(data)):
+        raise UnreadBytesNeeded(item["name"])
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -834,7 +880,14 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
         check_reread(pieces, item["name"])
         report["new_errors"] = new_errors_of(data, pieces, item["name"])
         deidentifier.output_checked(report["new_errors"])
+    if head_only:
+        return pieces, report, part10, origins, tail
     return (pieces, report, part10, origins) if with_origins else (pieces, report, part10)
+
+
+class UnreadBytesNeeded(Exception):
+    """A head-only step found that the output needs the bytes it did not read (see
+    :func:`deidentify_item`)."""
 
 
 @register("deid")

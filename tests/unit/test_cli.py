@@ -197,7 +197,10 @@ def test_deid_in_a_pool_gives_the_bytes_and_mapping_of_one_process(tmp_path):
     source = study(str(tmp_path / "in"))
     for name, jobs in (("one", "1"), ("pool", "2")):
         os.makedirs(tmp_path / name)
-        assert deid_run(source, str(tmp_path / name / "files"), str(tmp_path / name), "--jobs", jobs) == 1
+        assert deid_run(source, str(tmp_path / name / "files"), str(tmp_path / name), "--jobs", jobs,
+                        "--pool", "always") == 1
+        summary = report_lines(tmp_path / name / "r.jsonl")[-1]["summary"]
+        assert summary["worker_processes"] == (0 if jobs == "1" else 2)
     one, pool = digests(tmp_path / "one" / "files"), digests(tmp_path / "pool" / "files")
     assert one == pool and len(one) == 4
     assert identifying(tmp_path / "one") == identifying(tmp_path / "pool")
@@ -211,7 +214,8 @@ def test_deid_in_a_pool_gives_the_bytes_and_mapping_of_one_process(tmp_path):
 def test_new_uids_agree_across_processes(tmp_path):
     source = copies(str(tmp_path / "in"), 6)
     assert main(["edit", source, "-o", str(tmp_path / "out.zip"), "--remap-uids", "--jobs", "3", "-q",
-                 "--report", str(tmp_path / "r.jsonl")]) == 0
+                 "--pool", "always", "--report", str(tmp_path / "r.jsonl")]) == 0
+    assert report_lines(tmp_path / "r.jsonl")[-1]["summary"]["worker_processes"] == 3
     with zipfile.ZipFile(tmp_path / "out.zip") as z:
         edited = [pydicom.dcmread(z.open(n)) for n in sorted(z.namelist())]
     original = pydicom.dcmread(bundled("CT_small.dcm"))
@@ -226,7 +230,7 @@ def test_the_console_script_runs_as_its_own_process(tmp_path):
     source = copies(str(tmp_path / "in"), 2)
     env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "py")}
     result = subprocess.run([sys.executable, "-m", "dcmstudio.cli", "dump", source, "-o",
-                             str(tmp_path / "out"), "--json", "--jobs", "2"],
+                             str(tmp_path / "out"), "--json", "--jobs", "2", "--pool", "always"],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -345,8 +349,14 @@ def test_the_mapping_is_kept_apart_and_never_overwritten(tmp_path, capsys):
     assert not (tmp_path / "again").exists()
 
 
+_TEST_PROCESS = os.getpid()
+
+
 def _die(spec, item):
-    os._exit(3)
+    """Kills a worker process (the first file of a pass runs in the command's own)."""
+    if os.getpid() != _TEST_PROCESS:
+        os._exit(3)
+    return {}, {}
 
 
 @needs_processes
@@ -357,8 +367,8 @@ def test_a_worker_that_dies_is_said_not_hidden(tmp_path, monkeypatch, capsys):
     if multiprocessing.get_start_method() != "fork":
         pytest.skip("the dying worker is planted by forking this process")
     monkeypatch.setitem(tasks._COMMANDS, "dump", _die)  # the pool's forked workers inherit it
-    source = copies(str(tmp_path / "in"), 2)
-    assert main(["dump", source, "-o", str(tmp_path / "out"), "--jobs", "2", "-q",
+    source = copies(str(tmp_path / "in"), 3)
+    assert main(["dump", source, "-o", str(tmp_path / "out"), "--jobs", "2", "-q", "--pool", "always",
                  "--report", str(tmp_path / "r")]) == 1
     assert "a worker process died" in capsys.readouterr().err
 

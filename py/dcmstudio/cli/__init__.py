@@ -20,7 +20,9 @@ from concurrent.futures import BrokenExecutor
 
 from dcmstudio import __version__
 from dcmstudio.archive import member_name
-from dcmstudio.cli import files, run, tasks
+# The per-file code (dcmstudio.cli.tasks, and with it pydicom, numpy and pydicom's pixel decoders,
+# ~0.25 s) is imported by the subcommands that run it, not by --help or a usage error.
+from dcmstudio.cli import files, run
 from dcmstudio.errors import DicomStudioError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -149,7 +151,12 @@ def _per_file(commands, name, text):
     sub = commands.add_parser(name, help=text, description=text)
     _common(sub)
     sub.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                     help="processes working at once (default: the number of cores)")
+                     help="worker processes at most (default: the number of cores); see --pool")
+    sub.add_argument("--pool", choices=("auto", "always"), default="auto",
+                     help="auto (default): start the worker processes only when the files left would "
+                     "keep this one busy for a second or more (timed on the first files) and a core is "
+                     "idle, since starting them costs more than a few hundred small files take; "
+                     "always: start them after the first file")
     sub.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (its "
                      "scheduler); inputs and a folder OUTPUT must be reachable by every worker")
     return sub
@@ -287,8 +294,9 @@ def _run_deid(args):
         learns them) before any output; every worker then gets the job-wide set."""
         if not args.quiet:
             print(f"first pass: learning the identifying values of {len(items)} files", file=sys.stderr)
+        from dcmstudio.cli import tasks
         unlearned = set()
-        for learned in run.in_order(runner, tasks.learn_file, spec, items):
+        for learned in run.in_order(runner, tasks.learn_file, spec, items, count=len(items)):
             merged.identifiers.update(learned["identifiers"])
             for patient in learned["patients"]:
                 merged.patients.setdefault(patient.key, patient)
@@ -303,8 +311,8 @@ def _run_deid(args):
         else:
             _merge_mapping(merged, result["report"])
             # as the page's job: each line names the file's member in the output
-            line = {**result["report"], "member": member_name(result["report"]["output"])}
-            page_report.write(json.dumps(line) + "\n")
+            member = json.dumps(member_name(result["report"]["output"]))
+            page_report.write(run.with_key(run.encode_report(result["report"]), "member", member) + "\n")
 
     spec = {"command": "deid", "options": options}
     try:
@@ -429,6 +437,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     ``merge(result)`` sees each file's result in input order; ``first_pass(runner, spec, items,
     scratch)`` runs before the first file and returns what every worker gets (a handle from the
     runner's ``share``) and a function that completes each item."""
+    from dcmstudio.cli import tasks
     if args.jobs < 1:
         raise files.UsageError("--jobs must be at least 1.")
     files.check_output(args.output, args.inputs)
@@ -440,14 +449,16 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     spec["job"] = tasks.job_id(spec)
     workers = min(args.jobs, len(items))
     runner = (run.DaskCluster(args.dask) if args.dask else
-              run.Serial() if workers == 1 else run.ProcessPool(workers))
+              run.Serial() if workers == 1 else
+              # results bring a ZIP's outputs back as bytes: one file per task then
+              run.ProcessPool(workers, always=args.pool == "always", batch=8 if output.folder else 1))
     reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
     written = 0
     with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)
     try:
         shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
         todo = items if complete is None else map(complete, items)
-        for result in run.in_order(runner, tasks.run_file, spec, todo, shared):
+        for result in run.in_order(runner, tasks.run_file, spec, todo, shared, count=len(items)):
             if "error" not in result:
                 if output.zip is not None:
                     result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
@@ -460,6 +471,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
         totals = {"summary": {"command": args.command, "files": len(items),
                                "succeeded": len(items) - len(reports.failed),
                                "failed": reports.failed, "outputs": written, "output": args.output,
+                               "worker_processes": runner.workers if runner.started else 0,
                                **({"files_with_new_errors": with_new_errors}
                                   if spec["command"] not in ("dump", "validate") else {}),
                                **(summary() if summary else {})}}

@@ -5,7 +5,9 @@ holds the same names, written member by member with :class:`dcmstudio.archive.Zi
 Writing into an input folder (or over an input file) is refused before anything is read.
 """
 
+import errno
 import os
+from typing import NamedTuple
 
 from dcmstudio.archive import ZipWriter
 from dcmstudio.errors import DicomStudioError
@@ -62,10 +64,11 @@ class Inputs:
             prefix = os.path.basename(os.path.normpath(os.path.abspath(given))) if len(self.inputs) > 1 else ""
             for folder, dirs, names in os.walk(given):
                 dirs.sort()
+                # the folder's path relative to INPUT, once per folder (not per file)
+                relative = os.path.relpath(folder, given).replace(os.sep, "/")
+                start = "/".join(part for part in (prefix, relative if relative != "." else "") if part)
                 for file_name in sorted(names):
-                    path = os.path.join(folder, file_name)
-                    relative = os.path.relpath(path, given).replace(os.sep, "/")
-                    yield path, f"{prefix}/{relative}" if prefix else relative
+                    yield os.path.join(folder, file_name), f"{start}/{file_name}" if start else file_name
 
     def __len__(self):
         return self.count
@@ -141,11 +144,20 @@ class Output:
             self.zip.close()
 
 
-def write_checked(folder, name, pieces, dicom=True):
+class FromInput(NamedTuple):
+    """An output piece that is the input's own bytes, not read: ``length`` bytes from ``offset``
+    of the input file, copied by :func:`write_checked`."""
+
+    offset: int
+    length: int
+
+
+def write_checked(folder, name, pieces, dicom=True, source=None):
     """Write ``pieces`` as ``folder/name`` (through a temporary name), then re-read what was written.
 
-    The re-read checks the size and, for DICOM, the preamble's ``DICM`` prefix, so no half-written
-    or empty file is left under the output's name.
+    A :class:`FromInput` piece is copied from the file ``source`` by :func:`copy_range`, without
+    passing through Python. The re-read checks the size and, for DICOM, the preamble's ``DICM``
+    prefix, so no half-written or empty file is left under the output's name.
 
     Returns
     -------
@@ -161,17 +173,81 @@ def write_checked(folder, name, pieces, dicom=True):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     part = path + ".part"
     size = 0
-    # one open for writing and reading back (each open costs on a busy or network file system)
-    with open(part, "w+b") as f:
-        for piece in pieces:
-            f.write(piece)
-            size += len(piece)
-        f.flush()
-        head = os.pread(f.fileno(), 132, 0)
-        on_disk = os.fstat(f.fileno()).st_size
+    source_fd = None
+    try:
+        # one open for writing and reading back (each open costs on a busy or network file system)
+        with open(part, "w+b") as f:
+            for piece in pieces:
+                if isinstance(piece, FromInput):
+                    if source_fd is None:
+                        source_fd = os.open(source, os.O_RDONLY)
+                    f.flush()
+                    copy_range(source_fd, f.fileno(), piece.offset, piece.length)
+                    f.seek(0, os.SEEK_END)  # past what the system copied
+                    size += piece.length
+                else:
+                    f.write(piece)
+                    size += len(piece)
+            f.flush()
+            head = os.pread(f.fileno(), 132, 0)
+            on_disk = os.fstat(f.fileno()).st_size
+    finally:
+        if source_fd is not None:
+            os.close(source_fd)
     if on_disk != size or (dicom and head[128:132] != b"DICM"):
         os.remove(part)
         raise DicomStudioError(f"the output written for {name} did not read back as written; it was "
                                "removed.", file=name)
     os.replace(part, path)
     return path
+
+
+# What copy_file_range and sendfile say where they cannot copy between these two files
+# (another file system on older kernels, a file system or system without the call).
+_CANNOT_COPY_HERE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                     errno.ENOTSOCK, errno.EBADF}
+_CHUNK = 1 << 20
+
+
+def copy_range(source_fd, target_fd, offset, length):
+    """Append ``length`` bytes of ``source_fd`` from ``offset`` at ``target_fd``'s position.
+
+    In the kernel where the system can (``os.copy_file_range``, else ``os.sendfile``), else by
+    reading and writing a chunk at a time. The source's own position is not used or moved.
+
+    Returns
+    -------
+    int
+        The bytes copied: fewer than ``length`` only when the source is shorter (it changed on
+        disk since its head was read); the caller's size check then refuses the output.
+    """
+    end = offset + length
+    for system_copy in _system_copies():
+        try:
+            while offset < end:
+                copied = system_copy(source_fd, target_fd, offset, end - offset)
+                if not copied:
+                    return length - (end - offset)  # the end of the source
+                offset += copied
+        except OSError as exc:
+            if exc.errno not in _CANNOT_COPY_HERE:
+                raise
+            continue  # what was copied stays; the next way goes on from there
+        return length
+    while offset < end:
+        chunk = os.pread(source_fd, min(_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target_fd, view):]
+        offset += len(chunk)
+    return length - (end - offset)
+
+
+def _system_copies():
+    """The kernel's file-to-file copies this system has, best first."""
+    if hasattr(os, "copy_file_range"):
+        yield lambda source, target, offset, count: os.copy_file_range(source, target, count, offset)
+    if hasattr(os, "sendfile"):
+        yield lambda source, target, offset, count: os.sendfile(target, source, offset, count)

@@ -26,7 +26,7 @@ import os
 
 from dcmstudio import jobs, uids
 from dcmstudio.cli import run
-from dcmstudio.cli.files import write_checked
+from dcmstudio.cli.files import FromInput, write_checked
 from dcmstudio.errors import DicomStudioError
 
 # State a worker process builds once per job and keeps between files (no effect on the bytes).
@@ -68,9 +68,9 @@ def run_file(spec, item, shared=None):
     try:
         outputs, report = work(spec, item, *([] if shared is None else [run.resolve(shared)]))
         delivered = []
-        for name, pieces, dicom in outputs:
+        for name, pieces, dicom, *source in outputs:
             if spec.get("folder"):
-                write_checked(spec["folder"], name, pieces, dicom=dicom)
+                write_checked(spec["folder"], name, pieces, dicom=dicom, source=source[0] if source else None)
                 delivered.append(name)
             else:
                 delivered.append((name, b"".join(pieces)))
@@ -119,8 +119,28 @@ def _edit(spec, item):
     # A fresh keyed map per file: the same new UIDs, and nothing that grows with the job.
     context = {"index": item["index"], "uid_map": KeyedUidMap(bytes.fromhex(spec["key"])),
                "name": name, "replay": state["replay"]}
-    edited = jobs.edit_item(item, spec["edits"], context)
-    return [(name, edited.pieces, edited.part10)], edited.report
+    # Into a folder, as the page's folder save: only the head is read, and the pixel data that
+    # ends the file is copied from the input by the system (see files.write_checked).
+    edited = jobs.edit_item(item, spec["edits"], context, head_only=bool(spec.get("folder")))
+    return [(name, unread_as_copies(edited.pieces, edited.origins, edited.tail), edited.part10, item["path"])], \
+        edited.report
+
+
+def unread_as_copies(output, origins, tail):
+    """``output`` (pieces, with their ``origins``) with the pieces that stand for the input's
+    bytes not read (from ``tail`` on, see :func:`dcmstudio.jobs.read_item_for_edit`) replaced by
+    :class:`dcmstudio.cli.files.FromInput` ranges, consecutive ones merged."""
+    if tail is None:
+        return output
+    pieces = []
+    for piece, origin in zip(output, origins):
+        if origin is None or origin < tail:
+            pieces.append(piece)
+        elif pieces and isinstance(pieces[-1], FromInput) and pieces[-1].offset + pieces[-1].length == origin:
+            pieces[-1] = FromInput(pieces[-1].offset, pieces[-1].length + len(piece))
+        else:
+            pieces.append(FromInput(origin, len(piece)))
+    return pieces
 
 
 def learn_file(spec, item):
@@ -162,10 +182,20 @@ def _deid(spec, item, identifiers):
     learned = item.get("learned", False)
     # a file the first pass could not read learns its own values, as the page's task does
     job.identifiers = identifiers if learned else copy.deepcopy(identifiers)
-    pieces, report, part10 = jobs.deidentify_item(job, item, item["index"], learned)
+    # Into a folder, the pixel data that ends a file is copied by the system, not read (as for
+    # an edit), unless a mask cleans it.
+    if spec.get("folder") and not item.get("whole") and not job.options.masks_for(item["name"]):
+        try:
+            pieces, report, part10, origins, tail = jobs.deidentify_item(job, item, item["index"], learned,
+                                                                         head_only=True)
+        except jobs.UnreadBytesNeeded:
+            return _deid(spec, {**item, "whole": True}, identifiers)
+        pieces = unread_as_copies(pieces, origins, tail)
+    else:
+        pieces, report, part10 = jobs.deidentify_item(job, item, item["index"], learned)
     report["mapping"] = {"patients": list(job.patients.values()), "uids": list(job.uid_map.items()),
                          "other_ids": list(job.other_ids.items())}
-    return [(report["output"], pieces, part10)], report
+    return [(report["output"], pieces, part10, item["path"])], report
 
 
 def _transcode(spec, item, instances=None):
