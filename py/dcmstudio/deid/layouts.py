@@ -47,6 +47,8 @@ PREAMBLE = 128
 KEPT = 8
 # Elements after the pixel data (Data Set Trailing Padding) are compared whole, up to this size.
 TRAILER = 4096
+# Decoded values a learned layout remembers (a series' instance UIDs are new in every file).
+LEARNED_TEXTS_KEPT = 4096
 # Where a walk stopped, it had read the next element's header: 8 bytes at most.
 _NEXT_HEADER = 8
 _INPUT, _NEW, _UID = 0, 1, 2
@@ -305,7 +307,7 @@ class LearnedLayout:
     what walking and planning it would learn.
     """
 
-    __slots__ = ("end", "mask", "key", "reads", "patient")
+    __slots__ = ("end", "mask", "key", "reads", "patient", "decoded")
 
     @classmethod
     def of(cls, plan, emap):
@@ -328,6 +330,7 @@ class LearnedLayout:
         layout.key = int.from_bytes(memoryview(data)[:end], "little") & layout.mask
         layout.reads = [(how, node.tag, plan.decoding(node)) for node, how in plan.learned_from]
         layout.patient = [plan.decoding(node) for node in plan.patient_nodes]
+        layout.decoded = {}
         return layout
 
     def learn(self, job, data):
@@ -335,7 +338,22 @@ class LearnedLayout:
         if len(data) < self.end or \
                 int.from_bytes(memoryview(data)[:self.end], "little") & self.mask != self.key:
             return False
-        job.patient(*("\\".join(decoded_texts(data, decoding)) for decoding in self.patient))
-        for how, tag, decoding in self.reads:
-            learn_values(job.identifiers, how, tag, decoded_texts(data, decoding))
+        job.patient(*("\\".join(self._texts(data, ("patient", index), decoding))
+                      for index, decoding in enumerate(self.patient)))
+        for index, (how, tag, decoding) in enumerate(self.reads):
+            learn_values(job.identifiers, how, tag, self._texts(data, index, decoding))
         return True
+
+    def _texts(self, data, read, decoding):
+        """:func:`~dcmstudio.deid.plan.decoded_texts` of the layout's ``read``, remembered by
+        the value's bytes: the files of a series repeat most values (names, IDs, dates, study
+        UIDs)."""
+        if decoding is None:
+            return []
+        key = (read, bytes(data[decoding[0]:decoding[1]]))
+        texts = self.decoded.get(key)
+        if texts is None:
+            texts = decoded_texts(data, decoding)
+            if len(self.decoded) < LEARNED_TEXTS_KEPT:
+                self.decoded[key] = texts
+        return texts
