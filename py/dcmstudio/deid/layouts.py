@@ -29,6 +29,8 @@ error: those hold for a replayed output too, whose header is that file's but for
 same lengths copied from its input, or keyed UIDs.
 """
 
+import bisect
+import itertools
 import struct
 
 from dcmstudio import uids
@@ -230,6 +232,10 @@ def _mask(plan, emap, ordered, slot_of, end, head):
     the ``(start, end, new value)`` of values replaced by fixed ones (they must differ again)."""
     data = emap.data
     covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
+    # the changes in input order: those that start at or before an element are a prefix; the
+    # furthest any of that prefix reaches says at once whether one may cover it (most do not)
+    starts = [a for (a, _), _ in covering]
+    reach = list(itertools.accumulate((b for (_, b), _ in covering), max))
     free, differs = [], []
     if emap.preamble_length:
         free.append((0, PREAMBLE))
@@ -237,7 +243,10 @@ def _mask(plan, emap, ordered, slot_of, end, head):
         if node.children is not None or node.tag in (None, ITEM) or not node.length or \
                 node.value_offset + node.length > end or node in plan.read or _read_by_editor(node.tag):
             continue
-        change = next((c for (a, b), c in covering if a <= node.offset and node.end <= b), None)
+        change = None
+        before = bisect.bisect_right(starts, node.offset)
+        if before and reach[before - 1] >= node.end:
+            change = next(c for (_, b), c in covering[:before] if node.end <= b)
         value = (node.value_offset, node.value_offset + node.length)
         if node in slot_of:
             free.append(value)
