@@ -53,6 +53,8 @@ import { startRuntime } from "%(runtime)s";
 const [inDir, outZip] = process.argv.slice(2);
 const started = performance.now();
 const { pyodide, call, take } = await startRuntime();
+// as the page's worker does once Python is ready (static/wb-deid.js): deid imported, its table read
+call("deid_profile_info", {});
 const startup = (performance.now() - started) / 1000;
 const names = fs.readdirSync(inDir).sort();
 for (const name of names) {

@@ -6,6 +6,7 @@ same old one, so references between files (ReferencedSOPInstanceUID, FrameOfRefe
 still point at the right instance after every file's UIDs are replaced.
 """
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -67,6 +68,13 @@ def is_remappable(tag, uid):
     """
     if not uid or uid.startswith(DICOM_ROOT):
         return False
+    return _names_instances(tag)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_instances(tag):
+    """Whether the UIDs element ``tag`` holds name instances (see :func:`is_remappable`); a
+    series asks it of the same few tags in every file."""
     keyword = keyword_for_tag(tag)
     if not keyword:
         return True  # private or unknown UI: an instance UID is the safer guess

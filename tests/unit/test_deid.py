@@ -1101,6 +1101,29 @@ def test_pixel_range_from_the_edit_report_matches_a_walk_of_the_output(corpus, n
     assert residual.pixels_in_output(emap, pieces, report) == (pixels.value_offset, pixels.end)
 
 
+def test_a_value_learned_again_changes_nothing_and_the_first_kind_stays():
+    """A series repeats its names and IDs in every file: learning one again is skipped early,
+    and must leave what was learned as learning it once does, whichever copy of the values
+    (merged, rebuilt from plain data, one file's view) learns it."""
+    from dcmstudio.deid.identifiers import Identifiers
+    once = Identifiers()
+    once.add("id", "MING")
+    once.add_name("Wu^Li Ming=山田^花子")
+    twice = Identifiers.from_plain(once.to_plain())
+    for _ in range(2):
+        twice.add_name("Wu^Li Ming=山田^花子")
+        twice.add("name", "ming")
+    assert twice.to_plain() == once.to_plain()
+    assert once.texts["ming"] == "id" and {"wu", "li", "li ming", "山田"} <= set(once.texts)
+    merged = Identifiers()
+    merged.add_name("Okonkwo^Ada")
+    merged.update(once)
+    view = merged.for_one_file()
+    view.add_name("Wu^Li Ming=山田^花子")
+    view.add_name("Okonkwo^Ada")
+    assert {"okonkwo", "ada", "li ming"} <= set(merged.texts) and "花" in merged.ideographs
+
+
 def test_the_byte_finder_finds_what_a_case_blind_whole_token_search_finds():
     """The residual scan's byte search folds ASCII case itself and checks a token's start by hand
     (fast); a plain case-insensitive search with look-arounds is the reference."""

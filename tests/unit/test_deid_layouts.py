@@ -204,3 +204,35 @@ def test_a_compressed_series_is_replayed_once_its_fragments_end_where_the_layout
     job, outputs = assert_same_as_in_full(paths)
     assert job.layouts.replayed == 2  # files 1 and 2; file 3 in full
     assert b"WHO^ELSE" not in outputs[3][0] and b"WHO^ELSE" in data
+
+
+def learned_by(paths, layouts):
+    """What one job's first pass over ``paths`` learns, with ``layouts`` (shared or not)."""
+    job = Deidentifier({"secret": "layouts"})
+    job.layouts = layouts
+    for path in paths:
+        assert job.learn_file(str(path), path.name)
+    return job.identifiers.to_plain(), sorted((p.key, p.pseudonym) for p in job.patients.values())
+
+
+def test_a_series_first_pass_learns_by_its_layout_what_learning_each_file_in_full_does(tmp_path):
+    """The first pass learns the files of a layout from the places the first one's values were
+    read (remembering values a series repeats): the same names, IDs, dates, UIDs and patients as
+    walking and planning every file."""
+    paths = series(tmp_path / "in", count=6, changes={2: {"PatientName": "Okonkwo^Ada", "PatientID": "P-2"},
+                                                      4: {"StudyID": "S-4"}})
+    layouts = Layouts()
+    by_layout = learned_by(paths, layouts)
+    assert layouts.learned >= 4
+    assert by_layout == learned_by(paths, NoLayouts())
+    assert "okonkwo" in dict(by_layout[0]["texts"]) and len(by_layout[1]) == 2
+
+
+def test_layouts_shared_by_jobs_teach_each_job_every_value(tmp_path):
+    """A worker of the command hands one Layouts to a new job per file: values a layout met for
+    one job are learned again by the next, which knows nothing yet."""
+    paths = series(tmp_path / "in", count=4)
+    shared = Layouts()
+    alone = [learned_by([path], NoLayouts()) for path in paths]
+    assert [learned_by([path], shared) for path in paths] == alone
+    assert shared.learned == len(paths) - 1

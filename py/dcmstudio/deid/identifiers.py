@@ -42,6 +42,8 @@ class Identifiers:
         # UIDs replaced that name an instance, a series, a patient's study...: not those naming
         # software or organisations (Instance Creator UID), which other elements repeat.
         self.instance_uids = set()
+        # person names learned whole (every part of them is in texts): a series repeats them
+        self._names = set()
         # (bytes pattern, text pattern for scans, text pattern to scrub, kinds), made when needed
         self._patterns = None
 
@@ -54,17 +56,20 @@ class Identifiers:
                 self.dates.add(digits)
                 self._patterns = None
             return
+        key = text.lower()
+        if key in self.texts:
+            return  # known: the kind it was first learned as stays
         shortest = 1 if _NO_SPACE_SCRIPT.search(text) else 2 if kind == "name" else 3
         if len(text) < shortest or text.upper() == DUMMY_TEXT or text.strip("0. -") == "":
             return  # too short or too common to mean anyone
-        key = text.lower()
-        if key not in self.texts:
-            self.texts[key] = kind
-            self._patterns = None
+        self.texts[key] = kind
+        self._patterns = None
 
     def add_name(self, value):
         """Learn a person name (one PN value): whole, per component group, per component, per
         word of a component, and each ideograph."""
+        if value in self._names:
+            return
         self.add("name", value)
         for group in value.split("="):
             self.add("name", group)
@@ -76,6 +81,7 @@ class Identifiers:
             if character not in self.ideographs:
                 self.ideographs[character] = "name"
                 self._patterns = None
+        self._names.add(value)
 
     def update(self, other):
         """Learn everything ``other`` learned (merged after this one's values: the same result

@@ -122,6 +122,9 @@ class Deidentifier:
 
     def pseudonym_for_id(self, original_id):
         """A keyed stand-in for a patient ID met somewhere other than the top level."""
+        known = self.other_ids.get(original_id)
+        if known is not None:
+            return known  # a series meets it in every file
         code = base64.b32encode(self._digest("patient", f"id:{original_id}\x00")).decode()[:10]
         self.other_ids[original_id] = self.options.pseudonym_prefix + code
         return self.other_ids[original_id]

@@ -29,6 +29,8 @@ error: those hold for a replayed output too, whose header is that file's but for
 same lengths copied from its input, or keyed UIDs.
 """
 
+import bisect
+import itertools
 import struct
 
 from dcmstudio import uids
@@ -47,6 +49,8 @@ PREAMBLE = 128
 KEPT = 8
 # Elements after the pixel data (Data Set Trailing Padding) are compared whole, up to this size.
 TRAILER = 4096
+# Decoded values a learned layout remembers (a series' instance UIDs are new in every file).
+LEARNED_TEXTS_KEPT = 4096
 # Where a walk stopped, it had read the next element's header: 8 bytes at most.
 _NEXT_HEADER = 8
 _INPUT, _NEW, _UID = 0, 1, 2
@@ -228,6 +232,10 @@ def _mask(plan, emap, ordered, slot_of, end, head):
     the ``(start, end, new value)`` of values replaced by fixed ones (they must differ again)."""
     data = emap.data
     covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
+    # the changes in input order: those that start at or before an element are a prefix; the
+    # furthest any of that prefix reaches says at once whether one may cover it (most do not)
+    starts = [a for (a, _), _ in covering]
+    reach = list(itertools.accumulate((b for (_, b), _ in covering), max))
     free, differs = [], []
     if emap.preamble_length:
         free.append((0, PREAMBLE))
@@ -235,7 +243,10 @@ def _mask(plan, emap, ordered, slot_of, end, head):
         if node.children is not None or node.tag in (None, ITEM) or not node.length or \
                 node.value_offset + node.length > end or node in plan.read or _read_by_editor(node.tag):
             continue
-        change = next((c for (a, b), c in covering if a <= node.offset and node.end <= b), None)
+        change = None
+        before = bisect.bisect_right(starts, node.offset)
+        if before and reach[before - 1] >= node.end:
+            change = next(c for (_, b), c in covering[:before] if node.end <= b)
         value = (node.value_offset, node.value_offset + node.length)
         if node in slot_of:
             free.append(value)
@@ -305,7 +316,7 @@ class LearnedLayout:
     what walking and planning it would learn.
     """
 
-    __slots__ = ("end", "mask", "key", "reads", "patient")
+    __slots__ = ("end", "mask", "key", "reads", "patient", "decoded")
 
     @classmethod
     def of(cls, plan, emap):
@@ -328,6 +339,7 @@ class LearnedLayout:
         layout.key = int.from_bytes(memoryview(data)[:end], "little") & layout.mask
         layout.reads = [(how, node.tag, plan.decoding(node)) for node, how in plan.learned_from]
         layout.patient = [plan.decoding(node) for node in plan.patient_nodes]
+        layout.decoded = {}
         return layout
 
     def learn(self, job, data):
@@ -335,7 +347,22 @@ class LearnedLayout:
         if len(data) < self.end or \
                 int.from_bytes(memoryview(data)[:self.end], "little") & self.mask != self.key:
             return False
-        job.patient(*("\\".join(decoded_texts(data, decoding)) for decoding in self.patient))
-        for how, tag, decoding in self.reads:
-            learn_values(job.identifiers, how, tag, decoded_texts(data, decoding))
+        job.patient(*("\\".join(self._texts(data, ("patient", index), decoding))
+                      for index, decoding in enumerate(self.patient)))
+        for index, (how, tag, decoding) in enumerate(self.reads):
+            learn_values(job.identifiers, how, tag, self._texts(data, index, decoding))
         return True
+
+    def _texts(self, data, read, decoding):
+        """:func:`~dcmstudio.deid.plan.decoded_texts` of the layout's ``read``, remembered by
+        the value's bytes: the files of a series repeat most values (names, IDs, dates, study
+        UIDs)."""
+        if decoding is None:
+            return []
+        key = (read, bytes(data[decoding[0]:decoding[1]]))
+        texts = self.decoded.get(key)
+        if texts is None:
+            texts = decoded_texts(data, decoding)
+            if len(self.decoded) < LEARNED_TEXTS_KEPT:
+                self.decoded[key] = texts
+        return texts

@@ -72,9 +72,10 @@ def learn_values(identifiers, how, tag, texts):
         for text in texts:
             identifiers.add_name(text)
     elif how == "uid":
+        known = identifiers.instance_uids
         for uid in texts:
-            if uid and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
-                identifiers.instance_uids.add(uid)
+            if uid and uid not in known and not uid.startswith(uids.DICOM_ROOT) and uids.is_remappable(tag, uid):
+                known.add(uid)
     else:
         for text in texts:
             identifiers.add(how, text)
