@@ -1,6 +1,7 @@
 // A task shared out over the worker pool (client.js WorkerPool.job) whose output files are written
 // as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
+import { el } from "./dom.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -8,6 +9,16 @@ function runKey(app) {
   if (app.jobKey) return app.jobKey;
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The "Save …" choice of a task's target (`id`: the select's): { label, select }. The pickers are
+// offered where the browser lets a page write to disk.
+export function saveTargetChoice(id) {
+  const select = el("select", { id },
+    el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
+    pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
+    pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
+  return { label: el("label", { htmlFor: id, textContent: "Save" }), select };
 }
 
 // Asks where the output goes, inside the click that started the task (the pickers need it).
@@ -50,12 +61,21 @@ export function newErrorsNote(flagged) {
 
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
 // { ok, summary, firstReport, written, failures } or { ok: false, error }. `task` is the task
-// bar's handle (progress, cancel).
-export async function runSharedJob(app, { task, kind, options, files, target, zipName }) {
+// bar's handle (progress, cancel). `hooks` (all optional) let a task add to the run:
+// - `before(items)`: runs first (e.g. a first pass over the pool); resolves with { ok, options,
+//   names, items } or a failure: `options` are added to the task's, `names` (one per item) name
+//   the outputs instead of the files' names, `items` (one per item) are added to each item;
+// - `step(step, item)`: hears every step's answer;
+// - `settle(result)`: once every step is done, before the output is finished (ZIP closed,
+//   folder kept, download made); resolves with false to discard it.
+export async function runSharedJob(app, { task, kind, options, files, target, zipName, hooks = {} }) {
   performance.mark("dcmstudio:job");
-  const named = await app.python.call("member_names", { names: files.map((f) => f.name) });
+  let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1 }));
+  const first = hooks.before ? await hooks.before(items) : { ok: true };
+  if (!first.ok) return first;
+  const named = await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
   if (!named.ok) return named;
-  const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i] }));
+  items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
     const clash = await existingFiles(target.handle, named.members);
     if (clash.length && !window.confirm(`${clash.length} of the ${items.length} files already exist in ` +
@@ -91,16 +111,18 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);
     if (zip) zip.put(item.index - 1, member, parts);
+    hooks.step?.(step, item);
     task.progress(++done, items.length, item.name);
   };
-  const job = app.python.job({ kind, options: { ...options, container: folder ? "files" : "members", key: runKey(app) },
-    items, onPart, onStep });
+  const job = app.python.job({ kind, options: { container: folder ? "files" : "members", key: runKey(app), ...options,
+    ...first.options }, items, onPart, onStep });
   task.onCancel = () => job.cancel();
   const result = await job.done;
   performance.mark("dcmstudio:job-steps");
-  if (!result.ok) {
+  if (!result.ok || (hooks.settle && !(await hooks.settle(result)))) {
     await writer?.abort?.();
-    return result;
+    await folder?.discard();
+    return result.ok ? { ok: false, error: { type: "Discarded", message: "Discarded: nothing was kept." } } : result;
   }
   try {
     if (zip) {

@@ -103,6 +103,7 @@ export class FolderWriter {
     this.error = null;
     this.written = 0;
     this.bytes = 0;
+    this.paths = [];     // the files written so far
   }
 
   file(path, parts) {
@@ -127,6 +128,7 @@ export class FolderWriter {
     try {
       for (const part of parts) await writable.write(part);
       await writable.close();
+      this.paths.push(path);
     } catch (error) {
       await writable.abort().catch(() => {});
       throw error;
@@ -138,6 +140,17 @@ export class FolderWriter {
   async finish() {
     while (this.running.size) await Promise.all([...this.running]);
     if (this.error) throw this.error;
+  }
+
+  // A task cancelled or discarded: the files it wrote are removed (those not started never will be).
+  async discard() {
+    this.waiting = [];
+    while (this.running.size) await Promise.all([...this.running]);
+    for (const path of this.paths) {
+      const dir = await folderOf(this.root, path, { create: false }).catch(() => null);
+      await dir?.removeEntry(path.split("/").pop()).catch(() => {});
+    }
+    this.paths = [];
   }
 }
 

@@ -2,8 +2,7 @@
 // exactly what changes in one file, and the edited files as a download. Python does the editing.
 import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
-import { SAVE_TARGETS, pickers } from "./outputs.js";
-import { chooseTarget, newErrorsNote, runSharedJob } from "./jobs.js";
+import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
 
@@ -80,11 +79,7 @@ export class EditWorkbench extends Workbench {
     this.preview = button("Preview on this file", () => this.runPreview(), { id: "edit-preview" });
     this.apply = button("", () => this.runApply(), { className: "primary", id: "edit-apply" });
     // Where a series goes: written as it is made where the browser lets a page write to disk.
-    this.saveTo = el("select", { id: "edit-save-to" },
-      el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
-      pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
-      pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
-    this.saveToLabel = el("label", { htmlFor: "edit-save-to", textContent: "Save" });
+    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("edit-save-to"));
     this.saveTo.addEventListener("change", () => this.renderScope());
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
 
