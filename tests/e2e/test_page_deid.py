@@ -12,7 +12,7 @@ from dcmstudio.deid import derive_key
 from dcmstudio.deid.mapping import FILE_NAMES
 from test_page_edit import SERIES_SIZE, make_series
 from test_page_inspect import assert_same_origin_only, wait_for_files
-from test_page_io import many_files, pool_page
+from test_page_io import OPFS_PICKERS, many_files, pool_page, read_opfs
 
 MAPPING_FILES = list(FILE_NAMES)
 
@@ -231,3 +231,62 @@ def test_cancel_in_either_phase_stops_every_worker_and_leaves_nothing(browser, s
     assert page.locator("#tasks a.download").count() == 0
     assert not errors
     context.close()
+
+
+LIST_PICKED_FOLDER = """async () => {
+    const root = await navigator.storage.getDirectory();
+    const names = [];
+    const walk = async (dir, at) => {
+        for await (const [name, handle] of dir.entries()) {
+            names.push(at + name + (handle.kind === 'directory' ? '/' : ''));
+            if (handle.kind === 'directory') await walk(handle, `${at}${name}/`);
+        }
+    };
+    await walk(await root.getDirectoryHandle('picked-folder', { create: true }), '');
+    return names.sort();
+}"""
+
+
+def test_deidentified_files_go_into_a_folder_as_they_are_made(page, server, tmp_path):
+    """The pickers hand back folders of the origin's private file system; the mapping and the
+    report are kept apart from the data (downloads), never written into its folder."""
+    paths = make_series(tmp_path)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, SERIES_SIZE)
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.fill("#deid-secret", "folder secret")
+    page.select_option("#deid-save-to", "folder")
+    page.click("#deid-run")
+    page.wait_for_selector(".task.done:has-text('De-identified 5 files of 1 patient into the folder')", timeout=60000)
+    lines = [json.loads(line) for line in offered(page)["IDENTIFYING-deidentified_report.jsonl"].splitlines()]
+    written = {line["member"]: read_opfs(page, f"picked-folder/{line['member']}") for line in lines}
+    assert len(written) == SERIES_SIZE
+    for path, line in zip(paths, lines):
+        ds = pydicom.dcmread(io.BytesIO(written[line["member"]]))
+        assert ds.PatientIdentityRemoved == "YES" and ds.PixelData == pydicom.dcmread(path).PixelData
+    folders = sorted({name.split("/")[0] + "/" for name in written})
+    assert page.evaluate(LIST_PICKED_FOLDER) == sorted([*written, *folders])
+    assert not page.page_errors
+
+
+def test_a_run_into_a_folder_that_the_person_discards_leaves_no_file(page, server, tmp_path):
+    paths = make_series(tmp_path)[:2]
+    leaky = pydicom.dcmread(paths[1])
+    leaky.Manufacturer = f"{str(leaky.PatientName).split('^')[0]} Imaging"  # kept by the table: a hit
+    leaky.save_as(paths[1], enforce_file_format=True)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, 2)
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.select_option("#deid-save-to", "folder")
+    page.click("#deid-run")
+    page.wait_for_selector("#deid-choice")
+    page.click("#deid-discard")
+    page.wait_for_selector(".task.failed:has-text('discarded')", timeout=30000)
+    left = page.evaluate(LIST_PICKED_FOLDER)
+    assert left == []
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
