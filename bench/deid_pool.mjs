@@ -158,6 +158,7 @@ async function main() {
   }
   const end = await workers[0].call("zip_directory", { members: directory, start: offset, zip_name: "deid.zip" });
   zipParts.push(...resolve(end.parts));
+  const tZip = performance.now();
   const merged = await workers[0].call("deid_merge", { options, learned, files: merges, zip_name: "deid.zip" });
   const mapping = Object.fromEntries(merged.parts.map((p) => [p.name, Buffer.from(p.bytes).toString("utf8")]));
   const report = lines.map((line) => `${line}\n`).join("");
@@ -167,7 +168,7 @@ async function main() {
   console.log(JSON.stringify({
     seconds, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
     learnSeconds: (tLearn - tKey) / 1000, deidSeconds: (tDeid - tLearn) / 1000,
-    finishSeconds: (performance.now() - tDeid) / 1000, files: names.length, hits, summary: merged.result.summary,
+    finishSeconds: (performance.now() - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000, files: names.length, hits, summary: merged.result.summary,
   }));
   await Promise.all(workers.map((w) => w.terminate()));
 }

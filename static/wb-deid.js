@@ -339,9 +339,11 @@ export class DeidWorkbench extends Workbench {
       read[item.index - 1] = Boolean(step.learned);
       task.progress(++done, items.length, `first pass: ${item.name}`);
     } });
-    task.onCancel = () => job.cancel();
+    let cancelled = false;
+    task.onCancel = () => { cancelled = true; job.cancel(); };
     const result = await job.done;
     if (!result.ok) return result;
+    if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept." } };
     learned.shares = result.shares.map((share) => ({ identifiers: share.identifiers }));
     return { ok: true, options: { learned }, names: outputs, items: read.map((learnedFile) => ({ learned: learnedFile })) };
   }
