@@ -168,7 +168,8 @@ async function main() {
   console.log(JSON.stringify({
     seconds, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
     learnSeconds: (tLearn - tKey) / 1000, deidSeconds: (tDeid - tLearn) / 1000,
-    finishSeconds: (performance.now() - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000, files: names.length, hits, summary: merged.result.summary,
+    finishSeconds: (performance.now() - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000,
+    files: names.length, hits, summary: merged.result.summary,
   }));
   await Promise.all(workers.map((w) => w.terminate()));
 }

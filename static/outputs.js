@@ -152,7 +152,9 @@ export class FolderWriter {
     for (const path of this.paths) {
       const dir = await folderOf(this.root, path, { create: false }).catch(() => null);
       await dir?.removeEntry(path.split("/").pop()).catch(() => {});
-      for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) folders.add(path.slice(0, end));
+      for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) {
+        folders.add(path.slice(0, end));
+      }
     }
     for (const folder of [...folders].sort((a, b) => b.length - a.length)) {
       const parent = await folderOf(this.root, folder, { create: false }).catch(() => null);

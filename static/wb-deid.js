@@ -345,7 +345,7 @@ export class DeidWorkbench extends Workbench {
     if (!result.ok) return result;
     if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept." } };
     learned.shares = result.shares.map((share) => ({ identifiers: share.identifiers }));
-    return { ok: true, options: { learned }, names: outputs, items: read.map((learnedFile) => ({ learned: learnedFile })) };
+    return { ok: true, options: { learned }, names: outputs, items: read.map((was) => ({ learned: was })) };
   }
 
   // One mapping and summary from every worker's share (Python, dcmstudio.jobs.merge_deid_shares),
