@@ -869,7 +869,9 @@ class DeidLearnJob(Job):
     shares out over its workers (:class:`DeidShareJob` does the de-identifying steps).
 
     Options: those of :class:`dcmstudio.deid.DeidOptions`, and ``key`` (hex). Each item:
-    ``{"path", "name", "index"}`` (``index``: its 1-based position among the job's files). Each
+    ``{"path", "name", "index"}`` (``index``: its 1-based position among the job's files), and
+    ``head`` where the worker fetched the file's first bytes ahead (a scratch copy, deleted
+    here: the values are learned from it when the header ends inside it). Each
     step answers what the file taught that this share had not met yet, in the order met:
     ``{"learned": bool, "identifiers": names and IDs (as
     :meth:`~dcmstudio.deid.identifiers.Identifiers.to_plain`), "patients": [new patients],
@@ -889,7 +891,18 @@ class DeidLearnJob(Job):
         job, found = self.deidentifier, self.deidentifier.identifiers
         texts, ideographs, patients = len(found.texts), len(found.ideographs), len(job.patients)
         job.last_patient = None
-        learned = job.learn_file(item["path"], item["name"])
+        learned = False
+        if item.get("head"):
+            try:
+                head = _read_whole(item["head"])
+            finally:
+                os.remove(item["head"])
+            try:
+                job.learn_identifiers(head, item["name"])
+                learned = True
+            except DicomStudioError:
+                pass  # a longer header: learn_file reads on
+        learned = learned or job.learn_file(item["path"], item["name"])
         patient = job.last_patient if learned else None
         return {
             "learned": learned,

@@ -113,3 +113,25 @@ def test_the_key_a_share_is_given_is_the_key_it_uses():
     assert not Deidentifier({}, key=key).deterministic
     with pytest.raises(Exception, match="no option 'key'"):
         Deidentifier({"key": key.hex()})
+
+
+def test_the_first_pass_learns_from_the_head_the_worker_fetched_and_deletes_it(tmp_path):
+    """The page's worker reads each file's first 64 KiB ahead (a scratch copy): what is learned
+    from it is what the whole file teaches, and the copy is gone after the step."""
+    paths = series(tmp_path / "in", count=2)
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    answers = []
+    for head_size in (None, 65536, 200):
+        job = jobs.start("deid_learn", options, 2, lambda name: str(tmp_path / f"{head_size}-{name}"))
+        steps = []
+        for index, path in enumerate(paths, start=1):
+            item = {"path": str(path), "name": path.name, "index": index}
+            if head_size:
+                head = tmp_path / f"head-{head_size}-{index}"
+                head.write_bytes(path.read_bytes()[:head_size])
+                item["head"] = str(head)
+            steps.append(plain(jobs.step(job, item)))
+            assert not head_size or not head.exists()
+        answers.append((steps, plain(jobs.finish(job))))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0][0]["learned"] and answers[0][0][0]["patients"]
