@@ -162,13 +162,14 @@ async function main() {
   const merged = await workers[0].call("deid_merge", { options, learned, files: merges, zip_name: "deid.zip" });
   const mapping = Object.fromEntries(merged.parts.map((p) => [p.name, Buffer.from(p.bytes).toString("utf8")]));
   const report = lines.map((line) => `${line}\n`).join("");
-  const seconds = (performance.now() - t0) / 1000;
+  const tEnd = performance.now();
+  const seconds = (tEnd - t0) / 1000;
   fs.writeFileSync(outZip, Buffer.concat(zipParts));
   fs.writeFileSync(`${outZip}.mapping.json`, JSON.stringify({ ...mapping, report }));
   console.log(JSON.stringify({
     seconds, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
     learnSeconds: (tLearn - tKey) / 1000, deidSeconds: (tDeid - tLearn) / 1000,
-    finishSeconds: (performance.now() - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000,
+    finishSeconds: (tEnd - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000,
     files: names.length, hits, summary: merged.result.summary,
   }));
   await Promise.all(workers.map((w) => w.terminate()));
