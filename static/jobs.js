@@ -73,6 +73,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1 }));
   const first = hooks.before ? await hooks.before(items) : { ok: true };
   if (!first.ok) return first;
+  if (hooks.before) performance.mark("dcmstudio:job-before");
   const named = await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
   if (!named.ok) return named;
   items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
