@@ -240,8 +240,8 @@ export class WorkerPool {
   // items whenever it is free, then finishes. `onPart(part, item)` gets each output part with the
   // item it belongs to (parts are named by the item's `member`); `onStep(step, item)` each item's
   // result, in completion order. Resolves with every share's finish result, in worker order, or
-  // the first failure; `handle.cancel()` stops every share.
-  job({ kind, options, items, onPart, onStep }) {
+  // the first failure; `handle.cancel()` stops every share. `chunk`: items a worker takes at a time.
+  job({ kind, options, items, onPart, onStep, chunk = STEP_CHUNK }) {
     const workers = this.available();
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
@@ -256,12 +256,12 @@ export class WorkerPool {
       // Two requests in flight per worker: the files of one are read while the other is processed.
       const pump = async () => {
         while (queue.length && !cancelled && !failure) {
-          const chunk = queue.splice(0, STEP_CHUNK);
-          const request = worker.request(Op.JOB_STEPS, { job, items: chunk, reads: opened.reads }, { onPart: part });
+          const taken = queue.splice(0, chunk);
+          const request = worker.request(Op.JOB_STEPS, { job, items: taken, reads: opened.reads }, { onPart: part });
           running.add({ worker, id: request.id });
           const result = await request.done;
           if (!result.ok) { failure ??= result; break; }
-          result.steps.forEach((step, i) => onStep(step, chunk[i]));
+          result.steps.forEach((step, i) => onStep(step, taken[i]));
         }
       };
       await Promise.all([pump(), pump()]);

@@ -332,13 +332,15 @@ export class DeidWorkbench extends Workbench {
     let done = 0;
     const outputs = [];
     const read = [];
-    const job = this.app.python.job({ kind: "deid_learn", options, items, onPart: () => {}, onStep: (step, item) => {
-      learned.files[item.index - 1] = step.ok ? { identifiers: step.identifiers, patients: step.patients }
-        : { identifiers: { texts: [], ideographs: [], dates: [], instance_uids: [] }, patients: [] };
-      outputs[item.index - 1] = step.output || item.name;
-      read[item.index - 1] = Boolean(step.learned);
-      task.progress(++done, items.length, `first pass: ${item.name}`);
-    } });
+    // a first pass step is a header read and learned: more of them per round trip
+    const job = this.app.python.job({ kind: "deid_learn", options, items, chunk: 16, onPart: () => {},
+      onStep: (step, item) => {
+        learned.files[item.index - 1] = step.ok ? { identifiers: step.identifiers, patients: step.patients }
+          : { identifiers: { texts: [], ideographs: [], dates: [], instance_uids: [] }, patients: [] };
+        outputs[item.index - 1] = step.output || item.name;
+        read[item.index - 1] = Boolean(step.learned);
+        task.progress(++done, items.length, `first pass: ${item.name}`);
+      } });
     let cancelled = false;
     task.onCancel = () => { cancelled = true; job.cancel(); };
     const result = await job.done;
