@@ -16,6 +16,7 @@ import { Worker, isMainThread, parentPort, workerData } from "node:worker_thread
 import { fileURLToPath } from "node:url";
 
 const STEP_CHUNK = 4;  // client.js: items a worker takes at a time
+const LEARN_CHUNK = 16;  // wb-deid.js: the first pass takes more
 const KEY_SALT = "dcmstudio-deid-1";  // dcmstudio.deid.keys, as wb-deid.js derives it
 const KEY_ITERATIONS = 100000;
 
@@ -90,13 +91,13 @@ function startWorker(inDir, names) {
 
 // client.js WorkerPool.job: each worker opens its share, takes STEP_CHUNK items whenever it is
 // free (two requests in flight), then finishes. Resolves with the finish answers in worker order.
-async function shareOut(workers, kind, options, items, onStep) {
+async function shareOut(workers, kind, options, items, onStep, chunkSize = STEP_CHUNK) {
   const queue = [...items];
   return Promise.all(workers.map(async (worker) => {
     const opened = (await worker.call("job_start", { kind, options, count: items.length })).result;
     const pump = async () => {
       while (queue.length) {
-        const chunk = queue.splice(0, STEP_CHUNK);
+        const chunk = queue.splice(0, chunkSize);
         const { steps } = await worker.request("steps", { job: opened.job, items: chunk });
         steps.forEach(({ step, parts }, i) => onStep(step, chunk[i], parts));
       }
@@ -130,7 +131,7 @@ async function main() {
     learned.files[item.index - 1] = { identifiers: step.identifiers, patients: step.patients };
     outputNames[item.index - 1] = step.output || item.name;
     read[item.index - 1] = step.learned;
-  });
+  }, LEARN_CHUNK);
   learned.shares = shares.map((share) => ({ identifiers: share.identifiers }));
   const { members } = (await workers[0].call("member_names", { names: outputNames })).result;
   const tLearn = performance.now();
