@@ -12,6 +12,10 @@ certificate: a throwaway one is made).
 Timed, interleaved over the rounds, median reported:
 - dcmstudio in Pyodide once started (as job_a_pyodide.mjs: the files already in MEMFS, the deid
   task over every file and its streamed ZIP moved out of MEMFS), and its start-up apart;
+- the page's runtime with N workers (bench/deid_pool.mjs: worker_threads, each with its own
+  Pyodide, the files shared out as the page does: key derived once, pooled first pass, merge,
+  pooled de-identification, one ZIP and one mapping), for each N of --workers; the outputs of
+  every N are compared byte for byte;
 - dcmstudio in CPython (the same library in-process), for reference;
 - dicognito and gdcmanon, whole process.
 Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
@@ -107,6 +111,14 @@ def ensure_dicognito():
 def run_pyodide(data_dir, out_zip, script):
     result = subprocess.run(["node", str(script), str(data_dir), str(out_zip)], check=True,
                             capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_pool(data_dir, out_zip, workers):
+    """bench/deid_pool.mjs: the page's runtime with ``workers`` workers; its timings."""
+    options = json.dumps({"secret": SECRET, "zip_name": "deid.zip"})
+    result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out_zip),
+                             str(workers), options], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -211,7 +223,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=pathlib.Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", default="1,2",
+                        help="the page runtime's pool sizes to time, comma-separated (default 1,2)")
     args = parser.parse_args()
+    pools = [int(n) for n in args.workers.split(",") if n]
     data_dir = ensure_data(args.data)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):
@@ -231,11 +246,21 @@ def main():
         times = {"dcmstudio (Pyodide, started)": [], "  of which job start (key from secret)": [],
                  "dcmstudio start-up (Pyodide)": [],
                  "dcmstudio (CPython)": [], "dicognito": [], "gdcmanon": []}
+        for n in pools:
+            times[f"dcmstudio page runtime, {n} worker(s)"] = []
+            for phase in ("key", "learn", "deid", "finish"):
+                times[f"  {n} worker(s): {phase}"] = []
         pyodide_result = None
         for round_ in range(args.rounds):
-            for tool in ("pyodide", "cpython", "dicognito", "gdcmanon"):
+            for tool in ("pyodide", *[f"pool{n}" for n in pools], "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
-                if tool == "pyodide":
+                if tool.startswith("pool"):
+                    n = int(tool[4:])
+                    pooled = run_pool(data_dir, work / f"{tool}-{round_}.zip", n)
+                    times[f"dcmstudio page runtime, {n} worker(s)"].append(pooled["seconds"])
+                    for phase in ("key", "learn", "deid", "finish"):
+                        times[f"  {n} worker(s): {phase}"].append(pooled[f"{phase}Seconds"])
+                elif tool == "pyodide":
                     pyodide_result = run_pyodide(data_dir, work / f"ours-{round_}.zip", script)
                     times["dcmstudio (Pyodide, started)"].append(pyodide_result["seconds"])
                     times["  of which job start (key from secret)"].append(
@@ -253,6 +278,9 @@ def main():
         medians = {tool: statistics.median(values) for tool, values in times.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
         last = args.rounds - 1
+        # every pool size gives the same bytes: the ZIP, the mapping's files and the report
+        pooled_outputs = {n: ((work / f"pool{n}-{last}.zip").read_bytes(),
+                              (work / f"pool{n}-{last}.zip.mapping.json").read_bytes()) for n in pools}
         outputs = {
             "dcmstudio": read_zip(work / f"ours-{last}.zip"),
             "dicognito": read_folder(work / f"dicognito-{last}"),
@@ -267,6 +295,8 @@ def main():
             "seconds_median": medians,
             "seconds_all": times,
             "ratio_to_dcmstudio_pyodide": {tool: seconds / ours for tool, seconds in medians.items()},
+            "ratio_to_gdcmanon": {tool: seconds / medians["gdcmanon"] for tool, seconds in medians.items()},
+            "pool_outputs_identical": len(set(pooled_outputs.values())) == 1,
             "dcmstudio_job_summary": pyodide_result["summary"],
             "left_behind": {tool: left_behind(data_dir, files) for tool, files in outputs.items()},
         }
@@ -283,7 +313,9 @@ def main():
     print(f"{results['files']} files, {results['bytes'] / 1e6:.1f} MB, {args.rounds} rounds "
           f"(median seconds; ratio = tool / dcmstudio in Pyodide once started)")
     for tool, seconds in medians.items():
-        print(f"  {tool:32s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}")
+        print(f"  {tool:40s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}"
+              f"   {results['ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
+    print(f"  the page runtime's outputs with {args.workers} workers identical: {results['pool_outputs_identical']}")
     for title, key in (("the series", "left_behind"),
                        ("the probe (planted values, first 20 files)", "probe_left_behind")):
         print(f"\nWhat each left behind in {title}:")

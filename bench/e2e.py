@@ -80,7 +80,7 @@ PHASES = """() => {
     const at = Object.fromEntries(performance.getEntriesByType('mark')
         .filter((m) => m.name.startsWith('dcmstudio:')).map((m) => [m.name.slice(10), m.startTime]));
     const spans = [['opening', 'open', 'opened'], ['until job', 'opened', 'job'], ['job steps', 'job', 'job-steps'],
-                   ['writing', 'job-steps', 'job-written']];
+                   ['of which a first pass', 'job', 'job-before'], ['writing', 'job-steps', 'job-written']];
     return Object.fromEntries(spans.filter(([, a, b]) => a in at && b in at).map(([k, a, b]) => [k, (at[b] - at[a]) / 1000]));
 }"""
 

@@ -240,11 +240,11 @@ export class WorkerPool {
   // items whenever it is free, then finishes. `onPart(part, item)` gets each output part with the
   // item it belongs to (parts are named by the item's `member`); `onStep(step, item)` each item's
   // result, in completion order. Resolves with every share's finish result, in worker order, or
-  // the first failure; `handle.cancel()` stops every share.
+  // the first failure; `handle.cancel()` stops every share. `chunk`: items a worker takes at a time.
   // A step that answers `later` is not done: its item is sent again, in a last round, once every
   // other item is done, with `last_round`: what the other steps left for it (`for_last_round`),
   // in the order of the items (e.g. a file that refers to others, told which of them failed).
-  job({ kind, options, items, onPart, onStep }) {
+  job({ kind, options, items, onPart, onStep, chunk = STEP_CHUNK }) {
     const workers = this.available();
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
@@ -275,17 +275,17 @@ export class WorkerPool {
             if (inFlight) { await new Promise((resolve) => wake.push(resolve)); continue; }
             lastRound();
           }
-          const chunk = queue.splice(0, STEP_CHUNK);
-          const request = worker.request(Op.JOB_STEPS, { job, items: chunk, reads: opened.reads }, { onPart: part });
+          const taken = queue.splice(0, chunk);
+          const request = worker.request(Op.JOB_STEPS, { job, items: taken, reads: opened.reads }, { onPart: part });
           running.add({ worker, id: request.id });
           inFlight++;
           const result = await request.done;
           inFlight--;
           if (result.ok) {
             result.steps.forEach((step, i) => {
-              if (step.ok && step.later && !chunk[i].last_round) return held.push(chunk[i]);
-              if (step.ok && step.for_last_round != null) told.set(chunk[i], step.for_last_round);
-              return onStep(step, chunk[i]);
+              if (step.ok && step.later && !taken[i].last_round) return held.push(taken[i]);
+              if (step.ok && step.for_last_round != null) told.set(taken[i], step.for_last_round);
+              return onStep(step, taken[i]);
             });
           } else {
             failure ??= result;

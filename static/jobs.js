@@ -11,15 +11,15 @@ function runKey(app) {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// Where a task's many files go: a ZIP download everywhere, or, where the browser lets a page write
-// to disk, a ZIP file or a folder, written as they are made. Returns [select, its label].
+// The "Save …" choice of a task's target (`id`: the select's): { label, select }. The pickers are
+// offered where the browser lets a page write to disk; `onChange`, if given, hears the choice.
 export function saveTargetChoice(id, onChange) {
   const select = el("select", { id },
     el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
     pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
     pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
-  select.addEventListener("change", onChange);
-  return [select, el("label", { htmlFor: id, textContent: "Save" })];
+  if (onChange) select.addEventListener("change", onChange);
+  return { label: el("label", { htmlFor: id, textContent: "Save" }), select };
 }
 
 // Asks where the output goes, inside the click that started the task (the pickers need it).
@@ -61,15 +61,25 @@ export function newErrorsNote(flagged) {
 }
 
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
-// { ok, summary, firstReport, written, steps, ... } (`steps`: each file's step, in the order of
-// the files) or { ok: false, error }. `task` is the task bar's handle (progress, cancel);
-// `itemOf(file)`, if given, adds fields of the file to its item.
-export async function runSharedJob(app, { task, kind, options, files, target, zipName, itemOf }) {
+// { ok, summary, firstReport, written, failures, steps } (`steps`: each file's step, in the order
+// of the files) or { ok: false, error }. `task` is the task bar's handle (progress, cancel);
+// `itemOf(file)`, if given, adds fields of the file to its item. `hooks` (all optional) let a
+// task add to the run:
+// - `before(items)`: runs first (e.g. a first pass over the pool); resolves with { ok, options,
+//   names, items } or a failure: `options` are added to the task's, `names` (one per item) name
+//   the outputs instead of the files' names, `items` (one per item) are added to each item;
+// - `step(step, item)`: hears every step's answer;
+// - `settle(result)`: once every step is done, before the output is finished (ZIP closed,
+//   folder kept, download made); resolves with false to discard it.
+export async function runSharedJob(app, { task, kind, options, files, target, zipName, itemOf, hooks = {} }) {
   performance.mark("dcmstudio:job");
-  const named = await app.python.call("member_names", { names: files.map((f) => f.name) });
+  let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, ...itemOf?.(f) }));
+  const first = hooks.before ? await hooks.before(items) : { ok: true };
+  if (!first.ok) return first;
+  if (hooks.before) performance.mark("dcmstudio:job-before");
+  const named = await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
   if (!named.ok) return named;
-  const items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, member: named.members[i],
-    ...itemOf?.(f) }));
+  items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
     const clash = await existingFiles(target.handle, named.members);
     if (clash.length && !window.confirm(`${clash.length} of the ${items.length} files already exist in ` +
@@ -107,25 +117,31 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     if (folder && member) folder.file(item.member, parts);
     if (zip) zip.put(item.index - 1, member, parts);
     steps[item.index - 1] = step;
+    hooks.step?.(step, item);
     task.progress(++done, items.length, item.name);
   };
-  const job = app.python.job({ kind, options: { ...options, container: folder ? "files" : "members", key: runKey(app) },
-    items, onPart, onStep });
+  const job = app.python.job({ kind, options: { container: folder ? "files" : "members", key: runKey(app), ...options,
+    ...first.options }, items, onPart, onStep });
   task.onCancel = () => job.cancel();
   // A folder that cannot be written (a full disk, a quota, a folder removed meanwhile) stops the
   // job at once: making the other files would only fill the queue.
-  const writeFailed = (error) => ({ ok: false, error: { type: "WriteError", message: `Writing to ${target.label} ` +
-    `failed${folder ? ` after ${folder.written} of ${items.length} files` : ""}: ${error.message}` } });
+  // What was written is removed again, as after a Cancel: a half-written output is not kept.
+  const writeFailed = async (error) => {
+    await folder?.discard();  // the writes under way when it failed end first
+    const written = folder?.written;
+    const removed = !written ? "" : written === 1 ? " The file written was removed again."
+      : ` The ${written} files written were removed again.`;
+    return { ok: false, error: { type: "WriteError", message: `Writing to ${target.label} failed` +
+      `${folder ? ` after ${written} of ${items.length} files` : ""}: ${error.message.replace(/\.?$/, ".")}${removed}` } };
+  };
   if (folder) folder.onError = () => job.cancel();
   const result = await job.done;
   performance.mark("dcmstudio:job-steps");
-  if (folder?.error) {
-    await folder.finish().catch(() => {});  // the writes under way when it failed end first
-    return writeFailed(folder.error);
-  }
-  if (!result.ok) {
+  if (folder?.error) return writeFailed(folder.error);
+  if (!result.ok || (hooks.settle && !(await hooks.settle(result)))) {
     await writer?.abort?.();
-    return result;
+    await folder?.discard();
+    return result.ok ? { ok: false, error: { type: "Discarded", message: "Discarded: nothing was kept." } } : result;
   }
   try {
     if (zip) {

@@ -104,6 +104,7 @@ export class FolderWriter {
     this.written = 0;
     this.bytes = 0;
     this.onError = () => {};  // called once, with the first write's failure
+    this.paths = [];     // the files written so far
   }
 
   file(path, parts) {
@@ -132,6 +133,7 @@ export class FolderWriter {
     try {
       for (const part of parts) await writable.write(part);
       await writable.close();
+      this.paths.push(path);
     } catch (error) {
       await writable.abort().catch(() => {});
       throw error;
@@ -143,6 +145,27 @@ export class FolderWriter {
   async finish() {
     while (this.running.size) await Promise.all([...this.running]);
     if (this.error) throw this.error;
+  }
+
+  // A task cancelled or discarded: the files it wrote are removed (those not started never will
+  // be), then the folders they were in if that left them empty (a folder still holding anything
+  // refuses to be removed).
+  async discard() {
+    this.waiting = [];
+    while (this.running.size) await Promise.all([...this.running]);
+    const folders = new Set();
+    for (const path of this.paths) {
+      const dir = await folderOf(this.root, path, { create: false }).catch(() => null);
+      await dir?.removeEntry(path.split("/").pop()).catch(() => {});
+      for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) {
+        folders.add(path.slice(0, end));
+      }
+    }
+    for (const folder of [...folders].sort((a, b) => b.length - a.length)) {
+      const parent = await folderOf(this.root, folder, { create: false }).catch(() => null);
+      await parent?.removeEntry(folder.split("/").pop()).catch(() => {});
+    }
+    this.paths = [];
   }
 }
 

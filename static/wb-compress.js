@@ -50,7 +50,7 @@ export class CompressWorkbench extends Workbench {
       "Check every output: decode it again and compare each frame with the source", { checked: true });
     this.run = button("", () => this.start(), { className: "primary", id: "compress-run", disabled: true });
     // Several files are shared out over the workers and written as they are made (jobs.js).
-    [this.saveTo, this.saveToLabel] = saveTargetChoice("compress-save-to", () => this.renderScope());
+    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("compress-save-to", () => this.renderScope()));
     this.error = errorLine("compress-error");
     this.report = el("div", { className: "report compress-report", id: "compress-report", "aria-live": "polite" });
     panel.append(el("div", { className: "compress-layout" },

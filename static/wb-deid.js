@@ -1,12 +1,34 @@
 // The De-identify workbench: the pinned PS3.15 profile and its options, a secret for mappings
 // that agree across sessions, a preview of every action on one file, optional pixel masks drawn
-// on the frame, and the de-identified files as a ZIP with the mapping and a residual-PHI report.
-import { newErrorsNote } from "./jobs.js";
+// on the frame, and the de-identified files, shared out over the workers, into a folder, a ZIP
+// file or a ZIP download, with the mapping and a residual-PHI report.
+import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, errorLine, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
 
 // Options other than dates, which are one choice of three (PS3.15 allows one longitudinal option).
 const DATE_KEYS = ["retain_long_full_dates", "retain_long_modified_dates"];
+
+// dcmstudio.deid.keys: the key is PBKDF2-HMAC-SHA256 of the secret with this salt and count
+// (a test compares the bytes). Derived here once, natively (~0.3 s in each worker's Python).
+const KEY_SALT = "dcmstudio-deid-1";
+const KEY_ITERATIONS = 100000;
+let sessionKey = null;
+
+const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+// The key of a run (hex), the same for every worker: from the secret, or without one a random key
+// drawn once per page session, so the preview and the run agree (tests set `app.jobKey`).
+export async function deidKey(secret, app = {}) {
+  if (!secret) {
+    sessionKey ??= hex(crypto.getRandomValues(new Uint8Array(32)));
+    return app.jobKey || sessionKey;
+  }
+  const encode = (text) => new TextEncoder().encode(text);
+  const material = await crypto.subtle.importKey("raw", encode(secret), "PBKDF2", false, ["deriveBits"]);
+  return hex(await crypto.subtle.deriveBits(
+    { name: "PBKDF2", hash: "SHA-256", salt: encode(KEY_SALT), iterations: KEY_ITERATIONS }, material, 256));
+}
 
 export class DeidWorkbench extends Workbench {
   id = "deid";
@@ -43,6 +65,7 @@ export class DeidWorkbench extends Workbench {
     this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
     this.preview = button("Preview on the first file", () => this.runPreview(), { id: "deid-preview" });
     this.run = button("De-identify", () => this.runJob(), { className: "primary", id: "deid-run" });
+    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("deid-save-to"));
     this.error = errorLine("deid-error");
     this.report = el("div", { className: "report", id: "deid-report", "aria-live": "polite" });
     panel.append(el("div", { className: "edit-layout" },
@@ -66,7 +89,7 @@ export class DeidWorkbench extends Workbench {
             "(Burned In Annotation YES, ultrasound, screenshots): " }),
         this.burnedIn),
         this.maskArea, this.error,
-        el("div", { className: "actions" }, this.preview, this.run)),
+        el("div", { className: "actions" }, this.preview, this.run, this.saveToLabel, this.saveTo)),
       this.report));
     this.app.python.ready.then(() => this.loadProfile(), () => {});
     this.renderMasks();
@@ -193,8 +216,9 @@ export class DeidWorkbench extends Workbench {
   async runPreview() {
     const file = this.selection.files[0];
     if (!file) return;
+    const options = this.options();
     const result = await this.app.python.call("deid_preview",
-      { path: file.path, name: file.name, options: this.options() });
+      { path: file.path, name: file.name, options: { ...options, key: await deidKey(options.secret, this.app) } });
     if (!result.ok) {
       this.error.textContent = `${result.error.file || file.name}: ${result.error.message}`;
       return;
@@ -257,50 +281,112 @@ export class DeidWorkbench extends Workbench {
   }
 
   async runJob() {
+    const zipName = "deidentified.zip";
+    // The picker first: it needs the click that is still being handled.
+    const target = await chooseTarget(this.saveTo.value, zipName);
+    if (!target) return;
     // what the selection holds now, files still being described included
     const files = await this.app.files.resolve();
     if (!files.length) return;
+    const task = this.app.tasks.start(`De-identifying ${plural(files.length, "file")} into ${target.label}`);
+    const options = { ...this.options(), zip_name: zipName };
+    options.key = await deidKey(options.secret, this.app);
+    const learned = { files: [], shares: [] };
+    const lines = [];    // each file's report line, in input order
+    const merges = [];   // each file's share of the mapping and totals, in input order
     const reports = [];
-    const items = files.map((f) => ({ path: f.path, name: f.name }));
-    // A first pass learns every file's identifiers before the first output is written.
-    const learn = items.map((item) => ({ ...item, learn: true }));
-    // the pixel data comes back as references to the opened files (File.slice), not as copies
-    const { task, collected, done } = this.job(`De-identifying ${plural(files.length, "file")}`, "deid",
-      { ...this.options(), zip_name: "deidentified.zip" }, [...learn, ...items],
-      new Map(files.map((f) => [f.key, f.file])));
-    const result = await done;
+    let merged = null;
+    const result = await runSharedJob(this.app, { task, kind: "deid_share", options, files, target, zipName, hooks: {
+      before: (items) => this.firstPass(task, options, items, learned),
+      step: (step, item) => {
+        const failed = { file: item.name, message: step.error?.message || `${item.name} could not be read.` };
+        lines[item.index - 1] = step.line || JSON.stringify({ file: item.name, error: failed.message });
+        merges[item.index - 1] = step.merge || failed;
+        if (step.report) reports[item.index - 1] = step.report;
+      },
+      settle: async () => {
+        merged = await this.merge(options, learned, merges, lines, zipName);
+        if (!merged.ok) return false;
+        return this.settle(task, merged, reports.filter(Boolean), target);
+      },
+    } });
     if (!result.ok) {
-      this.error.textContent = result.error.message;
-      const cancelled = result.error.type === "Cancelled";
-      return task.fail(cancelled ? "De-identification cancelled: nothing was kept." : result.error.message);
+      if (merged && !merged.ok) return this.failed(task, merged.error);
+      if (result.error.type === "Discarded") return task.fail("De-identified, then discarded: nothing was kept.");
+      return this.failed(task, result.error, "De-identification cancelled: nothing was kept.");
     }
     this.error.textContent = "";
-    for (const step of result.steps || []) if (step.report) reports.push(step.report);
-    const zip = { finished: collected.finished.filter((f) => f.name.endsWith(".zip")) };
-    const s = result.summary;
-    // With residual hits, the ZIP waits until the person has seen them and chooses.
+    if (result.blob) this.app.tasks.offer({ finished: [{ name: zipName, blob: result.blob }] }, { click: true });
+    this.app.tasks.offer({ finished: merged.outputs });
+    const s = merged.summary;
+    const gained = reports.filter((r) => r?.new_errors?.length).length;
+    task.finish(`De-identified ${plural(s.files, "file")} of ${plural(s.patients, "patient")} into ${target.label}` +
+      (gained ? `; ${gained} gained a validation error (see De-identify)` : ""));
+    this.lastRun = { files: files.length, written: result.written, workers: result.workers };
+  }
+
+  // The first pass over the pool: every file's identifying values, learned before any output is
+  // made (see runSharedJob's `before`). Each answer is kept by the file's index: merged in input
+  // order, whichever worker learned it.
+  async firstPass(task, options, items, learned) {
+    let done = 0;
+    const outputs = [];
+    const read = [];
+    // a first pass step is a header read and learned: more of them per round trip
+    const job = this.app.python.job({ kind: "deid_learn", options, items, chunk: 16, onPart: () => {},
+      onStep: (step, item) => {
+        learned.files[item.index - 1] = step.ok ? { identifiers: step.identifiers, patients: step.patients }
+          : { identifiers: { texts: [], ideographs: [], dates: [], instance_uids: [] }, patients: [] };
+        outputs[item.index - 1] = step.output || item.name;
+        read[item.index - 1] = Boolean(step.learned);
+        task.progress(++done, items.length, `first pass: ${item.name}`);
+      } });
+    let cancelled = false;
+    task.onCancel = () => { cancelled = true; job.cancel(); };
+    const result = await job.done;
+    if (!result.ok) return result;
+    if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept." } };
+    learned.shares = result.shares.map((share) => ({ identifiers: share.identifiers }));
+    return { ok: true, options: { learned }, names: outputs, items: read.map((was) => ({ learned: was })) };
+  }
+
+  // One mapping and summary from every worker's share (Python, dcmstudio.jobs.merge_deid_shares),
+  // and the report: every file's line in input order.
+  async merge(options, learned, merges, lines, zipName) {
+    const collected = this.app.tasks.collector();
+    const result = await this.app.python.call("deid_merge", { options, learned, files: merges, zip_name: zipName },
+      { onPart: collected.onPart });
+    if (!result.ok) return result;
+    const report = { name: result.report_name,
+      blob: new Blob(lines.map((line) => `${line}\n`), { type: "application/x-ndjson" }) };
+    return { ok: true, summary: result.summary, outputs: [...collected.finished, report] };
+  }
+
+  // Shows the run's report; with residual hits, the output is finished (ZIP closed, folder kept,
+  // download offered) only if the person chooses so. Resolves with whether to keep it.
+  settle(task, merged, reports, target) {
+    const s = merged.summary;
+    const gained = reports.filter((r) => r.new_errors?.length).map((r) => ({ file: r.file, new_errors: r.new_errors }));
     let choice = null;
+    let decided = Promise.resolve(true);
     if (s.residual_hits) {
-      const keep = button("Download the ZIP anyway", () => {
-        this.app.tasks.offer(zip, { click: true });
-        choice.replaceChildren(el("p", { textContent: "Offered in the task bar." }));
-      }, { id: "deid-keep-anyway" });
-      const discard = button("Discard it", () => {
-        zip.finished.length = 0;
-        choice.replaceChildren(el("p", { textContent: "Discarded: nothing was offered." }));
-      }, { id: "deid-discard" });
-      choice = el("div", { className: "error", id: "deid-choice" },
-        el("p", { textContent: `The residual scan found ${plural(s.residual_hits, "original identifying value")} ` +
-          "in the output (listed below). The ZIP was not offered." }),
-        keep, discard);
-    } else {
-      this.app.tasks.offer(zip, { click: true });
+      decided = new Promise((resolve) => {
+        const keep = button(`Keep it anyway (${target.label})`, () => {
+          choice.replaceChildren(el("p", { textContent: `Kept: ${target.label}.` }));
+          resolve(true);
+        }, { id: "deid-keep-anyway" });
+        const discard = button("Discard it", () => {
+          choice.replaceChildren(el("p", { textContent: "Discarded: nothing was kept." }));
+          resolve(false);
+        }, { id: "deid-discard" });
+        task.onCancel = () => discard.click();
+        choice = el("div", { className: "error", id: "deid-choice" },
+          el("p", { textContent: `The residual scan found ${plural(s.residual_hits, "original identifying value")} ` +
+            `in the output (listed below). It was not offered: keep it (${target.label}) or discard it.` }),
+          keep, discard);
+      });
+      task.progress(1, 1, "waiting for your choice (see De-identify)");
     }
-    this.app.tasks.offer({ finished: collected.finished.filter((f) => !f.name.endsWith(".zip")) });
-    const gained = reports.filter((r) => r.new_errors?.length)
-      .map((r) => ({ file: r.file, new_errors: r.new_errors }));
-    task.finish(`De-identified ${plural(s.files, "file")} of ${plural(s.patients, "patient")}` +
-      (gained.length ? `; ${gained.length} gained a validation error (see De-identify)` : ""));
     this.showReport(
       el("h2", { textContent: `De-identified ${s.files} files (${s.profile})` }),
       el("p", { textContent: `${s.uids_replaced} UIDs replaced consistently · ${s.patients} patients · ` +
@@ -314,5 +400,6 @@ export class DeidWorkbench extends Workbench {
       newErrorsNote(gained),
       ...reports.map((r) => this.burnedInNote(r)).filter(Boolean),
       this.residualList(reports));
+    return decided;
   }
 }

@@ -79,7 +79,7 @@ export class EditWorkbench extends Workbench {
     this.preview = button("Preview on this file", () => this.runPreview(), { id: "edit-preview" });
     this.apply = button("", () => this.runApply(), { className: "primary", id: "edit-apply" });
     // Where a series goes: written as it is made where the browser lets a page write to disk.
-    [this.saveTo, this.saveToLabel] = saveTargetChoice("edit-save-to", () => this.renderScope());
+    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("edit-save-to", () => this.renderScope()));
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
 
     panel.append(el("div", { className: "edit-layout" },

@@ -524,11 +524,21 @@ def deid_profile_info():
 @endpoint
 def deid_preview(path, name, options):
     """What de-identifying one loaded file would do: each element's action, burned-in flags,
-    residual hits; nothing is written (see :func:`dcmstudio.deid.preview`)."""
+    residual hits; nothing is written (see :func:`dcmstudio.deid.preview`). ``options["key"]``
+    (hex), where given, is the run's key, derived by the page."""
     from . import deid
     with open(path, "rb") as f:
         data = f.read()
-    return {"report": deid.preview(data, name, options)}
+    options = dict(options)
+    key = options.pop("key", None)
+    return {"report": deid.preview(data, name, options, key=bytes.fromhex(key) if key else None)}
+
+
+@endpoint
+def deid_merge(options, learned, files, zip_name):
+    """The mapping's files and the summary of a deid job the workers shared (see
+    :func:`dcmstudio.jobs.merge_deid_shares`)."""
+    return jobs.merge_deid_shares(options, learned, files, output_path("deid-mapping"), zip_name)
 
 
 # ---- Validate ------------------------------------------------------------------------------------

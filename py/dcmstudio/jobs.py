@@ -6,6 +6,7 @@ are named by path (see :mod:`dcmstudio.api`).
 """
 
 import bisect
+import dataclasses
 import itertools
 import json
 import os
@@ -959,6 +960,190 @@ class DeidJob(ZipJob):
     def cancel(self):
         self.report_file.close()
         super().cancel()
+
+
+def _share_options(options):
+    """A shared deid task's options without its own (``key``: the job's key as hex, derived
+    once by the page for every worker), and that key as bytes."""
+    options = dict(options)
+    key = options.pop("key", None)
+    return options, bytes.fromhex(key) if key else None
+
+
+def _added_since(mapping, count):
+    """The ``(key, value)`` pairs added to the dict ``mapping`` since it held ``count`` of them
+    (dicts keep their insertion order), oldest first."""
+    return list(itertools.islice(reversed(mapping.items()), len(mapping) - count))[::-1]
+
+
+def learned_identifiers(learned):
+    """The identifying values of a whole job from what its first pass' shares learned (see
+    :class:`DeidLearnJob`): ``{"files": [each file's step answer, in input order], "shares":
+    [each share's finish answer]}``, merged in input order, so the result does not depend on
+    which worker learned which file."""
+    from .deid.identifiers import Identifiers
+    merged = Identifiers()
+    for plain in [f["identifiers"] for f in learned["files"]] + [s["identifiers"] for s in learned["shares"]]:
+        merged.update(Identifiers.from_plain(plain))
+    return merged
+
+
+@register("deid_learn")
+class DeidLearnJob(Job):
+    """One worker's share of deid's first pass (see :class:`DeidJob`), for a job the page
+    shares out over its workers (:class:`DeidShareJob` does the de-identifying steps).
+
+    Options: those of :class:`dcmstudio.deid.DeidOptions`, and ``key`` (hex). Each item:
+    ``{"path", "name", "index"}`` (``index``: its 1-based position among the job's files), and
+    ``head`` where the worker fetched the file's first bytes ahead (a scratch copy, deleted
+    here: the values are learned from it when the header ends inside it). Each
+    step answers what the file taught that this share had not met yet, in the order met:
+    ``{"learned": bool, "identifiers": names and IDs (as
+    :meth:`~dcmstudio.deid.identifiers.Identifiers.to_plain`), "patients": [new patients],
+    "output": the name it will get, or None}``; finishing answers the dates and UIDs of the
+    whole share (``{"identifiers"}``: sets, their order does not matter).
+    """
+
+    reads = "head"
+
+    def __init__(self, options, count, scratch):
+        from . import deid
+        options, key = _share_options(options)
+        super().__init__(options, count, scratch)
+        self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True, key=key)
+
+    def step(self, item):
+        job, found = self.deidentifier, self.deidentifier.identifiers
+        texts, ideographs, patients = len(found.texts), len(found.ideographs), len(job.patients)
+        job.last_patient = None
+        learned = False
+        if item.get("head"):
+            try:
+                head = _read_whole(item["head"])
+            finally:
+                os.remove(item["head"])
+            try:
+                job.learn_identifiers(head, item["name"])
+                learned = True
+            except DicomStudioError:
+                pass  # a longer header: learn_file reads on
+        learned = learned or job.learn_file(item["path"], item["name"])
+        patient = job.last_patient if learned else None
+        return {
+            "learned": learned,
+            "identifiers": {"texts": _added_since(found.texts, texts),
+                            "ideographs": _added_since(found.ideographs, ideographs),
+                            "dates": [], "instance_uids": []},
+            "patients": [dataclasses.asdict(p) for _, p in _added_since(job.patients, patients)],
+            # the output's name, as the de-identifying step will give it (the page names members first)
+            "output": job._output_name(item["name"], patient, item["index"]) if patient else None,
+        }
+
+    def finish(self):
+        found = self.deidentifier.identifiers
+        return {"identifiers": {"texts": [], "ideographs": [], "dates": sorted(found.dates),
+                                "instance_uids": sorted(found.instance_uids)}}
+
+
+@register("deid_share")
+class DeidShareJob(ZipJob):
+    """One worker's share of the de-identifying steps of a job the page shares out over its
+    workers, after the first pass (:class:`DeidLearnJob`) learned every file's values.
+
+    Options: those of :class:`dcmstudio.deid.DeidOptions`, ``key`` (hex: the job's, the same
+    in every worker), ``learned`` (see :func:`learned_identifiers`), ``container``
+    (``"members"`` or ``"files"``, as :class:`EditJob`). Each item: ``{"path", "name",
+    "index", "member", "learned"}`` (``learned``: whether the first pass read the file). Each
+    step answers as :class:`EditJob`'s (``member``, ``chunks``), with the file's ``report``
+    (without its per-element list), its report ``line`` (JSON), and ``merge``: its share of
+    the mapping and totals for :func:`merge_deid_shares`. The file's output depends only on
+    the file, its index and what the job shares, never on the files this worker did before.
+    """
+
+    _member = EditJob._member
+
+    def __init__(self, options, count, scratch):
+        from . import deid
+        options, key = _share_options(options)
+        self.container = options.pop("container", None) or "members"
+        if self.container not in ("members", "files"):
+            raise DicomStudioError(f"a shared deid task writes members or files, not '{self.container}'")
+        learned = options.pop("learned")
+        super().__init__(options, count, scratch)
+        self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True, key=key)
+        self.deidentifier.identifiers = learned_identifiers(learned)
+
+    def step(self, item):
+        import copy
+        job, name = self.deidentifier, item["name"]
+        learned, shared = bool(item.get("learned")), job.identifiers
+        if not learned:
+            # a file the first pass could not read learns its own values, for itself alone
+            job.identifiers = copy.deepcopy(shared)
+        uids, other_ids = len(job.uid_map), len(job.other_ids)
+        try:
+            pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
+        except DicomStudioError as exc:
+            # One bad file does not stop the series: it is reported and left out.
+            error = {"file": name, "message": exc.message}
+            return {"report": None, "error": error, "line": json.dumps({"file": name, "error": exc.message}),
+                    "merge": error}
+        finally:
+            job.identifiers = shared
+        report["member"] = member = member_name(item.get("member") or report["output"])
+        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+                   else None for piece, origin in zip(pieces, origins)]
+        merge = {"mapping": {"patients": [{**dataclasses.asdict(job.last_patient), "files": 1}],
+                             "uids": _added_since(job.uid_map, uids),
+                             "other_ids": _added_since(job.other_ids, other_ids)},
+                 "residual": report["residual"], "burned_in": report["burned_in"],
+                 "pixels_cleaned": report["pixels_cleaned"], "new_errors": bool(report["new_errors"])}
+        return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": json.dumps(report),
+                "merge": merge, **self._member(member, pieces, sources)}
+
+
+def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zip"):
+    """The mapping and summary of a deid job shared out over workers, as one process gives them.
+
+    Parameters
+    ----------
+    options : dict
+        The job's options (``key`` and the shares' own are ignored: the mapping needs no key).
+    learned : dict
+        What the first pass learned (see :func:`learned_identifiers`): its patients come first.
+    files : list of dict
+        Each file's ``merge`` answer (see :class:`DeidShareJob`), in input order.
+    folder : str
+        Where the mapping's files are written.
+
+    Returns
+    -------
+    dict
+        ``{"summary", "outputs", "report_name"}``: the summary of
+        :meth:`dcmstudio.deid.Deidentifier.summary` (with ``files_with_new_errors``), the
+        mapping's files (see :func:`dcmstudio.deid.mapping.write`), the report's name.
+    """
+    from . import deid
+    options, _ = _share_options(options)
+    for own in ("learned", "container"):
+        options.pop(own, None)
+    merged = deid.Deidentifier(options, key=b"")
+    for file in learned["files"]:
+        for plain in file["patients"]:
+            merged.patients.setdefault(plain["key"], deid.Patient(**plain))
+    with_new_errors = 0
+    for file in files:
+        if "mapping" not in file:
+            merged.failures.append({"file": file["file"], "message": file["message"]})
+            continue
+        met = file["mapping"]
+        file = {**file, "mapping": {**met, "patients": [deid.Patient(**p) for p in met["patients"]]}}
+        deid.mapping.merge_file(merged, file)
+        with_new_errors += file["new_errors"]
+    os.makedirs(folder, exist_ok=True)
+    return {"summary": {**merged.summary(), "files_with_new_errors": with_new_errors},
+            "outputs": merged.write_mapping(folder),
+            "report_name": deid.mapping.report_name(os.path.splitext(zip_name)[0])}
 
 
 @register("validate")

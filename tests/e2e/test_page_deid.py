@@ -1,13 +1,20 @@
 """De-identify a series in Chromium with a secret; judge the ZIP with pydicom; same secret, same bytes."""
 
 import io
+import json
 import zipfile
 
 import pydicom
+import pytest
 
 from conftest import ARTIFACTS, open_files
+from dcmstudio.deid import derive_key
+from dcmstudio.deid.mapping import FILE_NAMES
 from test_page_edit import SERIES_SIZE, make_series
 from test_page_inspect import assert_same_origin_only, wait_for_files
+from test_page_io import OPFS_PICKERS, many_files, pool_page, read_opfs
+
+MAPPING_FILES = list(FILE_NAMES)
 
 
 def run_deid(page, tmp_path, label):
@@ -124,3 +131,170 @@ def test_the_profile_is_described_and_a_pixel_mask_can_be_added_from_the_keyboar
     masked = pixels[3:13, 2:22]
     assert (masked == masked.flat[0]).all() and not (source[3:13, 2:22] == masked.flat[0]).all()  # one black
     assert (pixels[20:, 30:] == source[20:, 30:]).all()
+
+
+def offered(page, skip=("deidentified.zip",)):
+    """Every download the task bar offers, saved by clicking it as a person would: name → bytes."""
+    saved = {}
+    if page.locator("#tasks .download-more").is_visible():
+        page.click("#tasks .download-more")  # the folded ones too
+    links = page.locator("#tasks a.download")
+    for i in range(links.count()):
+        link = links.nth(i)
+        name = link.get_attribute("download")
+        if name in skip:
+            continue
+        with page.expect_download(timeout=30000) as info:
+            link.click()
+        saved[name] = info.value.path().read_bytes()
+    return saved
+
+
+def test_one_worker_or_two_give_the_same_files_mapping_and_report(browser, server, tmp_path):
+    """The first pass and the de-identifying steps are shared out over the workers; the
+    outputs are the same, byte for byte: every member, the mapping's four files, the report."""
+    paths = make_series(tmp_path)
+    # a name met first in the last file (another worker's, with two) and named in the first
+    # file's description, which Clean Descriptors keeps cleaned of every name the job learned
+    named = pydicom.dcmread(paths[0])
+    named.SeriesDescription = "follow-up for Quentin"
+    named.save_as(paths[0], enforce_file_format=True)
+    other = pydicom.dcmread(paths[4])
+    other.PatientName, other.PatientID = "Zyx^Quentin", "OTHER-ID-9"
+    other.save_as(paths[4], enforce_file_format=True)
+    runs = {}
+    for workers in (1, 2):
+        context, page = pool_page(browser, server, workers, paths)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.click("#tab-deid")
+        page.wait_for_selector("#deid-options input")
+        page.fill("#deid-secret", "one secret, any pool")
+        page.check("#deid-dates-1")
+        page.check("#deid-clean_descriptors")
+        members = run_deid(page, tmp_path, f"pool{workers}")
+        page.wait_for_selector(".task.done:has-text('De-identified 5 files')", timeout=60000)
+        assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'deid').lastRun.workers") == workers
+        runs[workers] = (members, offered(page))
+        assert not errors
+        context.close()
+    assert runs[1][0] == runs[2][0] and len(runs[1][0]) == SERIES_SIZE
+    assert sorted(runs[1][1]) == sorted(MAPPING_FILES + ["IDENTIFYING-deidentified_report.jsonl"])
+    assert runs[1][1] == runs[2][1]
+    lines = [json.loads(line) for line in runs[2][1]["IDENTIFYING-deidentified_report.jsonl"].splitlines()]
+    assert [line["file"] for line in lines] == [p.name for p in paths]
+    assert sorted(line["member"] for line in lines) == sorted(runs[2][0])
+    for data in runs[2][0].values():
+        assert b"Quentin" not in data and b"QUENTIN" not in data
+    first = pydicom.dcmread(io.BytesIO(runs[2][0][lines[0]["member"]]))
+    assert first.SeriesDescription == "follow-up for"
+    mapping = json.loads(runs[2][1]["IDENTIFYING-deid-mapping.json"])
+    assert [p["files"] for p in mapping["patients"]] == [SERIES_SIZE - 1, 1]
+    assert len(mapping["uids"]) == len({u["original"] for u in mapping["uids"]})
+
+
+def test_the_page_derives_the_key_python_would(page):
+    """The page derives the run's key once (WebCrypto) for every worker: the bytes of
+    dcmstudio.deid.keys.derive_key."""
+    for secret in ("correct horse battery staple", "Grüße 秘密", "x" * 100):
+        key = page.evaluate("async (s) => (await import('./static/wb-deid.js')).deidKey(s)", secret)
+        assert key == derive_key(secret)[0].hex()
+    # without a secret: one random key per page session, the same for the preview and the run
+    keys = page.evaluate("async () => { const m = await import('./static/wb-deid.js'); "
+                         "return [await m.deidKey(''), await m.deidKey('')]; }")
+    assert keys[0] == keys[1] and len(keys[0]) == 64
+
+
+@pytest.mark.parametrize("phase", ["first pass", "De-identifying"])
+def test_cancel_in_either_phase_stops_every_worker_and_leaves_nothing(browser, server, tmp_path, phase):
+    context, page = pool_page(browser, server, 2, many_files(tmp_path, 300))
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.click("#deid-run")
+    running = page.locator(".task.running:has-text('De-identifying')")
+    if phase == "first pass":
+        page.locator(".task.running:has-text('first pass')").wait_for(timeout=60000)
+    else:
+        page.wait_for_function("() => { const t = document.querySelector('.task.running'); "
+                               "return t && t.textContent.includes('%') && !t.textContent.includes('first pass'); }",
+                               timeout=60000, polling=20)
+    # timed in the page, from the click to the task's end (not the test's own round trips)
+    page.evaluate("""() => {
+        window.cancelTimes = {};
+        document.addEventListener('click', () => { window.cancelTimes.clicked ??= performance.now(); }, true);
+        new MutationObserver(() => {
+            if (document.querySelector('.task.failed')) window.cancelTimes.ended ??= performance.now();
+        }).observe(document.body, { subtree: true, attributes: true, childList: true });
+    }""")
+    running.locator("button", has_text="Cancel").click()
+    page.wait_for_selector(".task.failed:has-text('cancelled')", timeout=5000)
+    times = page.evaluate("window.cancelTimes")
+    assert times["ended"] - times["clicked"] < 500, times
+    page.wait_for_timeout(500)
+    assert not downloads
+    assert page.locator("#tasks a.download").count() == 0
+    assert not errors
+    context.close()
+
+
+LIST_PICKED_FOLDER = """async () => {
+    const root = await navigator.storage.getDirectory();
+    const names = [];
+    const walk = async (dir, at) => {
+        for await (const [name, handle] of dir.entries()) {
+            names.push(at + name + (handle.kind === 'directory' ? '/' : ''));
+            if (handle.kind === 'directory') await walk(handle, `${at}${name}/`);
+        }
+    };
+    await walk(await root.getDirectoryHandle('picked-folder', { create: true }), '');
+    return names.sort();
+}"""
+
+
+def test_deidentified_files_go_into_a_folder_as_they_are_made(page, server, tmp_path):
+    """The pickers hand back folders of the origin's private file system; the mapping and the
+    report are kept apart from the data (downloads), never written into its folder."""
+    paths = make_series(tmp_path)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, SERIES_SIZE)
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.fill("#deid-secret", "folder secret")
+    page.select_option("#deid-save-to", "folder")
+    page.click("#deid-run")
+    page.wait_for_selector(".task.done:has-text('De-identified 5 files of 1 patient into the folder')", timeout=60000)
+    lines = [json.loads(line) for line in offered(page)["IDENTIFYING-deidentified_report.jsonl"].splitlines()]
+    written = {line["member"]: read_opfs(page, f"picked-folder/{line['member']}") for line in lines}
+    assert len(written) == SERIES_SIZE
+    for path, line in zip(paths, lines):
+        ds = pydicom.dcmread(io.BytesIO(written[line["member"]]))
+        assert ds.PatientIdentityRemoved == "YES" and ds.PixelData == pydicom.dcmread(path).PixelData
+    folders = sorted({name.split("/")[0] + "/" for name in written})
+    assert page.evaluate(LIST_PICKED_FOLDER) == sorted([*written, *folders])
+    assert not page.page_errors
+
+
+def test_a_run_into_a_folder_that_the_person_discards_leaves_no_file(page, server, tmp_path):
+    paths = make_series(tmp_path)[:2]
+    leaky = pydicom.dcmread(paths[1])
+    leaky.Manufacturer = f"{str(leaky.PatientName).split('^')[0]} Imaging"  # kept by the table: a hit
+    leaky.save_as(paths[1], enforce_file_format=True)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, 2)
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.select_option("#deid-save-to", "folder")
+    page.click("#deid-run")
+    page.wait_for_selector("#deid-choice")
+    page.click("#deid-discard")
+    page.wait_for_selector(".task.failed:has-text('discarded')", timeout=30000)
+    left = page.evaluate(LIST_PICKED_FOLDER)
+    assert left == []
+    assert not page.page_errors
+    assert_same_origin_only(page, server)

@@ -240,6 +240,14 @@ FILLING_FOLDER = """async (allowed) => {
 }"""
 
 
+LIST_FOLDER = """async (name) => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(name);
+    const names = [];
+    for await (const key of dir.keys()) names.push(key);
+    return names;
+}"""
+
+
 def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, server, tmp_path):
     context, page = pool_page(browser, server, 2, many_files(tmp_path, 120))
     page.evaluate(FILLING_FOLDER, 3)
@@ -247,7 +255,9 @@ def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, s
     page.select_option("#edit-save-to", "folder")
     page.click("#edit-apply")
     failed = page.wait_for_selector(".task.failed", timeout=60000).text_content()
-    assert "Writing to the folder “full-disk” failed after 3 of 120 files: There is not enough space" in failed
+    assert ("Writing to the folder “full-disk” failed after 3 of 120 files: There is not enough space on the disk. "
+            "The 3 files written were removed again.") in failed
+    assert page.evaluate(LIST_FOLDER, "full-disk") == []
     # the job stopped at the first failure instead of making every other file for nothing
     assert page.evaluate("window.folderOpens()") < 120
     assert not page.page_errors

@@ -309,7 +309,7 @@ def _run_deid(args):
         if "error" in result:
             page_report.write(json.dumps({"file": result["file"], "error": result["error"]}) + "\n")
         else:
-            _merge_mapping(merged, result["report"])
+            mapping.merge_file(merged, result["report"])
             # as the page's job: each line names the file's member in the output
             member = json.dumps(member_name(result["report"]["output"]))
             page_report.write(run.with_key(run.encode_report(result["report"]), "member", member) + "\n")
@@ -353,25 +353,6 @@ def _mapping_folder(args, report_name):
             raise files.UsageError(f"{os.path.join(folder, earlier[0])} exists (an earlier run's mapping): "
                                    "move it, or choose another folder with --mapping.")
     return folder
-
-
-def _merge_mapping(merged, report):
-    """Fold one file's mapping into the job's, in input order (as one process would have met it)."""
-    met = report.pop("mapping")
-    for patient in met["patients"]:
-        known = merged.patients.get(patient.key)
-        if known is None:
-            merged.patients[patient.key] = patient
-        else:
-            known.files += patient.files
-    for old, new in met["uids"]:
-        merged.uid_map.setdefault(old, new)
-    for old, new in met["other_ids"]:
-        merged.other_ids.setdefault(old, new)
-    merged.totals["files"] += 1
-    merged.totals["residual_hits"] += len(report["residual"])
-    merged.totals["burned_in_flagged"] += report["burned_in"]["flag"]
-    merged.totals["pixels_cleaned"] += report["pixels_cleaned"]
 
 
 _SYNTAXES = {"rle": "1.2.840.10008.1.2.5", "deflated": "1.2.840.10008.1.2.1.99",

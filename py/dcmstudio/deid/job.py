@@ -51,6 +51,9 @@ class Deidentifier:
     session : bool
         Without a secret, use the process's :func:`~dcmstudio.deid.keys.session_key` (the
         page: its preview and its run agree) instead of a key of this job's own.
+    key : bytes, optional
+        The job's key, derived once elsewhere (the page derives it for every worker of a job
+        shared out over several); ``options``' secret then only says whether it is repeatable.
 
     Examples
     --------
@@ -58,17 +61,21 @@ class Deidentifier:
     >>> pieces, report = job.deidentify(open("in.dcm", "rb").read(), "in.dcm")       # doctest: +SKIP
     """
 
-    def __init__(self, options=None, scratch=None, *, session=False):
+    def __init__(self, options=None, scratch=None, *, session=False, key=None):
         self.options = DeidOptions(options)
         self.profile = deid_profile.load()
         self.rules = {}  # tag → (rule, action, decided_by) under these options (see FilePlan)
-        self._key, self.deterministic = derive_key(self.options.secret)
-        if session and not self.deterministic:
-            self._key = session_key()
+        if key is not None:
+            self._key, self.deterministic = key, bool(self.options.secret)
+        else:
+            self._key, self.deterministic = derive_key(self.options.secret)
+            if session and not self.deterministic:
+                self._key = session_key()
         self.scratch = scratch
         # the old → new values of each change, in the report (identifying: the preview's only)
         self.keep_values = False
         self.patients = {}
+        self.last_patient = None  # the patient of the file planned or learned last
         self.uid_map = {}
         self.other_ids = {}  # patient IDs met elsewhere than (0010,0020) → their stand-ins
         self.identifiers = Identifiers()
@@ -118,6 +125,7 @@ class Deidentifier:
             patient = Patient(key, original_id, issuer, original_name, birth_date,
                               self.options.pseudonym_prefix + code, offset)
             self.patients[key] = patient
+        self.last_patient = patient
         return patient
 
     def pseudonym_for_id(self, original_id):
@@ -375,11 +383,12 @@ def profile_info():
     return {**deid_profile.load().describe(), "actions": actions.legend()}
 
 
-def preview(data, name, options):
+def preview(data, name, options, key=None):
     """What de-identifying one file would do, without keeping any output.
 
-    The key is the run's: the secret's, or without one the page session's (see
-    :func:`dcmstudio.deid.keys.session_key`): the same pseudonym, UIDs and date offset.
+    The key is the run's: ``key`` where the page derived it for its workers, else the
+    secret's, or without one the page session's (see :func:`dcmstudio.deid.keys.session_key`):
+    the same pseudonym, UIDs and date offset.
 
     Returns
     -------
@@ -387,7 +396,7 @@ def preview(data, name, options):
         The report of :meth:`Deidentifier.deidentify`, with ``changed``: ``{"path", "tag",
         "op", "old", "new"}`` per changed element (identifying: original values).
     """
-    job = Deidentifier(options, session=True)
+    job = Deidentifier(options, session=True, key=key)
     job.keep_values = True
     _, report = job.deidentify(data, name)
     return report

@@ -89,3 +89,26 @@ def write(job, folder):
             f.write(text)
         outputs.append({"path": path, "name": name, "mime": mime})
     return outputs
+
+
+def merge_file(merged, report):
+    """Fold one file's mapping into the job ``merged`` (a :class:`~dcmstudio.deid.Deidentifier`),
+    in input order, as one process would have met it: the command's workers and the page's
+    give each file's ``report["mapping"]`` (``{"patients": [Patient], "uids": [(old, new)],
+    "other_ids": [(old, new)]}``, popped here) with its report's ``residual``, ``burned_in``
+    and ``pixels_cleaned``."""
+    met = report.pop("mapping")
+    for patient in met["patients"]:
+        known = merged.patients.get(patient.key)
+        if known is None:
+            merged.patients[patient.key] = patient
+        else:
+            known.files += patient.files
+    for old, new in met["uids"]:
+        merged.uid_map.setdefault(old, new)
+    for old, new in met["other_ids"]:
+        merged.other_ids.setdefault(old, new)
+    merged.totals["files"] += 1
+    merged.totals["residual_hits"] += len(report["residual"])
+    merged.totals["burned_in_flagged"] += report["burned_in"]["flag"]
+    merged.totals["pixels_cleaned"] += report["pixels_cleaned"]

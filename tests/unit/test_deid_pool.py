@@ -1,0 +1,137 @@
+"""De-identification shared out over workers as the page does it: a pooled first pass merged in
+input order, then pooled de-identifying steps, then one merged mapping; the same bytes whatever the
+number of workers, and the same as one process."""
+
+import json
+
+import pytest
+from test_deid_layouts import series
+
+from dcmstudio import archive, jobs
+from dcmstudio.deid import Deidentifier, derive_key
+
+SECRET = "pool secret"
+CHUNK = 4  # items a worker takes at a time, as client.js STEP_CHUNK
+
+
+def plain(value):
+    """What crosses postMessage: JSON."""
+    return json.loads(json.dumps(value))
+
+
+def shares_of(items, workers):
+    """The items of each worker: chunks of ``CHUNK`` dealt out in turn (each worker's in input
+    order, as the page's queue gives them)."""
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    return [[item for chunk in chunks[w::workers] for item in chunk] for w in range(workers)]
+
+
+def run_shares(kind, options, items, workers, scratch):
+    """Each worker's share of a task: its step answers by index, and its finish answer."""
+    steps, finished = {}, []
+    for w, share in enumerate(shares_of(items, workers)):
+        job = jobs.start(kind, plain(options), len(items), lambda name, w=w: str(scratch / f"w{w}-{name}"))
+        for item in share:
+            steps[item["index"]] = plain(jobs.step(job, plain(item)))
+        finished.append(plain(jobs.finish(job)))
+    return [steps[i] for i in sorted(steps)], finished
+
+
+def pooled(paths, workers, scratch, options=None):
+    """The page's pooled deid: every member's bytes, each report line, the mapping's files."""
+    scratch.mkdir()
+    key = derive_key(SECRET)[0].hex()
+    options = {"secret": SECRET, **(options or {}), "key": key}
+    items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, start=1)]
+    learned_steps, learned_shares = run_shares("deid_learn", options, items, workers, scratch)
+    learned = {"files": learned_steps, "shares": learned_shares}
+    names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
+    items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
+    steps, _ = run_shares("deid_share", {**options, "learned": learned, "container": "files"}, items, workers,
+                          scratch)
+    members = {s["member"]["name"]: archive.read_parts(s["chunks"]) for s in steps if not s.get("error")}
+    merged = jobs.merge_deid_shares(options, plain(learned), [s["merge"] for s in steps], str(scratch / "map"))
+    mapping = {}
+    for output in merged["outputs"]:
+        with open(output["path"], encoding="utf-8") as f:
+            mapping[output["name"]] = f.read()
+    return members, [s["line"] for s in steps], mapping, merged["summary"]
+
+
+def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
+    # two patients, interleaved, and a UID met again in a later file (each refers to the one before)
+    paths = series(tmp_path / "in", count=11, changes={
+        i: {"PatientName": "Second^Person", "PatientID": "ID-2"} for i in (2, 5, 6, 9)})
+    one = pooled(paths, 1, tmp_path / "one")
+    three = pooled(paths, 3, tmp_path / "three")
+    assert one[0] == three[0] and len(one[0]) == 11
+    assert one[1] == three[1]
+    assert one[2] == three[2]
+    assert one[3] == three[3]
+    assert one[3]["files"] == 11 and one[3]["patients"] == 2
+    # the same mapping and files as the single task a page with one worker used to run
+    job = Deidentifier({"secret": SECRET})
+    learned = {p for p in paths if job.learn_file(str(p), p.name)}
+    for index, path in enumerate(paths, start=1):
+        pieces, report, _ = jobs.deidentify_item(job, {"path": str(path), "name": path.name}, index, path in learned)
+        assert b"".join(pieces) == one[0][archive.member_name(report["output"])]
+    assert json.loads(one[2]["IDENTIFYING-deid-mapping.json"]) == plain(job.mapping())
+    assert one[2]["IDENTIFYING-deid-mapping.csv"] == job.mapping_csv()
+    patients = json.loads(one[2]["IDENTIFYING-deid-mapping.json"])["patients"]
+    assert [p["files"] for p in patients] == [7, 4]
+
+
+def test_a_name_first_met_in_another_workers_file_is_scrubbed_from_every_file(tmp_path):
+    """File 1 (worker 1) holds, in a kept element, the name of file 6's patient (worker 2's):
+    only the merged first pass finds it in file 1."""
+    paths = series(tmp_path / "in", count=8, changes={0: {"ManufacturerModelName": "Hidden^Person"},
+                                                      5: {"PatientName": "Hidden^Person"}})
+    members, lines, _, summary = pooled(paths, 2, tmp_path / "two")
+    first = json.loads(lines[0])
+    assert [hit["found"] for hit in first["residual"]] == ["Hidden^Person"]
+    assert summary["residual_hits"] == 1
+    assert all(b"Hidden" not in data for name, data in members.items() if name != first["member"])
+
+
+def test_a_file_the_first_pass_cannot_read_is_named_and_the_others_are_written(tmp_path):
+    paths = series(tmp_path / "in", count=5)
+    paths[2].write_bytes(b"not DICOM at all")
+    members, lines, mapping, summary = pooled(paths, 2, tmp_path / "two")
+    assert len(members) == 4
+    assert json.loads(lines[2]) == {"file": paths[2].name, "error": json.loads(lines[2])["error"]}
+    assert [f["file"] for f in summary["failed"]] == [paths[2].name]
+    assert summary["files"] == 4
+
+
+def test_the_key_a_share_is_given_is_the_key_it_uses():
+    """The page derives the key once: a share given it makes the UIDs the secret would."""
+    key = derive_key(SECRET)[0]
+    given = Deidentifier({"secret": SECRET}, key=key)
+    assert given.deterministic and given.new_uid("1.2.3") == Deidentifier({"secret": SECRET}).new_uid("1.2.3")
+    other = Deidentifier({"secret": SECRET}, key=bytes(32))
+    assert other.new_uid("1.2.3") != given.new_uid("1.2.3")
+    assert not Deidentifier({}, key=key).deterministic
+    with pytest.raises(Exception, match="no option 'key'"):
+        Deidentifier({"key": key.hex()})
+
+
+def test_the_first_pass_learns_from_the_head_the_worker_fetched_and_deletes_it(tmp_path):
+    """The page's worker reads each file's first 64 KiB ahead (a scratch copy): what is learned
+    from it is what the whole file teaches, and the copy is gone after the step."""
+    paths = series(tmp_path / "in", count=2)
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    answers = []
+    for head_size in (None, 65536, 200):
+        job = jobs.start("deid_learn", options, 2, lambda name: str(tmp_path / f"{head_size}-{name}"))
+        steps = []
+        for index, path in enumerate(paths, start=1):
+            item = {"path": str(path), "name": path.name, "index": index}
+            if head_size:
+                head = tmp_path / f"head-{head_size}-{index}"
+                head.write_bytes(path.read_bytes()[:head_size])
+                item["head"] = str(head)
+            steps.append(plain(jobs.step(job, item)))
+            assert not head_size or not head.exists()
+        answers.append((steps, plain(jobs.finish(job))))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0][0]["learned"] and answers[0][0][0]["patients"]
