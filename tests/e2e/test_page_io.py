@@ -230,6 +230,7 @@ FILLING_FOLDER = """async (allowed) => {
         name: real.name, kind: 'directory',
         keys: () => real.keys(),
         getDirectoryHandle: (name, options) => real.getDirectoryHandle(name, options),
+        removeEntry: (name, options) => real.removeEntry(name, options),
         getFileHandle: async (name, options) => {
             if (++opened > allowed) throw full();
             return real.getFileHandle(name, options);
