@@ -161,6 +161,18 @@ def read_item(item):
     return read_file(item["path"], item.get("name"))
 
 
+def take_prefetched_head(item):
+    """The first bytes of an item's file that the worker fetched ahead of its step (``item["head"]``,
+    a scratch copy, deleted here), or None when it fetched none."""
+    head_path = item.get("head")
+    if not head_path:
+        return None
+    try:
+        return _read_whole(head_path)
+    finally:
+        os.remove(head_path)
+
+
 def read_item_for_edit(item, head_only=False):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
@@ -177,13 +189,9 @@ def read_item_for_edit(item, head_only=False):
     data : bytes or bytearray
     tail : int or None
     """
-    head_path = item.get("head")
     name = item.get("name") or os.path.basename(item["path"])
-    if head_path:
-        try:
-            head = _read_whole(head_path)
-        finally:
-            os.remove(head_path)
+    head = take_prefetched_head(item)
+    if head is not None:
         size = None
     elif head_only:
         with unreadable_as_error(name):
@@ -1017,11 +1025,8 @@ class DeidLearnJob(Job):
         texts, ideographs, patients = len(found.texts), len(found.ideographs), len(job.patients)
         job.last_patient = None
         learned = False
-        if item.get("head"):
-            try:
-                head = _read_whole(item["head"])
-            finally:
-                os.remove(item["head"])
+        head = take_prefetched_head(item)
+        if head is not None:
             try:
                 job.learn_identifiers(head, item["name"])
                 learned = True
@@ -1169,12 +1174,7 @@ class ValidateJob(Job):
         self.reports = []
 
     def step(self, item):
-        head = None
-        if item.get("head"):
-            try:
-                head = _read_whole(item["head"])
-            finally:
-                os.remove(item["head"])
+        head = take_prefetched_head(item)
         report = self._validate.validate_file(item["path"], item["name"], head=head)
         self.reports.append(report)
         return {"report": report}

@@ -16,6 +16,7 @@ import pytest
 from conftest import ARTIFACTS, open_files
 from test_page_create import click_and_download
 from test_page_inspect import CT, MR, TEST_FILES, assert_same_origin_only, wait_for_files
+from test_page_io import read_zip
 
 MR_RLE = TEST_FILES / "MR_small_RLE.dcm"
 RTPLAN = TEST_FILES / "rtplan.dcm"
@@ -257,12 +258,6 @@ def compress_to_download(page):
     return data
 
 
-def zip_members(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        assert z.testzip() is None
-        return {name: z.read(name) for name in z.namelist()}
-
-
 def test_one_worker_or_two_compress_to_the_same_zip_byte_for_byte(browser, server, tmp_path):
     """Lossless and lossy; in the lossy run a GSPS follows its image's new UID, whichever worker wrote it."""
     from dcmstudio.create.pr import create_gsps
@@ -286,7 +281,7 @@ def test_one_worker_or_two_compress_to_the_same_zip_byte_for_byte(browser, serve
         context.close()
         runs[workers] = (lossless, lossy)
     assert runs[1] == runs[2]
-    lossless, lossy = (zip_members(data) for data in runs[2])
+    lossless, lossy = (read_zip(data) for data in runs[2])
     assert sorted(lossless) == sorted(p.name for p in paths)  # the GSPS has no pixel data: not in a lossless run
     for path in paths[::5]:
         written = same_pixels(lossless[path.name], path)
@@ -379,7 +374,7 @@ def test_outputs_that_gain_a_validation_error_are_noted_whichever_worker_wrote_t
         worker.evaluate("code => self.dcmstudio.pyodide.runPythonAsync(code)", BAD_DATE_IN_OUTPUTS)
     choose_target(page, pydicom.uid.RLELossless)
     data = compress_to_download(page)
-    assert len(zip_members(data)) == 8  # still written: the person decides
+    assert len(read_zip(data)) == 8  # still written: the person decides
     assert "2 gained a validation error" in page.inner_text(".task.done")
     note = page.inner_text("#compress-report .new-errors")
     assert note.startswith("2 outputs gained a validation error")

@@ -19,17 +19,19 @@ def plain(value):
     return json.loads(json.dumps(value))
 
 
-def shares_of(items, workers):
+def shares_of(items, workers, deal=None):
     """The items of each worker: chunks of ``CHUNK`` dealt out in turn (each worker's in input
-    order, as the page's queue gives them)."""
+    order, as the page's queue gives them), or chunk ``c`` to worker ``deal[c]`` (in the page,
+    whichever worker is free takes the next chunk)."""
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-    return [[item for chunk in chunks[w::workers] for item in chunk] for w in range(workers)]
+    deal = deal or [c % workers for c in range(len(chunks))]
+    return [[item for c, chunk in enumerate(chunks) if deal[c] == w for item in chunk] for w in range(workers)]
 
 
-def run_shares(kind, options, items, workers, scratch):
+def run_shares(kind, options, items, workers, scratch, deal=None):
     """Each worker's share of a task: its step answers by index, and its finish answer."""
     steps, finished = {}, []
-    for w, share in enumerate(shares_of(items, workers)):
+    for w, share in enumerate(shares_of(items, workers, deal)):
         job = jobs.start(kind, plain(options), len(items), lambda name, w=w: str(scratch / f"w{w}-{name}"))
         for item in share:
             steps[item["index"]] = plain(jobs.step(job, plain(item)))
@@ -37,7 +39,7 @@ def run_shares(kind, options, items, workers, scratch):
     return [steps[i] for i in sorted(steps)], finished
 
 
-def pooled(paths, workers, scratch, options=None):
+def pooled(paths, workers, scratch, options=None, deal=None):
     """The page's pooled deid: every member's bytes, each report line, the mapping's files."""
     scratch.mkdir()
     key = derive_key(SECRET)[0].hex()
@@ -48,7 +50,7 @@ def pooled(paths, workers, scratch, options=None):
     names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
     items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
     steps, _ = run_shares("deid_share", {**options, "learned": learned, "container": "files"}, items, workers,
-                          scratch)
+                          scratch, deal)
     members = {s["member"]["name"]: archive.read_parts(s["chunks"]) for s in steps if not s.get("error")}
     merged = jobs.merge_deid_shares(options, plain(learned), [s["merge"] for s in steps], str(scratch / "map"))
     mapping = {}
@@ -79,6 +81,17 @@ def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
     assert one[2]["IDENTIFYING-deid-mapping.csv"] == job.mapping_csv()
     patients = json.loads(one[2]["IDENTIFYING-deid-mapping.json"])["patients"]
     assert [p["files"] for p in patients] == [7, 4]
+
+
+@pytest.mark.parametrize("deal", [(1, 0, 0), (0, 1, 1), (1, 1, 0), (0, 0, 1)])
+def test_the_mapping_does_not_depend_on_which_worker_took_which_files(tmp_path, deal):
+    """In the page a free worker takes the next chunk, so any worker may meet a UID first."""
+    paths = series(tmp_path / "in", count=11, changes={
+        i: {"PatientName": "Second^Person", "PatientID": "ID-2"} for i in (2, 5, 6, 9)})
+    one = pooled(paths, 1, tmp_path / "one")
+    dealt = pooled(paths, 2, tmp_path / "dealt", deal=list(deal))
+    assert one[0] == dealt[0]
+    assert one[2] == dealt[2]
 
 
 def test_a_name_first_met_in_another_workers_file_is_scrubbed_from_every_file(tmp_path):

@@ -29,8 +29,9 @@ def as_dict(job):
                       "original_birth_date": p.birth_date, "pseudonym": p.pseudonym,
                       "date_offset_days": p.date_offset_days, "files": p.files}
                      for p in job.patients.values()],
-        "uids": [{"original": old, "new": new} for old, new in job.uid_map.items()],
-        "other_patient_ids": [{"original": old, "new": new} for old, new in job.other_ids.items()],
+        # sorted: the order UIDs were met in depends on which worker took which file
+        "uids": [{"original": old, "new": new} for old, new in sorted(job.uid_map.items())],
+        "other_patient_ids": [{"original": old, "new": new} for old, new in sorted(job.other_ids.items())],
     }
 
 
@@ -78,9 +79,9 @@ def write(job, folder):
     for UIDs and patient IDs; return ``[{"path", "name", "mime"}]`` (each name starts with
     ``IDENTIFYING-``)."""
     patient_ids = [(p.original_id, p.pseudonym) for p in job.patients.values() if p.original_id]
-    patient_ids += list(job.other_ids.items())
+    patient_ids += sorted(job.other_ids.items())
     outputs = []
-    texts = (as_csv(job), json.dumps(as_dict(job), indent=1), as_id_pairs(job.uid_map.items()),
+    texts = (as_csv(job), json.dumps(as_dict(job), indent=1), as_id_pairs(sorted(job.uid_map.items())),
              as_id_pairs(patient_ids))
     mimes = ("text/csv;charset=utf-8", "application/json", "text/csv;charset=utf-8", "text/csv;charset=utf-8")
     for name, mime, text in zip(FILE_NAMES, mimes, texts):
