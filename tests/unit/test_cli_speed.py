@@ -227,9 +227,13 @@ def test_worker_processes_start_only_when_the_files_left_would_take_long(monkeyp
         pids = list(run.in_order(pool, _pid, {}, items, count=len(items)))
         assert pids[:1 + run.PROBE_FILES] == [os.getpid()] * (1 + run.PROBE_FILES)
         assert os.getpid() not in pids[1 + run.PROBE_FILES:] and pool.started == 1
-        # a busy machine (no core idle): this process does it all
+        # this process's own load leaves the other cores idle
         monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
-        assert set(run.in_order(pool, _pid, {}, items, count=len(items))) == {os.getpid()} and pool.started == 1
+        pids = list(run.in_order(pool, _pid, {}, items, count=len(items)))
+        assert os.getpid() not in pids[1 + run.PROBE_FILES:] and pool.started == 2
+        # a busy machine (every core busy besides this process): this process does it all
+        monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1) + 1, 0.0, 0.0))
+        assert set(run.in_order(pool, _pid, {}, items, count=len(items))) == {os.getpid()} and pool.started == 2
     finally:
         pool.shutdown()
     always = run.ProcessPool(2, always=True)

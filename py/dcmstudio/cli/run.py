@@ -118,7 +118,10 @@ class ProcessPool:
         if not self._left or not self._timed:
             return False
         left = self._left + 1  # this file too
-        idle = (os.cpu_count() or 1) - os.getloadavg()[0] if hasattr(os, "getloadavg") else self.workers
+        # the load average counts this process too (it has been running): the others' load is
+        # what keeps a core from being idle
+        others = max(0.0, os.getloadavg()[0] - 1) if hasattr(os, "getloadavg") else 0.0
+        idle = (os.cpu_count() or 1) - others
         return statistics.median(self._timed) * left >= POOL_AFTER_SECONDS and idle >= 1
 
     def share(self, value, folder):
