@@ -83,6 +83,14 @@ class ZipJob(Job):
         return [{**part, "name": self.zip_name, "mime": "application/zip",
                  "final": final and i == len(parts) - 1} for i, part in enumerate(parts)]
 
+    def member_parts(self, member, size, crc, parts):
+        """One output file of a task shared out (``container`` ``"members"`` or ``"files"``) as
+        the page takes it: ``member`` (name, size, CRC: None for a file in a folder) and
+        ``chunks``, its ``parts`` named after it, the last one marked final."""
+        mime = "application/zip" if self.container == "members" else "application/dicom"
+        chunks = [{**part, "name": member, "mime": mime, "final": i == len(parts) - 1} for i, part in enumerate(parts)]
+        return {"member": {"name": member, "size": size, "crc": crc}, "chunks": chunks}
+
     def finish_zip(self):
         self.zip.close()
         return self.chunks(final=True)
@@ -502,10 +510,7 @@ class EditJob(ZipJob):
             if source is not None:
                 self.sink.expect_reference(*source, len(piece))
             self.sink.write(piece)
-        parts = self.sink.take_chunks(final=True)
-        mime = "application/zip" if self.container == "members" else "application/dicom"
-        chunks = [{**part, "name": member, "mime": mime, "final": i == len(parts) - 1} for i, part in enumerate(parts)]
-        return {"member": {"name": member, "size": size, "crc": crc}, "chunks": chunks}
+        return self.member_parts(member, size, crc, self.sink.take_chunks(final=True))
 
     def finish(self):
         self.report_file.close()
@@ -749,10 +754,7 @@ class CompressJob(ZipJob):
                     crc = zlib.crc32(block, crc)
             self.sink.write(member_header(member, size, crc))
             chunks = self.sink.take_chunks(final=True)
-        mime = "application/zip" if self.container == "members" else "application/dicom"
-        chunks = [{**part, "name": member, "mime": mime, "final": False} for part in chunks]
-        chunks.append({"path": out, "name": member, "mime": mime, "final": True})
-        return {"member": {"name": member, "size": size, "crc": crc}, "chunks": chunks}
+        return self.member_parts(member, size, crc, chunks + [{"path": out}])
 
     def _write_deferred(self):
         """Files without pixel data in a lossy run, written with their references to the images
