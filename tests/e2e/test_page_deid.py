@@ -47,6 +47,9 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
     assert "removed (basic)" in preview
     assert "shifted by the patient's date offset; a time stays (retain_long_modified_dates)" in preview
     pseudonym = page.inner_text("#deid-report h2").split("→")[1].strip().split("/")[0]
+    # a tag is read on one line, (0008,0020), not broken over three
+    lines = page.eval_on_selector_all("#deid-report .changes .tag code", "codes => codes.map((c) => c.getClientRects().length)")
+    assert lines and set(lines) == {1}, lines
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "deid-preview.png"))
 
