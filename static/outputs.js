@@ -174,9 +174,14 @@ export class FolderWriter {
 export class StreamWriter {
   constructor(handle) {
     this.queue = new WriteQueue();
+    this.handle = handle;
     this.writable = null;
     this.bytes = 0;
-    this.queue.push(async () => { this.writable = await handle.createWritable(); });
+    this.created = false;  // the file was empty before: most likely made by the save dialog
+    this.queue.push(async () => {
+      this.created = (await handle.getFile()).size === 0;
+      this.writable = await handle.createWritable();
+    });
   }
 
   write(part) {
@@ -189,14 +194,21 @@ export class StreamWriter {
     try {
       await this.queue.drain();
     } catch (error) {
-      await this.writable?.abort().catch(() => {});
+      await this.discard();
       throw error;
     }
   }
 
   async abort() {
     await this.queue.tail;
+    await this.discard();
+  }
+
+  // Nothing written is kept (the writes went to a swap file): a file that held something before
+  // keeps it, and one the save dialog made empty is removed where the browser can remove it.
+  async discard() {
     await this.writable?.abort().catch(() => {});
+    if (this.created) await this.handle.remove?.().catch(() => {});
   }
 }
 
