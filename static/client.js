@@ -80,6 +80,11 @@ export class PythonWorker {
       case Reply.PART:
         this.pending.get(message.id)?.onPart?.(message);
         break;
+      case Reply.PARTS: {
+        const onPart = this.pending.get(message.id)?.onPart;
+        for (const part of message.parts) onPart?.({ id: message.id, ...part });
+        break;
+      }
       case Reply.DONE: {
         const request = this.pending.get(message.id);
         this.pending.delete(message.id);

@@ -88,7 +88,6 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
         `${clash.length} of these files.` } };
     }
   }
-  const sources = new Map(files.map((f) => [f.key, f.file]));
   const folder = target.kind === SAVE_TARGETS.FOLDER ? new FolderWriter(target.handle) : null;
   const writer = folder ? null
     : target.kind === SAVE_TARGETS.ZIP_FILE ? new StreamWriter(target.handle) : new BlobWriter("application/zip");
@@ -96,14 +95,12 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
 
   const partsOf = new Map();   // member → parts received so far
   const extras = new Map();    // other outputs (each worker's report): name → parts
-  const unresolved = [];
   const failures = [];
   const flagged = [];          // { file, new_errors } of the outputs that gained a validation error
   const steps = new Array(items.length);
   let done = 0;
-  const onPart = ({ output, buffer, ref }, item) => {
-    const part = ref ? sources.get(ref.key)?.slice(ref.offset, ref.offset + ref.length) : buffer;
-    if (!part) unresolved.push(output.name);
+  const onPart = ({ output, buffer, blob }, item) => {
+    const part = blob || buffer;
     const into = item ? partsOf : extras;
     if (!into.has(output.name)) into.set(output.name, { mime: output.mime, parts: [] });
     into.get(output.name).parts.push(part);
@@ -111,7 +108,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const onStep = (step, item) => {
     const parts = partsOf.get(item.member)?.parts || [];
     partsOf.delete(item.member);
-    const member = step.ok && !step.error && !unresolved.includes(item.member) ? step.member : null;
+    const member = step.ok && !step.error ? step.member : null;
     if (!member) failures.push({ file: item.name, message: step.error?.message || `${item.name} could not be read.` });
     if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);

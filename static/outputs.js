@@ -92,8 +92,9 @@ export async function existingFiles(root, names) {
 
 // Each output file written under a folder, at its relative path. Several files are written at
 // once: each write is a round trip to the browser's file system (open a swap file, write, move it
-// into place), and one after another they took longer than making the files.
-const FOLDER_WRITES_AT_ONCE = 8;
+// into place), and one after another they took longer than making the files. 16 at once, each
+// file in one write, saved about a fifth of the time against 8 at once, a write per part.
+const FOLDER_WRITES_AT_ONCE = 16;
 
 export class FolderWriter {
   constructor(root) {
@@ -131,7 +132,7 @@ export class FolderWriter {
     const handle = await dir.getFileHandle(path.split("/").pop(), { create: true });
     const writable = await handle.createWritable();
     try {
-      for (const part of parts) await writable.write(part);
+      await writable.write(parts.length === 1 ? parts[0] : new Blob(parts));
       await writable.close();
       this.paths.push(path);
     } catch (error) {
@@ -173,9 +174,14 @@ export class FolderWriter {
 export class StreamWriter {
   constructor(handle) {
     this.queue = new WriteQueue();
+    this.handle = handle;
     this.writable = null;
     this.bytes = 0;
-    this.queue.push(async () => { this.writable = await handle.createWritable(); });
+    this.created = false;  // the file was empty before: most likely made by the save dialog
+    this.queue.push(async () => {
+      this.created = (await handle.getFile()).size === 0;
+      this.writable = await handle.createWritable();
+    });
   }
 
   write(part) {
@@ -188,14 +194,21 @@ export class StreamWriter {
     try {
       await this.queue.drain();
     } catch (error) {
-      await this.writable?.abort().catch(() => {});
+      await this.discard();
       throw error;
     }
   }
 
   async abort() {
     await this.queue.tail;
+    await this.discard();
+  }
+
+  // Nothing written is kept (the writes went to a swap file): a file that held something before
+  // keeps it, and one the save dialog made empty is removed where the browser can remove it.
+  async discard() {
     await this.writable?.abort().catch(() => {});
+    if (this.created) await this.handle.remove?.().catch(() => {});
   }
 }
 

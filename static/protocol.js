@@ -28,8 +28,9 @@ export const Op = Object.freeze({
 export const Reply = Object.freeze({
   PHASE: "phase",       // { phase, label, fraction } during start-up
   PROGRESS: "progress", // { id, done, total, label }
-  PART: "part",         // { id, output, buffer | ref } a piece of a streamed download: bytes
-                        // (transferred), or ref { key, offset, length }, a stretch of an opened file
+  PART: "part",         // { id, output, buffer | blob } a piece of a streamed download: bytes
+                        // (transferred), or a Blob, a slice of an opened file (never copied)
+  PARTS: "parts",       // { id, parts: [{ output, buffer | blob }] } several PARTs in one message
   DONE: "done",         // { id, result } where result is { ok: true, ... } or { ok: false, error }
   FATAL: "fatal",       // { message } the worker cannot go on
   NOTICE: "notice",     // { message } something failed that some features need; the worker goes on

@@ -3,6 +3,7 @@ import { el } from "./dom.js";
 
 // Downloads shown before the rest fold behind "N more": the bar must never grow over the page.
 const DOWNLOADS_SHOWN = 3;
+const PROGRESS_MS = 100;  // the shortest time between two drawings of a task's progress
 
 
 function formatSize(bytes) {
@@ -57,15 +58,32 @@ export class TaskBar {
     text.setAttribute("role", "status"); // on the text: a list item cannot be a status
     const item = el("li", { className: "task running" }, text, bar, cancel);
     this.list.prepend(item);
+    // Progress is drawn at most every PROGRESS_MS: a job over thousands of files reports each
+    // one, and redrawing the page for each would take the CPU the workers need.
+    let latest = null;
+    let drawn = 0;
+    let timer = null;
+    const draw = () => {
+      timer = null;
+      drawn = performance.now();
+      const [done, total, detail] = latest;
+      bar.value = total ? done / total : 0;
+      const percent = total ? Math.floor((100 * done) / total) : 0;
+      text.textContent = `${label} … ${percent}%${detail ? ` · ${detail}` : ""}`;
+    };
+    const stopDrawing = () => { clearTimeout(timer); timer = null; };
     const task = {
       cancelled: false,
       onCancel: null,
       progress(done, total, detail) {
-        bar.value = total ? done / total : 0;
-        const percent = total ? Math.floor((100 * done) / total) : 0;
-        text.textContent = `${label} … ${percent}%${detail ? ` · ${detail}` : ""}`;
+        latest = [done, total, detail];
+        if (timer) return;
+        const wait = PROGRESS_MS - (performance.now() - drawn);
+        if (wait <= 0) draw();
+        else timer = setTimeout(draw, wait);
       },
       finish(message) {
+        stopDrawing();
         item.className = "task done";
         text.textContent = message || `${label}: done`;
         bar.remove();
@@ -73,6 +91,7 @@ export class TaskBar {
         setTimeout(() => item.remove(), 8000);
       },
       fail(message) {
+        stopDrawing();
         item.className = "task failed";
         text.textContent = message;
         bar.remove();
@@ -81,6 +100,7 @@ export class TaskBar {
       },
     };
     cancel.onclick = () => {
+      stopDrawing();
       task.cancelled = true;
       cancel.disabled = true;
       text.textContent = `${label} … cancelling`;
@@ -110,32 +130,21 @@ export class TaskBar {
     return link;
   }
 
-  // Collects the PART messages of a request into Blobs (a streamed ZIP arrives in pieces).
-  // `sources` maps the keys of the files the request reads to their File objects: a part that
-  // refers to a stretch of one becomes a slice of that File (no copy is made or held).
-  // An output with a part that cannot be resolved is never offered; `errors` says why.
-  collector(sources = new Map()) {
+  // Collects the PART messages of a request into Blobs (a streamed ZIP arrives in pieces; a part
+  // may be a slice of an opened file, which is referenced, not copied).
+  collector() {
     const parts = new Map();
     const finished = [];
-    const errors = [];
-    const broken = new Set();
     return {
-      onPart: ({ output, buffer, ref }) => {
+      onPart: ({ output, buffer, blob }) => {
         if (!parts.has(output.name)) parts.set(output.name, []);
-        if (ref && !sources.has(ref.key)) {
-          broken.add(output.name);
-          errors.push(`${output.name} was not offered: it needs a file this task was not given.`);
-        } else {
-          parts.get(output.name).push(ref ? sources.get(ref.key).slice(ref.offset, ref.offset + ref.length) : buffer);
-        }
+        parts.get(output.name).push(blob || buffer);
         if (output.final) {
-          const blob = new Blob(parts.get(output.name), { type: output.mime });
+          finished.push({ name: output.name, blob: new Blob(parts.get(output.name), { type: output.mime }) });
           parts.delete(output.name);
-          if (!broken.has(output.name)) finished.push({ name: output.name, blob });
         }
       },
       finished,
-      errors,
     };
   }
 

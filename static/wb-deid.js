@@ -233,7 +233,7 @@ export class DeidWorkbench extends Workbench {
       const c = changed.get(e.path);
       const after = !c ? "(kept)" : c.op === "delete" ? "(removed)" : shown(c.new);
       // what was done and what decided it, under the element's name (the value columns keep their width)
-      return el("tr", {}, el("td", {}, el("code", { textContent: e.tag })),
+      return el("tr", {}, el("td", { className: "tag" }, el("code", { textContent: e.tag })),
         el("td", {}, e.path, el("div", { className: "detail", textContent: `${e.does} (${e.by})` })),
         el("td", { className: `action action-${e.action[0]}`, textContent: e.action }),
         el("td", { className: "old", textContent: c ? shown(c.old) : "" }),

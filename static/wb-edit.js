@@ -270,7 +270,7 @@ export class EditWorkbench extends Workbench {
     const files = this.scopeFiles();
     if (!files.length) return;
     const task = this.app.tasks.start(`Editing ${files[0].name}`);
-    const collected = this.app.tasks.collector(new Map(files.map((f) => [f.key, f.file])));
+    const collected = this.app.tasks.collector();
     const request = this.app.python.request(Op.JOB, {
       kind: "edit",
       options: { edits: this.app.edits.list, single: true },
@@ -278,9 +278,8 @@ export class EditWorkbench extends Workbench {
     }, { onProgress: (p) => task.progress(p.done, p.total, p.label), onPart: collected.onPart });
     task.onCancel = () => this.app.python.cancel(request.id);
     const result = await request.done;
-    if (!result.ok || collected.errors.length) {
-      task.fail(!result.ok && result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept."
-        : result.ok ? collected.errors[0] : result.error.message);
+    if (!result.ok) {
+      task.fail(result.error.type === "Cancelled" ? "Editing cancelled: nothing was kept." : result.error.message);
       return;
     }
     this.app.tasks.offer(collected, { click: true });

@@ -155,35 +155,51 @@ function yieldToMessages() {
 }
 
 // Moves each output named in a result from MEMFS to the page, as transferred buffers.
-function sendOutputs(id, result) {
+// `send(part, transfer)` posts a part ({ output, buffer | blob }); by default one message each.
+function sendOutputs(id, result, send = postPart(id)) {
   for (const output of result.outputs || []) {
     const bytes = takeFile(pyodide.FS, output.path);
-    post({ kind: Reply.PART, id, output: { name: output.name, mime: output.mime, final: true }, buffer: bytes.buffer },
-      [bytes.buffer]);
+    send({ output: { name: output.name, mime: output.mime, final: true }, buffer: bytes.buffer }, [bytes.buffer]);
     delete output.path;
   }
 }
 
+function postPart(id) {
+  return (part, transfer = []) => post({ kind: Reply.PART, id, ...part }, transfer);
+}
+
 // Moves the finished parts of a streamed output (e.g. a ZIP being written) to the page. A part
-// that is a stretch of a file the page opened goes as a reference ({ key, offset, length }):
-// the page takes those bytes from its own File, so they are never copied here.
-function sendChunks(id, result) {
+// that is a stretch of a file the page opened goes as a slice of that File: its bytes are never
+// copied. Slicing here, not in the page, keeps that cost (a request to the browser per slice)
+// off the page's main thread.
+function sendChunks(id, result, send = postPart(id)) {
   for (const chunk of result.chunks || []) {
     const output = { name: chunk.name, mime: chunk.mime, final: chunk.final };
     if (chunk.source !== undefined) {
       const { source, offset, length } = chunk;
       if (source.startsWith(`${INPUT_DIR}/`)) {
-        post({ kind: Reply.PART, id, output, ref: { key: source.slice(source.lastIndexOf("/") + 1), offset, length } });
+        send({ output, blob: pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length) });
       } else {
         const bytes = pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length);
-        post({ kind: Reply.PART, id, output, buffer: bytes.buffer }, [bytes.buffer]);
+        send({ output, buffer: bytes.buffer }, [bytes.buffer]);
       }
       continue;
     }
     const bytes = takeFile(pyodide.FS, chunk.path);
-    post({ kind: Reply.PART, id, output, buffer: bytes.buffer }, [bytes.buffer]);
+    send({ output, buffer: bytes.buffer }, [bytes.buffer]);
   }
   delete result.chunks;
+}
+
+// Collects parts to post them together (Reply.PARTS): every message costs the page's main thread
+// a task, so a share's steps send theirs in one message per request rather than one per part.
+function partBatch(id) {
+  const parts = [];
+  const transfer = [];
+  return {
+    send: (part, buffers = []) => { parts.push(part); transfer.push(...buffers); },
+    flush: () => { if (parts.length) post({ kind: Reply.PARTS, id, parts: parts.splice(0) }, transfer.splice(0)); },
+  };
 }
 
 const handlers = {
@@ -201,8 +217,7 @@ const handlers = {
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
       described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
-      post({ kind: Reply.PROGRESS, id, done: i + 1, total: describe.length, label: name });
-      await yieldToMessages();
+      await yieldToMessages();  // the page counts progress by chunk: no message per file
     }
     return { ok: true, files: described };
   },
@@ -268,17 +283,19 @@ const handlers = {
     const headOnly = reads === "head";
     const locals = await prefetch(items.map((item) => item.path), headOnly ? HEAD_BYTES : 0);
     const steps = [];
+    const parts = partBatch(id);
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
       const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
       if (step.ok) {
-        sendChunks(id, step);
-        sendOutputs(id, step);
+        sendChunks(id, step, parts.send);
+        sendOutputs(id, step, parts.send);
       }
       steps.push(step);
       await yieldToMessages();  // a Cancel is heard between items, not after the whole chunk
     }
+    parts.flush();  // before DONE: the page takes each step's parts before the step
     // what was fetched for the items a Cancel left out
     for (const local of locals.slice(steps.length)) if (local) pyodide.FS.unlink(local);
     return { ok: true, steps };

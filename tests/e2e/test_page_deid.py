@@ -47,6 +47,9 @@ def test_deidentify_series_consistently_and_reproducibly(page, server, tmp_path)
     assert "removed (basic)" in preview
     assert "shifted by the patient's date offset; a time stays (retain_long_modified_dates)" in preview
     pseudonym = page.inner_text("#deid-report h2").split("→")[1].strip().split("/")[0]
+    # a tag is read on one line, (0008,0020), not broken over three
+    lines = page.eval_on_selector_all("#deid-report .changes .tag code", "codes => codes.map((c) => c.getClientRects().length)")
+    assert lines and set(lines) == {1}, lines
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "deid-preview.png"))
 
@@ -241,6 +244,14 @@ def test_cancel_in_either_phase_stops_every_worker_and_leaves_nothing(browser, s
     context.close()
 
 
+LIST_ORIGIN_FILES = """async () => {
+    const names = [];
+    for await (const [name, handle] of (await navigator.storage.getDirectory()).entries()) {
+        names.push(name + (handle.kind === 'directory' ? '/' : ''));
+    }
+    return names.sort();
+}"""
+
 LIST_PICKED_FOLDER = """async () => {
     const root = await navigator.storage.getDirectory();
     const names = [];
@@ -279,7 +290,10 @@ def test_deidentified_files_go_into_a_folder_as_they_are_made(page, server, tmp_
     assert not page.page_errors
 
 
-def test_a_run_into_a_folder_that_the_person_discards_leaves_no_file(page, server, tmp_path):
+@pytest.mark.parametrize("target", ["folder", "zip-file"])
+def test_a_run_that_the_person_discards_leaves_no_file(page, server, tmp_path, target):
+    """Discarded into a folder: the files written are removed. Into a ZIP file: what was written is
+    dropped, and the empty file the save dialog made is removed too."""
     paths = make_series(tmp_path)[:2]
     leaky = pydicom.dcmread(paths[1])
     leaky.Manufacturer = f"{str(leaky.PatientName).split('^')[0]} Imaging"  # kept by the table: a hit
@@ -289,12 +303,12 @@ def test_a_run_into_a_folder_that_the_person_discards_leaves_no_file(page, serve
     wait_for_files(page, 2)
     page.click("#tab-deid")
     page.wait_for_selector("#deid-options input")
-    page.select_option("#deid-save-to", "folder")
+    page.select_option("#deid-save-to", target)
     page.click("#deid-run")
     page.wait_for_selector("#deid-choice")
     page.click("#deid-discard")
     page.wait_for_selector(".task.failed:has-text('discarded')", timeout=30000)
-    left = page.evaluate(LIST_PICKED_FOLDER)
-    assert left == []
+    assert page.evaluate(LIST_PICKED_FOLDER) == []
+    assert page.evaluate(LIST_ORIGIN_FILES) == ["picked-folder/"]  # no ZIP file beside it
     assert not page.page_errors
     assert_same_origin_only(page, server)
