@@ -1,0 +1,218 @@
+"""dcmstudio.dicomdir: File IDs and a DICOMDIR for files written elsewhere, read back by pydicom
+(``FileSet``) and judged by dciodvfy and dcentvfy (external: skipped in Pyodide)."""
+
+import json
+import pathlib
+import shutil
+
+import pydicom
+import pytest
+from conftest import bundled
+from pydicom.fileset import FileSet, is_conformant_file_id
+from test_create_judges import dciodvfy, needs, run, tool
+
+from dcmstudio import api, dicomdir
+from dcmstudio.errors import DicomStudioError
+
+# Two patients; the first with two studies (two series, then one), the second with one series.
+LAYOUT = [("P1", "1.2.826.0.1.3680043.10.511.1", "1.2.826.0.1.3680043.10.511.11"),
+          ("P1", "1.2.826.0.1.3680043.10.511.1", "1.2.826.0.1.3680043.10.511.11"),
+          ("P1", "1.2.826.0.1.3680043.10.511.1", "1.2.826.0.1.3680043.10.511.12"),
+          ("P2", "1.2.826.0.1.3680043.10.511.2", "1.2.826.0.1.3680043.10.511.21"),
+          ("P1", "1.2.826.0.1.3680043.10.511.3", "1.2.826.0.1.3680043.10.511.31"),
+          ("P2", "1.2.826.0.1.3680043.10.511.2", "1.2.826.0.1.3680043.10.511.21")]
+
+
+def test_file_ids_number_patients_studies_series_and_files_in_the_order_they_first_appear():
+    ids = dicomdir.file_ids(LAYOUT)
+    assert ids == ["DICOM/PT000001/ST000001/SE000001/IM000001",
+                   "DICOM/PT000001/ST000001/SE000001/IM000002",
+                   "DICOM/PT000001/ST000001/SE000002/IM000001",
+                   "DICOM/PT000002/ST000001/SE000001/IM000001",
+                   "DICOM/PT000001/ST000002/SE000001/IM000001",
+                   "DICOM/PT000002/ST000001/SE000001/IM000002"]
+    for file_id in ids:
+        dicomdir.check_file_id(file_id)
+        assert is_conformant_file_id(pathlib.Path(file_id))  # pydicom's own PS3.10 check agrees
+
+
+def test_the_same_series_uid_under_another_study_is_another_series():
+    ids = dicomdir.file_ids([("P", "S1", "R"), ("P", "S2", "R"), ("P", "S1", "R")])
+    assert ids == ["DICOM/PT000001/ST000001/SE000001/IM000001", "DICOM/PT000001/ST000002/SE000001/IM000001",
+                   "DICOM/PT000001/ST000001/SE000001/IM000002"]
+
+
+def test_file_ids_refuse_more_files_in_a_series_than_six_digits_number(monkeypatch):
+    monkeypatch.setattr(dicomdir, "_LARGEST_NUMBER", 2)
+    assert len(dicomdir.file_ids([("P", "S", "R")] * 2)) == 2
+    with pytest.raises(DicomStudioError, match="at most 2 patients"):
+        dicomdir.file_ids([("P", "S", "R")] * 3)
+
+
+@pytest.mark.parametrize("file_id, problem", [
+    ("DICOM/pt000001", "'pt000001'"),
+    ("DICOM/PT0000001", "'PT0000001'"),
+    ("DICOM//IM1", "''"),
+    ("DICOM/IM-1", "'IM-1'"),
+    ("A/B/C/D/E/F/G/H/I", "9 components"),
+])
+def test_check_file_id_refuses_what_ps3_10_does_not_allow(file_id, problem):
+    with pytest.raises(DicomStudioError, match=problem):
+        dicomdir.check_file_id(file_id)
+
+
+def _instance(folder, index, patient, study_uid, series_uid, **extra):
+    """A CT file of ``LAYOUT``'s shape: CT_small.dcm with the given patient, study and series."""
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    ds.PatientID = patient
+    ds.PatientName = f"Doe^{patient}"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = int(series_uid.rsplit(".", 1)[1])
+    ds.InstanceNumber = index
+    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.511.9.{index}"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for keyword, value in extra.items():
+        setattr(ds, keyword, value)
+    path = folder / f"in{index}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def file_set(tmp_path):
+    """``LAYOUT``'s files written under their File IDs into ``tmp_path / "out"``, and the entries
+    :func:`dicomdir.write_dicomdir` gets for them (the 5th file failed: it is not written)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    out = tmp_path / "out"
+    entries = []
+    for index, (key, file_id) in enumerate(zip(LAYOUT, dicomdir.file_ids(LAYOUT)), 1):
+        source = _instance(inputs, index, *key)
+        if index == 5:
+            continue
+        target = out / file_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        entries.append({"file_id": file_id, "record": dicomdir.record_source(str(target), f"in{index}.dcm"),
+                        "name": f"in{index}.dcm"})
+    return out, entries
+
+
+def test_the_dicomdir_read_back_by_pydicom_lists_every_file_written_with_its_attributes(file_set):
+    out, entries = file_set
+    summary = dicomdir.write_dicomdir(entries, str(out / "DICOMDIR"))
+    assert summary == {"instances": 5, "patients": 2, "studies": 2, "series": 3, "invented": [], "left_out": []}
+    fs = FileSet(pydicom.dcmread(out / "DICOMDIR"))
+    assert len(fs) == 5
+    by_uid = {instance.SOPInstanceUID: instance for instance in fs}
+    for entry in entries:
+        written = pydicom.dcmread(out / entry["file_id"], stop_before_pixels=True)
+        instance = by_uid[written.SOPInstanceUID]
+        assert pathlib.Path(instance.path) == out / entry["file_id"]
+        assert instance.ReferencedFileID == entry["file_id"].split("/")
+        assert instance.ReferencedSOPClassUIDInFile == written.SOPClassUID
+        assert instance.ReferencedTransferSyntaxUIDInFile == written.file_meta.TransferSyntaxUID
+        for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
+                        "SeriesInstanceUID", "SeriesNumber", "Modality", "InstanceNumber"):
+            assert instance[keyword].value == written[keyword].value, keyword
+    # the fifth file failed: nothing refers to it
+    assert "1.2.826.0.1.3680043.10.511.9.5" not in by_uid
+    assert not (out / dicomdir.file_ids(LAYOUT)[4]).exists()
+    # the hierarchy: P1 keeps one study (the failed file was its second study's only file)
+    assert len(fs.find(PatientID="P1")) == 3 and len(fs.find(PatientID="P2")) == 2
+    assert fs.find_values("StudyInstanceUID") == [LAYOUT[0][1], LAYOUT[3][1]]
+
+
+@needs("dciodvfy")
+def test_the_dicomdir_passes_dciodvfy_with_zero_errors(file_set):
+    out, entries = file_set
+    dicomdir.write_dicomdir(entries, str(out / "DICOMDIR"))
+    errors, _ = dciodvfy(out / "DICOMDIR")
+    assert errors == []
+    # the judge does see an error in a directory record that misses a Type 1 attribute
+    ds = pydicom.dcmread(out / "DICOMDIR")
+    del ds.DirectoryRecordSequence[0].PatientID
+    ds.save_as(out / "BROKEN")
+    assert dciodvfy(out / "BROKEN")[0]
+
+
+@needs("dcentvfy")
+def test_the_files_listed_are_consistent_per_dcentvfy(file_set):
+    out, entries = file_set
+    code, output = run(tool("dcentvfy"), *(str(out / e["file_id"]) for e in entries))
+    assert "Error" not in output, output
+
+
+def test_a_file_without_a_study_id_gets_one_made_up_for_its_record_and_the_summary_says_so(tmp_path):
+    source = _instance(tmp_path, 1, "P", "1.2.3", "1.2.3.4", StudyID="")
+    target = tmp_path / "DICOM" / "PT000001" / "ST000001" / "SE000001" / "IM000001"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    entries = [{"file_id": "DICOM/PT000001/ST000001/SE000001/IM000001",
+                "record": dicomdir.record_source(str(target), "in1.dcm"), "name": "in1.dcm"}]
+    summary = dicomdir.write_dicomdir(entries, str(tmp_path / "DICOMDIR"))
+    assert summary["invented"] == [{"file": "in1.dcm", "keyword": "StudyID", "value": "1"}]
+    study = [r for r in pydicom.dcmread(tmp_path / "DICOMDIR").DirectoryRecordSequence
+             if r.DirectoryRecordType == "STUDY"]
+    assert study[0].StudyID == "1"
+
+
+def test_a_second_file_with_the_same_sop_instance_uid_is_left_out_with_a_reason(file_set):
+    out, entries = file_set
+    twin = {**entries[1], "file_id": "DICOM/PT000009/ST000001/SE000001/IM000001", "name": "twin.dcm"}
+    twin["record"] = {**entries[0]["record"]}
+    summary = dicomdir.write_dicomdir(entries + [twin], str(out / "DICOMDIR"))
+    assert summary["instances"] == 5
+    assert summary["left_out"][0]["file"] == "twin.dcm"
+    assert entries[0]["file_id"] in summary["left_out"][0]["message"]
+
+
+def test_no_file_written_means_no_dicomdir(tmp_path):
+    with pytest.raises(DicomStudioError, match="no file was written"):
+        dicomdir.write_dicomdir([], str(tmp_path / "DICOMDIR"))
+    assert not (tmp_path / "DICOMDIR").exists()
+
+
+def test_a_file_id_out_of_the_rules_is_refused_before_anything_is_written(file_set):
+    out, entries = file_set
+    entries[2] = {**entries[2], "file_id": "dicom/pt1"}
+    with pytest.raises(DicomStudioError, match="'dicom'"):
+        dicomdir.write_dicomdir(entries, str(out / "DICOMDIR"))
+
+
+def test_a_record_source_needs_the_file_meta_group(tmp_path):
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    ds = pydicom.dcmread(bundled("CT_small.dcm"))
+    bare = DicomBytesIO()
+    bare.is_little_endian, bare.is_implicit_VR = True, False
+    write_dataset(bare, ds)  # a dataset alone: no preamble, no group 2
+    path = tmp_path / "bare.dcm"
+    path.write_bytes(bare.getvalue())
+    with pytest.raises(DicomStudioError, match="bare.dcm has no transfer syntax"):
+        dicomdir.record_source(str(path), "bare.dcm")
+
+
+def test_a_record_source_is_small_plain_json_and_keeps_the_output_values(tmp_path):
+    source = _instance(tmp_path, 7, "Ünïcode", "1.2.3", "1.2.3.4", SpecificCharacterSet="ISO_IR 192")
+    record = dicomdir.record_source(str(source), "in7.dcm")
+    assert record["00100020"]["Value"] == ["Ünïcode"]
+    assert record["00020010"]["Value"] == [pydicom.dcmread(source).file_meta.TransferSyntaxUID]
+    assert "7FE00010" not in record and "00280030" not in record  # pixel data and spacing are not needed
+    assert len(json.dumps(record)) < 2000
+
+
+def test_the_api_names_files_and_offers_the_dicomdir(file_set):
+    out, entries = file_set
+    named = json.loads(api.call("dicomdir_file_ids", json.dumps({"keys": LAYOUT})))
+    assert named == {"ok": True, "file_ids": dicomdir.file_ids(LAYOUT)}
+    made = json.loads(api.call("dicomdir_write", json.dumps({"entries": entries})))
+    assert made["ok"], made
+    assert made["summary"]["instances"] == 5
+    output = made["outputs"][0]
+    assert output["name"] == "DICOMDIR" and output["mime"] == "application/dicom"
+    shutil.move(output["path"], out / "DICOMDIR")
+    assert len(FileSet(pydicom.dcmread(out / "DICOMDIR"))) == 5
+    nothing = json.loads(api.call("dicomdir_write", json.dumps({"entries": []})))
+    assert nothing["ok"] is False and "no file was written" in nothing["error"]["message"]
