@@ -185,7 +185,11 @@ def record_source(source, name):
     from pydicom.dataset import Dataset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(source, stop_before_pixels=True, force=True, specific_tags=list(RECORD_KEYWORDS))
+        try:
+            ds = pydicom.dcmread(source, stop_before_pixels=True, force=True, specific_tags=list(RECORD_KEYWORDS))
+        except Exception as exc:  # noqa: BLE001 -- whatever pydicom raises, the file cannot be listed
+            raise DicomStudioError(f"the output of {name} could not be read back for its DICOMDIR record "
+                                   f"({type(exc).__name__}: {exc}).", file=name) from exc
         syntax = ds.file_meta.get("TransferSyntaxUID") if ds.file_meta is not None else None
         if not syntax:
             raise DicomStudioError(f"the output of {name} has no transfer syntax in a File Meta Information "

@@ -216,3 +216,119 @@ def test_the_api_names_files_and_offers_the_dicomdir(file_set):
     assert len(FileSet(pydicom.dcmread(out / "DICOMDIR"))) == 5
     nothing = json.loads(api.call("dicomdir_write", json.dumps({"entries": []})))
     assert nothing["ok"] is False and "no file was written" in nothing["error"]["message"]
+
+
+# ---- The jobs' part: each step of a folder save with a DICOMDIR reads its output's record ------
+
+def _input_keys(paths):
+    """Per input, its patient, study and series, as the page groups the files it lists."""
+    keys = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        keys.append((f"{ds.PatientName}\0{ds.PatientID}", ds.StudyInstanceUID, ds.SeriesInstanceUID))
+    return keys
+
+
+def _folder_save(scratch, kind, options, paths, workers, items=None, keys=None):
+    """A folder save with a DICOMDIR as the page runs it: File IDs decided first, items dealt to
+    ``workers``, each step's bytes written under its File ID, then the DICOMDIR of those that
+    were written. Returns the steps in the order of the files and the folder."""
+    from dcmstudio.archive import read_parts
+    names = dicomdir.file_ids(keys or _input_keys(paths))
+    items = items or [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, 1)]
+    items = [{**item, "member": name} for item, name in zip(items, names)]
+    steps = {}
+    for w in range(workers):
+        job = api.jobs.start(kind, {**options, "container": "files", "dicomdir": True}, len(items),
+                             lambda name, w=w: str(scratch / f"w{w}" / name))
+        for item in items[w::workers]:
+            steps[item["index"]] = json.loads(json.dumps(api.jobs.step(job, item)))
+        api.jobs.finish(job)
+    steps = [steps[i] for i in sorted(steps)]
+    folder = scratch / "folder"
+    entries = []
+    for item, step in zip(items, steps):
+        if step.get("error"):
+            continue
+        target = folder / step["member"]["name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_parts(step["chunks"]))
+        entries.append({"file_id": step["member"]["name"], "record": step["directory_record"], "name": item["name"]})
+    dicomdir.write_dicomdir(entries, str(folder / "DICOMDIR"))
+    return steps, folder
+
+
+def _listed(folder):
+    """What the DICOMDIR of ``folder`` says of each file it lists: File ID → record values, after
+    checking every value against the file itself."""
+    fs = FileSet(pydicom.dcmread(folder / "DICOMDIR"))
+    listed = {}
+    for instance in fs:
+        written = pydicom.dcmread(instance.path, stop_before_pixels=True)
+        values = {}
+        for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber"):
+            assert instance[keyword].value == written[keyword].value, keyword
+            values[keyword] = str(instance[keyword].value)
+        assert instance.ReferencedSOPInstanceUIDInFile == written.SOPInstanceUID
+        assert instance.ReferencedTransferSyntaxUIDInFile == written.file_meta.TransferSyntaxUID
+        listed["/".join(instance.ReferencedFileID)] = values
+    return listed
+
+
+def test_an_edit_saved_by_one_worker_or_three_names_and_lists_the_same_files(tmp_path):
+    from test_shared_jobs import KEY, _series
+    paths = _series(tmp_path, 5)
+    options = {"edits": [{"op": "set", "path": "PatientName", "value": "Edited^Name"}, {"op": "remap_uids"}],
+               "key": KEY}
+    one_steps, one = _folder_save(tmp_path / "one", "edit", options, paths, 1)
+    three_steps, three = _folder_save(tmp_path / "three", "edit", options, paths, 3)
+    assert [s["member"]["name"] for s in one_steps] == [s["member"]["name"] for s in three_steps] == \
+        [f"DICOM/PT000001/ST000001/SE000001/IM00000{i}" for i in range(1, 6)]
+    assert [s["directory_record"] for s in one_steps] == [s["directory_record"] for s in three_steps]
+    listed = _listed(one)
+    assert listed == _listed(three) and len(listed) == 5
+    # the records hold the OUTPUT's values: the edited name and the new UIDs
+    assert {v["PatientName"] for v in listed.values()} == {"Edited^Name"}
+    assert pydicom.dcmread(paths[0]).StudyInstanceUID not in {v["StudyInstanceUID"] for v in listed.values()}
+
+
+def test_a_file_that_fails_in_the_job_is_neither_written_nor_listed(tmp_path):
+    from test_shared_jobs import KEY, _series
+    paths = _series(tmp_path, 3)
+    keys = _input_keys(paths)  # listed by the page, then changed on disk before the job
+    paths[1].write_bytes(paths[1].read_bytes()[:300])
+    steps, folder = _folder_save(tmp_path / "out", "edit", {"edits": [{"op": "remap_uids"}], "key": KEY}, paths, 2,
+                                 keys=keys)
+    assert steps[1].get("error") and "directory_record" not in steps[1]
+    assert sorted(_listed(folder)) == ["DICOM/PT000001/ST000001/SE000001/IM000001",
+                                       "DICOM/PT000001/ST000001/SE000001/IM000003"]
+    assert not (folder / "DICOM/PT000001/ST000001/SE000001/IM000002").exists()
+
+
+def test_a_compressed_folder_save_lists_each_file_with_its_new_transfer_syntax(tmp_path):
+    from test_shared_compress import RLE, _copies, _items
+    paths = _copies(tmp_path, 3)
+    steps, folder = _folder_save(tmp_path / "out", "compress", {"transfer_syntax": RLE}, paths, 2,
+                                 items=_items(paths))
+    assert {s["directory_record"]["00020010"]["Value"][0] for s in steps} == {RLE}
+    assert len(_listed(folder)) == 3
+
+
+def test_a_deidentified_folder_save_lists_the_pseudonyms_not_the_patient(tmp_path):
+    from test_deid_layouts import series
+    from test_deid_pool import SECRET, run_shares
+    from dcmstudio.deid import derive_key
+    paths = series(tmp_path / "in", count=3)
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, 1)]
+    learned_steps, learned_shares = run_shares("deid_learn", options, items, 2, tmp_path)
+    learned = {"files": learned_steps, "shares": learned_shares}
+    items = [{**item, "learned": s["learned"]} for item, s in zip(items, learned_steps)]
+    steps, folder = _folder_save(tmp_path / "out", "deid_share", {**options, "learned": learned}, paths, 2,
+                                 items=items)
+    listed = _listed(folder)
+    original = pydicom.dcmread(paths[0])
+    assert len(listed) == 3
+    assert str(original.PatientID) not in {v["PatientID"] for v in listed.values()}
+    assert original.StudyInstanceUID not in {v["StudyInstanceUID"] for v in listed.values()}
+    assert all(str(original.PatientID) not in json.dumps(s["directory_record"]) for s in steps)
