@@ -255,9 +255,9 @@ def write_dicomdir(entries, out_path, file_set_id=""):
             ds.file_meta.TransferSyntaxUID = ds[_TRANSFER_SYNTAX_TAG].value
             del ds[_TRANSFER_SYNTAX_TAG]
             if ds.SOPInstanceUID in seen:
-                left_out.append({"file": entry.get("name", entry["file_id"]),
-                                 "message": f"{entry['file_id']} has the SOP Instance UID of {seen[ds.SOPInstanceUID]}; "
-                                            "a DICOMDIR lists an instance once, so it was left out."})
+                message = (f"{entry['file_id']} has the SOP Instance UID of {seen[ds.SOPInstanceUID]}; a DICOMDIR "
+                           "lists an instance once, so it was written but left out of the DICOMDIR.")
+                left_out.append({"file": entry.get("name", entry["file_id"]), "message": message})
                 continue
             seen[ds.SOPInstanceUID] = entry["file_id"]
             for keyword, invent in _INVENTED.items():

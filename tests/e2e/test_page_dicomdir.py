@@ -1,0 +1,88 @@
+"""A folder save with a DICOMDIR: files named by File IDs, the DICOMDIR read back by pydicom and
+judged by dciodvfy, a second save into the same folder asks first, a run where every file failed
+writes none. The folder is one of the origin's private file system (test_page_io's pickers)."""
+
+import pydicom
+from pydicom.fileset import FileSet
+
+from conftest import open_files
+from test_page_create import dciodvfy_errors
+from test_page_edit import make_series
+from test_page_inspect import assert_same_origin_only, wait_for_files
+from test_page_io import OPFS_PICKERS, read_opfs, start_edit
+
+LIST_OPFS = """async (path) => {
+    let dir = await navigator.storage.getDirectory();
+    for (const name of path.split('/')) dir = await dir.getDirectoryHandle(name);
+    const found = [];
+    const walk = async (dir, prefix) => {
+        for await (const [name, handle] of dir.entries()) {
+            if (handle.kind === 'directory') await walk(handle, `${prefix}${name}/`);
+            else found.push(`${prefix}${name}`);
+        }
+    };
+    await walk(dir, '');
+    return found.sort();
+}"""
+
+
+def test_an_edited_series_saved_into_a_folder_with_a_dicomdir(page, server, tmp_path):
+    paths = make_series(tmp_path)
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    start_edit(page)
+
+    box = page.locator("#edit-save-to-dicomdir")
+    assert not box.is_visible()  # only with the folder
+    page.select_option("#edit-save-to", "folder")
+    assert box.is_visible()
+    # a labelled box, one per workbench that saves into folders
+    assert page.evaluate("document.getElementById('edit-save-to-dicomdir').labels[0].textContent.trim()") == \
+        "with a DICOMDIR (files renamed to DICOM File IDs)"
+    assert page.get_by_label("with a DICOMDIR (files renamed to DICOM File IDs)").count() == 3
+    box.focus()
+    page.keyboard.press("Space")
+    assert box.is_checked()
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('Edited 5 files into the folder “picked-folder” with a DICOMDIR')",
+                           timeout=60000)
+
+    file_ids = [f"DICOM/PT000001/ST000001/SE000001/IM00000{i}" for i in range(1, 6)]
+    assert page.evaluate(LIST_OPFS, "picked-folder") == sorted(["DICOMDIR", *file_ids])
+    saved = tmp_path / "saved"
+    for name in ["DICOMDIR", *file_ids]:
+        (saved / name).parent.mkdir(parents=True, exist_ok=True)
+        (saved / name).write_bytes(read_opfs(page, f"picked-folder/{name}"))
+    fs = FileSet(pydicom.dcmread(saved / "DICOMDIR"))
+    assert sorted("/".join(i.ReferencedFileID) for i in fs) == file_ids
+    for instance in fs:
+        written = pydicom.dcmread(instance.path)
+        assert written.PatientName == "POOL^TEST"  # the edit is in the file, and in its records
+        for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber"):
+            assert instance[keyword].value == written[keyword].value, keyword
+        assert instance.ReferencedSOPInstanceUIDInFile == written.SOPInstanceUID
+    # in the order of the files: IM000001 is the first file opened
+    assert pydicom.dcmread(saved / file_ids[0]).PixelData == pydicom.dcmread(paths[0]).PixelData
+    assert dciodvfy_errors(saved / "DICOMDIR") == []
+
+    # The same folder again: the DICOMDIR there is not replaced without asking.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.failed:has-text('already holds a DICOMDIR')", timeout=60000)
+    assert asked == ["“picked-folder” already has a DICOMDIR and 5 of these 5 files. Replace them?"]
+
+    # Every file changed on disk since it was opened: nothing is written, and no DICOMDIR.
+    page.evaluate("""async () => {
+        const outputs = await import('./static/outputs.js');
+        const root = await navigator.storage.getDirectory();
+        outputs.pickers.folder = async () => root.getDirectoryHandle('second-folder', { create: true });
+    }""")
+    for path in paths:
+        path.write_bytes(path.read_bytes() + b"changed")
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('(no DICOMDIR: no file was written)')", timeout=60000)
+    assert page.evaluate(LIST_OPFS, "second-folder") == []
+    assert not page.page_errors
+    assert_same_origin_only(page, server)
