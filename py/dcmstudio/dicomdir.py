@@ -134,6 +134,31 @@ class _Numbered:
         return node
 
 
+def grouping_key(path):
+    """What tells a file's patient, study and series apart, as the page groups the files it lists
+    (patient name and ID, Study and Series Instance UIDs), for :func:`file_ids`.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    tuple of str
+        Empty strings for a file whose header cannot be read: its own step says why.
+    """
+    import pydicom
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=[
+                "PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID"])
+        return (f"{ds.get('PatientName', '')}\0{ds.get('PatientID', '')}", str(ds.get("StudyInstanceUID", "")),
+                str(ds.get("SeriesInstanceUID", "")))
+    except Exception:  # noqa: BLE001 -- any file pydicom cannot read is grouped apart, and fails later
+        return ("", "", "")
+
+
 def check_file_id(file_id):
     """Refuse a File ID that PS3.10 does not allow.
 
@@ -238,6 +263,7 @@ def write_dicomdir(entries, out_path, file_set_id=""):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.filebase import DicomFileLike
     from pydicom.fileset import FileSet
+    from pydicom.uid import generate_uid
 
     if not entries:
         raise DicomStudioError("no file was written, so there is nothing for a DICOMDIR to list.")
@@ -245,6 +271,8 @@ def write_dicomdir(entries, out_path, file_set_id=""):
     file_set = FileSet()
     if file_set_id:
         file_set.ID = file_set_id
+    # The same files give the same DICOMDIR, byte for byte (pydicom would draw its UID at random).
+    file_set.UID = generate_uid(entropy_srcs=[f"{e['file_id']}={e['record'].get('00080018')}" for e in entries])
     seen = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,6 +2,7 @@
 (``FileSet``) and judged by dciodvfy and dcentvfy (external: skipped in Pyodide)."""
 
 import json
+import os
 import pathlib
 import shutil
 
@@ -9,6 +10,7 @@ import pydicom
 import pytest
 from conftest import bundled
 from pydicom.fileset import FileSet, is_conformant_file_id
+from test_cli import needs_processes
 from test_create_judges import dciodvfy, needs, run, tool
 
 from dcmstudio import api, dicomdir
@@ -258,15 +260,15 @@ def _folder_save(scratch, kind, options, paths, workers, items=None, keys=None):
     return steps, folder
 
 
-def _listed(folder):
+def _listed(folder, check=("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber")):
     """What the DICOMDIR of ``folder`` says of each file it lists: File ID → record values, after
-    checking every value against the file itself."""
+    checking each of ``check`` against the file itself."""
     fs = FileSet(pydicom.dcmread(folder / "DICOMDIR"))
     listed = {}
     for instance in fs:
         written = pydicom.dcmread(instance.path, stop_before_pixels=True)
         values = {}
-        for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID", "InstanceNumber"):
+        for keyword in check:
             assert instance[keyword].value == written[keyword].value, keyword
             values[keyword] = str(instance[keyword].value)
         assert instance.ReferencedSOPInstanceUIDInFile == written.SOPInstanceUID
@@ -332,3 +334,66 @@ def test_a_deidentified_folder_save_lists_the_pseudonyms_not_the_patient(tmp_pat
     assert str(original.PatientID) not in {v["PatientID"] for v in listed.values()}
     assert original.StudyInstanceUID not in {v["StudyInstanceUID"] for v in listed.values()}
     assert all(str(original.PatientID) not in json.dumps(s["directory_record"]) for s in steps)
+
+
+def test_the_same_files_give_the_same_dicomdir_byte_for_byte(file_set, tmp_path):
+    out, entries = file_set
+    dicomdir.write_dicomdir(entries, str(tmp_path / "first"))
+    dicomdir.write_dicomdir(json.loads(json.dumps(entries)), str(tmp_path / "second"))
+    assert (tmp_path / "first").read_bytes() == (tmp_path / "second").read_bytes()
+    dicomdir.write_dicomdir(entries[:-1], str(tmp_path / "fewer"))
+    assert pydicom.dcmread(tmp_path / "fewer").file_meta.MediaStorageSOPInstanceUID != \
+        pydicom.dcmread(tmp_path / "first").file_meta.MediaStorageSOPInstanceUID
+
+
+# ---- The command: --dicomdir ----------------------------------------------------------------------
+
+def test_the_command_saves_a_folder_with_a_dicomdir_and_leaves_failed_files_out(tmp_path, capsys):
+    from test_cli import digests, report_lines, study
+    from dcmstudio.cli import main
+    source = study(str(tmp_path / "in"))
+    before = digests(source)
+    report = tmp_path / "report.jsonl"
+    out = tmp_path / "out"
+    status = main(["edit", source, "-o", str(out), "--set", "PatientName=DOE^{index}", "--dicomdir", "--jobs", "1",
+                   "-q", "--report", str(report)])
+    assert status == 1  # notes.txt is not DICOM
+    lines = report_lines(report)
+    assert [line["outputs"] for line in lines[:4]] == [["DICOM/PT000001/ST000001/SE000001/IM000001"],
+                                                       ["DICOM/PT000002/ST000001/SE000001/IM000001"],
+                                                       ["DICOM/PT000003/ST000001/SE000001/IM000001"],
+                                                       ["DICOM/PT000002/ST000001/SE000001/IM000002"]]
+    assert "error" in lines[4] and all("directory_record" not in line for line in lines)
+    made = lines[-1]["summary"]["dicomdir"]
+    # sub/implicit.dcm is MR_small.dcm in another transfer syntax: the same instance, listed once;
+    # rtplan.dcm has no Instance Number, which its record must have
+    assert [entry["file"] for entry in made.pop("left_out")] == ["sub/implicit.dcm"]
+    assert made == {"written": True, "instances": 3, "patients": 3, "studies": 3, "series": 3,
+                    "invented": [{"file": "rtplan.dcm", "keyword": "InstanceNumber", "value": "3"}]}
+    listed = _listed(out, check=("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID"))
+    assert sorted(listed) == [line["outputs"][0] for line in lines[:3]]
+    assert listed["DICOM/PT000003/ST000001/SE000001/IM000001"]["PatientName"] == "DOE^3"
+    assert sorted(digests(out)) == sorted(["DICOMDIR", *(os.path.join(*line["outputs"][0].split("/"))
+                                                         for line in lines[:4])])
+    assert digests(source) == before
+    # again into the same folder: refused, the earlier DICOMDIR is not replaced
+    capsys.readouterr()
+    again = (out / "DICOMDIR").read_bytes()
+    assert main(["edit", source, "-o", str(out), "--remap-uids", "--dicomdir", "-q"]) == 2
+    assert "DICOMDIR exists (an earlier run's)" in capsys.readouterr().err
+    assert (out / "DICOMDIR").read_bytes() == again
+    assert main(["edit", source, "-o", str(tmp_path / "out.zip"), "--remap-uids", "--dicomdir", "-q"]) == 2
+    assert "--dicomdir writes into a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.zip").exists()
+
+
+@needs_processes
+def test_the_command_in_a_pool_writes_the_folder_and_dicomdir_of_one_process(tmp_path):
+    from test_cli import copies, digests
+    from dcmstudio.cli import main
+    source = copies(str(tmp_path / "in"), 6)
+    for name, jobs in (("one", "1"), ("pool", "2")):
+        assert main(["compress", source, "-o", str(tmp_path / name), "--dicomdir", "--jobs", jobs, "--pool",
+                     "always", "-q", "--report", str(tmp_path / f"{name}.jsonl")]) == 0
+    assert digests(tmp_path / "one") == digests(tmp_path / "pool")
+    assert len(_listed(tmp_path / "pool")) == 6
