@@ -6,15 +6,17 @@ Instead it is made in three steps:
 
 1. before the job, every output gets its File ID (:func:`file_ids`), in the order of the files
    and grouped by their patient, study and series: ``DICOM/PT000001/ST000001/SE000001/IM000001``;
-2. each job step reads back its OUTPUT's header and keeps the few attributes the directory
-   records need (:func:`record_source`, a DICOM JSON object);
-3. once every file is written, :func:`write_dicomdir` builds the records with pydicom's own
-   record creators (:data:`pydicom.fileset.DIRECTORY_RECORDERS`, through
-   :class:`pydicom.fileset.FileSet`) and writes the DICOMDIR with pydicom's encoder, each leaf
-   record naming the File ID the file was written under.
+2. each job step reads back its OUTPUT's header and makes its directory records there, with
+   pydicom's own record creators (:data:`pydicom.fileset.DIRECTORY_RECORDERS`, the record types
+   pydicom's :class:`~pydicom.fileset.FileSet` would choose): :func:`record_source`, plain JSON;
+3. once every file is written, :func:`write_dicomdir` puts the records in a tree (a patient,
+   study or series once) and writes the DICOMDIR, each record encoded by pydicom, each leaf
+   naming the File ID its file was written under.
 
-Files that failed are simply not handed to :func:`write_dicomdir`: the DICOMDIR lists exactly
-the files written.
+A file whose records cannot be made fails in its step, with the reason, and is not written;
+files that failed are not handed to :func:`write_dicomdir`: the DICOMDIR lists exactly the files
+written. (pydicom's ``FileSet.add`` and ``write`` would also copy every file to File IDs of their
+own choosing, and took minutes for a few thousand files.)
 """
 
 import re
@@ -57,9 +59,6 @@ RECORD_KEYWORDS = (
     "ImplantName", "ImplantSize", "ImplantPartNumber", "ImplantAssemblyTemplateName",
     "ImplantTemplateGroupName", "ImplantTemplateGroupIssuer",
 )
-# The tag of the transfer syntax in a record source (from the file meta group).
-_TRANSFER_SYNTAX_TAG = "00020010"
-
 # Values a record must have (Type 1 in PS3.3 F.5) that a file may lack or leave empty (Study ID,
 # for one, is only Type 2 in an image). They are made up for the record alone, as DCMTK's
 # dcmmkdir --invent does, and the result says which; an Instance Number is the file's place in
@@ -183,8 +182,8 @@ def check_file_id(file_id):
                                    f"{MAX_COMPONENT_LENGTH} of A-Z, 0-9 and _ only.")
 
 
-def record_source(source, name):
-    """The attributes of one output's header that its directory records need.
+def record_source(source, name, position):
+    """The directory records of one output, made from its header where the output is made.
 
     Parameters
     ----------
@@ -192,23 +191,30 @@ def record_source(source, name):
         The output (a path, or a readable, seekable file); only its header is read.
     name : str
         The user's name for the file, for messages.
+    position : int
+        The file's place in the job, from 1: the Instance Number of a record whose file has none.
 
     Returns
     -------
     dict
-        A DICOM JSON object (PS3.18 F) of :data:`RECORD_KEYWORDS` the file has, and its transfer
-        syntax as ``"00020010"``; an Encapsulated Document's value is left empty (only its
-        presence decides the record type).
+        ``{"syntax", "sop_class", "levels", "invented"}``: its transfer syntax and SOP Class
+        UID; ``[record type, key, record
+        as DICOM JSON]`` from the top (PATIENT, STUDY, SERIES, then its own record, or its own
+        alone for a top-level SOP Class), the key telling records of one level apart (Patient
+        ID, Study, Series or SOP Instance UID); ``[keyword, value]`` of the Type 1 record
+        values it lacked, made up (see ``_INVENTED``).
 
     Raises
     ------
     DicomStudioError
-        The output has no File Meta Information (a DICOMDIR lists Part 10 files only) or no SOP
-        Class or Instance UID.
+        The output has no File Meta Information (a DICOMDIR lists Part 10 files only), no SOP
+        Class or Instance UID, or lacks what its record must hold (e.g. a presentation state
+        without (0070,0080) *Content Label*).
     """
     import pydicom
+    from pydicom.config import disable_value_validation
     from pydicom.dataset import Dataset
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), disable_value_validation():
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(source, stop_before_pixels=True, force=True, specific_tags=list(RECORD_KEYWORDS))
@@ -226,10 +232,38 @@ def record_source(source, name):
         for element in ds:
             if element.keyword in RECORD_KEYWORDS:
                 kept.add(element)
-        if "EncapsulatedDocument" in kept:
-            kept.EncapsulatedDocument = b""
-        record = kept.to_json_dict()
-    record[_TRANSFER_SYNTAX_TAG] = {"vr": "UI", "Value": [str(syntax)]}
+        invented = []
+        for keyword, invent in _INVENTED.items():
+            if kept.get(keyword) in (None, ""):
+                setattr(kept, keyword, invent(position))
+                invented.append([keyword, str(kept[keyword].value)])
+        try:
+            levels = [[kind, str(key), _record(kept, kind).to_json_dict()] for kind, key in _levels(kept)]
+        except ValueError as exc:
+            raise DicomStudioError(f"{name} cannot be listed in a DICOMDIR: {exc}.", file=name) from exc
+    return {"syntax": str(syntax), "sop_class": str(kept.SOPClassUID), "levels": levels, "invented": invented}
+
+
+def _levels(ds):
+    """``(record type, key)`` of the records of ``ds``, from the top: the types pydicom's
+    FileSet gives it (FileSet._recordify's choice), the keys it tells records apart by."""
+    from pydicom import fileset
+    single = fileset._single_level_record_type(ds)
+    if single != "PATIENT":
+        return [(single, ds.SOPInstanceUID)]
+    return [("PATIENT", ds.PatientID), ("STUDY", ds.get("StudyInstanceUID") or ds.SOPInstanceUID),
+            ("SERIES", ds.SeriesInstanceUID), (fileset._four_level_record_type(ds), ds.SOPInstanceUID)]
+
+
+def _record(ds, kind):
+    """The content of ``ds``'s directory record of ``kind``, by pydicom's record creator."""
+    from pydicom.fileset import DIRECTORY_RECORDERS
+    try:
+        record = DIRECTORY_RECORDERS[kind](ds)
+    except ValueError as exc:
+        raise ValueError(f"its {kind} record cannot be made ({exc})") from exc
+    if "SpecificCharacterSet" in ds:
+        record.SpecificCharacterSet = ds.SpecificCharacterSet
     return record
 
 
@@ -260,50 +294,151 @@ def write_dicomdir(entries, out_path, file_set_id=""):
         No entries (a job where every file failed writes no DICOMDIR), or a File ID PS3.10 does
         not allow.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.filebase import DicomFileLike
-    from pydicom.fileset import FileSet
+    from pydicom.config import disable_value_validation
     from pydicom.uid import generate_uid
 
     if not entries:
         raise DicomStudioError("no file was written, so there is nothing for a DICOMDIR to list.")
     invented, left_out = [], []
-    file_set = FileSet()
-    if file_set_id:
-        file_set.ID = file_set_id
-    # The same files give the same DICOMDIR, byte for byte (pydicom would draw its UID at random).
-    file_set.UID = generate_uid(entropy_srcs=[f"{e['file_id']}={e['record'].get('00080018')}" for e in entries])
+    root = _Node(None)
     seen = {}
-    with warnings.catch_warnings():
+    # The records hold the written files' own values, as pydicom read them back: checking each
+    # again as it is copied took a third of the time.
+    with warnings.catch_warnings(), disable_value_validation():
         warnings.simplefilter("ignore")
-        for position, entry in enumerate(entries, 1):
-            check_file_id(entry["file_id"])
-            ds = Dataset.from_json(entry["record"])
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ds[_TRANSFER_SYNTAX_TAG].value
-            del ds[_TRANSFER_SYNTAX_TAG]
-            if ds.SOPInstanceUID in seen:
-                message = (f"{entry['file_id']} has the SOP Instance UID of {seen[ds.SOPInstanceUID]}; a DICOMDIR "
-                           "lists an instance once, so it was written but left out of the DICOMDIR.")
-                left_out.append({"file": entry.get("name", entry["file_id"]), "message": message})
+        for entry in entries:
+            name, file_id, source = entry.get("name", entry["file_id"]), entry["file_id"], entry["record"]
+            check_file_id(file_id)
+            instance = source["levels"][-1][1]
+            if instance in seen:
+                message = (f"{file_id} has the SOP Instance UID of {seen[instance]}; a DICOMDIR lists an instance "
+                           "once, so it was written but left out of the DICOMDIR.")
+                left_out.append({"file": name, "message": message})
                 continue
-            seen[ds.SOPInstanceUID] = entry["file_id"]
-            for keyword, invent in _INVENTED.items():
-                if ds.get(keyword) in (None, ""):
-                    value = invent(position)
-                    setattr(ds, keyword, value)
-                    invented.append({"file": entry.get("name", entry["file_id"]), "keyword": keyword, "value": value})
-            try:
-                instance = file_set.add(ds)
-            except ValueError as exc:
-                raise DicomStudioError(f"{entry.get('name', entry['file_id'])} cannot be listed in a DICOMDIR: "
-                                       f"{exc}", file=entry.get("name")) from exc
-            instance.node._record.ReferencedFileID = entry["file_id"].split("/")
-        # pydicom's FileSet.write() would copy every file to File IDs of its own choosing; the
-        # files are in place already, under ours, so only the DICOMDIR is encoded, by the same
-        # code write() uses.
+            seen[instance] = file_id
+            invented += [{"file": name, "keyword": keyword, "value": value} for keyword, value in source["invented"]]
+            node = root
+            for depth, (kind, key, record) in enumerate(source["levels"]):
+                leaf = depth == len(source["levels"]) - 1
+                node = node.child((kind, key), kind, lambda kind=kind, record=record, leaf=leaf: _complete(
+                    record, kind, leaf and (source["sop_class"], instance, source["syntax"], file_id)))
+        # The same files give the same DICOMDIR, byte for byte (pydicom draws a File-set UID at random).
+        uid = generate_uid(entropy_srcs=[f"{e['file_id']}={e['record']['levels'][-1][1]}" for e in entries])
         with open(out_path, "wb") as f:
-            file_set._write_dicomdir(DicomFileLike(f))
-    records = [node.record_type for node in file_set._tree]
-    return {"instances": len(file_set), "patients": records.count("PATIENT"), "studies": records.count("STUDY"),
-            "series": records.count("SERIES"), "invented": invented, "left_out": left_out}
+            f.write(_encode(root, uid, file_set_id))
+    counts = {"PATIENT": 0, "STUDY": 0, "SERIES": 0}
+    for node in root.walk():
+        counts[node.kind] = counts.get(node.kind, 0) + 1
+    return {"instances": len(seen), "patients": counts["PATIENT"], "studies": counts["STUDY"],
+            "series": counts["SERIES"], "invented": invented, "left_out": left_out}
+
+
+def _complete(record_json, kind, leaf):
+    """A directory record from its content (:func:`record_source`'s) with the elements every
+    record has, as FileSet._recordify adds them; ``leaf``: (SOP Class UID, SOP Instance UID,
+    transfer syntax, File ID) of the file a leaf record references, or False."""
+    from pydicom.dataset import Dataset
+    record = Dataset.from_json(record_json)
+    record.OffsetOfTheNextDirectoryRecord = 0
+    record.RecordInUseFlag = 0xFFFF
+    record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+    record.DirectoryRecordType = kind
+    if leaf:
+        sop_class, instance, syntax, file_id = leaf
+        record.ReferencedFileID = file_id.split("/")
+        record.ReferencedSOPClassUIDInFile = sop_class
+        record.ReferencedSOPInstanceUIDInFile = instance
+        record.ReferencedTransferSyntaxUIDInFile = syntax
+    return record
+
+
+class _Node:
+    """A directory record and the records below it, in the order they were first met."""
+
+    def __init__(self, kind, record=None):
+        self.kind = kind
+        self.record = record
+        self.children = {}  # key (PS3.3 F.5: Patient ID, Study / Series / SOP Instance UID) → _Node
+
+    def child(self, key, kind, make_record):
+        """The child ``key``, its record made by ``make_record()`` when it is new."""
+        node = self.children.get(key)
+        if node is None:
+            node = self.children[key] = _Node(kind, make_record())
+        return node
+
+    def walk(self):
+        """This node's records and all below, depth first (the order of the Directory Record
+        Sequence); the root has none."""
+        if self.record is not None:
+            yield self
+        for child in self.children.values():
+            yield from child.walk()
+
+
+# Where the offsets sit in an encoded record (Explicit VR Little Endian, elements in tag order: the
+# record starts with (0004,1400) UL, (0004,1410) US, (0004,1420) UL).
+_NEXT_AT, _LOWER_AT = 8, 30
+_NEXT_TAG, _LOWER_TAG = b"\x04\x00\x00\x14UL\x04\x00", b"\x04\x00\x20\x14UL\x04\x00"
+_ITEM = b"\xfe\xff\x00\xe0"
+
+
+def _encode(root, uid, file_set_id):
+    """The DICOMDIR's bytes: its records under ``root`` each encoded once by pydicom, as items of
+    explicit length, their offsets (from the file's first byte, PS3.10 §8.3 / PS3.3 F.3.2.1)
+    filled in afterwards. pydicom's FileSet would encode every record twice and look up every
+    sibling to place it: minutes for thousands of files."""
+    import struct
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import dcmwrite, write_dataset
+    from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage
+
+    nodes = list(root.walk())
+    encoded = []
+    for node in nodes:
+        out = DicomBytesIO()
+        out.is_little_endian, out.is_implicit_VR = True, False
+        write_dataset(out, node.record)
+        data = bytearray(out.getvalue())
+        if data[_NEXT_AT - 8:_NEXT_AT] != _NEXT_TAG or data[_LOWER_AT - 8:_LOWER_AT] != _LOWER_TAG:
+            raise DicomStudioError(f"a {node.kind} record was not encoded as a directory record starts.")
+        encoded.append(data)
+
+    def head(first, last):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = MediaStorageDirectoryStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.FileSetID = file_set_id or None
+        ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = first
+        ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = last
+        ds.FileSetConsistencyFlag = 0
+        out = DicomBytesIO()
+        dcmwrite(out, ds, enforce_file_format=True)
+        return out.getvalue()
+
+    # The sequence starts after the head and its own 12-byte header; each item after the last.
+    start = len(head(0, 0)) + 12
+    offsets, at = {}, start
+    for node, data in zip(nodes, encoded):
+        offsets[id(node)] = at
+        at += 8 + len(data)
+
+    def link(parent):
+        children = list(parent.children.values())
+        for node, after in zip(children, children[1:] + [None]):
+            data = encoded[index[id(node)]]
+            data[_NEXT_AT:_NEXT_AT + 4] = struct.pack("<I", offsets[id(after)] if after else 0)
+            below = next(iter(node.children.values()), None)
+            data[_LOWER_AT:_LOWER_AT + 4] = struct.pack("<I", offsets[id(below)] if below else 0)
+            link(node)
+
+    index = {id(node): i for i, node in enumerate(nodes)}
+    link(root)
+    tops = list(root.children.values())
+    items = b"".join(_ITEM + struct.pack("<I", len(data)) + bytes(data) for data in encoded)
+    sequence = b"\x04\x00\x20\x12SQ\x00\x00" + struct.pack("<I", len(items))
+    return head(offsets[id(tops[0])], offsets[id(tops[-1])]) + sequence + items

@@ -95,16 +95,16 @@ class ZipJob(Job):
         self.zip.close()
         return self.chunks(final=True)
 
-    def directory_record(self, output, name):
+    def directory_record(self, output, item):
         """With the option ``dicomdir`` of a folder save (``container`` ``"files"``), the step's
-        ``directory_record``: what a DICOMDIR needs of the output (a path, or its pieces), read
-        from its header (see :func:`dcmstudio.dicomdir.record_source`); else nothing."""
+        ``directory_record``: the output's directory records (``output``: a path, or its pieces),
+        made from its header (see :func:`dcmstudio.dicomdir.record_source`); else nothing."""
         if not (self.options.get("dicomdir") and self.container == "files"):
             return {}
         from . import dicomdir
         if not isinstance(output, str):
             output = _PiecesReader(output)
-        return {"directory_record": dicomdir.record_source(output, name)}
+        return {"directory_record": dicomdir.record_source(output, item["name"], item.get("index", self.index + 1))}
 
 
 def start(kind, options, count, output_path):
@@ -479,7 +479,7 @@ class EditJob(ZipJob):
         try:
             # A folder save takes unchanged pixel data from the opened file: only heads are read.
             pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=self.reads == "head")
-            record = self.directory_record(pieces, name)
+            record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message, "index": index})
@@ -722,7 +722,7 @@ class CompressJob(ZipJob):
                 # files without pixel data wait for the end (see _write_deferred)
                 report = compress_item(item, out, self.target, self.verify, self.lossy, self.new_uid_of,
                                        follow_references=False)
-            record = self.directory_record(out, name)
+            record = self.directory_record(out, item)
         except DicomStudioError as exc:
             if os.path.exists(out):
                 os.remove(out)
@@ -1105,7 +1105,7 @@ class DeidShareJob(ZipJob):
         uids, other_ids = len(job.uid_map), len(job.other_ids)
         try:
             pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
-            record = self.directory_record(pieces, name)
+            record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             error = {"file": name, "message": exc.message}

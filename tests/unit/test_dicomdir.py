@@ -96,7 +96,7 @@ def file_set(tmp_path):
         target = out / file_id
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-        entries.append({"file_id": file_id, "record": dicomdir.record_source(str(target), f"in{index}.dcm"),
+        entries.append({"file_id": file_id, "record": dicomdir.record_source(str(target), f"in{index}.dcm", index),
                         "name": f"in{index}.dcm"})
     return out, entries
 
@@ -152,7 +152,7 @@ def test_a_file_without_a_study_id_gets_one_made_up_for_its_record_and_the_summa
     target.parent.mkdir(parents=True)
     shutil.copyfile(source, target)
     entries = [{"file_id": "DICOM/PT000001/ST000001/SE000001/IM000001",
-                "record": dicomdir.record_source(str(target), "in1.dcm"), "name": "in1.dcm"}]
+                "record": dicomdir.record_source(str(target), "in1.dcm", 1), "name": "in1.dcm"}]
     summary = dicomdir.write_dicomdir(entries, str(tmp_path / "DICOMDIR"))
     assert summary["invented"] == [{"file": "in1.dcm", "keyword": "StudyID", "value": "1"}]
     study = [r for r in pydicom.dcmread(tmp_path / "DICOMDIR").DirectoryRecordSequence
@@ -193,16 +193,50 @@ def test_a_record_source_needs_the_file_meta_group(tmp_path):
     path = tmp_path / "bare.dcm"
     path.write_bytes(bare.getvalue())
     with pytest.raises(DicomStudioError, match="bare.dcm has no transfer syntax"):
-        dicomdir.record_source(str(path), "bare.dcm")
+        dicomdir.record_source(str(path), "bare.dcm", 1)
 
 
 def test_a_record_source_is_small_plain_json_and_keeps_the_output_values(tmp_path):
     source = _instance(tmp_path, 7, "Ünïcode", "1.2.3", "1.2.3.4", SpecificCharacterSet="ISO_IR 192")
-    record = dicomdir.record_source(str(source), "in7.dcm")
-    assert record["00100020"]["Value"] == ["Ünïcode"]
-    assert record["00020010"]["Value"] == [pydicom.dcmread(source).file_meta.TransferSyntaxUID]
-    assert "7FE00010" not in record and "00280030" not in record  # pixel data and spacing are not needed
-    assert len(json.dumps(record)) < 2000
+    made = dicomdir.record_source(str(source), "in7.dcm", 7)
+    assert made == json.loads(json.dumps(made))
+    assert made["syntax"] == pydicom.dcmread(source).file_meta.TransferSyntaxUID
+    assert [(kind, key) for kind, key, _ in made["levels"]] == [("PATIENT", "Ünïcode"), ("STUDY", "1.2.3"),
+                                                                ("SERIES", "1.2.3.4"),
+                                                                ("IMAGE", "1.2.826.0.1.3680043.10.511.9.7")]
+    patient = made["levels"][0][2]
+    assert patient["00100020"]["Value"] == ["Ünïcode"] and patient["00080005"]["Value"] == ["ISO_IR 192"]
+    assert made["invented"] == []
+    assert len(json.dumps(made)) < 2000
+
+
+def test_a_file_its_record_cannot_be_made_for_is_named_with_the_reason(tmp_path):
+    # a presentation state's record needs (0070,0080) Content Label, which no value can stand for
+    source = _instance(tmp_path, 1, "P", "1.2.3", "1.2.3.4",
+                       SOPClassUID=pydicom.uid.GrayscaleSoftcopyPresentationStateStorage)
+    with pytest.raises(DicomStudioError, match="in1.dcm cannot be listed in a DICOMDIR: its PRESENTATION record"):
+        dicomdir.record_source(str(source), "in1.dcm", 1)
+
+
+def test_the_records_are_those_pydicom_s_fileset_makes(file_set, tmp_path):
+    out, entries = file_set
+    dicomdir.write_dicomdir(entries, str(tmp_path / "ours"))
+    reference = FileSet()
+    for entry in entries:
+        reference.add(str(out / entry["file_id"]))
+    reference.write(tmp_path / "pydicom")
+    ours = pydicom.dcmread(tmp_path / "ours").DirectoryRecordSequence
+    theirs = pydicom.dcmread(tmp_path / "pydicom" / "DICOMDIR").DirectoryRecordSequence
+    assert len(ours) == len(theirs) == 2 + 2 + 3 + 5
+    differ = {"OffsetOfTheNextDirectoryRecord", "OffsetOfReferencedLowerLevelDirectoryEntity", "ReferencedFileID"}
+    for mine, pydicoms in zip(ours, theirs):
+        assert {e.keyword for e in mine} == {e.keyword for e in pydicoms}
+        for element in mine:
+            if element.keyword not in differ:
+                assert element.value == pydicoms[element.tag].value, element.keyword
+    # the offsets point at the same records
+    fs = FileSet(pydicom.dcmread(tmp_path / "ours"))
+    assert [str(n) for n in fs._tree] == [str(n) for n in FileSet(tmp_path / "pydicom" / "DICOMDIR")._tree]
 
 
 def test_the_api_names_files_and_offers_the_dicomdir(file_set):
@@ -312,7 +346,7 @@ def test_a_compressed_folder_save_lists_each_file_with_its_new_transfer_syntax(t
     paths = _copies(tmp_path, 3)
     steps, folder = _folder_save(tmp_path / "out", "compress", {"transfer_syntax": RLE}, paths, 2,
                                  items=_items(paths))
-    assert {s["directory_record"]["00020010"]["Value"][0] for s in steps} == {RLE}
+    assert {s["directory_record"]["syntax"] for s in steps} == {RLE}
     assert len(_listed(folder)) == 3
 
 

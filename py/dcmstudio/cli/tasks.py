@@ -75,7 +75,7 @@ def run_file(spec, item, shared=None):
                 delivered.append(name)
             else:
                 delivered.append((name, b"".join(pieces)))
-        record = {"directory_record": _directory_record(spec["folder"], delivered[0], item["name"])} \
+        record = {"directory_record": _directory_record(spec["folder"], delivered[0], item)} \
             if spec.get("dicomdir") else {}
     except DicomStudioError as exc:
         return {"file": item["name"], "index": item["index"], "error": exc.message}
@@ -88,13 +88,13 @@ def run_file(spec, item, shared=None):
     return {"file": item["name"], "index": item["index"], "outputs": delivered, "report": report, **record}
 
 
-def _directory_record(folder, name, input_name):
+def _directory_record(folder, name, item):
     """What the DICOMDIR needs of the file written as ``folder/name`` (see
     :func:`dcmstudio.dicomdir.record_source`); a file it cannot list is removed, not left unlisted."""
     from dcmstudio import dicomdir
     path = os.path.join(folder, name)
     try:
-        return dicomdir.record_source(path, input_name)
+        return dicomdir.record_source(path, item["name"], item["index"])
     except DicomStudioError:
         os.remove(path)
         raise
