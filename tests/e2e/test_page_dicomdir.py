@@ -9,7 +9,7 @@ from conftest import open_files
 from test_page_create import dciodvfy_errors
 from test_page_edit import make_series
 from test_page_inspect import assert_same_origin_only, wait_for_files
-from test_page_io import OPFS_PICKERS, read_opfs, start_edit
+from test_page_io import OPFS_PICKERS, pool_page, read_opfs, start_edit
 
 LIST_OPFS = """async (path) => {
     let dir = await navigator.storage.getDirectory();
@@ -24,6 +24,15 @@ LIST_OPFS = """async (path) => {
     await walk(dir, '');
     return found.sort();
 }"""
+
+
+def save_with_dicomdir(page):
+    """Edit the files open into the picked folder with a DICOMDIR; wait for the end."""
+    start_edit(page)
+    page.select_option("#edit-save-to", "folder")
+    page.check("#edit-save-to-dicomdir")
+    page.click("#edit-apply")
+    page.wait_for_selector(".task.done:has-text('with a DICOMDIR')", timeout=60000)
 
 
 def test_an_edited_series_saved_into_a_folder_with_a_dicomdir(page, server, tmp_path):
@@ -86,3 +95,20 @@ def test_an_edited_series_saved_into_a_folder_with_a_dicomdir(page, server, tmp_
     assert page.evaluate(LIST_OPFS, "second-folder") == []
     assert not page.page_errors
     assert_same_origin_only(page, server)
+
+
+def test_one_worker_or_two_write_the_same_folder_and_dicomdir(browser, server, tmp_path):
+    second = tmp_path / "second"
+    second.mkdir()
+    paths = make_series(tmp_path) + make_series(second)  # two series of one study: SE000001, SE000002
+    folders = []
+    for workers in (1, 2):
+        context, page = pool_page(browser, server, workers, paths)
+        assert page.evaluate(OPFS_PICKERS)
+        save_with_dicomdir(page)
+        names = page.evaluate(LIST_OPFS, "picked-folder")
+        folders.append({name: read_opfs(page, f"picked-folder/{name}") for name in names})
+        assert not page.page_errors
+        context.close()
+    assert folders[0] == folders[1]
+    assert len(folders[0]) == 11 and "DICOM/PT000001/ST000001/SE000002/IM000005" in folders[0]
