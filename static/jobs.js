@@ -1,7 +1,7 @@
 // A task shared out over the worker pool (client.js WorkerPool.job) whose output files are written
 // as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
-import { checkbox, el } from "./dom.js";
+import { checkbox, el, plural } from "./dom.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -75,7 +75,8 @@ const DICOMDIR = "DICOMDIR";
 // The DICOMDIR of the files a folder save wrote (`listed`, from each step's `directory_record`),
 // at the folder's root, once they are all written; none when no file was (the label says so).
 // Returns whether it wrote one.
-// Files written but not listed are added to `failures`, with why. A DICOMDIR that cannot be made
+// Files written but not listed are added to `failures`, with why; values made up for the records
+// (a Study ID a file leaves empty…) are named in the label. A DICOMDIR that cannot be made
 // throws: the save fails as a write does, and the files are removed again.
 async function writeDicomdir(app, folder, target, listed, failures) {
   if (!listed.length) {
@@ -87,6 +88,12 @@ async function writeDicomdir(app, folder, target, listed, failures) {
     { onPart: ({ buffer }) => { bytes = buffer; } });
   if (!made.ok) throw new Error(`its DICOMDIR could not be made: ${made.error.message}`);
   failures.push(...made.summary.left_out);
+  const { invented } = made.summary;
+  if (invented.length) {
+    const lacking = new Set(invented.map((value) => value.file_id)).size;
+    target.label += ` (${plural(lacking, "file")} lacked ${[...new Set(invented.map((value) => value.keyword))]
+      .join(", ")}, made up for its records)`;
+  }
   folder.file(DICOMDIR, [bytes]);
   await folder.finish();
   return true;
@@ -118,7 +125,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   if (target.dicomdir) named.members = named.file_ids;
   items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
-    const clash = await existingFiles(target.handle, target.dicomdir ? [DICOMDIR, ...named.members] : named.members);
+    const clash = await existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...named.members]);
     const hasDicomdir = clash.includes(DICOMDIR);
     const others = clash.filter((name) => name !== DICOMDIR);
     const also = others.length ? ` and ${others.length} of these ${items.length} files` : "";
@@ -126,8 +133,9 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
       `“${target.handle.name}” (for example ${others[0]}). Replace them?`
       : `“${target.handle.name}” already has a DICOMDIR${also}. Replace ${also ? "them" : "it"}?`;
     if (clash.length && !window.confirm(question)) {
-      return { ok: false, error: { type: "Cancelled", message: `Nothing was written: ${target.label} already holds ` +
-        `${hasDicomdir ? "a DICOMDIR" : `${others.length} of these files`}.` } };
+      const held = hasDicomdir ? "a DICOMDIR" : `${others.length} of these files`;
+      return { ok: false, error: { type: "Cancelled",
+        message: `Nothing was written: the folder “${target.handle.name}” already holds ${held}.` } };
     }
   }
   const sources = new Map(files.map((f) => [f.key, f.file]));

@@ -90,7 +90,8 @@ export class DeidWorkbench extends Workbench {
             "(Burned In Annotation YES, ultrasound, screenshots): " }),
         this.burnedIn),
         this.maskArea, this.error,
-        el("div", { className: "actions" }, this.preview, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir)),
+        el("div", { className: "actions" },
+          this.preview, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir)),
       this.report));
     this.app.python.ready.then(() => this.loadProfile(), () => {});
     this.renderMasks();

@@ -285,7 +285,7 @@ def write_dicomdir(entries, out_path, file_set_id=""):
     dict
         ``{"instances", "patients", "studies", "series", "invented", "left_out"}``: how many
         files and records it lists; ``invented`` the Type 1 record values made up for files
-        that lacked them (``{"file", "keyword", "value"}``); ``left_out`` the files not listed
+        that lacked them (``{"file", "file_id", "keyword", "value"}``); ``left_out`` the files not listed
         and why (``{"file", "message"}``: a second file with the same SOP Instance UID).
 
     Raises
@@ -316,7 +316,8 @@ def write_dicomdir(entries, out_path, file_set_id=""):
                 left_out.append({"file": name, "message": message})
                 continue
             seen[instance] = file_id
-            invented += [{"file": name, "keyword": keyword, "value": value} for keyword, value in source["invented"]]
+            invented += [{"file": name, "file_id": file_id, "keyword": keyword, "value": value}
+                         for keyword, value in source["invented"]]
             node = root
             for depth, (kind, key, record) in enumerate(source["levels"]):
                 leaf = depth == len(source["levels"]) - 1

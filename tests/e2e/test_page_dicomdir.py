@@ -101,14 +101,28 @@ def test_one_worker_or_two_write_the_same_folder_and_dicomdir(browser, server, t
     second = tmp_path / "second"
     second.mkdir()
     paths = make_series(tmp_path) + make_series(second)  # two series of one study: SE000001, SE000002
+    for path in paths:  # a Study ID left empty (Type 2 in an image), which a STUDY record must have
+        ds = pydicom.dcmread(path)
+        ds.StudyID = ""
+        ds.save_as(path)
     folders = []
     for workers in (1, 2):
         context, page = pool_page(browser, server, workers, paths)
         assert page.evaluate(OPFS_PICKERS)
         save_with_dicomdir(page)
+        assert page.locator(".task.done:has-text('with a DICOMDIR (10 files lacked StudyID, made up for its "
+                            "records)')").count() == 1
         names = page.evaluate(LIST_OPFS, "picked-folder")
         folders.append({name: read_opfs(page, f"picked-folder/{name}") for name in names})
         assert not page.page_errors
         context.close()
     assert folders[0] == folders[1]
+    saved = tmp_path / "saved"
+    for name, data in folders[0].items():
+        (saved / name).parent.mkdir(parents=True, exist_ok=True)
+        (saved / name).write_bytes(data)
+    records = pydicom.dcmread(saved / "DICOMDIR").DirectoryRecordSequence
+    [study] = [r for r in records if r.DirectoryRecordType == "STUDY"]
+    assert study.StudyID == "1"
+    assert dciodvfy_errors(saved / "DICOMDIR") == []
     assert len(folders[0]) == 11 and "DICOM/PT000001/ST000001/SE000002/IM000005" in folders[0]

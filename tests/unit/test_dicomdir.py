@@ -154,7 +154,8 @@ def test_a_file_without_a_study_id_gets_one_made_up_for_its_record_and_the_summa
     entries = [{"file_id": "DICOM/PT000001/ST000001/SE000001/IM000001",
                 "record": dicomdir.record_source(str(target), "in1.dcm", 1), "name": "in1.dcm"}]
     summary = dicomdir.write_dicomdir(entries, str(tmp_path / "DICOMDIR"))
-    assert summary["invented"] == [{"file": "in1.dcm", "keyword": "StudyID", "value": "1"}]
+    assert summary["invented"] == [{"file": "in1.dcm", "file_id": "DICOM/PT000001/ST000001/SE000001/IM000001",
+                                    "keyword": "StudyID", "value": "1"}]
     study = [r for r in pydicom.dcmread(tmp_path / "DICOMDIR").DirectoryRecordSequence
              if r.DirectoryRecordType == "STUDY"]
     assert study[0].StudyID == "1"
@@ -403,7 +404,8 @@ def test_the_command_saves_a_folder_with_a_dicomdir_and_leaves_failed_files_out(
     # rtplan.dcm has no Instance Number, which its record must have
     assert [entry["file"] for entry in made.pop("left_out")] == ["sub/implicit.dcm"]
     assert made == {"written": True, "instances": 3, "patients": 3, "studies": 3, "series": 3,
-                    "invented": [{"file": "rtplan.dcm", "keyword": "InstanceNumber", "value": "3"}]}
+                    "invented": [{"file": "rtplan.dcm", "file_id": "DICOM/PT000003/ST000001/SE000001/IM000001",
+                                  "keyword": "InstanceNumber", "value": "3"}]}
     listed = _listed(out, check=("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID"))
     assert sorted(listed) == [line["outputs"][0] for line in lines[:3]]
     assert listed["DICOM/PT000003/ST000001/SE000001/IM000001"]["PatientName"] == "DOE^3"
