@@ -2,6 +2,8 @@
 judged by dciodvfy, a second save into the same folder asks first, a run where every file failed
 writes none. The folder is one of the origin's private file system (test_page_io's pickers)."""
 
+import io
+
 import pydicom
 from pydicom.fileset import FileSet
 
@@ -9,21 +11,21 @@ from conftest import open_files
 from test_page_create import dciodvfy_errors
 from test_page_edit import make_series
 from test_page_inspect import assert_same_origin_only, wait_for_files
+from test_page_deid import LIST_PICKED_FOLDER
 from test_page_io import OPFS_PICKERS, pool_page, read_opfs, start_edit
 
-LIST_OPFS = """async (path) => {
-    let dir = await navigator.storage.getDirectory();
-    for (const name of path.split('/')) dir = await dir.getDirectoryHandle(name);
-    const found = [];
-    const walk = async (dir, prefix) => {
-        for await (const [name, handle] of dir.entries()) {
-            if (handle.kind === 'directory') await walk(handle, `${prefix}${name}/`);
-            else found.push(`${prefix}${name}`);
-        }
-    };
-    await walk(dir, '');
-    return found.sort();
+# the second folder of a run, as many entries as it holds
+COUNT_SECOND_FOLDER = """async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('second-folder');
+    let count = 0;
+    for await (const _ of dir.keys()) count++;
+    return count;
 }"""
+
+
+def picked_files(page):
+    """The files under the picked folder, by path."""
+    return [name for name in page.evaluate(LIST_PICKED_FOLDER) if not name.endswith("/")]
 
 
 def save_with_dicomdir(page):
@@ -58,7 +60,7 @@ def test_an_edited_series_saved_into_a_folder_with_a_dicomdir(page, server, tmp_
                            timeout=60000)
 
     file_ids = [f"DICOM/PT000001/ST000001/SE000001/IM00000{i}" for i in range(1, 6)]
-    assert page.evaluate(LIST_OPFS, "picked-folder") == sorted(["DICOMDIR", *file_ids])
+    assert picked_files(page) == sorted(["DICOMDIR", *file_ids])
     saved = tmp_path / "saved"
     for name in ["DICOMDIR", *file_ids]:
         (saved / name).parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +94,7 @@ def test_an_edited_series_saved_into_a_folder_with_a_dicomdir(page, server, tmp_
         path.write_bytes(path.read_bytes() + b"changed")
     page.click("#edit-apply")
     page.wait_for_selector(".task.done:has-text('(no DICOMDIR: no file was written)')", timeout=60000)
-    assert page.evaluate(LIST_OPFS, "second-folder") == []
+    assert page.evaluate(COUNT_SECOND_FOLDER) == 0
     assert not page.page_errors
     assert_same_origin_only(page, server)
 
@@ -112,7 +114,7 @@ def test_one_worker_or_two_write_the_same_folder_and_dicomdir(browser, server, t
         save_with_dicomdir(page)
         assert page.locator(".task.done:has-text('with a DICOMDIR (10 files lacked StudyID, made up for its "
                             "records)')").count() == 1
-        names = page.evaluate(LIST_OPFS, "picked-folder")
+        names = picked_files(page)
         folders.append({name: read_opfs(page, f"picked-folder/{name}") for name in names})
         assert not page.page_errors
         context.close()
@@ -126,3 +128,28 @@ def test_one_worker_or_two_write_the_same_folder_and_dicomdir(browser, server, t
     assert study.StudyID == "1"
     assert dciodvfy_errors(saved / "DICOMDIR") == []
     assert len(folders[0]) == 11 and "DICOM/PT000001/ST000001/SE000002/IM000005" in folders[0]
+
+
+def test_a_deidentified_series_saved_with_a_dicomdir_lists_pseudonyms_only(page, server, tmp_path):
+    paths = make_series(tmp_path)
+    original = pydicom.dcmread(paths[0])
+    assert page.evaluate(OPFS_PICKERS), "this Chromium offers no File System Access pickers"
+    open_files(page, paths)
+    wait_for_files(page, len(paths))
+    page.click("#tab-deid")
+    page.wait_for_selector("#deid-options input")
+    page.fill("#deid-secret", "dicomdir secret")
+    page.select_option("#deid-save-to", "folder")
+    page.check("#deid-save-to-dicomdir")
+    page.click("#deid-run")
+    page.wait_for_selector(".task.done:has-text('into the folder “picked-folder” with a DICOMDIR')", timeout=60000)
+    names = picked_files(page)
+    assert names == sorted(["DICOMDIR", *(f"DICOM/PT000001/ST000001/SE000001/IM00000{i}" for i in range(1, 6))])
+    directory = read_opfs(page, "picked-folder/DICOMDIR")
+    for identifying in (str(original.PatientName), str(original.PatientID), str(original.StudyInstanceUID)):
+        assert identifying.encode() not in directory, identifying
+    records = pydicom.dcmread(io.BytesIO(directory)).DirectoryRecordSequence
+    [patient] = [r for r in records if r.DirectoryRecordType == "PATIENT"]
+    written = pydicom.dcmread(io.BytesIO(read_opfs(page, f"picked-folder/{names[0]}")))
+    assert patient.PatientID == written.PatientID and written.PatientIdentityRemoved == "YES"
+    assert not page.page_errors
