@@ -47,7 +47,8 @@ RECORD_KEYWORDS = (
     # the leaf records (IMAGE, PRESENTATION, SR DOCUMENT, KEY OBJECT DOC, RT …, ENCAP DOC …)
     "InstanceNumber", "ImageType", "Rows", "Columns", "NumberOfFrames", "DataPointRows", "DataPointColumns",
     "ContentDate", "ContentTime", "ContentLabel", "ContentDescription", "ContentCreatorName",
-    "CompletionFlag", "VerificationFlag", "VerificationDateTime", "ConceptNameCodeSequence",
+    "CompletionFlag", "VerificationFlag", "VerificationDateTime", "VerifyingObserverSequence",
+    "ConceptNameCodeSequence",
     "PresentationCreationDate", "PresentationCreationTime", "ReferencedSeriesSequence", "BlendingSequence",
     "DoseSummationType", "StructureSetLabel", "StructureSetDate", "StructureSetTime",
     "RTPlanLabel", "RTPlanDate", "RTPlanTime", "TreatmentDate", "TreatmentTime",
@@ -198,11 +199,10 @@ def record_source(source, name, position):
     -------
     dict
         ``{"syntax", "sop_class", "levels", "invented"}``: its transfer syntax and SOP Class
-        UID; ``[record type, key, record
-        as DICOM JSON]`` from the top (PATIENT, STUDY, SERIES, then its own record, or its own
-        alone for a top-level SOP Class), the key telling records of one level apart (Patient
-        ID, Study, Series or SOP Instance UID); ``[keyword, value]`` of the Type 1 record
-        values it lacked, made up (see ``_INVENTED``).
+        UID; ``[record type, key, record as DICOM JSON]`` from the top (PATIENT, STUDY, SERIES,
+        then its own record, or its own alone for a top-level SOP Class), the key telling
+        records of one level apart (Patient ID, Study, Series or SOP Instance UID);
+        ``[keyword, value]`` of the Type 1 record values it lacked, made up (see ``_INVENTED``).
 
     Raises
     ------
@@ -237,8 +237,16 @@ def record_source(source, name, position):
             if kept.get(keyword) in (None, ""):
                 setattr(kept, keyword, invent(position))
                 invented.append([keyword, str(kept[keyword].value)])
+        # A verified SR's record needs (0040,A030), which the file holds per verifier, in (0040,A073):
+        # the latest is taken, as DCMTK's dcmmkdir does (pydicom's creator looks at the top level only).
+        if kept.get("VerificationFlag") == "VERIFIED" and not kept.get("VerificationDateTime"):
+            times = [str(v.VerificationDateTime) for v in kept.get("VerifyingObserverSequence") or []
+                     if v.get("VerificationDateTime")]
+            if times:
+                kept.VerificationDateTime = max(times)
         try:
-            levels = [[kind, str(key), _record(kept, kind).to_json_dict()] for kind, key in _levels(kept)]
+            keys = _levels(kept)
+            levels = [[kind, str(key), _record(kept, kind, len(keys) > 1).to_json_dict()] for kind, key in keys]
         except ValueError as exc:
             raise DicomStudioError(f"{name} cannot be listed in a DICOMDIR: {exc}.", file=name) from exc
     return {"syntax": str(syntax), "sop_class": str(kept.SOPClassUID), "levels": levels, "invented": invented}
@@ -255,14 +263,15 @@ def _levels(ds):
             ("SERIES", ds.SeriesInstanceUID), (fileset._four_level_record_type(ds), ds.SOPInstanceUID)]
 
 
-def _record(ds, kind):
-    """The content of ``ds``'s directory record of ``kind``, by pydicom's record creator."""
+def _record(ds, kind, four_levels):
+    """The content of ``ds``'s directory record of ``kind``, by pydicom's record creator (with
+    the character set, as FileSet._recordify gives the records of the four-level hierarchy)."""
     from pydicom.fileset import DIRECTORY_RECORDERS
     try:
         record = DIRECTORY_RECORDERS[kind](ds)
     except ValueError as exc:
         raise ValueError(f"its {kind} record cannot be made ({exc})") from exc
-    if "SpecificCharacterSet" in ds:
+    if four_levels and "SpecificCharacterSet" in ds:
         record.SpecificCharacterSet = ds.SpecificCharacterSet
     return record
 
@@ -285,8 +294,9 @@ def write_dicomdir(entries, out_path, file_set_id=""):
     dict
         ``{"instances", "patients", "studies", "series", "invented", "left_out"}``: how many
         files and records it lists; ``invented`` the Type 1 record values made up for files
-        that lacked them (``{"file", "file_id", "keyword", "value"}``); ``left_out`` the files not listed
-        and why (``{"file", "message"}``: a second file with the same SOP Instance UID).
+        that lacked them (``{"file", "file_id", "keyword", "value"}``); ``left_out`` the files
+        not listed and why (``{"file", "message"}``: a second file with the same SOP Instance
+        UID).
 
     Raises
     ------

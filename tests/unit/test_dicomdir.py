@@ -211,6 +211,49 @@ def test_a_record_source_is_small_plain_json_and_keeps_the_output_values(tmp_pat
     assert len(json.dumps(made)) < 2000
 
 
+KINDS = {"CT_small.dcm": "IMAGE", "MR_small.dcm": "IMAGE", "JPEG2000.dcm": "IMAGE", "rtplan.dcm": "RT PLAN",
+         "rtdose.dcm": "RT DOSE", "test-SR.dcm": "SR DOCUMENT", "reportsi.dcm": "SR DOCUMENT"}
+
+
+@pytest.fixture
+def several_kinds(tmp_path):
+    """pydicom's files of several kinds (images, RT, verified and unverified SR) as one folder
+    with a DICOMDIR: the folder and the summary."""
+    paths = [bundled(name) for name in KINDS]
+    keys = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        keys.append((str(ds.get("PatientID")), str(ds.get("StudyInstanceUID")), str(ds.get("SeriesInstanceUID"))))
+    entries = []
+    for position, (path, file_id) in enumerate(zip(paths, dicomdir.file_ids(keys)), 1):
+        target = tmp_path / file_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        entries.append({"file_id": file_id, "record": dicomdir.record_source(str(target), path.name, position),
+                        "name": path.name})
+    return tmp_path, entries, dicomdir.write_dicomdir(entries, str(tmp_path / "DICOMDIR"))
+
+
+def test_files_of_several_kinds_get_the_records_of_their_kind(several_kinds):
+    folder, entries, summary = several_kinds
+    assert [entry["record"]["levels"][-1][0] for entry in entries] == list(KINDS.values())
+    assert summary["instances"] == len(KINDS)
+    fs = FileSet(pydicom.dcmread(folder / "DICOMDIR"))
+    assert sorted(pathlib.Path(i.path).name for i in fs) == sorted(e["file_id"].rsplit("/", 1)[1] for e in entries)
+    # the verified SR's record has its latest verifier's time (PS3.3 F.5.24: 1C when VERIFIED)
+    [verified] = fs.find(ReferencedSOPInstanceUIDInFile=pydicom.dcmread(bundled("test-SR.dcm")).SOPInstanceUID)
+    assert verified.VerificationDateTime == "20010213184746"
+    # the SR files name no patient ID: one was made up for their records, and said
+    assert {(i["file"], i["keyword"]) for i in summary["invented"]} >= {("test-SR.dcm", "PatientID")}
+
+
+@needs("dciodvfy")
+def test_the_dicomdir_of_several_kinds_passes_dciodvfy_with_zero_errors(several_kinds):
+    folder, _, _ = several_kinds
+    errors, _ = dciodvfy(folder / "DICOMDIR")
+    assert errors == []
+
+
 def test_a_file_its_record_cannot_be_made_for_is_named_with_the_reason(tmp_path):
     # a presentation state's record needs (0070,0080) Content Label, which no value can stand for
     source = _instance(tmp_path, 1, "P", "1.2.3", "1.2.3.4",
