@@ -1,7 +1,7 @@
 // A task shared out over the worker pool (client.js WorkerPool.job) whose output files are written
 // as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
-import { el } from "./dom.js";
+import { checkbox, el, plural } from "./dom.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -11,23 +11,33 @@ function runKey(app) {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// The "Save …" choice of a task's target (`id`: the select's): { label, select }. The pickers are
-// offered where the browser lets a page write to disk; `onChange`, if given, hears the choice.
+// The "Save …" choice of a task's target (`id`: the select's): { label, select, dicomdir }. The
+// pickers are offered where the browser lets a page write to disk; `onChange`, if given, hears the
+// choice. `dicomdir`, placed right after the select, is a label holding its checkbox
+// (`dicomdir.control`), shown while the folder is chosen (and the select is; style.css).
 export function saveTargetChoice(id, onChange) {
   const select = el("select", { id },
     el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
     pickers.available ? el("option", { value: SAVE_TARGETS.ZIP_FILE, textContent: "into a ZIP file…" }) : null,
     pickers.available ? el("option", { value: SAVE_TARGETS.FOLDER, textContent: "into a folder…" }) : null);
+  const [, dicomdir] = checkbox(`${id}-dicomdir`, "with a DICOMDIR (files renamed to DICOM File IDs)");
+  dicomdir.classList.add("save-dicomdir");
+  dicomdir.hidden = true;
+  select.addEventListener("change", () => { dicomdir.hidden = select.value !== SAVE_TARGETS.FOLDER; });
   if (onChange) select.addEventListener("change", onChange);
-  return { label: el("label", { htmlFor: id, textContent: "Save" }), select };
+  return { label: el("label", { htmlFor: id, textContent: "Save" }), select, dicomdir };
 }
 
 // Asks where the output goes, inside the click that started the task (the pickers need it).
-// Returns { kind, handle?, label } or null when the user closed the picker.
-export async function chooseTarget(kind, zipName) {
+// Returns { kind, handle?, label, dicomdir? } or null when the user closed the picker. `dicomdir`
+// (saveTargetChoice's label): a folder gets a DICOMDIR when its box is checked.
+export async function chooseTarget(kind, zipName, dicomdir = null) {
   try {
     if (kind === SAVE_TARGETS.FOLDER) {
       const handle = await pickers.folder();
+      if (dicomdir?.control.checked) {
+        return { kind, handle, dicomdir: true, label: `the folder “${handle.name}” with a DICOMDIR` };
+      }
       return { kind, handle, label: `the folder “${handle.name}”` };
     }
     if (kind === SAVE_TARGETS.ZIP_FILE) {
@@ -60,6 +70,35 @@ export function newErrorsNote(flagged) {
   return box;
 }
 
+const DICOMDIR = "DICOMDIR";
+
+// The DICOMDIR of the files a folder save wrote (`listed`, from each step's `directory_record`),
+// at the folder's root, once they are all written; none when no file was (the label says so).
+// Returns whether it wrote one.
+// Files written but not listed are added to `failures`, with why; values made up for the records
+// (a Study ID a file leaves empty…) are named in the label. A DICOMDIR that cannot be made
+// throws: the save fails as a write does, and the files are removed again.
+async function writeDicomdir(app, folder, target, listed, failures) {
+  if (!listed.length) {
+    target.label = `the folder “${target.handle.name}” (no DICOMDIR: no file was written)`;
+    return false;
+  }
+  let bytes = null;
+  const made = await app.python.call("dicomdir_write", { entries: listed.sort((a, b) => a.index - b.index) },
+    { onPart: ({ buffer }) => { bytes = buffer; } });
+  if (!made.ok) throw new Error(`its DICOMDIR could not be made: ${made.error.message}`);
+  failures.push(...made.summary.left_out);
+  const { invented } = made.summary;
+  if (invented.length) {
+    const lacking = new Set(invented.map((value) => value.file_id)).size;
+    target.label += ` (${plural(lacking, "file")} lacked ${[...new Set(invented.map((value) => value.keyword))]
+      .join(", ")}, made up for its records)`;
+  }
+  folder.file(DICOMDIR, [bytes]);
+  await folder.finish();
+  return true;
+}
+
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
 // { ok, summary, firstReport, written, failures, steps } (`steps`: each file's step, in the order
 // of the files) or { ok: false, error }. `task` is the task bar's handle (progress, cancel);
@@ -77,15 +116,26 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const first = hooks.before ? await hooks.before(items) : { ok: true };
   if (!first.ok) return first;
   if (hooks.before) performance.mark("dcmstudio:job-before");
-  const named = await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
+  // With a DICOMDIR the files are named by File IDs, from the page's grouping and order of them.
+  const named = target.dicomdir
+    ? await app.python.call("dicomdir_file_ids", { keys: files.map((f) =>
+      [`${f.patient?.name}\u0000${f.patient?.id}`, f.study?.uid || "", f.series?.uid || ""]) })
+    : await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
   if (!named.ok) return named;
+  if (target.dicomdir) named.members = named.file_ids;
   items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
-    const clash = await existingFiles(target.handle, named.members);
-    if (clash.length && !window.confirm(`${clash.length} of the ${items.length} files already exist in ` +
-      `“${target.handle.name}” (for example ${clash[0]}). Replace them?`)) {
-      return { ok: false, error: { type: "Cancelled", message: `Nothing was written: ${target.label} already holds ` +
-        `${clash.length} of these files.` } };
+    const clash = await existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...named.members]);
+    const hasDicomdir = clash.includes(DICOMDIR);
+    const others = clash.filter((name) => name !== DICOMDIR);
+    const also = others.length ? ` and ${others.length} of these ${items.length} files` : "";
+    const question = !hasDicomdir ? `${others.length} of the ${items.length} files already exist in ` +
+      `“${target.handle.name}” (for example ${others[0]}). Replace them?`
+      : `“${target.handle.name}” already has a DICOMDIR${also}. Replace ${also ? "them" : "it"}?`;
+    if (clash.length && !window.confirm(question)) {
+      const held = hasDicomdir ? "a DICOMDIR" : `${others.length} of these files`;
+      return { ok: false, error: { type: "Cancelled",
+        message: `Nothing was written: the folder “${target.handle.name}” already holds ${held}.` } };
     }
   }
   const folder = target.kind === SAVE_TARGETS.FOLDER ? new FolderWriter(target.handle) : null;
@@ -97,6 +147,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const extras = new Map();    // other outputs (each worker's report): name → parts
   const failures = [];
   const flagged = [];          // { file, new_errors } of the outputs that gained a validation error
+  const listed = [];           // with a DICOMDIR: { index, file_id, record, name } of each file written
   const steps = new Array(items.length);
   let done = 0;
   const onPart = ({ output, buffer, blob }, item) => {
@@ -112,13 +163,16 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     if (!member) failures.push({ file: item.name, message: step.error?.message || `${item.name} could not be read.` });
     if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);
+    if (target.dicomdir && member) {
+      listed.push({ index: item.index, file_id: item.member, record: step.directory_record, name: item.name });
+    }
     if (zip) zip.put(item.index - 1, member, parts);
     steps[item.index - 1] = step;
     hooks.step?.(step, item);
     task.progress(++done, items.length, item.name);
   };
   const job = app.python.job({ kind, options: { container: folder ? "files" : "members", key: runKey(app), ...options,
-    ...first.options }, items, onPart, onStep });
+    ...first.options, ...(target.dicomdir ? { dicomdir: true } : {}) }, items, onPart, onStep });
   task.onCancel = () => job.cancel();
   // A folder that cannot be written (a full disk, a quota, a folder removed meanwhile) stops the
   // job at once: making the other files would only fill the queue.
@@ -140,6 +194,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
     await folder?.discard();
     return result.ok ? { ok: false, error: { type: "Discarded", message: "Discarded: nothing was kept." } } : result;
   }
+  let withDicomdir = false;
   try {
     if (zip) {
       const end = await app.python.call("zip_directory", { members: zip.members, start: zip.offset, zip_name: zipName },
@@ -147,6 +202,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
       if (!end.ok) return end;
     }
     await folder?.finish();
+    if (target.dicomdir) withDicomdir = await writeDicomdir(app, folder, target, listed, failures);
   } catch (error) {
     return writeFailed(error);
   }
@@ -164,7 +220,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const reports = [...extras].map(([name, { mime, parts }]) => ({ name, blob: new Blob(parts, { type: mime }) }));
   return {
     ok: true, summary, firstReport, reports, blob, steps, workers: result.workers,
-    written: folder ? folder.written : zip.members.length,
+    written: folder ? folder.written - withDicomdir : zip.members.length,
     bytes: folder ? folder.bytes : writer.bytes,
   };
 }

@@ -106,6 +106,7 @@ export class FolderWriter {
     this.bytes = 0;
     this.onError = () => {};  // called once, with the first write's failure
     this.paths = [];     // the files written so far
+    this.folders = new Map();  // folder path → its handle (a promise), looked up once
   }
 
   file(path, parts) {
@@ -127,8 +128,16 @@ export class FolderWriter {
     }
   }
 
+  // The handle of the folder `path` goes into, made as needed, looked up once per folder: the files
+  // of a DICOMDIR's tree (DICOM/PT…/ST…/SE…/IM…) would each walk four folders again.
+  folderFor(path) {
+    const folder = path.slice(0, path.lastIndexOf("/") + 1);
+    if (!this.folders.has(folder)) this.folders.set(folder, folderOf(this.root, path, { create: true }));
+    return this.folders.get(folder);
+  }
+
   async write(path, parts) {
-    const dir = await folderOf(this.root, path, { create: true });
+    const dir = await this.folderFor(path);
     const handle = await dir.getFileHandle(path.split("/").pop(), { create: true });
     const writable = await handle.createWritable();
     try {

@@ -50,7 +50,8 @@ export class CompressWorkbench extends Workbench {
       "Check every output: decode it again and compare each frame with the source", { checked: true });
     this.run = button("", () => this.start(), { className: "primary", id: "compress-run", disabled: true });
     // Several files are shared out over the workers and written as they are made (jobs.js).
-    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("compress-save-to", () => this.renderScope()));
+    ({ select: this.saveTo, label: this.saveToLabel, dicomdir: this.saveDicomdir } =
+      saveTargetChoice("compress-save-to", () => this.renderScope()));
     this.error = errorLine("compress-error");
     this.report = el("div", { className: "report compress-report", id: "compress-report", "aria-live": "polite" });
     panel.append(el("div", { className: "compress-layout" },
@@ -64,7 +65,7 @@ export class CompressWorkbench extends Workbench {
           "are kept. Trailing padding and digital signatures, which re-encoding invalidates, are left out and " +
           "listed. One file downloads as itself; several go, with their names and folders, into a ZIP or, where " +
           "the browser allows, a folder you pick." }),
-        el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveTo),
+        el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir),
         this.error),
       this.report));
     onFirstShow(panel, () => this.loadTargets());
@@ -218,7 +219,7 @@ export class CompressWorkbench extends Workbench {
   async startShared(target, lossy) {
     const zipName = `${selectionStem(this.selection)}_${target.suffix}.zip`;
     // The picker first: it needs the click that is still being handled.
-    const saveTarget = await chooseTarget(this.saveTo.value, zipName);
+    const saveTarget = await chooseTarget(this.saveTo.value, zipName, this.saveDicomdir);
     if (!saveTarget) return;
     // The scope is decided now, with every file that is still being described.
     const files = await this.app.files.resolve();

@@ -65,7 +65,8 @@ export class DeidWorkbench extends Workbench {
     this.maskArea = el("div", { className: "deid-masks", id: "deid-masks" });
     this.preview = button("Preview on the first file", () => this.runPreview(), { id: "deid-preview" });
     this.run = button("De-identify", () => this.runJob(), { className: "primary", id: "deid-run" });
-    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("deid-save-to"));
+    ({ select: this.saveTo, label: this.saveToLabel, dicomdir: this.saveDicomdir } =
+      saveTargetChoice("deid-save-to"));
     this.error = errorLine("deid-error");
     this.report = el("div", { className: "report", id: "deid-report", "aria-live": "polite" });
     panel.append(el("div", { className: "edit-layout" },
@@ -89,7 +90,8 @@ export class DeidWorkbench extends Workbench {
             "(Burned In Annotation YES, ultrasound, screenshots): " }),
         this.burnedIn),
         this.maskArea, this.error,
-        el("div", { className: "actions" }, this.preview, this.run, this.saveToLabel, this.saveTo)),
+        el("div", { className: "actions" },
+          this.preview, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir)),
       this.report));
     this.app.python.ready.then(() => this.loadProfile(), () => {});
     this.renderMasks();
@@ -283,7 +285,7 @@ export class DeidWorkbench extends Workbench {
   async runJob() {
     const zipName = "deidentified.zip";
     // The picker first: it needs the click that is still being handled.
-    const target = await chooseTarget(this.saveTo.value, zipName);
+    const target = await chooseTarget(this.saveTo.value, zipName, this.saveDicomdir);
     if (!target) return;
     // what the selection holds now, files still being described included
     const files = await this.app.files.resolve();

@@ -79,7 +79,8 @@ export class EditWorkbench extends Workbench {
     this.preview = button("Preview on this file", () => this.runPreview(), { id: "edit-preview" });
     this.apply = button("", () => this.runApply(), { className: "primary", id: "edit-apply" });
     // Where a series goes: written as it is made where the browser lets a page write to disk.
-    ({ select: this.saveTo, label: this.saveToLabel } = saveTargetChoice("edit-save-to", () => this.renderScope()));
+    ({ select: this.saveTo, label: this.saveToLabel, dicomdir: this.saveDicomdir } =
+      saveTargetChoice("edit-save-to", () => this.renderScope()));
     this.report = el("div", { className: "report", id: "edit-report", "aria-live": "polite" });
 
     panel.append(el("div", { className: "edit-layout" },
@@ -90,7 +91,8 @@ export class EditWorkbench extends Workbench {
           exportJson, exportScript),
         this.pending, form, this.formError,
         el("p", { className: "hint", textContent: HINT }),
-        el("div", { className: "actions" }, this.preview, this.apply, this.saveToLabel, this.saveTo)),
+        el("div", { className: "actions" },
+          this.preview, this.apply, this.saveToLabel, this.saveTo, this.saveDicomdir)),
       this.report));
     this.renderPending();
     this.renderScope();
@@ -235,7 +237,7 @@ export class EditWorkbench extends Workbench {
     const base = series ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "";
     const zipName = `${base || "dcmstudio"}_edited.zip`;
     // The picker first: it needs the click that is still being handled.
-    const target = await chooseTarget(this.saveTo.value, zipName);
+    const target = await chooseTarget(this.saveTo.value, zipName, this.saveDicomdir);
     if (!target) return;
     // The scope is decided now, with every file that is still being described.
     const files = await this.app.files.resolve();

@@ -573,6 +573,29 @@ def member_names(names):
 
 
 @endpoint
+def dicomdir_file_ids(keys):
+    """The File IDs a folder save with a DICOMDIR writes its files under, one per file, from its
+    patient, study and series keys in the job's order (see :func:`dcmstudio.dicomdir.file_ids`)."""
+    from . import dicomdir
+    return {"file_ids": dicomdir.file_ids(keys)}
+
+
+@endpoint
+def dicomdir_write(entries):
+    """The DICOMDIR of the files a folder save wrote (``entries``: ``{"file_id", "record",
+    "name"}`` each, see :func:`dcmstudio.dicomdir.write_dicomdir`), as an output named DICOMDIR."""
+    from . import dicomdir
+    out = output_path("DICOMDIR")
+    try:
+        summary = dicomdir.write_dicomdir(entries, out)
+    except BaseException:
+        if os.path.exists(out):
+            os.remove(out)
+        raise
+    return {"summary": summary, "outputs": [{"path": out, "name": "DICOMDIR", "mime": "application/dicom"}]}
+
+
+@endpoint
 def zip_directory(members, start, zip_name):
     """The end of a ZIP whose members several workers wrote (see
     :func:`dcmstudio.archive.central_directory`), as one output part named ``zip_name``."""

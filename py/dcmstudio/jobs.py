@@ -95,6 +95,17 @@ class ZipJob(Job):
         self.zip.close()
         return self.chunks(final=True)
 
+    def directory_record(self, output, item):
+        """With the option ``dicomdir`` of a folder save (``container`` ``"files"``), the step's
+        ``directory_record``: the output's directory records (``output``: a path, or its pieces),
+        made from its header (see :func:`dcmstudio.dicomdir.record_source`); else nothing."""
+        if not (self.options.get("dicomdir") and self.container == "files"):
+            return {}
+        from . import dicomdir
+        if not isinstance(output, str):
+            output = _PiecesReader(output)
+        return {"directory_record": dicomdir.record_source(output, item["name"], item.get("index", self.index + 1))}
+
 
 def start(kind, options, count, output_path):
     """Create a task; return its id."""
@@ -468,6 +479,7 @@ class EditJob(ZipJob):
         try:
             # A folder save takes unchanged pixel data from the opened file: only heads are read.
             pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=self.reads == "head")
+            record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             self.failures.append({"file": name, "message": exc.message, "index": index})
@@ -495,7 +507,7 @@ class EditJob(ZipJob):
             return {**done, "member": {"name": member}, "chunks": self.chunks()}
         member = member_name(item.get("member") or name)
         self.report_file.write(json.dumps({**report, "member": member}) + "\n")
-        return {**done, **self._member(member, pieces, sources)}
+        return {**done, **self._member(member, pieces, sources), **record}
 
     def _member(self, member, pieces, sources):
         """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
@@ -710,6 +722,7 @@ class CompressJob(ZipJob):
                 # files without pixel data wait for the end (see _write_deferred)
                 report = compress_item(item, out, self.target, self.verify, self.lossy, self.new_uid_of,
                                        follow_references=False)
+            record = self.directory_record(out, item)
         except DicomStudioError as exc:
             if os.path.exists(out):
                 os.remove(out)
@@ -724,7 +737,7 @@ class CompressJob(ZipJob):
             self.unwritten[item.get("sop_instance_uid")] = name
             return {"report": None, "error": {"file": name, "message": exc.message},
                     "for_last_round": item.get("sop_instance_uid")}
-        return self._written(item, out, report)
+        return {**self._written(item, out, report), **record}
 
     def _written(self, item, out, report):
         name = item["name"]
@@ -1077,7 +1090,9 @@ class DeidShareJob(ZipJob):
             raise DicomStudioError(f"a shared deid task writes members or files, not '{self.container}'")
         learned = options.pop("learned")
         super().__init__(options, count, scratch)
-        self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True, key=key)
+        # ``dicomdir`` is the folder save's (see ZipJob.directory_record), not de-identification's
+        profile_options = {name: value for name, value in options.items() if name != "dicomdir"}
+        self.deidentifier = deid.Deidentifier(profile_options, scratch=scratch, session=True, key=key)
         self.deidentifier.identifiers = learned_identifiers(learned)
 
     def step(self, item):
@@ -1090,6 +1105,7 @@ class DeidShareJob(ZipJob):
         uids, other_ids = len(job.uid_map), len(job.other_ids)
         try:
             pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
+            record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             error = {"file": name, "message": exc.message}
@@ -1106,7 +1122,7 @@ class DeidShareJob(ZipJob):
                  "residual": report["residual"], "burned_in": report["burned_in"],
                  "pixels_cleaned": report["pixels_cleaned"], "new_errors": bool(report["new_errors"])}
         return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": json.dumps(report),
-                "merge": merge, **self._member(member, pieces, sources)}
+                "merge": merge, **self._member(member, pieces, sources), **record}
 
 
 def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zip"):

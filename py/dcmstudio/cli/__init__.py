@@ -88,6 +88,7 @@ def _parser():
                       help="give every instance UID a new one, consistently across the files")
     edit.add_argument("--uid-secret", metavar="TEXT", help="new UIDs keyed by this text: the same in "
                       "every run (default: a key drawn for this run)")
+    _dicomdir_flag(edit)
     edit.set_defaults(run=_run_edit, edit_ops=[])
 
     deid = _per_file(commands, "deid", "de-identify to DICOM PS3.15 Table E.1-1 and its options")
@@ -104,6 +105,7 @@ def _parser():
     deid.add_argument("--keep-names", action="store_true", help="keep the input file names")
     deid.add_argument("--mapping", metavar="FOLDER", help="where the IDENTIFYING mapping files go "
                       "(default: beside OUTPUT, never inside it)")
+    _dicomdir_flag(deid)
     deid.set_defaults(run=_run_deid)
 
     for name, text in (("compress", "rewrite in another transfer syntax, losslessly unless a lossy one is asked for"),
@@ -118,6 +120,7 @@ def _parser():
             sub.add_argument("--quality", type=int, help="jpeg-baseline: the quality, 1 (smallest) to 100 (best)")
         sub.add_argument("--no-verify", dest="verify", action="store_false",
                          help="do not decode each output again to compare it with its source")
+        _dicomdir_flag(sub)
         sub.set_defaults(run=_run_compress)
 
     convert = commands.add_parser("convert", help="a volume (NIfTI, NRRD, MetaImage, VTK, a DICOM "
@@ -160,6 +163,12 @@ def _per_file(commands, name, text):
     sub.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (its "
                      "scheduler); inputs and a folder OUTPUT must be reachable by every worker")
     return sub
+
+
+def _dicomdir_flag(sub):
+    sub.add_argument("--dicomdir", action="store_true", help="OUTPUT being a folder: name the files by DICOM "
+                     "File IDs (DICOM/PT000001/ST000001/SE000001/IM000001, by patient, study and series in "
+                     "the order of the inputs) and write a DICOMDIR listing every file written")
 
 
 class _EditAction(argparse.Action):
@@ -422,11 +431,14 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     if args.jobs < 1:
         raise files.UsageError("--jobs must be at least 1.")
     files.check_output(args.output, args.inputs)
+    with_dicomdir = getattr(args, "dicomdir", False)
+    if with_dicomdir:
+        _check_dicomdir_output(args.output)
     items = files.Inputs(args.inputs)
     output = files.Output(args.output)
     scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
     spec = {**spec, "folder": os.path.abspath(output.folder) if output.folder else None,
-            "scratch": None if args.dask else scratch}
+            "scratch": None if args.dask else scratch, **({"dicomdir": True} if with_dicomdir else {})}
     spec["job"] = tasks.job_id(spec)
     workers = min(args.jobs, len(items))
     runner = (run.DaskCluster(args.dask) if args.dask else
@@ -439,11 +451,19 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     try:
         shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
         todo = items if complete is None else map(complete, items)
+        listed = []  # with --dicomdir: what the DICOMDIR lists of each file written
+        if with_dicomdir:
+            from dcmstudio import dicomdir
+            file_ids = dicomdir.file_ids([dicomdir.grouping_key(item["path"]) for item in items])
+            todo = ({**item, "member": file_id} for item, file_id in zip(todo, file_ids))
         for result in run.in_order(runner, tasks.run_file, spec, todo, shared, count=len(items)):
             if "error" not in result:
                 if output.zip is not None:
                     result["outputs"] = [output.add(name, [data]) for name, data in result["outputs"]]
                 written += len(result["outputs"])
+                if with_dicomdir:
+                    listed.append({"file_id": result["outputs"][0], "record": result.pop("directory_record"),
+                                   "name": result["file"]})
             with_new_errors += bool((result.get("report") or {}).get("new_errors"))
             if merge is not None:
                 merge(result)
@@ -455,7 +475,8 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
                                "worker_processes": runner.workers if runner.started else 0,
                                **({"files_with_new_errors": with_new_errors}
                                   if spec["command"] not in ("dump", "validate") else {}),
-                               **(summary() if summary else {})}}
+                               **(summary() if summary else {}),
+                               **({"dicomdir": _write_dicomdir(output.folder, listed)} if with_dicomdir else {})}}
         reports.write(totals)
     finally:
         progress.close()
@@ -466,6 +487,25 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     for failure in reports.failed:
         print(f"failed: {failure['file']}: {failure['message']}", file=sys.stderr)
     return EXIT_FAILED if reports.failed else EXIT_OK
+
+
+def _check_dicomdir_output(output):
+    """Refuse --dicomdir for a ZIP, or for a folder that has a DICOMDIR already (an earlier run's:
+    replacing it would leave the files it lists unlisted)."""
+    if files.is_zip(output):
+        raise files.UsageError("--dicomdir writes into a folder; OUTPUT is a ZIP.")
+    if os.path.exists(os.path.join(output, "DICOMDIR")):
+        raise files.UsageError(f"{os.path.join(output, 'DICOMDIR')} exists (an earlier run's): move it, or choose "
+                               "another output folder.")
+
+
+def _write_dicomdir(folder, listed):
+    """The DICOMDIR of the files written (``listed``, in input order) at the root of ``folder``;
+    its summary (see :func:`dcmstudio.dicomdir.write_dicomdir`), or why there is none."""
+    from dcmstudio import dicomdir
+    if not listed:
+        return {"written": False, "reason": "no file was written"}
+    return {"written": True, **dicomdir.write_dicomdir(listed, os.path.join(folder, "DICOMDIR"))}
 
 
 # ---- whole-job commands -----------------------------------------------------------------------

@@ -69,11 +69,14 @@ def run_file(spec, item, shared=None):
         outputs, report = work(spec, item, *([] if shared is None else [run.resolve(shared)]))
         delivered = []
         for name, pieces, dicom, *source in outputs:
+            name = item.get("member") or name  # with --dicomdir: its File ID
             if spec.get("folder"):
                 write_checked(spec["folder"], name, pieces, dicom=dicom, source=source[0] if source else None)
                 delivered.append(name)
             else:
                 delivered.append((name, b"".join(pieces)))
+        record = {"directory_record": _directory_record(spec["folder"], delivered[0], item)} \
+            if spec.get("dicomdir") else {}
     except DicomStudioError as exc:
         return {"file": item["name"], "index": item["index"], "error": exc.message}
     except (OSError, MemoryError) as exc:
@@ -82,7 +85,19 @@ def run_file(spec, item, shared=None):
     except Exception as exc:  # as the page's boundary does: one file's failure is that file's alone
         return {"file": item["name"], "index": item["index"],
                 "error": f"dcmstudio failed unexpectedly on {item['name']}: {exc.__class__.__name__}: {exc}"}
-    return {"file": item["name"], "index": item["index"], "outputs": delivered, "report": report}
+    return {"file": item["name"], "index": item["index"], "outputs": delivered, "report": report, **record}
+
+
+def _directory_record(folder, name, item):
+    """What the DICOMDIR needs of the file written as ``folder/name`` (see
+    :func:`dcmstudio.dicomdir.record_source`); a file it cannot list is removed, not left unlisted."""
+    from dcmstudio import dicomdir
+    path = os.path.join(folder, name)
+    try:
+        return dicomdir.record_source(path, item["name"], item["index"])
+    except DicomStudioError:
+        os.remove(path)
+        raise
 
 
 def _stem(name):
