@@ -13,8 +13,9 @@ function runKey(app) {
 
 // The "Save …" choice of a task's target (`id`: the select's): { label, select, dicomdir }. The
 // pickers are offered where the browser lets a page write to disk; `onChange`, if given, hears the
-// choice. `dicomdir`, placed right after the select, is a label holding its checkbox
-// (`dicomdir.control`), shown while the folder is chosen (and the select is; style.css).
+// choice. `label` holds the select, so the two stay on one line: place the label, not the select.
+// `dicomdir`, placed right after the label, is a label holding its checkbox (`dicomdir.control`),
+// shown while the folder is chosen (and the label is; style.css).
 export function saveTargetChoice(id, onChange) {
   const select = el("select", { id },
     el("option", { value: SAVE_TARGETS.DOWNLOAD, textContent: "as a ZIP download" }),
@@ -25,7 +26,7 @@ export function saveTargetChoice(id, onChange) {
   dicomdir.hidden = true;
   select.addEventListener("change", () => { dicomdir.hidden = select.value !== SAVE_TARGETS.FOLDER; });
   if (onChange) select.addEventListener("change", onChange);
-  return { label: el("label", { htmlFor: id, textContent: "Save" }), select, dicomdir };
+  return { label: el("label", { htmlFor: id, className: "save-to" }, "Save", select), select, dicomdir };
 }
 
 // Asks where the output goes, inside the click that started the task (the pickers need it).

@@ -65,7 +65,7 @@ export class CompressWorkbench extends Workbench {
           "are kept. Trailing padding and digital signatures, which re-encoding invalidates, are left out and " +
           "listed. One file downloads as itself; several go, with their names and folders, into a ZIP or, where " +
           "the browser allows, a folder you pick." }),
-        el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir),
+        el("div", { className: "actions" }, this.run, this.saveToLabel, this.saveDicomdir),
         this.error),
       this.report));
     onFirstShow(panel, () => this.loadTargets());

@@ -91,7 +91,7 @@ export class DeidWorkbench extends Workbench {
         this.burnedIn),
         this.maskArea, this.error,
         el("div", { className: "actions" },
-          this.preview, this.run, this.saveToLabel, this.saveTo, this.saveDicomdir)),
+          this.preview, this.run, this.saveToLabel, this.saveDicomdir)),
       this.report));
     this.app.python.ready.then(() => this.loadProfile(), () => {});
     this.renderMasks();

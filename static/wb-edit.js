@@ -92,7 +92,7 @@ export class EditWorkbench extends Workbench {
         this.pending, form, this.formError,
         el("p", { className: "hint", textContent: HINT }),
         el("div", { className: "actions" },
-          this.preview, this.apply, this.saveToLabel, this.saveTo, this.saveDicomdir)),
+          this.preview, this.apply, this.saveToLabel, this.saveDicomdir)),
       this.report));
     this.renderPending();
     this.renderScope();
