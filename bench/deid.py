@@ -14,8 +14,11 @@ Timed, interleaved over the rounds, median reported:
   task over every file and its streamed ZIP moved out of MEMFS), and its start-up apart;
 - the page's runtime with N workers (bench/deid_pool.mjs: worker_threads, each with its own
   Pyodide, the files shared out as the page does: key derived once, pooled first pass, merge,
-  pooled de-identification, one ZIP and one mapping), for each N of --workers; the outputs of
-  every N are compared byte for byte;
+  pooled de-identification, one ZIP and one mapping), for each N of --workers, into a ZIP and
+  into a folder (the page's folder save: each file written as it comes, unchanged pixel data
+  referenced, not read or copied through a worker, no CRC; gdcmanon writes a folder too); the
+  outputs of every N and both targets are compared byte for byte (member bytes = file bytes, the
+  same mapping and report);
 - dcmstudio in CPython (the same library in-process), for reference;
 - dicognito and gdcmanon, whole process.
 Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
@@ -49,6 +52,9 @@ DEFAULT_DATA = CACHE / "bench-data" / "D1"
 PEERS = ROOT.parent / "shared" / "peers"
 DICOGNITO_VENV = CACHE / "deid-peers-venv"
 SECRET = "bench secret"
+
+# The page runtime's two output targets: bench/deid_pool.mjs's container for each.
+TARGETS = {"zip": "members", "folder": "files"}
 
 NODE_JOB = """
 import fs from "node:fs";
@@ -114,11 +120,12 @@ def run_pyodide(data_dir, out_zip, script):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_pool(data_dir, out_zip, workers):
-    """bench/deid_pool.mjs: the page's runtime with ``workers`` workers; its timings."""
+def run_pool(data_dir, out, workers, container="members"):
+    """bench/deid_pool.mjs: the page's runtime with ``workers`` workers, into a ZIP
+    (``container`` "members") or a folder ("files"); its timings."""
     options = json.dumps({"secret": SECRET, "zip_name": "deid.zip"})
-    result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out_zip),
-                             str(workers), options], check=True, capture_output=True, text=True)
+    result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out),
+                             str(workers), options, container], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -247,19 +254,24 @@ def main():
                  "dcmstudio start-up (Pyodide)": [],
                  "dcmstudio (CPython)": [], "dicognito": [], "gdcmanon": []}
         for n in pools:
-            times[f"dcmstudio page runtime, {n} worker(s)"] = []
-            for phase in ("key", "learn", "deid", "finish"):
-                times[f"  {n} worker(s): {phase}"] = []
+            for target in TARGETS:
+                times[f"dcmstudio page runtime, {n} worker(s), {target}"] = []
+                for phase in ("key", "learn", "deid", "finish"):
+                    times[f"  {n} worker(s), {target}: {phase}"] = []
         pyodide_result = None
         for round_ in range(args.rounds):
-            for tool in ("pyodide", *[f"pool{n}" for n in pools], "cpython", "dicognito", "gdcmanon"):
+            pooled_runs = [f"pool{n}-{target}" for n in pools for target in TARGETS]
+            for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
                 if tool.startswith("pool"):
-                    n = int(tool[4:])
-                    pooled = run_pool(data_dir, work / f"{tool}-{round_}.zip", n)
-                    times[f"dcmstudio page runtime, {n} worker(s)"].append(pooled["seconds"])
+                    n, target = tool[4:].split("-")
+                    pooled = run_pool(data_dir, out, int(n), TARGETS[target])
+                    times[f"dcmstudio page runtime, {n} worker(s), {target}"].append(pooled["seconds"])
                     for phase in ("key", "learn", "deid", "finish"):
-                        times[f"  {n} worker(s): {phase}"].append(pooled[f"{phase}Seconds"])
+                        times[f"  {n} worker(s), {target}: {phase}"].append(pooled[f"{phase}Seconds"])
+                    if round_ != args.rounds - 1:  # the last round's outputs are compared
+                        shutil.rmtree(out, ignore_errors=True)
+                        out.unlink(missing_ok=True)
                 elif tool == "pyodide":
                     pyodide_result = run_pyodide(data_dir, work / f"ours-{round_}.zip", script)
                     times["dcmstudio (Pyodide, started)"].append(pyodide_result["seconds"])
@@ -278,9 +290,13 @@ def main():
         medians = {tool: statistics.median(values) for tool, values in times.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
         last = args.rounds - 1
-        # every pool size gives the same bytes: the ZIP, the mapping's files and the report
-        pooled_outputs = {n: ((work / f"pool{n}-{last}.zip").read_bytes(),
-                              (work / f"pool{n}-{last}.zip.mapping.json").read_bytes()) for n in pools}
+        # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
+        # the folder the same files as the ZIP's members
+        pooled_outputs = {n: ((work / f"pool{n}-zip-{last}").read_bytes(),
+                              (work / f"pool{n}-zip-{last}.mapping.json").read_bytes()) for n in pools}
+        folder_outputs = {n: (read_folder(work / f"pool{n}-folder-{last}"),
+                              (work / f"pool{n}-folder-{last}.mapping.json").read_bytes()) for n in pools}
+        zip_members = read_zip(work / f"pool{pools[0]}-zip-{last}")
         outputs = {
             "dcmstudio": read_zip(work / f"ours-{last}.zip"),
             "dicognito": read_folder(work / f"dicognito-{last}"),
@@ -297,6 +313,9 @@ def main():
             "ratio_to_dcmstudio_pyodide": {tool: seconds / ours for tool, seconds in medians.items()},
             "ratio_to_gdcmanon": {tool: seconds / medians["gdcmanon"] for tool, seconds in medians.items()},
             "pool_outputs_identical": len(set(pooled_outputs.values())) == 1,
+            "folder_files_identical_to_zip_members": all(
+                files == zip_members and mapping == pooled_outputs[pools[0]][1]
+                for files, mapping in folder_outputs.values()),
             "dcmstudio_job_summary": pyodide_result["summary"],
             "left_behind": {tool: left_behind(data_dir, files) for tool, files in outputs.items()},
         }
@@ -316,6 +335,8 @@ def main():
         print(f"  {tool:40s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}"
               f"   {results['ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
     print(f"  the page runtime's outputs with {args.workers} workers identical: {results['pool_outputs_identical']}")
+    print(f"  its folder's files identical to its ZIP's members (and the same mapping and report): "
+          f"{results['folder_files_identical_to_zip_members']}")
     for title, key in (("the series", "left_behind"),
                        ("the probe (planted values, first 20 files)", "probe_left_behind")):
         print(f"\nWhat each left behind in {title}:")

@@ -1076,6 +1076,8 @@ class DeidShareJob(ZipJob):
         if self.container not in ("members", "files"):
             raise DicomStudioError(f"a shared deid task writes members or files, not '{self.container}'")
         learned = options.pop("learned")
+        # into a folder, as an edit: the pixel data that ends a file is referenced, not read
+        self.reads = "head" if self.container == "files" else "whole"
         super().__init__(options, count, scratch)
         self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True, key=key)
         self.deidentifier.identifiers = learned_identifiers(learned)
@@ -1088,8 +1090,18 @@ class DeidShareJob(ZipJob):
             # a file the first pass could not read learns its own values, for itself alone
             job.identifiers = copy.deepcopy(shared)
         uids, other_ids = len(job.uid_map), len(job.other_ids)
+        tail = None
         try:
-            pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
+            if self.reads == "head" and not job.options.masks_for(name):
+                try:
+                    pieces, report, _, origins, tail = deidentify_item(job, item, item["index"], learned,
+                                                                       head_only=True)
+                except UnreadBytesNeeded:
+                    # its output needs the bytes not read: again, read whole (the same answer)
+                    pieces, report, _, origins = deidentify_item(job, {**item, "head": None}, item["index"],
+                                                                 learned, with_origins=True)
+            else:
+                pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
             error = {"file": name, "message": exc.message}
@@ -1098,7 +1110,8 @@ class DeidShareJob(ZipJob):
         finally:
             job.identifiers = shared
         report["member"] = member = member_name(item.get("member") or report["output"])
-        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
+                                                                     or tail is not None and origin >= tail)
                    else None for piece, origin in zip(pieces, origins)]
         merge = {"mapping": {"patients": [{**dataclasses.asdict(job.last_patient), "files": 1}],
                              "uids": _added_since(job.uid_map, uids),
