@@ -1059,7 +1059,8 @@ class DeidShareJob(ZipJob):
 
     Options: those of :class:`dcmstudio.deid.DeidOptions`, ``key`` (hex: the job's, the same
     in every worker), ``learned`` (see :func:`learned_identifiers`), ``container``
-    (``"members"`` or ``"files"``, as :class:`EditJob`). Each item: ``{"path", "name",
+    (``"members"`` or ``"files"``, as :class:`EditJob`: into a folder, only a file's head is
+    read, unless a pixel mask applies to it). Each item: ``{"path", "name",
     "index", "member", "learned"}`` (``learned``: whether the first pass read the file). Each
     step answers as :class:`EditJob`'s (``member``, ``chunks``), with the file's ``report``
     (without its per-element list), its report ``line`` (JSON), and ``merge``: its share of

@@ -15,11 +15,12 @@ from dcmstudio.deid.layouts import Layouts
 BASE_UID = "1.2.826.0.1.3680043.8.498.1234567"
 
 
-def series(folder, count=8, changes=None):
-    """``count`` instances of CT_small, as a scanner writes a series: per instance its own SOP
-    Instance UID, number, position and time. ``changes``: {index: {keyword: value}} for some."""
+def series(folder, count=8, changes=None, source="CT_small.dcm"):
+    """``count`` instances of ``source`` (one of pydicom's files), as a scanner writes a series: per
+    instance its own SOP Instance UID, number, position and time. ``changes``: {index: {keyword:
+    value}} for some."""
     folder.mkdir(exist_ok=True)
-    source = pydicom.dcmread(bundled("CT_small.dcm"))
+    source = pydicom.dcmread(bundled(source))
     paths = []
     for index in range(count):
         ds = copy.deepcopy(source)
