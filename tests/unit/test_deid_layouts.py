@@ -124,6 +124,47 @@ def test_a_file_of_another_patient_or_with_the_dummy_already_there_is_de_identif
     assert reports[2]["patient"] != reports[1]["patient"] == reports[3]["patient"] == reports[5]["patient"]  # by ID
 
 
+def test_values_and_new_uids_of_other_lengths_are_replayed_as_a_full_run_writes_them(tmp_path):
+    """A series' kept values take more or fewer characters from one instance to the next
+    (Instance Number, Image Position, Slice Location), and keyed UIDs are now and then shorter:
+    the output moves by the difference (the file meta's group length follows its new UID), as a
+    full run writes it. A value of another length in a group with a group length is not replayed."""
+    changes = {i: {"InstanceNumber": 95 + i, "SliceLocation": str(-1.5 * i * 10 ** (i % 4)),
+                   "ImagePositionPatient": ["0", str(-i * 10 ** (i % 3)), f"{i * 1.25:.2f}"]} for i in range(16)}
+    paths = series(tmp_path / "in", count=16, changes=changes)
+    job, outputs = assert_same_as_in_full(paths)
+    sizes = {len(data) for data, _ in outputs}
+    new_lengths = {len(job.new_uid(str(pydicom.dcmread(path).SOPInstanceUID))) for path in paths}
+    assert len(sizes) > 4 and len(new_lengths) > 1  # the lengths did vary
+    assert job.layouts.replayed == len(paths) - 1
+    for (data, _), path in zip(outputs, paths):
+        out = pydicom.dcmread(io.BytesIO(data))
+        assert out.SliceLocation == pydicom.dcmread(path).SliceLocation
+        assert out.file_meta.FileMetaInformationGroupLength == _meta_length(data)
+    # a group length over the values that vary: each length a layout of its own
+    for path in paths[:4]:  # pydicom writes no group length: put one in front of group 0020's first element
+        data = path.read_bytes()
+        at = data.index(b"\x20\x00\x0d\x00UI")  # (0020,000D), the group's first
+        path.write_bytes(data[:at] + b"\x20\x00\x00\x00UL\x04\x00" + (1000).to_bytes(4, "little") + data[at:])
+    job, _ = assert_same_as_in_full(paths[:4])
+    assert job.layouts.replayed == 0
+
+
+def _meta_length(data):
+    """The bytes of a Part 10 file's meta group after its group length element, by walking it."""
+    position, end = 132 + 12, None
+    while data[position:position + 2] == b"\x02\x00":
+        vr = data[position + 4:position + 6]
+        if vr in (b"OB", b"UN", b"SQ", b"UT", b"OW"):
+            length = int.from_bytes(data[position + 8:position + 12], "little")
+            position += 12 + length
+        else:
+            length = int.from_bytes(data[position + 6:position + 8], "little")
+            position += 8 + length
+        end = position
+    return end - (132 + 12)
+
+
 def test_a_uid_of_another_length_or_a_private_element_more_is_not_replayed(tmp_path):
     paths = series(tmp_path / "in", count=5, changes={1: {"SOPInstanceUID": BASE_UID + ".1"}})
     ds = pydicom.dcmread(paths[3])

@@ -20,7 +20,14 @@ its pixel data (if any: they are compared whole),
 whose replaced values differ from their fixed replacements, and whose new UIDs have the lengths
 the layout's had, gets that output with its own input stretches and new UIDs: the bytes, report
 and mapping de-identifying it in full gives (a test holds them equal), so which files a process
-replays never changes a result. Anything else is de-identified in full, and may become a layout.
+replays never changes a result.
+
+Lengths may differ where nothing else depends on them: the values of top-level elements kept as
+they are without being read (a series' Instance Number, Image Position, Slice Location take more
+or fewer characters from one instance to the next), in groups without a group length, and the new
+UIDs of top-level elements (keyed UIDs are one or two digits shorter now and then) in such groups
+or in the file meta group, whose group length is then set as the editor sets it. The output's
+bytes from there on move by the difference, as a full run's do. Anything else is de-identified in full, and may become a layout.
 A layout replayed on its own file must give what the full run gave, byte for byte, or it is
 not kept: the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) that file passed then
 holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout
@@ -79,8 +86,9 @@ class Layout:
     Build one with :meth:`of`; :meth:`replay` applies it.
     """
 
-    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
-                 "dicm", "report", "patient_key", "other_ids", "pixel_range")
+    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "runs", "variables", "variable_ends", "differs",
+                 "slots", "slot_lengths", "meta_length", "same_uids", "segments", "dicm", "report", "patient_key",
+                 "other_ids", "pixel_range")
 
     @classmethod
     def of(cls, plan, emap, pieces, changes, pixel_range):
@@ -118,6 +126,7 @@ class Layout:
             slot_of[node] = len(slots)
             slots.append((node.value_offset, node.value_offset + node.length, node.tag, only_instances,
                           head[begin:begin + header], len(encoded), old))
+        grouped = {node.tag >> 16 for node in emap.root.children if node.tag is not None and not node.tag & 0xFFFF}
         layout = cls()
         layout.size = len(data)
         layout.pixels_at = start
@@ -138,7 +147,24 @@ class Layout:
         layout.slots = [slot[:6] for slot in slots]
         olds = [slot[6] for slot in slots]
         layout.same_uids = [olds.index(old) for old in olds]
-        layout.mask, layout.key, layout.differs = _mask(plan, emap, ordered, slot_of, start, head)
+        # a new UID of another length: the file meta's group length follows it (0002,0000 is read,
+        # so the same in every file of the layout); elsewhere, only where no group length does
+        layout.slot_lengths = [_length_field(node) if node.parent is emap.root and
+                               (node.tag >> 16 == 2 or node.tag >> 16 not in grouped) else None for node in slot_of]
+        layout.meta_length = None
+        meta_length = emap.top_level(0x00020000)
+        if meta_length is not None and meta_length.length == 4 and any(
+                field is not None and slot[2] >> 16 == 2 for field, slot in zip(layout.slot_lengths, slots)):
+            value = meta_length.value_offset
+            out = value + sum((d - c) - (b - a) for (a, b), (c, d) in
+                              ((change["input_range"], change["byte_range"]) for change in ordered) if b <= value)
+            layout.meta_length = (out, int.from_bytes(head[out:out + 4], "little"),
+                                  int.from_bytes(data[value:value + 4], "little"))
+        elif any(field is not None and slot[2] >> 16 == 2 for field, slot in zip(layout.slot_lengths, slots)):
+            layout.slot_lengths = [field if slot[2] >> 16 != 2 else None
+                                   for field, slot in zip(layout.slot_lengths, slots)]
+        layout.runs, layout.variables, layout.differs = _mask(plan, emap, ordered, slot_of, start, head, grouped)
+        layout.variable_ends = [end for _, _, end, _ in layout.variables]
         layout.patient_key = plan.patient_key
         layout.other_ids = list(plan.other_ids)
         layout.pixel_range = tuple(pixel_range)
@@ -166,20 +192,25 @@ class Layout:
             ``report_fields`` holds the report's fields that do not depend on the file's name.
             The UIDs replaced are added to ``identifiers`` (unless ``None``).
         """
-        if len(data) != self.size:
-            return None
         view = memoryview(data)
-        if int.from_bytes(view[:self.pixels_at], "little") & self.mask != self.key:
+        shifts = self._shifts(view)
+        if shifts is None:
             return None
-        if view[self.trailer[0]:] != self.trailer[1]:
+        moved = shifts[-1]  # how much longer than the layout's file this one is, before its pixel data
+
+        def shift(position):
+            """Where the layout file's ``position`` (not inside a value of another length) is here."""
+            return position + shifts[bisect.bisect_right(self.variable_ends, position)]
+
+        if view[self.trailer[0] + moved:] != self.trailer[1]:
             return None
-        if self.encapsulated and _fragments_end(view, self.pixels_at) != self.trailer[0]:
+        if self.encapsulated and _fragments_end(view, self.pixels_at + moved) != self.trailer[0] + moved:
             return None  # its fragments end elsewhere: what follows them is not the layout's
-        if any(view[start:end] == new for start, end, new in self.differs):
+        if any(view[shift(start):shift(end)] == new for start, end, new in self.differs):
             return None  # set to the value it already has: no change, unlike in the layout's file
         olds = []
         for start, end, tag, only_instances, _, _ in self.slots:
-            old = _uid_text(view[start:end])
+            old = _uid_text(view[shift(start):shift(end)])
             if not old or old.startswith(uids.DICOM_ROOT) or \
                     (only_instances and not uids.is_remappable(tag, old)):
                 return None
@@ -187,20 +218,37 @@ class Layout:
         if [olds.index(old) for old in olds] != self.same_uids:
             return None
         news = [_encoded_uid(job.new_uid(old)) for old in olds]
-        if any(len(new) != slot[5] for new, slot in zip(news, self.slots)):
-            return None  # a new UID of another length moves everything after it
+        longer = [len(new) - slot[5] for new, slot in zip(news, self.slots)]
+        if any(more and field is None for more, field in zip(longer, self.slot_lengths)):
+            return None  # a new UID of another length would move what depends on its place
         out = bytearray()
         for segment in self.segments:
             if segment[0] == _INPUT:
-                out += view[segment[1]:segment[2]]
+                out += view[shift(segment[1]):shift(segment[2])]
             elif segment[0] == _NEW:
                 out += segment[1]
             else:
-                out += self.slots[segment[1]][4]
+                header = self.slots[segment[1]][4]
+                if longer[segment[1]]:
+                    at, field = self.slot_lengths[segment[1]]
+                    header = header[:at] + field.pack(len(news[segment[1]])) + header[at + field.size:]
+                out += header
                 out += news[segment[1]]
         if self.dicm:
             out[:PREAMBLE] = bytes(PREAMBLE)
-        pieces, origins = [bytes(out), view[self.pixels_at:self.trailer[0]]], [None, self.pixels_at]
+        report = self.report
+        meta_longer = sum(more for more, slot in zip(longer, self.slots) if slot[2] >> 16 == 2)
+        if meta_longer:
+            at, written, original = self.meta_length
+            out[at:at + 4] = (written + meta_longer).to_bytes(4, "little")
+            # the editor lists a group length it changed among the changes
+            report = {**report, "changes": report["changes"] - (written != original)
+                      + (written + meta_longer != original)}
+        if moved or any(longer):
+            after = moved + sum(longer)
+            report = {**report, "pixel_range": (self.pixel_range[0] + after, self.pixel_range[1] + after)}
+        pixels_at = self.pixels_at + moved
+        pieces, origins = [bytes(out), view[pixels_at:self.trailer[0] + moved]], [None, pixels_at]
         if self.trailer[2]:
             pieces.append(self.trailer[2])
             origins.append(None)
@@ -210,7 +258,27 @@ class Layout:
         patient = job.patient(*self.patient_key)
         for original in self.other_ids:
             job.pseudonym_for_id(original)
-        return pieces, origins, self.report, patient
+        return pieces, origins, report, patient
+
+    def _shifts(self, view):
+        """Whether ``view`` has this layout's header, but for the lengths of its variable values:
+        then, per variable value, how much longer than the layout's the file is before its end
+        (the first 0, the last the whole difference before the pixel data); else ``None``."""
+        shifts = [0]
+        moved = 0
+        for (start, stop, mask, key), variable in itertools.zip_longest(self.runs, self.variables):
+            if int.from_bytes(view[start + moved:stop + moved], "little") & mask != key:
+                return None
+            if variable is None:
+                break
+            at, field, end, length = variable
+            if at + moved + field.size > len(view):
+                return None
+            moved += field.unpack_from(view, at + moved)[0] - length
+            shifts.append(moved)
+        if len(view) != self.size + moved:
+            return None
+        return shifts
 
 
 def _fragments_end(view, position):
@@ -227,16 +295,27 @@ def _fragments_end(view, position):
     return None
 
 
-def _mask(plan, emap, ordered, slot_of, end, head):
-    """The header bytes a file must share with the layout's, as ``(mask, key)`` integers, and
-    the ``(start, end, new value)`` of values replaced by fixed ones (they must differ again)."""
+def _length_field(node):
+    """Where an element's length is in its header, and how it is written: ``(offset from the
+    element's start, struct)`` (the length ends the header)."""
+    encoding = node.encoding
+    field = encoding.u32 if encoding.implicit_vr or node.value_offset - node.offset == 12 else encoding.u16
+    return node.value_offset - node.offset - field.size, field
+
+
+def _mask(plan, emap, ordered, slot_of, end, head, grouped):
+    """The header bytes a file must share with the layout's, as ``(start, stop, mask, key)``
+    runs between its variable values (top-level values kept as they are, never read, in groups
+    without a group length: ``(length field's offset, its struct, value's end, length)``, which
+    may be longer or shorter in a file of the layout), those values, and the ``(start, end, new
+    value)`` of values replaced by fixed ones (they must differ again)."""
     data = emap.data
     covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
     # the changes in input order: those that start at or before an element are a prefix; the
     # furthest any of that prefix reaches says at once whether one may cover it (most do not)
     starts = [a for (a, _), _ in covering]
     reach = list(itertools.accumulate((b for (_, b), _ in covering), max))
-    free, differs = [], []
+    free, differs, variables = [], [], []
     if emap.preamble_length:
         free.append((0, PREAMBLE))
     for node in emap.elements:
@@ -259,11 +338,21 @@ def _mask(plan, emap, ordered, slot_of, end, head):
             free.append(value)
         elif change is None:
             free.append(value)  # kept as it is, never read
+            if node.parent is emap.root and node.tag >> 16 not in grouped and node.tag >> 16 != 2:
+                at, field = _length_field(node)
+                variables.append((node.offset + at, field, value[1], node.length))
     mask = bytearray(b"\xff") * end
     for start, stop in free:
         mask[start:stop] = bytes(stop - start)
-    mask = int.from_bytes(mask, "little")
-    return mask, int.from_bytes(memoryview(data)[:end], "little") & mask, differs
+    runs, start = [], 0
+    for at, field, stop, _ in variables:
+        runs.append((start, at))
+        start = stop
+    runs.append((start, end))
+    view = memoryview(data)
+    runs = [(start, stop, mask_of, int.from_bytes(view[start:stop], "little") & mask_of)
+            for start, stop, mask_of in ((start, stop, int.from_bytes(mask[start:stop], "little")) for start, stop in runs)]
+    return runs, variables, differs
 
 
 class Layouts:
