@@ -155,14 +155,16 @@ async function main() {
   const merges = [];
   let hits = 0;
   if (container === "files") fs.mkdirSync(out);
+  const writes = [];
   await shareOut(workers, "deid_share", { ...options, learned, container }, named, (step, item, parts) => {
     if (step.error) made[item.index - 1] = null;
-    else if (container === "files") writeFile(out, step.member.name, resolve(parts));
+    else if (container === "files") writes.push(writeFile(out, step.member.name, resolve(parts)));
     else made[item.index - 1] = { member: step.member, parts: resolve(parts) };
     lines[item.index - 1] = step.line;
     merges[item.index - 1] = step.merge;
     hits += step.report ? step.report.residual.length : 0;
   });
+  await Promise.all(writes);
   const tDeid = performance.now();
 
   // the ZIP in input order (outputs.js OrderedZip), its end from Python, one mapping
@@ -195,14 +197,10 @@ async function main() {
   await Promise.all(workers.map((w) => w.terminate()));
 }
 
-// outputs.js's folder save: a file's parts written under its relative name as its step answers.
-function writeFile(folder, name, parts) {
+// outputs.js's folder save: a file's parts written under its relative name as its step answers,
+// without holding up the steps (the page's writes to a folder are asynchronous too).
+async function writeFile(folder, name, parts) {
   const target = path.join(folder, name);
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const fd = fs.openSync(target, "w");
-  try {
-    for (const part of parts) fs.writeSync(fd, part);
-  } finally {
-    fs.closeSync(fd);
-  }
+  await fs.promises.mkdir(path.dirname(target), { recursive: true });
+  await fs.promises.writeFile(target, parts);
 }
