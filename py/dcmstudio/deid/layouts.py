@@ -61,6 +61,10 @@ LEARNED_TEXTS_KEPT = 4096
 # Where a walk stopped, it had read the next element's header: 8 bytes at most.
 _NEXT_HEADER = 8
 _INPUT, _NEW, _UID = 0, 1, 2
+# Values whose length may differ from one file of a series to the next (text; numbers in binary
+# VRs have the length of their count).
+VARIABLE_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+                          "UR", "UT"})
 
 
 def _read_by_editor(tag):
@@ -86,9 +90,9 @@ class Layout:
     Build one with :meth:`of`; :meth:`replay` applies it.
     """
 
-    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "runs", "variables", "variable_ends", "differs",
-                 "slots", "slot_lengths", "meta_length", "same_uids", "segments", "dicm", "report", "patient_key",
-                 "other_ids", "pixel_range")
+    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "runs", "variables", "unmoved",
+                 "differs", "slots", "slot_shifts", "slot_lengths", "meta_length", "same_uids", "segments", "dicm",
+                 "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
     def of(cls, plan, emap, pieces, changes, pixel_range):
@@ -163,8 +167,17 @@ class Layout:
         elif any(field is not None and slot[2] >> 16 == 2 for field, slot in zip(layout.slot_lengths, slots)):
             layout.slot_lengths = [field if slot[2] >> 16 != 2 else None
                                    for field, slot in zip(layout.slot_lengths, slots)]
-        layout.runs, layout.variables, layout.differs = _mask(plan, emap, ordered, slot_of, start, head, grouped)
-        layout.variable_ends = [end for _, _, end, _ in layout.variables]
+        layout.mask, layout.key, layout.runs, layout.variables, differs = _mask(plan, emap, ordered, slot_of, start,
+                                                                                head, grouped)
+        layout.unmoved = [0] * (len(layout.variables) + 1)
+        # each place in the layout's file with the index of the shift that moves it in a file of
+        # the layout: how many values of other lengths may come before it
+        ends = [end for _, _, end, _ in layout.variables]
+        before = lambda position: bisect.bisect_right(ends, position)  # noqa: E731
+        layout.segments = [(_INPUT, segment[1], segment[2], before(segment[1]), before(segment[2]))
+                           if segment[0] == _INPUT else segment for segment in layout.segments]
+        layout.differs = [(start, end, new, before(start)) for start, end, new in differs]
+        layout.slot_shifts = [before(slot[0]) for slot in slots]
         layout.patient_key = plan.patient_key
         layout.other_ids = list(plan.other_ids)
         layout.pixel_range = tuple(pixel_range)
@@ -193,24 +206,22 @@ class Layout:
             The UIDs replaced are added to ``identifiers`` (unless ``None``).
         """
         view = memoryview(data)
-        shifts = self._shifts(view)
-        if shifts is None:
-            return None
+        if len(data) == self.size and int.from_bytes(view[:self.pixels_at], "little") & self.mask == self.key:
+            shifts = self.unmoved  # every length the layout's (most files of a series)
+        else:
+            shifts = self._shifts(view)
+            if shifts is None:
+                return None
         moved = shifts[-1]  # how much longer than the layout's file this one is, before its pixel data
-
-        def shift(position):
-            """Where the layout file's ``position`` (not inside a value of another length) is here."""
-            return position + shifts[bisect.bisect_right(self.variable_ends, position)]
-
         if view[self.trailer[0] + moved:] != self.trailer[1]:
             return None
         if self.encapsulated and _fragments_end(view, self.pixels_at + moved) != self.trailer[0] + moved:
             return None  # its fragments end elsewhere: what follows them is not the layout's
-        if any(view[shift(start):shift(end)] == new for start, end, new in self.differs):
+        if any(view[start + shifts[index]:end + shifts[index]] == new for start, end, new, index in self.differs):
             return None  # set to the value it already has: no change, unlike in the layout's file
         olds = []
-        for start, end, tag, only_instances, _, _ in self.slots:
-            old = _uid_text(view[shift(start):shift(end)])
+        for (start, end, tag, only_instances, _, _), index in zip(self.slots, self.slot_shifts):
+            old = _uid_text(view[start + shifts[index]:end + shifts[index]])
             if not old or old.startswith(uids.DICOM_ROOT) or \
                     (only_instances and not uids.is_remappable(tag, old)):
                 return None
@@ -224,7 +235,7 @@ class Layout:
         out = bytearray()
         for segment in self.segments:
             if segment[0] == _INPUT:
-                out += view[shift(segment[1]):shift(segment[2])]
+                out += view[segment[1] + shifts[segment[3]]:segment[2] + shifts[segment[4]]]
             elif segment[0] == _NEW:
                 out += segment[1]
             else:
@@ -304,11 +315,12 @@ def _length_field(node):
 
 
 def _mask(plan, emap, ordered, slot_of, end, head, grouped):
-    """The header bytes a file must share with the layout's, as ``(start, stop, mask, key)``
-    runs between its variable values (top-level values kept as they are, never read, in groups
-    without a group length: ``(length field's offset, its struct, value's end, length)``, which
-    may be longer or shorter in a file of the layout), those values, and the ``(start, end, new
-    value)`` of values replaced by fixed ones (they must differ again)."""
+    """The header bytes a file must share with the layout's: as ``mask`` and ``key`` integers
+    for a file whose lengths are all the layout's, and as ``(start, stop, mask, key)`` runs
+    between its variable values (text values of top-level elements kept as they are, never read,
+    in groups without a group length: ``(length field's offset, its struct, value's end,
+    length)``), which may be longer or shorter in a file of the layout; and the ``(start, end,
+    new value)`` of values replaced by fixed ones (they must differ again)."""
     data = emap.data
     covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
     # the changes in input order: those that start at or before an element are a prefix; the
@@ -338,21 +350,22 @@ def _mask(plan, emap, ordered, slot_of, end, head, grouped):
             free.append(value)
         elif change is None:
             free.append(value)  # kept as it is, never read
-            if node.parent is emap.root and node.tag >> 16 not in grouped and node.tag >> 16 != 2:
+            if node.parent is emap.root and node.vr in VARIABLE_VRS and node.tag >> 16 not in grouped | {2}:
                 at, field = _length_field(node)
                 variables.append((node.offset + at, field, value[1], node.length))
     mask = bytearray(b"\xff") * end
     for start, stop in free:
         mask[start:stop] = bytes(stop - start)
+    view = memoryview(data)
+    whole = int.from_bytes(mask, "little")
     runs, start = [], 0
     for at, field, stop, _ in variables:
         runs.append((start, at))
         start = stop
     runs.append((start, end))
-    view = memoryview(data)
     runs = [(start, stop, mask_of, int.from_bytes(view[start:stop], "little") & mask_of)
             for start, stop, mask_of in ((start, stop, int.from_bytes(mask[start:stop], "little")) for start, stop in runs)]
-    return runs, variables, differs
+    return whole, int.from_bytes(view[:end], "little") & whole, runs, variables, differs
 
 
 class Layouts:
