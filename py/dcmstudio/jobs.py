@@ -1082,6 +1082,20 @@ class DeidShareJob(ZipJob):
         super().__init__(options, count, scratch)
         self.deidentifier = deid.Deidentifier(options, scratch=scratch, session=True, key=key)
         self.deidentifier.identifiers = learned_identifiers(learned)
+        self._elements = (None, None)  # the element list encoded last, and its JSON text
+
+    def _line(self, report):
+        """``json.dumps(report)``, with the element list encoded once for the files that share it
+        (a layout's: every file it replays)."""
+        elements, text = self._elements
+        if report["elements"] is not elements:
+            elements, text = report["elements"], json.dumps(report["elements"])
+            self._elements = (elements, text)
+        keys = list(report)
+        at = keys.index("elements")
+        before = json.dumps({key: report[key] for key in keys[:at]})
+        after = json.dumps({key: report[key] for key in keys[at + 1:]})
+        return f"{before[:-1]}{', ' if at else ''}\"elements\": {text}{', ' if at + 1 < len(keys) else ''}{after[1:]}"
 
     def step(self, item):
         import copy
@@ -1119,7 +1133,7 @@ class DeidShareJob(ZipJob):
                              "other_ids": _added_since(job.other_ids, other_ids)},
                  "residual": report["residual"], "burned_in": report["burned_in"],
                  "pixels_cleaned": report["pixels_cleaned"], "new_errors": bool(report["new_errors"])}
-        return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": json.dumps(report),
+        return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": self._line(report),
                 "merge": merge, **self._member(member, pieces, sources)}
 
 

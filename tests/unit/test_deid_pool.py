@@ -89,6 +89,10 @@ def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
     three = pooled(paths, 3, tmp_path / "three")
     assert one[0] == three[0] and len(one[0]) == 11
     assert one[1] == three[1]
+    # each line is what json.dumps writes for the file's whole report (its element list encoded
+    # once per layout)
+    for line in one[1]:
+        assert line == json.dumps(json.loads(line)) and json.loads(line)["elements"]
     assert one[2] == three[2]
     assert one[3] == three[3]
     assert one[3]["files"] == 11 and one[3]["patients"] == 2
