@@ -10,7 +10,7 @@ from conftest import bundled
 
 from dcmstudio import jobs
 from dcmstudio.deid import Deidentifier
-from dcmstudio.deid.layouts import Layouts
+from dcmstudio.deid.layouts import Layout, Layouts
 
 BASE_UID = "1.2.826.0.1.3680043.8.498.1234567"
 
@@ -148,6 +148,19 @@ def test_values_and_new_uids_of_other_lengths_are_replayed_as_a_full_run_writes_
         path.write_bytes(data[:at] + b"\x20\x00\x00\x00UL\x04\x00" + (1000).to_bytes(4, "little") + data[at:])
     job, _ = assert_same_as_in_full(paths[:4])
     assert job.layouts.replayed == 0
+
+
+def test_a_combination_of_lengths_met_again_is_matched_at_once(tmp_path, monkeypatch):
+    """Lengths come in a few combinations in a series: each is walked value by value once, then
+    matched by its own mask."""
+    walks = []
+    real = Layout._shifts
+    monkeypatch.setattr(Layout, "_shifts", lambda self, view: walks.append(1) or real(self, view))
+    paths = series(tmp_path / "in", count=10, changes={i: {"SliceLocation": "-1.5" if i % 2 else "-10.25"}
+                                                       for i in range(10)})
+    job, _ = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == 9
+    assert len(walks) == 1  # file 1's combination; files 3, 5, 7 and 9 matched as a variant
 
 
 def _meta_length(data):

@@ -38,6 +38,12 @@ class Patient:
     files: int = 0
 
 
+# Keyed digests of this process, by key and message: the command de-identifies each file with a
+# Deidentifier of its own, and the files of a series share their study's UIDs and patient.
+_DIGESTS = {}
+DIGESTS_KEPT = 4096
+
+
 class Deidentifier:
     """One de-identification job over many files, with one consistent mapping.
 
@@ -94,7 +100,12 @@ class Deidentifier:
 
     def _digest(self, purpose, text):
         message = purpose.encode("ascii") + b"\x00" + text.encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        found = _DIGESTS.get((self._key, message))
+        if found is None:
+            if len(_DIGESTS) >= DIGESTS_KEPT:
+                _DIGESTS.clear()
+            found = _DIGESTS[self._key, message] = hmac.new(self._key, message, hashlib.sha256).digest()
+        return found
 
     def new_uid(self, old):
         """The UID that replaces ``old`` in this job: ``2.25.`` and a keyed 128-bit number.

@@ -91,8 +91,8 @@ class Layout:
     """
 
     __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "runs", "variables", "unmoved",
-                 "differs", "slots", "slot_shifts", "slot_lengths", "meta_length", "same_uids", "segments", "dicm",
-                 "report", "patient_key", "other_ids", "pixel_range")
+                 "variants", "differs", "slots", "slot_shifts", "slot_lengths", "meta_length", "same_uids",
+                 "segments", "dicm", "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
     def of(cls, plan, emap, pieces, changes, pixel_range):
@@ -170,6 +170,7 @@ class Layout:
         layout.mask, layout.key, layout.runs, layout.variables, differs = _mask(plan, emap, ordered, slot_of, start,
                                                                                 head, grouped)
         layout.unmoved = [0] * (len(layout.variables) + 1)
+        layout.variants = []
         # each place in the layout's file with the index of the shift that moves it in a file of
         # the layout: how many values of other lengths may come before it
         ends = [end for _, _, end, _ in layout.variables]
@@ -209,7 +210,7 @@ class Layout:
         if len(data) == self.size and int.from_bytes(view[:self.pixels_at], "little") & self.mask == self.key:
             shifts = self.unmoved  # every length the layout's (most files of a series)
         else:
-            shifts = self._shifts(view)
+            shifts = self._variant(view)
             if shifts is None:
                 return None
         moved = shifts[-1]  # how much longer than the layout's file this one is, before its pixel data
@@ -270,6 +271,28 @@ class Layout:
         for original in self.other_ids:
             job.pseudonym_for_id(original)
         return pieces, origins, report, patient
+
+    def _variant(self, view):
+        """:meth:`_shifts` of ``view``, by a variant of the layout met before (lengths of files
+        of a series come in a few combinations: each has its own mask of the header, compared at
+        once) or else by :meth:`_shifts`, the combination then remembered as a variant."""
+        size = len(view)
+        for index, (length, shifts, mask, key) in enumerate(self.variants):
+            if length == size and int.from_bytes(view[:self.pixels_at + shifts[-1]], "little") & mask == key:
+                self.variants.insert(0, self.variants.pop(index))
+                return shifts
+        shifts = self._shifts(view)
+        if shifts is not None:
+            # the runs where this file has them, and between them the variable values' lengths
+            mask = bytearray(self.pixels_at + shifts[-1])
+            for (start, stop, run_mask, _), shift in zip(self.runs, shifts):
+                mask[start + shift:stop + shift] = run_mask.to_bytes(stop - start, "little")
+            for (at, field, _, _), shift in zip(self.variables, shifts):
+                mask[at + shift:at + shift + field.size] = b"\xff" * field.size
+            end, mask = len(mask), int.from_bytes(mask, "little")
+            self.variants.insert(0, (size, shifts, mask, int.from_bytes(view[:end], "little") & mask))
+            del self.variants[KEPT:]
+        return shifts
 
     def _shifts(self, view):
         """Whether ``view`` has this layout's header, but for the lengths of its variable values:
