@@ -31,6 +31,7 @@ import io
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -145,10 +146,17 @@ def run_cpython(data_dir, out_dir):
     return time.perf_counter() - started
 
 
+_cpu = {}  # CPU seconds (user + system, the process and its children) of the last timed run
+
+
 def timed(command, **kwargs):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, **kwargs)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _cpu["last"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed
 
 
 def left_behind(data_dir, out_files):
@@ -259,7 +267,12 @@ def main():
                 for phase in ("key", "learn", "deid", "finish"):
                     times[f"  {n} worker(s), {target}: {phase}"] = []
         pyodide_result = None
+        # CPU seconds (every thread and child process of the run; the page runtime's from the job
+        # start to its end, as its elapsed time): steadier than elapsed time on a busy machine
+        cpu = {}
+        load = []  # the 1-minute load average at each round's start
         for round_ in range(args.rounds):
+            load.append(os.getloadavg()[0])
             pooled_runs = [f"pool{n}-{target}" for n in pools for target in TARGETS]
             for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
@@ -267,6 +280,8 @@ def main():
                     n, target = tool[4:].split("-")
                     pooled = run_pool(data_dir, out, int(n), TARGETS[target])
                     times[f"dcmstudio page runtime, {n} worker(s), {target}"].append(pooled["seconds"])
+                    cpu.setdefault(f"dcmstudio page runtime, {n} worker(s), {target}", []).append(
+                        pooled["cpuSeconds"])
                     for phase in ("key", "learn", "deid", "finish"):
                         times[f"  {n} worker(s), {target}: {phase}"].append(pooled[f"{phase}Seconds"])
                     if round_ != args.rounds - 1:  # the last round's outputs are compared
@@ -284,10 +299,13 @@ def main():
                 elif tool == "dicognito":
                     times["dicognito"].append(timed([str(dicognito), "-m", "dicognito", "--quiet",
                                                      "-o", str(out), str(data_dir)]))
+                    cpu.setdefault("dicognito", []).append(_cpu["last"])
                 else:
                     times["gdcmanon"].append(timed(["gdcmanon", "-e", "-c", str(work / "cert.pem"),
                                                     "-i", str(data_dir), "-o", str(out)]))
+                    cpu.setdefault("gdcmanon", []).append(_cpu["last"])
         medians = {tool: statistics.median(values) for tool, values in times.items()}
+        cpu_medians = {tool: statistics.median(values) for tool, values in cpu.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
         last = args.rounds - 1
         # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
@@ -312,6 +330,9 @@ def main():
             "seconds_all": times,
             "ratio_to_dcmstudio_pyodide": {tool: seconds / ours for tool, seconds in medians.items()},
             "ratio_to_gdcmanon": {tool: seconds / medians["gdcmanon"] for tool, seconds in medians.items()},
+            "cpu_seconds_median": cpu_medians,
+            "cpu_ratio_to_gdcmanon": {tool: seconds / cpu_medians["gdcmanon"] for tool, seconds in cpu_medians.items()},
+            "load_average_per_round": load,
             "pool_outputs_identical": len(set(pooled_outputs.values())) == 1,
             "folder_files_identical_to_zip_members": all(
                 files == zip_members and mapping == pooled_outputs[pools[0]][1]
@@ -334,6 +355,10 @@ def main():
     for tool, seconds in medians.items():
         print(f"  {tool:40s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}"
               f"   {results['ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
+    print(f"CPU seconds (median), ratio to gdcmanon's; 1-minute load at each round's start: "
+          f"{', '.join(f'{x:.1f}' for x in load)}")
+    for tool, seconds in cpu_medians.items():
+        print(f"  {tool:40s} {seconds:7.2f} s   {results['cpu_ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
     print(f"  the page runtime's outputs with {args.workers} workers identical: {results['pool_outputs_identical']}")
     print(f"  its folder's files identical to its ZIP's members (and the same mapping and report): "
           f"{results['folder_files_identical_to_zip_members']}")

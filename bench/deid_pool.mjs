@@ -6,7 +6,8 @@
 // "files" (the page's folder save), each file written into OUT as its step answers, its unchanged
 // pixel data taken from the input (a reference, as the page's File.slice), no CRC.
 //   node bench/deid_pool.mjs IN_DIR OUT WORKERS OPTIONS_JSON [members|files]
-// Prints one JSON line of timings; writes OUT (a ZIP, or a folder), and OUT.mapping.json (the
+// Prints one JSON line of timings (cpuSeconds: the process' CPU time over the same span, every
+// thread's: on a busy machine a steadier figure than elapsed time); writes OUT (a ZIP, or a folder), and OUT.mapping.json (the
 // merged mapping and the report). Writing the ZIP to disk is timed apart (zipWriteSeconds, not in
 // seconds); writing the folder's files is in seconds, as the page writes them while it works.
 // As bench/deid.py's single-runtime job, each worker holds the files in MEMFS before the clock
@@ -130,6 +131,7 @@ async function main() {
     : Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.length)));
 
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();  // the whole process: main thread and workers
   const options = JSON.parse(optionsJson);
   options.key = options.secret
     ? crypto.pbkdf2Sync(options.secret, KEY_SALT, KEY_ITERATIONS, 32, "sha256").toString("hex")
@@ -185,11 +187,12 @@ async function main() {
   const report = lines.map((line) => `${line}\n`).join("");
   const tEnd = performance.now();
   const seconds = (tEnd - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   if (container !== "files") fs.writeFileSync(out, Buffer.concat(zipParts));
   const zipWriteSeconds = (performance.now() - tEnd) / 1000;
   fs.writeFileSync(`${out}.mapping.json`, JSON.stringify({ ...mapping, report }));
   console.log(JSON.stringify({
-    seconds, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
+    seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
     learnSeconds: (tLearn - tKey) / 1000, deidSeconds: (tDeid - tLearn) / 1000,
     finishSeconds: (tEnd - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000, zipWriteSeconds, container,
     files: names.length, hits, summary: merged.result.summary,
