@@ -73,7 +73,9 @@ async function serve() {
     },
   };
   parentPort.on("message", ({ id, op, args }) => {
+    const began = performance.now();
     const answer = ops[op](args);
+    answer.busy = (performance.now() - began) / 1000;  // this worker's time in Python and MEMFS
     const transfer = [];
     for (const { parts: list } of answer.steps || [answer]) {
       for (const part of list) if (part.bytes) transfer.push(part.bytes.buffer);
@@ -84,6 +86,7 @@ async function serve() {
 }
 
 function startWorker(inDir, names) {
+  const busy = { seconds: 0 };
   const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { inDir, names } });
   const pending = new Map();
   let nextId = 1;
@@ -91,6 +94,7 @@ function startWorker(inDir, names) {
   const ready = new Promise((resolve) => { onReady = resolve; });
   worker.on("message", (message) => {
     if (message.ready) return onReady(message.startup);
+    busy.seconds += message.answer.busy;
     pending.get(message.id)(message.answer);
     pending.delete(message.id);
   });
@@ -100,7 +104,7 @@ function startWorker(inDir, names) {
     pending.set(id, resolve);
     worker.postMessage({ id, op, args });
   });
-  return { ready, request, call: (fn, args) => request("call", { fn, args }), terminate: () => worker.terminate() };
+  return { ready, request, busy, call: (fn, args) => request("call", { fn, args }), terminate: () => worker.terminate() };
 }
 
 // client.js WorkerPool.job: each worker opens its share, takes STEP_CHUNK items whenever it is
@@ -150,6 +154,7 @@ async function main() {
   learned.shares = shares.map((share) => ({ identifiers: share.identifiers }));
   const { members } = (await workers[0].call("member_names", { names: outputNames })).result;
   const tLearn = performance.now();
+  const busyLearn = workers.map((w) => w.busy.seconds);
 
   const named = items.map((item, i) => ({ ...item, member: members[i], learned: read[i] }));
   const made = [];
@@ -168,6 +173,7 @@ async function main() {
   });
   await Promise.all(writes);
   const tDeid = performance.now();
+  const busyDeid = workers.map((w, i) => w.busy.seconds - busyLearn[i]);
 
   // the ZIP in input order (outputs.js OrderedZip), its end from Python, one mapping
   const zipParts = [];
@@ -195,6 +201,8 @@ async function main() {
     seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, workers: workers.length, startup: Math.max(...startups), keySeconds: (tKey - t0) / 1000,
     learnSeconds: (tLearn - tKey) / 1000, deidSeconds: (tDeid - tLearn) / 1000,
     finishSeconds: (tEnd - tDeid) / 1000, zipEndSeconds: (tZip - tDeid) / 1000, zipWriteSeconds, container,
+    // each worker's time answering (Python, MEMFS), per phase: the rest is waiting and messages
+    busyLearnSeconds: busyLearn, busyDeidSeconds: busyDeid,
     files: names.length, hits, summary: merged.result.summary,
   }));
   await Promise.all(workers.map((w) => w.terminate()));
