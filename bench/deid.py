@@ -2,6 +2,7 @@
 
     python3 build.py                                   # dist/ holds the current dcmstudio
     python bench/deid.py [DATA_DIR] [--rounds 3]
+    python bench/deid.py [DATA_DIR] --baseline PY_DIR   # same outputs as another copy of py/? (no timing)
 
 DATA_DIR defaults to ~/.cache/dcmstudio/bench-data/D1 (made by shared/peers/gen_data.py when
 absent). Needs Node 20 (the page's Pyodide, from dist/), dicognito in a venv under
@@ -235,15 +236,69 @@ def read_zip(path):
         return [(name, archive.read(name)) for name in sorted(archive.namelist())]
 
 
+# Option sets the baseline comparison runs (Basic first).
+OPTION_SETS = [{}, {"retain_long_modified_dates": True, "clean_descriptors": True},
+               {"retain_uids": True, "retain_device_identity": True},
+               {"keep_names": True, "retain_patient_characteristics": True}]
+
+DIGEST_JOB = """
+import hashlib, json, pathlib, sys, tempfile
+from dcmstudio import archive, jobs
+from dcmstudio.deid import derive_key
+data, options = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2])
+plain = lambda value: json.loads(json.dumps(value))
+scratch = pathlib.Path(tempfile.mkdtemp())
+options = {"secret": "bench secret", "key": derive_key("bench secret")[0].hex(), **options}
+items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(sorted(data.iterdir()), start=1)]
+job = jobs.start("deid_learn", plain(options), len(items), lambda name: str(scratch / ("l-" + name)))
+steps = [plain(jobs.step(job, item)) for item in items]
+learned = {"files": steps, "shares": [plain(jobs.finish(job))]}
+names = archive.member_names([s["output"] or item["name"] for s, item in zip(steps, items)])
+items = [{**item, "member": n, "learned": s["learned"]} for item, n, s in zip(items, names, steps)]
+digest, merges = hashlib.sha256(), []
+job = jobs.start("deid_share", plain({**options, "learned": learned, "container": "members"}), len(items),
+                 lambda name: str(scratch / ("s-" + name)))
+for item in items:
+    step = plain(jobs.step(job, item))
+    digest.update(archive.read_parts(step.pop("chunks", [])))
+    digest.update(json.dumps(step, sort_keys=True).encode())
+    merges.append(step["merge"])
+merged = jobs.merge_deid_shares(options, plain(learned), merges, str(scratch / "map"))
+for output in merged["outputs"]:
+    digest.update(pathlib.Path(output["path"]).read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def outputs_digest(py_dir, data_dir, options):
+    """sha256 of every output (ZIP member with its header), step answer (report, line, merge)
+    and mapping file of the page's pooled deid over ``data_dir`` in CPython, with the package
+    in ``py_dir``."""
+    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options)], check=True,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(py_dir)})
+    return result.stdout.strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=pathlib.Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=pathlib.Path, metavar="PY_DIR",
+                        help="only check that another copy of py/ (e.g. an earlier revision's: `git archive REV "
+                        "py | tar -x -C /tmp/rev`, then /tmp/rev/py) gives the same outputs, step answers and "
+                        "mapping on the series, under Basic and a few option sets")
     parser.add_argument("--workers", default="1,2",
                         help="the page runtime's pool sizes to time, comma-separated (default 1,2)")
     args = parser.parse_args()
     pools = [int(n) for n in args.workers.split(",") if n]
     data_dir = ensure_data(args.data)
+    if args.baseline:
+        same = True
+        for options in OPTION_SETS:
+            ours, theirs = outputs_digest(ROOT / "py", data_dir, options), outputs_digest(args.baseline, data_dir, options)
+            same &= ours == theirs
+            print(f"{'same' if ours == theirs else 'DIFFERENT'}: {json.dumps(options)}  {ours}  {theirs}")
+        sys.exit(0 if same else 1)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):
         if shutil.which(tool) is None:
