@@ -245,7 +245,7 @@ DIGEST_JOB = """
 import hashlib, json, pathlib, sys, tempfile
 from dcmstudio import archive, jobs
 from dcmstudio.deid import derive_key
-data, options = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2])
+data, options, container = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 plain = lambda value: json.loads(json.dumps(value))
 scratch = pathlib.Path(tempfile.mkdtemp())
 options = {"secret": "bench secret", "key": derive_key("bench secret")[0].hex(), **options}
@@ -256,11 +256,12 @@ learned = {"files": steps, "shares": [plain(jobs.finish(job))]}
 names = archive.member_names([s["output"] or item["name"] for s, item in zip(steps, items)])
 items = [{**item, "member": n, "learned": s["learned"]} for item, n, s in zip(items, names, steps)]
 digest, merges = hashlib.sha256(), []
-job = jobs.start("deid_share", plain({**options, "learned": learned, "container": "members"}), len(items),
+job = jobs.start("deid_share", plain({**options, "learned": learned, "container": container}), len(items),
                  lambda name: str(scratch / ("s-" + name)))
 for item in items:
     step = plain(jobs.step(job, item))
-    digest.update(archive.read_parts(step.pop("chunks", [])))
+    output, member = archive.read_parts(step.pop("chunks", [])), step.pop("member", None)
+    digest.update(output[len(output) - member["size"]:] if member else b"")  # a ZIP member without its header
     digest.update(json.dumps(step, sort_keys=True).encode())
     merges.append(step["merge"])
 merged = jobs.merge_deid_shares(options, plain(learned), merges, str(scratch / "map"))
@@ -270,11 +271,12 @@ print(digest.hexdigest())
 """
 
 
-def outputs_digest(py_dir, data_dir, options):
-    """sha256 of every output (ZIP member with its header), step answer (report, line, merge)
-    and mapping file of the page's pooled deid over ``data_dir`` in CPython, with the package
-    in ``py_dir``."""
-    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options)], check=True,
+def outputs_digest(py_dir, data_dir, options, container):
+    """sha256 of every output file, step answer (report, line, merge) and mapping file of the
+    page's pooled deid over ``data_dir`` in CPython into ``container`` ("members": a ZIP's,
+    "files": a folder's), with the package in ``py_dir``."""
+    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container],
+                            check=True,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(py_dir)})
     return result.stdout.strip()
 
@@ -295,9 +297,14 @@ def main():
     if args.baseline:
         same = True
         for options in OPTION_SETS:
-            ours, theirs = outputs_digest(ROOT / "py", data_dir, options), outputs_digest(args.baseline, data_dir, options)
-            same &= ours == theirs
-            print(f"{'same' if ours == theirs else 'DIFFERENT'}: {json.dumps(options)}  {ours}  {theirs}")
+            # a folder's files are the ZIP's members, whichever copy writes them
+            digests = {(py, container): outputs_digest(py, data_dir, options, container)
+                       for py in (ROOT / "py", args.baseline) for container in ("members", "files")}
+            agree = len(set(digests.values())) == 1
+            same &= agree
+            print(f"{'same' if agree else 'DIFFERENT'}: {json.dumps(options)}  "
+                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container} {digest[:16]}"
+                              for (py, container), digest in digests.items()))
         sys.exit(0 if same else 1)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):

@@ -181,7 +181,7 @@ def take_prefetched_head(item):
         os.remove(head_path)
 
 
-def read_item_for_edit(item, head_only=False):
+def read_item_for_edit(item, head_only=False, read_head=None):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
     With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
@@ -198,8 +198,10 @@ def read_item_for_edit(item, head_only=False):
     tail : int or None
     """
     name = item.get("name") or os.path.basename(item["path"])
-    head = take_prefetched_head(item)
-    if head is not None:
+    head = take_prefetched_head(item) if read_head is None else None
+    if read_head is not None:
+        head, size = read_head  # what head_and_size gave the caller
+    elif head is not None:
         size = None
     elif head_only:
         with unreadable_as_error(name):
@@ -220,6 +222,17 @@ def read_item_for_edit(item, head_only=False):
             data[:tail] = memoryview(head)[:tail]
             return data, tail
     return read_file(item["path"], item.get("name")), None
+
+
+def head_and_size(item):
+    """A job item's first bytes (the worker's fetched head, deleted here, else the first
+    :data:`HEAD_BYTES` of the file) and the file's size."""
+    name = item.get("name") or os.path.basename(item["path"])
+    head = take_prefetched_head(item)
+    with unreadable_as_error(name):
+        if head is None:
+            return _read_head(item["path"])
+        return head, os.stat(item["path"]).st_size
 
 
 def unread_kept(pieces, origins, tail, size):
@@ -875,8 +888,23 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
     origins : list of (int or None)
         With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
-    data, tail = read_item_for_edit(item, head_only)
-    pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
+    replayed, read_head = None, None
+    if head_only and learned:
+        # a file of a layout met before is replayed from its head alone: a match of the layout's
+        # header says where its pixel data starts, which walking the head would say
+        read_head = head_and_size(item)
+        head, size = read_head
+        if len(head) < size:
+            data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
+            data[:len(head)] = head
+            replayed = deidentifier.replay_head(data, item["name"], index=index, known=len(head),
+                                                min_unread=SMALL_PIECE)
+    if replayed is not None:
+        pieces, origins, report = replayed
+        tail = origins[1]  # the pixel data's value, the replay's second piece
+    else:
+        data, tail = read_item_for_edit(item, head_only, read_head)
+        pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
     pieces, origins = split_at_tail(pieces, origins, tail)
     if not unread_kept(pieces, origins, tail, len(data)):
         raise UnreadBytesNeeded(item["name"])

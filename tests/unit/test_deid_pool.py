@@ -8,7 +8,7 @@ import zlib
 import pytest
 from test_deid_layouts import series
 
-from dcmstudio import archive, jobs, replay
+from dcmstudio import archive, header, jobs, replay
 from dcmstudio.deid import Deidentifier, derive_key
 
 SECRET = "pool secret"
@@ -183,12 +183,15 @@ def small_pieces(monkeypatch):
     monkeypatch.setattr(replay, "SMALL_PIECE", 256)
 
 
-@pytest.mark.parametrize("way", ["heads", "fallback", "mask"])
+@pytest.mark.parametrize("way", ["heads", "fallback", "mask", "short_heads"])
 def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypatch, small_pieces, way):
     """Into a folder, a share reads each file's head only (the one the worker fetched; the pixel
     data that ends it is a reference to the input, never read); its files, report and mapping are
     the ZIP's. ``fallback``: each file is found to need its unread bytes (as a defect would) and is
-    de-identified again, read whole; ``mask``: Clean Pixel Data with a mask reads every file whole."""
+    de-identified again, read whole; ``mask``: Clean Pixel Data with a mask reads every file whole;
+    ``short_heads``: heads that end inside the header (a file of a known layout is not replayed from
+    the zeros standing for the rest: it is read whole). A file of a layout met before is replayed
+    from its head without walking it: only a file that starts a layout has its head walked."""
     # MR_small_implicit ends with its pixel data (CT_small has an element after it)
     paths = series(tmp_path / "in", count=6, changes={3: {"PatientName": "Second^Person"}},
                    source="MR_small_implicit.dcm")
@@ -200,6 +203,11 @@ def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypa
         return real_read_file(path, name)
 
     monkeypatch.setattr(jobs, "read_file", read_file)
+    walks = []
+    real_tail = header.pixel_data_tail
+    monkeypatch.setattr(header, "pixel_data_tail", lambda head, size: walks.append(1) or real_tail(head, size))
+    if way == "short_heads":
+        monkeypatch.setattr(jobs, "HEAD_BYTES", 1024)  # MR_small_implicit's pixel data starts at 1510
     if way == "fallback":
         monkeypatch.setattr(jobs, "unread_kept", lambda pieces, origins, tail, size: tail is None)
     options = {"clean_pixel_data": True, "pixel_masks": [{"x": 0, "y": 0, "width": 4, "height": 4}]} if way == "mask" else {}
@@ -209,4 +217,6 @@ def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypa
     folder = pooled(paths, 2, tmp_path / "folder", options, heads=True)
     assert folder == zipped and len(folder[0]) == 6
     assert len(whole_reads) == (0 if way == "heads" else 6)
+    if way == "heads":  # each worker's first file, and the other patient's (a layout of its own)
+        assert len(walks) == 3
     assert not list((tmp_path / "folder").glob("head-*"))  # every fetched head deleted

@@ -196,9 +196,14 @@ class Layout:
             return None
         return layout
 
-    def replay(self, job, data, name, identifiers):
+    def replay(self, job, data, name, identifiers, known=None, min_unread=0):
         """De-identify ``data`` as the file this layout came from was, or return ``None`` if it
         does not have its layout.
+
+        With ``known``, only ``data[:known]`` was read (the rest stands in for the file's other
+        bytes): the file must have the layout's header within them, then its pixel data (of
+        defined length, at least ``min_unread`` bytes) and nothing after it, which a replay never
+        reads.
 
         Returns
         -------
@@ -214,6 +219,9 @@ class Layout:
             if shifts is None:
                 return None
         moved = shifts[-1]  # how much longer than the layout's file this one is, before its pixel data
+        if known is not None and (self.encapsulated or self.trailer[1] or self.pixels_at + moved > known
+                                  or len(data) - self.pixels_at - moved < min_unread):
+            return None  # it would need bytes not read
         if view[self.trailer[0] + moved:] != self.trailer[1]:
             return None
         if self.encapsulated and _fragments_end(view, self.pixels_at + moved) != self.trailer[0] + moved:
@@ -415,10 +423,10 @@ class Layouts:
         self._learned.insert(0, layout)
         del self._learned[KEPT:]
 
-    def replay(self, job, data, name, identifiers):
+    def replay(self, job, data, name, identifiers, known=None, min_unread=0):
         """The first layout's :meth:`Layout.replay` that fits ``data``, or ``None``."""
         for index, layout in enumerate(self._layouts):
-            result = layout.replay(job, data, name, identifiers)
+            result = layout.replay(job, data, name, identifiers, known, min_unread)
             if result is not None:
                 self.replayed += 1
                 self._layouts.insert(0, self._layouts.pop(index))  # the series' current layout first
