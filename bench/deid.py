@@ -2,6 +2,7 @@
 
     python3 build.py                                   # dist/ holds the current dcmstudio
     python bench/deid.py [DATA_DIR] [--rounds 3]
+    python bench/deid.py [DATA_DIR] --baseline PY_DIR   # same outputs as another copy of py/? (no timing)
 
 DATA_DIR defaults to ~/.cache/dcmstudio/bench-data/D1 (made by shared/peers/gen_data.py when
 absent). Needs Node 20 (the page's Pyodide, from dist/), dicognito in a venv under
@@ -14,8 +15,12 @@ Timed, interleaved over the rounds, median reported:
   task over every file and its streamed ZIP moved out of MEMFS), and its start-up apart;
 - the page's runtime with N workers (bench/deid_pool.mjs: worker_threads, each with its own
   Pyodide, the files shared out as the page does: key derived once, pooled first pass, merge,
-  pooled de-identification, one ZIP and one mapping), for each N of --workers; the outputs of
-  every N are compared byte for byte;
+  pooled de-identification, one ZIP and one mapping), for each N of --workers, into a ZIP (in
+  memory, as the page's download is made; and with its writing to disk, as gdcmanon's time has
+  its files') and into a folder (the page's folder save: each file written as it comes,
+  unchanged pixel data referenced, not read or copied through a worker, no CRC); the
+  outputs of every N and both targets are compared byte for byte (member bytes = file bytes, the
+  same mapping and report);
 - dcmstudio in CPython (the same library in-process), for reference;
 - dicognito and gdcmanon, whole process.
 Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
@@ -28,6 +33,7 @@ import io
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,6 +55,9 @@ DEFAULT_DATA = CACHE / "bench-data" / "D1"
 PEERS = ROOT.parent / "shared" / "peers"
 DICOGNITO_VENV = CACHE / "deid-peers-venv"
 SECRET = "bench secret"
+
+# The page runtime's two output targets: bench/deid_pool.mjs's container for each.
+TARGETS = {"zip": "members", "folder": "files"}
 
 NODE_JOB = """
 import fs from "node:fs";
@@ -114,11 +123,12 @@ def run_pyodide(data_dir, out_zip, script):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_pool(data_dir, out_zip, workers):
-    """bench/deid_pool.mjs: the page's runtime with ``workers`` workers; its timings."""
+def run_pool(data_dir, out, workers, container="members"):
+    """bench/deid_pool.mjs: the page's runtime with ``workers`` workers, into a ZIP
+    (``container`` "members") or a folder ("files"); its timings."""
     options = json.dumps({"secret": SECRET, "zip_name": "deid.zip"})
-    result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out_zip),
-                             str(workers), options], check=True, capture_output=True, text=True)
+    result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out),
+                             str(workers), options, container], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -138,10 +148,17 @@ def run_cpython(data_dir, out_dir):
     return time.perf_counter() - started
 
 
+_cpu = {}  # CPU seconds (user + system, the process and its children) of the last timed run
+
+
 def timed(command, **kwargs):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, **kwargs)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _cpu["last"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed
 
 
 def left_behind(data_dir, out_files):
@@ -219,15 +236,76 @@ def read_zip(path):
         return [(name, archive.read(name)) for name in sorted(archive.namelist())]
 
 
+# Option sets the baseline comparison runs (Basic first).
+OPTION_SETS = [{}, {"retain_long_modified_dates": True, "clean_descriptors": True},
+               {"retain_uids": True, "retain_device_identity": True},
+               {"keep_names": True, "retain_patient_characteristics": True}]
+
+DIGEST_JOB = """
+import hashlib, json, pathlib, sys, tempfile
+from dcmstudio import archive, jobs
+from dcmstudio.deid import derive_key
+data, options, container = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+plain = lambda value: json.loads(json.dumps(value))
+scratch = pathlib.Path(tempfile.mkdtemp())
+options = {"secret": "bench secret", "key": derive_key("bench secret")[0].hex(), **options}
+items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(sorted(data.iterdir()), start=1)]
+job = jobs.start("deid_learn", plain(options), len(items), lambda name: str(scratch / ("l-" + name)))
+steps = [plain(jobs.step(job, item)) for item in items]
+learned = {"files": steps, "shares": [plain(jobs.finish(job))]}
+names = archive.member_names([s["output"] or item["name"] for s, item in zip(steps, items)])
+items = [{**item, "member": n, "learned": s["learned"]} for item, n, s in zip(items, names, steps)]
+digest, merges = hashlib.sha256(), []
+job = jobs.start("deid_share", plain({**options, "learned": learned, "container": container}), len(items),
+                 lambda name: str(scratch / ("s-" + name)))
+for item in items:
+    step = plain(jobs.step(job, item))
+    output, member = archive.read_parts(step.pop("chunks", [])), step.pop("member", None)
+    digest.update(output[len(output) - member["size"]:] if member else b"")  # a ZIP member without its header
+    digest.update(json.dumps(step, sort_keys=True).encode())
+    merges.append(step["merge"])
+merged = jobs.merge_deid_shares(options, plain(learned), merges, str(scratch / "map"))
+for output in merged["outputs"]:
+    digest.update(pathlib.Path(output["path"]).read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def outputs_digest(py_dir, data_dir, options, container):
+    """sha256 of every output file, step answer (report, line, merge) and mapping file of the
+    page's pooled deid over ``data_dir`` in CPython into ``container`` ("members": a ZIP's,
+    "files": a folder's), with the package in ``py_dir``."""
+    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container],
+                            check=True,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(py_dir)})
+    return result.stdout.strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=pathlib.Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=pathlib.Path, metavar="PY_DIR",
+                        help="only check that another copy of py/ (e.g. an earlier revision's: `git archive REV "
+                        "py | tar -x -C /tmp/rev`, then /tmp/rev/py) gives the same outputs, step answers and "
+                        "mapping on the series, under Basic and a few option sets")
     parser.add_argument("--workers", default="1,2",
                         help="the page runtime's pool sizes to time, comma-separated (default 1,2)")
     args = parser.parse_args()
     pools = [int(n) for n in args.workers.split(",") if n]
     data_dir = ensure_data(args.data)
+    if args.baseline:
+        same = True
+        for options in OPTION_SETS:
+            # a folder's files are the ZIP's members, whichever copy writes them
+            digests = {(py, container): outputs_digest(py, data_dir, options, container)
+                       for py in (ROOT / "py", args.baseline) for container in ("members", "files")}
+            agree = len(set(digests.values())) == 1
+            same &= agree
+            print(f"{'same' if agree else 'DIFFERENT'}: {json.dumps(options)}  "
+                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container} {digest[:16]}"
+                              for (py, container), digest in digests.items()))
+        sys.exit(0 if same else 1)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):
         if shutil.which(tool) is None:
@@ -247,19 +325,36 @@ def main():
                  "dcmstudio start-up (Pyodide)": [],
                  "dcmstudio (CPython)": [], "dicognito": [], "gdcmanon": []}
         for n in pools:
-            times[f"dcmstudio page runtime, {n} worker(s)"] = []
-            for phase in ("key", "learn", "deid", "finish"):
-                times[f"  {n} worker(s): {phase}"] = []
+            for target in TARGETS:
+                times[f"dcmstudio page runtime, {n} worker(s), {target}"] = []
+                if target == "zip":  # the folder's time includes its writes; the ZIP's is in memory
+                    times[f"dcmstudio page runtime, {n} worker(s), zip written to disk"] = []
+                for phase in ("key", "learn", "deid", "finish"):
+                    times[f"  {n} worker(s), {target}: {phase}"] = []
         pyodide_result = None
+        # CPU seconds (every thread and child process of the run; the page runtime's from the job
+        # start to its end, as its elapsed time): steadier than elapsed time on a busy machine
+        cpu = {}
+        load = []  # the 1-minute load average at each round's start
         for round_ in range(args.rounds):
-            for tool in ("pyodide", *[f"pool{n}" for n in pools], "cpython", "dicognito", "gdcmanon"):
+            load.append(os.getloadavg()[0])
+            pooled_runs = [f"pool{n}-{target}" for n in pools for target in TARGETS]
+            for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
                 if tool.startswith("pool"):
-                    n = int(tool[4:])
-                    pooled = run_pool(data_dir, work / f"{tool}-{round_}.zip", n)
-                    times[f"dcmstudio page runtime, {n} worker(s)"].append(pooled["seconds"])
+                    n, target = tool[4:].split("-")
+                    pooled = run_pool(data_dir, out, int(n), TARGETS[target])
+                    times[f"dcmstudio page runtime, {n} worker(s), {target}"].append(pooled["seconds"])
+                    if target == "zip":
+                        times[f"dcmstudio page runtime, {n} worker(s), zip written to disk"].append(
+                            pooled["seconds"] + pooled["zipWriteSeconds"])
+                    cpu.setdefault(f"dcmstudio page runtime, {n} worker(s), {target}", []).append(
+                        pooled["cpuSeconds"])
                     for phase in ("key", "learn", "deid", "finish"):
-                        times[f"  {n} worker(s): {phase}"].append(pooled[f"{phase}Seconds"])
+                        times[f"  {n} worker(s), {target}: {phase}"].append(pooled[f"{phase}Seconds"])
+                    if round_ != args.rounds - 1:  # the last round's outputs are compared
+                        shutil.rmtree(out, ignore_errors=True)
+                        out.unlink(missing_ok=True)
                 elif tool == "pyodide":
                     pyodide_result = run_pyodide(data_dir, work / f"ours-{round_}.zip", script)
                     times["dcmstudio (Pyodide, started)"].append(pyodide_result["seconds"])
@@ -272,15 +367,22 @@ def main():
                 elif tool == "dicognito":
                     times["dicognito"].append(timed([str(dicognito), "-m", "dicognito", "--quiet",
                                                      "-o", str(out), str(data_dir)]))
+                    cpu.setdefault("dicognito", []).append(_cpu["last"])
                 else:
                     times["gdcmanon"].append(timed(["gdcmanon", "-e", "-c", str(work / "cert.pem"),
                                                     "-i", str(data_dir), "-o", str(out)]))
+                    cpu.setdefault("gdcmanon", []).append(_cpu["last"])
         medians = {tool: statistics.median(values) for tool, values in times.items()}
+        cpu_medians = {tool: statistics.median(values) for tool, values in cpu.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
         last = args.rounds - 1
-        # every pool size gives the same bytes: the ZIP, the mapping's files and the report
-        pooled_outputs = {n: ((work / f"pool{n}-{last}.zip").read_bytes(),
-                              (work / f"pool{n}-{last}.zip.mapping.json").read_bytes()) for n in pools}
+        # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
+        # the folder the same files as the ZIP's members
+        pooled_outputs = {n: ((work / f"pool{n}-zip-{last}").read_bytes(),
+                              (work / f"pool{n}-zip-{last}.mapping.json").read_bytes()) for n in pools}
+        folder_outputs = {n: (read_folder(work / f"pool{n}-folder-{last}"),
+                              (work / f"pool{n}-folder-{last}.mapping.json").read_bytes()) for n in pools}
+        zip_members = read_zip(work / f"pool{pools[0]}-zip-{last}")
         outputs = {
             "dcmstudio": read_zip(work / f"ours-{last}.zip"),
             "dicognito": read_folder(work / f"dicognito-{last}"),
@@ -296,7 +398,13 @@ def main():
             "seconds_all": times,
             "ratio_to_dcmstudio_pyodide": {tool: seconds / ours for tool, seconds in medians.items()},
             "ratio_to_gdcmanon": {tool: seconds / medians["gdcmanon"] for tool, seconds in medians.items()},
+            "cpu_seconds_median": cpu_medians,
+            "cpu_ratio_to_gdcmanon": {tool: seconds / cpu_medians["gdcmanon"] for tool, seconds in cpu_medians.items()},
+            "load_average_per_round": load,
             "pool_outputs_identical": len(set(pooled_outputs.values())) == 1,
+            "folder_files_identical_to_zip_members": all(
+                files == zip_members and mapping == pooled_outputs[pools[0]][1]
+                for files, mapping in folder_outputs.values()),
             "dcmstudio_job_summary": pyodide_result["summary"],
             "left_behind": {tool: left_behind(data_dir, files) for tool, files in outputs.items()},
         }
@@ -315,7 +423,13 @@ def main():
     for tool, seconds in medians.items():
         print(f"  {tool:40s} {seconds:7.2f} s   x{results['ratio_to_dcmstudio_pyodide'][tool]:.2f}"
               f"   {results['ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
+    print(f"CPU seconds (median), ratio to gdcmanon's; 1-minute load at each round's start: "
+          f"{', '.join(f'{x:.1f}' for x in load)}")
+    for tool, seconds in cpu_medians.items():
+        print(f"  {tool:40s} {seconds:7.2f} s   {results['cpu_ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
     print(f"  the page runtime's outputs with {args.workers} workers identical: {results['pool_outputs_identical']}")
+    print(f"  its folder's files identical to its ZIP's members (and the same mapping and report): "
+          f"{results['folder_files_identical_to_zip_members']}")
     for title, key in (("the series", "left_behind"),
                        ("the probe (planted values, first 20 files)", "probe_left_behind")):
         print(f"\nWhat each left behind in {title}:")

@@ -192,7 +192,7 @@ def take_prefetched_head(item):
         os.remove(head_path)
 
 
-def read_item_for_edit(item, head_only=False):
+def read_item_for_edit(item, head_only=False, read_head=None):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
     With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
@@ -209,8 +209,10 @@ def read_item_for_edit(item, head_only=False):
     tail : int or None
     """
     name = item.get("name") or os.path.basename(item["path"])
-    head = take_prefetched_head(item)
-    if head is not None:
+    head = take_prefetched_head(item) if read_head is None else None
+    if read_head is not None:
+        head, size = read_head  # what head_and_size gave the caller
+    elif head is not None:
         size = None
     elif head_only:
         with unreadable_as_error(name):
@@ -231,6 +233,17 @@ def read_item_for_edit(item, head_only=False):
             data[:tail] = memoryview(head)[:tail]
             return data, tail
     return read_file(item["path"], item.get("name")), None
+
+
+def head_and_size(item):
+    """A job item's first bytes (the worker's fetched head, deleted here, else the first
+    :data:`HEAD_BYTES` of the file) and the file's size."""
+    name = item.get("name") or os.path.basename(item["path"])
+    head = take_prefetched_head(item)
+    with unreadable_as_error(name):
+        if head is None:
+            return _read_head(item["path"])
+        return head, os.stat(item["path"]).st_size
 
 
 def unread_kept(pieces, origins, tail, size):
@@ -888,8 +901,23 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
     origins : list of (int or None)
         With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
-    data, tail = read_item_for_edit(item, head_only)
-    pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
+    replayed, read_head = None, None
+    if head_only and learned:
+        # a file of a layout met before is replayed from its head alone: a match of the layout's
+        # header says where its pixel data starts, which walking the head would say
+        read_head = head_and_size(item)
+        head, size = read_head
+        if len(head) < size:
+            data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
+            data[:len(head)] = head
+            replayed = deidentifier.replay_head(data, item["name"], index=index, known=len(head),
+                                                min_unread=SMALL_PIECE)
+    if replayed is not None:
+        pieces, origins, report = replayed
+        tail = origins[1]  # the pixel data's value, the replay's second piece
+    else:
+        data, tail = read_item_for_edit(item, head_only, read_head)
+        pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
     pieces, origins = split_at_tail(pieces, origins, tail)
     if not unread_kept(pieces, origins, tail, len(data)):
         raise UnreadBytesNeeded(item["name"])
@@ -1072,7 +1100,8 @@ class DeidShareJob(ZipJob):
 
     Options: those of :class:`dcmstudio.deid.DeidOptions`, ``key`` (hex: the job's, the same
     in every worker), ``learned`` (see :func:`learned_identifiers`), ``container``
-    (``"members"`` or ``"files"``, as :class:`EditJob`). Each item: ``{"path", "name",
+    (``"members"`` or ``"files"``, as :class:`EditJob`: into a folder, only a file's head is
+    read, unless a pixel mask applies to it). Each item: ``{"path", "name",
     "index", "member", "learned"}`` (``learned``: whether the first pass read the file). Each
     step answers as :class:`EditJob`'s (``member``, ``chunks``), with the file's ``report``
     (without its per-element list), its report ``line`` (JSON), and ``merge``: its share of
@@ -1089,11 +1118,27 @@ class DeidShareJob(ZipJob):
         if self.container not in ("members", "files"):
             raise DicomStudioError(f"a shared deid task writes members or files, not '{self.container}'")
         learned = options.pop("learned")
+        # into a folder, as an edit: the pixel data that ends a file is referenced, not read
+        self.reads = "head" if self.container == "files" else "whole"
         super().__init__(options, count, scratch)
         # ``dicomdir`` is the folder save's (see ZipJob.directory_record), not de-identification's
         profile_options = {name: value for name, value in options.items() if name != "dicomdir"}
         self.deidentifier = deid.Deidentifier(profile_options, scratch=scratch, session=True, key=key)
         self.deidentifier.identifiers = learned_identifiers(learned)
+        self._elements = (None, None)  # the element list encoded last, and its JSON text
+
+    def _line(self, report):
+        """``json.dumps(report)``, with the element list encoded once for the files that share it
+        (a layout's: every file it replays)."""
+        elements, text = self._elements
+        if report["elements"] is not elements:
+            elements, text = report["elements"], json.dumps(report["elements"])
+            self._elements = (elements, text)
+        keys = list(report)
+        at = keys.index("elements")
+        before = json.dumps({key: report[key] for key in keys[:at]})
+        after = json.dumps({key: report[key] for key in keys[at + 1:]})
+        return f"{before[:-1]}{', ' if at else ''}\"elements\": {text}{', ' if at + 1 < len(keys) else ''}{after[1:]}"
 
     def step(self, item):
         import copy
@@ -1103,8 +1148,18 @@ class DeidShareJob(ZipJob):
             # a file the first pass could not read learns its own values, for itself alone
             job.identifiers = copy.deepcopy(shared)
         uids, other_ids = len(job.uid_map), len(job.other_ids)
+        tail = None
         try:
-            pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
+            if self.reads == "head" and not job.options.masks_for(name):
+                try:
+                    pieces, report, _, origins, tail = deidentify_item(job, item, item["index"], learned,
+                                                                       head_only=True)
+                except UnreadBytesNeeded:
+                    # its output needs the bytes not read: again, read whole (the same answer)
+                    pieces, report, _, origins = deidentify_item(job, {**item, "head": None}, item["index"],
+                                                                 learned, with_origins=True)
+            else:
+                pieces, report, _, origins = deidentify_item(job, item, item["index"], learned, with_origins=True)
             record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
@@ -1114,14 +1169,15 @@ class DeidShareJob(ZipJob):
         finally:
             job.identifiers = shared
         report["member"] = member = member_name(item.get("member") or report["output"])
-        sources = [(item["path"], origin) if origin is not None and len(piece) >= REFERENCED_PIECE
+        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
+                                                                     or tail is not None and origin >= tail)
                    else None for piece, origin in zip(pieces, origins)]
-        merge = {"mapping": {"patients": [{**dataclasses.asdict(job.last_patient), "files": 1}],
+        merge = {"mapping": {"patients": [{**vars(job.last_patient), "files": 1}],  # flat: no deep copy needed
                              "uids": _added_since(job.uid_map, uids),
                              "other_ids": _added_since(job.other_ids, other_ids)},
                  "residual": report["residual"], "burned_in": report["burned_in"],
                  "pixels_cleaned": report["pixels_cleaned"], "new_errors": bool(report["new_errors"])}
-        return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": json.dumps(report),
+        return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": self._line(report),
                 "merge": merge, **self._member(member, pieces, sources), **record}
 
 

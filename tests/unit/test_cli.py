@@ -118,6 +118,26 @@ def test_quiet_prints_no_progress(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_quiet_prints_nothing_but_failures(tmp_path, capsys):
+    # --quiet without --report: no report lines and no summary on standard output (deid printed
+    # them all); the failure is still named on standard error, and --report still gets every line
+    source = study(str(tmp_path / "in"), names=("CT_small.dcm",))
+    for command in (["deid", "--secret", "s", "--mapping", str(tmp_path / "map")], ["edit", "--set", "PatientName=X"],
+                    ["dump"]):
+        out_dir = tmp_path / command[0]
+        assert main([command[0], source, "-o", str(out_dir), "-q", "--jobs", "1", *command[1:]]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err and all(line.startswith(("failed: sub/notes.txt: ", "[3/3] sub/notes.txt: failed: "))
+                           for line in err.splitlines())
+        assert len(digests(out_dir)) == 2
+    report = tmp_path / "r.jsonl"
+    assert main(["deid", source, "-o", str(tmp_path / "again"), "-q", "--jobs", "1", "--secret", "s",
+                 "--mapping", str(tmp_path / "map2"), "--report", str(report)]) == 1
+    assert capsys.readouterr().out == ""
+    assert len(report_lines(report)) == 4 and "summary" in report_lines(report)[-1]
+
+
 def test_several_inputs_keep_their_folder_names(tmp_path):
     first, second = study(str(tmp_path / "a")), study(str(tmp_path / "b"))
     items = list(files.Inputs([first, second, str(bundled("rtdose.dcm"))]))

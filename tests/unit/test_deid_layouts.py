@@ -10,16 +10,17 @@ from conftest import bundled
 
 from dcmstudio import jobs
 from dcmstudio.deid import Deidentifier
-from dcmstudio.deid.layouts import Layouts
+from dcmstudio.deid.layouts import Layout, Layouts
 
 BASE_UID = "1.2.826.0.1.3680043.8.498.1234567"
 
 
-def series(folder, count=8, changes=None):
-    """``count`` instances of CT_small, as a scanner writes a series: per instance its own SOP
-    Instance UID, number, position and time. ``changes``: {index: {keyword: value}} for some."""
+def series(folder, count=8, changes=None, source="CT_small.dcm"):
+    """``count`` instances of ``source`` (one of pydicom's files), as a scanner writes a series: per
+    instance its own SOP Instance UID, number, position and time. ``changes``: {index: {keyword:
+    value}} for some."""
     folder.mkdir(exist_ok=True)
-    source = pydicom.dcmread(bundled("CT_small.dcm"))
+    source = pydicom.dcmread(bundled(source))
     paths = []
     for index in range(count):
         ds = copy.deepcopy(source)
@@ -121,6 +122,60 @@ def test_a_file_of_another_patient_or_with_the_dummy_already_there_is_de_identif
     assert other.lower() in job.identifiers.texts
     reports = [json.loads(report) for _, report in outputs]
     assert reports[2]["patient"] != reports[1]["patient"] == reports[3]["patient"] == reports[5]["patient"]  # by ID
+
+
+def test_values_and_new_uids_of_other_lengths_are_replayed_as_a_full_run_writes_them(tmp_path):
+    """A series' kept values take more or fewer characters from one instance to the next
+    (Instance Number, Image Position, Slice Location), and keyed UIDs are now and then shorter:
+    the output moves by the difference (the file meta's group length follows its new UID), as a
+    full run writes it. A value of another length in a group with a group length is not replayed."""
+    changes = {i: {"InstanceNumber": 95 + i, "SliceLocation": str(-1.5 * i * 10 ** (i % 4)),
+                   "ImagePositionPatient": ["0", str(-i * 10 ** (i % 3)), f"{i * 1.25:.2f}"]} for i in range(16)}
+    paths = series(tmp_path / "in", count=16, changes=changes)
+    job, outputs = assert_same_as_in_full(paths)
+    sizes = {len(data) for data, _ in outputs}
+    new_lengths = {len(job.new_uid(str(pydicom.dcmread(path).SOPInstanceUID))) for path in paths}
+    assert len(sizes) > 4 and len(new_lengths) > 1  # the lengths did vary
+    assert job.layouts.replayed == len(paths) - 1
+    for (data, _), path in zip(outputs, paths):
+        out = pydicom.dcmread(io.BytesIO(data))
+        assert out.SliceLocation == pydicom.dcmread(path).SliceLocation
+        assert out.file_meta.FileMetaInformationGroupLength == _meta_length(data)
+    # a group length over the values that vary: each length a layout of its own
+    for path in paths[:4]:  # pydicom writes no group length: put one in front of group 0020's first element
+        data = path.read_bytes()
+        at = data.index(b"\x20\x00\x0d\x00UI")  # (0020,000D), the group's first
+        path.write_bytes(data[:at] + b"\x20\x00\x00\x00UL\x04\x00" + (1000).to_bytes(4, "little") + data[at:])
+    job, _ = assert_same_as_in_full(paths[:4])
+    assert job.layouts.replayed == 0
+
+
+def test_a_combination_of_lengths_met_again_is_matched_at_once(tmp_path, monkeypatch):
+    """Lengths come in a few combinations in a series: each is walked value by value once, then
+    matched by its own mask."""
+    walks = []
+    real = Layout._shifts
+    monkeypatch.setattr(Layout, "_shifts", lambda self, view: walks.append(1) or real(self, view))
+    paths = series(tmp_path / "in", count=10, changes={i: {"SliceLocation": "-1.5" if i % 2 else "-10.25"}
+                                                       for i in range(10)})
+    job, _ = assert_same_as_in_full(paths)
+    assert job.layouts.replayed == 9
+    assert len(walks) == 1  # file 1's combination; files 3, 5, 7 and 9 matched as a variant
+
+
+def _meta_length(data):
+    """The bytes of a Part 10 file's meta group after its group length element, by walking it."""
+    position, end = 132 + 12, None
+    while data[position:position + 2] == b"\x02\x00":
+        vr = data[position + 4:position + 6]
+        if vr in (b"OB", b"UN", b"SQ", b"UT", b"OW"):
+            length = int.from_bytes(data[position + 8:position + 12], "little")
+            position += 12 + length
+        else:
+            length = int.from_bytes(data[position + 6:position + 8], "little")
+            position += 8 + length
+        end = position
+    return end - (132 + 12)
 
 
 def test_a_uid_of_another_length_or_a_private_element_more_is_not_replayed(tmp_path):

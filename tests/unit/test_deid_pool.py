@@ -3,11 +3,12 @@ input order, then pooled de-identifying steps, then one merged mapping; the same
 number of workers, and the same as one process."""
 
 import json
+import zlib
 
 import pytest
 from test_deid_layouts import series
 
-from dcmstudio import archive, jobs
+from dcmstudio import archive, header, jobs, replay
 from dcmstudio.deid import Deidentifier, derive_key
 
 SECRET = "pool secret"
@@ -39,8 +40,10 @@ def run_shares(kind, options, items, workers, scratch, deal=None):
     return [steps[i] for i in sorted(steps)], finished
 
 
-def pooled(paths, workers, scratch, options=None, deal=None):
-    """The page's pooled deid: every member's bytes, each report line, the mapping's files."""
+def pooled(paths, workers, scratch, options=None, deal=None, container="files", heads=False):
+    """The page's pooled deid: every output file's bytes, each report line, the mapping's files.
+    ``container``: "files" (a folder) or "members" (a ZIP's); ``heads``: each file's first
+    :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder."""
     scratch.mkdir()
     key = derive_key(SECRET)[0].hex()
     options = {"secret": SECRET, **(options or {}), "key": key}
@@ -49,15 +52,33 @@ def pooled(paths, workers, scratch, options=None, deal=None):
     learned = {"files": learned_steps, "shares": learned_shares}
     names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
     items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
-    steps, _ = run_shares("deid_share", {**options, "learned": learned, "container": "files"}, items, workers,
+    if heads:
+        for item in items:
+            head = scratch / f"head-{item['index']}"
+            with open(item["path"], "rb") as f:
+                head.write_bytes(f.read(jobs.HEAD_BYTES))
+            item["head"] = str(head)
+    steps, _ = run_shares("deid_share", {**options, "learned": learned, "container": container}, items, workers,
                           scratch, deal)
-    members = {s["member"]["name"]: archive.read_parts(s["chunks"]) for s in steps if not s.get("error")}
+    members = {s["member"]["name"]: file_bytes(s) for s in steps if not s.get("error")}
     merged = jobs.merge_deid_shares(options, plain(learned), [s["merge"] for s in steps], str(scratch / "map"))
     mapping = {}
     for output in merged["outputs"]:
         with open(output["path"], encoding="utf-8") as f:
             mapping[output["name"]] = f.read()
     return members, [s["line"] for s in steps], mapping, merged["summary"]
+
+
+def file_bytes(step):
+    """The output file of a share's step: its parts (a ZIP member's: without its local header, its
+    CRC checked)."""
+    data = archive.read_parts(step["chunks"])
+    member = step["member"]
+    if member["crc"] is None:
+        return data
+    data = data[len(data) - member["size"]:]
+    assert zlib.crc32(data) == member["crc"]
+    return data
 
 
 def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
@@ -68,6 +89,10 @@ def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
     three = pooled(paths, 3, tmp_path / "three")
     assert one[0] == three[0] and len(one[0]) == 11
     assert one[1] == three[1]
+    # each line is what json.dumps writes for the file's whole report (its element list encoded
+    # once per layout)
+    for line in one[1]:
+        assert line == json.dumps(json.loads(line)) and json.loads(line)["elements"]
     assert one[2] == three[2]
     assert one[3] == three[3]
     assert one[3]["files"] == 11 and one[3]["patients"] == 2
@@ -148,3 +173,50 @@ def test_the_first_pass_learns_from_the_head_the_worker_fetched_and_deletes_it(t
         answers.append((steps, plain(jobs.finish(job))))
     assert answers[0] == answers[1] == answers[2]
     assert answers[0][0][0]["learned"] and answers[0][0][0]["patients"]
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Heads of 4 KiB, pixel data from 256 bytes on left unread (pydicom's images are small)."""
+    monkeypatch.setattr(jobs, "HEAD_BYTES", 4096)
+    monkeypatch.setattr(jobs, "SMALL_PIECE", 256)
+    monkeypatch.setattr(replay, "SMALL_PIECE", 256)
+
+
+@pytest.mark.parametrize("way", ["heads", "fallback", "mask", "short_heads"])
+def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypatch, small_pieces, way):
+    """Into a folder, a share reads each file's head only (the one the worker fetched; the pixel
+    data that ends it is a reference to the input, never read); its files, report and mapping are
+    the ZIP's. ``fallback``: each file is found to need its unread bytes (as a defect would) and is
+    de-identified again, read whole; ``mask``: Clean Pixel Data with a mask reads every file whole;
+    ``short_heads``: heads that end inside the header (a file of a known layout is not replayed from
+    the zeros standing for the rest: it is read whole). A file of a layout met before is replayed
+    from its head without walking it: only a file that starts a layout has its head walked."""
+    # MR_small_implicit ends with its pixel data (CT_small has an element after it)
+    paths = series(tmp_path / "in", count=6, changes={3: {"PatientName": "Second^Person"}},
+                   source="MR_small_implicit.dcm")
+    whole_reads = []
+    real_read_file = jobs.read_file
+
+    def read_file(path, name=None):
+        whole_reads.append(name)
+        return real_read_file(path, name)
+
+    monkeypatch.setattr(jobs, "read_file", read_file)
+    walks = []
+    real_tail = header.pixel_data_tail
+    monkeypatch.setattr(header, "pixel_data_tail", lambda head, size: walks.append(1) or real_tail(head, size))
+    if way == "short_heads":
+        monkeypatch.setattr(jobs, "HEAD_BYTES", 1024)  # MR_small_implicit's pixel data starts at 1510
+    if way == "fallback":
+        monkeypatch.setattr(jobs, "unread_kept", lambda pieces, origins, tail, size: tail is None)
+    options = {"clean_pixel_data": True, "pixel_masks": [{"x": 0, "y": 0, "width": 4, "height": 4}]} if way == "mask" else {}
+    zipped = pooled(paths, 2, tmp_path / "zip", options, container="members")
+    assert len(whole_reads) == 6
+    whole_reads.clear()
+    folder = pooled(paths, 2, tmp_path / "folder", options, heads=True)
+    assert folder == zipped and len(folder[0]) == 6
+    assert len(whole_reads) == (0 if way == "heads" else 6)
+    if way == "heads":  # each worker's first file, and the other patient's (a layout of its own)
+        assert len(walks) == 3
+    assert not list((tmp_path / "folder").glob("head-*"))  # every fetched head deleted

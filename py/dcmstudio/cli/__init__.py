@@ -445,7 +445,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
               run.Serial() if workers == 1 else
               # results bring a ZIP's outputs back as bytes: one file per task then
               run.ProcessPool(workers, always=args.pool == "always", batch=8 if output.folder else 1))
-    reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
+    reports, progress = run.Reports(args.report, args.quiet), run.Progress(len(items), args.quiet)
     written = 0
     with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)
     try:
@@ -520,7 +520,7 @@ def _run_convert(args):
     files.check_output(args.output, args.inputs)
     paths = [item["path"] for item in files.Inputs(args.inputs)]
     opened = volume.read_volume(paths)
-    reports = run.Reports(args.report)
+    reports = run.Reports(args.report, args.quiet)
     try:
         if files.is_zip(args.output):
             folder = tempfile.mkdtemp(prefix="dcmstudio-cli-")
@@ -550,7 +550,7 @@ def _run_create(args):
     files.check_output(args.output, args.inputs)
     items = list(files.Inputs(args.inputs))
     output = files.Output(args.output)
-    reports, progress = run.Reports(args.report), run.Progress(len(items), args.quiet)
+    reports, progress = run.Reports(args.report, args.quiet), run.Progress(len(items), args.quiet)
     scratch = tempfile.mkdtemp(prefix="dcmstudio-cli-")
 
     def made(name, build):

@@ -272,11 +272,13 @@ class Progress:
 
 
 class Reports:
-    """The per-file reports as JSON lines (a file, or standard output) and the failures."""
+    """The per-file reports as JSON lines (a file, or standard output) and the failures. With
+    ``quiet`` and no file, no line is written: ``--quiet`` prints nothing but the failures (on
+    standard error, by the command), as dcmodify and gdcmanon print nothing when all went well."""
 
-    def __init__(self, path):
-        self.stream = open(path, "w", encoding="utf-8") if path else sys.stdout
-        self.owned = bool(path)
+    def __init__(self, path, quiet=False):
+        self.stream = open(path, "w", encoding="utf-8") if path else open(os.devnull, "w") if quiet else sys.stdout
+        self.owned = bool(path) or quiet
         self.failed = []
 
     def write(self, record):

@@ -38,6 +38,12 @@ class Patient:
     files: int = 0
 
 
+# Keyed digests of this process, by key and message: the command de-identifies each file with a
+# Deidentifier of its own, and the files of a series share their study's UIDs and patient.
+_DIGESTS = {}
+DIGESTS_KEPT = 4096
+
+
 class Deidentifier:
     """One de-identification job over many files, with one consistent mapping.
 
@@ -94,7 +100,12 @@ class Deidentifier:
 
     def _digest(self, purpose, text):
         message = purpose.encode("ascii") + b"\x00" + text.encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        found = _DIGESTS.get((self._key, message))
+        if found is None:
+            if len(_DIGESTS) >= DIGESTS_KEPT:
+                _DIGESTS.clear()
+            found = _DIGESTS[self._key, message] = hmac.new(self._key, message, hashlib.sha256).digest()
+        return found
 
     def new_uid(self, old):
         """The UID that replaces ``old`` in this job: ``2.25.`` and a keyed 128-bit number.
@@ -199,15 +210,9 @@ class Deidentifier:
             # after the first pass, what this file adds (the UIDs it replaces) stays its own
             identifiers = self.identifiers.for_one_file() if learned else self.identifiers
             # a file of a layout met before (the files of a series) replays what that gave
-            replayed = self.layouts.replay(self, data, name, identifiers) \
-                if learned and not self.keep_values and not self.options.masks_for(name) else None
+            replayed = self._replayed(data, name, index, identifiers) if learned else None
             if replayed is not None:
-                pieces, origins, fields, patient = replayed
-                self.replayed = True
-                output = self._output_name(name, patient, index)
-                hits = residual.scan(identifiers, pieces, name, output, pixel_range=fields["pixel_range"],
-                                     plain_charset=fields["plain_charset"])
-                return pieces, origins, self._report(name, output, patient, fields, hits, False, [])
+                return replayed
             emap = walk(data, name)
             plan = FilePlan(self, emap, name, learn=not learned, identifiers=identifiers)
             if plan.burned_in["flag"] and not plan.masks and self.options.burned_in == "refuse":
@@ -240,6 +245,31 @@ class Deidentifier:
                    for c in edit_report["changes"]
                    if c["op"] not in ("length", "group_length")] if self.keep_values else []
         return pieces, origins, self._report(name, output, plan.patient, fields, hits, bool(plan.masks), changed)
+
+    def replay_head(self, data, name, *, index, known, min_unread):
+        """:meth:`deidentify_output` of a file the first pass learned, if a layout met before
+        fits it, from its first ``known`` bytes alone (``data`` has the file's size; see
+        :meth:`dcmstudio.deid.layouts.Layout.replay`): its header, then at least ``min_unread``
+        bytes of pixel data that end it. ``None`` (nothing counted or learned) otherwise."""
+        self.replayed, self._unchecked_layout = False, None
+        with as_invalid_dicom(name, "while de-identifying it"):
+            preamble.check(data, name)
+            return self._replayed(data, name, index, self.identifiers.for_one_file(), known, min_unread)
+
+    def _replayed(self, data, name, index, identifiers, known=None, min_unread=0):
+        """The output, origins and report of a layout's replay (see :meth:`deidentify_output`),
+        or ``None`` when no layout fits."""
+        if self.keep_values or self.options.masks_for(name):
+            return None
+        replayed = self.layouts.replay(self, data, name, identifiers, known, min_unread)
+        if replayed is None:
+            return None
+        pieces, origins, fields, patient = replayed
+        self.replayed = True
+        output = self._output_name(name, patient, index)
+        hits = residual.scan(identifiers, pieces, name, output, pixel_range=fields["pixel_range"],
+                             plain_charset=fields["plain_charset"])
+        return pieces, origins, self._report(name, output, patient, fields, hits, False, [])
 
     def _report(self, name, output, patient, fields, hits, pixels_cleaned, changed):
         """One file's report (see :meth:`deidentify`), the job's totals counted."""

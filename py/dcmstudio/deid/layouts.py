@@ -20,7 +20,14 @@ its pixel data (if any: they are compared whole),
 whose replaced values differ from their fixed replacements, and whose new UIDs have the lengths
 the layout's had, gets that output with its own input stretches and new UIDs: the bytes, report
 and mapping de-identifying it in full gives (a test holds them equal), so which files a process
-replays never changes a result. Anything else is de-identified in full, and may become a layout.
+replays never changes a result.
+
+Lengths may differ where nothing else depends on them: the values of top-level elements kept as
+they are without being read (a series' Instance Number, Image Position, Slice Location take more
+or fewer characters from one instance to the next), in groups without a group length, and the new
+UIDs of top-level elements (keyed UIDs are one or two digits shorter now and then) in such groups
+or in the file meta group, whose group length is then set as the editor sets it. The output's
+bytes from there on move by the difference, as a full run's do. Anything else is de-identified in full, and may become a layout.
 A layout replayed on its own file must give what the full run gave, byte for byte, or it is
 not kept: the editor's self-check (:func:`dcmstudio.edit.verify_unchanged`) that file passed then
 holds for every file it fits. Replayed outputs pass the residual scan like any other. A layout
@@ -54,6 +61,10 @@ LEARNED_TEXTS_KEPT = 4096
 # Where a walk stopped, it had read the next element's header: 8 bytes at most.
 _NEXT_HEADER = 8
 _INPUT, _NEW, _UID = 0, 1, 2
+# Values whose length may differ from one file of a series to the next (text; numbers in binary
+# VRs have the length of their count).
+VARIABLE_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+                          "UR", "UT"})
 
 
 def _read_by_editor(tag):
@@ -79,8 +90,9 @@ class Layout:
     Build one with :meth:`of`; :meth:`replay` applies it.
     """
 
-    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "differs", "slots", "same_uids", "segments",
-                 "dicm", "report", "patient_key", "other_ids", "pixel_range")
+    __slots__ = ("size", "pixels_at", "encapsulated", "trailer", "mask", "key", "runs", "variables", "unmoved",
+                 "variants", "differs", "slots", "slot_shifts", "slot_lengths", "meta_length", "same_uids",
+                 "segments", "dicm", "report", "patient_key", "other_ids", "pixel_range")
 
     @classmethod
     def of(cls, plan, emap, pieces, changes, pixel_range):
@@ -118,6 +130,7 @@ class Layout:
             slot_of[node] = len(slots)
             slots.append((node.value_offset, node.value_offset + node.length, node.tag, only_instances,
                           head[begin:begin + header], len(encoded), old))
+        grouped = {node.tag >> 16 for node in emap.root.children if node.tag is not None and not node.tag & 0xFFFF}
         layout = cls()
         layout.size = len(data)
         layout.pixels_at = start
@@ -138,7 +151,34 @@ class Layout:
         layout.slots = [slot[:6] for slot in slots]
         olds = [slot[6] for slot in slots]
         layout.same_uids = [olds.index(old) for old in olds]
-        layout.mask, layout.key, layout.differs = _mask(plan, emap, ordered, slot_of, start, head)
+        # a new UID of another length: the file meta's group length follows it (0002,0000 is read,
+        # so the same in every file of the layout); elsewhere, only where no group length does
+        layout.slot_lengths = [_length_field(node) if node.parent is emap.root and
+                               (node.tag >> 16 == 2 or node.tag >> 16 not in grouped) else None for node in slot_of]
+        layout.meta_length = None
+        meta_length = emap.top_level(0x00020000)
+        if meta_length is not None and meta_length.length == 4 and any(
+                field is not None and slot[2] >> 16 == 2 for field, slot in zip(layout.slot_lengths, slots)):
+            value = meta_length.value_offset
+            out = value + sum((d - c) - (b - a) for (a, b), (c, d) in
+                              ((change["input_range"], change["byte_range"]) for change in ordered) if b <= value)
+            layout.meta_length = (out, int.from_bytes(head[out:out + 4], "little"),
+                                  int.from_bytes(data[value:value + 4], "little"))
+        elif any(field is not None and slot[2] >> 16 == 2 for field, slot in zip(layout.slot_lengths, slots)):
+            layout.slot_lengths = [field if slot[2] >> 16 != 2 else None
+                                   for field, slot in zip(layout.slot_lengths, slots)]
+        layout.mask, layout.key, layout.runs, layout.variables, differs = _mask(plan, emap, ordered, slot_of, start,
+                                                                                head, grouped)
+        layout.unmoved = [0] * (len(layout.variables) + 1)
+        layout.variants = []
+        # each place in the layout's file with the index of the shift that moves it in a file of
+        # the layout: how many values of other lengths may come before it
+        ends = [end for _, _, end, _ in layout.variables]
+        before = lambda position: bisect.bisect_right(ends, position)  # noqa: E731
+        layout.segments = [(_INPUT, segment[1], segment[2], before(segment[1]), before(segment[2]))
+                           if segment[0] == _INPUT else segment for segment in layout.segments]
+        layout.differs = [(start, end, new, before(start)) for start, end, new in differs]
+        layout.slot_shifts = [before(slot[0]) for slot in slots]
         layout.patient_key = plan.patient_key
         layout.other_ids = list(plan.other_ids)
         layout.pixel_range = tuple(pixel_range)
@@ -156,9 +196,14 @@ class Layout:
             return None
         return layout
 
-    def replay(self, job, data, name, identifiers):
+    def replay(self, job, data, name, identifiers, known=None, min_unread=0):
         """De-identify ``data`` as the file this layout came from was, or return ``None`` if it
         does not have its layout.
+
+        With ``known``, only ``data[:known]`` was read (the rest stands in for the file's other
+        bytes): the file must have the layout's header within them, then its pixel data (of
+        defined length, at least ``min_unread`` bytes) and nothing after it, which a replay never
+        reads.
 
         Returns
         -------
@@ -166,20 +211,26 @@ class Layout:
             ``report_fields`` holds the report's fields that do not depend on the file's name.
             The UIDs replaced are added to ``identifiers`` (unless ``None``).
         """
-        if len(data) != self.size:
-            return None
         view = memoryview(data)
-        if int.from_bytes(view[:self.pixels_at], "little") & self.mask != self.key:
+        if len(data) == self.size and int.from_bytes(view[:self.pixels_at], "little") & self.mask == self.key:
+            shifts = self.unmoved  # every length the layout's (most files of a series)
+        else:
+            shifts = self._variant(view)
+            if shifts is None:
+                return None
+        moved = shifts[-1]  # how much longer than the layout's file this one is, before its pixel data
+        if known is not None and (self.encapsulated or self.trailer[1] or self.pixels_at + moved > known
+                                  or len(data) - self.pixels_at - moved < min_unread):
+            return None  # it would need bytes not read
+        if view[self.trailer[0] + moved:] != self.trailer[1]:
             return None
-        if view[self.trailer[0]:] != self.trailer[1]:
-            return None
-        if self.encapsulated and _fragments_end(view, self.pixels_at) != self.trailer[0]:
+        if self.encapsulated and _fragments_end(view, self.pixels_at + moved) != self.trailer[0] + moved:
             return None  # its fragments end elsewhere: what follows them is not the layout's
-        if any(view[start:end] == new for start, end, new in self.differs):
+        if any(view[start + shifts[index]:end + shifts[index]] == new for start, end, new, index in self.differs):
             return None  # set to the value it already has: no change, unlike in the layout's file
         olds = []
-        for start, end, tag, only_instances, _, _ in self.slots:
-            old = _uid_text(view[start:end])
+        for (start, end, tag, only_instances, _, _), index in zip(self.slots, self.slot_shifts):
+            old = _uid_text(view[start + shifts[index]:end + shifts[index]])
             if not old or old.startswith(uids.DICOM_ROOT) or \
                     (only_instances and not uids.is_remappable(tag, old)):
                 return None
@@ -187,20 +238,37 @@ class Layout:
         if [olds.index(old) for old in olds] != self.same_uids:
             return None
         news = [_encoded_uid(job.new_uid(old)) for old in olds]
-        if any(len(new) != slot[5] for new, slot in zip(news, self.slots)):
-            return None  # a new UID of another length moves everything after it
+        longer = [len(new) - slot[5] for new, slot in zip(news, self.slots)]
+        if any(more and field is None for more, field in zip(longer, self.slot_lengths)):
+            return None  # a new UID of another length would move what depends on its place
         out = bytearray()
         for segment in self.segments:
             if segment[0] == _INPUT:
-                out += view[segment[1]:segment[2]]
+                out += view[segment[1] + shifts[segment[3]]:segment[2] + shifts[segment[4]]]
             elif segment[0] == _NEW:
                 out += segment[1]
             else:
-                out += self.slots[segment[1]][4]
+                header = self.slots[segment[1]][4]
+                if longer[segment[1]]:
+                    at, field = self.slot_lengths[segment[1]]
+                    header = header[:at] + field.pack(len(news[segment[1]])) + header[at + field.size:]
+                out += header
                 out += news[segment[1]]
         if self.dicm:
             out[:PREAMBLE] = bytes(PREAMBLE)
-        pieces, origins = [bytes(out), view[self.pixels_at:self.trailer[0]]], [None, self.pixels_at]
+        report = self.report
+        meta_longer = sum(more for more, slot in zip(longer, self.slots) if slot[2] >> 16 == 2)
+        if meta_longer:
+            at, written, original = self.meta_length
+            out[at:at + 4] = (written + meta_longer).to_bytes(4, "little")
+            # the editor lists a group length it changed among the changes
+            report = {**report, "changes": report["changes"] - (written != original)
+                      + (written + meta_longer != original)}
+        if moved or any(longer):
+            after = moved + sum(longer)
+            report = {**report, "pixel_range": (self.pixel_range[0] + after, self.pixel_range[1] + after)}
+        pixels_at = self.pixels_at + moved
+        pieces, origins = [bytes(out), view[pixels_at:self.trailer[0] + moved]], [None, pixels_at]
         if self.trailer[2]:
             pieces.append(self.trailer[2])
             origins.append(None)
@@ -210,7 +278,49 @@ class Layout:
         patient = job.patient(*self.patient_key)
         for original in self.other_ids:
             job.pseudonym_for_id(original)
-        return pieces, origins, self.report, patient
+        return pieces, origins, report, patient
+
+    def _variant(self, view):
+        """:meth:`_shifts` of ``view``, by a variant of the layout met before (lengths of files
+        of a series come in a few combinations: each has its own mask of the header, compared at
+        once) or else by :meth:`_shifts`, the combination then remembered as a variant."""
+        size = len(view)
+        for index, (length, shifts, mask, key) in enumerate(self.variants):
+            if length == size and int.from_bytes(view[:self.pixels_at + shifts[-1]], "little") & mask == key:
+                self.variants.insert(0, self.variants.pop(index))
+                return shifts
+        shifts = self._shifts(view)
+        if shifts is not None:
+            # the runs where this file has them, and between them the variable values' lengths
+            mask = bytearray(self.pixels_at + shifts[-1])
+            for (start, stop, run_mask, _), shift in zip(self.runs, shifts):
+                mask[start + shift:stop + shift] = run_mask.to_bytes(stop - start, "little")
+            for (at, field, _, _), shift in zip(self.variables, shifts):
+                mask[at + shift:at + shift + field.size] = b"\xff" * field.size
+            end, mask = len(mask), int.from_bytes(mask, "little")
+            self.variants.insert(0, (size, shifts, mask, int.from_bytes(view[:end], "little") & mask))
+            del self.variants[KEPT:]
+        return shifts
+
+    def _shifts(self, view):
+        """Whether ``view`` has this layout's header, but for the lengths of its variable values:
+        then, per variable value, how much longer than the layout's the file is before its end
+        (the first 0, the last the whole difference before the pixel data); else ``None``."""
+        shifts = [0]
+        moved = 0
+        for (start, stop, mask, key), variable in itertools.zip_longest(self.runs, self.variables):
+            if int.from_bytes(view[start + moved:stop + moved], "little") & mask != key:
+                return None
+            if variable is None:
+                break
+            at, field, end, length = variable
+            if at + moved + field.size > len(view):
+                return None
+            moved += field.unpack_from(view, at + moved)[0] - length
+            shifts.append(moved)
+        if len(view) != self.size + moved:
+            return None
+        return shifts
 
 
 def _fragments_end(view, position):
@@ -227,16 +337,28 @@ def _fragments_end(view, position):
     return None
 
 
-def _mask(plan, emap, ordered, slot_of, end, head):
-    """The header bytes a file must share with the layout's, as ``(mask, key)`` integers, and
-    the ``(start, end, new value)`` of values replaced by fixed ones (they must differ again)."""
+def _length_field(node):
+    """Where an element's length is in its header, and how it is written: ``(offset from the
+    element's start, struct)`` (the length ends the header)."""
+    encoding = node.encoding
+    field = encoding.u32 if encoding.implicit_vr or node.value_offset - node.offset == 12 else encoding.u16
+    return node.value_offset - node.offset - field.size, field
+
+
+def _mask(plan, emap, ordered, slot_of, end, head, grouped):
+    """The header bytes a file must share with the layout's: as ``mask`` and ``key`` integers
+    for a file whose lengths are all the layout's, and as ``(start, stop, mask, key)`` runs
+    between its variable values (text values of top-level elements kept as they are, never read,
+    in groups without a group length: ``(length field's offset, its struct, value's end,
+    length)``), which may be longer or shorter in a file of the layout; and the ``(start, end,
+    new value)`` of values replaced by fixed ones (they must differ again)."""
     data = emap.data
     covering = [(change["input_range"], change) for change in ordered if change["op"] in ("set", "delete")]
     # the changes in input order: those that start at or before an element are a prefix; the
     # furthest any of that prefix reaches says at once whether one may cover it (most do not)
     starts = [a for (a, _), _ in covering]
     reach = list(itertools.accumulate((b for (_, b), _ in covering), max))
-    free, differs = [], []
+    free, differs, variables = [], [], []
     if emap.preamble_length:
         free.append((0, PREAMBLE))
     for node in emap.elements:
@@ -259,11 +381,22 @@ def _mask(plan, emap, ordered, slot_of, end, head):
             free.append(value)
         elif change is None:
             free.append(value)  # kept as it is, never read
+            if node.parent is emap.root and node.vr in VARIABLE_VRS and node.tag >> 16 not in grouped | {2}:
+                at, field = _length_field(node)
+                variables.append((node.offset + at, field, value[1], node.length))
     mask = bytearray(b"\xff") * end
     for start, stop in free:
         mask[start:stop] = bytes(stop - start)
-    mask = int.from_bytes(mask, "little")
-    return mask, int.from_bytes(memoryview(data)[:end], "little") & mask, differs
+    view = memoryview(data)
+    whole = int.from_bytes(mask, "little")
+    runs, start = [], 0
+    for at, field, stop, _ in variables:
+        runs.append((start, at))
+        start = stop
+    runs.append((start, end))
+    runs = [(start, stop, mask_of, int.from_bytes(view[start:stop], "little") & mask_of)
+            for start, stop, mask_of in ((start, stop, int.from_bytes(mask[start:stop], "little")) for start, stop in runs)]
+    return whole, int.from_bytes(view[:end], "little") & whole, runs, variables, differs
 
 
 class Layouts:
@@ -290,10 +423,10 @@ class Layouts:
         self._learned.insert(0, layout)
         del self._learned[KEPT:]
 
-    def replay(self, job, data, name, identifiers):
+    def replay(self, job, data, name, identifiers, known=None, min_unread=0):
         """The first layout's :meth:`Layout.replay` that fits ``data``, or ``None``."""
         for index, layout in enumerate(self._layouts):
-            result = layout.replay(job, data, name, identifiers)
+            result = layout.replay(job, data, name, identifiers, known, min_unread)
             if result is not None:
                 self.replayed += 1
                 self._layouts.insert(0, self._layouts.pop(index))  # the series' current layout first
