@@ -24,6 +24,7 @@ import base64
 import io
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -85,9 +86,24 @@ PHASES = """() => {
 }"""
 
 
-def browser_memory(pid):
-    """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
-    total = 0
+def process_kind(pid):
+    """What a Chromium process is: "browser", or its --type (renderer, gpu-process, utility...)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    kind = re.search(r"--type=(\S+)", cmd)
+    if not kind:
+        return "browser"
+    sub = re.search(r"--utility-sub-type=(\S+)", cmd)
+    return f"{kind.group(1)} ({sub.group(1).rsplit('.', 1)[-1]})" if sub else kind.group(1)
+
+
+def browser_memory_by_kind(pid):
+    """Proportional set size of a process and all its descendants (shared pages split), in bytes,
+    summed per kind of process (see process_kind)."""
+    by_kind = {}
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -105,28 +121,44 @@ def browser_memory(pid):
             with open(f"/proc/{current}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
+                        kind = process_kind(current)
+                        by_kind[kind] = by_kind.get(kind, 0) + int(line.split()[1]) * 1024
                         break
         except OSError:
             pass
-    return total
+    return by_kind
+
+
+def browser_memory(pid):
+    """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
+    return sum(browser_memory_by_kind(pid).values())
 
 
 class PeakMemory:
-    """Samples browser_memory every 0.1 s in a thread; `.peak` is the largest seen."""
+    """Samples the browser's memory every 0.1 s in a thread: `.peak` is the largest total seen,
+    `.at_peak` its split per kind of process then, `.peaks` each kind's own largest."""
 
     def __init__(self, pid):
         self.pid, self.peak, self.running = pid, 0, False
+        self.at_peak, self.peaks = {}, {}
+        self.samples = []  # (seconds since the start, by kind)
 
     def __enter__(self):
         self.running = True
+        self.start = time.monotonic()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
         return self
 
     def sample(self):
         while self.running:
-            self.peak = max(self.peak, browser_memory(self.pid))
+            by_kind = browser_memory_by_kind(self.pid)
+            total = sum(by_kind.values())
+            self.samples.append((time.monotonic() - self.start, by_kind))
+            if total > self.peak:
+                self.peak, self.at_peak = total, by_kind
+            for kind, size in by_kind.items():
+                self.peaks[kind] = max(self.peaks.get(kind, 0), size)
             time.sleep(0.1)
 
     def __exit__(self, *exc):
@@ -259,6 +291,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="pool size (default: the page's own choice)")
     parser.add_argument("--cases", default="zip,folder,deid")
+    parser.add_argument("--timeline", help="write every memory sample (MB over the empty page, per process kind) "
+                        "to this file, as tab-separated lines")
     parser.add_argument("--distinct", type=int, default=40, help="files given other patients/studies/series")
     args = parser.parse_args()
     source = sorted(ensure_data().iterdir())
@@ -283,6 +317,7 @@ def main():
     times = {c: [] for c in ["dcmodify", *cases]}
     memory = {c: [] for c in cases}
     phases = {c: [] for c in cases}
+    split = {c: [] for c in cases}  # per round: kind of process → (+bytes at the peak, its own peak)
     server, url = start_site_server()
     from playwright.sync_api import sync_playwright
     try:
@@ -294,7 +329,7 @@ def main():
                     context, page, workers = fresh_page(p, url, args.workers, str(profile))
                     pid = browser_pid()
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
-                    empty = browser_memory(pid)
+                    empty = browser_memory_by_kind(pid)
                     with PeakMemory(pid) as peak:
                         try:
                             seconds, outputs = run_case(page, case, paths)
@@ -305,7 +340,16 @@ def main():
                             raise
                     times[case].append(seconds)
                     phases[case].append(page.evaluate(PHASES))
-                    memory[case].append(peak.peak - empty)
+                    memory[case].append(peak.peak - sum(empty.values()))
+                    if args.timeline:
+                        with open(args.timeline, "a") as f:
+                            for at, by_kind in peak.samples:
+                                f.write(f"{case}\t{round_}\t{at:.1f}\t" + "\t".join(
+                                    f"{kind}={(size - empty.get(kind, 0)) / 1e6:.0f}"
+                                    for kind, size in sorted(by_kind.items())) + "\n")
+                    split[case].append({kind: (peak.at_peak.get(kind, 0) - empty.get(kind, 0),
+                                               peak.peaks.get(kind, 0) - empty.get(kind, 0))
+                                        for kind in sorted(set(empty) | set(peak.peaks))})
                     check_outputs(outputs, args.files, edited=case != "deid")
                     context.close()
                     shutil.rmtree(profile, ignore_errors=True)
@@ -322,6 +366,9 @@ def main():
               f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page")
         spans = {k: statistics.median(p[k] for p in phases[case] if k in p) for k in phases[case][0]}
         print("      " + ", ".join(f"{k} {v:.2f} s" for k, v in spans.items()))
+        worst = split[case][memory[case].index(max(memory[case]))]
+        print("      at the peak, per process kind (own peak): " + ", ".join(
+            f"{kind} {at / 1e6:+.0f} MB ({own / 1e6:+.0f})" for kind, (at, own) in worst.items()))
     print("  every output: all files present, each read back by pydicom with the edits in place")
 
 
