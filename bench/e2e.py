@@ -166,29 +166,27 @@ class PeakMemory:
         self.thread.join()
 
 
-def browser_pid():
-    """The pid of the Chromium that playwright launched last (the newest chromium process)."""
-    newest = None
+def browser_pid(profile):
+    """The pid of the Chromium that runs with the profile folder `profile` (other Chromiums may
+    run on the machine meanwhile, e.g. tests)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ")  # Chromium rewrites its argv as one string
-            with open(f"/proc/{entry}/stat") as f:
-                start = int(f.read().rsplit(")", 1)[1].split()[19])
         except OSError:
             continue
-        if cmd.split(b" ")[0].endswith(b"/chromium") and b"--type=" not in cmd:
-            if newest is None or start > newest[0]:
-                newest = (start, int(entry))
-    return newest[1]
+        if (cmd.split(b" ")[0].endswith(b"/chromium") and b"--type=" not in cmd
+                and f"--user-data-dir={profile}".encode() in cmd):
+            return int(entry)
+    raise RuntimeError(f"no Chromium runs with the profile {profile}")
 
 
-def fresh_page(p, url, workers, profile):
+def fresh_page(p, url, workers, profile, flags=()):
     """A new Chromium with its own profile on disk (`profile`): a context without one keeps its
     origin-private files in memory, with a quota far below a 1.5 GB study."""
-    context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=CHROMIUM_FLAGS,
+    context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, *flags],
                                                    accept_downloads=True)
     page = context.pages[0] if context.pages else context.new_page()
     page.goto(f"{url}?workers={workers}" if workers else url)
@@ -242,6 +240,19 @@ class CaseFailed(Exception):
     """The page said the task failed (its sentence is the message)."""
 
 
+COLLECT_EVERY = 0  # seconds; 0: never (see --collect-every)
+COLLECT_IN = ("page", "workers")
+
+
+def collect_garbage(page):
+    """A full garbage collection in the page and/or each of its workers (COLLECT_IN; Chromium
+    started with --js-flags=--expose-gc)."""
+    if "page" in COLLECT_IN:
+        page.evaluate("() => gc()")
+    for worker in page.workers if "workers" in COLLECT_IN else []:
+        worker.evaluate("() => gc()")
+
+
 def wait_for_output(page, click, finished):
     """Clicks `click`, then waits until the task's output is complete: a download the browser has
     written whole (`finished` None), or a task row matching `finished` (a folder save). A failed
@@ -251,7 +262,11 @@ def wait_for_output(page, click, finished):
     page.on("download", lambda download: downloads.append(download))
     page.click(click)
     deadline = time.monotonic() + CASE_TIMEOUT_MS / 1000
+    collected = time.monotonic()
     while time.monotonic() < deadline:
+        if COLLECT_EVERY and time.monotonic() - collected > COLLECT_EVERY:
+            collect_garbage(page)
+            collected = time.monotonic()
         failed = page.query_selector(".task.failed")
         if failed:
             raise CaseFailed(failed.text_content())
@@ -291,10 +306,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="pool size (default: the page's own choice)")
     parser.add_argument("--cases", default="zip,folder,deid")
+    parser.add_argument("--collect-every", type=float, default=0,
+                        help="seconds: force a garbage collection in the page and its workers this often (a probe: "
+                        "what memory is garbage the engine has not collected yet)")
+    parser.add_argument("--collect-in", default="page,workers",
+                        help="where --collect-every collects: page, workers or both (comma-separated)")
     parser.add_argument("--timeline", help="write every memory sample (MB over the empty page, per process kind) "
                         "to this file, as tab-separated lines")
     parser.add_argument("--distinct", type=int, default=40, help="files given other patients/studies/series")
     args = parser.parse_args()
+    global COLLECT_EVERY, COLLECT_IN
+    COLLECT_EVERY, COLLECT_IN = args.collect_every, tuple(args.collect_in.split(","))
     source = sorted(ensure_data().iterdir())
     work = pathlib.Path(tempfile.mkdtemp(prefix="dcmstudio-e2e-"))
     data = work / "in"
@@ -326,8 +348,9 @@ def main():
                 times["dcmodify"].append(timed(["sh", str(PEERS / "a1_dcmodify.sh"), str(data), str(work / "a1")])[0])
                 for case in cases:
                     profile = work / f"profile-{round_}-{case}"
-                    context, page, workers = fresh_page(p, url, args.workers, str(profile))
-                    pid = browser_pid()
+                    context, page, workers = fresh_page(p, url, args.workers, str(profile),
+                                                          ["--js-flags=--expose-gc"] if COLLECT_EVERY else [])
+                    pid = browser_pid(profile)
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory_by_kind(pid)
                     with PeakMemory(pid) as peak:
