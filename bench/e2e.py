@@ -242,6 +242,7 @@ class CaseFailed(Exception):
 
 COLLECT_EVERY = 0  # seconds; 0: never (see --collect-every)
 COLLECT_IN = ("page", "workers")
+TIMELINE = None  # see --timeline
 
 
 def collect_garbage(page):
@@ -251,6 +252,10 @@ def collect_garbage(page):
         page.evaluate("() => gc()")
     for worker in page.workers if "workers" in COLLECT_IN else []:
         worker.evaluate("() => gc()")
+
+
+JS_HEAP = "() => [performance.memory.usedJSHeapSize, performance.memory.totalJSHeapSize]"
+heap_samples = []  # (seconds, page's JS heap used, its total), when --timeline is given
 
 
 def wait_for_output(page, click, finished):
@@ -267,6 +272,8 @@ def wait_for_output(page, click, finished):
         if COLLECT_EVERY and time.monotonic() - collected > COLLECT_EVERY:
             collect_garbage(page)
             collected = time.monotonic()
+        if TIMELINE and (not heap_samples or time.monotonic() - heap_samples[-1][0] > 2):
+            heap_samples.append((time.monotonic(), *page.evaluate(JS_HEAP)))
         failed = page.query_selector(".task.failed")
         if failed:
             raise CaseFailed(failed.text_content())
@@ -315,8 +322,9 @@ def main():
                         "to this file, as tab-separated lines")
     parser.add_argument("--distinct", type=int, default=40, help="files given other patients/studies/series")
     args = parser.parse_args()
-    global COLLECT_EVERY, COLLECT_IN
+    global COLLECT_EVERY, COLLECT_IN, TIMELINE
     COLLECT_EVERY, COLLECT_IN = args.collect_every, tuple(args.collect_in.split(","))
+    TIMELINE = args.timeline
     source = sorted(ensure_data().iterdir())
     work = pathlib.Path(tempfile.mkdtemp(prefix="dcmstudio-e2e-"))
     data = work / "in"
@@ -349,7 +357,8 @@ def main():
                 for case in cases:
                     profile = work / f"profile-{round_}-{case}"
                     context, page, workers = fresh_page(p, url, args.workers, str(profile),
-                                                          ["--js-flags=--expose-gc"] if COLLECT_EVERY else [])
+                                                          (["--js-flags=--expose-gc"] if COLLECT_EVERY else [])
+                                                          + (["--enable-precise-memory-info"] if TIMELINE else []))
                     pid = browser_pid(profile)
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory_by_kind(pid)
@@ -366,6 +375,10 @@ def main():
                     memory[case].append(peak.peak - sum(empty.values()))
                     if args.timeline:
                         with open(args.timeline, "a") as f:
+                            for at, used, total in heap_samples:
+                                f.write(f"{case}\t{round_}\t{at - peak.start:.1f}\tpage JS heap used={used / 1e6:.0f}"
+                                        f"\ttotal={total / 1e6:.0f}\n")
+                            heap_samples.clear()
                             for at, by_kind in peak.samples:
                                 f.write(f"{case}\t{round_}\t{at:.1f}\t" + "\t".join(
                                     f"{kind}={(size - empty.get(kind, 0)) / 1e6:.0f}"

@@ -200,11 +200,11 @@ export class StreamWriter {
 }
 
 // A download: parts kept as Blob parts (the opened files' slices stay references), one Blob at the end.
-// Every few hundred parts are folded into a Blob of their own: a Blob made of tens of thousands of
-// parts, small header buffers alternating with slices of files, cost Chromium ~15 KB per part
-// (34 KB per ZIP member, in the page's process and the browser's), and every slice and buffer stays
-// alive until the Blob is made. A Blob of a few hundred parts costs a fraction of that, the parts
-// it was made of can be collected at once, and the final Blob of those Blobs costs next to nothing.
+// Every few hundred parts are folded into a Blob of their own. One Blob made at the end of 40,000
+// parts (20,000 members: a header buffer and a slice of a file each, alternating) cost Chromium
+// ~490 MB more while it was made (browser and page processes, measured), and kept every slice and
+// buffer alive until then; folded as they come, the final Blob of Blobs costs next to nothing and
+// the parts can be collected as the job goes.
 const PARTS_PER_FOLD = 512;
 
 export class BlobWriter {
