@@ -201,10 +201,10 @@ export class StreamWriter {
 
 // A download: parts kept as Blob parts (the opened files' slices stay references), one Blob at the end.
 // Every few hundred parts are folded into a Blob of their own. One Blob made at the end of 40,000
-// parts (20,000 members: a header buffer and a slice of a file each, alternating) cost Chromium
-// ~490 MB more while it was made (browser and page processes, measured), and kept every slice and
-// buffer alive until then; folded as they come, the final Blob of Blobs costs next to nothing and
-// the parts can be collected as the job goes.
+// parts (a ZIP of 20,000 members: a header buffer and a slice of a file each, alternating) grew
+// Chromium's browser process by ~380 MB and the page's by ~130 MB while it was made (bench/e2e.py),
+// and kept every slice and buffer alive until then; folded as they come, the final Blob of Blobs
+// costs next to nothing, and the parts can be collected as the job goes.
 const PARTS_PER_FOLD = 512;
 
 export class BlobWriter {
