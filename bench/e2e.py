@@ -13,7 +13,11 @@ byte of the output on disk:
 - dcmodify: ../shared/peers/a1_dcmodify.sh (copy the series, then dcmodify in place).
 
 Prints the medians, each case's ratio to dcmodify, and the peak memory of all the browser's
-processes (proportional set size, summed) above the same page before any file was opened. Every
+processes (proportional set size, summed) above the same page before any file was opened, split
+per kind of process (browser, renderer: the page and its workers, GPU, utilities). --timeline
+writes every sample, and the page's JS heap during the job; --collect-every N forces a garbage
+collection every N seconds (in the page and/or its workers: --collect-in), which tells memory
+held from garbage not collected yet. Every
 output is checked: N files, each read back by pydicom with the edits in place. Job A's data is
 made by bench/job_a.py (../shared/peers/gen_data.py); --files other than 300 hard-links those
 files under new names.
