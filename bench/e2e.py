@@ -13,7 +13,11 @@ byte of the output on disk:
 - dcmodify: ../shared/peers/a1_dcmodify.sh (copy the series, then dcmodify in place).
 
 Prints the medians, each case's ratio to dcmodify, and the peak memory of all the browser's
-processes (proportional set size, summed) above the same page before any file was opened. Every
+processes (proportional set size, summed) above the same page before any file was opened, split
+per kind of process (browser, renderer: the page and its workers, GPU, utilities). --timeline
+writes every sample, and the page's JS heap during the job; --collect-every N forces a garbage
+collection every N seconds (in the page and/or its workers: --collect-in), which tells memory
+held from garbage not collected yet. Every
 output is checked: N files, each read back by pydicom with the edits in place. Job A's data is
 made by bench/job_a.py (../shared/peers/gen_data.py); --files other than 300 hard-links those
 files under new names.
@@ -24,6 +28,7 @@ import base64
 import io
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -85,9 +90,24 @@ PHASES = """() => {
 }"""
 
 
-def browser_memory(pid):
-    """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
-    total = 0
+def process_kind(pid):
+    """What a Chromium process is: "browser", or its --type (renderer, gpu-process, utility...)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    kind = re.search(r"--type=(\S+)", cmd)
+    if not kind:
+        return "browser"
+    sub = re.search(r"--utility-sub-type=(\S+)", cmd)
+    return f"{kind.group(1)} ({sub.group(1).rsplit('.', 1)[-1]})" if sub else kind.group(1)
+
+
+def browser_memory_by_kind(pid):
+    """Proportional set size of a process and all its descendants (shared pages split), in bytes,
+    summed per kind of process (see process_kind)."""
+    by_kind = {}
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -105,28 +125,44 @@ def browser_memory(pid):
             with open(f"/proc/{current}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
+                        kind = process_kind(current)
+                        by_kind[kind] = by_kind.get(kind, 0) + int(line.split()[1]) * 1024
                         break
         except OSError:
             pass
-    return total
+    return by_kind
+
+
+def browser_memory(pid):
+    """Proportional set size of a process and all its descendants, in bytes (shared pages split)."""
+    return sum(browser_memory_by_kind(pid).values())
 
 
 class PeakMemory:
-    """Samples browser_memory every 0.1 s in a thread; `.peak` is the largest seen."""
+    """Samples the browser's memory every 0.1 s in a thread: `.peak` is the largest total seen,
+    `.at_peak` its split per kind of process then, `.peaks` each kind's own largest."""
 
     def __init__(self, pid):
         self.pid, self.peak, self.running = pid, 0, False
+        self.at_peak, self.peaks = {}, {}
+        self.samples = []  # (seconds since the start, by kind)
 
     def __enter__(self):
         self.running = True
+        self.start = time.monotonic()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
         return self
 
     def sample(self):
         while self.running:
-            self.peak = max(self.peak, browser_memory(self.pid))
+            by_kind = browser_memory_by_kind(self.pid)
+            total = sum(by_kind.values())
+            self.samples.append((time.monotonic() - self.start, by_kind))
+            if total > self.peak:
+                self.peak, self.at_peak = total, by_kind
+            for kind, size in by_kind.items():
+                self.peaks[kind] = max(self.peaks.get(kind, 0), size)
             time.sleep(0.1)
 
     def __exit__(self, *exc):
@@ -134,29 +170,27 @@ class PeakMemory:
         self.thread.join()
 
 
-def browser_pid():
-    """The pid of the Chromium that playwright launched last (the newest chromium process)."""
-    newest = None
+def browser_pid(profile):
+    """The pid of the Chromium that runs with the profile folder `profile` (other Chromiums may
+    run on the machine meanwhile, e.g. tests)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ")  # Chromium rewrites its argv as one string
-            with open(f"/proc/{entry}/stat") as f:
-                start = int(f.read().rsplit(")", 1)[1].split()[19])
         except OSError:
             continue
-        if cmd.split(b" ")[0].endswith(b"/chromium") and b"--type=" not in cmd:
-            if newest is None or start > newest[0]:
-                newest = (start, int(entry))
-    return newest[1]
+        if (cmd.split(b" ")[0].endswith(b"/chromium") and b"--type=" not in cmd
+                and f"--user-data-dir={profile}".encode() in cmd):
+            return int(entry)
+    raise RuntimeError(f"no Chromium runs with the profile {profile}")
 
 
-def fresh_page(p, url, workers, profile):
+def fresh_page(p, url, workers, profile, flags=()):
     """A new Chromium with its own profile on disk (`profile`): a context without one keeps its
     origin-private files in memory, with a quota far below a 1.5 GB study."""
-    context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=CHROMIUM_FLAGS,
+    context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, *flags],
                                                    accept_downloads=True)
     page = context.pages[0] if context.pages else context.new_page()
     page.goto(f"{url}?workers={workers}" if workers else url)
@@ -210,6 +244,24 @@ class CaseFailed(Exception):
     """The page said the task failed (its sentence is the message)."""
 
 
+COLLECT_EVERY = 0  # seconds; 0: never (see --collect-every)
+COLLECT_IN = ("page", "workers")
+TIMELINE = None  # see --timeline
+
+
+def collect_garbage(page):
+    """A full garbage collection in the page and/or each of its workers (COLLECT_IN; Chromium
+    started with --js-flags=--expose-gc)."""
+    if "page" in COLLECT_IN:
+        page.evaluate("() => gc()")
+    for worker in page.workers if "workers" in COLLECT_IN else []:
+        worker.evaluate("() => gc()")
+
+
+JS_HEAP = "() => [performance.memory.usedJSHeapSize, performance.memory.totalJSHeapSize]"
+heap_samples = []  # (seconds, page's JS heap used, its total), when --timeline is given
+
+
 def wait_for_output(page, click, finished):
     """Clicks `click`, then waits until the task's output is complete: a download the browser has
     written whole (`finished` None), or a task row matching `finished` (a folder save). A failed
@@ -219,7 +271,13 @@ def wait_for_output(page, click, finished):
     page.on("download", lambda download: downloads.append(download))
     page.click(click)
     deadline = time.monotonic() + CASE_TIMEOUT_MS / 1000
+    collected = time.monotonic()
     while time.monotonic() < deadline:
+        if COLLECT_EVERY and time.monotonic() - collected > COLLECT_EVERY:
+            collect_garbage(page)
+            collected = time.monotonic()
+        if TIMELINE and (not heap_samples or time.monotonic() - heap_samples[-1][0] > 2):
+            heap_samples.append((time.monotonic(), *page.evaluate(JS_HEAP)))
         failed = page.query_selector(".task.failed")
         if failed:
             raise CaseFailed(failed.text_content())
@@ -259,8 +317,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="pool size (default: the page's own choice)")
     parser.add_argument("--cases", default="zip,folder,deid")
+    parser.add_argument("--collect-every", type=float, default=0,
+                        help="seconds: force a garbage collection in the page and its workers this often (a probe: "
+                        "what memory is garbage the engine has not collected yet)")
+    parser.add_argument("--collect-in", default="page,workers",
+                        help="where --collect-every collects: page, workers or both (comma-separated)")
+    parser.add_argument("--timeline", help="write every memory sample (MB over the empty page, per process kind) "
+                        "to this file, as tab-separated lines")
     parser.add_argument("--distinct", type=int, default=40, help="files given other patients/studies/series")
     args = parser.parse_args()
+    global COLLECT_EVERY, COLLECT_IN, TIMELINE
+    COLLECT_EVERY, COLLECT_IN = args.collect_every, tuple(args.collect_in.split(","))
+    TIMELINE = args.timeline
     source = sorted(ensure_data().iterdir())
     work = pathlib.Path(tempfile.mkdtemp(prefix="dcmstudio-e2e-"))
     data = work / "in"
@@ -283,6 +351,7 @@ def main():
     times = {c: [] for c in ["dcmodify", *cases]}
     memory = {c: [] for c in cases}
     phases = {c: [] for c in cases}
+    split = {c: [] for c in cases}  # per round: kind of process → (+bytes at the peak, its own peak)
     server, url = start_site_server()
     from playwright.sync_api import sync_playwright
     try:
@@ -291,10 +360,12 @@ def main():
                 times["dcmodify"].append(timed(["sh", str(PEERS / "a1_dcmodify.sh"), str(data), str(work / "a1")])[0])
                 for case in cases:
                     profile = work / f"profile-{round_}-{case}"
-                    context, page, workers = fresh_page(p, url, args.workers, str(profile))
-                    pid = browser_pid()
+                    context, page, workers = fresh_page(p, url, args.workers, str(profile),
+                                                          (["--js-flags=--expose-gc"] if COLLECT_EVERY else [])
+                                                          + (["--enable-precise-memory-info"] if TIMELINE else []))
+                    pid = browser_pid(profile)
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
-                    empty = browser_memory(pid)
+                    empty = browser_memory_by_kind(pid)
                     with PeakMemory(pid) as peak:
                         try:
                             seconds, outputs = run_case(page, case, paths)
@@ -305,7 +376,20 @@ def main():
                             raise
                     times[case].append(seconds)
                     phases[case].append(page.evaluate(PHASES))
-                    memory[case].append(peak.peak - empty)
+                    memory[case].append(peak.peak - sum(empty.values()))
+                    if args.timeline:
+                        with open(args.timeline, "a") as f:
+                            for at, used, total in heap_samples:
+                                f.write(f"{case}\t{round_}\t{at - peak.start:.1f}\tpage JS heap used={used / 1e6:.0f}"
+                                        f"\ttotal={total / 1e6:.0f}\n")
+                            heap_samples.clear()
+                            for at, by_kind in peak.samples:
+                                f.write(f"{case}\t{round_}\t{at:.1f}\t" + "\t".join(
+                                    f"{kind}={(size - empty.get(kind, 0)) / 1e6:.0f}"
+                                    for kind, size in sorted(by_kind.items())) + "\n")
+                    split[case].append({kind: (peak.at_peak.get(kind, 0) - empty.get(kind, 0),
+                                               peak.peaks.get(kind, 0) - empty.get(kind, 0))
+                                        for kind in sorted(set(empty) | set(peak.peaks))})
                     check_outputs(outputs, args.files, edited=case != "deid")
                     context.close()
                     shutil.rmtree(profile, ignore_errors=True)
@@ -322,6 +406,9 @@ def main():
               f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page")
         spans = {k: statistics.median(p[k] for p in phases[case] if k in p) for k in phases[case][0]}
         print("      " + ", ".join(f"{k} {v:.2f} s" for k, v in spans.items()))
+        worst = split[case][memory[case].index(max(memory[case]))]
+        print("      at the peak, per process kind (own peak): " + ", ".join(
+            f"{kind} {at / 1e6:+.0f} MB ({own / 1e6:+.0f})" for kind, (at, own) in worst.items()))
     print("  every output: all files present, each read back by pydicom with the edits in place")
 
 

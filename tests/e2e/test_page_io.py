@@ -126,6 +126,33 @@ def test_one_worker_or_two_write_the_same_zip_byte_for_byte(browser, server, tmp
         assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == before.SOPInstanceUID
 
 
+# A download of many parts (outputs.js BlobWriter): small buffers alternating with slices of a Blob
+# (as ZIP members' headers and their files' pixel data), enough to be folded into Blobs twice.
+MANY_PARTS = """async (count) => {
+    const { BlobWriter } = await import('./static/outputs.js');
+    const source = new Blob([Uint8Array.from({ length: 65536 }, (_, i) => i & 255)]);
+    const writer = new BlobWriter('application/zip');
+    for (let i = 0; i < count; i++) {
+        writer.write(i % 2 ? source.slice(i % 1000, i % 1000 + 50) : Uint8Array.of(i & 255, i >> 8, 7).buffer);
+    }
+    const blob = writer.finish();
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { type: blob.type, counted: writer.bytes, data: btoa(text) };
+}"""
+
+
+def test_a_download_of_many_parts_holds_every_part_in_order(page):
+    count = 1101
+    made = page.evaluate(MANY_PARTS, count)
+    source = bytes(range(256)) * 256
+    expected = b"".join(source[i % 1000:i % 1000 + 50] if i % 2 else bytes([i & 255, i >> 8, 7]) for i in range(count))
+    assert base64.b64decode(made["data"]) == expected
+    assert made["counted"] == len(expected)
+    assert made["type"] == "application/zip"
+
+
 OPFS_PICKERS = """async () => {
     const outputs = await import('./static/outputs.js');
     const root = await navigator.storage.getDirectory();
