@@ -254,7 +254,7 @@ export class WorkerPool {
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
     let cancelled = false;
-    const running = new Set();  // { worker, id } of the requests sent
+    const running = new Set();  // { worker, id } of the requests under way
     let failure = null;
     const held = [];            // items whose step answered `later`
     const told = new Map();     // item → what its step left for the last round
@@ -282,10 +282,12 @@ export class WorkerPool {
           }
           const taken = queue.splice(0, chunk);
           const request = worker.request(Op.JOB_STEPS, { job, items: taken, reads: opened.reads }, { onPart: part });
-          running.add({ worker, id: request.id });
+          const sent = { worker, id: request.id };
+          running.add(sent);
           inFlight++;
           const result = await request.done;
           inFlight--;
+          running.delete(sent);  // only requests under way are cancelled (and kept)
           if (result.ok) {
             result.steps.forEach((step, i) => {
               if (step.ok && step.later && !taken[i].last_round) return held.push(taken[i]);
