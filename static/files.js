@@ -6,6 +6,12 @@ import { button, el, plural } from "./dom.js";
 import { Op } from "./protocol.js";
 import { TreeView } from "./tree.js";
 
+// What puts a file in its patient, study and series in the file tree: [patient, study, series].
+// A folder save with a DICOMDIR numbers its File IDs by the same grouping (jobs.js).
+export function groupOf(f) {
+  return [`${f.patient.name}\u0000${f.patient.id}`, f.study.uid, f.series.uid];
+}
+
 // While files are opening, the file tree is redrawn at most this often, and less often when
 // drawing it takes long (thousands of files): never more than a tenth of the time.
 const RENDER_EVERY_MS = 500;
@@ -276,13 +282,13 @@ export class FileList {
   groups() {
     const patients = new Map();
     for (const f of this.files.values()) {
-      const pKey = `${f.patient.name}\u0000${f.patient.id}`;
+      const [pKey, studyUid, seriesUid] = groupOf(f);
       if (!patients.has(pKey)) patients.set(pKey, { patient: f.patient, studies: new Map() });
       const studies = patients.get(pKey).studies;
-      if (!studies.has(f.study.uid)) studies.set(f.study.uid, { study: f.study, series: new Map() });
-      const series = studies.get(f.study.uid).series;
-      if (!series.has(f.series.uid)) series.set(f.series.uid, { series: f.series, files: [] });
-      series.get(f.series.uid).files.push(f);
+      if (!studies.has(studyUid)) studies.set(studyUid, { study: f.study, series: new Map() });
+      const series = studies.get(studyUid).series;
+      if (!series.has(seriesUid)) series.set(seriesUid, { series: f.series, files: [] });
+      series.get(seriesUid).files.push(f);
     }
     return patients;
   }

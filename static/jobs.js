@@ -2,6 +2,7 @@
 // as they are made: into a folder, a ZIP file on disk, or a ZIP download (outputs.js).
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
 import { checkbox, el, plural } from "./dom.js";
+import { groupOf } from "./files.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -117,16 +118,15 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const first = hooks.before ? await hooks.before(items) : { ok: true };
   if (!first.ok) return first;
   if (hooks.before) performance.mark("dcmstudio:job-before");
-  // With a DICOMDIR the files are named by File IDs, from the page's grouping and order of them.
+  // With a DICOMDIR the files are named by File IDs, from the file tree's grouping and order of them.
   const named = target.dicomdir
-    ? await app.python.call("dicomdir_file_ids", { keys: files.map((f) =>
-      [`${f.patient?.name}\u0000${f.patient?.id}`, f.study?.uid || "", f.series?.uid || ""]) })
+    ? await app.python.call("dicomdir_file_ids", { keys: files.map(groupOf) })
     : await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
   if (!named.ok) return named;
-  if (target.dicomdir) named.members = named.file_ids;
-  items = items.map((item, i) => ({ ...item, member: named.members[i], ...first.items?.[i] }));
+  const members = target.dicomdir ? named.file_ids : named.members;
+  items = items.map((item, i) => ({ ...item, member: members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
-    const clash = await existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...named.members]);
+    const clash = await existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...members]);
     const hasDicomdir = clash.includes(DICOMDIR);
     const others = clash.filter((name) => name !== DICOMDIR);
     const also = others.length ? ` and ${others.length} of these ${items.length} files` : "";
