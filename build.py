@@ -37,9 +37,11 @@ PYODIDE_CORE_FILES = ["pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "pyth
 # Packages of Pyodide's own distribution that the page ships, by their name in pyodide-lock.json.
 PYODIDE_PACKAGES = ["numpy", "micropip", "packaging", "pillow"]
 # Start-up loads only what opening and inspecting a file needs; the rest is loaded right after
-# Python is ready. numpy must come first: pydicom decides at import time whether numpy exists.
-STARTUP_PACKAGES = ["numpy"]
-LATER_PACKAGES = ["pillow", "packaging"]  # JPEG decoding and image creation; nibabel's dependency
+# Python is ready. numpy, half of the start-up alone, comes later: pydicom decides at import time
+# whether numpy exists, so dcmstudio imports pydicom and itself again once it has arrived
+# (py/dcmstudio/startup.py).
+STARTUP_PACKAGES = []
+LATER_PACKAGES = ["numpy", "pillow", "packaging"]  # pixels; JPEG decoding, image creation; nibabel's dependency
 STARTUP_WHEELS = ("pydicom",)             # the other wheels (volume readers) come later
 # The official full distribution of the release, one file per package.
 PYODIDE_OFFICIAL_BASE = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"

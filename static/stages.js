@@ -31,8 +31,13 @@ export async function loadStage(pyodide, stage, archives) {
   if (missing.length) throw new Error(`${missing.join(", ")} did not load: ${errors.join(" ") || "no reason given"}`);
 }
 
-// After the `later` stage: tells dcmstudio what has arrived (pydicom chose its decoders at import,
-// before Pillow was there). Returns the api's plain answer.
-export function announceLaterStage(apiCall) {
-  return JSON.parse(apiCall("later_stage_loaded", "{}"));
+// After the `later` stage: tells dcmstudio what has arrived. pydicom decided at import, before
+// numpy and Pillow were there, what it can do; with numpy, dcmstudio imports itself and pydicom
+// again (dcmstudio/startup.py), and `apiCall`, a function of the old module, must be taken again.
+// Returns the api's plain answer and the `apiCall` to use from now on.
+export function announceLaterStage(pyodide, apiCall) {
+  const answer = JSON.parse(apiCall("later_stage_loaded", "{}"));
+  if (!answer.ok || !answer.imported_again) return { answer, apiCall };
+  apiCall.destroy();
+  return { answer, apiCall: pyodide.pyimport("dcmstudio.api").call };
 }

@@ -68,17 +68,23 @@ async function start() {
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
 
-  codecs = installCodecs(pyodide, siteRoot, runtime.codecs);
   later = loadStage(pyodide, runtime.later, runtime.later.archives.map(fetchBytes))
-    .then(() => announceLaterStage(apiCall))
+    .then(() => {
+      const announced = announceLaterStage(pyodide, apiCall);
+      if (!announced.answer.ok) throw new Error(announced.answer.error.message);
+      apiCall = announced.apiCall;  // dcmstudio was imported again, now with numpy
+    })
     .then(() => { timings.later = Math.round(performance.now()); })
     .catch((error) => {
       post({ kind: Reply.NOTICE,
-        message: `Pillow and the volume readers could not be loaded (${error.message || error}): `
-          + "inspecting and editing still work; JPEG images, image creation and volumes do not. "
+        message: `numpy, Pillow and the volume readers could not all be loaded (${error.message || error}): `
+          + "opening and inspecting files still work; images, image creation, compression and volumes may not. "
           + "Reload the page to try again." });
     })
     .finally(() => post({ kind: Reply.SETTLED }));
+  // The codecs register with dcmstudio.codecs, which needs numpy: they wait for the later stage.
+  codecs = later.then(() => installCodecs(pyodide, siteRoot, runtime.codecs))
+    .catch((error) => console.warn(`The wasm codecs were not installed: ${error.message || error}`));
 }
 
 // A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was

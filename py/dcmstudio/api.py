@@ -15,6 +15,7 @@ A result may name files for the page to download:
 
 import errno
 import functools
+import importlib
 import itertools
 import json
 import os
@@ -202,9 +203,16 @@ def export_json(path, name):
 
 @endpoint
 def later_stage_loaded():
-    """The page has loaded the packages it loads after start-up (Pillow): put them to use."""
-    from . import codecs
-    return {"pillow_decodes": codecs.adopt_late_pillow()}
+    """The page has loaded the packages it loads after start-up (numpy, Pillow): put them to use.
+
+    When numpy has arrived, pydicom and dcmstudio are imported again (:mod:`dcmstudio.startup`) and
+    ``imported_again`` is true: this module is then no longer the one in use, and the caller takes
+    :func:`call` again from the fresh ``dcmstudio.api``.
+    """
+    from . import startup
+    imported_again = startup.import_again_with_numpy()
+    codecs = importlib.import_module("dcmstudio.codecs")  # the fresh module once imported again
+    return {"imported_again": imported_again, "pillow_decodes": codecs.adopt_late_pillow()}
 
 
 # ---- View ----------------------------------------------------------------------------------------

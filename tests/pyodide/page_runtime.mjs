@@ -1,6 +1,7 @@
 // The page's Python in Node, loaded from dist/ as the worker loads it (static/stages.js): the
-// start-up stage, dcmstudio.api imported, then the later stage (Pillow arrives after pydicom's
-// import). Shared by the Pyodide test run and the benchmarks that run in the page's runtime.
+// start-up stage, dcmstudio.api imported, then the later stage (numpy and Pillow arrive after
+// pydicom's import, and dcmstudio imports itself again). Shared by the Pyodide test run and the
+// benchmarks that run in the page's runtime.
 import fs from "node:fs";
 import path from "node:path";
 import { loadStage, announceLaterStage, pyodideOptions } from "../../static/stages.js";
@@ -16,7 +17,7 @@ export async function loadPageRuntime(dist) {
   pyodide.FS.mkdirTree("/out");
   const apiCall = pyodide.pyimport("dcmstudio.api").call;
   await loadStage(pyodide, runtime.later, archives(runtime.later));
-  const announced = announceLaterStage(apiCall);
-  if (!announced.ok) throw new Error(`the later stage: ${announced.error.message}`);
-  return { pyodide, apiCall, runtime };
+  const announced = announceLaterStage(pyodide, apiCall);
+  if (!announced.answer.ok) throw new Error(`the later stage: ${announced.answer.error.message}`);
+  return { pyodide, apiCall: announced.apiCall, runtime };
 }
