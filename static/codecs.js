@@ -235,22 +235,30 @@ function encoderFor(codec, holder) {
 /**
  * Instantiates the codecs runtime.json names and registers them with dcmstudio.codecs.
  * A codec that does not load is registered as unavailable, with the reason, so that the viewer
- * and Compress say why instead of failing later. Never rejects.
+ * and Compress say why instead of failing later. Rejects only if `registry` does.
  *
  * @param {object} pyodide  the worker's Pyodide, with dcmstudio importable
  * @param {URL} siteRoot    the folder holding runtime.json (dist/)
  * @param {object} files    runtime.json's `codecs`: { name: { module, wasm } }, paths in dist/
- * @param {object} [registry]  what to register with, by default the dcmstudio.codecs module
- *   (tests/pyodide/run.mjs collects the functions instead, for the tests that ask for them)
+ * @param {object|Promise<object>} [registry]  what to register with, or a promise of it (the
+ *   worker's: dcmstudio.codecs once the later stage has brought numpy), by default the
+ *   dcmstudio.codecs module (tests/pyodide/run.mjs collects the functions instead, for the tests
+ *   that ask for them). The codecs load meanwhile.
  * @returns {Promise<string[]>} the labels of the codecs that loaded
  */
 export async function installCodecs(pyodide, siteRoot, files = {}, registry = null) {
+  const codecs = Object.entries(CODECS);
+  // settled as { holder } or { error }: a failure waits here, unhandled, until the registry comes
+  const loads = codecs.map(([name, codec]) => (files[name]
+    ? withTimeout(loadModule(files[name], siteRoot, codec.label), LOAD_TIMEOUT_MS)
+    : Promise.reject(new Error("this build does not include it")))
+    .then((holder) => ({ holder }), (error) => ({ error })));
   const ownsRegistry = !registry;
-  registry ||= pyodide.pyimport("dcmstudio.codecs");
-  const loaded = await Promise.all(Object.entries(CODECS).map(async ([name, codec]) => {
+  registry = await (registry || pyodide.pyimport("dcmstudio.codecs"));
+  const loaded = await Promise.all(codecs.map(async ([, codec], i) => {
     try {
-      if (!files[name]) throw new Error("this build does not include it");
-      const holder = await withTimeout(loadModule(files[name], siteRoot, codec.label), LOAD_TIMEOUT_MS);
+      const { holder, error } = await loads[i];
+      if (error) throw error;
       const decode = decoderFor(codec, holder);
       for (const ts of codec.decodes) registry.register_decoder(ts, decode);
       const encode = encoderFor(codec, holder);

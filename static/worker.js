@@ -82,9 +82,12 @@ async function start() {
           + "Reload the page to try again." });
     })
     .finally(() => post({ kind: Reply.SETTLED }));
-  // The codecs register with dcmstudio.codecs, which needs numpy: they wait for the later stage.
-  codecs = later.then(() => installCodecs(pyodide, siteRoot, runtime.codecs))
-    .catch((error) => console.warn(`The wasm codecs were not installed: ${error.message || error}`));
+  // The codecs load meanwhile, and register with dcmstudio.codecs once the later stage has
+  // brought numpy and imported it again.
+  const registry = later.then(() => pyodide.pyimport("dcmstudio.codecs"));
+  codecs = installCodecs(pyodide, siteRoot, runtime.codecs, registry)
+    .catch((error) => console.warn(`The wasm codecs were not installed: ${error.message || error}`))
+    .finally(() => registry.then((module) => module.destroy(), () => {}));
 }
 
 // A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was

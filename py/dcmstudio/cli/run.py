@@ -241,7 +241,8 @@ def run_batch(function, spec, items, *args):
 
 
 class Progress:
-    """A bar on a terminal (tqdm), a plain line per file otherwise; nothing with ``--quiet``."""
+    """A bar on a terminal (tqdm), a plain line per file otherwise; nothing with ``--quiet``, whose
+    failures the command lists once, at the end."""
 
     def __init__(self, total, quiet, stream=None):
         self.stream = stream or sys.stderr
@@ -262,7 +263,7 @@ class Progress:
             self.bar.update(1)
             if "error" in result:
                 self.bar.write(f"failed: {result['file']}: {result['error']}", file=self.stream)
-        elif not self.quiet or "error" in result:
+        elif not self.quiet:
             state = f"failed: {result['error']}" if "error" in result else "ok"
             print(f"[{self.done}/{self.total}] {result['file']}: {state}", file=self.stream, flush=True)
 
