@@ -31,13 +31,23 @@ export async function loadStage(pyodide, stage, archives) {
   if (missing.length) throw new Error(`${missing.join(", ")} did not load: ${errors.join(" ") || "no reason given"}`);
 }
 
-// After the `later` stage: tells dcmstudio what has arrived. pydicom decided at import, before
-// numpy and Pillow were there, what it can do; with numpy, dcmstudio imports itself and pydicom
-// again (dcmstudio/startup.py), and `apiCall`, a function of the old module, must be taken again.
-// Returns the api's plain answer and the `apiCall` to use from now on.
-export function announceLaterStage(pyodide, apiCall) {
-  const answer = JSON.parse(apiCall("later_stage_loaded", "{}"));
-  if (!answer.ok || !answer.imported_again) return { answer, apiCall };
+// Loads the `later` stage and tells dcmstudio it has arrived. Python keeps serving requests while
+// it loads, so until then dcmstudio refuses to import numpy and Pillow (their files are written
+// before their wasm libraries are loaded). pydicom decided at import, before numpy and Pillow were
+// there, what it can do; with numpy, dcmstudio imports itself and pydicom again
+// (dcmstudio/startup.py), and `apiCall`, a function of the old module, must be taken again.
+// Returns the `apiCall` to use from now on; throws if the stage or the announcement failed.
+export async function loadLaterStage(pyodide, stage, archives, apiCall) {
+  answerOf(apiCall("later_stage_loading", "{}"));
+  await loadStage(pyodide, stage, archives);
+  const answer = answerOf(apiCall("later_stage_loaded", "{}"));
+  if (!answer.imported_again) return apiCall;
   apiCall.destroy();
-  return { answer, apiCall: pyodide.pyimport("dcmstudio.api").call };
+  return pyodide.pyimport("dcmstudio.api").call;
+}
+
+function answerOf(json) {
+  const answer = JSON.parse(json);
+  if (!answer.ok) throw new Error(answer.error.message);
+  return answer;
 }

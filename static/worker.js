@@ -5,7 +5,7 @@
 import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
 import { installCodecs } from "./codecs.js";
-import { loadStage, announceLaterStage, pyodideOptions } from "./stages.js";
+import { loadStage, loadLaterStage, pyodideOptions } from "./stages.js";
 
 const siteRoot = new URL("../", import.meta.url);
 
@@ -68,13 +68,11 @@ async function start() {
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
 
-  later = loadStage(pyodide, runtime.later, runtime.later.archives.map(fetchBytes))
-    .then(() => {
-      const announced = announceLaterStage(pyodide, apiCall);
-      if (!announced.answer.ok) throw new Error(announced.answer.error.message);
-      apiCall = announced.apiCall;  // dcmstudio was imported again, now with numpy
+  later = loadLaterStage(pyodide, runtime.later, runtime.later.archives.map(fetchBytes), apiCall)
+    .then((call) => {
+      apiCall = call;  // dcmstudio was imported again, now with numpy
+      timings.later = Math.round(performance.now());
     })
-    .then(() => { timings.later = Math.round(performance.now()); })
     .catch((error) => {
       post({ kind: Reply.NOTICE,
         message: `numpy, Pillow and the volume readers could not all be loaded (${error.message || error}): `
@@ -88,6 +86,8 @@ async function start() {
   codecs = installCodecs(pyodide, siteRoot, runtime.codecs, registry)
     .catch((error) => console.warn(`The wasm codecs were not installed: ${error.message || error}`))
     .finally(() => registry.then((module) => module.destroy(), () => {}));
+  // Tests wait for this before they reach into the Python that the later stage imports again.
+  self.dcmstudio.settled = Promise.allSettled([later, codecs]);
 }
 
 // A File whose bytes the browser can no longer give (moved, deleted or changed on disk since it was

@@ -202,6 +202,15 @@ def export_json(path, name):
 
 
 @endpoint
+def later_stage_loading():
+    """The page starts loading numpy and Pillow: until :func:`later_stage_loaded`, they are not
+    imported (:func:`dcmstudio.startup.hold_back_later_stage`)."""
+    from . import startup
+    startup.hold_back_later_stage()
+    return {}
+
+
+@endpoint
 def later_stage_loaded():
     """The page has loaded the packages it loads after start-up (numpy, Pillow): put them to use.
 

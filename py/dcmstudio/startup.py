@@ -20,6 +20,32 @@ import sys
 # The packages imported before numpy arrived, and imported again after.
 IMPORTED_AGAIN = ("pydicom", "dcmstudio")
 
+# What the later stage brings. While it loads, a file is written before its wasm library is loaded:
+# an import then would fail half-way and leave broken modules behind.
+LATER_STAGE = ("numpy", "PIL")
+
+
+class _HoldBack:
+    """A finder that refuses to import the later stage's packages until they are all there."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in LATER_STAGE:
+            raise ImportError(f"{name} is still loading", name=name)
+        return None
+
+
+_holding_back = _HoldBack()
+
+
+def hold_back_later_stage():
+    """Make ``import numpy`` (and Pillow) fail cleanly until :func:`import_again_with_numpy`.
+
+    The page calls this before it loads the later stage, so that a file inspected meanwhile sees
+    no numpy, as at start-up, rather than a half-installed one.
+    """
+    if _holding_back not in sys.meta_path:
+        sys.meta_path.insert(0, _holding_back)
+
 
 def import_again_with_numpy():
     """Import pydicom and dcmstudio again if numpy has been installed since they were imported.
@@ -35,6 +61,8 @@ def import_again_with_numpy():
     """
     import pydicom.config
 
+    while _holding_back in sys.meta_path:
+        sys.meta_path.remove(_holding_back)
     if pydicom.config.have_numpy:
         return False
     importlib.invalidate_caches()  # numpy's files were written after the import system looked

@@ -371,7 +371,9 @@ def test_outputs_that_gain_a_validation_error_are_noted_whichever_worker_wrote_t
     workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
     assert len(workers) == 2
     for worker in workers:
-        worker.evaluate("code => self.dcmstudio.pyodide.runPythonAsync(code)", BAD_DATE_IN_OUTPUTS)
+        # after the later stage, which imports dcmstudio again: a patch before it would be lost
+        worker.evaluate("async code => { await self.dcmstudio.settled; return self.dcmstudio.pyodide.runPythonAsync(code); }",
+                        BAD_DATE_IN_OUTPUTS)
     choose_target(page, pydicom.uid.RLELossless)
     data = compress_to_download(page)
     assert len(read_zip(data)) == 8  # still written: the person decides

@@ -4,7 +4,7 @@
 // benchmarks that run in the page's runtime.
 import fs from "node:fs";
 import path from "node:path";
-import { loadStage, announceLaterStage, pyodideOptions } from "../../static/stages.js";
+import { loadStage, loadLaterStage, pyodideOptions } from "../../static/stages.js";
 
 export async function loadPageRuntime(dist) {
   const runtime = JSON.parse(fs.readFileSync(path.join(dist, "runtime.json"), "utf8"));
@@ -15,9 +15,7 @@ export async function loadPageRuntime(dist) {
   await loadStage(pyodide, runtime.startup, archives(runtime.startup));
   pyodide.FS.mkdirTree("/in");
   pyodide.FS.mkdirTree("/out");
-  const apiCall = pyodide.pyimport("dcmstudio.api").call;
-  await loadStage(pyodide, runtime.later, archives(runtime.later));
-  const announced = announceLaterStage(pyodide, apiCall);
-  if (!announced.answer.ok) throw new Error(`the later stage: ${announced.answer.error.message}`);
-  return { pyodide, apiCall: announced.apiCall, runtime };
+  const apiCall = await loadLaterStage(pyodide, runtime.later, archives(runtime.later),
+    pyodide.pyimport("dcmstudio.api").call);
+  return { pyodide, apiCall, runtime };
 }

@@ -18,12 +18,13 @@ IN_PYODIDE = sys.platform == "emscripten"
 needs_processes = pytest.mark.skipif(IN_PYODIDE, reason="Pyodide starts no processes")
 PY_DIR = pathlib.Path(__file__).resolve().parents[2] / "py"
 
-# Run in the child: numpy is refused until `arrive()`, as it is missing from the page's start-up.
+# Run in the child: numpy and Pillow are refused until `arrive()`, as they are missing from the
+# page's start-up.
 PREAMBLE = """
 import importlib.abc, json, sys
 class NoNumpy(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "numpy" or name.startswith("numpy."):
+        if name.split(".")[0] in ("numpy", "PIL"):
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 blocker = NoNumpy()
@@ -100,3 +101,35 @@ print(json.dumps({{"before": before, "not_yet": not_yet, "answer": answer, "same
     assert answers["rendered"] is True
     # Once pydicom has numpy, a second announcement imports nothing again.
     assert answers["again"]["ok"] and answers["again"]["imported_again"] is False
+
+
+@needs_processes
+def test_while_the_later_stage_loads_numpy_is_refused_whole_then_imported():
+    # In the page, numpy's files are written before its wasm libraries are loaded: an import in
+    # between fails half-way. While the stage loads (later_stage_loading), dcmstudio refuses it
+    # whole, even with numpy there, and leaves no part of it imported.
+    answers = run_child("""
+import dcmstudio.api as first
+arrive()  # numpy's and Pillow's files are there, as half-way through the page's later stage
+loading = call(first, "later_stage_loading")
+try:
+    import numpy
+    refused = None
+except ImportError as exc:
+    refused = str(exc)
+left_over = sorted(name for name in sys.modules if name.split(".")[0] in ("numpy", "PIL"))
+try:
+    import PIL.Image
+    pillow_refused = False
+except ImportError:
+    pillow_refused = True
+loaded = call(first, "later_stage_loaded")
+import numpy
+print(json.dumps({"loading": loading, "refused": refused, "left_over": left_over, "pillow_refused": pillow_refused,
+                  "loaded": loaded, "numpy": numpy.__name__}))
+""")
+    assert answers["loading"]["ok"]
+    assert answers["refused"] == "numpy is still loading"
+    assert answers["left_over"] == [] and answers["pillow_refused"] is True
+    assert answers["loaded"]["ok"] and answers["loaded"]["imported_again"] is True
+    assert answers["numpy"] == "numpy"
