@@ -133,11 +133,19 @@ function prefetch(paths, length = 0) {
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
-      return local;
+      return { local, bytes };
     } catch {
       return null;
     }
   }));
+}
+
+// Deletes a fetched copy once its step is over, if Python did not (it deletes what it read).
+// (Detaching its buffer to free it sooner made it worse: V8 then no longer counts the memory,
+// which stays until a full collection, so none comes: +1.5 GB after opening 20,000 files.)
+function release(fetched) {
+  if (!fetched) return;
+  try { pyodide.FS.unlink(fetched.local); } catch { /* Python deleted it */ }
 }
 
 function callPython(fn, args) {
@@ -225,9 +233,11 @@ const handlers = {
       if (cancelled.has(id)) break;
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
-      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
+      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i]?.local }) });
+      release(heads[i]);
       await yieldToMessages();  // the page counts progress by chunk: no message per file
     }
+    heads.slice(described.length).forEach(release);  // a Cancel left these out
     return { ok: true, files: described };
   },
 
@@ -295,8 +305,9 @@ const handlers = {
     const parts = partBatch(id);
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
-      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
+      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i].local } : {};
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
+      release(locals[i]);
       if (step.ok) {
         sendChunks(id, step, parts.send);
         sendOutputs(id, step, parts.send);
@@ -305,8 +316,7 @@ const handlers = {
       await yieldToMessages();  // a Cancel is heard between items, not after the whole chunk
     }
     parts.flush();  // before DONE: the page takes each step's parts before the step
-    // what was fetched for the items a Cancel left out
-    for (const local of locals.slice(steps.length)) if (local) pyodide.FS.unlink(local);
+    locals.slice(steps.length).forEach(release);  // fetched for the items a Cancel left out
     return { ok: true, steps };
   },
 
