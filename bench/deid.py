@@ -258,6 +258,8 @@ from dcmstudio.deid import derive_key
 data, options, container = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 plain = lambda value: json.loads(json.dumps(value))
 scratch = pathlib.Path(tempfile.mkdtemp())
+if sys.argv[4] == "warm":  # the worker warmed up first (see jobs.prepare_deid): the same outputs
+    jobs.prepare_deid(tempfile.mkdtemp())
 options = {"secret": "bench secret", "key": derive_key("bench secret")[0].hex(), **options}
 items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(sorted(data.iterdir()), start=1)]
 job = jobs.start("deid_learn", plain(options), len(items), lambda name: str(scratch / ("l-" + name)))
@@ -281,11 +283,12 @@ print(digest.hexdigest())
 """
 
 
-def outputs_digest(py_dir, data_dir, options, container):
+def outputs_digest(py_dir, data_dir, options, container, start="cold"):
     """sha256 of every output file, step answer (report, line, merge) and mapping file of the
     page's pooled deid over ``data_dir`` in CPython into ``container`` ("members": a ZIP's,
-    "files": a folder's), with the package in ``py_dir``."""
-    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container],
+    "files": a folder's), with the package in ``py_dir``; ``start`` "warm": after the worker's
+    warm-up."""
+    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container, start],
                             check=True,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(py_dir)})
     return result.stdout.strip()
@@ -311,13 +314,14 @@ def main():
         same = True
         for options in OPTION_SETS:
             # a folder's files are the ZIP's members, whichever copy writes them
-            digests = {(py, container): outputs_digest(py, data_dir, options, container)
+            digests = {(py, container, "cold"): outputs_digest(py, data_dir, options, container)
                        for py in (ROOT / "py", args.baseline) for container in ("members", "files")}
+            digests[ROOT / "py", "members", "warm"] = outputs_digest(ROOT / "py", data_dir, options, "members", "warm")
             agree = len(set(digests.values())) == 1
             same &= agree
             print(f"{'same' if agree else 'DIFFERENT'}: {json.dumps(options)}  "
-                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container} {digest[:16]}"
-                              for (py, container), digest in digests.items()))
+                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container}{WARMED[start]} {digest[:16]}"
+                              for (py, container, start), digest in digests.items()))
         sys.exit(0 if same else 1)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):
