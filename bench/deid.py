@@ -20,7 +20,11 @@ Timed, interleaved over the rounds, median reported:
   its files') and into a folder (the page's folder save: each file written as it comes,
   unchanged pixel data referenced, not read or copied through a worker, no CRC); the
   outputs of every N and both targets are compared byte for byte (member bytes = file bytes, the
-  same mapping and report);
+  same mapping and report); each with cold workers (their first de-identification: imports, tables,
+  code run for the first time) and with workers warmed up before the clock (the deid_prepare task
+  on a made-up series, as the page does when the person comes to the De-identify workbench and
+  while they pick the target; a ZIP download has no picker: its run is warm only if the person
+  came to the workbench before);
 - dcmstudio in CPython (the same library in-process), for reference;
 - dicognito and gdcmanon, whole process.
 Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
@@ -58,6 +62,12 @@ SECRET = "bench secret"
 
 # The page runtime's two output targets: bench/deid_pool.mjs's container for each.
 TARGETS = {"zip": "members", "folder": "files"}
+# How a pooled run's name says whether its workers were warmed up before the clock.
+WARMED = {"cold": "", "warm": ", warmed up"}
+
+
+def pool_name(workers, target, start):
+    return f"dcmstudio page runtime, {workers} worker(s), {target}{WARMED[start]}"
 
 NODE_JOB = """
 import fs from "node:fs";
@@ -123,12 +133,12 @@ def run_pyodide(data_dir, out_zip, script):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_pool(data_dir, out, workers, container="members"):
+def run_pool(data_dir, out, workers, container="members", start="cold"):
     """bench/deid_pool.mjs: the page's runtime with ``workers`` workers, into a ZIP
-    (``container`` "members") or a folder ("files"); its timings."""
+    (``container`` "members") or a folder ("files"), ``start`` "cold" or "warm"; its timings."""
     options = json.dumps({"secret": SECRET, "zip_name": "deid.zip"})
     result = subprocess.run(["node", str(ROOT / "bench" / "deid_pool.mjs"), str(data_dir), str(out),
-                             str(workers), options, container], check=True, capture_output=True, text=True)
+                             str(workers), options, container, start], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -248,6 +258,8 @@ from dcmstudio.deid import derive_key
 data, options, container = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 plain = lambda value: json.loads(json.dumps(value))
 scratch = pathlib.Path(tempfile.mkdtemp())
+if sys.argv[4] == "warm":  # the worker warmed up first (see jobs.prepare_deid): the same outputs
+    jobs.prepare_deid(tempfile.mkdtemp())
 options = {"secret": "bench secret", "key": derive_key("bench secret")[0].hex(), **options}
 items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(sorted(data.iterdir()), start=1)]
 job = jobs.start("deid_learn", plain(options), len(items), lambda name: str(scratch / ("l-" + name)))
@@ -271,11 +283,12 @@ print(digest.hexdigest())
 """
 
 
-def outputs_digest(py_dir, data_dir, options, container):
+def outputs_digest(py_dir, data_dir, options, container, start="cold"):
     """sha256 of every output file, step answer (report, line, merge) and mapping file of the
     page's pooled deid over ``data_dir`` in CPython into ``container`` ("members": a ZIP's,
-    "files": a folder's), with the package in ``py_dir``."""
-    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container],
+    "files": a folder's), with the package in ``py_dir``; ``start`` "warm": after the worker's
+    warm-up."""
+    result = subprocess.run([sys.executable, "-c", DIGEST_JOB, str(data_dir), json.dumps(options), container, start],
                             check=True,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(py_dir)})
     return result.stdout.strip()
@@ -291,20 +304,24 @@ def main():
                         "mapping on the series, under Basic and a few option sets")
     parser.add_argument("--workers", default="1,2",
                         help="the page runtime's pool sizes to time, comma-separated (default 1,2)")
+    parser.add_argument("--starts", default="cold,warm",
+                        help="the page runtime's workers cold, warmed up before the clock, or both (default)")
     args = parser.parse_args()
     pools = [int(n) for n in args.workers.split(",") if n]
+    starts = [start for start in args.starts.split(",") if start]
     data_dir = ensure_data(args.data)
     if args.baseline:
         same = True
         for options in OPTION_SETS:
             # a folder's files are the ZIP's members, whichever copy writes them
-            digests = {(py, container): outputs_digest(py, data_dir, options, container)
+            digests = {(py, container, "cold"): outputs_digest(py, data_dir, options, container)
                        for py in (ROOT / "py", args.baseline) for container in ("members", "files")}
+            digests[ROOT / "py", "members", "warm"] = outputs_digest(ROOT / "py", data_dir, options, "members", "warm")
             agree = len(set(digests.values())) == 1
             same &= agree
             print(f"{'same' if agree else 'DIFFERENT'}: {json.dumps(options)}  "
-                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container} {digest[:16]}"
-                              for (py, container), digest in digests.items()))
+                  + "  ".join(f"{'ours' if py == ROOT / 'py' else 'baseline'} {container}{WARMED[start]} {digest[:16]}"
+                              for (py, container, start), digest in digests.items()))
         sys.exit(0 if same else 1)
     dicognito, dicognito_version = ensure_dicognito()
     for tool in ("node", "gdcmanon", "openssl"):
@@ -325,12 +342,13 @@ def main():
                  "dcmstudio start-up (Pyodide)": [],
                  "dcmstudio (CPython)": [], "dicognito": [], "gdcmanon": []}
         for n in pools:
-            for target in TARGETS:
-                times[f"dcmstudio page runtime, {n} worker(s), {target}"] = []
-                if target == "zip":  # the folder's time includes its writes; the ZIP's is in memory
-                    times[f"dcmstudio page runtime, {n} worker(s), zip written to disk"] = []
-                for phase in ("key", "learn", "deid", "finish"):
-                    times[f"  {n} worker(s), {target}: {phase}"] = []
+            for start in starts:
+                for target in TARGETS:
+                    times[pool_name(n, target, start)] = []
+                    if target == "zip":  # the folder's time includes its writes; the ZIP's is in memory
+                        times[pool_name(n, "zip written to disk", start)] = []
+                    for phase in ("key", "learn", "deid", "finish"):
+                        times[f"  {n} worker(s), {target}{WARMED[start]}: {phase}"] = []
         pyodide_result = None
         # CPU seconds (every thread and child process of the run; the page runtime's from the job
         # start to its end, as its elapsed time): steadier than elapsed time on a busy machine
@@ -338,20 +356,19 @@ def main():
         load = []  # the 1-minute load average at each round's start
         for round_ in range(args.rounds):
             load.append(os.getloadavg()[0])
-            pooled_runs = [f"pool{n}-{target}" for n in pools for target in TARGETS]
+            pooled_runs = [f"pool{n}-{target}-{start}" for n in pools for start in starts for target in TARGETS]
             for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
                 if tool.startswith("pool"):
-                    n, target = tool[4:].split("-")
-                    pooled = run_pool(data_dir, out, int(n), TARGETS[target])
-                    times[f"dcmstudio page runtime, {n} worker(s), {target}"].append(pooled["seconds"])
+                    n, target, start = tool[4:].split("-")
+                    pooled = run_pool(data_dir, out, int(n), TARGETS[target], start)
+                    times[pool_name(n, target, start)].append(pooled["seconds"])
                     if target == "zip":
-                        times[f"dcmstudio page runtime, {n} worker(s), zip written to disk"].append(
+                        times[pool_name(n, "zip written to disk", start)].append(
                             pooled["seconds"] + pooled["zipWriteSeconds"])
-                    cpu.setdefault(f"dcmstudio page runtime, {n} worker(s), {target}", []).append(
-                        pooled["cpuSeconds"])
+                    cpu.setdefault(pool_name(n, target, start), []).append(pooled["cpuSeconds"])
                     for phase in ("key", "learn", "deid", "finish"):
-                        times[f"  {n} worker(s), {target}: {phase}"].append(pooled[f"{phase}Seconds"])
+                        times[f"  {n} worker(s), {target}{WARMED[start]}: {phase}"].append(pooled[f"{phase}Seconds"])
                     if round_ != args.rounds - 1:  # the last round's outputs are compared
                         shutil.rmtree(out, ignore_errors=True)
                         out.unlink(missing_ok=True)
@@ -378,11 +395,13 @@ def main():
         last = args.rounds - 1
         # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
         # the folder the same files as the ZIP's members
-        pooled_outputs = {n: ((work / f"pool{n}-zip-{last}").read_bytes(),
-                              (work / f"pool{n}-zip-{last}.mapping.json").read_bytes()) for n in pools}
-        folder_outputs = {n: (read_folder(work / f"pool{n}-folder-{last}"),
-                              (work / f"pool{n}-folder-{last}.mapping.json").read_bytes()) for n in pools}
-        zip_members = read_zip(work / f"pool{pools[0]}-zip-{last}")
+        pooled_outputs = {(n, start): ((work / f"pool{n}-zip-{start}-{last}").read_bytes(),
+                                       (work / f"pool{n}-zip-{start}-{last}.mapping.json").read_bytes())
+                          for n in pools for start in starts}
+        folder_outputs = {(n, start): (read_folder(work / f"pool{n}-folder-{start}-{last}"),
+                                       (work / f"pool{n}-folder-{start}-{last}.mapping.json").read_bytes())
+                          for n in pools for start in starts}
+        zip_members = read_zip(work / f"pool{pools[0]}-zip-{starts[0]}-{last}")
         outputs = {
             "dcmstudio": read_zip(work / f"ours-{last}.zip"),
             "dicognito": read_folder(work / f"dicognito-{last}"),
@@ -403,7 +422,7 @@ def main():
             "load_average_per_round": load,
             "pool_outputs_identical": len(set(pooled_outputs.values())) == 1,
             "folder_files_identical_to_zip_members": all(
-                files == zip_members and mapping == pooled_outputs[pools[0]][1]
+                files == zip_members and mapping == pooled_outputs[pools[0], starts[0]][1]
                 for files, mapping in folder_outputs.values()),
             "dcmstudio_job_summary": pyodide_result["summary"],
             "left_behind": {tool: left_behind(data_dir, files) for tool, files in outputs.items()},
@@ -427,7 +446,8 @@ def main():
           f"{', '.join(f'{x:.1f}' for x in load)}")
     for tool, seconds in cpu_medians.items():
         print(f"  {tool:40s} {seconds:7.2f} s   {results['cpu_ratio_to_gdcmanon'][tool]:.2f}x gdcmanon")
-    print(f"  the page runtime's outputs with {args.workers} workers identical: {results['pool_outputs_identical']}")
+    print(f"  the page runtime's outputs with {args.workers} workers ({args.starts}) identical: "
+          f"{results['pool_outputs_identical']}")
     print(f"  its folder's files identical to its ZIP's members (and the same mapping and report): "
           f"{results['folder_files_identical_to_zip_members']}")
     for title, key in (("the series", "left_behind"),

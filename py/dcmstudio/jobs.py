@@ -1181,6 +1181,105 @@ class DeidShareJob(ZipJob):
                 "merge": merge, **self._member(member, pieces, sources), **record}
 
 
+# Files of the made-up series a worker de-identifies to warm up (see DeidPrepareJob): the third
+# one is replayed from the layout the first two made, as a series' files are.
+_WARM_UP_FILES = 4
+_warmed_up = False
+
+
+def _warm_up_series(folder):
+    """A made-up CT series of :data:`_WARM_UP_FILES` tiny files in ``folder`` (no one's data);
+    returns their paths."""
+    import io
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+    paths = []
+    for number in range(1, _WARM_UP_FILES + 1):
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"2.25.1{number}"
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Warm^Up", "WARM-UP-1", "19700101"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "2.25.2", "2.25.3", "2.25.4"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20200101", "120000", "A1", "1"
+        ds.Modality, ds.InstitutionName, ds.ReferringPhysicianName = "CT", "Warm-up Hospital", "Doe^Jo"
+        ds.SeriesNumber, ds.InstanceNumber, ds.ImageType = 1, number, ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, number], [1, 0, 0, 0, 1, 0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns = 1, "MONOCHROME2", 256, 256
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.RescaleIntercept, ds.RescaleSlope, ds.KVP = -1024, 1, 120
+        ds.PixelData = bytes(2 * 256 * 256)  # more than a head: the folder replays from heads
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        paths.append(os.path.join(folder, f"warm-up-{number}.dcm"))
+        with open(paths[-1], "wb") as f:
+            f.write(buffer.getvalue())
+    return paths
+
+
+def prepare_deid(scratch):
+    """De-identify a made-up series once per process, as a shared deid task does (first pass,
+    steps into a ZIP's members and into a folder's files, merge), and throw it away: a worker's
+    first de-identification otherwise pays for imports, the profile's and the IODs' tables and
+    code run for the first time (~0.2 s of a fresh Pyodide), within the person's wait. Nothing
+    of it reaches a later task: each task has its own layouts, mapping and identifiers.
+
+    Returns
+    -------
+    bool
+        Whether it ran (not before, in this process).
+    """
+    global _warmed_up
+    if _warmed_up:
+        return False
+    paths = _warm_up_series(scratch)
+    options = {"key": bytes(32).hex()}
+    items = [{"path": path, "name": os.path.basename(path), "index": i} for i, path in enumerate(paths, start=1)]
+    scratches = (os.path.join(scratch, f"part{number}") for number in itertools.count())
+    for number in range(4):
+        os.makedirs(os.path.join(scratch, f"part{number}"))
+    learn = DeidLearnJob(options, len(items), next(scratches))
+    steps = [json.loads(json.dumps(learn.step(item))) for item in items]
+    learned = {"files": steps, "shares": [learn.finish()]}
+    for container in ("members", "files"):
+        share = DeidShareJob({**options, "learned": learned, "container": container}, len(items), next(scratches))
+        merges = []
+        for item, learned_step in zip(items, steps):
+            if container == "files":
+                head = os.path.join(share.scratch, "head")
+                with open(head, "wb") as f:
+                    f.write(read_file(item["path"])[:HEAD_BYTES])
+                item = {**item, "head": head}
+            answer = json.loads(json.dumps(share.step({**item, "member": item["name"],
+                                                         "learned": learned_step["learned"]})))
+            if answer.get("error"):  # a warm-up that fails says so, not a cold worker later
+                raise DicomStudioError(f"the de-identification warm-up failed: {answer['error']['message']}")
+            merges.append(answer["merge"])
+        share.finish()
+    merge_deid_shares(options, learned, merges, next(scratches))
+    _warmed_up = True
+    return True
+
+
+@register("deid_prepare")
+class DeidPrepareJob(Job):
+    """A worker's warm-up for de-identification (see :func:`prepare_deid`), done when it opens:
+    the page opens it with no items on every worker ahead of a deid task. Finishing answers
+    ``{"prepared": bool}`` (whether this worker warmed up now)."""
+
+    def __init__(self, options, count, scratch):
+        super().__init__(options, count, scratch)
+        try:
+            self.prepared = prepare_deid(scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def finish(self):
+        return {"prepared": self.prepared}
+
+
 def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zip"):
     """The mapping and summary of a deid job shared out over workers, as one process gives them.
 

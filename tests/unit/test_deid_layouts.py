@@ -291,3 +291,13 @@ def test_layouts_shared_by_jobs_teach_each_job_every_value(tmp_path):
     alone = [learned_by([path], NoLayouts()) for path in paths]
     assert [learned_by([path], shared) for path in paths] == alone
     assert shared.learned == len(paths) - 1
+
+
+@pytest.mark.parametrize("raw", [b"1.2.3\0", b"1.2.3 ", b"1.2.3\\4.5\0", b"", b"\0", b"1.2\\\\3", b" 1.2 \\ 3.4",
+                                 b"1.2\xe9", b"1.2.3\0\0", b"a\\", b"\\", b"1.2\xa0", b"1" * 80])
+def test_uids_are_read_as_pydicom_reads_them(raw):
+    from dcmstudio import values
+    from dcmstudio.deid.plan import decoded_texts
+    decoded = values.decode_value(raw, "UI", tag=0x00080018)
+    as_pydicom = [str(v) for v in (decoded if isinstance(decoded, list) else [decoded])]
+    assert decoded_texts(raw, (0, len(raw), "UI", 0x00080018, ("iso8859",), True, False)) == as_pydicom

@@ -220,3 +220,21 @@ def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypa
     if way == "heads":  # each worker's first file, and the other patient's (a layout of its own)
         assert len(walks) == 3
     assert not list((tmp_path / "folder").glob("head-*"))  # every fetched head deleted
+
+
+def test_a_worker_warms_up_once_on_a_made_up_series_and_the_outputs_stay_the_same(tmp_path, monkeypatch):
+    paths = series(tmp_path / "in", 5)
+    monkeypatch.setattr(jobs, "_warmed_up", False)
+    cold = pooled(paths, 2, tmp_path / "cold", container="members")
+    replays = []
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs.DeidShareJob, "finish", lambda self: replays.append(
+            (self.container, self.deidentifier.layouts.replayed)) or {})
+        job = jobs.start("deid_prepare", {}, 0, lambda name: str(tmp_path / "prepare" / name))
+        assert jobs.finish(job) == {"prepared": True}
+    # the made-up series went through both containers, its later files replayed; nothing is left
+    assert replays == [("members", jobs._WARM_UP_FILES - 1), ("files", jobs._WARM_UP_FILES - 1)]
+    assert not any((tmp_path / "prepare").iterdir())
+    job = jobs.start("deid_prepare", {}, 0, lambda name: str(tmp_path / "again" / name))
+    assert jobs.finish(job) == {"prepared": False}  # once per process
+    assert pooled(paths, 2, tmp_path / "warm", container="members") == cold

@@ -9,17 +9,27 @@ letters (initials) are not learned: they would match every ``A`` of a text. Ever
 not inside a longer run of ASCII letters and digits.
 """
 
+import functools
 import re
 
 from dcmstudio.deid.dummies import DUMMY_DATE, DUMMY_TEXT
 from dcmstudio.deid.tags import TEXT_VRS
 
-# Han ideographs (unified, extension A, compatibility) and Hangul syllables: one character
-# can be one syllable of a name.
-_IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-# Scripts written without spaces between names (ideographs, kana, Hangul): any length counts.
-_NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-                              r"\uac00-\ud7af\uff66-\uff9f]")
+
+@functools.cache
+def _ideograph():
+    """Han ideographs (unified, extension A, compatibility) and Hangul syllables: one character
+    can be one syllable of a name. Compiled when a text that is not ASCII first needs it (its
+    ranges cost ~8 ms to compile in the page's Python)."""
+    return re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+@functools.cache
+def _no_space_script():
+    """Scripts written without spaces between names (ideographs, kana, Hangul): any length counts."""
+    return re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]")
+
+
 _UID_TOKEN = r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9.])"
 _DATE_TOKEN = r"(?<![0-9])((?:19|20)[0-9]{2})[-./]?([01][0-9])[-./]?([0-3][0-9])"
 # The same without their look-behind (checked by _tokens): a pattern that starts with a digit
@@ -59,7 +69,7 @@ class Identifiers:
         key = text.lower()
         if key in self.texts:
             return  # known: the kind it was first learned as stays
-        shortest = 1 if _NO_SPACE_SCRIPT.search(text) else 2 if kind == "name" else 3
+        shortest = 1 if not text.isascii() and _no_space_script().search(text) else 2 if kind == "name" else 3
         if len(text) < shortest or text.upper() == DUMMY_TEXT or text.strip("0. -") == "":
             return  # too short or too common to mean anyone
         self.texts[key] = kind
@@ -77,7 +87,7 @@ class Identifiers:
                 self.add("name", component)
                 for word in component.split():
                     self.add("name", word)
-        for character in _IDEOGRAPH.findall(value):
+        for character in () if value.isascii() else _ideograph().findall(value):
             if character not in self.ideographs:
                 self.ideographs[character] = "name"
                 self._patterns = None

@@ -57,6 +57,11 @@ def decoded_texts(data, decoding):
     if decoding is None:
         return []
     start, end, vr, tag, encodings, little_endian, implicit_vr = decoding
+    if vr == "UI":
+        # as pydicom decodes UIDs (Latin-1, trailing nulls and spaces off, split at backslashes,
+        # each value stripped), without its validation, which only warns: a file's own UIDs miss
+        # every cache, twice per file of a series
+        return [uid.strip() for uid in bytes(data[start:end]).decode("latin-1").rstrip("\0 ").split("\\")]
     decoded = values.decode_value(data[start:end], vr, tag=tag, encodings=encodings,
                                   little_endian=little_endian, implicit_vr=implicit_vr)
     if decoded is None:
