@@ -27,7 +27,7 @@ def test_file_records_share_one_object_per_patient_study_and_series(page, tmp_pa
     ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.900", "1.2.826.0.1.3680043.8.498.901"
     ds.save_as(tmp_path / "other_series.dcm")
     ds.PatientName, ds.PatientID, ds.StudyInstanceUID = "OTHER^PATIENT", "OTHER-1", "1.2.826.0.1.3680043.8.498.902"
-    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.903"
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.904", "1.2.826.0.1.3680043.8.498.903"
     ds.save_as(tmp_path / "other_patient.dcm")
     open_files(page, [*paths, tmp_path / "other_series.dcm", tmp_path / "other_patient.dcm"])
     wait_for_files(page, 14)
