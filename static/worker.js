@@ -133,7 +133,7 @@ function prefetch(paths, length = 0) {
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
-      return { local, bytes };
+      return { local };
     } catch {
       return null;
     }
