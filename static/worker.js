@@ -133,7 +133,7 @@ function prefetch(paths, length = 0) {
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
-      return { local };
+      return local;
     } catch {
       return null;
     }
@@ -143,9 +143,9 @@ function prefetch(paths, length = 0) {
 // Deletes a fetched copy once its step is over, if Python did not (it deletes what it read).
 // (Detaching its buffer to free it sooner made it worse: V8 then no longer counts the memory,
 // which stays until a full collection, so none comes: +1.5 GB after opening 20,000 files.)
-function release(fetched) {
-  if (!fetched) return;
-  try { pyodide.FS.unlink(fetched.local); } catch { /* Python deleted it */ }
+function release(local) {
+  if (!local) return;
+  try { pyodide.FS.unlink(local); } catch { /* Python deleted it */ }
 }
 
 function callPython(fn, args) {
@@ -233,7 +233,7 @@ const handlers = {
       if (cancelled.has(id)) break;
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
-      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i]?.local }) });
+      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
       release(heads[i]);
       await yieldToMessages();  // the page counts progress by chunk: no message per file
     }
@@ -305,7 +305,7 @@ const handlers = {
     const parts = partBatch(id);
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
-      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i].local } : {};
+      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
       release(locals[i]);
       if (step.ok) {
