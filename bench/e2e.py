@@ -187,9 +187,11 @@ def browser_pid(profile):
     raise RuntimeError(f"no Chromium runs with the profile {profile}")
 
 
-def fresh_page(p, url, workers, profile, flags=()):
+def fresh_page(p, url, workers, profile, flags=(), settled=False):
     """A new Chromium with its own profile on disk (`profile`): a context without one keeps its
-    origin-private files in memory, with a quota far below a 1.5 GB study."""
+    origin-private files in memory, with a quota far below a 1.5 GB study. With `settled`, waits
+    until every worker's start-up is over, later stage included, as it is for a person who takes
+    a few seconds to pick the files; else only until every worker is ready."""
     context = p.chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, *flags],
                                                    accept_downloads=True)
     page = context.pages[0] if context.pages else context.new_page()
@@ -197,6 +199,8 @@ def fresh_page(p, url, workers, profile, flags=()):
     page.wait_for_selector("body[data-python='ready']", timeout=120000)
     size = page.evaluate("window.dcmstudio.python.size")
     page.wait_for_function("(n) => window.dcmstudio.python.available().length === n", arg=size, timeout=120000)
+    if settled:
+        page.evaluate("() => Promise.all(window.dcmstudio.python.available().map((w) => w.settled))")
     return context, page, size
 
 
@@ -289,6 +293,15 @@ def wait_for_output(page, click, finished):
     raise TimeoutError(f"no output after {CASE_TIMEOUT_MS / 60000:.0f} minutes")
 
 
+SPENT = "() => self.dcmstudio?.spent && { ...self.dcmstudio.spent }"
+
+
+def worker_spent(page):
+    """What each worker spent so far (static/worker.js `spent`): ms fetching, in Python, handing
+    parts over, slicing opened files."""
+    return [s for s in (w.evaluate(SPENT) for w in page.workers) if s]
+
+
 def run_case(page, case, paths):
     """One timed case in an open page; returns (seconds, its outputs)."""
     if case == "folder":
@@ -298,6 +311,8 @@ def run_case(page, case, paths):
     start = time.perf_counter()
     page.set_input_files("#open-files", [str(p) for p in paths])
     page.wait_for_selector(".file-tree .row.all")
+    global spent_before_job
+    spent_before_job = worker_spent(page)
     if case == "deid":
         page.wait_for_selector("#deid-run:not([disabled])")
         path = wait_for_output(page, "#deid-run", None)
@@ -324,6 +339,9 @@ def main():
                         help="where --collect-every collects: page, workers or both (comma-separated)")
     parser.add_argument("--timeline", help="write every memory sample (MB over the empty page, per process kind) "
                         "to this file, as tab-separated lines")
+    parser.add_argument("--settled", action="store_true",
+                        help="hand the files over once every worker's start-up is over, later stage included "
+                        "(default: once every worker is ready, about 1.5 s sooner)")
     parser.add_argument("--distinct", type=int, default=40, help="files given other patients/studies/series")
     args = parser.parse_args()
     global COLLECT_EVERY, COLLECT_IN, TIMELINE
@@ -362,7 +380,8 @@ def main():
                     profile = work / f"profile-{round_}-{case}"
                     context, page, workers = fresh_page(p, url, args.workers, str(profile),
                                                           (["--js-flags=--expose-gc"] if COLLECT_EVERY else [])
-                                                          + (["--enable-precise-memory-info"] if TIMELINE else []))
+                                                          + (["--enable-precise-memory-info"] if TIMELINE else []),
+                                                          settled=args.settled)
                     pid = browser_pid(profile)
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory_by_kind(pid)
@@ -376,6 +395,10 @@ def main():
                             raise
                     times[case].append(seconds)
                     phases[case].append(page.evaluate(PHASES))
+                    # what the workers spent in the job (its opening is taken off), summed over them
+                    for key in ("fetching", "python", "handing", "slicing"):
+                        phases[case][-1][f"workers {key}"] = (sum(s[key] for s in worker_spent(page))
+                                                              - sum(s[key] for s in spent_before_job)) / 1000
                     memory[case].append(peak.peak - sum(empty.values()))
                     if args.timeline:
                         with open(args.timeline, "a") as f:

@@ -11,8 +11,10 @@ medians per number of workers. Every compressed ZIP is checked: every file, RLE,
 import argparse
 import io
 import pathlib
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import zipfile
 
@@ -21,13 +23,13 @@ import pydicom
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
-from conftest import CHROMIUM_FLAGS, chromium_path, start_site_server  # noqa: E402
+from conftest import start_site_server  # noqa: E402
 from e2e import fresh_page  # noqa: E402
 from job_a import ensure_data  # noqa: E402
 
 
-def opened(browser, url, workers, paths):
-    context, page, _ = fresh_page(browser, url, workers)
+def opened(playwright, url, workers, paths, profile):
+    context, page, _ = fresh_page(playwright, url, workers, str(profile), settled=True)
     page.set_input_files("#open-files", [str(p) for p in paths])
     page.wait_for_function("(n) => window.dcmstudio.files.files.size === n && !window.dcmstudio.files.pending",
                            arg=len(paths), timeout=300000)
@@ -68,19 +70,19 @@ def main():
     paths = sorted(ensure_data().glob("*.dcm"))
     from playwright.sync_api import sync_playwright
     server, url = start_site_server()
+    profiles = pathlib.Path(tempfile.mkdtemp(prefix="dcmstudio-pool-jobs-"))
     times = {}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for workers in args.workers:
-                    context, page = opened(browser, url, workers, paths)
+                    context, page = opened(p, url, workers, paths, profiles / f"{round_}-{workers}")
                     times.setdefault(("validate", workers), []).append(time_validate(page, len(paths)))
                     times.setdefault(("compress", workers), []).append(time_compress(page, len(paths)))
                     context.close()
-            browser.close()
     finally:
         server.terminate()
+        shutil.rmtree(profiles, ignore_errors=True)
     for (job, workers), seconds in sorted(times.items()):
         print(f"{job:9s} {len(paths)} files, {workers} worker(s): median {statistics.median(seconds):.2f} s "
               f"({', '.join(f'{s:.2f}' for s in seconds)})")

@@ -58,6 +58,7 @@ const app = {
       wb.tab.setAttribute("aria-selected", String(on));
       wb.tab.tabIndex = on ? 0 : -1;
       wb.panel.hidden = !on;
+      if (on) wb.warmUp();
     }
     this.active = id;
   },
@@ -146,6 +147,7 @@ for (const Workbench of WORKBENCHES) {
   wb.panel = panel;
   app.workbenches.push(wb);
   wb.mount(panel);
+  for (const event of ["pointerenter", "focusin"]) panel.addEventListener(event, () => wb.warmUp());
 }
 app.activate(app.workbenches[0].id);
 

@@ -33,6 +33,7 @@ export async function deidKey(secret, app = {}) {
 export class DeidWorkbench extends Workbench {
   id = "deid";
   title = "De-identify";
+  warmUpKind = "deid";
 
   constructor(app) {
     super(app);
@@ -94,8 +95,6 @@ export class DeidWorkbench extends Workbench {
           this.preview, this.run, this.saveToLabel, this.saveDicomdir)),
       this.report));
     this.app.python.ready.then(() => this.loadProfile(), () => {});
-    // coming to this workbench warms the workers up for a run (see warmUp)
-    for (const event of ["pointerenter", "focusin"]) panel.addEventListener(event, () => this.warmUp());
     this.renderMasks();
   }
 
@@ -282,18 +281,6 @@ export class DeidWorkbench extends Workbench {
         const what = `the original ${h.kind || "value"} “${h.found}”`;
         return el("li", { textContent: `${h.file}: ${where} still holds ${what}` });
       })));
-  }
-
-  // A worker's first de-identification pays ~0.2 s for imports, tables and code run for the first
-  // time: every worker that is up does it ahead on a made-up series (Python: jobs.prepare_deid, once
-  // per worker), when the person comes to this workbench and while they pick the run's target.
-  warmUp() {
-    const python = this.app.python;
-    const workers = python.available?.().length ?? 1;
-    if (!python.isReady || workers <= (this.warmed || 0)) return;
-    this.warmed = workers;
-    python.job({ kind: "deid_prepare", options: {}, items: [], onPart: () => {}, onStep: () => {} })
-      .done.then((result) => { if (!result.ok) this.warmed = 0; }, () => { this.warmed = 0; });
   }
 
   async runJob() {

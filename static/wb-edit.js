@@ -24,6 +24,7 @@ function stem(name) {
 export class EditWorkbench extends Workbench {
   id = "edit";
   title = "Edit";
+  warmUpKind = "edit";
 
   mount(panel) {
     const edits = this.app.edits;
@@ -236,6 +237,7 @@ export class EditWorkbench extends Workbench {
     const series = this.selection.level === "series";
     const base = series ? stem(this.selection.label).replace(/\W+/g, "_").replace(/^_+|_+$/g, "") : "";
     const zipName = `${base || "dcmstudio"}_edited.zip`;
+    this.warmUp();
     // The picker first: it needs the click that is still being handled.
     const target = await chooseTarget(this.saveTo.value, zipName, this.saveDicomdir);
     if (!target) return;

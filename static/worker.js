@@ -21,6 +21,10 @@ function post(message, transfer = []) {
 
 // Milliseconds since the worker started at which each phase began (shown by bench/startup.py).
 const timings = {};
+// Milliseconds this worker spent waiting for fetched bytes, in Python and handing parts over (of
+// which slicing opened files: each slice waits for the browser process), summed over its requests
+// (bench/e2e.py reads them: where a job's time goes).
+const spent = { fetching: 0, python: 0, handing: 0, slicing: 0 };
 
 function phase(name, fraction = 0) {
   const p = PHASES.find((x) => x.name === name);
@@ -64,7 +68,7 @@ async function start() {
     pyodide.setInterruptBuffer(interruptBuffer);
   }
   // Tests reach Pyodide through this (e.g. to prove the policy refuses other origins).
-  self.dcmstudio = { pyodide };
+  self.dcmstudio = { pyodide, spent };
   timings.ready = Math.round(performance.now());
   post({ kind: Reply.PHASE, phase: "ready", label: "Python ready", fraction: 1, interruptBuffer, timings });
 
@@ -126,8 +130,9 @@ function mount(batch, files) {
 const HEAD_BYTES = 64 * 1024;
 const PREFETCH_DIR = "/prefetch";
 let prefetched = 0;
-function prefetch(paths, length = 0) {
-  return Promise.all(paths.map(async (path) => {
+async function prefetch(paths, length = 0) {
+  const start = performance.now();
+  const locals = await Promise.all(paths.map(async (path) => {
     try {
       const file = pyodide.FS.lookupPath(path).node.contents;
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
@@ -138,6 +143,8 @@ function prefetch(paths, length = 0) {
       return null;
     }
   }));
+  spent.fetching += performance.now() - start;
+  return locals;
 }
 
 // Deletes a fetched copy once its step is over, if Python did not (it deletes what it read).
@@ -150,7 +157,10 @@ function release(local) {
 
 function callPython(fn, args) {
   if (interruptBuffer) interruptBuffer[0] = 0;
-  return JSON.parse(apiCall(fn, JSON.stringify(args)));
+  const start = performance.now();
+  const result = JSON.parse(apiCall(fn, JSON.stringify(args)));
+  spent.python += performance.now() - start;
+  return result;
 }
 
 // Gives the event loop a turn so that a Cancel sent meanwhile is received.
@@ -195,7 +205,10 @@ function sendChunks(id, result, send = postPart(id)) {
     if (chunk.source !== undefined) {
       const { source, offset, length } = chunk;
       if (source.startsWith(`${INPUT_DIR}/`)) {
-        send({ output, blob: pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length) });
+        const t0 = performance.now();
+        const blob = pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length);
+        spent.slicing += performance.now() - t0;
+        send({ output, blob });
       } else {
         const bytes = pyodide.FS.lookupPath(source).node.contents.slice(offset, offset + length);
         send({ output, buffer: bytes.buffer }, [bytes.buffer]);
@@ -308,14 +321,18 @@ const handlers = {
       const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
       release(locals[i]);
+      const handing = performance.now();
       if (step.ok) {
         sendChunks(id, step, parts.send);
         sendOutputs(id, step, parts.send);
       }
+      spent.handing += performance.now() - handing;
       steps.push(step);
       await yieldToMessages();  // a Cancel is heard between items, not after the whole chunk
     }
+    const handing = performance.now();
     parts.flush();  // before DONE: the page takes each step's parts before the step
+    spent.handing += performance.now() - handing;
     locals.slice(steps.length).forEach(release);  // fetched for the items a Cancel left out
     return { ok: true, steps };
   },

@@ -290,3 +290,40 @@ def test_a_folder_that_fills_up_stops_the_job_and_says_how_far_it_got(browser, s
     assert page.evaluate("window.folderOpens()") < 120
     assert not page.page_errors
     context.close()
+
+
+
+WARMED_UP = """async () => {
+    await self.dcmstudio.settled;  // the later stage imports dcmstudio again
+    return self.dcmstudio.pyodide.runPython(
+        'from dcmstudio import jobs; [jobs._edit_warmed_up, jobs._warmed_up]').toJs();
+}"""
+
+
+def warmed_up(page, workers, expected):
+    """Waits until every worker says which warm-ups (edit, deid) it did; returns what they say."""
+    for _ in range(100):
+        said = [w.evaluate(WARMED_UP) for w in workers]
+        if said == [expected] * len(workers):
+            break
+        page.wait_for_timeout(100)
+    return said
+
+
+def test_coming_to_the_edit_and_deid_workbenches_warms_every_worker_up(browser, server, tmp_path):
+    paths = make_series(tmp_path)
+    context, page = pool_page(browser, server, 2, paths)
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    assert len(workers) == 2
+    assert warmed_up(page, workers, [False, False]) == [[False, False]] * 2
+    page.click("#tab-edit")  # showing a workbench warms its kind of task up, and only that
+    assert warmed_up(page, workers, [True, False]) == [[True, False]] * 2
+    page.click("#tab-deid")
+    assert warmed_up(page, workers, [True, True]) == [[True, True]] * 2
+    # the warm-up left nothing behind that a task would write
+    start_edit(page)
+    members = read_zip(edit_to_download(page))
+    assert sorted(members) == sorted(p.name for p in paths)
+    assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'edit').warmed") == 2
+    assert not page.page_errors
+    context.close()

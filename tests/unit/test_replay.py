@@ -177,3 +177,31 @@ def test_an_edit_job_over_a_series_replays_and_gives_what_each_file_alone_gives(
         for path in paths:
             expected, _ = edit_bytes(path.read_bytes(), JOB_A, context={"name": path.name})
             assert z.read(path.name) == b"".join(expected)
+
+
+def test_a_worker_warms_up_edits_once_on_a_made_up_series_and_a_later_job_is_unchanged(tmp_path, monkeypatch):
+    def edited(folder):
+        job = jobs.start("edit", {"edits": JOB_A, "container": "members", "key": bytes(32).hex()}, 3,
+                         lambda name: str(tmp_path / folder / name))
+        outputs = []
+        for i, name in enumerate(["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"], start=1):
+            step = jobs.step(job, {"path": bundled(name), "name": name, "index": i, "member": name})
+            outputs.append((read_parts(step.pop("chunks")), json.dumps(step, sort_keys=True)))
+        jobs.finish(job)
+        return outputs
+
+    monkeypatch.setattr(jobs, "_edit_warmed_up", False)
+    cold = edited("cold")
+    finished = []
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs.EditJob, "finish", lambda self: finished.append(
+            (self.container, self.replay.replayed, self.edited)) or {})
+        job = jobs.start("edit_prepare", {}, 0, lambda name: str(tmp_path / "prepare" / name))
+        assert jobs.finish(job) == {"prepared": True}
+    # the made-up series went through both containers, every file edited, the later ones replayed
+    assert finished == [("members", jobs._WARM_UP_FILES - 1, jobs._WARM_UP_FILES),
+                        ("files", jobs._WARM_UP_FILES - 1, jobs._WARM_UP_FILES)]
+    assert not (tmp_path / "prepare").exists() or not any((tmp_path / "prepare").iterdir())
+    job = jobs.start("edit_prepare", {}, 0, lambda name: str(tmp_path / "again" / name))
+    assert jobs.finish(job) == {"prepared": False}  # once per process
+    assert edited("warm") == cold
