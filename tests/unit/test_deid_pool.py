@@ -176,6 +176,26 @@ def test_a_file_the_first_pass_cannot_read_is_named_and_the_others_are_written(t
     assert summary["files"] == 4
 
 
+def test_failures_are_named_in_input_order_whoever_accounted_for_them(tmp_path):
+    """A file a share could not de-identify is in its mapping's failures; one whose step the
+    worker answered with an error instead (the page's ``failures``) is in none: both are named,
+    in input order, and the other files are counted."""
+    paths = series(tmp_path / "in", count=8)
+    paths[5].write_bytes(b"not DICOM at all")
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    items = [{"path": str(p), "name": p.name, "index": i, "member": p.name} for i, p in enumerate(paths, start=1)]
+    steps, shares = run_shares("deid_learn", options, items, 2, tmp_path)
+    learned = plain(jobs.fold_learned(steps, shares))
+    items = [{**item, "learned": s["learned"]} for item, s in zip(items, steps) if item["index"] != 2]
+    _, finished = run_shares("deid_share", {**options, "learned": learned, "container": "members"}, items, 2,
+                             tmp_path)
+    merged = jobs.merge_deid_shares(options, learned, [f["mapping"] for f in finished], str(tmp_path / "map"),
+                                    failures=[[2, paths[1].name, "The worker failed."]])
+    summary = merged["summary"]
+    assert [f["file"] for f in summary["failed"]] == [paths[1].name, paths[5].name]
+    assert summary["failed"][0]["message"] == "The worker failed." and summary["files"] == 6
+
+
 def test_the_key_a_share_is_given_is_the_key_it_uses():
     """The page derives the key once: a share given it makes the UIDs the secret would."""
     key = derive_key(SECRET)[0]
