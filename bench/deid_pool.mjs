@@ -154,15 +154,16 @@ async function main() {
   const tKey = performance.now();
 
   const items = names.map((name, i) => ({ path: `/in/${name}`, name, index: i + 1 }));
-  const learned = { files: [], shares: [] };
+  const taught = [];
   const outputNames = [];
   const read = [];
   const shares = await shareOut(workers, "deid_learn", options, items, (step, item) => {
-    learned.files[item.index - 1] = { identifiers: step.identifiers, patients: step.patients };
+    taught[item.index - 1] = { identifiers: step.identifiers, patients: step.patients };
     outputNames[item.index - 1] = step.output || item.name;
     read[item.index - 1] = step.learned;
   }, LEARN_CHUNK);
-  learned.shares = shares.map((share) => ({ identifiers: share.identifiers }));
+  const { learned } = (await workers[0].call("deid_learned", { files: taught,
+    shares: shares.map((share) => ({ identifiers: share.identifiers })) })).result;
   const { members } = (await workers[0].call("member_names", { names: outputNames })).result;
   const tLearn = performance.now();
   const busyLearn = workers.map((w) => w.busy.seconds);
@@ -170,16 +171,15 @@ async function main() {
   const named = items.map((item, i) => ({ ...item, member: members[i], learned: read[i] }));
   const made = [];
   const lines = [];
-  const merges = [];
   let hits = 0;
   if (container === "files") fs.mkdirSync(out);
   const writes = [];
-  await shareOut(workers, "deid_share", { ...options, learned, container }, named, (step, item, parts) => {
+  const shareOptions = { ...options, learned, container };
+  const finished = await shareOut(workers, "deid_share", shareOptions, named, (step, item, parts) => {
     if (step.error) made[item.index - 1] = null;
     else if (container === "files") writes.push(writeFile(out, step.member.name, resolve(parts)));
     else made[item.index - 1] = { member: step.member, parts: resolve(parts) };
     lines[item.index - 1] = step.line;
-    merges[item.index - 1] = step.merge;
     hits += step.report ? step.report.residual.length : 0;
   });
   await Promise.all(writes);
@@ -199,7 +199,8 @@ async function main() {
     zipParts.push(...resolve(end.parts));
   }
   const tZip = performance.now();
-  const merged = await workers[0].call("deid_merge", { options, learned, files: merges, zip_name: "deid.zip" });
+  const merged = await workers[0].call("deid_merge", { options, learned, shares: finished.map((share) => share.mapping),
+    failures: [], zip_name: "deid.zip" });
   const mapping = Object.fromEntries(merged.parts.map((p) => [p.name, Buffer.from(p.bytes).toString("utf8")]));
   const report = lines.map((line) => `${line}\n`).join("");
   const tEnd = performance.now();

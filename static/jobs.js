@@ -102,17 +102,18 @@ async function writeDicomdir(app, folder, target, listed, failures) {
 }
 
 // Runs task `kind` over `files` (the page's file records) into `target`. Returns
-// { ok, summary, firstReport, written, failures, steps } (`steps`: each file's step, in the order
-// of the files) or { ok: false, error }. `task` is the task bar's handle (progress, cancel);
-// `itemOf(file)`, if given, adds fields of the file to its item. `hooks` (all optional) let a
-// task add to the run:
+// { ok, summary, firstReport, written, failures, steps } (`steps`, with `keepSteps`: each file's
+// step, in the order of the files) or { ok: false, error }. `task` is the task bar's handle
+// (progress, cancel); `itemOf(file)`, if given, adds fields of the file to its item. `hooks` (all
+// optional) let a task add to the run:
 // - `before(items)`: runs first (e.g. a first pass over the pool); resolves with { ok, options,
 //   names, items } or a failure: `options` are added to the task's, `names` (one per item) name
 //   the outputs instead of the files' names, `items` (one per item) are added to each item;
 // - `step(step, item)`: hears every step's answer;
 // - `settle(result)`: once every step is done, before the output is finished (ZIP closed,
 //   folder kept, download made); resolves with false to discard it.
-export async function runSharedJob(app, { task, kind, options, files, target, zipName, itemOf, hooks = {} }) {
+export async function runSharedJob(app,
+  { task, kind, options, files, target, zipName, itemOf, keepSteps, hooks = {} }) {
   performance.mark("dcmstudio:job");
   let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, ...itemOf?.(f) }));
   const first = hooks.before ? await hooks.before(items) : { ok: true };
@@ -149,7 +150,8 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
   const failures = [];
   const flagged = [];          // { file, new_errors } of the outputs that gained a validation error
   const listed = [];           // with a DICOMDIR: { index, file_id, record, name } of each file written
-  const steps = new Array(items.length);
+  // only for a task that asks: a step holds its file's report, and 20,000 of them weigh
+  const steps = keepSteps ? new Array(items.length) : null;
   let done = 0;
   const onPart = ({ output, buffer, blob }, item) => {
     const part = blob || buffer;
@@ -168,7 +170,7 @@ export async function runSharedJob(app, { task, kind, options, files, target, zi
       listed.push({ index: item.index, file_id: item.member, record: step.directory_record, name: item.name });
     }
     if (zip) zip.put(item.index - 1, member, parts);
-    steps[item.index - 1] = step;
+    if (steps) steps[item.index - 1] = step;
     hooks.step?.(step, item);
     task.progress(++done, items.length, item.name);
   };

@@ -30,33 +30,48 @@ class WriteQueue {
   }
 }
 
-// A ZIP whose members arrive in any order (several workers make them) and leave in the job's
-// order, so the archive is the same whatever the number of workers. `write(part)` takes each part;
-// `members` (name, size, crc, offset) is what Python needs to write the central directory.
+// Values that arrive in any order (several workers make them) and are handed to `take` in the
+// job's order: only those that came before their turn wait.
+export class InOrder {
+  constructor(take) {
+    this.take = take;
+    this.next = 0;
+    this.waiting = new Map();
+  }
+
+  // The value of the job's item `index` (0-based).
+  put(index, value) {
+    this.waiting.set(index, value);
+    while (this.waiting.has(this.next)) {
+      const ready = this.waiting.get(this.next);
+      this.waiting.delete(this.next++);
+      this.take(ready);
+    }
+  }
+}
+
+// A ZIP whose members arrive in any order and leave in the job's order, so the archive is the
+// same whatever the number of workers. `write(part)` takes each part; `members` (name, size, crc,
+// offset) is what Python needs to write the central directory.
 export class OrderedZip {
   constructor(write) {
     this.write = write;
-    this.next = 0;
-    this.waiting = new Map();
     this.offset = 0;
     this.members = [];
+    this.order = new InOrder(({ member, parts }) => {
+      if (!member) return;
+      this.members.push({ ...member, offset: this.offset });
+      for (const part of parts) {
+        this.offset += partSize(part);
+        this.write(part);
+      }
+    });
   }
 
   // The job's item `index` (0-based) made `member` ({ name, size, crc }) from `parts`, or nothing
   // (member null: the file failed and is left out).
   put(index, member, parts) {
-    this.waiting.set(index, { member, parts });
-    while (this.waiting.has(this.next)) {
-      const ready = this.waiting.get(this.next);
-      this.waiting.delete(this.next);
-      this.next++;
-      if (!ready.member) continue;
-      this.members.push({ ...ready.member, offset: this.offset });
-      for (const part of ready.parts) {
-        this.offset += partSize(part);
-        this.write(part);
-      }
-    }
+    this.order.put(index, { member, parts });
   }
 }
 

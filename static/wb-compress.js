@@ -231,7 +231,7 @@ export class CompressWorkbench extends Workbench {
     const label = this.targetLabel(target);
     const task = this.app.tasks.start(`Writing ${plural(files.length, "file")} as ${label} into ${saveTarget.label}`);
     const result = await runSharedJob(this.app, { task, kind: "compress", options, files, target: saveTarget, zipName,
-      itemOf: (f) => ({ sop_instance_uid: f.sop_instance_uid || null }) });
+      itemOf: (f) => ({ sop_instance_uid: f.sop_instance_uid || null }), keepSteps: true });
     this.renderScope();
     if (!result.ok) {
       const nothing = result.error.message.startsWith("Nothing");

@@ -2,6 +2,7 @@
 // that agree across sessions, a preview of every action on one file, optional pixel masks drawn
 // on the frame, and the de-identified files, shared out over the workers, into a folder, a ZIP
 // file or a ZIP download, with the mapping and a residual-PHI report.
+import { BlobWriter, InOrder } from "./outputs.js";
 import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, errorLine, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
@@ -295,21 +296,31 @@ export class DeidWorkbench extends Workbench {
     const task = this.app.tasks.start(`De-identifying ${plural(files.length, "file")} into ${target.label}`);
     const options = { ...this.options(), zip_name: zipName };
     options.key = await deidKey(options.secret, this.app);
-    const learned = { files: [], shares: [] };
-    const lines = [];    // each file's report line, in input order
-    const merges = [];   // each file's share of the mapping and totals, in input order
-    const reports = [];
+    // Nothing is kept per file for the whole job (issue 11: 20,000 files): the report's lines go
+    // into Blobs as their turn comes, the mapping is each worker's share, handed over at its end.
+    const report = new BlobWriter("application/x-ndjson");
+    const encoder = new TextEncoder();
+    const lines = new InOrder((line) => report.write(encoder.encode(`${line}\n`)));
+    const failures = [];  // [index, file, message] of the steps no worker's share accounts for
+    const reports = [];   // the reports the page shows (residual hits, burned-in flags, new errors)
+    let learned = null;
     let merged = null;
     const result = await runSharedJob(this.app, { task, kind: "deid_share", options, files, target, zipName, hooks: {
-      before: (items) => this.firstPass(task, options, items, learned),
-      step: (step, item) => {
-        const failed = { file: item.name, message: step.error?.message || `${item.name} could not be read.` };
-        lines[item.index - 1] = step.line || JSON.stringify({ file: item.name, error: failed.message });
-        merges[item.index - 1] = step.merge || failed;
-        if (step.report) reports[item.index - 1] = step.report;
+      before: async (items) => {
+        const first = await this.firstPass(task, options, items);
+        learned = first.options?.learned;
+        return first;
       },
-      settle: async () => {
-        merged = await this.merge(options, learned, merges, lines, zipName);
+      step: (step, item) => {
+        const message = step.error?.message || `${item.name} could not be read.`;
+        if (!step.ok) failures.push([item.index, item.name, message]);
+        lines.put(item.index - 1, step.line || JSON.stringify({ file: item.name, error: message }));
+        const r = step.report;
+        if (r && (r.residual.length || r.burned_in?.flag || r.new_errors?.length)) reports[item.index - 1] = r;
+      },
+      settle: async ({ shares }) => {
+        merged = await this.merge(options, learned, shares.map((share) => share.mapping), failures, report.finish(),
+          zipName);
         if (!merged.ok) return false;
         return this.settle(task, merged, reports.filter(Boolean), target);
       },
@@ -330,17 +341,21 @@ export class DeidWorkbench extends Workbench {
   }
 
   // The first pass over the pool: every file's identifying values, learned before any output is
-  // made (see runSharedJob's `before`). Each answer is kept by the file's index: merged in input
-  // order, whichever worker learned it.
-  async firstPass(task, options, items, learned) {
+  // made (see runSharedJob's `before`), then folded once for the whole job by a worker
+  // (dcmstudio.jobs.fold_learned): in input order, whichever worker learned which file. Only the
+  // answers that taught something are kept for it.
+  async firstPass(task, options, items) {
     let done = 0;
     const outputs = [];
     const read = [];
+    const taught = [];
     // a first pass step is a header read and learned: more of them per round trip
     const job = this.app.python.job({ kind: "deid_learn", options, items, chunk: 16, onPart: () => {},
       onStep: (step, item) => {
-        learned.files[item.index - 1] = step.ok ? { identifiers: step.identifiers, patients: step.patients }
-          : { identifiers: { texts: [], ideographs: [], dates: [], instance_uids: [] }, patients: [] };
+        const { identifiers, patients } = step.ok ? step : {};
+        if (identifiers?.texts.length || identifiers?.ideographs.length || patients?.length) {
+          taught.push({ index: item.index, identifiers, patients });
+        }
         outputs[item.index - 1] = step.output || item.name;
         read[item.index - 1] = Boolean(step.learned);
         task.progress(++done, items.length, `first pass: ${item.name}`);
@@ -350,20 +365,22 @@ export class DeidWorkbench extends Workbench {
     const result = await job.done;
     if (!result.ok) return result;
     if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept." } };
-    learned.shares = result.shares.map((share) => ({ identifiers: share.identifiers }));
-    return { ok: true, options: { learned }, names: outputs, items: read.map((was) => ({ learned: was })) };
+    const folded = await this.app.python.call("deid_learned", { files: taught.sort((a, b) => a.index - b.index),
+      shares: result.shares.map((share) => ({ identifiers: share.identifiers })) });
+    if (!folded.ok) return folded;
+    return { ok: true, options: { learned: folded.learned }, names: outputs,
+      items: read.map((was) => ({ learned: was })) };
   }
 
   // One mapping and summary from every worker's share (Python, dcmstudio.jobs.merge_deid_shares),
-  // and the report: every file's line in input order.
-  async merge(options, learned, merges, lines, zipName) {
+  // and the report (`report`: every file's line in input order).
+  async merge(options, learned, shares, failures, report, zipName) {
     const collected = this.app.tasks.collector();
-    const result = await this.app.python.call("deid_merge", { options, learned, files: merges, zip_name: zipName },
+    const result = await this.app.python.call("deid_merge", { options, learned, shares, failures, zip_name: zipName },
       { onPart: collected.onPart });
     if (!result.ok) return result;
-    const report = { name: result.report_name,
-      blob: new Blob(lines.map((line) => `${line}\n`), { type: "application/x-ndjson" }) };
-    return { ok: true, summary: result.summary, outputs: [...collected.finished, report] };
+    return { ok: true, summary: result.summary,
+      outputs: [...collected.finished, { name: result.report_name, blob: report }] };
   }
 
   // Shows the run's report; with residual hits, the output is finished (ZIP closed, folder kept,

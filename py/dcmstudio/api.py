@@ -552,10 +552,17 @@ def deid_preview(path, name, options):
 
 
 @endpoint
-def deid_merge(options, learned, files, zip_name):
+def deid_learned(files, shares):
+    """What the first pass of a deid job the workers shared learned, folded once for the job
+    (see :func:`dcmstudio.jobs.fold_learned`)."""
+    return {"learned": jobs.fold_learned(files, shares)}
+
+
+@endpoint
+def deid_merge(options, learned, shares, zip_name, failures):
     """The mapping's files and the summary of a deid job the workers shared (see
     :func:`dcmstudio.jobs.merge_deid_shares`)."""
-    return jobs.merge_deid_shares(options, learned, files, output_path("deid-mapping"), zip_name)
+    return jobs.merge_deid_shares(options, learned, shares, output_path("deid-mapping"), zip_name, failures)
 
 
 # ---- Validate ------------------------------------------------------------------------------------

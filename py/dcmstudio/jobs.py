@@ -1092,16 +1092,35 @@ def _added_since(mapping, count):
     return list(itertools.islice(reversed(mapping.items()), len(mapping) - count))[::-1]
 
 
-def learned_identifiers(learned):
-    """The identifying values of a whole job from what its first pass' shares learned (see
-    :class:`DeidLearnJob`): ``{"files": [each file's step answer, in input order], "shares":
-    [each share's finish answer]}``, merged in input order, so the result does not depend on
-    which worker learned which file."""
+def fold_learned(files, shares):
+    """What a pooled first pass learned (see :class:`DeidLearnJob`), folded once for the whole
+    job: every worker's de-identifying share and the merge get this, not a list per file.
+
+    Parameters
+    ----------
+    files : list of dict
+        The step answers that taught something (``identifiers``, ``patients``), in input order;
+        those that taught nothing may be left out (they change nothing).
+    shares : list of dict
+        Each share's finish answer.
+
+    Returns
+    -------
+    dict
+        ``{"identifiers": the job's identifying values (as
+        :meth:`~dcmstudio.deid.identifiers.Identifiers.to_plain`), "patients": [each patient
+        as first met, in input order]}``: merged in input order, so it does not depend on which
+        worker learned which file.
+    """
     from .deid.identifiers import Identifiers
     merged = Identifiers()
-    for plain in [f["identifiers"] for f in learned["files"]] + [s["identifiers"] for s in learned["shares"]]:
+    for plain in [f["identifiers"] for f in files] + [s["identifiers"] for s in shares]:
         merged.update(Identifiers.from_plain(plain))
-    return merged
+    patients = {}
+    for file in files:
+        for plain in file["patients"]:
+            patients.setdefault(plain["key"], plain)
+    return {"identifiers": merged.to_plain(), "patients": list(patients.values())}
 
 
 @register("deid_learn")
@@ -1164,20 +1183,22 @@ class DeidShareJob(ZipJob):
     workers, after the first pass (:class:`DeidLearnJob`) learned every file's values.
 
     Options: those of :class:`dcmstudio.deid.DeidOptions`, ``key`` (hex: the job's, the same
-    in every worker), ``learned`` (see :func:`learned_identifiers`), ``container``
+    in every worker), ``learned`` (see :func:`fold_learned`), ``container``
     (``"members"`` or ``"files"``, as :class:`EditJob`: into a folder, only a file's head is
     read, unless a pixel mask applies to it). Each item: ``{"path", "name",
     "index", "member", "learned"}`` (``learned``: whether the first pass read the file). Each
     step answers as :class:`EditJob`'s (``member``, ``chunks``), with the file's ``report``
-    (without its per-element list), its report ``line`` (JSON), and ``merge``: its share of
-    the mapping and totals for :func:`merge_deid_shares`. The file's output depends only on
-    the file, its index and what the job shares, never on the files this worker did before.
+    (without its per-element list) and its report ``line`` (JSON). Finishing answers
+    ``{"mapping"}``: the share's mapping and totals (:class:`dcmstudio.deid.mapping.Share`), for
+    :func:`merge_deid_shares`. The file's output depends only on the file, its index and what
+    the job shares, never on the files this worker did before.
     """
 
     _member = EditJob._member
 
     def __init__(self, options, count, scratch):
         from . import deid
+        from .deid.identifiers import Identifiers
         options, key = _share_options(options)
         self.container = options.pop("container", None) or "members"
         if self.container not in ("members", "files"):
@@ -1189,7 +1210,8 @@ class DeidShareJob(ZipJob):
         # ``dicomdir`` is the folder save's (see ZipJob.directory_record), not de-identification's
         profile_options = {name: value for name, value in options.items() if name != "dicomdir"}
         self.deidentifier = deid.Deidentifier(profile_options, scratch=scratch, session=True, key=key)
-        self.deidentifier.identifiers = learned_identifiers(learned)
+        self.deidentifier.identifiers = Identifiers.from_plain(learned["identifiers"])
+        self.share = deid.mapping.Share()
         self._elements = (None, None)  # the element list encoded last, and its JSON text
 
     def _line(self, report):
@@ -1228,22 +1250,22 @@ class DeidShareJob(ZipJob):
             record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
             # One bad file does not stop the series: it is reported and left out.
-            error = {"file": name, "message": exc.message}
-            return {"report": None, "error": error, "line": json.dumps({"file": name, "error": exc.message}),
-                    "merge": error}
+            self.share.fail(item["index"], name, exc.message)
+            return {"report": None, "error": {"file": name, "message": exc.message},
+                    "line": json.dumps({"file": name, "error": exc.message})}
         finally:
             job.identifiers = shared
         report["member"] = member = member_name(item.get("member") or report["output"])
         sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
                                                                      or tail is not None and origin >= tail)
                    else None for piece, origin in zip(pieces, origins)]
-        merge = {"mapping": {"patients": [{**vars(job.last_patient), "files": 1}],  # flat: no deep copy needed
-                             "uids": _added_since(job.uid_map, uids),
-                             "other_ids": _added_since(job.other_ids, other_ids)},
-                 "residual": report["residual"], "burned_in": report["burned_in"],
-                 "pixels_cleaned": report["pixels_cleaned"], "new_errors": bool(report["new_errors"])}
+        self.share.add(item["index"], job.last_patient, _added_since(job.uid_map, uids),
+                       _added_since(job.other_ids, other_ids), report)
         return {"report": {k: v for k, v in report.items() if k != "elements"}, "line": self._line(report),
-                "merge": merge, **self._member(member, pieces, sources), **record}
+                **self._member(member, pieces, sources), **record}
+
+    def finish(self):
+        return {"mapping": self.share.to_plain()}
 
 
 # Files of the made-up series a worker de-identifies to warm up (see DeidPrepareJob): the third
@@ -1307,10 +1329,9 @@ def prepare_deid(scratch):
         os.makedirs(os.path.join(scratch, f"part{number}"))
     learn = DeidLearnJob(options, len(items), next(scratches))
     steps = [json.loads(json.dumps(learn.step(item))) for item in items]
-    learned = {"files": steps, "shares": [learn.finish()]}
+    learned = fold_learned(steps, [learn.finish()])
     for container in ("members", "files"):
         share = DeidShareJob({**options, "learned": learned, "container": container}, len(items), next(scratches))
-        merges = []
         for item, learned_step in zip(items, steps):
             if container == "files":
                 head = os.path.join(share.scratch, "head")
@@ -1321,9 +1342,8 @@ def prepare_deid(scratch):
                                                          "learned": learned_step["learned"]})))
             if answer.get("error"):  # a warm-up that fails says so, not a cold worker later
                 raise DicomStudioError(f"the de-identification warm-up failed: {answer['error']['message']}")
-            merges.append(answer["merge"])
-        share.finish()
-    merge_deid_shares(options, learned, merges, next(scratches))
+        mapping = share.finish()["mapping"]
+    merge_deid_shares(options, learned, [mapping], next(scratches))
     _warmed_up = True
     return True
 
@@ -1335,7 +1355,7 @@ class DeidPrepareJob(WarmUpJob):
     warm_up = staticmethod(prepare_deid)
 
 
-def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zip"):
+def merge_deid_shares(options, learned, shares, folder, zip_name="deidentified.zip", failures=()):
     """The mapping and summary of a deid job shared out over workers, as one process gives them.
 
     Parameters
@@ -1343,11 +1363,14 @@ def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zi
     options : dict
         The job's options (``key`` and the shares' own are ignored: the mapping needs no key).
     learned : dict
-        What the first pass learned (see :func:`learned_identifiers`): its patients come first.
-    files : list of dict
-        Each file's ``merge`` answer (see :class:`DeidShareJob`), in input order.
+        What the first pass learned (see :func:`fold_learned`): its patients come first.
+    shares : list of dict
+        Each share's finish answer's ``mapping`` (see :class:`DeidShareJob`), in any order.
     folder : str
         Where the mapping's files are written.
+    failures : list of [int, str, str]
+        ``[index, file, message]`` of the files whose step failed outside any share's account
+        (the worker answered an error instead of the step).
 
     Returns
     -------
@@ -1361,18 +1384,9 @@ def merge_deid_shares(options, learned, files, folder, zip_name="deidentified.zi
     for own in ("learned", "container"):
         options.pop(own, None)
     merged = deid.Deidentifier(options, key=b"")
-    for file in learned["files"]:
-        for plain in file["patients"]:
-            merged.patients.setdefault(plain["key"], deid.Patient(**plain))
-    with_new_errors = 0
-    for file in files:
-        if "mapping" not in file:
-            merged.failures.append({"file": file["file"], "message": file["message"]})
-            continue
-        met = file["mapping"]
-        file = {**file, "mapping": {**met, "patients": [deid.Patient(**p) for p in met["patients"]]}}
-        deid.mapping.merge_file(merged, file)
-        with_new_errors += file["new_errors"]
+    for plain in learned["patients"]:
+        merged.patients.setdefault(plain["key"], deid.Patient(**plain))
+    with_new_errors = deid.mapping.merge_shares(merged, shares, failures)
     os.makedirs(folder, exist_ok=True)
     return {"summary": {**merged.summary(), "files_with_new_errors": with_new_errors},
             "outputs": merged.write_mapping(folder),

@@ -153,9 +153,29 @@ def offered(page, skip=("deidentified.zip",)):
     return saved
 
 
+# Records what the page sends its workers: each task's kind and options, each call's function and
+# arguments (as JSON).
+SENT_TO_WORKERS = """() => {
+    const python = window.dcmstudio.python;
+    const job = python.job.bind(python);
+    const call = python.call.bind(python);
+    window.sentToWorkers = [];
+    python.job = (request) => {
+        window.sentToWorkers.push({ kind: request.kind, args: JSON.stringify(request.options) });
+        return job(request);
+    };
+    python.call = (fn, args, ...rest) => {
+        window.sentToWorkers.push({ kind: fn, args: JSON.stringify(args) });
+        return call(fn, args, ...rest);
+    };
+}"""
+
+
 def test_one_worker_or_two_give_the_same_files_mapping_and_report(browser, server, tmp_path):
     """The first pass and the de-identifying steps are shared out over the workers; the
-    outputs are the same, byte for byte: every member, the mapping's four files, the report."""
+    outputs are the same, byte for byte: every member, the mapping's four files, the report.
+    Nothing per file goes back to the workers (issue 11: 20,000 files): the shares get the first
+    pass folded once, and the merge gets each share's mapping."""
     paths = make_series(tmp_path)
     # a name met first in the last file (another worker's, with two) and named in the first
     # file's description, which Clean Descriptors keeps cleaned of every name the job learned
@@ -170,6 +190,7 @@ def test_one_worker_or_two_give_the_same_files_mapping_and_report(browser, serve
         context, page = pool_page(browser, server, workers, paths)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.evaluate(SENT_TO_WORKERS)
         page.click("#tab-deid")
         page.wait_for_selector("#deid-options input")
         page.fill("#deid-secret", "one secret, any pool")
@@ -180,6 +201,12 @@ def test_one_worker_or_two_give_the_same_files_mapping_and_report(browser, serve
         assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'deid').lastRun.workers") == workers
         runs[workers] = (members, offered(page))
         assert not errors
+        sent = {s["kind"]: json.loads(s["args"]) for s in page.evaluate("window.sentToWorkers")}
+        assert set(sent["deid_share"]["learned"]) == {"identifiers", "patients"}
+        taught = sent["deid_learned"]["files"]  # only the first pass' answers that taught something
+        assert all(f["identifiers"]["texts"] or f["identifiers"]["ideographs"] or f["patients"] for f in taught)
+        assert set(sent["deid_merge"]) == {"options", "learned", "shares", "failures", "zip_name"}
+        assert len(sent["deid_merge"]["shares"]) == workers and not sent["deid_merge"]["failures"]
         context.close()
     assert runs[1][0] == runs[2][0] and len(runs[1][0]) == SERIES_SIZE
     assert sorted(runs[1][1]) == sorted(MAPPING_FILES + ["IDENTIFYING-deidentified_report.jsonl"])

@@ -29,27 +29,33 @@ def shares_of(items, workers, deal=None):
     return [[item for c, chunk in enumerate(chunks) if deal[c] == w for item in chunk] for w in range(workers)]
 
 
-def run_shares(kind, options, items, workers, scratch, deal=None):
-    """Each worker's share of a task: its step answers by index, and its finish answer."""
+def run_shares(kind, options, items, workers, scratch, deal=None, backwards=False):
+    """Each worker's share of a task: its step answers by index, and its finish answer.
+    ``backwards``: each worker takes its items last first (in the page, the items a worker held
+    back come again at the end)."""
     steps, finished = {}, []
     for w, share in enumerate(shares_of(items, workers, deal)):
         job = jobs.start(kind, plain(options), len(items), lambda name, w=w: str(scratch / f"w{w}-{name}"))
-        for item in share:
+        for item in share[::-1] if backwards else share:
             steps[item["index"]] = plain(jobs.step(job, plain(item)))
         finished.append(plain(jobs.finish(job)))
     return [steps[i] for i in sorted(steps)], finished
 
 
-def pooled(paths, workers, scratch, options=None, deal=None, container="files", heads=False):
-    """The page's pooled deid: every output file's bytes, each report line, the mapping's files.
-    ``container``: "files" (a folder) or "members" (a ZIP's); ``heads``: each file's first
-    :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder."""
+def pooled(paths, workers, scratch, options=None, deal=None, container="files", heads=False, backwards=False):
+    """The page's pooled deid: every output file's bytes, each report line, the mapping's files,
+    the summary. ``container``: "files" (a folder) or "members" (a ZIP's); ``heads``: each file's
+    first :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder;
+    ``backwards``: see :func:`run_shares`."""
     scratch.mkdir()
     key = derive_key(SECRET)[0].hex()
     options = {"secret": SECRET, **(options or {}), "key": key}
     items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, start=1)]
     learned_steps, learned_shares = run_shares("deid_learn", options, items, workers, scratch)
-    learned = {"files": learned_steps, "shares": learned_shares}
+    # as static/wb-deid.js: only the answers that taught something are folded
+    taught = [s for s in learned_steps if s["identifiers"]["texts"] or s["identifiers"]["ideographs"] or s["patients"]]
+    learned = plain(jobs.fold_learned(taught, learned_shares))
+    assert learned == plain(jobs.fold_learned(learned_steps, learned_shares))
     names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
     items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
     if heads:
@@ -58,10 +64,10 @@ def pooled(paths, workers, scratch, options=None, deal=None, container="files", 
             with open(item["path"], "rb") as f:
                 head.write_bytes(f.read(jobs.HEAD_BYTES))
             item["head"] = str(head)
-    steps, _ = run_shares("deid_share", {**options, "learned": learned, "container": container}, items, workers,
-                          scratch, deal)
+    steps, finished = run_shares("deid_share", {**options, "learned": learned, "container": container}, items,
+                                 workers, scratch, deal, backwards)
     members = {s["member"]["name"]: file_bytes(s) for s in steps if not s.get("error")}
-    merged = jobs.merge_deid_shares(options, plain(learned), [s["merge"] for s in steps], str(scratch / "map"))
+    merged = jobs.merge_deid_shares(options, learned, [f["mapping"] for f in finished], str(scratch / "map"))
     mapping = {}
     for output in merged["outputs"]:
         with open(output["path"], encoding="utf-8") as f:
@@ -109,14 +115,43 @@ def test_one_worker_or_three_give_the_same_files_reports_and_mapping(tmp_path):
 
 
 @pytest.mark.parametrize("deal", [(1, 0, 0), (0, 1, 1), (1, 1, 0), (0, 0, 1)])
-def test_the_mapping_does_not_depend_on_which_worker_took_which_files(tmp_path, deal):
-    """In the page a free worker takes the next chunk, so any worker may meet a UID first."""
+@pytest.mark.parametrize("backwards", [False, True])
+def test_the_mapping_does_not_depend_on_which_worker_took_which_files(tmp_path, deal, backwards):
+    """In the page a free worker takes the next chunk, so any worker may meet a UID or a patient
+    first, and a worker's items may come out of order."""
     paths = series(tmp_path / "in", count=11, changes={
         i: {"PatientName": "Second^Person", "PatientID": "ID-2"} for i in (2, 5, 6, 9)})
     one = pooled(paths, 1, tmp_path / "one")
-    dealt = pooled(paths, 2, tmp_path / "dealt", deal=list(deal))
+    dealt = pooled(paths, 2, tmp_path / "dealt", deal=list(deal), backwards=backwards)
     assert one[0] == dealt[0]
     assert one[2] == dealt[2]
+    assert one[3] == dealt[3]
+
+
+def test_nothing_per_file_crosses_to_the_shares_or_the_merge(tmp_path):
+    """Issue 11 (20,000 files): the shares get the first pass folded once, and hand over their
+    mapping once, at their end; a step answers no share of the mapping. The more files of the
+    same patient, the more UIDs (one per instance) and nothing else."""
+    learned_without_uids = {}
+    for count in (8, 24):
+        paths = series(tmp_path / f"in{count}", count=count,
+                       changes={i: {"ReferringPhysicianName": "WHO^REFERRED"} for i in range(count)})
+        items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, start=1)]
+        options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+        steps, shares = run_shares("deid_learn", options, items, 2, tmp_path / f"learn{count}")
+        learned = plain(jobs.fold_learned(steps, shares))
+        assert set(learned) == {"identifiers", "patients"} and len(learned["patients"]) == 1
+        learned_without_uids[count] = {**learned["identifiers"], "instance_uids": []}
+        items = [{**item, "member": item["name"], "learned": s["learned"]} for item, s in zip(items, steps)]
+        steps, finished = run_shares("deid_share", {**options, "learned": learned, "container": "members"}, items,
+                                     2, tmp_path / f"share{count}")
+        assert all(set(s) == {"report", "line", "member", "chunks"} for s in steps)
+        for share in finished:
+            mapping = share["mapping"]
+            assert len(mapping["patients"]) == 1 and not mapping["other_ids"] and not mapping["failures"]
+            assert mapping["totals"]["files"] == count // 2 == mapping["patients"][0][2]
+            assert len(mapping["uids"]) >= count // 2
+    assert learned_without_uids[8] == learned_without_uids[24]
 
 
 def test_a_name_first_met_in_another_workers_file_is_scrubbed_from_every_file(tmp_path):
@@ -139,6 +174,26 @@ def test_a_file_the_first_pass_cannot_read_is_named_and_the_others_are_written(t
     assert json.loads(lines[2]) == {"file": paths[2].name, "error": json.loads(lines[2])["error"]}
     assert [f["file"] for f in summary["failed"]] == [paths[2].name]
     assert summary["files"] == 4
+
+
+def test_failures_are_named_in_input_order_whoever_accounted_for_them(tmp_path):
+    """A file a share could not de-identify is in its mapping's failures; one whose step the
+    worker answered with an error instead (the page's ``failures``) is in none: both are named,
+    in input order, and the other files are counted."""
+    paths = series(tmp_path / "in", count=8)
+    paths[5].write_bytes(b"not DICOM at all")
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    items = [{"path": str(p), "name": p.name, "index": i, "member": p.name} for i, p in enumerate(paths, start=1)]
+    steps, shares = run_shares("deid_learn", options, items, 2, tmp_path)
+    learned = plain(jobs.fold_learned(steps, shares))
+    items = [{**item, "learned": s["learned"]} for item, s in zip(items, steps) if item["index"] != 2]
+    _, finished = run_shares("deid_share", {**options, "learned": learned, "container": "members"}, items, 2,
+                             tmp_path)
+    merged = jobs.merge_deid_shares(options, learned, [f["mapping"] for f in finished], str(tmp_path / "map"),
+                                    failures=[[2, paths[1].name, "The worker failed."]])
+    summary = merged["summary"]
+    assert [f["file"] for f in summary["failed"]] == [paths[1].name, paths[5].name]
+    assert summary["failed"][0]["message"] == "The worker failed." and summary["files"] == 6
 
 
 def test_the_key_a_share_is_given_is_the_key_it_uses():
@@ -228,8 +283,9 @@ def test_a_worker_warms_up_once_on_a_made_up_series_and_the_outputs_stay_the_sam
     cold = pooled(paths, 2, tmp_path / "cold", container="members")
     replays = []
     with monkeypatch.context() as patched:
+        finish = jobs.DeidShareJob.finish
         patched.setattr(jobs.DeidShareJob, "finish", lambda self: replays.append(
-            (self.container, self.deidentifier.layouts.replayed)) or {})
+            (self.container, self.deidentifier.layouts.replayed)) or finish(self))
         job = jobs.start("deid_prepare", {}, 0, lambda name: str(tmp_path / "prepare" / name))
         assert jobs.finish(job) == {"prepared": True}
     # the made-up series went through both containers, its later files replayed; nothing is left

@@ -402,7 +402,7 @@ def test_a_deidentified_folder_save_lists_the_pseudonyms_not_the_patient(tmp_pat
     options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
     items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, 1)]
     learned_steps, learned_shares = run_shares("deid_learn", options, items, 2, tmp_path)
-    learned = {"files": learned_steps, "shares": learned_shares}
+    learned = api.jobs.fold_learned(learned_steps, learned_shares)
     items = [{**item, "learned": s["learned"]} for item, s in zip(items, learned_steps)]
     steps, folder = _folder_save(tmp_path / "out", "deid_share", {**options, "learned": learned}, paths, 2,
                                  items=items)

@@ -113,3 +113,85 @@ def merge_file(merged, report):
     merged.totals["residual_hits"] += len(report["residual"])
     merged.totals["burned_in_flagged"] += report["burned_in"]["flag"]
     merged.totals["pixels_cleaned"] += report["pixels_cleaned"]
+
+
+class Share:
+    """One worker's share of a job's mapping and totals (the page shares a job's files out over
+    its workers): folded file by file, in whatever order the worker took them, and handed over
+    once (:meth:`to_plain`) for :func:`merge_shares`. Nothing is kept per file."""
+
+    def __init__(self):
+        self.patients = {}  # key → [index of its first file here, the patient (plain), files]
+        self.uids = {}
+        self.other_ids = {}
+        self.totals = {"files": 0, "residual_hits": 0, "burned_in_flagged": 0, "pixels_cleaned": 0,
+                       "files_with_new_errors": 0}
+        self.failures = []  # [index, file, message]
+
+    def add(self, index, patient, uids, other_ids, report):
+        """Fold in the ``index``-th file of the job (1-based): its ``patient`` (a
+        :class:`~dcmstudio.deid.job.Patient`), the ``(old, new)`` pairs of ``uids`` and
+        ``other_ids`` it added, and its ``report`` (``residual``, ``burned_in``,
+        ``pixels_cleaned``, ``new_errors``)."""
+        known = self.patients.get(patient.key)
+        if known is None:
+            self.patients[patient.key] = [index, {**vars(patient), "files": 0}, 1]
+        else:
+            if index < known[0]:  # input order decides which file met the patient first
+                known[0], known[1] = index, {**vars(patient), "files": 0}
+            known[2] += 1
+        self.uids.update(uids)
+        self.other_ids.update(other_ids)
+        self.totals["files"] += 1
+        self.totals["residual_hits"] += len(report["residual"])
+        self.totals["burned_in_flagged"] += report["burned_in"]["flag"]
+        self.totals["pixels_cleaned"] += report["pixels_cleaned"]
+        self.totals["files_with_new_errors"] += bool(report["new_errors"])
+
+    def fail(self, index, file, message):
+        """The ``index``-th file of the job failed: named in the summary, in input order."""
+        self.failures.append([index, file, message])
+
+    def to_plain(self):
+        """The share as plain JSON data."""
+        return {"patients": list(self.patients.values()), "uids": list(self.uids.items()),
+                "other_ids": list(self.other_ids.items()), "totals": self.totals, "failures": self.failures}
+
+
+def merge_shares(merged, shares, failures=()):
+    """Fold every worker's :class:`Share` (``shares``: their :meth:`~Share.to_plain`) into the
+    job ``merged`` (a :class:`~dcmstudio.deid.Deidentifier`), with ``failures`` (``[index, file,
+    message]`` of files no share accounted for), as one process would have met the files in input
+    order (see :func:`merge_file`): patients the job does not know yet by their first file, the
+    failures by index; UIDs and IDs are keyed, the same in every share.
+
+    Returns
+    -------
+    int
+        The files whose output gained a validation error.
+    """
+    from .job import Patient
+    firsts = {}
+    for share in shares:
+        for index, plain, files in share["patients"]:
+            known = firsts.get(plain["key"])
+            if known is None or index < known[0]:
+                firsts[plain["key"]] = [index, plain, files + (known[2] if known else 0)]
+            else:
+                known[2] += files
+    for _, plain, files in sorted(firsts.values(), key=lambda first: first[0]):
+        patient = merged.patients.setdefault(plain["key"], Patient(**plain))
+        patient.files += files
+    with_new_errors = 0
+    for share in shares:
+        for old, new in share["uids"]:
+            merged.uid_map.setdefault(old, new)
+        for old, new in share["other_ids"]:
+            merged.other_ids.setdefault(old, new)
+        for name in merged.totals:
+            merged.totals[name] += share["totals"][name]
+        with_new_errors += share["totals"]["files_with_new_errors"]
+    failed = sorted([failure for share in shares for failure in share["failures"]] + list(failures),
+                    key=lambda failure: failure[0])
+    merged.failures.extend({"file": file, "message": message} for _, file, message in failed)
+    return with_new_errors
