@@ -14,7 +14,9 @@ byte of the output on disk:
 
 Prints the medians, each case's ratio to dcmodify, and the peak memory of all the browser's
 processes (proportional set size, summed) above the same page before any file was opened, split
-per kind of process (browser, renderer: the page and its workers, GPU, utilities). --timeline
+per kind of process (browser, renderer: the page and its workers, GPU, utilities), and the CPU
+seconds the browser's processes used meanwhile (steadier than elapsed time on a busy machine);
+where each job's steps spent their time in the workers (fetching, Python, handing over). --timeline
 writes every sample, and the page's JS heap during the job; --collect-every N forces a garbage
 collection every N seconds (in the page and/or its workers: --collect-in), which tells memory
 held from garbage not collected yet. Every
@@ -104,10 +106,8 @@ def process_kind(pid):
     return f"{kind.group(1)} ({sub.group(1).rsplit('.', 1)[-1]})" if sub else kind.group(1)
 
 
-def browser_memory_by_kind(pid):
-    """Proportional set size of a process and all its descendants (shared pages split), in bytes,
-    summed per kind of process (see process_kind)."""
-    by_kind = {}
+def process_tree(pid):
+    """A process and all its descendants, by pid."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -117,10 +117,33 @@ def browser_memory_by_kind(pid):
                 children.setdefault(parent, []).append(int(entry))
             except (OSError, ValueError, IndexError):
                 pass
-    stack = [pid]
+    stack, tree = [pid], []
     while stack:
         current = stack.pop()
         stack.extend(children.get(current, []))
+        tree.append(current)
+    return tree
+
+
+def browser_cpu(pid):
+    """CPU seconds (user + system) the browser's processes have used so far: on a busy 2-core
+    machine a steadier figure than elapsed time."""
+    ticks = 0
+    for current in process_tree(pid):
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def browser_memory_by_kind(pid):
+    """Proportional set size of a process and all its descendants (shared pages split), in bytes,
+    summed per kind of process (see process_kind)."""
+    by_kind = {}
+    for current in process_tree(pid):
         try:
             with open(f"/proc/{current}/smaps_rollup") as f:
                 for line in f:
@@ -368,6 +391,7 @@ def main():
     cases = args.cases.split(",")
     times = {c: [] for c in ["dcmodify", *cases]}
     memory = {c: [] for c in cases}
+    cpu = {c: [] for c in cases}  # the browser's CPU seconds per round
     phases = {c: [] for c in cases}
     split = {c: [] for c in cases}  # per round: kind of process → (+bytes at the peak, its own peak)
     server, url = start_site_server()
@@ -385,6 +409,7 @@ def main():
                     pid = browser_pid(profile)
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory_by_kind(pid)
+                    cpu_before = browser_cpu(pid)
                     with PeakMemory(pid) as peak:
                         try:
                             seconds, outputs = run_case(page, case, paths)
@@ -394,6 +419,7 @@ def main():
                             page.screenshot(path=str(work / f"{case}-unfinished.png"))
                             raise
                     times[case].append(seconds)
+                    cpu[case].append(browser_cpu(pid) - cpu_before)
                     phases[case].append(page.evaluate(PHASES))
                     # what the workers spent in the job (its opening is taken off), summed over them
                     for key in ("fetching", "python", "handing", "slicing"):
@@ -426,7 +452,8 @@ def main():
     for case in cases:
         median = statistics.median(times[case])
         print(f"  {'page: ' + case:28s} {median:7.3f} s  {median / base:5.2f}x dcmodify  "
-              f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page")
+              f"peak browser memory +{max(memory[case]) / 1e6:.0f} MB over the empty page  "
+              f"browser CPU {statistics.median(cpu[case]):.2f} s")
         spans = {k: statistics.median(p[k] for p in phases[case] if k in p) for k in phases[case][0]}
         print("      " + ", ".join(f"{k} {v:.2f} s" for k, v in spans.items()))
         worst = split[case][memory[case].index(max(memory[case]))]

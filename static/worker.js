@@ -21,9 +21,9 @@ function post(message, transfer = []) {
 
 // Milliseconds since the worker started at which each phase began (shown by bench/startup.py).
 const timings = {};
-// Milliseconds this worker spent waiting for fetched bytes, in Python and handing parts over (of
-// which slicing opened files: each slice waits for the browser process), summed over its requests
-// (bench/e2e.py reads them: where a job's time goes).
+// Milliseconds this worker's job steps (JOB_STEPS) spent waiting for fetched bytes, in Python and
+// handing parts over (of which slicing opened files: each slice waits for the browser process),
+// summed over its requests (bench/e2e.py reads them: where a job's time goes).
 const spent = { fetching: 0, python: 0, handing: 0, slicing: 0 };
 
 function phase(name, fraction = 0) {
@@ -130,9 +130,8 @@ function mount(batch, files) {
 const HEAD_BYTES = 64 * 1024;
 const PREFETCH_DIR = "/prefetch";
 let prefetched = 0;
-async function prefetch(paths, length = 0) {
-  const start = performance.now();
-  const locals = await Promise.all(paths.map(async (path) => {
+function prefetch(paths, length = 0) {
+  return Promise.all(paths.map(async (path) => {
     try {
       const file = pyodide.FS.lookupPath(path).node.contents;
       const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
@@ -143,8 +142,6 @@ async function prefetch(paths, length = 0) {
       return null;
     }
   }));
-  spent.fetching += performance.now() - start;
-  return locals;
 }
 
 // Deletes a fetched copy once its step is over, if Python did not (it deletes what it read).
@@ -157,10 +154,7 @@ function release(local) {
 
 function callPython(fn, args) {
   if (interruptBuffer) interruptBuffer[0] = 0;
-  const start = performance.now();
-  const result = JSON.parse(apiCall(fn, JSON.stringify(args)));
-  spent.python += performance.now() - start;
-  return result;
+  return JSON.parse(apiCall(fn, JSON.stringify(args)));
 }
 
 // Gives the event loop a turn so that a Cancel sent meanwhile is received.
@@ -313,13 +307,17 @@ const handlers = {
   // `reads` (from job_start): what Python reads of each file, its head or the whole of it.
   async [Op.JOB_STEPS](id, { job, items, reads }) {
     const headOnly = reads === "head";
+    const fetching = performance.now();
     const locals = await prefetch(items.map((item) => item.path), headOnly ? HEAD_BYTES : 0);
+    spent.fetching += performance.now() - fetching;
     const steps = [];
     const parts = partBatch(id);
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
       const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
+      const python = performance.now();
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
+      spent.python += performance.now() - python;
       release(locals[i]);
       const handing = performance.now();
       if (step.ok) {
