@@ -150,6 +150,8 @@ for (const Workbench of WORKBENCHES) {
   for (const event of ["pointerenter", "focusin"]) panel.addEventListener(event, () => wb.warmUp());
 }
 app.activate(app.workbenches[0].id);
+// A helper that starts while a person is in a workbench warms up for its task too.
+python.onWorkerReady = () => app.workbenches.find((wb) => wb.id === app.active)?.warmUp();
 
 // Arrow keys move between tabs (WAI-ARIA tabs pattern).
 $("#tabs").addEventListener("keydown", (event) => {

@@ -145,6 +145,7 @@ export class WorkerPool {
     this.batches = [];      // every mounted batch, for a worker that starts later
     this.batchCount = 0;
     this.ready = this.primary.ready;
+    this.onWorkerReady = null;  // called when a helper becomes available (e.g. to warm it up)
     // Helpers start once the primary's start-up is over: sooner, they would slow its later
     // stage, which the first image or edit waits for.
     this.primary.settled.then(() => { if (this.primary.isReady) this.startHelpers(); });
@@ -178,6 +179,7 @@ export class WorkerPool {
       });
       for (const batch of this.batches) helper.request(Op.MOUNT, batch);
       this.helpers.push(helper);
+      helper.ready.then(() => this.onWorkerReady?.(), () => {});
     }
   }
 

@@ -327,3 +327,15 @@ def test_coming_to_the_edit_and_deid_workbenches_warms_every_worker_up(browser, 
     assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'edit').warmed") == 2
     assert not page.page_errors
     context.close()
+
+
+def test_a_helper_that_starts_while_the_person_is_in_edit_warms_up_for_edits(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server}?workers=2")
+    page.wait_for_selector("body[data-python='ready']", timeout=120000)
+    page.click("#tab-edit")  # helpers start once the primary's later stage is loaded: not yet
+    wait_for_pool(page, 2)
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    assert warmed_up(page, workers, [True, False]) == [[True, False]] * 2
+    context.close()
