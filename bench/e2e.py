@@ -334,8 +334,6 @@ def run_case(page, case, paths):
     start = time.perf_counter()
     page.set_input_files("#open-files", [str(p) for p in paths])
     page.wait_for_selector(".file-tree .row.all")
-    global spent_before_job
-    spent_before_job = worker_spent(page)
     if case == "deid":
         page.wait_for_selector("#deid-run:not([disabled])")
         path = wait_for_output(page, "#deid-run", None)
@@ -421,10 +419,9 @@ def main():
                     times[case].append(seconds)
                     cpu[case].append(browser_cpu(pid) - cpu_before)
                     phases[case].append(page.evaluate(PHASES))
-                    # what the workers spent in the job (its opening is taken off), summed over them
+                    # what the workers' job steps spent (a fresh page ran none before), summed over them
                     for key in ("fetching", "python", "handing", "slicing"):
-                        phases[case][-1][f"workers {key}"] = (sum(s[key] for s in worker_spent(page))
-                                                              - sum(s[key] for s in spent_before_job)) / 1000
+                        phases[case][-1][f"workers {key}"] = sum(s[key] for s in worker_spent(page)) / 1000
                     memory[case].append(peak.peak - sum(empty.values()))
                     if args.timeline:
                         with open(args.timeline, "a") as f:

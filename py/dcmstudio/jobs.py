@@ -561,7 +561,6 @@ _WARM_UP_EDITS = [
     {"op": "set", "path": "StudyDescription", "value": "WARM-UP"},
     {"op": "delete", "path": "(0009,1002)"},
 ]
-_edit_warmed_up = False
 
 
 def prepare_edit(scratch):
@@ -570,15 +569,7 @@ def prepare_edit(scratch):
     imports, the IODs' tables (its outputs are validated) and code run for the first time, which
     measured 0.2-0.45 s of CPU per worker of the page, within the person's wait. Nothing of it
     reaches a later task: each task has its own UID map and layouts.
-
-    Returns
-    -------
-    bool
-        Whether it ran (not before, in this process).
     """
-    global _edit_warmed_up
-    if _edit_warmed_up:
-        return False
     os.makedirs(scratch, exist_ok=True)
     paths = _warm_up_series(scratch)
     for container in ("members", "files"):
@@ -591,21 +582,26 @@ def prepare_edit(scratch):
             if answer.get("error"):  # a warm-up that fails says so, not a cold worker later
                 raise DicomStudioError(f"the edit warm-up failed: {answer['error']['message']}")
         job.finish()
-    _edit_warmed_up = True
-    return True
+
+
+_warmed_up = set()  # the kinds of task this process has warmed up for (see WarmUpJob)
 
 
 class WarmUpJob(Job):
-    """A worker's warm-up for a kind of task (``warm_up``: a function of a scratch folder that
-    answers whether it ran now), done when it opens: the page opens it with no items on every
-    worker ahead of such a task. Finishing answers ``{"prepared": bool}``."""
+    """A worker's warm-up for a kind of task (``warm_up``: a function of a scratch folder), done
+    when it opens, once per process and ``kind``: the page opens it with no items on every worker
+    ahead of such a task. Finishing answers ``{"prepared": bool}`` (whether it ran now)."""
 
+    kind = None
     warm_up = None
 
     def __init__(self, options, count, scratch):
         super().__init__(options, count, scratch)
+        self.prepared = self.kind not in _warmed_up
         try:
-            self.prepared = type(self).warm_up(scratch)
+            if self.prepared:
+                type(self).warm_up(scratch)
+                _warmed_up.add(self.kind)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -617,6 +613,7 @@ class WarmUpJob(Job):
 class EditPrepareJob(WarmUpJob):
     """A worker's warm-up for edits (see :func:`prepare_edit`)."""
 
+    kind = "edit"
     warm_up = staticmethod(prepare_edit)
 
 
@@ -1268,10 +1265,9 @@ class DeidShareJob(ZipJob):
         return {"mapping": self.share.to_plain()}
 
 
-# Files of the made-up series a worker de-identifies to warm up (see DeidPrepareJob): the third
-# one is replayed from the layout the first two made, as a series' files are.
+# Files of the made-up series a worker edits or de-identifies to warm up (see WarmUpJob): the
+# later ones are replayed from the layout the first made, as a series' files are.
 _WARM_UP_FILES = 4
-_warmed_up = False
 
 
 def _warm_up_series(folder):
@@ -1312,15 +1308,7 @@ def prepare_deid(scratch):
     first de-identification otherwise pays for imports, the profile's and the IODs' tables and
     code run for the first time (~0.2 s of a fresh Pyodide), within the person's wait. Nothing
     of it reaches a later task: each task has its own layouts, mapping and identifiers.
-
-    Returns
-    -------
-    bool
-        Whether it ran (not before, in this process).
     """
-    global _warmed_up
-    if _warmed_up:
-        return False
     paths = _warm_up_series(scratch)
     options = {"key": bytes(32).hex()}
     items = [{"path": path, "name": os.path.basename(path), "index": i} for i, path in enumerate(paths, start=1)]
@@ -1344,14 +1332,13 @@ def prepare_deid(scratch):
                 raise DicomStudioError(f"the de-identification warm-up failed: {answer['error']['message']}")
         mapping = share.finish()["mapping"]
     merge_deid_shares(options, learned, [mapping], next(scratches))
-    _warmed_up = True
-    return True
 
 
 @register("deid_prepare")
 class DeidPrepareJob(WarmUpJob):
     """A worker's warm-up for de-identification (see :func:`prepare_deid`)."""
 
+    kind = "deid"
     warm_up = staticmethod(prepare_deid)
 
 

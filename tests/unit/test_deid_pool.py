@@ -279,7 +279,7 @@ def test_a_folder_reads_heads_and_gives_the_zip_members_bytes(tmp_path, monkeypa
 
 def test_a_worker_warms_up_once_on_a_made_up_series_and_the_outputs_stay_the_same(tmp_path, monkeypatch):
     paths = series(tmp_path / "in", 5)
-    monkeypatch.setattr(jobs, "_warmed_up", False)
+    monkeypatch.setattr(jobs, "_warmed_up", set())
     cold = pooled(paths, 2, tmp_path / "cold", container="members")
     replays = []
     with monkeypatch.context() as patched:

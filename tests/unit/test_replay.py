@@ -190,7 +190,7 @@ def test_a_worker_warms_up_edits_once_on_a_made_up_series_and_a_later_job_is_unc
         jobs.finish(job)
         return outputs
 
-    monkeypatch.setattr(jobs, "_edit_warmed_up", False)
+    monkeypatch.setattr(jobs, "_warmed_up", set())
     cold = edited("cold")
     finished = []
     with monkeypatch.context() as patched:
