@@ -255,7 +255,12 @@ export class WorkerPool {
     const workers = this.available();
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
+    const CANCELLED = { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+    // A Cancel answers at once: a worker still busy with a request before this job's (e.g. a
+    // warm-up, which no Cancel stops) is not waited for, and what comes after it is ignored.
     let cancelled = false;
+    let stop;
+    const stopped = new Promise((resolve) => { stop = resolve; });
     const running = new Set();  // { worker, id } of the requests under way
     let failure = null;
     const held = [];            // items whose step answered `later`
@@ -270,7 +275,7 @@ export class WorkerPool {
       const opened = await worker.request(Op.JOB_OPEN, { kind, options, count: items.length }).done;
       if (!opened.ok) { failure ??= opened; return null; }
       const job = opened.job;
-      const part = (message) => onPart(message, byMember.get(message.output.name));
+      const part = (message) => { if (!cancelled) onPart(message, byMember.get(message.output.name)); };
       // Two requests in flight per worker: the files of one are read while the other is processed.
       const pump = async () => {
         for (;;) {
@@ -291,7 +296,7 @@ export class WorkerPool {
           inFlight--;
           running.delete(sent);  // only requests under way are cancelled (and kept)
           if (result.ok) {
-            result.steps.forEach((step, i) => {
+            if (!cancelled) result.steps.forEach((step, i) => {
               if (step.ok && step.later && !taken[i].last_round) return held.push(taken[i]);
               if (step.ok && step.for_last_round != null) told.set(taken[i], step.for_last_round);
               return onStep(step, taken[i]);
@@ -310,19 +315,19 @@ export class WorkerPool {
       }
       return worker.request(Op.JOB_CLOSE, { job }, { onPart: part }).done;
     };
-    const done = Promise.all(workers.map(share)).then((finished) => {
-      if (cancelled) {
-        return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
-      }
+    const finished = Promise.all(workers.map(share)).then((shares) => {
+      if (cancelled) return CANCELLED;
       if (failure) return failure;
-      const broken = finished.find((f) => !f.ok);
-      return broken || { ok: true, shares: finished, workers: workers.length };
+      const broken = shares.find((f) => !f.ok);
+      return broken || { ok: true, shares, workers: workers.length };
     });
+    const done = Promise.race([finished, stopped]);
     return {
       done,
       cancel: () => {
         cancelled = true;
         for (const { worker, id } of running) worker.cancel(id);
+        stop(CANCELLED);
       },
     };
   }

@@ -140,6 +140,9 @@ export async function runSharedJob(app,
         message: `Nothing was written: the folder “${target.handle.name}” already holds ${held}.` } };
     }
   }
+  // A Cancel while the task was being set up (its first pass, its names: requests a busy worker may
+  // hold back, e.g. while it warms up) is honoured here, before anything is made.
+  if (task.cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
   const folder = target.kind === SAVE_TARGETS.FOLDER ? new FolderWriter(target.handle) : null;
   const writer = folder ? null
     : target.kind === SAVE_TARGETS.ZIP_FILE ? new StreamWriter(target.handle) : new BlobWriter("application/zip");

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from conftest import RequestLog, open_files
-from test_page_edit import make_series
+from test_page_edit import SERIES_SIZE, make_series
 from test_page_inspect import CT, assert_same_origin_only, wait_for_files
 
 EDITS = [
@@ -338,4 +338,40 @@ def test_a_helper_that_starts_while_the_person_is_in_edit_warms_up_for_edits(bro
     wait_for_pool(page, 2)
     workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
     assert warmed_up(page, workers, [True, False]) == [[True, False]] * 2
+    context.close()
+
+
+SLOW_EDIT_WARM_UP = """async () => {
+    await self.dcmstudio.settled;  // the later stage imports dcmstudio again
+    self.dcmstudio.pyodide.runPython(`
+from dcmstudio import jobs
+import time
+def busy(scratch):  # a warm-up that holds the worker 3 s (no Cancel stops a warm-up)
+    started = time.time()
+    while time.time() - started < 3:
+        pass
+jobs.EditPrepareJob.warm_up = staticmethod(busy)
+jobs._warmed_up.discard("edit")
+`);
+}"""
+
+
+def test_a_cancel_while_the_workers_still_warm_up_is_honoured(browser, server, tmp_path):
+    context, page = pool_page(browser, server, 2, make_series(tmp_path))
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    for worker in workers:
+        worker.evaluate(SLOW_EDIT_WARM_UP)
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    start_edit(page)  # shows Edit: both workers start their (slow) warm-up
+    page.click("#edit-apply")
+    # clicked while the task is still being set up: its requests wait behind the warm-ups
+    page.locator(".task.running:has-text('Editing') button", has_text="Cancel").click()
+    page.wait_for_selector(".task.failed:has-text('cancelled')", timeout=6000)
+    page.wait_for_timeout(500)
+    assert not downloads
+    assert not page.query_selector(".task.done:has-text('Edited')")
+    assert not page.page_errors
+    # the workers serve the next task as usual
+    assert len(read_zip(edit_to_download(page))) == SERIES_SIZE
     context.close()
