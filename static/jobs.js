@@ -4,6 +4,8 @@ import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, exist
 import { checkbox, el, plural } from "./dom.js";
 import { groupOf } from "./files.js";
 
+const CANCELLED = { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
 function runKey(app) {
@@ -115,19 +117,23 @@ async function writeDicomdir(app, folder, target, listed, failures) {
 export async function runSharedJob(app,
   { task, kind, options, files, target, zipName, itemOf, keepSteps, hooks = {} }) {
   performance.mark("dcmstudio:job");
+  // While the task is set up (its first pass, its names), a Cancel answers at once: a worker busy
+  // with an earlier request (a warm-up, which cannot be stopped) answers later, unheard.
+  const unlessCancelled = (promise) => Promise.race([promise, task.whenCancelled.then(() => CANCELLED)]);
   let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, ...itemOf?.(f) }));
-  const first = hooks.before ? await hooks.before(items) : { ok: true };
+  const first = hooks.before ? await unlessCancelled(hooks.before(items)) : { ok: true };
   if (!first.ok) return first;
   if (hooks.before) performance.mark("dcmstudio:job-before");
   // With a DICOMDIR the files are named by File IDs, from the file tree's grouping and order of them.
-  const named = target.dicomdir
-    ? await app.python.call("dicomdir_file_ids", { keys: files.map(groupOf) })
-    : await app.python.call("member_names", { names: first.names || files.map((f) => f.name) });
+  const named = await unlessCancelled(target.dicomdir
+    ? app.python.call("dicomdir_file_ids", { keys: files.map(groupOf) })
+    : app.python.call("member_names", { names: first.names || files.map((f) => f.name) }));
   if (!named.ok) return named;
   const members = target.dicomdir ? named.file_ids : named.members;
   items = items.map((item, i) => ({ ...item, member: members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
-    const clash = await existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...members]);
+    const clash = await unlessCancelled(existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...members]));
+    if (!Array.isArray(clash)) return clash;
     const hasDicomdir = clash.includes(DICOMDIR);
     const others = clash.filter((name) => name !== DICOMDIR);
     const also = others.length ? ` and ${others.length} of these ${items.length} files` : "";
@@ -140,9 +146,8 @@ export async function runSharedJob(app,
         message: `Nothing was written: the folder “${target.handle.name}” already holds ${held}.` } };
     }
   }
-  // A Cancel while the task was being set up (its first pass, its names: requests a busy worker may
-  // hold back, e.g. while it warms up) is honoured here, before anything is made.
-  if (task.cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+  // (a Cancel clicked during the confirmation above)
+  if (task.cancelled) return CANCELLED;
   const folder = target.kind === SAVE_TARGETS.FOLDER ? new FolderWriter(target.handle) : null;
   const writer = folder ? null
     : target.kind === SAVE_TARGETS.ZIP_FILE ? new StreamWriter(target.handle) : new BlobWriter("application/zip");

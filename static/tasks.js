@@ -72,9 +72,12 @@ export class TaskBar {
       text.textContent = `${label} … ${percent}%${detail ? ` · ${detail}` : ""}`;
     };
     const stopDrawing = () => { clearTimeout(timer); timer = null; };
+    let cancelClicked;
     const task = {
       cancelled: false,
       onCancel: null,
+      // resolves when Cancel is clicked: a step that waits for a busy worker races it
+      whenCancelled: new Promise((resolve) => { cancelClicked = resolve; }),
       progress(done, total, detail) {
         latest = [done, total, detail];
         if (timer) return;
@@ -105,6 +108,7 @@ export class TaskBar {
       cancel.disabled = true;
       text.textContent = `${label} … cancelling`;
       task.onCancel?.();
+      cancelClicked();
     };
     return task;
   }
