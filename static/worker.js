@@ -128,13 +128,18 @@ function mount(batch, files) {
 // scratch files, and tells Python where they are. A read that fails is left to Python, which
 // then names the file.
 const HEAD_BYTES = 64 * 1024;
+// A file larger than this is not fetched whole for a task that reads whole files, only its head:
+// Python then reads the rest itself, in bounded chunks where it can (a ZIP member's CRC), so a
+// few large files at once never sit whole in the worker's memory.
+const WHOLE_FETCH_MAX = 16 * 1024 * 1024;
 const PREFETCH_DIR = "/prefetch";
 let prefetched = 0;
 function prefetch(paths, length = 0) {
-  return Promise.all(paths.map(async (path) => {
+  return Promise.all(paths.map(async (path, i) => {
     try {
       const file = pyodide.FS.lookupPath(path).node.contents;
-      const bytes = new Uint8Array(await (length ? file.slice(0, length) : file).arrayBuffer());
+      const want = Array.isArray(length) ? length[i] : length;
+      const bytes = new Uint8Array(await (want ? file.slice(0, want) : file).arrayBuffer());
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
       return local;
@@ -142,6 +147,14 @@ function prefetch(paths, length = 0) {
       return null;
     }
   }));
+}
+
+function fileSize(path) {
+  try {
+    return pyodide.FS.lookupPath(path).node.contents.size;
+  } catch {
+    return 0;  // not there: the step names it
+  }
 }
 
 // Deletes a fetched copy once its step is over, if Python did not (it deletes what it read).
@@ -306,15 +319,15 @@ const handlers = {
 
   // `reads` (from job_start): what Python reads of each file, its head or the whole of it.
   async [Op.JOB_STEPS](id, { job, items, reads }) {
-    const headOnly = reads === "head";
+    const heads = items.map(({ path }) => reads === "head" || fileSize(path) > WHOLE_FETCH_MAX);
     const fetching = performance.now();
-    const locals = await prefetch(items.map((item) => item.path), headOnly ? HEAD_BYTES : 0);
+    const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)));
     spent.fetching += performance.now() - fetching;
     const steps = [];
     const parts = partBatch(id);
     for (const [i, item] of items.entries()) {
       if (cancelled.has(id)) break;
-      const fetched = locals[i] ? { [headOnly ? "head" : "local"]: locals[i] } : {};
+      const fetched = locals[i] ? { [heads[i] ? "head" : "local"]: locals[i] } : {};
       const python = performance.now();
       const step = callPython("job_step", { job, item: { ...item, ...fetched } });
       spent.python += performance.now() - python;

@@ -441,7 +441,9 @@ def edit_bytes(data, edits, *, context=None):
     context : dict, optional
         As for :func:`apply_edits` (``"name"`` defaults to ``"file"``), ``"walk_whole"`` (walk
         to the end of the file, not only as far as the edits' tags go: for elements out of tag
-        order after the pixel data), and ``"replay"``: a
+        order after the pixel data), ``"pixels_unread"`` (``data`` ends where the value of the
+        pixel data, the file's last element, starts: the walk stops before it; the edits must
+        not reach it, see :func:`reaches_pixel_data`), and ``"replay"``: a
         :class:`dcmstudio.replay.SeriesReplay` shared by the files of one task, so that a file
         whose header agrees with the previous one's is edited without being walked again.
 
@@ -501,6 +503,23 @@ def edit_output(data, edits, *, context=None):
     return output, origins, report
 
 
+def reaches_pixel_data(edits):
+    """Whether any of ``edits`` may change, remove or add a top-level element at or after
+    (7FE0,0010) Pixel Data (``remap_uids`` never does: it changes UIDs; nor do edits of the
+    character set, which re-encode text)."""
+    return _reaches_pixel_data(_compile(edits, "file"))
+
+
+def _reaches_pixel_data(compiled):
+    for edit in compiled:
+        if edit.op == "remap_uids":
+            continue
+        first = edit.steps[0]
+        if (first.tag if first.tag is not None else first.group << 16 | 0xFFFF) >= PIXEL_DATA:
+            return True
+    return False
+
+
 def _replayable(compiled):
     """Whether these edits give every file of one layout the same new bytes (no per-file values)."""
     return all(edit.op != "remap_uids" and not edit.templated for edit in compiled)
@@ -515,6 +534,12 @@ def _edit_walked(data, compiled, name, context, replay):
     # "walk_whole": the edits may reach elements out of tag order after the pixel data, where a
     # walk that stops after the last tag they name would never arrive
     limit, keep = (None, None) if context.get("walk_whole") else _walk_plan(compiled)
+    if context.get("pixels_unread"):
+        # ``data`` ends where the value of its last element, the pixel data, starts (see
+        # dcmstudio.jobs.read_item_for_edit): the walk stops before it, which no edit reaches
+        if _reaches_pixel_data(compiled):
+            raise EditError("these edits reach the pixel data, which was not read.", file=name)
+        limit = PIXEL_DATA - 1 if limit is None else limit
     emap = walk(data, name, stop_after=limit, keep=keep, record_skipped=replay is not None)
     try:
         session = _Session(emap, name, context)

@@ -192,11 +192,13 @@ def take_prefetched_head(item):
         os.remove(head_path)
 
 
-def read_item_for_edit(item, head_only=False, read_head=None):
+def read_item_for_edit(item, head_only=False, read_head=None, cut=False):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
     With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
-    data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset.
+    data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset;
+    with ``cut`` as well, ``data`` ends at ``tail`` instead (nothing stands in for the value:
+    the file's size is not held in memory, see :func:`with_unread_tail`).
     The head is the one the worker fetched (``item["head"]``, a scratch copy of the file's first
     bytes, deleted here), or else the file's first :data:`HEAD_BYTES` read in place (the command).
     Output pieces from ``tail`` on are then never the file's bytes: they must reach the page as
@@ -207,6 +209,8 @@ def read_item_for_edit(item, head_only=False, read_head=None):
     -------
     data : bytes or bytearray
     tail : int or None
+    size : int
+        The file's size.
     """
     name = item.get("name") or os.path.basename(item["path"])
     head = take_prefetched_head(item) if read_head is None else None
@@ -218,21 +222,81 @@ def read_item_for_edit(item, head_only=False, read_head=None):
         with unreadable_as_error(name):
             head, size = _read_head(item["path"])
     else:
-        return read_item(item), None
+        data = read_item(item)
+        return data, None, len(data)
     if head_only:
         if size is None:
             with unreadable_as_error(name):
                 size = os.stat(item["path"]).st_size
         if len(head) == size:
-            return head, None
+            return head, None, size
         tail = header.pixel_data_tail(head, size)
         # A shorter stretch of input would be joined with its neighbours into new bytes (see
         # dcmstudio.replay.coalesce), zeros and all: it is read.
         if tail is not None and size - tail >= SMALL_PIECE:
+            if cut:
+                return bytes(memoryview(head)[:tail]), tail, size
             data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
             data[:tail] = memoryview(head)[:tail]
-            return data, tail
-    return read_file(item["path"], item.get("name")), None
+            return data, tail, size
+    data = read_file(item["path"], item.get("name"))
+    return data, None, len(data)
+
+
+class Unread:
+    """Stands in an output for the ``length`` bytes of its input from ``offset`` on that were
+    never read: the pixel data that ends a file whose head alone was read (see
+    :func:`with_unread_tail`). Only its length is known here; it reaches the page as a reference
+    to the opened file, and a ZIP member's CRC-32 is read from that file in bounded chunks
+    (:func:`crc_of_stretch`), so a file of any size costs its head in the worker's heap."""
+
+    __slots__ = ("offset", "length")
+
+    def __init__(self, offset, length):
+        self.offset, self.length = offset, length
+
+    def __len__(self):
+        return self.length
+
+
+# The pixel data element's header: tag, VR, 2 reserved bytes and a 4-byte length in explicit VR.
+_PIXEL_HEADER = 12
+
+
+def with_unread_tail(pieces, origins, report, data, tail, size):
+    """The output of an edit of ``data``, a file's bytes cut where its pixel data's value
+    starts (``tail``; see :func:`read_item_for_edit`), with the value put back as an
+    :class:`Unread` piece, and the report's sizes those of the whole file; or ``None`` when the
+    edit did not keep the pixel data element as the output's unchanged end (it was edited or
+    removed, or something was added after it): the file must then be read whole."""
+    kept = data[max(0, tail - _PIXEL_HEADER):tail]
+    if any(change["input_range"][1] > tail - len(kept) for change in report["changes"]):
+        return None
+    if b"".join(pieces)[-len(kept):] != kept:  # the output's header only: a few KB
+        return None
+    report["size_in"], report["size_out"] = size, report["size_out"] + size - tail
+    return pieces + [Unread(tail, size - tail)], origins + [tail]
+
+
+# A ZIP member's CRC reads the bytes of an Unread piece in chunks of this size.
+CRC_CHUNK = 16 << 20
+
+
+def crc_of_stretch(path, offset, length, crc, name):
+    """``zlib.crc32`` of ``length`` bytes of the file at ``path`` from ``offset``, continuing
+    ``crc``, read ``CRC_CHUNK`` at a time (in the page, each read is one slice of the opened
+    file); a file that is shorter now, or cannot be read, is named."""
+    with unreadable_as_error(name), open(path, "rb", buffering=0) as f:
+        f.seek(offset)
+        left = length
+        while left:
+            chunk = f.read(min(left, CRC_CHUNK))
+            if not chunk:
+                raise DicomStudioError(f"{name} is shorter than when it was opened (changed on disk since?); "
+                                       "it was not written.", file=name)
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+    return crc
 
 
 def head_and_size(item):
@@ -304,9 +368,11 @@ def _read_whole(path):
 
 
 class _PiecesReader:
-    """A read-only file over a list of bytes-like pieces, so an output can be re-read unjoined."""
+    """A read-only file over a list of bytes-like pieces, so an output can be re-read unjoined;
+    it ends where an :class:`Unread` piece starts (re-reads stop before the pixel data)."""
 
     def __init__(self, pieces):
+        pieces = itertools.takewhile(lambda piece: not isinstance(piece, Unread), pieces)
         self._pieces = [memoryview(piece).cast("B") for piece in pieces]
         self._starts = list(itertools.accumulate((len(p) for p in self._pieces), initial=0))
         self._position = 0
@@ -390,7 +456,8 @@ class EditedItem(NamedTuple):
     """One file as :func:`edit_item` edited it."""
 
     pieces: list
-    """The output, as :func:`dcmstudio.edit.edit_output` gives it."""
+    """The output, as :func:`dcmstudio.edit.edit_output` gives it; with a ``tail``, the last
+    piece is the :class:`Unread` pixel data."""
     origins: list
     """Per piece, its offset in the input, or None for new bytes."""
     report: dict
@@ -414,12 +481,18 @@ def edit_item(item, edits, context, head_only=False):
     from . import edit
     replay = context.get("replay")
     replayed = replay.replayed if replay is not None else None
-    data, tail = read_item_for_edit(item, head_only)
-    pieces, origins, report = edit.edit_output(data, edits, context=context)
-    pieces, origins = split_at_tail(pieces, origins, tail)
-    if not unread_kept(pieces, origins, tail, len(data)):
-        raise DicomStudioError(f"the edit of {item['name']} did not keep its pixel data as its own "
-                               "stretch of the file; it was not offered.", file=item["name"])
+    # edits that reach the pixel data need it read
+    data, tail, size = read_item_for_edit(item, head_only and not edit.reaches_pixel_data(edits), cut=True)
+    pieces, origins, report = edit.edit_output(data, edits, context=context if tail is None
+                                               else {**context, "pixels_unread": True})
+    if tail is not None:
+        whole = with_unread_tail(pieces, origins, report, data, tail, size)
+        if whole is None:
+            # the edit reaches the pixel data, or adds after it: it needs the whole file
+            data, tail = read_file(item["path"], item["name"]), None
+            pieces, origins, report = edit.edit_output(data, edits, context=context)
+        else:
+            pieces, origins = whole
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])
@@ -435,8 +508,10 @@ def edit_item(item, edits, context, head_only=False):
         if replay is not None:
             replay.__init__()  # never replay a layout that failed
         raise
-    # an unchanged output is its input
-    report["new_errors"] = new_errors_of(data, pieces, item["name"]) if report["changes"] else []
+    # an unchanged output is its input (as the job knows it: with a tail, its head and the
+    # pixel data not read)
+    known = data if tail is None else [data, pieces[-1]]
+    report["new_errors"] = new_errors_of(known, pieces, item["name"]) if report["changes"] else []
     if replay is not None:
         replay.new_errors = report["new_errors"]
     return EditedItem(pieces, origins, report, part10, tail)
@@ -490,14 +565,24 @@ class EditJob(ZipJob):
         index = item.get("index", self.index + 1)
         context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         try:
-            # A folder save takes unchanged pixel data from the opened file: only heads are read.
-            pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=self.reads == "head")
+            # A folder save takes unchanged pixel data from the opened file: only heads are read;
+            # so does a ZIP for a file the worker fetched only the head of (a large one), whose
+            # CRC is then read in chunks (see Unread).
+            head_only = self.reads == "head" or (self.container == "members" and bool(item.get("head")))
+            pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=head_only)
             record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
-            # One bad file does not stop the series: it is reported and left out.
-            self.failures.append({"file": name, "message": exc.message, "index": index})
-            self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
-            return {"changes": 0, "error": {"file": name, "message": exc.message}}
+            return self._failed(name, index, exc)
+        # Large stretches of the input go to the page as references to the file it opened.
+        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
+                                                                     or tail is not None and origin >= tail)
+                   else None for piece, origin in zip(pieces, origins)]
+        member = member_name(item.get("member") or name)
+        if self.container != "zip" and not self.single:
+            try:
+                record.update(self._member(member, pieces, sources, name))
+            except DicomStudioError as exc:  # the pixel data read for the CRC no longer reads
+                return self._failed(name, index, exc)
         self.edited += 1
         self.changes += len(report["changes"])
         self.with_new_errors += bool(report["new_errors"])
@@ -510,26 +595,29 @@ class EditJob(ZipJob):
             with open(out, "wb") as f:
                 f.writelines(pieces)
             return {**done, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
-        # Large stretches of the input go to the page as references to the file it opened.
-        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
-                                                                     or tail is not None and origin >= tail)
-                   else None for piece, origin in zip(pieces, origins)]
         if self.container == "zip":
             member = self.zip.add_pieces(pieces, name, sources)
             self.report_file.write(json.dumps({**report, "member": member}) + "\n")
             return {**done, "member": {"name": member}, "chunks": self.chunks()}
-        member = member_name(item.get("member") or name)
         self.report_file.write(json.dumps({**report, "member": member}) + "\n")
-        return {**done, **self._member(member, pieces, sources), **record}
+        return {**done, **record}
 
-    def _member(self, member, pieces, sources):
-        """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``."""
+    def _failed(self, name, index, exc):
+        """One bad file does not stop the series: it is reported and left out."""
+        self.failures.append({"file": name, "message": exc.message, "index": index})
+        self.report_file.write(json.dumps({"file": name, "error": exc.message}) + "\n")
+        return {"changes": 0, "error": {"file": name, "message": exc.message}}
+
+    def _member(self, member, pieces, sources, name=None):
+        """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``;
+        ``name``: its input's, named if its unread pixel data cannot be read for the CRC."""
         size = sum(len(piece) for piece in pieces)
         crc = None  # a file in a folder needs none (and its pixel data may not have been read)
         if self.container == "members":
             crc = 0
-            for piece in pieces:
-                crc = zlib.crc32(piece, crc)
+            for piece, source in zip(pieces, sources):
+                crc = crc_of_stretch(source[0], piece.offset, len(piece), crc, name or member) \
+                    if isinstance(piece, Unread) else zlib.crc32(piece, crc)
             self.sink.write(member_header(member, size, crc))
         for piece, source in zip(pieces, sources):
             if source is not None:
@@ -978,7 +1066,7 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
         pieces, origins, report = replayed
         tail = origins[1]  # the pixel data's value, the replay's second piece
     else:
-        data, tail = read_item_for_edit(item, head_only, read_head)
+        data, tail, _ = read_item_for_edit(item, head_only, read_head)
         pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
     pieces, origins = split_at_tail(pieces, origins, tail)
     if not unread_kept(pieces, origins, tail, len(data)):

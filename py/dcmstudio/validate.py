@@ -765,29 +765,40 @@ def validate_pieces(pieces, name):
     Parameters
     ----------
     pieces : bytes-like or list of bytes-like
-        The file, or its pieces in order.
+        The file, or its pieces in order; the last may stand for bytes never read (the pixel data
+        of a large file, :class:`dcmstudio.jobs.Unread`: only its length is known).
     name : str
         The file's name, for the report.
     """
     pieces = [pieces] if isinstance(pieces, (bytes, bytearray, memoryview)) else list(pieces)
     size = sum(len(piece) for piece in pieces)
+    readable = 0
+    for piece in pieces:
+        if not isinstance(piece, (bytes, bytearray, memoryview)):
+            break
+        readable += len(piece)
 
     def prefix(want):
         if len(pieces[0]) >= want:
             return memoryview(pieces[0])[:want]  # no copy: the usual header lies in the first piece
         head = bytearray()
         for piece in pieces:
+            if not isinstance(piece, (bytes, bytearray, memoryview)):
+                break  # bytes never read: the walk stops before them (at Pixel Data)
             head += piece[:want - len(head)]
             if len(head) >= want:
                 break
         return head
-    return _validate_prefix(prefix, size, name)
+    return _validate_prefix(prefix, size, name, readable)
 
 
-def _validate_prefix(prefix, size, name):
+def _validate_prefix(prefix, size, name, readable=None):
     """Validate a file of ``size`` bytes whose first ``want`` bytes ``prefix(want)`` gives: headers
-    are walked from growing prefixes until the walk reaches Pixel Data, or the whole file."""
-    want = HEAD_BYTES
+    are walked from growing prefixes until the walk reaches Pixel Data, or the whole file.
+    ``readable``: how many bytes ``prefix`` can give at most (the pixel data after them was
+    not read), by default all."""
+    readable = size if readable is None else readable
+    want = min(HEAD_BYTES, readable)
     while want < size:
         head = prefix(want)
         try:
@@ -796,7 +807,9 @@ def _validate_prefix(prefix, size, name):
             layout = None  # the header goes on past these bytes (or is broken: read it all)
         if layout is not None and not layout.complete and not layout.deflated:
             return _validate_layout(layout, name, pixel_header=bytes(head[layout.walk_end:layout.walk_end + 12]))
-        want *= 4
+        if want >= readable:
+            break
+        want = min(want * 4, readable)
     return validate_bytes(prefix(size), name)
 
 

@@ -381,3 +381,45 @@ def test_a_cancel_while_the_workers_still_warm_up_is_honoured(browser, server, t
     # the workers serve the next task as usual
     assert len(read_zip(edit_to_download(page))) == SERIES_SIZE
     context.close()
+
+
+COUNT_CRC_READS = """async () => {
+    await self.dcmstudio.settled;  // the later stage imports dcmstudio again
+    self.dcmstudio.pyodide.runPython(`
+from dcmstudio import jobs
+crc_reads = []
+real_crc_of_stretch = jobs.crc_of_stretch
+def counted(path, offset, length, crc, name):
+    crc_reads.append(name)
+    return real_crc_of_stretch(path, offset, length, crc, name)
+jobs.crc_of_stretch = counted
+`);
+}"""
+
+
+def test_a_large_file_is_edited_into_a_zip_from_its_head_and_its_crc_read_in_chunks(browser, server, tmp_path):
+    """A file over the worker's WHOLE_FETCH_MAX (16 MiB) is not fetched whole: its head is edited
+    and its pixel data's CRC read from the opened file in bounded chunks (jobs.Unread)."""
+    paths = make_series(tmp_path)
+    big = pydicom.dcmread(paths[0])
+    big.Rows = big.Columns = 3072
+    big.PixelData = bytes(range(256)) * (3072 * 3072 * 2 // 256)  # 18.9 MB
+    big.SOPInstanceUID = big.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    big.InstanceNumber = 99
+    del big[0xFFFCFFFC]  # Data Set Trailing Padding: the pixel data ends the file
+    big_path = tmp_path / "big.dcm"
+    big.save_as(big_path, enforce_file_format=True)
+    context, page = pool_page(browser, server, 2, [*paths, big_path])
+    workers = [w for w in page.workers if "worker" in w.url or w.url.startswith("blob:")]
+    for worker in workers:
+        worker.evaluate(COUNT_CRC_READS)
+    start_edit(page)
+    members = read_zip(edit_to_download(page))  # testzip: every member's CRC checked
+    assert sorted(members) == sorted(p.name for p in [*paths, big_path])
+    edited = pydicom.dcmread(io.BytesIO(members["big.dcm"]))
+    assert edited.PatientName == "POOL^TEST" and edited.PixelData == big.PixelData
+    crc_reads = [name for w in workers
+                 for name in w.evaluate("() => self.dcmstudio.pyodide.runPython('crc_reads').toJs()")]
+    assert crc_reads == ["big.dcm"]  # the small files were fetched whole, as before
+    assert not page.page_errors
+    context.close()

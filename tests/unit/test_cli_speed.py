@@ -62,10 +62,10 @@ def test_a_folder_edit_reading_heads_gives_the_bytes_of_whole_reads(tmp_path, mo
     tails, whole_reads = [], []
     real_read_for_edit, real_read_file = jobs.read_item_for_edit, jobs.read_file
 
-    def read_for_edit(item, head_only=False):
-        data, tail = real_read_for_edit(item, head_only)
+    def read_for_edit(item, head_only=False, read_head=None, cut=False):
+        data, tail, size = real_read_for_edit(item, head_only, read_head, cut)
         tails.append(tail)
-        return data, tail
+        return data, tail, size
 
     def read_file(path, name=None):
         whole_reads.append(name)

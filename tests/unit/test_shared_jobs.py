@@ -7,6 +7,7 @@ workers, and readable by zipfile (and so by every unzip).
 """
 
 import io
+import os
 import zipfile
 import zlib
 
@@ -226,8 +227,88 @@ def test_a_folder_save_reads_the_whole_file_where_the_head_cannot_vouch_for_the_
         ds.save_as(paths[0], enforce_file_format=True)
     item = {"path": str(paths[0]), "name": paths[0].name, "index": 1, "member": paths[0].name}
     [headed] = _with_heads([item], tmp_path, length)
-    data, tail = jobs.read_item_for_edit(headed, head_only=True)
+    data, tail, _ = jobs.read_item_for_edit(headed, head_only=True)
     assert tail is None and data == paths[0].read_bytes()
     outputs = _folder_outputs(tmp_path, _with_heads([item], tmp_path, length), {"edits": EDITS, "container": "files", "key": KEY})
     edited = pydicom.dcmread(io.BytesIO(read_parts(outputs[paths[0].name])))
     assert edited.PatientName == "Shared^Job" and edited.PixelData == ds.PixelData
+
+
+def _zip_of_items(tmp_path, items, options):
+    """The ZIP the page assembles from one worker's steps over ``items`` (container members)."""
+    job = jobs.start("edit", {**options, "container": "members"}, len(items), lambda name: str(tmp_path / name))
+    out, directory, results = bytearray(), [], []
+    for item in items:
+        result = jobs.step(job, item)
+        results.append(result)
+        if "error" in result:
+            continue
+        directory.append({**result["member"], "offset": len(out)})
+        out += read_parts(result["chunks"])
+    jobs.finish(job)
+    return bytes(out + archive.central_directory(directory, len(out))), results
+
+
+def test_a_zip_member_of_a_file_fetched_by_its_head_reads_its_pixel_data_only_for_the_crc(tmp_path, monkeypatch):
+    """A large file (the worker fetches only its head, static/worker.js WHOLE_FETCH_MAX) is edited
+    from its head; its CRC is read from the file in bounded chunks, never whole: the same ZIP."""
+    paths = _series(tmp_path, 3)
+    whole = _shared_zip(tmp_path / "whole", paths, 1)
+    items = [{"path": str(p), "name": p.name, "index": i + 1, "member": p.name} for i, p in enumerate(paths)]
+
+    def no_whole_read(*args, **kwargs):
+        raise AssertionError("a file fetched by its head was read whole")
+    monkeypatch.setattr(jobs, "read_file", no_whole_read)
+    monkeypatch.setattr(jobs, "read_item", no_whole_read)
+    monkeypatch.setattr(jobs, "CRC_CHUNK", 5000)  # several chunks per file
+    reads = []
+    real_open = open
+
+    def counting_open(path, mode="r", *args, **kwargs):  # the job's own opens
+        handle = real_open(path, mode, *args, **kwargs)
+        real_read = handle.read
+        handle.read = lambda size=-1: reads.append(size) or real_read(size)
+        return handle
+    monkeypatch.setattr(jobs, "open", counting_open, raising=False)
+    headed, results = _zip_of_items(tmp_path / "headed", _with_heads(items, tmp_path, 64 * 1024), {"edits": EDITS, "key": KEY})
+    assert headed == whole
+    assert reads and max(reads) <= 5000  # the CRC's reads: bounded chunks
+    pixel_bytes = len(pydicom.dcmread(paths[0]).PixelData)
+    for result, path in zip(results, paths):
+        assert [(c["source"], c["length"]) for c in result["chunks"] if "source" in c] == [(str(path), pixel_bytes)]
+
+
+@pytest.mark.parametrize("edit", [
+    {"op": "delete", "path": "PixelData"},
+    {"op": "add", "path": "(FFFC,FFFC)", "vr": "OB", "value": ""},  # after the pixel data
+])
+def test_an_edit_that_reaches_the_pixel_data_reads_the_whole_file_even_when_fetched_by_its_head(tmp_path, edit):
+    paths = _series(tmp_path, 2)
+    items = [{"path": str(p), "name": p.name, "index": i + 1, "member": p.name} for i, p in enumerate(paths)]
+    options = {"edits": [EDITS[0], edit], "key": KEY}
+    headed, _ = _zip_of_items(tmp_path / "headed", _with_heads(items, tmp_path, 64 * 1024), options)
+    read_whole, _ = _zip_of_items(tmp_path / "whole", items, options)
+    assert headed == read_whole
+    with zipfile.ZipFile(io.BytesIO(headed)) as z:
+        ds = pydicom.dcmread(io.BytesIO(z.read(paths[0].name)))
+    assert ds.PatientName == "Shared^Job"
+    assert ("PixelData" in ds) == (edit["op"] == "add")
+
+
+@pytest.mark.parametrize("seen_by", ["its size", "the CRC's read"])
+def test_a_file_cut_short_after_its_head_was_fetched_is_named_and_the_others_are_written(tmp_path, monkeypatch,
+                                                                                         seen_by):
+    paths = _series(tmp_path, 3)
+    items = _with_heads([{"path": str(p), "name": p.name, "index": i + 1, "member": p.name}
+                         for i, p in enumerate(paths)], tmp_path, 64 * 1024)
+    size = paths[1].stat().st_size
+    paths[1].write_bytes(paths[1].read_bytes()[:-1000])  # changed on disk since it was opened
+    if seen_by == "the CRC's read":  # cut between the look at its size and the read of its pixel data
+        real_stat = jobs.os.stat
+        monkeypatch.setattr(jobs.os, "stat", lambda path, *a, **k: os.stat_result(
+            (*real_stat(path)[:6], size, *real_stat(path)[7:])) if str(path) == str(paths[1]) else real_stat(path, *a, **k))
+    made, results = _zip_of_items(tmp_path / "out", items, {"edits": EDITS, "key": KEY})
+    assert results[1]["error"]["file"] == paths[1].name
+    assert ("shorter than when it was opened" in results[1]["error"]["message"]) == (seen_by == "the CRC's read")
+    with zipfile.ZipFile(io.BytesIO(made)) as z:
+        assert z.testzip() is None and z.namelist() == [paths[0].name, paths[2].name]
