@@ -141,6 +141,26 @@ class ZipWriter:
         self.close()
 
 
+class Unread:
+    """Stands in an output for the ``length`` bytes of its input from ``offset`` on that were
+    never read: the pixel data that ends a file whose head alone was read (see
+    :func:`dcmstudio.jobs.with_unread_tail`). It reaches the page as a reference to the opened
+    file (:meth:`ChunkSink.expect_reference`), and a ZIP member's CRC-32 is read from that file
+    in bounded chunks (:func:`dcmstudio.jobs.crc_of_stretch`), so a file of any size costs only
+    its head in the worker's heap. It has no ``len()``, which stops at 2 GiB in the page's
+    32-bit Python: see :func:`piece_length`."""
+
+    __slots__ = ("offset", "length")
+
+    def __init__(self, offset, length):
+        self.offset, self.length = offset, length
+
+
+def piece_length(piece):
+    """How many bytes an output piece stands for: ``len()``, or an :class:`Unread`'s length."""
+    return piece.length if isinstance(piece, Unread) else len(piece)
+
+
 class ChunkSink:
     """A write-only stream that lands in parts the page assembles, so a ZIP can leave MEMFS as
     it grows.
@@ -187,13 +207,15 @@ class ChunkSink:
         self._expected = (path, offset, length)
 
     def write(self, data):
-        size = len(data)
+        size = piece_length(data)
         expected, self._expected = self._expected, None
         if expected is not None and expected[2] == size:
             self._flush_chunk()  # parts stay in stream order
             self._finished.append({"source": expected[0], "offset": expected[1], "length": size})
             self._position += size
             return size
+        if isinstance(data, Unread):
+            raise ValueError("bytes that were not read can only be written as a reference")
         if not size:
             return 0
         if not isinstance(data, bytes) and not (isinstance(data, memoryview) and data.readonly):

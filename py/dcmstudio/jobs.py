@@ -16,7 +16,7 @@ import zlib
 from typing import NamedTuple, Optional
 
 from . import header
-from .archive import CHUNK_SIZE, ChunkSink, ZipWriter, member_header, member_name
+from .archive import CHUNK_SIZE, ChunkSink, Unread, ZipWriter, member_header, member_name, piece_length
 from .bounded import BoundedFile
 from .catalog import nested_too_deep, too_deep
 from .errors import DicomStudioError, InvalidDicomError, unreadable_as_error
@@ -243,22 +243,6 @@ def read_item_for_edit(item, head_only=False, read_head=None, cut=False):
     return data, None, len(data)
 
 
-class Unread:
-    """Stands in an output for the ``length`` bytes of its input from ``offset`` on that were
-    never read: the pixel data that ends a file whose head alone was read (see
-    :func:`with_unread_tail`). Only its length is known here; it reaches the page as a reference
-    to the opened file, and a ZIP member's CRC-32 is read from that file in bounded chunks
-    (:func:`crc_of_stretch`), so a file of any size costs its head in the worker's heap."""
-
-    __slots__ = ("offset", "length")
-
-    def __init__(self, offset, length):
-        self.offset, self.length = offset, length
-
-    def __len__(self):
-        return self.length
-
-
 # The pixel data element's header: tag, VR, 2 reserved bytes and a 4-byte length in explicit VR.
 _PIXEL_HEADER = 12
 
@@ -266,7 +250,7 @@ _PIXEL_HEADER = 12
 def with_unread_tail(pieces, origins, report, data, tail, size):
     """The output of an edit of ``data``, a file's bytes cut where its pixel data's value
     starts (``tail``; see :func:`read_item_for_edit`), with the value put back as an
-    :class:`Unread` piece, and the report's sizes those of the whole file; or ``None`` when the
+    :class:`~dcmstudio.archive.Unread` piece, and the report's sizes those of the whole file; or ``None`` when the
     edit did not keep the pixel data element as the output's unchanged end (it was edited or
     removed, or something was added after it): the file must then be read whole."""
     kept = data[max(0, tail - _PIXEL_HEADER):tail]
@@ -369,7 +353,7 @@ def _read_whole(path):
 
 class _PiecesReader:
     """A read-only file over a list of bytes-like pieces, so an output can be re-read unjoined;
-    it ends where an :class:`Unread` piece starts (re-reads stop before the pixel data)."""
+    it ends where an :class:`~dcmstudio.archive.Unread` piece starts (re-reads stop before the pixel data)."""
 
     def __init__(self, pieces):
         pieces = itertools.takewhile(lambda piece: not isinstance(piece, Unread), pieces)
@@ -457,7 +441,7 @@ class EditedItem(NamedTuple):
 
     pieces: list
     """The output, as :func:`dcmstudio.edit.edit_output` gives it; with a ``tail``, the last
-    piece is the :class:`Unread` pixel data."""
+    piece is the :class:`~dcmstudio.archive.Unread` pixel data."""
     origins: list
     """Per piece, its offset in the input, or None for new bytes."""
     report: dict
@@ -574,7 +558,7 @@ class EditJob(ZipJob):
         except DicomStudioError as exc:
             return self._failed(name, index, exc)
         # Large stretches of the input go to the page as references to the file it opened.
-        sources = [(item["path"], origin) if origin is not None and (len(piece) >= REFERENCED_PIECE
+        sources = [(item["path"], origin) if origin is not None and (piece_length(piece) >= REFERENCED_PIECE
                                                                      or tail is not None and origin >= tail)
                    else None for piece, origin in zip(pieces, origins)]
         member = member_name(item.get("member") or name)
@@ -611,17 +595,17 @@ class EditJob(ZipJob):
     def _member(self, member, pieces, sources, name=None):
         """One output file as parts for the page: ``member`` (name, size, CRC) and ``chunks``;
         ``name``: its input's, named if its unread pixel data cannot be read for the CRC."""
-        size = sum(len(piece) for piece in pieces)
+        size = sum(piece_length(piece) for piece in pieces)
         crc = None  # a file in a folder needs none (and its pixel data may not have been read)
         if self.container == "members":
             crc = 0
             for piece, source in zip(pieces, sources):
-                crc = crc_of_stretch(source[0], piece.offset, len(piece), crc, name or member) \
+                crc = crc_of_stretch(source[0], piece.offset, piece.length, crc, name or member) \
                     if isinstance(piece, Unread) else zlib.crc32(piece, crc)
             self.sink.write(member_header(member, size, crc))
         for piece, source in zip(pieces, sources):
             if source is not None:
-                self.sink.expect_reference(*source, len(piece))
+                self.sink.expect_reference(*source, piece_length(piece))
             self.sink.write(piece)
         return self.member_parts(member, size, crc, self.sink.take_chunks(final=True))
 

@@ -33,6 +33,7 @@ from pydicom.datadict import DicomDictionary, get_entry
 from pydicom.valuerep import STR_VR_REGEXES
 
 from dcmstudio import elements, iod
+from dcmstudio.archive import piece_length
 from dcmstudio.errors import DicomStudioError
 from dcmstudio.charset import character_set
 from dcmstudio.values import CHARSET_VRS, SINGLE_VALUED_TEXT_VRS, TEXT_VRS, _vm_allows
@@ -766,12 +767,12 @@ def validate_pieces(pieces, name):
     ----------
     pieces : bytes-like or list of bytes-like
         The file, or its pieces in order; the last may stand for bytes never read (the pixel data
-        of a large file, :class:`dcmstudio.jobs.Unread`: only its length is known).
+        of a large file, :class:`dcmstudio.archive.Unread`: only its length is known).
     name : str
         The file's name, for the report.
     """
     pieces = [pieces] if isinstance(pieces, (bytes, bytearray, memoryview)) else list(pieces)
-    size = sum(len(piece) for piece in pieces)
+    size = sum(piece_length(piece) for piece in pieces)
     readable = 0
     for piece in pieces:
         if not isinstance(piece, (bytes, bytearray, memoryview)):

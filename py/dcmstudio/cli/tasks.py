@@ -25,6 +25,7 @@ import json
 import os
 
 from dcmstudio import jobs, uids
+from dcmstudio.archive import piece_length
 from dcmstudio.cli import run
 from dcmstudio.cli.files import FromInput, write_checked
 from dcmstudio.errors import DicomStudioError
@@ -152,9 +153,9 @@ def unread_as_copies(output, origins, tail):
         if origin is None or origin < tail:
             pieces.append(piece)
         elif pieces and isinstance(pieces[-1], FromInput) and pieces[-1].offset + pieces[-1].length == origin:
-            pieces[-1] = FromInput(pieces[-1].offset, pieces[-1].length + len(piece))
+            pieces[-1] = FromInput(pieces[-1].offset, pieces[-1].length + piece_length(piece))
         else:
-            pieces.append(FromInput(origin, len(piece)))
+            pieces.append(FromInput(origin, piece_length(piece)))
     return pieces
 
 
