@@ -550,9 +550,9 @@ class EditJob(ZipJob):
         context = {"index": index, "uid_map": self.uid_map, "name": name, "replay": self.replay}
         try:
             # A folder save takes unchanged pixel data from the opened file: only heads are read;
-            # so does a ZIP for a file the worker fetched only the head of (a large one), whose
-            # CRC is then read in chunks (see Unread).
-            head_only = self.reads == "head" or (self.container == "members" and bool(item.get("head")))
+            # so does one file offered alone, and a ZIP for a file the worker fetched only the
+            # head of (a large one), whose CRC is then read in chunks (see Unread).
+            head_only = self.reads == "head" or self.single or (self.container == "members" and bool(item.get("head")))
             pieces, origins, report, _, tail = edit_item(item, self.edits, context, head_only=head_only)
             record = self.directory_record(pieces, item)
         except DicomStudioError as exc:
@@ -573,12 +573,17 @@ class EditJob(ZipJob):
         self.first_report = self.first_report or {**report, "index": index}
         done = {"changes": len(report["changes"]), "new_errors": report["new_errors"]}
         if self.single:
+            # in parts, its unchanged pixel data a reference to the opened file: never whole in
+            # memory, however large the file
             out_name = member_name(name).rsplit("/", 1)[-1]
             self.report_file.write(json.dumps({**report, "member": out_name}) + "\n")
-            out = os.path.join(self.scratch, out_name)
-            with open(out, "wb") as f:
-                f.writelines(pieces)
-            return {**done, "outputs": [{"path": out, "name": out_name, "mime": "application/dicom"}]}
+            for piece, source in zip(pieces, sources):
+                if source is not None:
+                    self.sink.expect_reference(*source, piece_length(piece))
+                self.sink.write(piece)
+            parts = self.sink.take_chunks(final=True)
+            return {**done, "chunks": [{**part, "name": out_name, "mime": "application/dicom",
+                                        "final": i == len(parts) - 1} for i, part in enumerate(parts)]}
         if self.container == "zip":
             member = self.zip.add_pieces(pieces, name, sources)
             self.report_file.write(json.dumps({**report, "member": member}) + "\n")

@@ -142,7 +142,7 @@ def test_the_single_file_edit_job_reports_them(tmp_path):
     job = jobs.start("edit", {"edits": [{"op": "set", "path": "Rows", "value": ""}], "single": True}, 1,
                      lambda name: str(tmp_path / name))
     step = jobs.step(job, {"path": str(bundled("CT_small.dcm")), "name": "CT_small.dcm"})
-    assert _found(step["new_errors"]) == [("type1-empty", "Rows")] and step["outputs"]
+    assert _found(step["new_errors"]) == [("type1-empty", "Rows")] and step["chunks"]
     finished = jobs.finish(job)
     assert finished["summary"]["files_with_new_errors"] == 1
     assert _found(finished["first_report"]["new_errors"]) == [("type1-empty", "Rows")]

@@ -312,3 +312,21 @@ def test_a_file_cut_short_after_its_head_was_fetched_is_named_and_the_others_are
     assert ("shorter than when it was opened" in results[1]["error"]["message"]) == (seen_by == "the CRC's read")
     with zipfile.ZipFile(io.BytesIO(made)) as z:
         assert z.testzip() is None and z.namelist() == [paths[0].name, paths[2].name]
+
+
+def test_one_file_edited_alone_is_offered_in_parts_its_pixel_data_a_reference_never_read(tmp_path, monkeypatch):
+    [path] = _series(tmp_path, 1)
+    whole = _shared_zip(tmp_path / "whole", [path], 1, container="files")[path.name]
+
+    def no_whole_read(*args, **kwargs):
+        raise AssertionError("a file edited alone was read whole")
+    monkeypatch.setattr(jobs, "read_file", no_whole_read)
+    monkeypatch.setattr(jobs, "read_item", no_whole_read)
+    job = jobs.start("edit", {"edits": EDITS, "key": KEY, "single": True}, 1, lambda name: str(tmp_path / name))
+    step = jobs.step(job, {"path": str(path), "name": path.name})
+    jobs.finish(job)
+    assert {(c["name"], c["mime"]) for c in step["chunks"]} == {(path.name, "application/dicom")}
+    assert [c["final"] for c in step["chunks"]] == [False] * (len(step["chunks"]) - 1) + [True]
+    references = [c for c in step["chunks"] if "source" in c]
+    assert [(c["source"], c["length"]) for c in references] == [(str(path), len(pydicom.dcmread(path).PixelData))]
+    assert read_parts(step["chunks"]) == whole
