@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import warnings
 import zlib
 from typing import NamedTuple, Optional
@@ -164,7 +165,7 @@ def read_file(path, name=None):
         the user opened it).
     """
     with unreadable_as_error(name or os.path.basename(path)):
-        return _read_whole(path)
+        return _read_whole(path, name or os.path.basename(path))
 
 
 def read_item(item):
@@ -192,13 +193,15 @@ def take_prefetched_head(item):
         os.remove(head_path)
 
 
-def read_item_for_edit(item, head_only=False, read_head=None, cut=False):
+def read_item_for_edit(item, head_only=False, read_head=None, cut=False, stand_in=None):
     """The bytes of a job item's file an edit needs, and where the bytes not read begin.
 
     With ``head_only`` and a head that shows the file ending with its pixel data, the pixel
     data's value is not read: zeros stand in for it, at its place, and ``tail`` is its offset;
     with ``cut`` as well, ``data`` ends at ``tail`` instead (nothing stands in for the value:
-    the file's size is not held in memory, see :func:`with_unread_tail`).
+    the file's size is not held in memory, see :func:`with_unread_tail`). ``stand_in``: a
+    zeroed ``bytearray`` of the file's size the caller made with ``read_head`` copied in, used
+    instead of a new one.
     The head is the one the worker fetched (``item["head"]``, a scratch copy of the file's first
     bytes, deleted here), or else the file's first :data:`HEAD_BYTES` read in place (the command).
     Output pieces from ``tail`` on are then never the file's bytes: they must reach the page as
@@ -236,7 +239,12 @@ def read_item_for_edit(item, head_only=False, read_head=None, cut=False):
         if tail is not None and size - tail >= SMALL_PIECE:
             if cut:
                 return bytes(memoryview(head)[:tail]), tail, size
-            data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
+            if stand_in is not None and len(stand_in) == size:
+                data = stand_in  # the file's size once, not twice
+                data[tail:len(head)] = bytes(len(head) - tail)
+            else:
+                held_whole(size, name)
+                data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
             data[:tail] = memoryview(head)[:tail]
             return data, tail, size
     data = read_file(item["path"], item.get("name"))
@@ -335,10 +343,25 @@ def _read_head(path):
         os.close(fd)
 
 
-def _read_whole(path):
+# The largest object this Python can hold: 2 GiB in the page's 32-bit Python.
+LARGEST_HELD = sys.maxsize
+
+
+def held_whole(size, name):
+    """Refuse, with a sentence, to hold a file of ``size`` bytes whole in memory where one Python
+    object cannot be that large (:data:`LARGEST_HELD`)."""
+    if size > LARGEST_HELD:
+        raise DicomStudioError(
+            f"{name} is {size / 2**30:.1f} GiB: this task needs the whole file in memory, and the "
+            f"page's Python holds at most 2 GiB at once. It was left out; the command-line tool "
+            f"(dcmstudio) can process it.", file=name)
+
+
+def _read_whole(path, name=None):
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
+        held_whole(size, name or os.path.basename(path))
         parts, got = [], 0
         while got < size:
             part = os.read(fd, size - got)
@@ -1040,13 +1063,14 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
     origins : list of (int or None)
         With ``with_origins``, last: per piece, the input offset it is a copy of, or ``None``.
     """
-    replayed, read_head = None, None
+    replayed, read_head, data = None, None, None
     if head_only and learned:
         # a file of a layout met before is replayed from its head alone: a match of the layout's
         # header says where its pixel data starts, which walking the head would say
         read_head = head_and_size(item)
         head, size = read_head
         if len(head) < size:
+            held_whole(size, item["name"])
             data = bytearray(size)  # zeroed as it is allocated: only the head is copied in
             data[:len(head)] = head
             replayed = deidentifier.replay_head(data, item["name"], index=index, known=len(head),
@@ -1055,7 +1079,7 @@ def deidentify_item(deidentifier, item, index, learned=False, with_origins=False
         pieces, origins, report = replayed
         tail = origins[1]  # the pixel data's value, the replay's second piece
     else:
-        data, tail, _ = read_item_for_edit(item, head_only, read_head)
+        data, tail, _ = read_item_for_edit(item, head_only, read_head, stand_in=data)
         pieces, origins, report = deidentifier.deidentify_output(data, item["name"], index=index, learned=learned)
     pieces, origins = split_at_tail(pieces, origins, tail)
     if not unread_kept(pieces, origins, tail, len(data)):

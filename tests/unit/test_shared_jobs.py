@@ -330,3 +330,34 @@ def test_one_file_edited_alone_is_offered_in_parts_its_pixel_data_a_reference_ne
     references = [c for c in step["chunks"] if "source" in c]
     assert [(c["source"], c["length"]) for c in references] == [(str(path), len(pydicom.dcmread(path).PixelData))]
     assert read_parts(step["chunks"]) == whole
+
+
+@pytest.mark.parametrize("kind, container, headed", [("edit", "members", False), ("edit", "files", True),
+                                                     ("deid_share", "files", True), ("deid_share", "members", False)])
+def test_a_file_too_large_to_hold_whole_is_named_and_the_others_are_written(tmp_path, monkeypatch, kind, container,
+                                                                            headed):
+    """Where a task needs a whole file in memory and one Python object cannot be that large (2 GiB
+    in the page), the file is left out with a sentence that says so, not an internal error."""
+    from dcmstudio.deid.keys import derive_key
+    paths = _series(tmp_path, 2)
+    big = tmp_path / "in" / "big.dcm"
+    ds = pydicom.dcmread(paths[0])
+    ds.add_new((0xFFFC, 0xFFFC), "OB", b"\0" * 8)  # after the pixel data: its head cannot vouch for it
+    ds.save_as(big, enforce_file_format=True)
+    monkeypatch.setattr(jobs, "LARGEST_HELD", big.stat().st_size - 1)
+    items = [{"path": str(p), "name": p.name, "index": i + 1, "member": p.name, "learned": True}
+             for i, p in enumerate([paths[0], big, paths[1]])]
+    if headed:
+        items = _with_heads(items, tmp_path, 64 * 1024)
+    options = {"edits": EDITS, "key": KEY, "container": container}
+    if kind == "deid_share":
+        key = derive_key("s")[0].hex()
+        learn = jobs.DeidLearnJob({"key": key}, 3, str(tmp_path / "learn"))
+        taught = [learn.step({**item, "head": None}) for item in items]
+        options = {"key": key, "container": container, "learned": jobs.fold_learned(taught, [learn.finish()])}
+    job = jobs.start(kind, options, len(items), lambda name: str(tmp_path / "out" / name))
+    results = [jobs.step(job, item) for item in items]
+    jobs.finish(job)
+    assert [bool(r.get("error")) for r in results] == [False, True, False]
+    assert results[1]["error"]["file"] == "big.dcm"
+    assert "needs the whole file in memory" in results[1]["error"]["message"]
