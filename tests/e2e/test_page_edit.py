@@ -23,6 +23,9 @@ def make_series(folder):
     # 128 KB of pixels: large enough to reach the ZIP as slices of the opened files
     base.Rows = base.Columns = 256
     base.PixelData = bytes(range(256)) * 512
+    # no Data Set Trailing Padding: the pixel data ends each file, so a folder save reads only
+    # the heads, as for most real series
+    del base[0xFFFCFFFC]
     series_uid = pydicom.uid.generate_uid()
     uids = [pydicom.uid.generate_uid() for _ in range(SERIES_SIZE)]
     paths = []
