@@ -1,5 +1,5 @@
 // The page's side of the worker protocol: start-up reporting, requests with progress, cancel.
-import { Op, Reply, STARTUP_TIMEOUT_MS } from "./protocol.js";
+import { CANCELLED, Op, Reply, STARTUP_TIMEOUT_MS } from "./protocol.js";
 
 // Hosts that send our Content-Security-Policy header bind the worker by its own response; where a
 // host cannot send headers, a blob: worker inherits the page's <meta> policy instead (README).
@@ -255,7 +255,6 @@ export class WorkerPool {
     const workers = this.available();
     const byMember = new Map(items.map((item) => [item.member, item]));
     const queue = [...items];
-    const CANCELLED = { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
     // A Cancel answers at once: a worker still busy with a request before this job's (e.g. a
     // warm-up, which no Cancel stops) is not waited for, and what comes after it is ignored.
     let cancelled = false;

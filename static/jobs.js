@@ -3,8 +3,7 @@
 import { BlobWriter, FolderWriter, OrderedZip, SAVE_TARGETS, StreamWriter, existingFiles, pickers } from "./outputs.js";
 import { checkbox, el, plural } from "./dom.js";
 import { groupOf } from "./files.js";
-
-const CANCELLED = { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+import { CANCELLED } from "./protocol.js";
 
 // A random key per run, shared by every worker, so they make the same new UIDs for the same old
 // ones. Tests set `app.jobKey` to compare runs.
@@ -133,7 +132,7 @@ export async function runSharedJob(app,
   items = items.map((item, i) => ({ ...item, member: members[i], ...first.items?.[i] }));
   if (target.kind === SAVE_TARGETS.FOLDER) {
     const clash = await unlessCancelled(existingFiles(target.handle, [...(target.dicomdir ? [DICOMDIR] : []), ...members]));
-    if (!Array.isArray(clash)) return clash;
+    if (clash === CANCELLED) return clash;
     const hasDicomdir = clash.includes(DICOMDIR);
     const others = clash.filter((name) => name !== DICOMDIR);
     const also = others.length ? ` and ${others.length} of these ${items.length} files` : "";

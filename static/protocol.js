@@ -37,6 +37,11 @@ export const Reply = Object.freeze({
   SETTLED: "settled",   // {} the later stage and the codecs are loaded (or failed): start-up is over
 });
 
+// What a cancelled request or task answers, in the worker and in the page alike.
+export const CANCELLED = Object.freeze({
+  ok: false, error: Object.freeze({ type: "Cancelled", message: "Cancelled: no output was kept.", file: null }),
+});
+
 // How long start-up may take before the page says it is stuck (a wrong MIME type hangs silently).
 export const STARTUP_TIMEOUT_MS = 60000;
 

@@ -6,6 +6,7 @@ import { BlobWriter, InOrder } from "./outputs.js";
 import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, errorLine, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
+import { CANCELLED } from "./protocol.js";
 
 // Options other than dates, which are one choice of three (PS3.15 allows one longitudinal option).
 const DATE_KEYS = ["retain_long_full_dates", "retain_long_modified_dates"];
@@ -364,7 +365,7 @@ export class DeidWorkbench extends Workbench {
     task.onCancel = () => { cancelled = true; job.cancel(); };
     const result = await job.done;
     if (!result.ok) return result;
-    if (cancelled) return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept." } };
+    if (cancelled) return CANCELLED;
     const folded = await this.app.python.call("deid_learned", { files: taught.sort((a, b) => a.index - b.index),
       shares: result.shares.map((share) => ({ identifiers: share.identifiers })) });
     if (!folded.ok) return folded;

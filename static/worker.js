@@ -2,7 +2,7 @@
 // dcmstudio.api (the only Python it calls). No DICOM logic lives here: opened files are mounted
 // read-only by path (WORKERFS: read from the user's disk when Python reads them), results come back
 // as plain JSON, outputs are read from MEMFS and transferred. The page may run several of these.
-import { PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
+import { CANCELLED, PHASES, Op, Reply, INPUT_DIR, OUTPUT_DIR } from "./protocol.js";
 import { takeFile } from "./memfs.js";
 import { installCodecs } from "./codecs.js";
 import { loadStage, loadLaterStage, pyodideOptions } from "./stages.js";
@@ -292,7 +292,7 @@ const handlers = {
     for (let i = 0; i < items.length; i++) {
       if (cancelled.has(id)) {
         callPython("job_cancel", { job });
-        return { ok: false, error: { type: "Cancelled", message: "Cancelled: no output was kept.", file: null } };
+        return CANCELLED;
       }
       const step = callPython("job_step", { job, item: items[i] });
       if (step.ok) {

@@ -33,7 +33,7 @@ from pydicom.datadict import DicomDictionary, get_entry
 from pydicom.valuerep import STR_VR_REGEXES
 
 from dcmstudio import elements, iod
-from dcmstudio.archive import piece_length
+from dcmstudio.archive import Unread, piece_length
 from dcmstudio.errors import DicomStudioError
 from dcmstudio.charset import character_set
 from dcmstudio.values import CHARSET_VRS, SINGLE_VALUED_TEXT_VRS, TEXT_VRS, _vm_allows
@@ -775,7 +775,7 @@ def validate_pieces(pieces, name):
     size = sum(piece_length(piece) for piece in pieces)
     readable = 0
     for piece in pieces:
-        if not isinstance(piece, (bytes, bytearray, memoryview)):
+        if isinstance(piece, Unread):
             break
         readable += len(piece)
 
@@ -784,7 +784,7 @@ def validate_pieces(pieces, name):
             return memoryview(pieces[0])[:want]  # no copy: the usual header lies in the first piece
         head = bytearray()
         for piece in pieces:
-            if not isinstance(piece, (bytes, bytearray, memoryview)):
+            if isinstance(piece, Unread):
                 break  # bytes never read: the walk stops before them (at Pixel Data)
             head += piece[:want - len(head)]
             if len(head) >= want:
