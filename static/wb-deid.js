@@ -336,7 +336,11 @@ export class DeidWorkbench extends Workbench {
     this.app.tasks.offer({ finished: merged.outputs });
     const s = merged.summary;
     const gained = reports.filter((r) => r?.new_errors?.length).length;
-    task.finish(`De-identified ${plural(s.files, "file")} of ${plural(s.patients, "patient")} into ${target.label}` +
+    // as Edit's: the files left out are counted where the person looks first, named in the report
+    const failed = s.failed?.length || 0;
+    const count = failed ? `${s.files} of ${files.length} files` : plural(s.files, "file");
+    task.finish(`De-identified ${count} of ${plural(s.patients, "patient")} into ${target.label}` +
+      (failed ? `; ${failed} could not be de-identified (see De-identify)` : "") +
       (gained ? `; ${gained} gained a validation error (see De-identify)` : ""));
     this.lastRun = { files: files.length, written: result.written, workers: result.workers };
   }

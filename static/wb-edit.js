@@ -2,7 +2,7 @@
 // exactly what changes in one file, and the edited files as a download. Python does the editing.
 import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
-import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
+import { chooseTarget, cutShortInputs, cutShortNote, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
 
@@ -257,15 +257,18 @@ export class EditWorkbench extends Workbench {
     const failed = summary.failed;
     const count = result.written === files.length ? `${files.length}` : `${result.written} of ${files.length}`;
     const gained = summary.newErrors.length;
+    const cut = cutShortInputs(files, failed).length;
     task.finish(`Edited ${count} ${files.length === 1 ? "file" : "files"} into ${target.label}` +
       (failed.length ? `; ${failed.length} could not be edited (see Edit)` : "") +
-      (gained ? `; ${gained} gained a validation error (see Edit)` : ""));
+      (gained ? `; ${gained} gained a validation error (see Edit)` : "") +
+      (cut ? `; ${cut} cut short as ${cut === 1 ? "its input was" : "their inputs were"} (see Edit)` : ""));
     this.lastRun = { files: files.length, written: result.written, bytes: result.bytes, workers: result.workers };
     this.report.replaceChildren(...[
       el("h2", { textContent:
         `Edited ${plural(summary.files, "file")}, ${summary.changes} changes, into ${target.label}` }),
       failures(failed),
       newErrorsNote(summary.newErrors),
+      cutShortNote(cutShortInputs(files, failed)),
       result.firstReport ? this.reportView(result.firstReport) : null].filter(Boolean));
   }
 
@@ -290,11 +293,14 @@ export class EditWorkbench extends Workbench {
     const failed = result.summary.failed;
     const newErrors = result.first_report?.new_errors || [];
     const gained = newErrors.length ? [{ file: files[0].name, new_errors: newErrors }] : [];
+    const cutShort = cutShortNote(cutShortInputs(files, failed));
     task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}`
-      : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}`);
+      : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}` +
+        (cutShort ? "; it is cut short as its input was (see Edit)" : ""));
     this.report.replaceChildren(...[
       failures(failed),
       newErrorsNote(gained),
+      cutShort,
       result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }
 }
