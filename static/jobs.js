@@ -73,24 +73,6 @@ export function newErrorsNote(flagged) {
   return box;
 }
 
-// The files a job wrote whose input was cut short (the file tree marks them once described): an
-// edit changes only what it edits, so their outputs are cut short in the same place. `files`:
-// the job's; `failed`: [{ file }] of those it could not write.
-export function cutShortInputs(files, failed) {
-  const left = new Set(failed.map((f) => f.file));
-  return files.filter((f) => f.truncated && !left.has(f.name));
-}
-
-// Those files (cutShortInputs) as a line each under what it means, or null when there are none.
-export function cutShortNote(cut) {
-  if (!cut.length) return null;
-  return el("div", { className: "error cut-short" },
-    el("p", { textContent: `${plural(cut.length, "input")} ${cut.length === 1 ? "was" : "were"} cut short: ` +
-      `${cut.length === 1 ? "its output is" : "their outputs are"} cut short in the same place ` +
-      "(only the edited elements changed)." }),
-    el("ul", {}, ...cut.slice(0, 200).map((f) => el("li", { textContent: `${f.name}: ${f.truncated}` }))));
-}
-
 const DICOMDIR = "DICOMDIR";
 
 // The DICOMDIR of the files a folder save wrote (`listed`, from each step's `directory_record`),
@@ -188,7 +170,9 @@ export async function runSharedJob(app,
     const parts = partsOf.get(item.member)?.parts || [];
     partsOf.delete(item.member);
     const member = step.ok && !step.error ? step.member : null;
-    if (!member) failures.push({ file: item.name, message: step.error?.message || `${item.name} could not be read.` });
+    if (!member) {
+      failures.push({ file: item.name, index: item.index, message: step.error?.message || `${item.name} could not be read.` });
+    }
     if (member && step.new_errors?.length) flagged.push({ file: item.name, new_errors: step.new_errors });
     if (folder && member) folder.file(item.member, parts);
     if (target.dicomdir && member) {

@@ -338,7 +338,7 @@ export class DeidWorkbench extends Workbench {
     const gained = reports.filter((r) => r?.new_errors?.length).length;
     // as Edit's: the files left out are counted where the person looks first, named in the report
     const failed = s.failed?.length || 0;
-    const count = failed ? `${s.files} of ${files.length} files` : plural(s.files, "file");
+    const count = failed ? `${s.files} of ${plural(files.length, "file")}` : plural(s.files, "file");
     task.finish(`De-identified ${count} of ${plural(s.patients, "patient")} into ${target.label}` +
       (failed ? `; ${failed} could not be de-identified (see De-identify)` : "") +
       (gained ? `; ${gained} gained a validation error (see De-identify)` : ""));

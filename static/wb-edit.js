@@ -2,7 +2,7 @@
 // exactly what changes in one file, and the edited files as a download. Python does the editing.
 import { Op } from "./protocol.js";
 import { describeEdit } from "./edits.js";
-import { chooseTarget, cutShortInputs, cutShortNote, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
+import { chooseTarget, newErrorsNote, runSharedJob, saveTargetChoice } from "./jobs.js";
 import { button, el, plural } from "./dom.js";
 import { Workbench } from "./workbench.js";
 
@@ -13,6 +13,24 @@ const PATH_EXAMPLES = "PatientName, (0010,0020), RequestAttributesSequence[0].Re
 const option = (value, text = value) => el("option", { value, textContent: text });
 const HINT = "Edit values in place in the Tags tab too (click a value, Enter to keep, Esc to drop). Only the edited " +
   "elements and the lengths around them change; every other byte stays identical, and each output is checked.";
+// The edited files whose input was cut short (the file tree marks them once described): an edit
+// changes only what it edits, so their outputs are cut short in the same place. `files`: the
+// job's, in its order; `failed`: [{ index }] of those it could not edit (their 1-based place).
+function cutShortInputs(files, failed) {
+  const left = new Set(failed.map((f) => f.index));
+  return files.filter((f, i) => f.truncated && !left.has(i + 1));
+}
+
+// Those files, a line each under what it means; null when there are none.
+function cutShortNote(cut) {
+  if (!cut.length) return null;
+  return el("div", { className: "error cut-short" },
+    el("p", { textContent: `${plural(cut.length, "input")} ${cut.length === 1 ? "was" : "were"} cut short: ` +
+      `${cut.length === 1 ? "its output is" : "their outputs are"} cut short in the same place ` +
+      "(only the edited elements changed)." }),
+    el("ul", {}, ...cut.slice(0, 200).map((f) => el("li", { textContent: `${f.name}: ${f.truncated}` }))));
+}
+
 const failures = (failed) => (failed.length
   ? el("ul", { className: "error" }, failed.map((f) => el("li", { textContent: `${f.file}: ${f.message}` }))) : null);
 
@@ -257,18 +275,20 @@ export class EditWorkbench extends Workbench {
     const failed = summary.failed;
     const count = result.written === files.length ? `${files.length}` : `${result.written} of ${files.length}`;
     const gained = summary.newErrors.length;
-    const cut = cutShortInputs(files, failed).length;
+    const cutShort = cutShortInputs(files, failed);
+    const cut = cutShort.length;
     task.finish(`Edited ${count} ${files.length === 1 ? "file" : "files"} into ${target.label}` +
       (failed.length ? `; ${failed.length} could not be edited (see Edit)` : "") +
       (gained ? `; ${gained} gained a validation error (see Edit)` : "") +
-      (cut ? `; ${cut} cut short as ${cut === 1 ? "its input was" : "their inputs were"} (see Edit)` : ""));
+      (cut ? `; ${cut} ${cut === 1 ? "is cut short, as its input was" : "are cut short, as their inputs were"} (see Edit)`
+        : ""));
     this.lastRun = { files: files.length, written: result.written, bytes: result.bytes, workers: result.workers };
     this.report.replaceChildren(...[
       el("h2", { textContent:
         `Edited ${plural(summary.files, "file")}, ${summary.changes} changes, into ${target.label}` }),
       failures(failed),
       newErrorsNote(summary.newErrors),
-      cutShortNote(cutShortInputs(files, failed)),
+      cutShortNote(cutShort),
       result.firstReport ? this.reportView(result.firstReport) : null].filter(Boolean));
   }
 
@@ -293,14 +313,14 @@ export class EditWorkbench extends Workbench {
     const failed = result.summary.failed;
     const newErrors = result.first_report?.new_errors || [];
     const gained = newErrors.length ? [{ file: files[0].name, new_errors: newErrors }] : [];
-    const cutShort = cutShortNote(cutShortInputs(files, failed));
+    const cutShort = failed.length ? [] : files.filter((f) => f.truncated);
     task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}`
       : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}` +
-        (cutShort ? "; it is cut short as its input was (see Edit)" : ""));
+        (cutShort.length ? "; it is cut short, as its input was (see Edit)" : ""));
     this.report.replaceChildren(...[
       failures(failed),
       newErrorsNote(gained),
-      cutShort,
+      cutShortNote(cutShort),
       result.first_report ? this.reportView(result.first_report) : null].filter(Boolean));
   }
 }

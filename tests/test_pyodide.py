@@ -8,11 +8,14 @@ import shutil
 
 import pytest
 
+TIMEOUT = 1200
+
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js 20 is needed to run Pyodide")
 def test_unit_suite_passes_inside_pyodide(pyodide_unit_run):
-    status, output = pyodide_unit_run.result(timeout=1200)
+    status, output = pyodide_unit_run.result(timeout=TIMEOUT)
     tail = "\n".join(output.splitlines()[-60:])
     print(output[-20000:])
+    assert status is not None, f"the unit tests inside Pyodide did not end within {TIMEOUT} s:\n{tail}"
     assert status == 0, f"unit tests failed inside Pyodide:\n{tail}"
     assert " passed" in tail

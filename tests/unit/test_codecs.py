@@ -9,7 +9,6 @@ A browser codec is stood in for by Pillow's OpenJPEG (JPEG 2000 lossless) where 
 import io
 import os
 import subprocess
-import time
 import tracemalloc
 
 import numpy as np
@@ -20,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_fragmented_frames
 from pydicom.sequence import Sequence
 
-from conftest import bundled
+from conftest import bundled, cpu_clock
 from dcmstudio import codecs, pixels
 from dcmstudio.errors import DicomStudioError, InvalidDicomError
 from test_create_judges import dciodvfy, needs, tool
@@ -609,10 +608,12 @@ def test_our_rle_bytes_are_pydicoms(tmp_path):
         )
         assert codecs.rle_encode_frame(arr) == expected
     ct = rng.normal(0, 200, size=(512, 512)).astype(np.int16)
-    started = time.perf_counter()
+    # CPU time: the suite runs another process beside this one (tests/conftest.py)
+    clock = cpu_clock()
+    started = clock()
     codecs.rle_encode_frame(ct)
-    ours = time.perf_counter() - started
-    started = time.perf_counter()
+    ours = clock() - started
+    started = clock()
     encoder.encode(ct, encoding_plugin="pydicom", rows=512, columns=512, samples_per_pixel=1, bits_allocated=16,
                    bits_stored=16, pixel_representation=1, photometric_interpretation="MONOCHROME2", number_of_frames=1)
-    assert ours < (time.perf_counter() - started) / 3
+    assert ours < (clock() - started) / 3

@@ -23,13 +23,12 @@ import json
 import os
 import random
 import struct
-import time
 import tracemalloc
 import warnings
 import zlib
 
 import pytest
-from conftest import bundled
+from conftest import bundled, cpu_clock
 from test_hostile import compressed_zeros, deflated_bomb
 
 from dcmstudio import api
@@ -41,24 +40,7 @@ MAX_SECONDS = 2.0
 FIXED_ALLOWANCE = 4 << 20
 
 
-def _cpu_clock():
-    """CPU time (a hang spins, and other work on a shared machine does not count). Pyodide's
-    process_time stands still: there, the CPU time of the Node process that runs it."""
-    if os.environ.get("DCMSTUDIO_IN_PYODIDE") != "1":
-        return time.process_time
-    try:
-        from js import process  # noqa: PLC0415 -- Node's process object, in the test runner only
-
-        def node_cpu_seconds():
-            used = process.cpuUsage()
-            return (used.user + used.system) / 1e6
-        node_cpu_seconds()
-        return node_cpu_seconds
-    except (ImportError, AttributeError):
-        return time.perf_counter  # a browser: wall time
-
-
-_clock = _cpu_clock()
+_clock = cpu_clock()
 OPERATIONS = ("describe", "tree", "export_text", "export_json", "frame_info", "render_frame", "edit")
 SEEDS = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm",
          "MR_small_RLE.dcm", "JPEG2000.dcm", "rtplan.dcm", "reportsi.dcm", "SC_rgb_rle_2frame.dcm"]
