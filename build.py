@@ -578,7 +578,9 @@ def needs_build():
         return True
     built = manifest.stat().st_mtime
     sources = [ROOT / "build.py", REQUIREMENTS, ROOT / "index.html"]
-    sources += [p for d in (ROOT / "static", APP_PACKAGE) for p in d.rglob("*") if p.is_file()]
+    # not the bytecode Python writes beside py/ when the tests import it (no part of dist/)
+    sources += [p for d in (ROOT / "static", APP_PACKAGE) for p in d.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
     return any(p.stat().st_mtime > built for p in sources if p.exists())
 
 

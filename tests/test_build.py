@@ -7,6 +7,7 @@ on; here the failure paths, with the network kept out (the official source count
 import hashlib
 import importlib.util
 import json
+import os
 import pathlib
 import zipfile
 
@@ -114,3 +115,28 @@ def test_the_service_worker_is_at_the_root_and_named_after_this_build():
     web_manifest = json.loads((dist / "static" / "manifest.webmanifest").read_text())
     for icon in web_manifest["icons"]:
         assert f"static/{icon['src']}" in listed
+
+
+def test_bytecode_written_beside_the_sources_does_not_make_dist_stale(build, tmp_path, monkeypatch):
+    """The unit tests import py/dcmstudio and leave __pycache__ there; the e2e server (build.py
+    serve) must not rebuild dist/ for it, nor miss a changed source."""
+    root = tmp_path / "repo"
+    package = root / "py" / "dcmstudio"
+    (package / "__pycache__").mkdir(parents=True)
+    (root / "static").mkdir()
+    (root / "dist").mkdir()
+    (package / "edit.py").write_text("")
+    manifest = root / "dist" / "build-manifest.json"
+    manifest.write_text("{}")
+    monkeypatch.setattr(build, "ROOT", root)
+    monkeypatch.setattr(build, "DIST", root / "dist")
+    monkeypatch.setattr(build, "APP_PACKAGE", package)
+    monkeypatch.setattr(build, "REQUIREMENTS", root / "py" / "requirements.txt")
+    built = manifest.stat().st_mtime
+    later = (built + 10, built + 10)
+    bytecode = package / "__pycache__" / "edit.cpython-311.pyc"
+    bytecode.write_bytes(b"")
+    os.utime(bytecode, later)
+    assert not build.needs_build()
+    os.utime(package / "edit.py", later)
+    assert build.needs_build()
