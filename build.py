@@ -375,10 +375,16 @@ def stage_codecs(staging):
 
 # ---- Our code ----------------------------------------------------------------------------------
 
+def _is_source(path):
+    """A file of ours that goes into dist/: not the bytecode Python writes beside the sources when
+    something imports them (the tests do)."""
+    return path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+
+
 def app_archive(dest_dir):
     """Zip py/dcmstudio; the name carries a content hash so hosts may cache it forever."""
     members = {str(path.relative_to(APP_PACKAGE.parent)): path.read_bytes() for path in sorted(APP_PACKAGE.rglob("*"))
-               if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+               if _is_source(path)}
     return hashed_zip(members, dest_dir, "dcmstudio")
 
 
@@ -578,9 +584,7 @@ def needs_build():
         return True
     built = manifest.stat().st_mtime
     sources = [ROOT / "build.py", REQUIREMENTS, ROOT / "index.html"]
-    # not the bytecode Python writes beside py/ when the tests import it (no part of dist/)
-    sources += [p for d in (ROOT / "static", APP_PACKAGE) for p in d.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    sources += [p for d in (ROOT / "static", APP_PACKAGE) for p in d.rglob("*") if _is_source(p)]
     return any(p.stat().st_mtime > built for p in sources if p.exists())
 
 

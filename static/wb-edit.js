@@ -313,7 +313,7 @@ export class EditWorkbench extends Workbench {
     const failed = result.summary.failed;
     const newErrors = result.first_report?.new_errors || [];
     const gained = newErrors.length ? [{ file: files[0].name, new_errors: newErrors }] : [];
-    const cutShort = failed.length ? [] : files.filter((f) => f.truncated);
+    const cutShort = cutShortInputs(files, failed);
     task.finish(failed.length ? `${files[0].name} could not be edited: ${failed[0].message}`
       : `Edited ${files[0].name}${gained.length ? "; it gained a validation error (see Edit)" : ""}` +
         (cutShort.length ? "; it is cut short, as its input was (see Edit)" : ""));

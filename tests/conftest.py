@@ -95,6 +95,12 @@ def pytest_sessionfinish(session):
 
 
 @pytest.fixture
+def build_script():
+    """build.py as a fresh module of its own (a test may patch its globals)."""
+    return _build_script()
+
+
+@pytest.fixture
 def pyodide_unit_run(request):
     """The Pyodide run of tests/unit: the one started beside the CPython unit tests, or a new one."""
     run = request.config.stash.get(PYODIDE_UNIT_RUN, None) or PyodideUnitRun()

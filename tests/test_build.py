@@ -5,7 +5,6 @@ on; here the failure paths, with the network kept out (the official source count
 """
 
 import hashlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -17,10 +16,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def build(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("dcmstudio_build", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def build(build_script, tmp_path, monkeypatch):
+    module = build_script  # tests/conftest.py
     monkeypatch.setattr(module, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(module, "_official_unreachable", True)
     return module
