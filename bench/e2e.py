@@ -321,7 +321,7 @@ SPENT = "() => self.dcmstudio?.spent && { ...self.dcmstudio.spent }"
 
 def worker_spent(page):
     """What each worker spent so far (static/worker.js `spent`): ms fetching, in Python, handing
-    parts over, slicing opened files."""
+    parts over, slicing opened files; how many reads of them it asked for."""
     return [s for s in (w.evaluate(SPENT) for w in page.workers) if s]
 
 

@@ -21,6 +21,11 @@ const RENDER_EVERY_MS = 500;
 // is garbage the page frees only in a full collection, which rarely comes while workers do the work:
 // at 20,000 files, telling them every 2 s left ~100 MB of it.
 const ANNOUNCE_EVERY_MS = 2000;
+// The headers kept from opening the files (each file's bytes up to its pixel data, a few kB: see
+// worker.js headToKeep), so that a task that reads only heads (deid's first pass, a folder save)
+// does not ask the browser for them again, a request per file. No more than this in all: past it,
+// files are read again, as before (20,000 CT files hold about 50 MB of headers).
+const KEPT_HEADS_MAX_BYTES = 64 * 1024 * 1024;
 // A series with more files than this starts folded: thousands of rows cost the page more than
 // they help a person, who scrolls a series in the Image workbench.
 const LARGE_SERIES = 500;
@@ -124,6 +129,7 @@ export class FileList {
     this.python = python;
     this.labels = new Map(); // item id → its name, for the selection's label
     this.shared = new Map(); // a shared part's JSON → the one object that stands for it (SHARED_PARTS)
+    this.keptHeadBytes = 0;  // the kept headers' bytes in all (KEPT_HEADS_MAX_BYTES)
     this.tree = new TreeView(treeRoot, "Loaded files", {
       select: (ids) => this.select(ids),
       open: (id, open) => this.setOpen([id], open),
@@ -146,6 +152,7 @@ export class FileList {
   async remove(keys) {
     const paths = keys.map((key) => this.files.get(key)?.path).filter(Boolean);
     for (const key of keys) {
+      this.keptHeadBytes -= this.files.get(key)?.keptHead?.byteLength || 0;
       this.files.delete(key);
       this.thumbnails?.cache.delete(key);
     }
@@ -279,7 +286,14 @@ export class FileList {
     const sources = new Map(sent.map((b) => [b.key, b]));
     for (const d of described) {
       if (d.ok && d.dicom) {
-        this.files.set(d.key, { ...d, ...this.sharedParts(d), file: sources.get(d.key).file });
+        const { keptHead, ...described } = d;
+        const file = { ...described, ...this.sharedParts(d), file: sources.get(d.key).file };
+        this.keptHeadBytes -= this.files.get(d.key)?.keptHead?.byteLength || 0;
+        if (keptHead && this.keptHeadBytes + keptHead.byteLength <= KEPT_HEADS_MAX_BYTES) {
+          file.keptHead = keptHead;
+          this.keptHeadBytes += keptHead.byteLength;
+        }
+        this.files.set(d.key, file);
       } else {
         const reason = d.ok ? d.reason : d.error.message;
         this.skipped.push({ name: d.name || sources.get(d.key)?.name || d.key, reason });

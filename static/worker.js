@@ -23,8 +23,9 @@ function post(message, transfer = []) {
 const timings = {};
 // Milliseconds this worker's job steps (JOB_STEPS) spent waiting for fetched bytes, in Python and
 // handing parts over (of which slicing opened files: each slice waits for the browser process),
-// summed over its requests (bench/e2e.py reads them: where a job's time goes).
-const spent = { fetching: 0, python: 0, handing: 0, slicing: 0 };
+// summed over its requests (bench/e2e.py reads them: where a job's time goes); and `reads`, how
+// many reads of opened files it asked the browser for (opening them included).
+const spent = { fetching: 0, python: 0, handing: 0, slicing: 0, reads: 0 };
 
 function phase(name, fraction = 0) {
   const p = PHASES.find((x) => x.name === name);
@@ -134,19 +135,40 @@ const HEAD_BYTES = 64 * 1024;
 const WHOLE_FETCH_MAX = 16 * 1024 * 1024;
 const PREFETCH_DIR = "/prefetch";
 let prefetched = 0;
-function prefetch(paths, length = 0) {
+// Resolves with the scratch path of each file's fetched bytes (null where the read failed);
+// `fetched`, if given, gets each one's bytes too. `kept[i]`, if given, are bytes of file i the page
+// already holds (its header, kept from opening it): they are used instead of a read.
+function prefetch(paths, length = 0, { kept = [], fetched = [] } = {}) {
   return Promise.all(paths.map(async (path, i) => {
     try {
-      const file = pyodide.FS.lookupPath(path).node.contents;
-      const want = Array.isArray(length) ? length[i] : length;
-      const bytes = new Uint8Array(await (want ? file.slice(0, want) : file).arrayBuffer());
+      let bytes;
+      if (kept[i]) {
+        bytes = new Uint8Array(kept[i]);  // the worker's copy of the page's (a message copies it)
+      } else {
+        const file = pyodide.FS.lookupPath(path).node.contents;
+        const want = Array.isArray(length) ? length[i] : length;
+        spent.reads++;
+        bytes = new Uint8Array(await (want ? file.slice(0, want) : file).arrayBuffer());
+      }
       const local = `${PREFETCH_DIR}/${++prefetched}`;
       pyodide.FS.writeFile(local, bytes, { canOwn: true });
+      fetched[i] = bytes;
       return local;
     } catch {
       return null;
     }
   }));
+}
+
+// The bytes of a described file the page keeps (see dcmstudio.catalog.header_end: what a later
+// step that reads heads needs), as a buffer of their own; none for a header longer than HEAD_BYTES.
+function headToKeep(bytes, headerEnd) {
+  return bytes && headerEnd ? bytes.slice(0, headerEnd).buffer : undefined;
+}
+
+// A job item as Python gets it: without the bytes the page keeps of its file (see prefetch).
+function forPython({ keptHead: _, ...item }) {
+  return item;
 }
 
 function fileSize(path) {
@@ -247,14 +269,17 @@ const handlers = {
 
   async [Op.ADD_FILES](id, { batch, files, describe }) {
     const dir = mount(batch, files);
-    const heads = await prefetch(describe.map(({ key }) => `${dir}/${key}`), HEAD_BYTES);
+    const bytes = [];
+    const heads = await prefetch(describe.map(({ key }) => `${dir}/${key}`), HEAD_BYTES, { fetched: bytes });
     const described = [];
     for (let i = 0; i < describe.length; i++) {
       if (cancelled.has(id)) break;
       const { key, name } = describe[i];
       const path = `${dir}/${key}`;
-      described.push({ key, path, ...callPython("describe", { path, name, head: heads[i] }) });
+      const description = callPython("describe", { path, name, head: heads[i] });
+      described.push({ key, path, ...description, keptHead: headToKeep(bytes[i], description.header_end) });
       release(heads[i]);
+      bytes[i] = null;
       await yieldToMessages();  // the page counts progress by chunk: no message per file
     }
     heads.slice(described.length).forEach(release);  // a Cancel left these out
@@ -294,7 +319,7 @@ const handlers = {
         callPython("job_cancel", { job });
         return CANCELLED;
       }
-      const step = callPython("job_step", { job, item: items[i] });
+      const step = callPython("job_step", { job, item: forPython(items[i]) });
       if (step.ok) {
         sendChunks(id, step);
         sendOutputs(id, step);
@@ -321,7 +346,9 @@ const handlers = {
   async [Op.JOB_STEPS](id, { job, items, reads }) {
     const heads = items.map(({ path }) => reads === "head" || fileSize(path) > WHOLE_FETCH_MAX);
     const fetching = performance.now();
-    const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)));
+    // A head the page kept from opening the file is not read again (e.g. deid's first pass).
+    const kept = items.map((item, i) => (heads[i] ? item.keptHead : undefined));
+    const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)), { kept });
     spent.fetching += performance.now() - fetching;
     const steps = [];
     const parts = partBatch(id);
@@ -329,7 +356,7 @@ const handlers = {
       if (cancelled.has(id)) break;
       const fetched = locals[i] ? { [heads[i] ? "head" : "local"]: locals[i] } : {};
       const python = performance.now();
-      const step = callPython("job_step", { job, item: { ...item, ...fetched } });
+      const step = callPython("job_step", { job, item: { ...forPython(item), ...fetched } });
       spent.python += performance.now() - python;
       release(locals[i]);
       const handing = performance.now();

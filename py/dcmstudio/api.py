@@ -85,7 +85,9 @@ def describe(path, name, head=None):
     """Header summary of one loaded file for the grouped file list (see :mod:`dcmstudio.catalog`).
 
     ``head``, if given, is a scratch file holding the file's first bytes, fetched ahead by the
-    worker; it is read and deleted.
+    worker; it is read and deleted. ``header_end`` in the answer says how many of them a later
+    step that reads heads needs (see :func:`dcmstudio.catalog.header_end`): the page may keep
+    those bytes, instead of reading them again for each task.
     """
     head_bytes = None
     if head:
@@ -95,7 +97,8 @@ def describe(path, name, head=None):
     try:
         info = catalog.describe_file(path, name, head=head_bytes)
         # A cut file is still listed (its header is whole), with a mark saying so.
-        return {"dicom": True, **info, "truncated": catalog.pixel_data_truncation(path, name, head_bytes)}
+        return {"dicom": True, **info, "truncated": catalog.pixel_data_truncation(path, name, head_bytes),
+                "header_end": catalog.header_end(head_bytes, info["size"])}
     except DicomStudioError as exc:
         # A skipped file is a normal answer, not a failure: the page lists it with the reason.
         return {"dicom": False, "name": name, "reason": exc.message, "size": os.path.getsize(path)}

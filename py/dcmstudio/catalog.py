@@ -222,6 +222,39 @@ def pixel_data_truncation(path, name, head=None):
     return _fragments_truncation(path, value_offset, size, little)
 
 
+def header_end(head, size):
+    """How many of a file's first bytes hold everything before its pixel data's value: the
+    elements before it and the pixel data element's own header.
+
+    That is all a step that reads a file's head needs (deid's first pass learning its values, a
+    folder save passing the pixel data through: see :func:`dcmstudio.jobs.read_item_for_edit`),
+    so the page can keep those bytes from opening the file instead of reading them again.
+
+    Parameters
+    ----------
+    head : bytes or None
+        The file's first bytes, already fetched.
+    size : int
+        The file's size.
+
+    Returns
+    -------
+    int or None
+        The pixel data's value offset; None when ``head`` does not reach it, the file has none,
+        or it cannot be told from the head (a deflated data set, an odd start).
+    """
+    from dcmstudio import header  # noqa: PLC0415 -- see pixel_data_truncation
+    if head is None:
+        return None
+    try:
+        element = header.pixel_data_element(head, size)
+    except ValueError:
+        return None
+    if element is None or element[0] > len(head):
+        return None
+    return element[0]
+
+
 # Encapsulated pixel data longer than this is not read in full to tell whether it is whole.
 _FRAGMENTS_READ_LIMIT = 8 << 20
 

@@ -17,6 +17,12 @@ from test_page_io import OPFS_PICKERS, many_files, pool_page, read_opfs
 MAPPING_FILES = list(FILE_NAMES)
 
 
+def reads_of_opened_files(page):
+    """How many reads of the opened files the page's workers have asked the browser for
+    (static/worker.js ``spent.reads``; opening them included)."""
+    return sum(w.evaluate("() => self.dcmstudio?.spent?.reads || 0") for w in page.workers)
+
+
 def run_deid(page, tmp_path, label):
     with page.expect_download(timeout=60000) as download_info:
         page.click("#deid-run")
@@ -196,8 +202,12 @@ def test_one_worker_or_two_give_the_same_files_mapping_and_report(browser, serve
         page.fill("#deid-secret", "one secret, any pool")
         page.check("#deid-dates-1")
         page.check("#deid-clean_descriptors")
+        reads = reads_of_opened_files(page)
         members = run_deid(page, tmp_path, f"pool{workers}")
         page.wait_for_selector(".task.done:has-text('De-identified 5 files')", timeout=60000)
+        # the first pass learns from the headers kept from opening the files: only the ZIP's
+        # steps read them (each whole, for its CRC)
+        assert reads_of_opened_files(page) - reads == SERIES_SIZE
         assert page.evaluate("window.dcmstudio.workbenches.find((w) => w.id === 'deid').lastRun.workers") == workers
         runs[workers] = (members, offered(page))
         assert not errors
@@ -304,8 +314,12 @@ def test_deidentified_files_go_into_a_folder_as_they_are_made(page, server, tmp_
     page.wait_for_selector("#deid-options input")
     page.fill("#deid-secret", "folder secret")
     page.select_option("#deid-save-to", "folder")
+    reads = reads_of_opened_files(page)
     page.click("#deid-run")
     page.wait_for_selector(".task.done:has-text('De-identified 5 files of 1 patient into the folder')", timeout=60000)
+    # every step read the header kept from opening the file, none asked the browser for it again;
+    # the pixel data went from the opened file to the folder without a worker reading it
+    assert reads_of_opened_files(page) == reads
     lines = [json.loads(line) for line in offered(page)["IDENTIFYING-deidentified_report.jsonl"].splitlines()]
     written = {line["member"]: read_opfs(page, f"picked-folder/{line['member']}") for line in lines}
     assert len(written) == SERIES_SIZE

@@ -371,3 +371,33 @@ def test_no_whole_bundled_file_is_flagged_as_cut():
             flagged.add(path.name)
     assert flagged <= {"MR_truncated.dcm", "rtplan_truncated.dcm"}, flagged
     assert "MR_truncated.dcm" in flagged
+
+
+def test_header_end_is_where_the_pixel_data_value_starts_in_every_bundled_file():
+    """What the page keeps of each file it opens (see catalog.header_end) ends exactly where
+    pydicom says the pixel data's value starts; a head that stops short of it, a file without
+    pixel data and a deflated one keep nothing."""
+    kept = 0
+    for path in bundled_dicom_files():
+        if name_of(path) in NOT_DICOM | TRUNCATED_HEADERS:
+            continue
+        data, size = path.read_bytes(), path.stat().st_size
+        end = catalog.header_end(data[:65536], size)
+        try:
+            ds = pydicom.dcmread(path, defer_size=64, force=True)
+            element = next((ds.get_item(tag, keep_deferred=True) for tag in (0x7FE00008, 0x7FE00009, 0x7FE00010)
+                            if tag in ds), None)
+        except Exception:  # noqa: BLE001 -- a file pydicom cannot read is not judged here
+            continue
+        if end is None:  # nothing to keep, or a deflated data set (the head cannot say)
+            assert element is None or name_of(path) == "image_dfl.dcm", name_of(path)
+            continue
+        kept += 1
+        assert element is not None and end == element.value_tell, name_of(path)
+        assert catalog.header_end(data[:end], size) == end  # the kept bytes alone say the same
+        assert catalog.header_end(data[:end - 1], size) is None  # one byte short: not enough
+    assert kept >= 90
+    assert catalog.header_end(None, 100) is None
+    assert catalog.header_end(bundled("rtplan.dcm").read_bytes(), bundled("rtplan.dcm").stat().st_size) is None
+    deflated = bundled("image_dfl.dcm")
+    assert catalog.header_end(deflated.read_bytes(), deflated.stat().st_size) is None

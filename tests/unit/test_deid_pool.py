@@ -3,12 +3,13 @@ input order, then pooled de-identifying steps, then one merged mapping; the same
 number of workers, and the same as one process."""
 
 import json
+import os
 import zlib
 
 import pytest
 from test_deid_layouts import series
 
-from dcmstudio import archive, header, jobs, replay
+from dcmstudio import archive, catalog, header, jobs, replay
 from dcmstudio.deid import Deidentifier, derive_key
 
 SECRET = "pool secret"
@@ -42,16 +43,34 @@ def run_shares(kind, options, items, workers, scratch, deal=None, backwards=Fals
     return [steps[i] for i in sorted(steps)], finished
 
 
+def with_head(item, scratch, heads, tag=""):
+    """``item`` with ``head``, a scratch copy of its file's first bytes as the page's worker hands
+    them to a step that reads heads: the first :data:`dcmstudio.jobs.HEAD_BYTES` it fetched
+    (``heads`` True), or ("kept") the header the page kept from opening the file, up to its pixel
+    data's value (:func:`dcmstudio.catalog.header_end`)."""
+    with open(item["path"], "rb") as f:
+        data = f.read(jobs.HEAD_BYTES)
+    if heads == "kept":
+        end = catalog.header_end(data, os.path.getsize(item["path"]))
+        assert end is not None and end < len(data)
+        data = data[:end]
+    head = scratch / f"head{tag}-{item['index']}"
+    head.write_bytes(data)
+    return {**item, "head": str(head)}
+
+
 def pooled(paths, workers, scratch, options=None, deal=None, container="files", heads=False, backwards=False):
     """The page's pooled deid: every output file's bytes, each report line, the mapping's files,
     the summary. ``container``: "files" (a folder) or "members" (a ZIP's); ``heads``: each file's
-    first :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder;
-    ``backwards``: see :func:`run_shares`."""
+    first :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder,
+    or "kept": the headers the page kept from opening the files, for the first pass too (see
+    :func:`with_head`); ``backwards``: see :func:`run_shares`."""
     scratch.mkdir()
     key = derive_key(SECRET)[0].hex()
     options = {"secret": SECRET, **(options or {}), "key": key}
     items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, start=1)]
-    learned_steps, learned_shares = run_shares("deid_learn", options, items, workers, scratch)
+    first_pass = [with_head(item, scratch, heads, "-learn") for item in items] if heads == "kept" else items
+    learned_steps, learned_shares = run_shares("deid_learn", options, first_pass, workers, scratch)
     # as static/wb-deid.js: only the answers that taught something are folded
     taught = [s for s in learned_steps if s["identifiers"]["texts"] or s["identifiers"]["ideographs"] or s["patients"]]
     learned = plain(jobs.fold_learned(taught, learned_shares))
@@ -59,11 +78,7 @@ def pooled(paths, workers, scratch, options=None, deal=None, container="files", 
     names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
     items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
     if heads:
-        for item in items:
-            head = scratch / f"head-{item['index']}"
-            with open(item["path"], "rb") as f:
-                head.write_bytes(f.read(jobs.HEAD_BYTES))
-            item["head"] = str(head)
+        items = [with_head(item, scratch, heads) for item in items]
     steps, finished = run_shares("deid_share", {**options, "learned": learned, "container": container}, items,
                                  workers, scratch, deal, backwards)
     members = {s["member"]["name"]: file_bytes(s) for s in steps if not s.get("error")}
@@ -206,6 +221,30 @@ def test_the_key_a_share_is_given_is_the_key_it_uses():
     assert not Deidentifier({}, key=key).deterministic
     with pytest.raises(Exception, match="no option 'key'"):
         Deidentifier({"key": key.hex()})
+
+
+@pytest.mark.parametrize("container", ["files", "members"])
+def test_headers_the_page_kept_from_opening_the_files_give_the_same_outputs(tmp_path, monkeypatch, container):
+    """The page keeps each file's header from opening it (up to its pixel data's value) and hands
+    it to the first pass, and to a folder save's steps, instead of reading the file again: the
+    same files, report lines and mapping as steps that read the files, and nothing more is read."""
+    # pydicom's CT is small: its pixel data (32 KiB) is left unread only below the usual piece size
+    monkeypatch.setattr(jobs, "SMALL_PIECE", 256)
+    monkeypatch.setattr(replay, "SMALL_PIECE", 256)
+    # MR_small_implicit ends with its pixel data (CT_small has an element after it)
+    paths = series(tmp_path / "in", count=7, changes={
+        i: {"PatientName": "Second^Person", "PatientID": "ID-2"} for i in (3, 4)}, source="MR_small_implicit.dcm")
+    read = pooled(paths, 2, tmp_path / "read", container=container)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("a file was read although its kept header was enough")
+    monkeypatch.setattr(Deidentifier, "learn_file", no_read)
+    if container == "files":
+        monkeypatch.setattr(jobs, "read_file", no_read)
+        monkeypatch.setattr(jobs, "read_item", no_read)
+    kept = pooled(paths, 2, tmp_path / "kept", container=container, heads="kept")
+    assert kept == read
+    assert len(kept[0]) == 7 and kept[3]["patients"] == 2
 
 
 def test_the_first_pass_learns_from_the_head_the_worker_fetched_and_deletes_it(tmp_path):
