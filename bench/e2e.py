@@ -15,7 +15,8 @@ byte of the output on disk:
 Prints the medians, each case's ratio to dcmodify, and the peak memory of all the browser's
 processes (proportional set size, summed) above the same page before any file was opened, split
 per kind of process (browser, renderer: the page and its workers, GPU, utilities), and the CPU
-seconds the browser's processes used meanwhile (steadier than elapsed time on a busy machine);
+seconds the browser's processes used meanwhile (steadier than elapsed time on a busy machine), and
+which threads used them;
 where each job's steps spent their time in the workers (fetching, Python, handing over). --timeline
 writes every sample, and the page's JS heap during the job; --collect-every N forces a garbage
 collection every N seconds (in the page and/or its workers: --collect-in), which tells memory
@@ -137,6 +138,30 @@ def browser_cpu(pid):
         except (OSError, ValueError, IndexError):
             pass
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def browser_cpu_by_thread(pid):
+    """CPU seconds each kind of thread of the browser's processes has used so far, by
+    "process kind: thread name" (e.g. "renderer: DedicatedWorker", "browser: ThreadPoolForeg";
+    V8's background compilers and the blob and file threads have names of their own)."""
+    by_thread = {}
+    for current in process_tree(pid):
+        kind = process_kind(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+                with open(f"/proc/{current}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            key = f"{kind}: {name}"
+            by_thread[key] = by_thread.get(key, 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return by_thread
 
 
 def browser_memory_by_kind(pid):
@@ -390,6 +415,7 @@ def main():
     times = {c: [] for c in ["dcmodify", *cases]}
     memory = {c: [] for c in cases}
     cpu = {c: [] for c in cases}  # the browser's CPU seconds per round
+    threads = {c: [] for c in cases}  # per round: the CPU seconds of each kind of thread (browser_cpu_by_thread)
     phases = {c: [] for c in cases}
     split = {c: [] for c in cases}  # per round: kind of process → (+bytes at the peak, its own peak)
     server, url = start_site_server()
@@ -408,6 +434,7 @@ def main():
                     time.sleep(1)  # let the helpers' start-up settle before the baseline
                     empty = browser_memory_by_kind(pid)
                     cpu_before = browser_cpu(pid)
+                    threads_before = browser_cpu_by_thread(pid)
                     with PeakMemory(pid) as peak:
                         try:
                             seconds, outputs = run_case(page, case, paths)
@@ -418,6 +445,8 @@ def main():
                             raise
                     times[case].append(seconds)
                     cpu[case].append(browser_cpu(pid) - cpu_before)
+                    threads[case].append({name: seconds - threads_before.get(name, 0)
+                                          for name, seconds in browser_cpu_by_thread(pid).items()})
                     phases[case].append(page.evaluate(PHASES))
                     # what the workers' job steps spent (a fresh page ran none before), summed over them
                     for key in ("fetching", "python", "handing", "slicing"):
@@ -453,6 +482,11 @@ def main():
               f"browser CPU {statistics.median(cpu[case]):.2f} s")
         spans = {k: statistics.median(p[k] for p in phases[case] if k in p) for k in phases[case][0]}
         print("      " + ", ".join(f"{k} {v:.2f} s" for k, v in spans.items()))
+        names = {name for round_ in threads[case] for name in round_}
+        busiest = sorted(((statistics.median(r.get(name, 0) for r in threads[case]), name) for name in names),
+                         reverse=True)
+        print("      browser CPU by thread (median): " + ", ".join(
+            f"{name} {seconds:.2f} s" for seconds, name in busiest if seconds >= 0.05))
         worst = split[case][memory[case].index(max(memory[case]))]
         print("      at the peak, per process kind (own peak): " + ", ".join(
             f"{kind} {at / 1e6:+.0f} MB ({own / 1e6:+.0f})" for kind, (at, own) in worst.items()))
