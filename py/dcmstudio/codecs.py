@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -44,7 +45,7 @@ from pydicom.pixels.utils import as_pixel_options, pack_bits
 
 from . import iod, lossy
 from .bounded import BoundedFile
-from .catalog import as_invalid_dicom, read_dicom, transfer_syntax_info
+from .catalog import as_invalid_dicom, pixel_data_truncation, read_dicom, transfer_syntax_info
 from .errors import DicomStudioError, InvalidDicomError
 from .uids import new_uid
 
@@ -727,6 +728,12 @@ def compress(in_path, out_path, transfer_syntax_uid, *, name=None, verify=True, 
     target = pydicom.uid.UID(str(transfer_syntax_uid))
     source = PixelSource(in_path, name)
     _check_target(source, target, lossy_settings)
+    # a file cut short inside its pixel data is said so, not found out by a frame that fails to decode
+    with open(in_path, "rb") as f:
+        cut = pixel_data_truncation(in_path, name, f.read(1 << 16))
+    if cut:
+        raise InvalidDicomError(f"{name} is truncated: {cut}. Its frames cannot all be decoded; it was not "
+                                "rewritten.", file=name)
     try:
         with as_invalid_dicom(name, f"while writing it as {target.name}"):
             writer = _Rewriter(source, target, lossy_settings, new_uid_of)
@@ -862,7 +869,10 @@ class _Rewriter:
         self.as_rgb = source.transfer_syntax in uids.JPEGTransferSyntaxes or lossy_settings is not None
         self.was_lossy = (source.transfer_syntax in _LOSSY_JPEG_SYNTAXES
                           or source.header.get("LossyImageCompression") == "01")
-        header = copy.deepcopy(source.header)
+        with warnings.catch_warnings():
+            # pydicom warns that the file it was read from is not copied (a copy needs none)
+            warnings.simplefilter("ignore")
+            header = copy.deepcopy(source.header)
         for tag in list(header.keys()):
             if tag.group == 0x0002 or tag in _EXTENDED_OFFSET_TAGS:
                 del header[tag]

@@ -469,7 +469,8 @@ class EditedItem(NamedTuple):
     """Per piece, its offset in the input, or None for new bytes."""
     report: dict
     """:func:`dcmstudio.edit.edit_output`'s report, plus ``new_errors``: the validation errors
-    the output has and the input had not (see :func:`new_errors_of`)."""
+    the output has and the input had not (see :func:`new_errors_of`); with ``say_cut_short``,
+    ``cut_short`` too (see :func:`edit_item`)."""
     part10: bool
     """Whether the input had a DICM prefix (so the output has one)."""
     tail: Optional[int]
@@ -477,9 +478,15 @@ class EditedItem(NamedTuple):
     pieces from there on stand in for them and must go as references. None: all was read."""
 
 
-def edit_item(item, edits, context, head_only=False):
+def edit_item(item, edits, context, head_only=False, say_cut_short=False):
     """One file edited as the edit task edits it (read, edited, its output checked); the command
     (:mod:`dcmstudio.cli.tasks`) calls it too. ``head_only``: see :func:`read_item_for_edit`.
+
+    An edit that does not reach the pixel data edits a file cut short inside it as it is: its
+    output is cut short in the same place. With ``say_cut_short`` (the command's; the page knows
+    it from opening the file), the report's ``cut_short`` then says where the input ends (see
+    :func:`dcmstudio.catalog.pixel_data_truncation`), else it is None. A file read from its head
+    only is whole: its pixel data was seen to end the file.
 
     Returns
     -------
@@ -500,6 +507,9 @@ def edit_item(item, edits, context, head_only=False):
             pieces, origins, report = edit.edit_output(data, edits, context=context)
         else:
             pieces, origins = whole
+    if say_cut_short:
+        from .catalog import pixel_data_truncation
+        report["cut_short"] = None if tail is not None else pixel_data_truncation(item["path"], item["name"], data)
     part10 = data[128:132] == b"DICM"
     if part10:
         _check_part10(pieces, item["name"])

@@ -329,16 +329,45 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
     from dcmstudio.cli.run import Progress
     bar, lines = Terminal(), io.StringIO()
     for stream in (bar, lines):
-        progress = Progress(2, quiet=False, stream=stream)
+        progress = Progress(3, quiet=False, stream=stream)
         progress.update({"file": "a.dcm"})
         progress.update({"file": "b.dcm", "error": "b.dcm is not DICOM"})
+        progress.update({"file": "c.dcm", "report": {"cut_short": "it ends 9 bytes early"}})
         progress.close()
-    assert "2/2" in bar.getvalue() and "file" in bar.getvalue() and "failed: b.dcm: b.dcm is not DICOM" in bar.getvalue()
-    assert lines.getvalue().splitlines() == ["[1/2] a.dcm: ok", "[2/2] b.dcm: failed: b.dcm is not DICOM"]
+    assert "3/3" in bar.getvalue() and "file" in bar.getvalue() and "failed: b.dcm: b.dcm is not DICOM" in bar.getvalue()
+    assert "cut short: c.dcm: it ends 9 bytes early" in bar.getvalue()
+    assert lines.getvalue().splitlines() == ["[1/3] a.dcm: ok", "[2/3] b.dcm: failed: b.dcm is not DICOM",
+                                             "[3/3] c.dcm: ok, cut short as its input was: it ends 9 bytes early"]
     quiet = io.StringIO()
     progress = Progress(1, quiet=True, stream=quiet)
     progress.update({"file": "a.dcm"})
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("output", ["out", "out.zip"])
+def test_an_edit_of_a_file_cut_short_says_so_and_compress_refuses_it(tmp_path, capsys, output):
+    """An edit that stays in the header writes a file cut short inside its pixel data as it is
+    (cut in the same place), and says so: on its progress line, in its report and in the summary.
+    Compress cannot decode all of its frames: it names the file and where it ends."""
+    source = tmp_path / "in"
+    source.mkdir()
+    data = bundled("MR_small_implicit.dcm").read_bytes()  # ends with its pixel data
+    (source / "cut.dcm").write_bytes(data[:-1000])
+    (source / "whole.dcm").write_bytes(data)
+    report = tmp_path / "report.jsonl"
+    assert main(["edit", str(source), "-o", str(tmp_path / output), "--set", "PatientName=CUT^TEST",
+                 "--jobs", "1", "--report", str(report)]) == 0
+    where = "it ends 1000 bytes before the end of the value of (7FE0,0010) PixelData"
+    assert f"[1/2] cut.dcm: ok, cut short as its input was: {where}" in capsys.readouterr().err
+    lines = report_lines(report)
+    assert [line["report"]["cut_short"] for line in lines[:2]] == [where, None]
+    assert lines[-1]["summary"]["cut_short"] == [{"file": "cut.dcm", "message": where}]
+    assert lines[0]["report"]["size_out"] == lines[1]["report"]["size_out"] - 1000
+    written = digests(tmp_path / output)
+    assert sorted(written) == ["cut.dcm", "whole.dcm"]
+    assert main(["compress", str(source), "-o", str(tmp_path / f"c-{output}"), "--jobs", "1", "-q"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"failed: cut.dcm: cut.dcm is truncated: {where}. Its frames cannot all be decoded; it was not rewritten."]
 
 
 def test_an_output_that_cannot_be_written_fails_that_file_only(tmp_path):

@@ -448,6 +448,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
     reports, progress = run.Reports(args.report, args.quiet), run.Progress(len(items), args.quiet)
     written = 0
     with_new_errors = 0  # outputs that gained a validation error (edit, deid, compress)
+    cut_short = []  # edit: the files cut short inside their pixel data, edited as they are
     try:
         shared, complete = first_pass(runner, spec, items, scratch) if first_pass else (None, None)
         todo = items if complete is None else map(complete, items)
@@ -465,6 +466,8 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
                     listed.append({"file_id": result["outputs"][0], "record": result.pop("directory_record"),
                                    "name": result["file"]})
             with_new_errors += bool((result.get("report") or {}).get("new_errors"))
+            if (result.get("report") or {}).get("cut_short"):
+                cut_short.append({"file": result["file"], "message": result["report"]["cut_short"]})
             if merge is not None:
                 merge(result)
             progress.update(result)
@@ -475,6 +478,7 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
                                "worker_processes": runner.workers if runner.started else 0,
                                **({"files_with_new_errors": with_new_errors}
                                   if spec["command"] not in ("dump", "validate") else {}),
+                               **({"cut_short": cut_short} if spec["command"] == "edit" else {}),
                                **(summary() if summary else {}),
                                **({"dicomdir": _write_dicomdir(output.folder, listed)} if with_dicomdir else {})}}
         reports.write(totals)

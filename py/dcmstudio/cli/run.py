@@ -263,8 +263,12 @@ class Progress:
             self.bar.update(1)
             if "error" in result:
                 self.bar.write(f"failed: {result['file']}: {result['error']}", file=self.stream)
+            elif (result.get("report") or {}).get("cut_short"):
+                self.bar.write(f"cut short: {result['file']}: {result['report']['cut_short']}", file=self.stream)
         elif not self.quiet:
-            state = f"failed: {result['error']}" if "error" in result else "ok"
+            cut = (result.get("report") or {}).get("cut_short")
+            state = (f"failed: {result['error']}" if "error" in result
+                     else f"ok, cut short as its input was: {cut}" if cut else "ok")
             print(f"[{self.done}/{self.total}] {result['file']}: {state}", file=self.stream, flush=True)
 
     def close(self):

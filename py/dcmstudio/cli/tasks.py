@@ -137,7 +137,7 @@ def _edit(spec, item):
                "name": name, "replay": state["replay"]}
     # Into a folder, as the page's folder save: only the head is read, and the pixel data that
     # ends the file is copied from the input by the system (see files.write_checked).
-    edited = jobs.edit_item(item, spec["edits"], context, head_only=bool(spec.get("folder")))
+    edited = jobs.edit_item(item, spec["edits"], context, head_only=bool(spec.get("folder")), say_cut_short=True)
     return [(name, unread_as_copies(edited.pieces, edited.origins, edited.tail), edited.part10, item["path"])], \
         edited.report
 
