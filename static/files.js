@@ -22,9 +22,10 @@ const RENDER_EVERY_MS = 500;
 // at 20,000 files, telling them every 2 s left ~100 MB of it.
 const ANNOUNCE_EVERY_MS = 2000;
 // The headers kept from opening the files (each file's bytes up to its pixel data, a few kB: see
-// worker.js headToKeep), so that a task that reads only heads (deid's first pass, a folder save)
-// does not ask the browser for them again, a request per file. No more than this in all: past it,
-// files are read again, as before (20,000 CT files hold about 50 MB of headers).
+// worker.js headToKeep), so that deid's first pass, which only learns from them, does not ask the
+// browser for them again, a request per file. (Steps that write outputs read the file: a file
+// changed on disk since it was opened is then named, not half written.) No more than this in all:
+// past it, files are read again (20,000 CT files hold about 50 MB of headers).
 const KEPT_HEADS_MAX_BYTES = 64 * 1024 * 1024;
 // A series with more files than this starts folded: thousands of rows cost the page more than
 // they help a person, who scrolls a series in the Image workbench.

@@ -119,7 +119,7 @@ export async function runSharedJob(app,
   // While the task is set up (its first pass, its names), a Cancel answers at once: a worker busy
   // with an earlier request (a warm-up, which cannot be stopped) answers later, unheard.
   const unlessCancelled = (promise) => Promise.race([promise, task.whenCancelled.then(() => CANCELLED)]);
-  let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, keptHead: f.keptHead, ...itemOf?.(f) }));
+  let items = files.map((f, i) => ({ path: f.path, name: f.name, index: i + 1, ...itemOf?.(f) }));
   const first = hooks.before ? await unlessCancelled(hooks.before(items)) : { ok: true };
   if (!first.ok) return first;
   if (hooks.before) performance.mark("dcmstudio:job-before");

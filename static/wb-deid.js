@@ -308,7 +308,9 @@ export class DeidWorkbench extends Workbench {
     let merged = null;
     const result = await runSharedJob(this.app, { task, kind: "deid_share", options, files, target, zipName, hooks: {
       before: async (items) => {
-        const first = await this.firstPass(task, options, items);
+        // it learns from the headers kept from opening the files (files.js), read again only
+        // where none was kept; the steps then read each file (a changed file is named there)
+        const first = await this.firstPass(task, options, items.map((item, i) => ({ ...item, keptHead: files[i].keptHead })));
         learned = first.options?.learned;
         return first;
       },

@@ -346,7 +346,7 @@ const handlers = {
   async [Op.JOB_STEPS](id, { job, items, reads }) {
     const heads = items.map(({ path }) => reads === "head" || fileSize(path) > WHOLE_FETCH_MAX);
     const fetching = performance.now();
-    // A head the page kept from opening the file is not read again (e.g. deid's first pass).
+    // A head the page kept from opening the file is not read again (deid's first pass).
     const kept = items.map((item, i) => (heads[i] ? item.keptHead : undefined));
     const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)), { kept });
     spent.fetching += performance.now() - fetching;

@@ -221,6 +221,8 @@ def test_deid_in_a_pool_gives_the_bytes_and_mapping_of_one_process(tmp_path):
                         "--pool", "always") == 1
         summary = report_lines(tmp_path / name / "r.jsonl")[-1]["summary"]
         assert summary["worker_processes"] == (0 if jobs == "1" else 2)
+        # the inputs, as every command's summary counts them (notes.txt is not DICOM)
+        assert summary["files"] == 5 and summary["succeeded"] == 4 and len(summary["failed"]) == 1
     one, pool = digests(tmp_path / "one" / "files"), digests(tmp_path / "pool" / "files")
     assert one == pool and len(one) == 4
     assert identifying(tmp_path / "one") == identifying(tmp_path / "pool")

@@ -62,9 +62,10 @@ def with_head(item, scratch, heads, tag=""):
 def pooled(paths, workers, scratch, options=None, deal=None, container="files", heads=False, backwards=False):
     """The page's pooled deid: every output file's bytes, each report line, the mapping's files,
     the summary. ``container``: "files" (a folder) or "members" (a ZIP's); ``heads``: each file's
-    first :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder,
-    or "kept": the headers the page kept from opening the files, for the first pass too (see
-    :func:`with_head`); ``backwards``: see :func:`run_shares`."""
+    first :data:`dcmstudio.jobs.HEAD_BYTES` fetched ahead, as the page's worker does for a folder;
+    "kept": the headers the page kept from opening the files for the first pass (see
+    :func:`with_head`), and heads fetched ahead for the steps; ``backwards``: see
+    :func:`run_shares`."""
     scratch.mkdir()
     key = derive_key(SECRET)[0].hex()
     options = {"secret": SECRET, **(options or {}), "key": key}
@@ -77,8 +78,8 @@ def pooled(paths, workers, scratch, options=None, deal=None, container="files", 
     assert learned == plain(jobs.fold_learned(learned_steps, learned_shares))
     names = archive.member_names([s["output"] or item["name"] for s, item in zip(learned_steps, items)])
     items = [{**item, "member": name, "learned": s["learned"]} for item, name, s in zip(items, names, learned_steps)]
-    if heads:
-        items = [with_head(item, scratch, heads) for item in items]
+    if heads and container == "files":  # a ZIP's steps read whole files
+        items = [with_head(item, scratch, True) for item in items]
     steps, finished = run_shares("deid_share", {**options, "learned": learned, "container": container}, items,
                                  workers, scratch, deal, backwards)
     members = {s["member"]["name"]: file_bytes(s) for s in steps if not s.get("error")}
@@ -226,8 +227,8 @@ def test_the_key_a_share_is_given_is_the_key_it_uses():
 @pytest.mark.parametrize("container", ["files", "members"])
 def test_headers_the_page_kept_from_opening_the_files_give_the_same_outputs(tmp_path, monkeypatch, container):
     """The page keeps each file's header from opening it (up to its pixel data's value) and hands
-    it to the first pass, and to a folder save's steps, instead of reading the file again: the
-    same files, report lines and mapping as steps that read the files, and nothing more is read."""
+    it to the first pass instead of reading the file again: the same files, report lines and
+    mapping as a first pass that reads the files, and no file is read to learn from it."""
     # pydicom's CT is small: its pixel data (32 KiB) is left unread only below the usual piece size
     monkeypatch.setattr(jobs, "SMALL_PIECE", 256)
     monkeypatch.setattr(replay, "SMALL_PIECE", 256)
@@ -239,9 +240,6 @@ def test_headers_the_page_kept_from_opening_the_files_give_the_same_outputs(tmp_
     def no_read(*args, **kwargs):
         raise AssertionError("a file was read although its kept header was enough")
     monkeypatch.setattr(Deidentifier, "learn_file", no_read)
-    if container == "files":
-        monkeypatch.setattr(jobs, "read_file", no_read)
-        monkeypatch.setattr(jobs, "read_item", no_read)
     kept = pooled(paths, 2, tmp_path / "kept", container=container, heads="kept")
     assert kept == read
     assert len(kept[0]) == 7 and kept[3]["patients"] == 2

@@ -326,7 +326,9 @@ def _run_deid(args):
     spec = {"command": "deid", "options": options}
     try:
         status = _run_per_file(args, spec, merge=merge, first_pass=first_pass,
-                               summary=lambda: {k: v for k, v in merged.summary().items() if k != "failed"})
+                               # "files" stays the command's (the inputs), as for every command
+                               summary=lambda: {k: v for k, v in merged.summary().items()
+                                                if k not in ("failed", "files")})
         page_report.close()
         if merged.totals["files"]:
             os.makedirs(mapping_folder, exist_ok=True)
