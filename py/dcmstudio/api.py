@@ -85,9 +85,9 @@ def describe(path, name, head=None):
     """Header summary of one loaded file for the grouped file list (see :mod:`dcmstudio.catalog`).
 
     ``head``, if given, is a scratch file holding the file's first bytes, fetched ahead by the
-    worker; it is read and deleted. ``header_end`` in the answer says how many of them a later
-    step that reads heads needs (see :func:`dcmstudio.catalog.header_end`): the page may keep
-    those bytes, instead of reading them again for each task.
+    worker; it is read and deleted. ``header_end`` in the answer says how many of them hold the
+    whole header (see :func:`dcmstudio.catalog.header_end`): the page keeps those bytes for
+    deid's first pass, which then need not read the file again.
     """
     head_bytes = None
     if head:
