@@ -27,8 +27,9 @@ Timed, interleaved over the rounds, median reported:
   came to the workbench before);
 - dcmstudio in CPython (the same library in-process), for reference;
 - dicognito and gdcmanon, whole process.
-Then every tool's output is searched by dcmstudio's residual scan for the originals' identifying
-values, and checked for what it kept: private elements, dates, UIDs, (0012,0062).
+Each output is deleted as soon as its run is timed (each tool then writes into the same state of
+the kernel's page cache); one more, untimed round keeps them. Then every tool's output is searched
+by dcmstudio's residual scan for the originals' identifying values, and checked for what it kept: private elements, dates, UIDs, (0012,0062).
 Results: printed, and written to bench/results/deid.json.
 """
 
@@ -359,8 +360,13 @@ def main():
         # start to its end, as its elapsed time): steadier than elapsed time on a busy machine
         cpu = {}
         load = []  # the 1-minute load average at each round's start
-        for round_ in range(args.rounds):
-            load.append(os.getloadavg()[0])
+        # One more round than timed: its outputs are kept for the comparisons below, its times
+        # dropped. In the timed rounds each tool's output goes as soon as it is timed: left on disk,
+        # the GB a round writes made the kernel's page-cache writes slower for the tools that came
+        # later (gdcmanon, last, took 0.5-0.75 s so, 0.20-0.25 s alone).
+        for round_ in range(args.rounds + 1):
+            if round_ < args.rounds:
+                load.append(os.getloadavg()[0])
             pooled_runs = [f"pool{n}-{target}-{start}" for n in pools for start in starts for target in TARGETS]
             for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
@@ -378,9 +384,6 @@ def main():
                     cpu.setdefault(pool_name(n, target, start), []).append(pooled["cpuSeconds"])
                     for phase in ("key", "learn", "deid", "finish"):
                         times[f"  {n} worker(s), {target}{WARMED[start]}: {phase}"].append(pooled[f"{phase}Seconds"])
-                    if round_ != args.rounds - 1:  # the last round's outputs are compared
-                        shutil.rmtree(out, ignore_errors=True)
-                        out.unlink(missing_ok=True)
                 elif tool == "pyodide":
                     pyodide_result = run_pyodide(data_dir, work / f"ours-{round_}.zip", script)
                     times["dcmstudio (Pyodide, started)"].append(pyodide_result["seconds"])
@@ -398,10 +401,17 @@ def main():
                     times["gdcmanon"].append(timed(["gdcmanon", "-e", "-c", str(work / "cert.pem"),
                                                     "-i", str(data_dir), "-o", str(out)]))
                     cpu.setdefault("gdcmanon", []).append(_cpu["last"])
+                if round_ < args.rounds:
+                    for stale in (out, work / f"ours-{round_}.zip"):
+                        shutil.rmtree(stale, ignore_errors=True)
+                        stale.unlink(missing_ok=True)
+                        pathlib.Path(f"{stale}.mapping.json").unlink(missing_ok=True)
         medians = {tool: statistics.median(values) for tool, values in times.items()}
         cpu_medians = {tool: statistics.median(values) for tool, values in cpu.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
-        last = args.rounds - 1
+        for values in [*times.values(), *cpu.values()]:
+            del values[args.rounds:]  # the untimed round's
+        last = args.rounds
         # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
         # the folder the same files as the ZIP's members
         pooled_outputs = {(n, start): ((work / f"pool{n}-zip-{start}-{last}").read_bytes(),
