@@ -370,9 +370,8 @@ def main():
             pooled_runs = [f"pool{n}-{target}-{start}" for n in pools for start in starts for target in TARGETS]
             for tool in ("pyodide", *pooled_runs, "cpython", "dicognito", "gdcmanon"):
                 out = work / f"{tool}-{round_}"
-                # The runs before wrote hundreds of MB: each tool starts once they are on disk, or
-                # the kernel writes them back during the next tool's run (gdcmanon, last, measured
-                # 0.53-0.71 s so, 0.25-0.29 s alone).
+                # The run before wrote hundreds of MB: each tool starts once they are on disk, or
+                # the kernel writes them back during the next tool's run.
                 os.sync()
                 if tool.startswith("pool"):
                     n, target, start = tool[4:].split("-")
@@ -402,15 +401,15 @@ def main():
                                                     "-i", str(data_dir), "-o", str(out)]))
                     cpu.setdefault("gdcmanon", []).append(_cpu["last"])
                 if round_ < args.rounds:
-                    for stale in (out, work / f"ours-{round_}.zip"):
+                    for stale in (out, work / f"ours-{round_}.zip") if tool == "pyodide" else (out,):
                         shutil.rmtree(stale, ignore_errors=True)
                         stale.unlink(missing_ok=True)
                         pathlib.Path(f"{stale}.mapping.json").unlink(missing_ok=True)
+        for values in [*times.values(), *cpu.values()]:
+            del values[args.rounds:]  # the untimed round's
         medians = {tool: statistics.median(values) for tool, values in times.items()}
         cpu_medians = {tool: statistics.median(values) for tool, values in cpu.items()}
         ours = medians["dcmstudio (Pyodide, started)"]
-        for values in [*times.values(), *cpu.values()]:
-            del values[args.rounds:]  # the untimed round's
         last = args.rounds
         # every pool size gives the same bytes: the ZIP, the mapping's files and the report; and
         # the folder the same files as the ZIP's members

@@ -445,7 +445,8 @@ def main():
                             raise
                     times[case].append(seconds)
                     cpu[case].append(browser_cpu(pid) - cpu_before)
-                    threads[case].append({name: seconds - threads_before.get(name, 0)
+                    # a thread that ended meanwhile took its CPU time with it: its kind undercounts
+                    threads[case].append({name: max(0, seconds - threads_before.get(name, 0))
                                           for name, seconds in browser_cpu_by_thread(pid).items()})
                     phases[case].append(page.evaluate(PHASES))
                     # what the workers' job steps spent (a fresh page ran none before), summed over them

@@ -287,8 +287,8 @@ export class FileList {
     const sources = new Map(sent.map((b) => [b.key, b]));
     for (const d of described) {
       if (d.ok && d.dicom) {
-        const { keptHead, ...described } = d;
-        const file = { ...described, ...this.sharedParts(d), file: sources.get(d.key).file };
+        const { keptHead, ...description } = d;
+        const file = { ...description, ...this.sharedParts(d), file: sources.get(d.key).file };
         this.keptHeadBytes -= this.files.get(d.key)?.keptHead?.byteLength || 0;
         if (keptHead && this.keptHeadBytes + keptHead.byteLength <= KEPT_HEADS_MAX_BYTES) {
           file.keptHead = keptHead;

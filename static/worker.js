@@ -24,7 +24,7 @@ const timings = {};
 // Milliseconds this worker's job steps (JOB_STEPS) spent waiting for fetched bytes, in Python and
 // handing parts over (of which slicing opened files: each slice waits for the browser process),
 // summed over its requests (bench/e2e.py reads them: where a job's time goes); and `reads`, how
-// many reads of opened files it asked the browser for (opening them included).
+// many reads of opened files it fetched ahead (opening them included; not Python's own reads).
 const spent = { fetching: 0, python: 0, handing: 0, slicing: 0, reads: 0 };
 
 function phase(name, fraction = 0) {

@@ -226,9 +226,8 @@ def header_end(head, size):
     """How many of a file's first bytes hold everything before its pixel data's value: the
     elements before it and the pixel data element's own header.
 
-    That is all deid's first pass needs to learn a file's values (and all a step that passes the
-    pixel data through reads: see :func:`dcmstudio.jobs.read_item_for_edit`), so the page keeps
-    those bytes from opening the file instead of reading them again for the first pass.
+    That is all deid's first pass needs to learn a file's values, so the page keeps those bytes
+    from opening the file instead of reading them again for the first pass.
 
     Parameters
     ----------

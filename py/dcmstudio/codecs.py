@@ -871,7 +871,7 @@ class _Rewriter:
                           or source.header.get("LossyImageCompression") == "01")
         with warnings.catch_warnings():
             # pydicom warns that the file it was read from is not copied (a copy needs none)
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", message=".*deepcopy the buffer-like", category=UserWarning)
             header = copy.deepcopy(source.header)
         for tag in list(header.keys()):
             if tag.group == 0x0002 or tag in _EXTENDED_OFFSET_TAGS:

@@ -317,9 +317,8 @@ def test_deidentified_files_go_into_a_folder_as_they_are_made(page, server, tmp_
     reads = reads_of_opened_files(page)
     page.click("#deid-run")
     page.wait_for_selector(".task.done:has-text('De-identified 5 files of 1 patient into the folder')", timeout=60000)
-    # the first pass learned from the headers kept from opening the files; each step read its
-    # file's head (a file changed on disk since is named there), not its pixel data, which went
-    # from the opened file to the folder without a worker reading it
+    # the first pass learned from the headers kept from opening the files; each step fetched its
+    # file's head (a file changed on disk since is named there)
     assert reads_of_opened_files(page) - reads == SERIES_SIZE
     lines = [json.loads(line) for line in offered(page)["IDENTIFYING-deidentified_report.jsonl"].splitlines()]
     written = {line["member"]: read_opfs(page, f"picked-folder/{line['member']}") for line in lines}

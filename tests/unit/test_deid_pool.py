@@ -229,7 +229,7 @@ def test_headers_the_page_kept_from_opening_the_files_give_the_same_outputs(tmp_
     """The page keeps each file's header from opening it (up to its pixel data's value) and hands
     it to the first pass instead of reading the file again: the same files, report lines and
     mapping as a first pass that reads the files, and no file is read to learn from it."""
-    # pydicom's CT is small: its pixel data (32 KiB) is left unread only below the usual piece size
+    # pydicom's MR is small: its pixel data (8 KiB) is left unread only below the usual piece size
     monkeypatch.setattr(jobs, "SMALL_PIECE", 256)
     monkeypatch.setattr(replay, "SMALL_PIECE", 256)
     # MR_small_implicit ends with its pixel data (CT_small has an element after it)

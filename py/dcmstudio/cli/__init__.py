@@ -468,8 +468,8 @@ def _run_per_file(args, spec, merge=None, summary=None, first_pass=None):
                     listed.append({"file_id": result["outputs"][0], "record": result.pop("directory_record"),
                                    "name": result["file"]})
             with_new_errors += bool((result.get("report") or {}).get("new_errors"))
-            if (result.get("report") or {}).get("cut_short"):
-                cut_short.append({"file": result["file"], "message": result["report"]["cut_short"]})
+            if run.cut_short(result):
+                cut_short.append({"file": result["file"], "message": run.cut_short(result)})
             if merge is not None:
                 merge(result)
             progress.update(result)

@@ -240,6 +240,12 @@ def run_batch(function, spec, items, *args):
     return [function(spec, item, *args) for item in items]
 
 
+def cut_short(result):
+    """What an edit's report says of an input cut short inside its pixel data, or None (see
+    :func:`dcmstudio.jobs.edit_item`)."""
+    return (result.get("report") or {}).get("cut_short")
+
+
 class Progress:
     """A bar on a terminal (tqdm), a plain line per file otherwise; nothing with ``--quiet``, whose
     failures the command lists once, at the end."""
@@ -263,10 +269,10 @@ class Progress:
             self.bar.update(1)
             if "error" in result:
                 self.bar.write(f"failed: {result['file']}: {result['error']}", file=self.stream)
-            elif (result.get("report") or {}).get("cut_short"):
-                self.bar.write(f"cut short: {result['file']}: {result['report']['cut_short']}", file=self.stream)
+            elif cut_short(result):
+                self.bar.write(f"cut short: {result['file']}: {cut_short(result)}", file=self.stream)
         elif not self.quiet:
-            cut = (result.get("report") or {}).get("cut_short")
+            cut = cut_short(result)
             state = (f"failed: {result['error']}" if "error" in result
                      else f"ok, cut short as its input was: {cut}" if cut else "ok")
             print(f"[{self.done}/{self.total}] {result['file']}: {state}", file=self.stream, flush=True)
