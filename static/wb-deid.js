@@ -306,7 +306,9 @@ export class DeidWorkbench extends Workbench {
     const reports = [];   // the reports the page shows (residual hits, burned-in flags, new errors)
     let learned = null;
     let merged = null;
-    const result = await runSharedJob(this.app, { task, kind: "deid_share", options, files, target, zipName, hooks: {
+    // each step checks that its file still starts with the header the first pass learned from
+    const itemOf = (f) => ({ checkHead: f.keptHead });
+    const result = await runSharedJob(this.app, { task, kind: "deid_share", options, files, target, zipName, itemOf, hooks: {
       before: async (items) => {
         // it learns from the headers kept from opening the files (files.js), read again only
         // where none was kept; the steps then read each file (a changed file is named there)

@@ -167,8 +167,16 @@ function headToKeep(bytes, headerEnd) {
 }
 
 // A job item as Python gets it: without the bytes the page keeps of its file (see prefetch).
-function forPython({ keptHead: _, ...item }) {
+function forPython({ keptHead: _, checkHead: __, ...item }) {
   return item;
+}
+
+// Whether `bytes` (what a step read of a file) no longer start with the header kept from opening
+// it (`kept`): the file changed on disk since, in a browser that does not refuse to read it then.
+function changedSince(kept, bytes) {
+  if (!kept || !bytes) return false;
+  const head = new Uint8Array(kept);
+  return bytes.length < head.length || !head.every((byte, i) => bytes[i] === byte);
 }
 
 function fileSize(path) {
@@ -346,9 +354,12 @@ const handlers = {
   async [Op.JOB_STEPS](id, { job, items, reads }) {
     const heads = items.map(({ path }) => reads === "head" || fileSize(path) > WHOLE_FETCH_MAX);
     const fetching = performance.now();
-    // A head the page kept from opening the file is not read again (deid's first pass).
+    // A head the page kept from opening the file is not read again (deid's first pass); one to
+    // check (`checkHead`: deid's steps, whose first pass learned from it) is compared with the read.
     const kept = items.map((item, i) => (heads[i] ? item.keptHead : undefined));
-    const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)), { kept });
+    const read = [];
+    const locals = await prefetch(items.map((item) => item.path), heads.map((head) => (head ? HEAD_BYTES : 0)),
+      { kept, fetched: read });
     spent.fetching += performance.now() - fetching;
     const steps = [];
     const parts = partBatch(id);
@@ -356,7 +367,8 @@ const handlers = {
       if (cancelled.has(id)) break;
       const fetched = locals[i] ? { [heads[i] ? "head" : "local"]: locals[i] } : {};
       const python = performance.now();
-      const step = callPython("job_step", { job, item: { ...forPython(item), ...fetched } });
+      const changed = changedSince(item.checkHead, read[i]) ? { changed: true } : {};
+      const step = callPython("job_step", { job, item: { ...forPython(item), ...fetched, ...changed } });
       spent.python += performance.now() - python;
       release(locals[i]);
       const handing = performance.now();

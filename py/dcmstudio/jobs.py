@@ -1294,7 +1294,9 @@ class DeidShareJob(ZipJob):
     in every worker), ``learned`` (see :func:`fold_learned`), ``container``
     (``"members"`` or ``"files"``, as :class:`EditJob`: into a folder, only a file's head is
     read, unless a pixel mask applies to it). Each item: ``{"path", "name",
-    "index", "member", "learned"}`` (``learned``: whether the first pass read the file). Each
+    "index", "member", "learned"}`` (``learned``: whether the first pass read the file), and
+    ``changed`` when the worker found the file's header is no longer the one the page kept from
+    opening it, which the first pass learned from (the file is then refused with a sentence). Each
     step answers as :class:`EditJob`'s (``member``, ``chunks``), with the file's ``report``
     (without its per-element list) and its report ``line`` (JSON). Finishing answers
     ``{"mapping"}``: the share's mapping and totals (:class:`dcmstudio.deid.mapping.Share`), for
@@ -1345,6 +1347,11 @@ class DeidShareJob(ZipJob):
         uids, other_ids = len(job.uid_map), len(job.other_ids)
         tail = None
         try:
+            if item.get("changed"):
+                # its first pass learned from the header the page kept when it was opened
+                raise DicomStudioError(f"{name} changed on disk since it was opened: its header is not the one "
+                                       "its identifying values were learned from. It was not de-identified; "
+                                       "open it again.", file=name)
             if self.reads == "head" and not job.options.masks_for(name):
                 try:
                     pieces, report, _, origins, tail = deidentify_item(job, item, item["index"], learned,

@@ -331,3 +331,25 @@ def test_a_worker_warms_up_once_on_a_made_up_series_and_the_outputs_stay_the_sam
     job = jobs.start("deid_prepare", {}, 0, lambda name: str(tmp_path / "again" / name))
     assert jobs.finish(job) == {"prepared": False}  # once per process
     assert pooled(paths, 2, tmp_path / "warm", container="members") == cold
+
+
+def test_a_file_whose_header_changed_since_the_first_pass_is_refused_and_counted(tmp_path):
+    """The page's worker marks ``changed`` a file whose read no longer starts with the header the
+    first pass learned from (kept from opening it): its step refuses it with a sentence naming it,
+    and its share counts it as failed; the other files are de-identified as ever."""
+    paths = series(tmp_path / "in", count=3)
+    options = {"secret": SECRET, "key": derive_key(SECRET)[0].hex()}
+    items = [{"path": str(p), "name": p.name, "index": i} for i, p in enumerate(paths, start=1)]
+    steps, shares = run_shares("deid_learn", options, items, 1, tmp_path)
+    learned = plain(jobs.fold_learned(steps, shares))
+    job = jobs.start("deid_share", plain({**options, "learned": learned, "container": "members"}), 3,
+                     lambda name: str(tmp_path / f"s-{name}"))
+    answers = [plain(jobs.step(job, {**item, "member": item["name"], "learned": True, "changed": item["index"] == 2}))
+               for item in items]
+    mapping = plain(jobs.finish(job))["mapping"]
+    assert [bool(a.get("error")) for a in answers] == [False, True, False]
+    assert answers[1]["error"]["file"] == "001.dcm"
+    assert answers[1]["error"]["message"].startswith("001.dcm changed on disk since it was opened")
+    assert json.loads(answers[1]["line"])["error"] == answers[1]["error"]["message"]
+    merged = jobs.merge_deid_shares(options, learned, [mapping], str(tmp_path / "map"))
+    assert merged["summary"]["files"] == 2 and [f["file"] for f in merged["summary"]["failed"]] == ["001.dcm"]
