@@ -160,8 +160,8 @@ function prefetch(paths, length = 0, { kept = [], fetched = [] } = {}) {
   }));
 }
 
-// The bytes of a described file the page keeps (see dcmstudio.catalog.header_end: what a later
-// step that reads heads needs), as a buffer of their own; none for a header longer than HEAD_BYTES.
+// The bytes of a described file the page keeps (see dcmstudio.catalog.header_end: all deid's first
+// pass needs), as a buffer of their own; none for a header longer than HEAD_BYTES.
 function headToKeep(bytes, headerEnd) {
   return bytes && headerEnd ? bytes.slice(0, headerEnd).buffer : undefined;
 }
